@@ -1,0 +1,198 @@
+//! `mesh-mcp call TOOL [JSON | positional words | --key=value ...]`: run one tool handler against
+//! the shared store from a shell, for hook scripts.
+//!
+//! Arguments merge in order: a leading JSON object, then bare words filling the tool's positional
+//! arguments (from its catalogue entry), then `--key=value` / `--key value` flags. A value goes in
+//! as text when the schema says the field is a string, and is parsed as JSON otherwise.
+//!
+//! Acting as an agent needs its token. The CLI takes it from `--agentToken`, else from
+//! `MESH_AGENT_TOKEN`, else from the token file that `mesh-mcp call agent_spawn` wrote next to the
+//! database (`<db dir>/agents/<swarm>/<name or id>.token`, mode 0600). Whoever can read the
+//! database file can already act as anyone, so a file beside it adds no new trust.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::config;
+use crate::server::{catalogue, tools};
+
+/// Build the arguments object for `tool` from command-line words.
+pub fn parse_args(tool: &str, words: &[String]) -> Result<Map<String, Value>, String> {
+    let def = tools::find(tool).ok_or_else(|| format!("unknown tool `{tool}`"))?;
+    let schema = (def.input_schema)();
+    let properties = schema.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+    let positional = catalogue::entry(tool).positional;
+    let mut args = Map::new();
+    let mut next_positional = positional.iter();
+    let mut i = 0;
+    while i < words.len() {
+        let word = &words[i];
+        i += 1;
+        if i == 1 && word.trim_start().starts_with('{') {
+            match serde_json::from_str::<Value>(word) {
+                Ok(Value::Object(obj)) => args.extend(obj),
+                _ => return Err("the first argument looks like JSON but is not a JSON object".into()),
+            }
+        } else if let Some(flag) = word.strip_prefix("--") {
+            let (name, raw) = match flag.split_once('=') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None if i < words.len() && !words[i].starts_with("--") => {
+                    i += 1;
+                    (flag.to_string(), Some(words[i - 1].clone()))
+                }
+                None => (flag.to_string(), None),
+            };
+            let name = camel_case(&name);
+            let value = match raw {
+                Some(raw) => coerce(properties.get(&name), &raw),
+                None => Value::Bool(true),
+            };
+            args.insert(name, value);
+        } else {
+            let name = next_positional
+                .next()
+                .ok_or_else(|| format!("too many positional arguments; `{tool}` takes {} ({})", positional.len(), positional.join(", ")))?;
+            args.insert(name.clone(), coerce(properties.get(name), word));
+        }
+    }
+    Ok(args)
+}
+
+/// `max-agents` and `max_agents` both mean `maxAgents`.
+fn camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '-' || c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn coerce(property: Option<&Value>, raw: &str) -> Value {
+    let ty = property.and_then(|p| p.get("type")).and_then(Value::as_str);
+    match ty {
+        Some("string") => Value::String(raw.to_string()),
+        Some("array") if !raw.trim_start().starts_with('[') => {
+            Value::Array(raw.split(',').map(|s| s.trim()).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect())
+        }
+        _ => serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string())),
+    }
+}
+
+/// The directory holding token files for the database at `db`.
+pub fn token_dir(db: &str) -> Option<PathBuf> {
+    (db != ":memory:").then(|| Path::new(db).parent().unwrap_or(Path::new(".")).join("agents"))
+}
+
+fn token_file(db: &str, swarm: &str, agent: &str) -> Option<PathBuf> {
+    let safe = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) && !s.starts_with('.');
+    (safe(swarm) && safe(agent)).then(|| token_dir(db)).flatten().map(|d| d.join(swarm).join(format!("{agent}.token")))
+}
+
+/// Fill in `agentToken` for calls that act as an agent, when the caller gave none.
+pub fn attach_token(db: &str, args: &mut Map<String, Value>) {
+    if args.contains_key("agentToken") {
+        return;
+    }
+    if let Ok(token) = std::env::var(config::ENV_AGENT_TOKEN) {
+        args.insert("agentToken".into(), Value::String(token));
+        return;
+    }
+    let acting = match args.get("action").and_then(Value::as_str) {
+        Some("receive") | Some("ack") => args.get("agentId"),
+        _ => args.get("from"),
+    };
+    let Some(agent) = acting.and_then(Value::as_str) else { return };
+    let dir = match token_dir(db) {
+        Some(d) => d,
+        None => return,
+    };
+    // The agent's swarm is unknown here; look through the swarms that have a token for it.
+    let Ok(swarms) = std::fs::read_dir(&dir) else { return };
+    let mut found = swarms
+        .flatten()
+        .filter_map(|s| s.file_name().into_string().ok())
+        .filter_map(|swarm| token_file(db, &swarm, agent))
+        .filter_map(|p| std::fs::read_to_string(p).ok());
+    if let Some(token) = found.next() {
+        args.insert("agentToken".into(), Value::String(token.trim().to_string()));
+    }
+}
+
+/// After `agent_spawn` through the CLI, keep the token where later hook calls will find it.
+pub fn save_token(db: &str, result: &Value) -> std::io::Result<()> {
+    let get = |k: &str| result.get(k).and_then(Value::as_str);
+    let (Some(swarm), Some(id), Some(name), Some(token)) = (get("swarmId"), get("agentId"), get("name"), get("agentToken")) else {
+        return Ok(());
+    };
+    for agent in [id, name] {
+        let Some(path) = token_file(db, swarm, agent) else { continue };
+        std::fs::create_dir_all(path.parent().expect("token files live in a directory"))?;
+        write_private(&path, token)?;
+    }
+    Ok(())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(ws: &[&str]) -> Vec<String> {
+        ws.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn hook_line_for_swarm_init_fills_positional_and_flags() {
+        let args = parse_args("swarm_init", &words(&["mesh", "--maxAgents=12", "--strategy=distributed"])).unwrap();
+        assert_eq!(Value::Object(args), serde_json::json!({"topology": "mesh", "maxAgents": 12, "strategy": "distributed"}));
+    }
+
+    #[test]
+    fn hook_line_for_memory_store_keeps_values_as_text() {
+        let args = parse_args("memory_usage", &words(&["store", "mesh:network:42", "initialized", "--namespace=mesh"])).unwrap();
+        assert_eq!(
+            Value::Object(args),
+            serde_json::json!({"action": "store", "key": "mesh:network:42", "value": "initialized", "namespace": "mesh"})
+        );
+        let args = parse_args("memory_usage", &words(&["store", "n", "42"])).unwrap();
+        assert_eq!(args["value"], Value::String("42".into()));
+    }
+
+    #[test]
+    fn hook_line_for_broadcast_parses_the_message_object() {
+        let args = parse_args("daa_communication", &words(&["--from=mesh-coordinator", "--to=all", r#"--message={"type":"network_init"}"#])).unwrap();
+        assert_eq!(args["message"], serde_json::json!({"type": "network_init"}));
+        assert_eq!(args["to"], Value::String("all".into()));
+    }
+
+    #[test]
+    fn json_object_flags_and_kebab_case_merge() {
+        let args = parse_args("agent_spawn", &words(&[r#"{"type":"coder"}"#, "--capabilities", "rust,review", "--swarm-id=s1"])).unwrap();
+        assert_eq!(Value::Object(args), serde_json::json!({"type": "coder", "capabilities": ["rust", "review"], "swarmId": "s1"}));
+    }
+
+    #[test]
+    fn too_many_positionals_is_an_error() {
+        assert!(parse_args("swarm_status", &words(&["extra"])).is_err());
+    }
+}

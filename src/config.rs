@@ -1,0 +1,46 @@
+//! Named defaults and limits. One source for each number; the catalogue and schemas cite these.
+
+/// Seconds between agent heartbeats (coordination manual: `heartbeat_interval`).
+pub const HEARTBEAT_INTERVAL_SECS: f64 = 5.0;
+/// Maximum message processing time; an agent silent for longer is failed (manual: `message_timeout`).
+pub const MESSAGE_TIMEOUT_SECS: f64 = 30.0;
+/// Agreement threshold for decisions (manual: `consensus_threshold`).
+pub const CONSENSUS_THRESHOLD: f64 = 0.75;
+/// Share of faulty nodes tolerated (manual: `fault_tolerance_level`).
+pub const FAULT_TOLERANCE_LEVEL: f64 = 0.33;
+/// Manual: `max_retry_attempts`.
+pub const MAX_RETRY_ATTEMPTS: u32 = 3;
+/// Manual: `circuit_breaker_threshold`.
+pub const CIRCUIT_BREAKER_THRESHOLD: u32 = 5;
+/// Manual: `recovery_timeout`.
+pub const RECOVERY_TIMEOUT_SECS: f64 = 60.0;
+/// An agent whose last heartbeat is older than this many intervals is degraded.
+pub const DEGRADED_AFTER_INTERVALS: f64 = 2.0;
+
+/// Default and bounds of `maxAgents`.
+pub const DEFAULT_MAX_AGENTS: u32 = 8;
+pub const MAX_AGENTS_LIMIT: u32 = 1000;
+
+/// Limits on payloads, so that one call cannot bloat the shared store.
+pub const MAX_MEMORY_VALUE_BYTES: usize = 1024 * 1024;
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+pub const MAX_KEY_BYTES: usize = 512;
+pub const MAX_NAME_BYTES: usize = 64;
+pub const MAX_CAPABILITIES: usize = 32;
+/// Longest TTL accepted for a memory entry: 365 days.
+pub const MAX_TTL_SECS: u64 = 365 * 24 * 3600;
+
+/// Default page sizes.
+pub const DEFAULT_LIST_LIMIT: usize = 50;
+pub const MAX_LIST_LIMIT: usize = 500;
+pub const DEFAULT_RECEIVE_LIMIT: usize = 10;
+
+/// Attempts of an optimistic read-compare-write before giving up with `Contention`.
+pub const CAS_ATTEMPTS: u32 = 64;
+
+/// Where the SQLite file lives unless `--db` or `MESH_MCP_DB` say otherwise.
+pub const DEFAULT_DB_PATH: &str = ".mesh/mesh.db";
+/// Environment variables.
+pub const ENV_DB: &str = "MESH_MCP_DB";
+pub const ENV_AUTH_TOKEN: &str = "MESH_MCP_AUTH_TOKEN";
+pub const ENV_AGENT_TOKEN: &str = "MESH_AGENT_TOKEN";

@@ -1,0 +1,64 @@
+//! `MeshError`: everything that can go wrong below the MCP edge, typed.
+//!
+//! `server::errors` alone decides how each variant reaches a client.
+
+use crate::store::StoreError;
+
+pub type Result<T, E = MeshError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    /// The arguments are malformed or out of range.
+    #[error("invalid argument `{field}`: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    /// The arguments do not match the tool's input schema.
+    #[error("invalid arguments: {0}")]
+    BadArguments(String),
+    /// Something named does not exist.
+    #[error("{kind} `{id}` not found")]
+    NotFound { kind: &'static str, id: String },
+    /// The request conflicts with the current state (a duplicate, a full swarm).
+    #[error("{0}")]
+    Conflict(String),
+    /// The agent token is missing or wrong.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// No path over the live topology joins the two agents.
+    #[error("no live route from `{from}` to `{to}`: {why}")]
+    NoRoute { from: String, to: String, why: String },
+    /// A payload is larger than the limit for its kind.
+    #[error("{what} is {size} bytes; the limit is {limit} bytes")]
+    TooLarge { what: &'static str, size: usize, limit: usize },
+    /// Other writers kept changing the same state; the caller may retry.
+    #[error("the operation kept conflicting with concurrent writers after {0} attempts; nothing was changed")]
+    Contention(u32),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Stored data could not be decoded: a bug or a foreign writer.
+    #[error("corrupt record at `{key}`: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+impl MeshError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument { field, reason: reason.into() }
+    }
+    pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+        Self::NotFound { kind, id: id.into() }
+    }
+    /// A short machine-readable code for clients and scripts.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidArgument { .. } => "invalid_argument",
+            Self::BadArguments(_) => "invalid_argument",
+            Self::NotFound { .. } => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::NoRoute { .. } => "no_route",
+            Self::TooLarge { .. } => "too_large",
+            Self::Contention(_) => "contention",
+            Self::Store(_) => "store",
+            Self::Corrupt { .. } => "corrupt",
+        }
+    }
+}

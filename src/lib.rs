@@ -1,0 +1,35 @@
+//! # mesh-mcp
+//!
+//! A Model Context Protocol server that lets LLM agents coordinate as a peer-to-peer mesh on one
+//! durable state shared by every process.
+//!
+//! ## Layout
+//! - [`store`]: the storage boundary, shaped like etcd v3 (revisions, transactions, leases,
+//!   watches), with SQLite and in-memory backends.
+//! - [`mesh`]: the engine. Swarms, agents, topology graphs, mailboxes, memory. Pure cores
+//!   ([`mesh::topology`], [`mesh::health`]) plus operations that read, decide and commit with one
+//!   compare-and-swap transaction.
+//! - [`server`]: the MCP edge. The rmcp handler, the tool table (shared with the CLI), schemas,
+//!   the catalogue under `tools/`, error mapping, and the stdio and HTTP transports.
+//! - [`cli`]: `mesh-mcp call`, which runs a tool handler from a shell (hook scripts).
+//! - [`config`]: named defaults and limits; [`error`]: `MeshError`; [`ids`]: identity newtypes.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod logging;
+pub mod mesh;
+pub mod secret;
+pub mod server;
+pub mod shutdown;
+pub mod store;
+
+use std::sync::Arc;
+
+/// Open the store named by `db` and build an engine on it with the wall clock.
+pub fn open_engine(db: &str) -> Result<mesh::Engine, store::StoreError> {
+    let clock: Arc<dyn store::Clock> = Arc::new(store::SystemClock);
+    let store = store::open(db, clock.clone())?;
+    Ok(mesh::Engine::new(store, clock))
+}

@@ -1,0 +1,220 @@
+//! Agents: `agent_spawn` (register, wire links, hand out a token) and `agent_list`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::health::AgentStatus;
+use super::model::{encode, AgentRecord};
+use super::{keys, validate, Engine};
+use crate::config;
+use crate::error::{MeshError, Result};
+use crate::ids::AgentId;
+use crate::secret;
+use crate::store::{self, Compare, CompareOp, Op, RangeRequest, Txn};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentSpawnParams {
+    /// Agent type, e.g. coordinator, researcher, coder, analyst, tester.
+    #[serde(rename = "type")]
+    pub agent_type: String,
+    /// Unique name in the swarm (default: type-N).
+    pub name: Option<String>,
+    /// What the agent can do, e.g. ["rust", "review"].
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Swarm to join (default: the default swarm).
+    pub swarm_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSpawnOutput {
+    pub agent_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub agent_type: String,
+    pub capabilities: Vec<String>,
+    pub swarm_id: String,
+    /// Secret proof of identity; shown once. Pass it as agentToken when acting as this agent.
+    pub agent_token: String,
+    pub status: AgentStatus,
+    /// Agents this one is linked to.
+    pub links: Vec<String>,
+    /// Existing links the join replaced, each as `[agentA, agentB]`.
+    pub links_removed: Vec<[String; 2]>,
+    pub revision: i64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentListParams {
+    /// Swarm to list (default: the default swarm).
+    pub swarm_id: Option<String>,
+    /// Only agents with this status.
+    pub status: Option<AgentStatus>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    pub agent_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub agent_type: String,
+    pub capabilities: Vec<String>,
+    pub status: AgentStatus,
+    pub spawned_at_ms: i64,
+    /// Milliseconds since its last token-bearing call; absent if it never made one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_age_ms: Option<i64>,
+    pub links: Vec<String>,
+    /// Unacknowledged messages in its mailbox.
+    pub pending_messages: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentListOutput {
+    pub swarm_id: String,
+    pub agents: Vec<AgentView>,
+    pub count: usize,
+}
+
+impl AgentSpawnParams {
+    fn validate(&self) -> Result<()> {
+        validate::name("type", &self.agent_type)?;
+        if let Some(name) = &self.name {
+            validate::name("name", name)?;
+            if name == "all" {
+                return Err(MeshError::invalid("name", "`all` is reserved for broadcasts"));
+            }
+        }
+        if self.capabilities.len() > config::MAX_CAPABILITIES {
+            return Err(MeshError::invalid("capabilities", format!("at most {} entries", config::MAX_CAPABILITIES)));
+        }
+        for c in &self.capabilities {
+            validate::name("capabilities", c)?;
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    pub async fn agent_spawn(&self, p: AgentSpawnParams) -> Result<AgentSpawnOutput> {
+        p.validate()?;
+        let swarm_id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
+        let id = AgentId::generate();
+        let token = secret::new_token();
+        let mut capabilities = p.capabilities.clone();
+        capabilities.dedup();
+        self.with_retry(|| async {
+            let view = self.load_swarm(&swarm_id).await?;
+            if view.agents.len() >= view.swarm.max_agents as usize {
+                return Err(MeshError::Conflict(format!(
+                    "swarm `{swarm_id}` is full: it has {} of maxAgents {}",
+                    view.agents.len(),
+                    view.swarm.max_agents
+                )));
+            }
+            let name = match &p.name {
+                Some(n) => n.clone(),
+                None => next_name(&p.agent_type, &view.agents),
+            };
+            if view.agent(&name).is_some() {
+                return Err(MeshError::Conflict(format!("an agent named `{name}` already exists in swarm `{swarm_id}`")));
+            }
+            let record = AgentRecord {
+                id: id.clone(),
+                swarm_id: swarm_id.clone(),
+                name: name.clone(),
+                agent_type: p.agent_type.clone(),
+                capabilities: capabilities.clone(),
+                token_digest: secret::digest(&token),
+                spawned_at_ms: view.now_ms,
+            };
+            let mut graph = view.graph.clone();
+            let change = graph.join(view.swarm.topology, id.clone(), p.agent_type == "coordinator");
+            let txn = Txn::new()
+                .when([
+                    Compare::mod_revision(keys::swarm(&swarm_id), CompareOp::Equal, view.swarm_rev),
+                    Compare::mod_revision(keys::graph(&swarm_id), CompareOp::Equal, view.graph_rev),
+                    Compare::absent(keys::name(&swarm_id, &name)),
+                ])
+                .and_then([
+                    Op::put(keys::agent(&swarm_id, &id), encode(&record)),
+                    Op::put(keys::name(&swarm_id, &name), id.as_str()),
+                    Op::put(keys::agent_index(&id), swarm_id.as_str()),
+                    Op::put(keys::graph(&swarm_id), encode(&graph)),
+                ]);
+            let resp = self.store().txn(txn).await?;
+            Ok(resp.succeeded.then(|| AgentSpawnOutput {
+                agent_id: id.to_string(),
+                name,
+                agent_type: p.agent_type.clone(),
+                capabilities: capabilities.clone(),
+                swarm_id: swarm_id.to_string(),
+                agent_token: token.clone(),
+                status: AgentStatus::Initializing,
+                links: graph.neighbours(&id).into_iter().map(|n| n.to_string()).collect(),
+                links_removed: change.removed.iter().map(|(a, b)| [a.to_string(), b.to_string()]).collect(),
+                revision: resp.revision,
+            }))
+        })
+        .await
+    }
+
+    pub async fn agent_list(&self, p: AgentListParams) -> Result<AgentListOutput> {
+        let swarm_id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
+        let view = self.load_swarm(&swarm_id).await?;
+        let mut agents = Vec::new();
+        for agent in &view.agents {
+            let status = view.status(agent);
+            if p.status.is_some_and(|s| s != status) {
+                continue;
+            }
+            let mut mailbox = RangeRequest::prefix(keys::mailbox(&swarm_id, &agent.id));
+            mailbox.limit = 1;
+            let pending = self.store().range(mailbox).await?.count;
+            agents.push(AgentView {
+                agent_id: agent.id.to_string(),
+                name: agent.name.clone(),
+                agent_type: agent.agent_type.clone(),
+                capabilities: agent.capabilities.clone(),
+                status,
+                spawned_at_ms: agent.spawned_at_ms,
+                heartbeat_age_ms: view.heartbeat_age_ms(&agent.id),
+                links: view.graph.neighbours(&agent.id).into_iter().map(|n| n.to_string()).collect(),
+                pending_messages: pending,
+            });
+        }
+        let count = agents.len();
+        Ok(AgentListOutput { swarm_id: swarm_id.to_string(), agents, count })
+    }
+
+    /// Record that an authenticated agent is alive, as part of a caller's transaction.
+    pub(crate) fn heartbeat_op(&self, agent: &AgentRecord, now_ms: i64) -> Op {
+        Op::put(keys::heartbeat(&agent.swarm_id, &agent.id), encode(&now_ms))
+    }
+
+    /// Resolve an agent by id (any swarm) or by name (in the given or default swarm).
+    pub(crate) async fn resolve_agent_swarm(&self, reference: &str, swarm_id: Option<&str>) -> Result<crate::ids::SwarmId> {
+        if let Some(id) = self.swarm_of_agent(reference).await? {
+            return Ok(id);
+        }
+        let swarm = self.resolve_swarm(swarm_id).await?;
+        if store::get(&**self.store(), &keys::name(&swarm, reference)).await?.is_some() {
+            Ok(swarm)
+        } else {
+            Err(MeshError::not_found("agent", reference))
+        }
+    }
+}
+
+/// The first free `type-N` name.
+fn next_name(agent_type: &str, agents: &[AgentRecord]) -> String {
+    (1..)
+        .map(|n| format!("{agent_type}-{n}"))
+        .find(|candidate| !agents.iter().any(|a| &a.name == candidate))
+        .expect("an unbounded range always yields a free name")
+}

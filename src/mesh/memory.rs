@@ -1,0 +1,267 @@
+//! `memory_usage`: a durable namespaced key-value memory with TTLs (store leases), prefix listing
+//! with cursor pagination, and keyword search.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::model::{decode, encode, MemoryRecord};
+use super::{keys, validate, Engine};
+use crate::config;
+use crate::error::{MeshError, Result};
+use crate::store::{self, Compare, CompareOp, KeyValue, Op, RangeRequest, Txn};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryAction {
+    Store,
+    Retrieve,
+    List,
+    Delete,
+    Search,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemoryParams {
+    pub action: MemoryAction,
+    /// The entry's key; for list, a key prefix.
+    pub key: Option<String>,
+    /// store: the value (text, at most 1 MiB).
+    pub value: Option<String>,
+    /// Namespace (default "default").
+    pub namespace: Option<String>,
+    /// store: seconds until the entry expires.
+    pub ttl: Option<u64>,
+    /// search: keywords to look for in keys and values.
+    pub query: Option<String>,
+    /// list/search: most entries to return (default 50, max 500).
+    pub limit: Option<usize>,
+    /// list: the nextCursor of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryEntry {
+    pub key: String,
+    /// The value (search: at most 500 characters of it).
+    pub value: String,
+    /// Size of the full value in bytes.
+    pub size: usize,
+    pub stored_at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
+    /// Writes to this key since it was created.
+    pub version: i64,
+    /// search: how well the entry matches (higher is better).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+}
+
+/// What `memory_usage` returns; the fields present depend on the action.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryOutput {
+    pub action: MemoryAction,
+    pub namespace: String,
+    /// store/retrieve/delete: the key acted on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// retrieve: whether the key holds a live entry. delete: whether one was removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<bool>,
+    /// store/retrieve: the entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<MemoryEntry>,
+    /// list/search: matching entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entries: Option<Vec<MemoryEntry>>,
+    /// list: entries under the prefix from this page on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<usize>,
+    /// list: pass as cursor to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// search: how matches were found ("keyword": case-insensitive term matching, not semantic).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    pub revision: i64,
+}
+
+impl MemoryOutput {
+    fn new(action: MemoryAction, namespace: &str, revision: i64) -> Self {
+        Self {
+            action,
+            namespace: namespace.to_string(),
+            key: None,
+            found: None,
+            entry: None,
+            entries: None,
+            total: None,
+            next_cursor: None,
+            method: None,
+            revision,
+        }
+    }
+}
+
+fn entry(namespace: &str, kv: &KeyValue) -> Result<MemoryEntry> {
+    let record: MemoryRecord = decode(kv)?;
+    Ok(MemoryEntry {
+        key: kv.key[keys::memory_namespace(namespace).len()..].to_string(),
+        size: record.value.len(),
+        value: record.value,
+        stored_at_ms: record.stored_at_ms,
+        expires_at_ms: record.expires_at_ms,
+        version: kv.version,
+        score: None,
+    })
+}
+
+fn required_key(p: &MemoryParams) -> Result<&str> {
+    let key = p.key.as_deref().ok_or_else(|| MeshError::invalid("key", format!("is required for action {:?}", p.action).to_lowercase()))?;
+    validate::key("key", key)?;
+    Ok(key)
+}
+
+impl Engine {
+    pub async fn memory(&self, p: MemoryParams) -> Result<MemoryOutput> {
+        let namespace = p.namespace.clone().unwrap_or_else(|| "default".to_string());
+        validate::name("namespace", &namespace)?;
+        match p.action {
+            MemoryAction::Store => self.memory_store(&p, &namespace).await,
+            MemoryAction::Retrieve => self.memory_retrieve(&p, &namespace).await,
+            MemoryAction::List => self.memory_list(&p, &namespace).await,
+            MemoryAction::Delete => self.memory_delete(&p, &namespace).await,
+            MemoryAction::Search => self.memory_search(&p, &namespace).await,
+        }
+    }
+
+    async fn memory_store(&self, p: &MemoryParams, namespace: &str) -> Result<MemoryOutput> {
+        let key = required_key(p)?;
+        let value = p.value.as_deref().ok_or_else(|| MeshError::invalid("value", "is required for action store"))?;
+        if value.len() > config::MAX_MEMORY_VALUE_BYTES {
+            return Err(MeshError::TooLarge { what: "value", size: value.len(), limit: config::MAX_MEMORY_VALUE_BYTES });
+        }
+        if let Some(ttl) = p.ttl {
+            if ttl == 0 || ttl > config::MAX_TTL_SECS {
+                return Err(MeshError::invalid("ttl", format!("must be between 1 and {} seconds", config::MAX_TTL_SECS)));
+            }
+        }
+        let now = self.now_ms();
+        let lease = match p.ttl {
+            Some(ttl) => self.store().lease_grant(ttl as i64 * 1000).await?,
+            None => 0,
+        };
+        let record = MemoryRecord {
+            value: value.to_string(),
+            stored_at_ms: now,
+            expires_at_ms: p.ttl.map(|t| now + t as i64 * 1000),
+        };
+        let resp = self
+            .store()
+            .txn(Txn::new().and_then([Op::put_with_lease(keys::memory(namespace, key), encode(&record), lease)]))
+            .await?;
+        let mut out = MemoryOutput::new(MemoryAction::Store, namespace, resp.revision);
+        out.key = Some(key.to_string());
+        let kv = store::get(&**self.store(), &keys::memory(namespace, key)).await?;
+        out.entry = kv.map(|kv| entry(namespace, &kv)).transpose()?;
+        Ok(out)
+    }
+
+    async fn memory_retrieve(&self, p: &MemoryParams, namespace: &str) -> Result<MemoryOutput> {
+        let key = required_key(p)?;
+        let resp = self.store().range(RangeRequest::key(keys::memory(namespace, key))).await?;
+        let mut out = MemoryOutput::new(MemoryAction::Retrieve, namespace, resp.revision);
+        out.key = Some(key.to_string());
+        out.found = Some(!resp.kvs.is_empty());
+        out.entry = resp.kvs.first().map(|kv| entry(namespace, kv)).transpose()?;
+        Ok(out)
+    }
+
+    async fn memory_list(&self, p: &MemoryParams, namespace: &str) -> Result<MemoryOutput> {
+        let limit = validate::limit("limit", p.limit, config::DEFAULT_LIST_LIMIT)?;
+        let prefix = p.key.as_deref().unwrap_or("");
+        if !prefix.is_empty() {
+            validate::key("key", prefix)?;
+        }
+        let store_prefix = keys::memory(namespace, prefix);
+        let after = p.cursor.as_deref().map(|c| keys::memory(namespace, c));
+        let resp = self.store().range(RangeRequest::prefix_after(&store_prefix, after.as_deref(), limit)).await?;
+        let entries = resp.kvs.iter().map(|kv| entry(namespace, kv)).collect::<Result<Vec<_>>>()?;
+        let mut out = MemoryOutput::new(MemoryAction::List, namespace, resp.revision);
+        out.next_cursor = resp.more.then(|| entries.last().map(|e| e.key.clone())).flatten();
+        out.total = Some(resp.count);
+        out.entries = Some(entries);
+        Ok(out)
+    }
+
+    async fn memory_delete(&self, p: &MemoryParams, namespace: &str) -> Result<MemoryOutput> {
+        let key = required_key(p)?;
+        let store_key = keys::memory(namespace, key);
+        let resp = self
+            .store()
+            .txn(Txn::new().when([Compare::version(store_key.clone(), CompareOp::Greater, 0)]).and_then([Op::delete(store_key)]))
+            .await?;
+        let mut out = MemoryOutput::new(MemoryAction::Delete, namespace, resp.revision);
+        out.key = Some(key.to_string());
+        out.found = Some(resp.succeeded);
+        Ok(out)
+    }
+
+    async fn memory_search(&self, p: &MemoryParams, namespace: &str) -> Result<MemoryOutput> {
+        let query = p.query.as_deref().or(p.key.as_deref()).ok_or_else(|| MeshError::invalid("query", "is required for action search"))?;
+        let terms: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+        if terms.is_empty() {
+            return Err(MeshError::invalid("query", "must contain at least one word"));
+        }
+        let limit = validate::limit("limit", p.limit, config::DEFAULT_LIST_LIMIT)?;
+        let resp = self.store().range(RangeRequest::prefix(keys::memory_namespace(namespace))).await?;
+        let mut hits = Vec::new();
+        for kv in &resp.kvs {
+            let mut e = entry(namespace, kv)?;
+            let score = keyword_score(&terms, &e.key, &e.value);
+            if score > 0.0 {
+                e.score = Some(score);
+                if e.value.chars().count() > 500 {
+                    e.value = e.value.chars().take(500).collect();
+                }
+                hits.push(e);
+            }
+        }
+        hits.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.key.cmp(&b.key)));
+        hits.truncate(limit);
+        let mut out = MemoryOutput::new(MemoryAction::Search, namespace, resp.revision);
+        out.entries = Some(hits);
+        out.method = Some("keyword".to_string());
+        Ok(out)
+    }
+}
+
+/// Share of query terms found, counting a term in the key twice as much as in the value, plus a
+/// small bonus per extra occurrence so that denser matches rank first.
+fn keyword_score(terms: &[String], key: &str, value: &str) -> f64 {
+    let (key, value) = (key.to_lowercase(), value.to_lowercase());
+    let mut score = 0.0;
+    for t in terms {
+        let in_key = key.matches(t.as_str()).count();
+        let in_value = value.matches(t.as_str()).count();
+        if in_key + in_value > 0 {
+            score += 2.0 * (in_key > 0) as u8 as f64 + (in_value > 0) as u8 as f64;
+            score += 0.01 * ((in_key + in_value - 1).min(50)) as f64;
+        }
+    }
+    (score / (3.0 * terms.len() as f64) * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keyword_score;
+
+    #[test]
+    fn keyword_score_ranks_key_matches_above_value_matches_and_ignores_misses() {
+        let t = vec!["deploy".to_string()];
+        assert!(keyword_score(&t, "deploy:plan", "x") > keyword_score(&t, "plan", "deploy now"));
+        assert_eq!(keyword_score(&t, "plan", "nothing"), 0.0);
+    }
+}

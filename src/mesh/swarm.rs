@@ -1,0 +1,361 @@
+//! Swarm lifecycle: `swarm_init`, `swarm_destroy`, `swarm_status`, `topology_optimize`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::health::AgentStatus;
+use super::model::{encode, SwarmRecord, SwarmSettings};
+use super::topology::{Graph, LinkChange, TopologyKind};
+use super::{keys, validate, Engine, SwarmView};
+use crate::config;
+use crate::error::{MeshError, Result};
+use crate::ids::SwarmId;
+use crate::store::{self, Compare, CompareOp, Op, Txn};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    #[default]
+    Balanced,
+    Specialized,
+    Adaptive,
+    Distributed,
+    Auto,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SwarmInitParams {
+    /// Connection graph: mesh, hierarchical, ring or star.
+    pub topology: TopologyKind,
+    /// Most agents the swarm admits (1-1000, default 8).
+    pub max_agents: Option<u32>,
+    /// Distribution strategy (default balanced).
+    pub strategy: Option<Strategy>,
+    /// Id for the new swarm (default: generated). It becomes the default swarm.
+    pub swarm_id: Option<String>,
+    /// Seconds between heartbeats (default 5).
+    pub heartbeat_interval: Option<f64>,
+    /// Seconds of silence before an agent is failed (default 30).
+    pub message_timeout: Option<f64>,
+    /// Approval share for decisions (default 0.75).
+    pub consensus_threshold: Option<f64>,
+    /// Share of faulty agents tolerated (default 0.33).
+    pub fault_tolerance_level: Option<f64>,
+    /// Default 3.
+    pub max_retry_attempts: Option<u32>,
+    /// Default 5.
+    pub circuit_breaker_threshold: Option<u32>,
+    /// Seconds, default 60.
+    pub recovery_timeout: Option<f64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SwarmInitOutput {
+    pub swarm_id: String,
+    pub topology: TopologyKind,
+    pub max_agents: u32,
+    pub strategy: Strategy,
+    pub settings: SwarmSettings,
+    pub created_at_ms: i64,
+    /// Store revision of the commit.
+    pub revision: i64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SwarmIdParams {
+    /// Swarm to act on (default: the most recently initialised swarm).
+    pub swarm_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SwarmDestroyOutput {
+    pub swarm_id: String,
+    /// Agents that were removed with the swarm.
+    pub agents_removed: usize,
+    pub revision: i64,
+}
+
+#[derive(Debug, Default, Serialize, JsonSchema)]
+pub struct StatusCounts {
+    pub total: usize,
+    pub initializing: usize,
+    pub active: usize,
+    pub degraded: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkCounts {
+    /// Links in the topology graph.
+    pub total: usize,
+    /// Links whose two ends are live (not failed).
+    pub healthy: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentHealth {
+    pub agent_id: String,
+    pub name: String,
+    pub status: AgentStatus,
+    /// Milliseconds since the agent's last token-bearing call; absent if it never made one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_age_ms: Option<i64>,
+    pub links: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SwarmStatusOutput {
+    pub swarm_id: String,
+    pub topology: TopologyKind,
+    pub strategy: Strategy,
+    pub max_agents: u32,
+    pub settings: SwarmSettings,
+    pub agents: StatusCounts,
+    pub links: LinkCounts,
+    /// Healthy links over links; absent while the swarm has no links.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connectivity: Option<f64>,
+    /// Share of all agents in the largest connected group of live agents; absent with no agents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology_health: Option<f64>,
+    /// Connected groups of live agents (more than 1 means the swarm is partitioned).
+    pub partitions: usize,
+    pub agent_health: Vec<AgentHealth>,
+    /// Store revision the status was read at.
+    pub revision: i64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Connectivity {
+    /// Healthy links over links; absent with no links.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connectivity: Option<f64>,
+    /// Share of agents in the largest live connected group; absent with no agents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology_health: Option<f64>,
+    pub partitions: usize,
+    pub links: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologyOptimizeOutput {
+    pub swarm_id: String,
+    pub topology: TopologyKind,
+    pub before: Connectivity,
+    pub after: Connectivity,
+    /// Links added and removed, each as `[agentA, agentB]`.
+    pub added: Vec<[String; 2]>,
+    pub removed: Vec<[String; 2]>,
+    /// Agents left out of the new graph because they are failed.
+    pub excluded_failed: Vec<String>,
+    pub revision: i64,
+}
+
+impl SwarmInitParams {
+    fn settings(&self) -> Result<SwarmSettings> {
+        let d = SwarmSettings::default();
+        let s = SwarmSettings {
+            heartbeat_interval: self.heartbeat_interval.unwrap_or(d.heartbeat_interval),
+            message_timeout: self.message_timeout.unwrap_or(d.message_timeout),
+            consensus_threshold: self.consensus_threshold.unwrap_or(d.consensus_threshold),
+            fault_tolerance_level: self.fault_tolerance_level.unwrap_or(d.fault_tolerance_level),
+            max_retry_attempts: self.max_retry_attempts.unwrap_or(d.max_retry_attempts),
+            circuit_breaker_threshold: self.circuit_breaker_threshold.unwrap_or(d.circuit_breaker_threshold),
+            recovery_timeout: self.recovery_timeout.unwrap_or(d.recovery_timeout),
+        };
+        validate::seconds("heartbeatInterval", s.heartbeat_interval)?;
+        validate::seconds("messageTimeout", s.message_timeout)?;
+        validate::seconds("recoveryTimeout", s.recovery_timeout)?;
+        validate::fraction("consensusThreshold", s.consensus_threshold)?;
+        validate::fraction("faultToleranceLevel", s.fault_tolerance_level)?;
+        if s.message_timeout < s.heartbeat_interval {
+            return Err(MeshError::invalid("messageTimeout", "must be at least heartbeatInterval"));
+        }
+        if s.max_retry_attempts > 100 {
+            return Err(MeshError::invalid("maxRetryAttempts", "must be at most 100"));
+        }
+        if s.circuit_breaker_threshold == 0 || s.circuit_breaker_threshold > 1000 {
+            return Err(MeshError::invalid("circuitBreakerThreshold", "must be between 1 and 1000"));
+        }
+        Ok(s)
+    }
+}
+
+/// Connectivity figures of a graph, given which agents are live.
+fn connectivity(graph: &Graph, live: &dyn Fn(&crate::ids::AgentId) -> bool) -> Connectivity {
+    let links = graph.edges.len();
+    let healthy = graph.edges_among(live);
+    Connectivity {
+        connectivity: (links > 0).then(|| healthy as f64 / links as f64),
+        topology_health: (!graph.nodes.is_empty()).then(|| graph.connected_fraction(live)),
+        partitions: graph.components(live).len(),
+        links,
+    }
+}
+
+fn pairs(links: &[(crate::ids::AgentId, crate::ids::AgentId)]) -> Vec<[String; 2]> {
+    links.iter().map(|(a, b)| [a.to_string(), b.to_string()]).collect()
+}
+
+impl Engine {
+    pub async fn swarm_init(&self, p: SwarmInitParams) -> Result<SwarmInitOutput> {
+        let settings = p.settings()?;
+        let max_agents = p.max_agents.unwrap_or(config::DEFAULT_MAX_AGENTS);
+        if max_agents == 0 || max_agents > config::MAX_AGENTS_LIMIT {
+            return Err(MeshError::invalid("maxAgents", format!("must be between 1 and {}", config::MAX_AGENTS_LIMIT)));
+        }
+        let id = match &p.swarm_id {
+            Some(id) => {
+                validate::name("swarmId", id)?;
+                SwarmId::new(id.as_str())
+            }
+            None => SwarmId::generate(),
+        };
+        let strategy = p.strategy.unwrap_or_default();
+        let record = SwarmRecord {
+            id: id.clone(),
+            topology: p.topology,
+            max_agents,
+            strategy,
+            settings: settings.clone(),
+            created_at_ms: self.now_ms(),
+        };
+        let txn = Txn::new()
+            .when([Compare::absent(keys::swarm(&id))])
+            .and_then([
+                Op::put(keys::swarm(&id), encode(&record)),
+                Op::put(keys::graph(&id), encode(&Graph::default())),
+                Op::put(keys::DEFAULT_SWARM, id.as_str()),
+            ]);
+        let resp = self.store().txn(txn).await?;
+        if !resp.succeeded {
+            return Err(MeshError::Conflict(format!("swarm `{id}` already exists; pick another swarmId or swarm_destroy it first")));
+        }
+        Ok(SwarmInitOutput {
+            swarm_id: id.to_string(),
+            topology: p.topology,
+            max_agents,
+            strategy,
+            settings,
+            created_at_ms: record.created_at_ms,
+            revision: resp.revision,
+        })
+    }
+
+    pub async fn swarm_destroy(&self, p: SwarmIdParams) -> Result<SwarmDestroyOutput> {
+        let id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
+        self.with_retry(|| async {
+            let view = self.load_swarm(&id).await?;
+            let mut ops = vec![Op::delete(keys::swarm(&id)), Op::delete_prefix(keys::swarm_children(&id))];
+            ops.extend(view.agents.iter().map(|a| Op::delete(keys::agent_index(&a.id))));
+            let mut compares = vec![Compare::mod_revision(keys::graph(&id), CompareOp::Equal, view.graph_rev)];
+            // Leave the default pointer alone unless it names this swarm.
+            let default = store::get(&**self.store(), keys::DEFAULT_SWARM).await?;
+            if let Some(kv) = default.filter(|kv| kv.value == id.as_str().as_bytes()) {
+                compares.push(Compare::mod_revision(keys::DEFAULT_SWARM, CompareOp::Equal, kv.mod_revision));
+                ops.push(Op::delete(keys::DEFAULT_SWARM));
+            }
+            let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
+            Ok(resp.succeeded.then(|| SwarmDestroyOutput {
+                swarm_id: id.to_string(),
+                agents_removed: view.agents.len(),
+                revision: resp.revision,
+            }))
+        })
+        .await
+    }
+
+    pub async fn swarm_status(&self, p: SwarmIdParams) -> Result<SwarmStatusOutput> {
+        let id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
+        let view = self.load_swarm(&id).await?;
+        let revision = self.store().revision().await?;
+        Ok(status_of(&view, revision))
+    }
+
+    pub async fn topology_optimize(&self, p: SwarmIdParams) -> Result<TopologyOptimizeOutput> {
+        let id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
+        self.with_retry(|| async {
+            let view = self.load_swarm(&id).await?;
+            let live = view.live();
+            let live_ids: Vec<_> = view.graph.nodes.iter().filter(|n| live(n)).cloned().collect();
+            let coordinator = view
+                .agents
+                .iter()
+                .filter(|a| live(&a.id))
+                .find(|a| a.agent_type == "coordinator")
+                .map(|a| a.id.clone());
+            let mut rebuilt = Graph::rebuild(view.swarm.topology, &live_ids, coordinator.as_ref());
+            // Failed agents stay members, unlinked, so that a recovered agent can be rewired.
+            for node in view.graph.nodes.iter().filter(|n| !live(n)) {
+                rebuilt.nodes.push(node.clone());
+            }
+            let LinkChange { added, removed } = view.graph.diff(&rebuilt);
+            let txn = Txn::new()
+                .when([Compare::mod_revision(keys::graph(&id), CompareOp::Equal, view.graph_rev)])
+                .and_then([Op::put(keys::graph(&id), encode(&rebuilt))]);
+            let resp = if added.is_empty() && removed.is_empty() {
+                // Nothing to change: report without a write.
+                crate::store::TxnResponse { succeeded: true, revision: self.store().revision().await? }
+            } else {
+                self.store().txn(txn).await?
+            };
+            Ok(resp.succeeded.then(|| TopologyOptimizeOutput {
+                swarm_id: id.to_string(),
+                topology: view.swarm.topology,
+                before: connectivity(&view.graph, &live),
+                after: connectivity(&rebuilt, &live),
+                added: pairs(&added),
+                removed: pairs(&removed),
+                excluded_failed: view.graph.nodes.iter().filter(|n| !live(n)).map(|n| n.to_string()).collect(),
+                revision: resp.revision,
+            }))
+        })
+        .await
+    }
+}
+
+fn status_of(view: &SwarmView, revision: i64) -> SwarmStatusOutput {
+    let mut counts = StatusCounts { total: view.agents.len(), ..Default::default() };
+    let mut agent_health = Vec::with_capacity(view.agents.len());
+    for agent in &view.agents {
+        let status = view.status(agent);
+        match status {
+            AgentStatus::Initializing => counts.initializing += 1,
+            AgentStatus::Active => counts.active += 1,
+            AgentStatus::Degraded => counts.degraded += 1,
+            AgentStatus::Failed => counts.failed += 1,
+        }
+        agent_health.push(AgentHealth {
+            agent_id: agent.id.to_string(),
+            name: agent.name.clone(),
+            status,
+            heartbeat_age_ms: view.heartbeat_age_ms(&agent.id),
+            links: view.graph.degree(&agent.id),
+        });
+    }
+    let live = view.live();
+    let c = connectivity(&view.graph, &live);
+    SwarmStatusOutput {
+        swarm_id: view.swarm.id.to_string(),
+        topology: view.swarm.topology,
+        strategy: view.swarm.strategy,
+        max_agents: view.swarm.max_agents,
+        settings: view.swarm.settings.clone(),
+        agents: counts,
+        links: LinkCounts { total: c.links, healthy: view.graph.edges_among(&live) },
+        connectivity: c.connectivity,
+        topology_health: c.topology_health,
+        partitions: c.partitions,
+        agent_health,
+        revision,
+    }
+}

@@ -1,0 +1,93 @@
+//! `MeshServer`: the rmcp `ServerHandler`. It declares the tools capability only, and answers the
+//! methods of capabilities it does not declare with "method not found".
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, Implementation,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+
+use super::{errors, tools};
+use crate::mesh::Engine;
+
+const INSTRUCTIONS: &str = "mesh-mcp coordinates agents as a mesh on one durable store shared by \
+every process. Start with swarm_init, then agent_spawn for each agent (keep its agentToken: acting \
+as the agent needs it), then daa_communication, memory_usage and swarm_status.";
+
+#[derive(Clone)]
+pub struct MeshServer {
+    engine: Engine,
+}
+
+impl MeshServer {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+fn method_not_found(method: &'static str) -> ErrorData {
+    ErrorData::new(rmcp::model::ErrorCode::METHOD_NOT_FOUND, format!("{method} is not supported: mesh-mcp declares only the tools capability"), None)
+}
+
+impl ServerHandler for MeshServer {
+    fn get_info(&self) -> ServerConfig {
+        let mut server_info = Implementation::from_build_env();
+        server_info.name = env!("CARGO_PKG_NAME").to_string();
+        server_info.version = env!("CARGO_PKG_VERSION").to_string();
+        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
+        info.server_info = server_info;
+        info.instructions = Some(INSTRUCTIONS.to_string());
+        info
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(tools::listed().to_vec()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        tools::listed().iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let args = request.arguments.map(serde_json::Value::Object).unwrap_or(serde_json::Value::Null);
+        match tools::call(&self.engine, &request.name, args).await {
+            None => Err(errors::unknown_tool(&request.name)),
+            Some(Ok(value)) => Ok(errors::tool_success(&value).into()),
+            Some(Err(e)) => Ok(errors::tool_error(&e).into()),
+        }
+    }
+
+    async fn complete(&self, _r: CompleteRequestParams, _c: RequestContext<RoleServer>) -> Result<CompleteResult, ErrorData> {
+        Err(method_not_found("completion/complete"))
+    }
+
+    async fn list_prompts(&self, _r: Option<PaginatedRequestParams>, _c: RequestContext<RoleServer>) -> Result<ListPromptsResult, ErrorData> {
+        Err(method_not_found("prompts/list"))
+    }
+
+    async fn list_resources(&self, _r: Option<PaginatedRequestParams>, _c: RequestContext<RoleServer>) -> Result<ListResourcesResult, ErrorData> {
+        Err(method_not_found("resources/list"))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Err(method_not_found("resources/templates/list"))
+    }
+}

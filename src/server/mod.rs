@@ -1,0 +1,11 @@
+//! The MCP edge: the rmcp handler, the tool table, error mapping and the transports.
+
+pub mod catalogue;
+pub mod errors;
+pub mod handler;
+pub mod http;
+pub mod schema;
+pub mod stdio;
+pub mod tools;
+
+pub use handler::MeshServer;

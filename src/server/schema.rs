@@ -1,0 +1,115 @@
+//! JSON Schemas for tool inputs and outputs, generated from the Rust types and flattened so that
+//! every MCP client can load them: an object root, no `$ref`/`$defs`, no root `anyOf`/`oneOf`,
+//! no `["T", "null"]` unions (an optional field is simply not required), no non-standard formats.
+
+use schemars::generate::SchemaSettings;
+use schemars::JsonSchema;
+use serde_json::{Map, Value};
+
+/// The input schema of a parameter type (what the tool accepts).
+pub fn input<T: JsonSchema>() -> Map<String, Value> {
+    generate::<T>(SchemaSettings::draft2020_12().for_deserialize())
+}
+
+/// The output schema of a result type (what the tool returns).
+pub fn output<T: JsonSchema>() -> Map<String, Value> {
+    generate::<T>(SchemaSettings::draft2020_12().for_serialize())
+}
+
+fn generate<T: JsonSchema>(settings: SchemaSettings) -> Map<String, Value> {
+    let settings = settings.with(|s| {
+        s.inline_subschemas = true;
+        s.meta_schema = None;
+    });
+    let schema = settings.into_generator().into_root_schema_for::<T>();
+    let mut value = schema.to_value();
+    flatten(&mut value);
+    if let Value::Object(root) = &mut value {
+        root.remove("title");
+    }
+    match value {
+        Value::Object(map) => map,
+        other => panic!("schema root of {} is not an object: {other}", std::any::type_name::<T>()),
+    }
+}
+
+/// Rewrite a schema in place into the portable subset described in the module docs.
+fn flatten(value: &mut Value) {
+    let Value::Object(map) = value else {
+        if let Value::Array(items) = value {
+            items.iter_mut().for_each(flatten);
+        }
+        return;
+    };
+    // `["T", "null"]` -> `"T"`.
+    if let Some(Value::Array(types)) = map.get("type") {
+        let kept: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+        map.insert("type".into(), if kept.len() == 1 { kept[0].clone() } else { Value::Array(kept) });
+    }
+    // `anyOf: [X, {type: null}]` -> X, keeping this level's description.
+    if let Some(Value::Array(variants)) = map.get("anyOf") {
+        let non_null: Vec<Value> = variants.iter().filter(|v| v.get("type") != Some(&Value::from("null"))).cloned().collect();
+        if non_null.len() == 1 {
+            map.remove("anyOf");
+            if let Value::Object(inner) = &non_null[0] {
+                for (k, v) in inner {
+                    map.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+    }
+    // A `oneOf` of string constants (documented enum variants) -> a plain `enum`.
+    if let Some(Value::Array(variants)) = map.get("oneOf") {
+        let consts: Option<Vec<Value>> = variants.iter().map(|v| v.get("const").cloned()).collect();
+        if let Some(consts) = consts.filter(|c| c.iter().all(Value::is_string)) {
+            map.remove("oneOf");
+            map.insert("type".into(), "string".into());
+            map.insert("enum".into(), Value::Array(consts));
+        }
+    }
+    if map.get("format").and_then(Value::as_str).is_some_and(|f| !STANDARD_FORMATS.contains(&f)) {
+        map.remove("format");
+    }
+    // Drop `null` defaults that optional fields may carry.
+    if map.get("default") == Some(&Value::Null) {
+        map.remove("default");
+    }
+    for (_, v) in map.iter_mut() {
+        flatten(v);
+    }
+}
+
+const STANDARD_FORMATS: &[&str] = &["date-time", "date", "time", "email", "uri", "uuid", "hostname"];
+
+/// Reasons a schema would fail to load in some client; empty when it is portable.
+pub fn portability_problems(schema: &Map<String, Value>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if schema.get("type") != Some(&Value::from("object")) {
+        problems.push("root type is not \"object\"".to_string());
+    }
+    for k in ["anyOf", "oneOf", "allOf", "not", "$ref", "$defs", "definitions"] {
+        if schema.contains_key(k) {
+            problems.push(format!("root has `{k}`"));
+        }
+    }
+    walk(&Value::Object(schema.clone()), "", &mut problems);
+    problems
+}
+
+fn walk(value: &Value, path: &str, problems: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if k == "$ref" || k == "$defs" || k == "definitions" {
+                    problems.push(format!("{path}/{k} present"));
+                }
+                if k == "type" && v.is_array() {
+                    problems.push(format!("{path}: type union {v}"));
+                }
+                walk(v, &format!("{path}/{k}"), problems);
+            }
+        }
+        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| walk(v, &format!("{path}/{i}"), problems)),
+        _ => {}
+    }
+}

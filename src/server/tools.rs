@@ -1,0 +1,112 @@
+//! The tool table: for each tool, its catalogue entry, its schemas and a thin handler that parses
+//! the arguments, makes one engine call and encodes the result. The MCP handler and the CLI both
+//! dispatch through [`call`], so they cannot drift apart.
+
+use std::sync::{Arc, OnceLock};
+
+use futures::future::BoxFuture;
+use rmcp::model::{Tool, ToolAnnotations};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::{catalogue, schema};
+use crate::error::{MeshError, Result};
+use crate::mesh::{agents, memory, messaging, swarm, Engine};
+
+type Handler = for<'a> fn(&'a Engine, Value) -> BoxFuture<'a, Result<Value>>;
+
+pub struct ToolDef {
+    pub name: &'static str,
+    pub input_schema: fn() -> Map<String, Value>,
+    pub output_schema: fn() -> Map<String, Value>,
+    handler: Handler,
+}
+
+/// Parse arguments into a parameter struct, naming the offending field on failure.
+fn parse<P: DeserializeOwned>(args: Value) -> Result<P> {
+    let args = if args.is_null() { Value::Object(Map::new()) } else { args };
+    serde_path_to_error::deserialize(args).map_err(|e| {
+        let path = e.path().to_string();
+        let reason = e.into_inner().to_string();
+        if path == "." {
+            MeshError::BadArguments(reason)
+        } else {
+            MeshError::BadArguments(format!("`{path}`: {reason}"))
+        }
+    })
+}
+
+fn encode<O: Serialize>(out: O) -> Result<Value> {
+    Ok(serde_json::to_value(out).expect("outputs always serialize"))
+}
+
+macro_rules! tool {
+    ($name:literal, $params:ty, $output:ty, $method:ident) => {
+        ToolDef {
+            name: $name,
+            input_schema: schema::input::<$params>,
+            output_schema: schema::output::<$output>,
+            handler: |engine, args| {
+                Box::pin(async move {
+                    let params: $params = parse(args)?;
+                    encode(engine.$method(params).await?)
+                })
+            },
+        }
+    };
+}
+
+pub static TOOLS: &[ToolDef] = &[
+    tool!("swarm_init", swarm::SwarmInitParams, swarm::SwarmInitOutput, swarm_init),
+    tool!("swarm_status", swarm::SwarmIdParams, swarm::SwarmStatusOutput, swarm_status),
+    tool!("swarm_destroy", swarm::SwarmIdParams, swarm::SwarmDestroyOutput, swarm_destroy),
+    tool!("agent_spawn", agents::AgentSpawnParams, agents::AgentSpawnOutput, agent_spawn),
+    tool!("agent_list", agents::AgentListParams, agents::AgentListOutput, agent_list),
+    tool!("daa_communication", messaging::CommunicationParams, messaging::CommunicationOutput, communicate),
+    tool!("memory_usage", memory::MemoryParams, memory::MemoryOutput, memory),
+    tool!("topology_optimize", swarm::SwarmIdParams, swarm::TopologyOptimizeOutput, topology_optimize),
+];
+
+pub fn find(name: &str) -> Option<&'static ToolDef> {
+    TOOLS.iter().find(|t| t.name == name)
+}
+
+/// Run a tool. `None` when no tool has that name.
+pub async fn call(engine: &Engine, name: &str, args: Value) -> Option<Result<Value>> {
+    let def = find(name)?;
+    Some((def.handler)(engine, args).await)
+}
+
+/// The `tools/list` entries, built once.
+pub fn listed() -> &'static [Tool] {
+    static LISTED: OnceLock<Vec<Tool>> = OnceLock::new();
+    LISTED.get_or_init(|| {
+        TOOLS
+            .iter()
+            .map(|def| {
+                let entry = catalogue::entry(def.name);
+                let mut tool = Tool::new(def.name, entry.description, Arc::new((def.input_schema)()));
+                let mut annotations = ToolAnnotations::default();
+                annotations.read_only_hint = Some(entry.read_only);
+                tool.title = Some(entry.title);
+                tool.annotations = Some(annotations);
+                tool
+            })
+            .collect()
+    })
+}
+
+/// The files of `schemas/`: `<tool>.input.json` and `<tool>.output.json`, pretty-printed.
+pub fn schema_files() -> Vec<(String, String)> {
+    let pretty = |m: Map<String, Value>| serde_json::to_string_pretty(&Value::Object(m)).expect("schemas serialize") + "\n";
+    TOOLS
+        .iter()
+        .flat_map(|def| {
+            [
+                (format!("{}.input.json", def.name), pretty((def.input_schema)())),
+                (format!("{}.output.json", def.name), pretty((def.output_schema)())),
+            ]
+        })
+        .collect()
+}

@@ -1,0 +1,309 @@
+//! The storage boundary: a key-value store shaped like etcd v3.
+//!
+//! The engine only ever talks to [`Store`]. Keys carry create/modify revisions and a version;
+//! writes go through [`Txn`] (compares, then puts/deletes, applied atomically under one new
+//! revision); leases expire and take their keys with them; watches stream changes under a
+//! prefix from a revision. Backends: [`sqlite`] (the default, shared by every process on one
+//! file) and [`memory`] (tests, `--db :memory:`). Nothing backend-specific leaks out of here.
+
+pub mod memory;
+pub mod sqlite;
+#[cfg(test)]
+mod conformance;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+/// A store revision. Every committed write transaction advances it by exactly one.
+pub type Revision = i64;
+/// A lease handle. `0` means "no lease", as in etcd.
+pub type LeaseId = i64;
+
+/// One key as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Vec<u8>,
+    /// Revision of the transaction that created this key (since its last deletion).
+    pub create_revision: Revision,
+    /// Revision of the transaction that last wrote this key.
+    pub mod_revision: Revision,
+    /// Number of writes since creation; 1 after the first put.
+    pub version: i64,
+    pub lease: LeaseId,
+}
+
+/// What a compare looks at. A missing key has version 0, create/mod revision 0 and no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompareTarget {
+    Value(Vec<u8>),
+    Version(i64),
+    ModRevision(Revision),
+    CreateRevision(Revision),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Equal,
+    NotEqual,
+    Less,
+    Greater,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compare {
+    pub key: String,
+    pub op: CompareOp,
+    pub target: CompareTarget,
+}
+
+impl Compare {
+    pub fn version(key: impl Into<String>, op: CompareOp, version: i64) -> Self {
+        Self { key: key.into(), op, target: CompareTarget::Version(version) }
+    }
+    pub fn mod_revision(key: impl Into<String>, op: CompareOp, rev: Revision) -> Self {
+        Self { key: key.into(), op, target: CompareTarget::ModRevision(rev) }
+    }
+    pub fn value(key: impl Into<String>, op: CompareOp, value: impl Into<Vec<u8>>) -> Self {
+        Self { key: key.into(), op, target: CompareTarget::Value(value.into()) }
+    }
+    /// The key does not exist (etcd's `version == 0`).
+    pub fn absent(key: impl Into<String>) -> Self {
+        Self::version(key, CompareOp::Equal, 0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put { key: String, value: Vec<u8>, lease: LeaseId },
+    Delete { key: String },
+    /// Delete every key that starts with the prefix.
+    DeletePrefix { prefix: String },
+}
+
+impl Op {
+    pub fn put(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        Op::Put { key: key.into(), value: value.into(), lease: 0 }
+    }
+    pub fn put_with_lease(key: impl Into<String>, value: impl Into<Vec<u8>>, lease: LeaseId) -> Self {
+        Op::Put { key: key.into(), value: value.into(), lease }
+    }
+    pub fn delete(key: impl Into<String>) -> Self {
+        Op::Delete { key: key.into() }
+    }
+    pub fn delete_prefix(prefix: impl Into<String>) -> Self {
+        Op::DeletePrefix { prefix: prefix.into() }
+    }
+}
+
+/// A transaction: if every compare holds, apply `success`, otherwise apply `failure`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Txn {
+    pub compares: Vec<Compare>,
+    pub success: Vec<Op>,
+    pub failure: Vec<Op>,
+}
+
+impl Txn {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn when(mut self, compares: impl IntoIterator<Item = Compare>) -> Self {
+        self.compares.extend(compares);
+        self
+    }
+    pub fn and_then(mut self, ops: impl IntoIterator<Item = Op>) -> Self {
+        self.success.extend(ops);
+        self
+    }
+    pub fn or_else(mut self, ops: impl IntoIterator<Item = Op>) -> Self {
+        self.failure.extend(ops);
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnResponse {
+    /// Whether the compares held (and `success` was applied).
+    pub succeeded: bool,
+    /// The store revision after the transaction. It advances only when the transaction wrote.
+    pub revision: Revision,
+}
+
+/// A page of a range read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RangeResponse {
+    /// Keys in ascending byte order.
+    pub kvs: Vec<KeyValue>,
+    /// How many keys matched before `limit` was applied.
+    pub count: usize,
+    /// True when `limit` cut the result.
+    pub more: bool,
+    /// The store revision the read saw.
+    pub revision: Revision,
+}
+
+/// Options for a range read over `[start, end)` of keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RangeRequest {
+    /// First key (inclusive).
+    pub start: String,
+    /// End key (exclusive); `None` means exactly `start`.
+    pub end: Option<String>,
+    /// Maximum number of keys to return; 0 means no limit.
+    pub limit: usize,
+}
+
+impl RangeRequest {
+    pub fn key(key: impl Into<String>) -> Self {
+        Self { start: key.into(), end: None, limit: 0 }
+    }
+    pub fn prefix(prefix: impl Into<String>) -> Self {
+        let start = prefix.into();
+        let end = prefix_end(&start);
+        Self { start, end: Some(end), limit: 0 }
+    }
+    /// Keys under `prefix`, starting after `after` (exclusive) when given: cursor pagination.
+    pub fn prefix_after(prefix: &str, after: Option<&str>, limit: usize) -> Self {
+        let end = prefix_end(prefix);
+        let start = match after {
+            Some(a) if a.starts_with(prefix) => format!("{a}\0"),
+            _ => prefix.to_string(),
+        };
+        Self { start, end: Some(end), limit }
+    }
+}
+
+/// The smallest key greater than every key with this prefix (etcd's `WithPrefix` end key).
+/// Keys are UTF-8 strings here, so `\u{10FFFF}` after the prefix bounds every continuation.
+pub fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Put,
+    Delete,
+}
+
+/// One change seen by a watch. For a delete, `kv.value` is empty and `kv.mod_revision` is the
+/// revision of the deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchEvent {
+    pub kind: EventKind,
+    pub kv: KeyValue,
+}
+
+/// A live watch: events arrive in revision order. Dropping it cancels the watch.
+pub struct Watch {
+    pub events: mpsc::Receiver<Result<WatchEvent, StoreError>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseInfo {
+    pub id: LeaseId,
+    /// The TTL the lease was granted with, in milliseconds.
+    pub ttl_ms: i64,
+    /// Milliseconds left before expiry (0 once expired).
+    pub remaining_ms: i64,
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("lease {0} not found or expired")]
+    LeaseNotFound(LeaseId),
+    #[error("revision {requested} has been compacted; the oldest available is {oldest}")]
+    Compacted { requested: Revision, oldest: Revision },
+    #[error("the store stayed busy after {attempts} attempts")]
+    Busy { attempts: u32 },
+    #[error("storage backend failure: {0}")]
+    Backend(String),
+}
+
+/// Milliseconds since the Unix epoch. Leases and TTLs are measured with it; the store takes a
+/// clock so that tests can move time forward without sleeping.
+pub trait Clock: Send + Sync + 'static {
+    fn now_ms(&self) -> i64;
+}
+
+/// The wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that only moves when told to (tests).
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn new(start_ms: i64) -> Self {
+        Self(std::sync::atomic::AtomicI64::new(start_ms))
+    }
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The etcd-v3-shaped store every backend implements.
+///
+/// Expired leases are invisible at once: a read never returns a key whose lease has expired,
+/// even before the backend has physically deleted it. Their deletion is reported to watchers
+/// when the backend reaps them (on the next write, or a watch poll).
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Read one key or a range.
+    async fn range(&self, req: RangeRequest) -> Result<RangeResponse, StoreError>;
+    /// Apply a transaction atomically.
+    async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError>;
+    /// Grant a lease that expires `ttl_ms` from now unless kept alive.
+    async fn lease_grant(&self, ttl_ms: i64) -> Result<LeaseId, StoreError>;
+    /// Push a live lease's expiry to `ttl_ms` from now; returns the TTL.
+    async fn lease_keepalive(&self, id: LeaseId) -> Result<i64, StoreError>;
+    /// Revoke a lease and delete its keys now.
+    async fn lease_revoke(&self, id: LeaseId) -> Result<(), StoreError>;
+    /// Describe a live lease.
+    async fn lease_info(&self, id: LeaseId) -> Result<LeaseInfo, StoreError>;
+    /// Stream changes to keys under `prefix` with revision >= `from_revision`
+    /// (`0` means "changes after now").
+    async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<Watch, StoreError>;
+    /// The current revision.
+    async fn revision(&self) -> Result<Revision, StoreError>;
+    /// Short name of the backend, for diagnostics ("sqlite", "memory").
+    fn backend(&self) -> &'static str;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Convenience reads on top of the trait.
+pub async fn get(store: &dyn Store, key: &str) -> Result<Option<KeyValue>, StoreError> {
+    Ok(store.range(RangeRequest::key(key)).await?.kvs.into_iter().next())
+}
+
+pub async fn get_prefix(store: &dyn Store, prefix: &str) -> Result<Vec<KeyValue>, StoreError> {
+    Ok(store.range(RangeRequest::prefix(prefix)).await?.kvs)
+}
+
+/// Open the backend named by a `--db` argument: `:memory:` or a file path.
+pub fn open(db: &str, clock: Arc<dyn Clock>) -> Result<SharedStore, StoreError> {
+    if db == ":memory:" {
+        Ok(Arc::new(memory::MemoryStore::new(clock)))
+    } else {
+        Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(db), clock)?))
+    }
+}

@@ -1,0 +1,629 @@
+//! The SQLite backend ([`SqliteStore`]): one database file shared by every server process and
+//! CLI invocation on the machine, with the same semantics as the memory backend.
+//!
+//! Concurrency: within a process, one connection behind a mutex serializes access; across
+//! processes, SQLite's own locking does (WAL mode: readers never block the single writer).
+//! Every write is one `BEGIN IMMEDIATE` transaction, so it takes the write lock up front and can
+//! never fail half-way on a lock upgrade. Lock waits are absorbed by a busy handler (about 5 s)
+//! and, around that, a bounded retry of the whole transaction, so callers see `Busy` only after
+//! sustained contention and never "database is locked".
+//!
+//! Durability: `synchronous=FULL` by default, so the WAL is fsynced before `COMMIT` returns and a
+//! write reported done survives a process crash *and* a power loss. (WAL + `NORMAL` would also
+//! survive a process crash, since the commit is in the OS page cache, but could lose the last
+//! commits on power loss; `SqliteOptions::sync_full = false` selects it.)
+//!
+//! Watches: every write appends its events to the `changes` table (the change log, pruned to the
+//! last `retain_revisions` revisions; `meta.compacted` records the pruning point). A watch task
+//! reads the log from its cursor; it is woken at once by commits made through this store, and
+//! polls the log every 50 ms for commits made by other processes.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
+use tokio::sync::Notify;
+
+use super::memory::{
+    check_ttl, compare_holds, delete_event, leases_used, spawn_watch, WatchSource, DEFAULT_HISTORY,
+};
+use super::{
+    prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo, Op, RangeRequest, RangeResponse,
+    Revision, Store, StoreError, Txn, TxnResponse, Watch, WatchEvent,
+};
+
+/// Bumped (with a migration) whenever the schema below changes.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS kv (
+    key        TEXT PRIMARY KEY,
+    value      BLOB NOT NULL,
+    create_rev INTEGER NOT NULL,
+    mod_rev    INTEGER NOT NULL,
+    version    INTEGER NOT NULL,
+    lease      INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kv_by_lease ON kv(lease);
+CREATE TABLE IF NOT EXISTS meta (
+    id        INTEGER PRIMARY KEY CHECK (id = 0),
+    revision  INTEGER NOT NULL,
+    compacted INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO meta(id, revision, compacted) VALUES (0, 0, 0);
+-- AUTOINCREMENT: an id is never handed out twice, even after its lease is gone, so a stale
+-- holder can never keep alive somebody else's lease.
+CREATE TABLE IF NOT EXISTS leases (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    ttl_ms        INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leases_by_expiry ON leases(expires_at_ms);
+CREATE TABLE IF NOT EXISTS changes (
+    rev        INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    key        TEXT NOT NULL,
+    kind       INTEGER NOT NULL,
+    value      BLOB NOT NULL,
+    create_rev INTEGER NOT NULL,
+    mod_rev    INTEGER NOT NULL,
+    version    INTEGER NOT NULL,
+    lease      INTEGER NOT NULL,
+    PRIMARY KEY (rev, seq)
+) WITHOUT ROWID;
+PRAGMA user_version = 1;
+";
+
+/// Whole-transaction attempts before giving up with `Busy` (each already waits in the handler).
+const MAX_ATTEMPTS: u32 = 50;
+/// The busy handler's budget: about 5 s of waiting per lock attempt.
+const BUSY_BUDGET: Duration = Duration::from_secs(5);
+/// Revisions a watch reads from the log per query, to bound memory while catching up.
+const WATCH_BATCH_REVISIONS: i64 = 1000;
+
+const KIND_PUT: i64 = 0;
+const KIND_DELETE: i64 = 1;
+
+/// Tuning for [`SqliteStore::open_with_options`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Revisions of the change log kept for `watch(from_revision)` replay.
+    pub retain_revisions: i64,
+    /// `synchronous=FULL` (fsync each commit) when true, `NORMAL` when false. See the module docs.
+    pub sync_full: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { retain_revisions: DEFAULT_HISTORY, sync_full: true }
+    }
+}
+
+/// An etcd-shaped store in a SQLite file. Revisions start at 0 (empty store).
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    conn: Mutex<Connection>,
+    clock: Arc<dyn Clock>,
+    /// Woken after every commit through this store that advanced the revision.
+    changed: Notify,
+    retain: i64,
+}
+
+/// Why one attempt at a transaction failed: SQLite errors (busy ones are retried) or a store
+/// error that aborts it.
+enum Fail {
+    Sql(rusqlite::Error),
+    Store(StoreError),
+}
+
+impl From<rusqlite::Error> for Fail {
+    fn from(e: rusqlite::Error) -> Self {
+        Fail::Sql(e)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Run `attempt` until it succeeds or fails with something other than a busy database.
+fn with_retry<T>(mut attempt: impl FnMut() -> Result<T, Fail>) -> Result<T, StoreError> {
+    for n in 0..MAX_ATTEMPTS {
+        match attempt() {
+            Ok(value) => return Ok(value),
+            Err(Fail::Sql(e)) if is_busy(&e) => std::thread::sleep(Duration::from_millis(1 + u64::from(n.min(20)))),
+            Err(Fail::Sql(e)) => return Err(backend(e)),
+            Err(Fail::Store(e)) => return Err(e),
+        }
+    }
+    Err(StoreError::Busy { attempts: MAX_ATTEMPTS })
+}
+
+/// The busy handler: our transactions hold the lock for tens of microseconds (plus an fsync),
+/// so wait in short steps first rather than SQLite's default 1-2-5-10 ms schedule, then settle
+/// at 1 ms until the budget is spent.
+fn busy_wait(count: i32) -> bool {
+    const FAST: i32 = 50;
+    let step = if count < FAST { Duration::from_micros(50) } else { Duration::from_millis(1) };
+    let spent = Duration::from_micros(50) * count.min(FAST) as u32
+        + Duration::from_millis(1) * (count - FAST).max(0) as u32;
+    if spent >= BUSY_BUDGET {
+        return false;
+    }
+    std::thread::sleep(step);
+    true
+}
+
+fn kv_from_row(row: &Row<'_>) -> rusqlite::Result<KeyValue> {
+    Ok(KeyValue {
+        key: row.get(0)?,
+        value: row.get(1)?,
+        create_revision: row.get(2)?,
+        mod_revision: row.get(3)?,
+        version: row.get(4)?,
+        lease: row.get(5)?,
+    })
+}
+
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<WatchEvent> {
+    let kind = if row.get::<_, i64>(6)? == KIND_PUT { EventKind::Put } else { EventKind::Delete };
+    Ok(WatchEvent { kind, kv: kv_from_row(row)? })
+}
+
+/// (revision, compacted) from `meta`.
+fn read_meta(conn: &Connection) -> Result<(Revision, Revision), Fail> {
+    let mut stmt = conn.prepare_cached("SELECT revision, compacted FROM meta WHERE id = 0")?;
+    Ok(stmt.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+fn check_retained(from: Revision, compacted: Revision) -> Result<(), Fail> {
+    if from <= compacted {
+        return Err(StoreError::Compacted { requested: from, oldest: compacted + 1 }.into());
+    }
+    Ok(())
+}
+
+/// A key, unless absent or held by an expired lease.
+fn get_visible(conn: &Connection, key: &str, now: i64) -> Result<Option<KeyValue>, Fail> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, value, create_rev, mod_rev, version, lease FROM kv WHERE key = ?1 AND (lease = 0 OR \
+         EXISTS (SELECT 1 FROM leases WHERE leases.id = kv.lease AND leases.expires_at_ms > ?2))",
+    )?;
+    Ok(stmt.query_row(params![key, now], kv_from_row).optional()?)
+}
+
+fn range_at(conn: &Connection, req: &RangeRequest, now: i64) -> Result<RangeResponse, Fail> {
+    let (revision, _) = read_meta(conn)?;
+    let Some(end) = &req.end else {
+        let kvs: Vec<KeyValue> = get_visible(conn, &req.start, now)?.into_iter().collect();
+        return Ok(RangeResponse { count: kvs.len(), kvs, more: false, revision });
+    };
+    // Fetch one row past the limit to learn whether it cut the result; -1 = no limit.
+    let fetch = match req.limit {
+        0 => -1,
+        n => i64::try_from(n).ok().and_then(|n| n.checked_add(1)).unwrap_or(-1),
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, value, create_rev, mod_rev, version, lease FROM kv WHERE key >= ?1 AND key < ?2 AND \
+         (lease = 0 OR EXISTS (SELECT 1 FROM leases WHERE leases.id = kv.lease AND leases.expires_at_ms > ?3)) \
+         ORDER BY key LIMIT ?4",
+    )?;
+    let mut kvs = stmt.query_map(params![req.start, end, now, fetch], kv_from_row)?.collect::<Result<Vec<_>, _>>()?;
+    let more = req.limit > 0 && kvs.len() > req.limit;
+    let count = if more {
+        kvs.truncate(req.limit);
+        count_range(conn, &req.start, end, now)?
+    } else {
+        kvs.len()
+    };
+    Ok(RangeResponse { kvs, count, more, revision })
+}
+
+fn count_range(conn: &Connection, start: &str, end: &str, now: i64) -> Result<usize, Fail> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT count(*) FROM kv WHERE key >= ?1 AND key < ?2 AND \
+         (lease = 0 OR EXISTS (SELECT 1 FROM leases WHERE leases.id = kv.lease AND leases.expires_at_ms > ?3))",
+    )?;
+    Ok(stmt.query_row(params![start, end, now], |r| r.get::<_, i64>(0))? as usize)
+}
+
+/// The change-log events under `prefix` from `cursor`, and the cursor to continue from.
+fn changes_from(conn: &Connection, prefix: &str, cursor: Revision) -> Result<(Vec<WatchEvent>, Revision), Fail> {
+    let (revision, compacted) = read_meta(conn)?;
+    check_retained(cursor, compacted)?;
+    if revision < cursor {
+        return Ok((Vec::new(), cursor));
+    }
+    let upto = revision.min(cursor + WATCH_BATCH_REVISIONS - 1);
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, value, create_rev, mod_rev, version, lease, kind FROM changes \
+         WHERE rev >= ?1 AND rev <= ?2 AND key >= ?3 AND key < ?4 ORDER BY rev, seq",
+    )?;
+    let events = stmt
+        .query_map(params![cursor, upto, prefix, prefix_end(prefix)], event_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((events, upto + 1))
+}
+
+fn lease_info_at(conn: &Connection, id: LeaseId, now: i64) -> Result<LeaseInfo, Fail> {
+    let mut stmt = conn.prepare_cached("SELECT ttl_ms, expires_at_ms FROM leases WHERE id = ?1 AND expires_at_ms > ?2")?;
+    let (ttl_ms, expires_at_ms): (i64, i64) = stmt
+        .query_row(params![id, now], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(StoreError::LeaseNotFound(id))?;
+    let mut stmt = conn.prepare_cached("SELECT key FROM kv WHERE lease = ?1 ORDER BY key")?;
+    let keys = stmt.query_map([id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    Ok(LeaseInfo { id, ttl_ms, remaining_ms: expires_at_ms - now, keys })
+}
+
+/// Roll back a transaction left open by an earlier failure (or a panic under the mutex).
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
+/// Run `body` inside `BEGIN <begin>` … `COMMIT`, rolling back if anything fails.
+fn in_txn<T>(conn: &Connection, begin: &str, body: impl FnOnce() -> Result<T, Fail>) -> Result<T, Fail> {
+    rollback(conn);
+    conn.prepare_cached(begin)?.execute([])?;
+    let result = body().and_then(|value| {
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(value)
+    });
+    if result.is_err() {
+        rollback(conn);
+    }
+    result
+}
+
+/// One write transaction in progress. Events are stamped with `rev + 1` until
+/// [`Writer::close_revision`] makes that the current revision (only if anything was recorded,
+/// so no-op writes do not advance the revision).
+struct Writer<'c> {
+    conn: &'c Connection,
+    now: i64,
+    rev: Revision,
+    /// Events recorded so far under `rev + 1`.
+    pending: i64,
+}
+
+impl<'c> Writer<'c> {
+    fn next_rev(&self) -> Revision {
+        self.rev + 1
+    }
+
+    fn record(&mut self, event: &WatchEvent) -> Result<(), Fail> {
+        let kind = if event.kind == EventKind::Put { KIND_PUT } else { KIND_DELETE };
+        let kv = &event.kv;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO changes (rev, seq, key, kind, value, create_rev, mod_rev, version, lease) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                self.next_rev(),
+                self.pending,
+                kv.key,
+                kind,
+                kv.value,
+                kv.create_revision,
+                kv.mod_revision,
+                kv.version,
+                kv.lease
+            ])?;
+        self.pending += 1;
+        Ok(())
+    }
+
+    fn close_revision(&mut self) {
+        if self.pending > 0 {
+            self.rev += 1;
+            self.pending = 0;
+        }
+    }
+
+    fn lease_live(&self, id: LeaseId) -> Result<bool, Fail> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM leases WHERE id = ?1 AND expires_at_ms > ?2)")?;
+        Ok(stmt.query_row(params![id, self.now], |r| r.get(0))?)
+    }
+
+    fn put(&mut self, key: &str, value: &[u8], lease: LeaseId) -> Result<(), Fail> {
+        let rev = self.next_rev();
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO kv (key, value, create_rev, mod_rev, version, lease) VALUES (?1, ?2, ?3, ?3, 1, ?4) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev, \
+             version = kv.version + 1, lease = excluded.lease RETURNING create_rev, version",
+        )?;
+        let (create_revision, version) = stmt.query_row(params![key, value, rev, lease], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let kv = KeyValue { key: key.to_string(), value: value.to_vec(), create_revision, mod_revision: rev, version, lease };
+        self.record(&WatchEvent { kind: EventKind::Put, kv })
+    }
+
+    fn delete(&mut self, key: &str) -> Result<(), Fail> {
+        let deleted = self.conn.prepare_cached("DELETE FROM kv WHERE key = ?1")?.execute([key])?;
+        if deleted > 0 {
+            self.record(&delete_event(key.to_string(), self.next_rev()))?;
+        }
+        Ok(())
+    }
+
+    /// Record deletions of `keys` in key order (RETURNING gives no order guarantee).
+    fn record_deletes(&mut self, mut keys: Vec<String>) -> Result<(), Fail> {
+        keys.sort_unstable();
+        for key in keys {
+            self.record(&delete_event(key, self.next_rev()))?;
+        }
+        Ok(())
+    }
+
+    fn delete_prefix(&mut self, prefix: &str) -> Result<(), Fail> {
+        let mut stmt = self.conn.prepare_cached("DELETE FROM kv WHERE key >= ?1 AND key < ?2 RETURNING key")?;
+        let keys = stmt.query_map(params![prefix, prefix_end(prefix)], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
+        self.record_deletes(keys)
+    }
+
+    /// Delete a lease and its keys; returns the keys (deletion events not yet recorded).
+    fn drop_lease(&mut self, id: LeaseId) -> Result<Vec<String>, Fail> {
+        let mut stmt = self.conn.prepare_cached("DELETE FROM kv WHERE lease = ?1 RETURNING key")?;
+        let keys = stmt.query_map([id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        self.conn.prepare_cached("DELETE FROM leases WHERE id = ?1")?.execute([id])?;
+        Ok(keys)
+    }
+
+    /// Drop every expired lease; their keys go in one revision.
+    fn reap(&mut self) -> Result<(), Fail> {
+        let mut stmt = self.conn.prepare_cached("SELECT id FROM leases WHERE expires_at_ms <= ?1")?;
+        let expired = stmt.query_map([self.now], |r| r.get(0))?.collect::<Result<Vec<LeaseId>, _>>()?;
+        let mut keys = Vec::new();
+        for id in expired {
+            keys.extend(self.drop_lease(id)?);
+        }
+        self.record_deletes(keys)?;
+        self.close_revision();
+        Ok(())
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), Fail> {
+        match op {
+            Op::Put { key, value, lease } => self.put(key, value, *lease),
+            Op::Delete { key } => self.delete(key),
+            Op::DeletePrefix { prefix } => self.delete_prefix(prefix),
+        }
+    }
+
+    /// The transaction proper. A missing lease is a committed outcome (the reap done before it
+    /// stands), not an abort; nothing of the transaction's own ops has been applied by then.
+    fn txn(&mut self, txn: &Txn) -> Result<Result<TxnResponse, StoreError>, Fail> {
+        let mut succeeded = true;
+        for cmp in &txn.compares {
+            if !compare_holds(cmp, get_visible(self.conn, &cmp.key, self.now)?.as_ref()) {
+                succeeded = false;
+                break;
+            }
+        }
+        let ops = if succeeded { &txn.success } else { &txn.failure };
+        for id in leases_used(ops) {
+            if !self.lease_live(id)? {
+                return Ok(Err(StoreError::LeaseNotFound(id)));
+            }
+        }
+        for op in ops {
+            self.apply(op)?;
+        }
+        self.close_revision();
+        Ok(Ok(TxnResponse { succeeded, revision: self.rev }))
+    }
+
+    /// Persist the new revision and prune the change log to the retained window.
+    fn finish(&mut self, start: Revision, retain: i64) -> Result<(), Fail> {
+        if self.rev == start {
+            return Ok(());
+        }
+        let horizon = self.rev - retain;
+        self.conn
+            .prepare_cached("UPDATE meta SET revision = ?1, compacted = max(compacted, ?2) WHERE id = 0")?
+            .execute(params![self.rev, horizon])?;
+        if horizon > 0 {
+            self.conn.prepare_cached("DELETE FROM changes WHERE rev <= ?1")?.execute([horizon])?;
+        }
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        Self::open_with_options(path, clock, SqliteOptions::default())
+    }
+
+    /// Open (creating if needed, parent directories included) the store at `path`.
+    pub fn open_with_options(path: &Path, clock: Arc<dyn Clock>, options: SqliteOptions) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| backend(format!("creating {}: {e}", parent.display())))?;
+        }
+        let mut conn = Connection::open(path).map_err(|e| backend(format!("opening {}: {e}", path.display())))?;
+        conn.busy_handler(Some(busy_wait)).map_err(backend)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        with_retry(|| configure(&conn, &options))?;
+        with_retry(|| migrate(&conn))?;
+        let shared = Shared {
+            conn: Mutex::new(conn),
+            clock,
+            changed: Notify::new(),
+            retain: options.retain_revisions.max(1),
+        };
+        Ok(Self { shared: Arc::new(shared) })
+    }
+}
+
+fn configure(conn: &Connection, options: &SqliteOptions) -> Result<(), Fail> {
+    // WAL is a property of the file; only switch when needed, as switching takes an
+    // exclusive lock that other processes would have to wait out.
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(backend(format!("cannot enable WAL journal mode (got {mode})")).into());
+        }
+    }
+    conn.pragma_update(None, "synchronous", if options.sync_full { "FULL" } else { "NORMAL" })?;
+    Ok(())
+}
+
+fn migrate(conn: &Connection) -> Result<(), Fail> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(backend(format!("database schema version {version} is newer than this build ({SCHEMA_VERSION})")).into());
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // Idempotent, so two processes racing to create the schema both succeed.
+    in_txn(conn, "BEGIN IMMEDIATE", || Ok(conn.execute_batch(SCHEMA)?))
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // Any transaction a panic left open is rolled back by the next `in_txn`.
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A consistent read (one snapshot) with busy retries.
+    fn read<T>(&self, mut body: impl FnMut(&Connection, i64) -> Result<T, Fail>) -> Result<T, StoreError> {
+        let conn = self.lock();
+        with_retry(|| in_txn(&conn, "BEGIN", || body(&conn, self.clock.now_ms())))
+    }
+
+    /// A write transaction: reap expired leases (their own revision), then `body`. The outer
+    /// `Result` aborts (rolls back); the inner one is committed and then returned.
+    fn write<T>(
+        &self,
+        mut body: impl FnMut(&mut Writer<'_>) -> Result<Result<T, StoreError>, Fail>,
+    ) -> Result<T, StoreError> {
+        let conn = self.lock();
+        let (out, advanced) = with_retry(|| {
+            in_txn(&conn, "BEGIN IMMEDIATE", || {
+                let (start, _) = read_meta(&conn)?;
+                let mut writer = Writer { conn: &conn, now: self.clock.now_ms(), rev: start, pending: 0 };
+                writer.reap()?;
+                let out = body(&mut writer)?;
+                writer.close_revision();
+                writer.finish(start, self.retain)?;
+                Ok((out, writer.rev != start))
+            })
+        })?;
+        drop(conn);
+        if advanced {
+            self.changed.notify_waiters();
+        }
+        out
+    }
+
+    fn reap_if_due(&self) -> Result<(), StoreError> {
+        let due = self.read(|conn, now| {
+            let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM leases WHERE expires_at_ms <= ?1)")?;
+            Ok(stmt.query_row([now], |r| r.get::<_, bool>(0))?)
+        })?;
+        if due {
+            self.write(|_| Ok(Ok(())))?;
+        }
+        Ok(())
+    }
+}
+
+impl WatchSource for Shared {
+    fn changed(&self) -> &Notify {
+        &self.changed
+    }
+
+    fn poll(&self, prefix: &str, cursor: &mut Revision) -> Result<Vec<WatchEvent>, StoreError> {
+        self.reap_if_due()?;
+        let (events, next) = self.read(|conn, _| changes_from(conn, prefix, *cursor))?;
+        *cursor = next;
+        Ok(events)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn range(&self, req: RangeRequest) -> Result<RangeResponse, StoreError> {
+        self.shared.read(|conn, now| range_at(conn, &req, now))
+    }
+
+    /// Keys written twice in one transaction are applied in order (etcd would reject it): the
+    /// later op wins and each write counts toward the key's version.
+    async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
+        self.shared.write(|w| w.txn(&txn))
+    }
+
+    async fn lease_grant(&self, ttl_ms: i64) -> Result<LeaseId, StoreError> {
+        check_ttl(ttl_ms)?;
+        self.shared.write(|w| {
+            w.conn
+                .prepare_cached("INSERT INTO leases (ttl_ms, expires_at_ms) VALUES (?1, ?2)")?
+                .execute(params![ttl_ms, w.now + ttl_ms])?;
+            Ok(Ok(w.conn.last_insert_rowid()))
+        })
+    }
+
+    async fn lease_keepalive(&self, id: LeaseId) -> Result<i64, StoreError> {
+        self.shared.write(|w| {
+            let mut stmt = w.conn.prepare_cached(
+                "UPDATE leases SET expires_at_ms = ?2 + ttl_ms WHERE id = ?1 AND expires_at_ms > ?2 RETURNING ttl_ms",
+            )?;
+            let ttl = stmt.query_row(params![id, w.now], |r| r.get(0)).optional()?;
+            Ok(ttl.ok_or(StoreError::LeaseNotFound(id)))
+        })
+    }
+
+    async fn lease_revoke(&self, id: LeaseId) -> Result<(), StoreError> {
+        self.shared.write(|w| {
+            if !w.lease_live(id)? {
+                return Ok(Err(StoreError::LeaseNotFound(id)));
+            }
+            let keys = w.drop_lease(id)?;
+            w.record_deletes(keys)?;
+            Ok(Ok(()))
+        })
+    }
+
+    async fn lease_info(&self, id: LeaseId) -> Result<LeaseInfo, StoreError> {
+        self.shared.read(|conn, now| lease_info_at(conn, id, now))
+    }
+
+    async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<Watch, StoreError> {
+        let cursor = self.shared.read(|conn, _| {
+            let (revision, compacted) = read_meta(conn)?;
+            if from_revision <= 0 {
+                return Ok(revision + 1);
+            }
+            check_retained(from_revision, compacted)?;
+            Ok(from_revision)
+        })?;
+        Ok(spawn_watch(self.shared.clone(), prefix.to_string(), cursor))
+    }
+
+    async fn revision(&self) -> Result<Revision, StoreError> {
+        self.shared.read(|conn, _| Ok(read_meta(conn)?.0))
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
