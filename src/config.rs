@@ -44,3 +44,4 @@ pub const DEFAULT_DB_PATH: &str = ".mesh/mesh.db";
 pub const ENV_DB: &str = "MESH_MCP_DB";
 pub const ENV_AUTH_TOKEN: &str = "MESH_MCP_AUTH_TOKEN";
 pub const ENV_AGENT_TOKEN: &str = "MESH_AGENT_TOKEN";
+pub const ENV_DURABILITY: &str = "MESH_MCP_DURABILITY";

@@ -28,8 +28,8 @@ pub mod store;
 use std::sync::Arc;
 
 /// Open the store named by `db` and build an engine on it with the wall clock.
-pub fn open_engine(db: &str) -> Result<mesh::Engine, store::StoreError> {
+pub fn open_engine(db: &str, durability: store::Durability) -> Result<mesh::Engine, store::StoreError> {
     let clock: Arc<dyn store::Clock> = Arc::new(store::SystemClock);
-    let store = store::open(db, clock.clone())?;
+    let store = store::open(db, clock.clone(), durability)?;
     Ok(mesh::Engine::new(store, clock))
 }

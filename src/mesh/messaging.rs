@@ -163,9 +163,6 @@ impl Engine {
             }
             vec![r]
         };
-        if recipients.is_empty() {
-            return Err(MeshError::NoRoute { from: sender.name.clone(), to: to.clone(), why: "the swarm has no other agents".into() });
-        }
         // The sender has just proven it is alive, whatever its stored heartbeat says.
         let live = view.live();
         let usable = |id: &AgentId| *id == sender.id || live(id);
@@ -202,7 +199,9 @@ impl Engine {
                 route: route.iter().map(|a| a.to_string()).collect(),
             });
         }
-        if delivered.is_empty() {
+        // A broadcast into an otherwise empty swarm reaches nobody, and says so with an empty
+        // `delivered`; one whose recipients exist but are all cut off is an error.
+        if delivered.is_empty() && !skipped.is_empty() {
             return Err(MeshError::NoRoute { from: sender.name.clone(), to: to.clone(), why: "no other agent is reachable over live links".into() });
         }
         let txn = Txn::new()

@@ -119,11 +119,14 @@ impl Engine {
             Some(kv) => (decode(&kv)?, kv.mod_revision),
             None => (Graph::default(), 0),
         };
-        let agents = store::get_prefix(&*self.store, &keys::agents(id))
+        let agents: Vec<AgentRecord> = store::get_prefix(&*self.store, &keys::agents(id))
             .await?
             .iter()
             .map(decode::<AgentRecord>)
             .collect::<Result<Vec<_>>>()?;
+        // Report agents in join order, which the graph records.
+        let mut agents = agents;
+        agents.sort_by_key(|a| graph.nodes.iter().position(|n| *n == a.id).unwrap_or(usize::MAX));
         let heartbeats = store::get_prefix(&*self.store, &keys::heartbeats(id))
             .await?
             .iter()

@@ -61,15 +61,27 @@ pub(crate) fn leases_used(ops: &[Op]) -> impl Iterator<Item = LeaseId> + '_ {
 
 /// The event for a deleted key: as in etcd, only the key and the deletion revision are set.
 pub(crate) fn delete_event(key: String, rev: Revision) -> WatchEvent {
-    let kv = KeyValue { key, value: Vec::new(), create_revision: 0, mod_revision: rev, version: 0, lease: 0 };
-    WatchEvent { kind: EventKind::Delete, kv }
+    let kv = KeyValue {
+        key,
+        value: Vec::new(),
+        create_revision: 0,
+        mod_revision: rev,
+        version: 0,
+        lease: 0,
+    };
+    WatchEvent {
+        kind: EventKind::Delete,
+        kv,
+    }
 }
 
 pub(crate) fn check_ttl(ttl_ms: i64) -> Result<(), StoreError> {
     if ttl_ms > 0 {
         Ok(())
     } else {
-        Err(StoreError::Backend(format!("lease TTL must be positive, got {ttl_ms} ms")))
+        Err(StoreError::Backend(format!(
+            "lease TTL must be positive, got {ttl_ms} ms"
+        )))
     }
 }
 
@@ -83,7 +95,11 @@ pub(crate) trait WatchSource: Send + Sync + 'static {
 }
 
 /// Start delivering `source`'s events under `prefix` from revision `cursor` on.
-pub(crate) fn spawn_watch<S: WatchSource>(source: Arc<S>, prefix: String, cursor: Revision) -> Watch {
+pub(crate) fn spawn_watch<S: WatchSource>(
+    source: Arc<S>,
+    prefix: String,
+    cursor: Revision,
+) -> Watch {
     let (tx, rx) = mpsc::channel(WATCH_CAPACITY);
     tokio::spawn(watch_loop(source, prefix, cursor, tx));
     Watch { events: rx }
@@ -177,7 +193,13 @@ impl MemoryStore {
             retain: revisions.max(1),
             compacted: 0,
         };
-        Self { shared: Arc::new(Shared { clock, state: Mutex::new(state), changed: Notify::new() }) }
+        Self {
+            shared: Arc::new(Shared {
+                clock,
+                state: Mutex::new(state),
+                changed: Notify::new(),
+            }),
+        }
     }
 }
 
@@ -185,12 +207,17 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic under the lock cannot leave a half-applied write: ops are validated first and
         // applied without fallible steps, so the state is still consistent.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Run a write: reap expired leases first (their deletion is its own revision), then `body`.
     /// Watchers are woken if the revision moved, even when `body` fails.
-    fn write<T>(&self, body: impl FnOnce(&mut State, i64) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn write<T>(
+        &self,
+        body: impl FnOnce(&mut State, i64) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let now = self.clock.now_ms();
         let mut state = self.lock();
         let before = state.revision;
@@ -217,7 +244,9 @@ impl WatchSource for Shared {
 
 impl State {
     fn live(&self, lease: LeaseId, now: i64) -> bool {
-        self.leases.get(&lease).is_some_and(|l| l.expires_at_ms > now)
+        self.leases
+            .get(&lease)
+            .is_some_and(|l| l.expires_at_ms > now)
     }
 
     fn visible(&self, kv: &KeyValue, now: i64) -> bool {
@@ -232,22 +261,49 @@ impl State {
         let end = match &req.end {
             None => {
                 let kvs: Vec<KeyValue> = self.get(&req.start, now).cloned().into_iter().collect();
-                return RangeResponse { count: kvs.len(), kvs, more: false, revision: self.revision };
+                return RangeResponse {
+                    count: kvs.len(),
+                    kvs,
+                    more: false,
+                    revision: self.revision,
+                };
             }
-            Some(end) if *end <= req.start => return RangeResponse { revision: self.revision, ..Default::default() },
+            Some(end) if *end <= req.start => {
+                return RangeResponse {
+                    revision: self.revision,
+                    ..Default::default()
+                }
+            }
             Some(end) => end,
         };
-        let bounds = (Bound::Included(req.start.as_str()), Bound::Excluded(end.as_str()));
-        let limit = if req.limit == 0 { usize::MAX } else { req.limit };
+        let bounds = (
+            Bound::Included(req.start.as_str()),
+            Bound::Excluded(end.as_str()),
+        );
+        let limit = if req.limit == 0 {
+            usize::MAX
+        } else {
+            req.limit
+        };
         let mut kvs = Vec::new();
         let mut count = 0;
-        for kv in self.kvs.range::<str, _>(bounds).map(|(_, kv)| kv).filter(|kv| self.visible(kv, now)) {
+        for kv in self
+            .kvs
+            .range::<str, _>(bounds)
+            .map(|(_, kv)| kv)
+            .filter(|kv| self.visible(kv, now))
+        {
             if count < limit {
                 kvs.push(kv.clone());
             }
             count += 1;
         }
-        RangeResponse { more: count > kvs.len(), kvs, count, revision: self.revision }
+        RangeResponse {
+            more: count > kvs.len(),
+            kvs,
+            count,
+            revision: self.revision,
+        }
     }
 
     /// Remove a key, detaching it from its lease.
@@ -267,9 +323,19 @@ impl State {
         if let Some(l) = self.leases.get_mut(&lease) {
             l.keys.insert(key.to_string());
         }
-        let kv = KeyValue { key: key.to_string(), value: value.to_vec(), create_revision, mod_revision: rev, version, lease };
+        let kv = KeyValue {
+            key: key.to_string(),
+            value: value.to_vec(),
+            create_revision,
+            mod_revision: rev,
+            version,
+            lease,
+        };
         self.kvs.insert(kv.key.clone(), kv.clone());
-        WatchEvent { kind: EventKind::Put, kv }
+        WatchEvent {
+            kind: EventKind::Put,
+            kv,
+        }
     }
 
     /// Apply `ops` in order under revision `rev`; returns the events (empty = nothing changed).
@@ -278,11 +344,20 @@ impl State {
         for op in ops {
             match op {
                 Op::Put { key, value, lease } => events.push(self.put(key, value, *lease, rev)),
-                Op::Delete { key } => events.extend(self.remove(key).map(|kv| delete_event(kv.key, rev))),
+                Op::Delete { key } => {
+                    events.extend(self.remove(key).map(|kv| delete_event(kv.key, rev)))
+                }
                 Op::DeletePrefix { prefix } => {
                     let end = prefix_end(prefix);
-                    let bounds = (Bound::Included(prefix.as_str()), Bound::Excluded(end.as_str()));
-                    let keys: Vec<String> = self.kvs.range::<str, _>(bounds).map(|(k, _)| k.clone()).collect();
+                    let bounds = (
+                        Bound::Included(prefix.as_str()),
+                        Bound::Excluded(end.as_str()),
+                    );
+                    let keys: Vec<String> = self
+                        .kvs
+                        .range::<str, _>(bounds)
+                        .map(|(k, _)| k.clone())
+                        .collect();
                     for key in keys {
                         self.remove(&key);
                         events.push(delete_event(key, rev));
@@ -306,8 +381,12 @@ impl State {
 
     /// Drop every expired lease; their keys go in one revision.
     fn reap(&mut self, now: i64) {
-        let expired: Vec<LeaseId> =
-            self.leases.iter().filter(|(_, l)| l.expires_at_ms <= now).map(|(id, _)| *id).collect();
+        let expired: Vec<LeaseId> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.expires_at_ms <= now)
+            .map(|(id, _)| *id)
+            .collect();
         let mut keys = BTreeSet::new();
         for id in expired {
             if let Some(lease) = self.leases.remove(&id) {
@@ -325,7 +404,11 @@ impl State {
         self.revision += 1;
         self.history.extend(events);
         let horizon = self.revision - self.retain;
-        while self.history.front().is_some_and(|e| e.kv.mod_revision <= horizon) {
+        while self
+            .history
+            .front()
+            .is_some_and(|e| e.kv.mod_revision <= horizon)
+        {
             self.history.pop_front();
         }
         self.compacted = self.compacted.max(horizon);
@@ -333,33 +416,58 @@ impl State {
 
     fn check_retained(&self, from: Revision) -> Result<(), StoreError> {
         if from <= self.compacted {
-            return Err(StoreError::Compacted { requested: from, oldest: self.compacted + 1 });
+            return Err(StoreError::Compacted {
+                requested: from,
+                oldest: self.compacted + 1,
+            });
         }
         Ok(())
     }
 
-    fn events_from(&self, prefix: &str, cursor: &mut Revision) -> Result<Vec<WatchEvent>, StoreError> {
+    fn events_from(
+        &self,
+        prefix: &str,
+        cursor: &mut Revision,
+    ) -> Result<Vec<WatchEvent>, StoreError> {
         self.check_retained(*cursor)?;
         let from = *cursor;
         let start = self.history.partition_point(|e| e.kv.mod_revision < from);
-        let events = self.history.range(start..).filter(|e| e.kv.key.starts_with(prefix)).cloned().collect();
+        let events = self
+            .history
+            .range(start..)
+            .filter(|e| e.kv.key.starts_with(prefix))
+            .cloned()
+            .collect();
         *cursor = (*cursor).max(self.revision + 1);
         Ok(events)
     }
 
     fn txn(&mut self, txn: &Txn, now: i64) -> Result<TxnResponse, StoreError> {
-        let succeeded = txn.compares.iter().all(|c| compare_holds(c, self.get(&c.key, now)));
-        let ops = if succeeded { &txn.success } else { &txn.failure };
+        let succeeded = txn
+            .compares
+            .iter()
+            .all(|c| compare_holds(c, self.get(&c.key, now)));
+        let ops = if succeeded {
+            &txn.success
+        } else {
+            &txn.failure
+        };
         if let Some(missing) = leases_used(ops).find(|id| !self.live(*id, now)) {
             return Err(StoreError::LeaseNotFound(missing));
         }
         let events = self.apply(ops, self.revision + 1);
         self.commit(events);
-        Ok(TxnResponse { succeeded, revision: self.revision })
+        Ok(TxnResponse {
+            succeeded,
+            revision: self.revision,
+        })
     }
 
     fn live_lease_mut(&mut self, id: LeaseId, now: i64) -> Result<&mut Lease, StoreError> {
-        self.leases.get_mut(&id).filter(|l| l.expires_at_ms > now).ok_or(StoreError::LeaseNotFound(id))
+        self.leases
+            .get_mut(&id)
+            .filter(|l| l.expires_at_ms > now)
+            .ok_or(StoreError::LeaseNotFound(id))
     }
 }
 
@@ -381,7 +489,14 @@ impl Store for MemoryStore {
         self.shared.write(|state, now| {
             let id = state.next_lease;
             state.next_lease += 1;
-            state.leases.insert(id, Lease { ttl_ms, expires_at_ms: now + ttl_ms, keys: BTreeSet::new() });
+            state.leases.insert(
+                id,
+                Lease {
+                    ttl_ms,
+                    expires_at_ms: now + ttl_ms,
+                    keys: BTreeSet::new(),
+                },
+            );
             Ok(id)
         })
     }
@@ -406,7 +521,11 @@ impl Store for MemoryStore {
     async fn lease_info(&self, id: LeaseId) -> Result<LeaseInfo, StoreError> {
         let now = self.shared.clock.now_ms();
         let state = self.shared.lock();
-        let lease = state.leases.get(&id).filter(|l| l.expires_at_ms > now).ok_or(StoreError::LeaseNotFound(id))?;
+        let lease = state
+            .leases
+            .get(&id)
+            .filter(|l| l.expires_at_ms > now)
+            .ok_or(StoreError::LeaseNotFound(id))?;
         Ok(LeaseInfo {
             id,
             ttl_ms: lease.ttl_ms,
@@ -434,5 +553,48 @@ impl Store for MemoryStore {
 
     fn backend(&self) -> &'static str {
         "memory"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ManualClock;
+    use super::*;
+
+    #[tokio::test]
+    async fn watch_task_ends_when_the_receiver_is_dropped() {
+        let store = MemoryStore::new(Arc::new(ManualClock::new(0)));
+        let watch = store.watch("", 0).await.unwrap();
+        assert_eq!(
+            Arc::strong_count(&store.shared),
+            2,
+            "the watch task holds the store"
+        );
+        drop(watch);
+        for _ in 0..200 {
+            if Arc::strong_count(&store.shared) == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("watch task still running");
+    }
+
+    #[test]
+    fn compare_rules_for_absent_keys() {
+        let absent = |target| {
+            compare_holds(
+                &Compare {
+                    key: "k".into(),
+                    op: CompareOp::Equal,
+                    target,
+                },
+                None,
+            )
+        };
+        assert!(absent(CompareTarget::Version(0)));
+        assert!(absent(CompareTarget::ModRevision(0)));
+        assert!(absent(CompareTarget::CreateRevision(0)));
+        assert!(!absent(CompareTarget::Value(Vec::new())));
     }
 }

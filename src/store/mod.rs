@@ -299,11 +299,23 @@ pub async fn get_prefix(store: &dyn Store, prefix: &str) -> Result<Vec<KeyValue>
     Ok(store.range(RangeRequest::prefix(prefix)).await?.kvs)
 }
 
+/// How hard a commit is pushed to disk before the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Committed to the WAL before the reply: survives any process crash; the last commits may
+    /// roll back on power loss or an OS crash (SQLite `synchronous=NORMAL` in WAL mode).
+    #[default]
+    Process,
+    /// fsync on every commit: also survives power loss (`synchronous=FULL`), at ~0.5 ms a write.
+    Power,
+}
+
 /// Open the backend named by a `--db` argument: `:memory:` or a file path.
-pub fn open(db: &str, clock: Arc<dyn Clock>) -> Result<SharedStore, StoreError> {
+pub fn open(db: &str, clock: Arc<dyn Clock>, durability: Durability) -> Result<SharedStore, StoreError> {
     if db == ":memory:" {
         Ok(Arc::new(memory::MemoryStore::new(clock)))
     } else {
-        Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(db), clock)?))
+        let options = sqlite::SqliteOptions { sync_full: durability == Durability::Power, ..Default::default() };
+        Ok(Arc::new(sqlite::SqliteStore::open_with_options(std::path::Path::new(db), clock, options)?))
     }
 }
