@@ -28,6 +28,56 @@ pub fn temp_db() -> (tempfile::TempDir, PathBuf) {
 /// An MCP session with a `mesh-mcp serve` child over stdio, through rmcp's client.
 pub struct Mcp {
     pub client: RunningService<RoleClient, ()>,
+    /// The HTTP server process, when the session is over HTTP.
+    server: Option<HttpServer>,
+}
+
+/// Which transport an end-to-end test speaks.
+#[derive(Debug, Clone, Copy)]
+pub enum Transport {
+    Stdio,
+    Http,
+}
+
+/// A `mesh-mcp serve --http 127.0.0.1:0` child, killed on drop.
+pub struct HttpServer {
+    pub child: Child,
+    pub url: String,
+}
+
+impl HttpServer {
+    pub fn spawn(db: &str, extra: &[&str]) -> HttpServer {
+        let mut child = Command::new(bin())
+            .args(["serve", "--http", "127.0.0.1:0", "--db", db])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mesh-mcp --http");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.trim().to_string());
+                    }
+                }
+            }
+        });
+        let base = rx.recv_timeout(Duration::from_secs(30)).expect("the HTTP server reported its address");
+        HttpServer { child, url: base }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Mcp {
@@ -36,7 +86,21 @@ impl Mcp {
         cmd.args(["serve", "--db", db]);
         let (transport, _) = TokioChildProcess::builder(cmd).stderr(Stdio::null()).spawn().expect("spawn mesh-mcp");
         let client = ().serve(transport).await.expect("MCP initialize");
-        Mcp { client }
+        Mcp { client, server: None }
+    }
+
+    pub async fn http(db: &str) -> Mcp {
+        let server = HttpServer::spawn(db, &[]);
+        let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(format!("{}/mcp", server.url));
+        let client = ().serve(transport).await.expect("MCP initialize over HTTP");
+        Mcp { client, server: Some(server) }
+    }
+
+    pub async fn connect(transport: Transport, db: &str) -> Mcp {
+        match transport {
+            Transport::Stdio => Self::stdio(db).await,
+            Transport::Http => Self::http(db).await,
+        }
     }
 
     /// Call a tool; returns whether it was a tool error, and its JSON body.
@@ -64,6 +128,7 @@ impl Mcp {
 
     pub async fn close(self) {
         let _ = self.client.cancel().await;
+        drop(self.server);
     }
 }
 

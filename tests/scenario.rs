@@ -1,19 +1,28 @@
-//! The scenario through the real binary and rmcp's client over stdio: a swarm, four
-//! agents, maxAgents enforced, direct and broadcast messages with receive and ack, a memory TTL
-//! running out, and a restart that finds everything intact.
+//! The scenario through the real binary and rmcp's client, over stdio and over
+//! streamable HTTP: a swarm, four agents, maxAgents enforced, direct and broadcast messages with
+//! receive and ack, a memory TTL running out, and a restart that finds everything intact.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{temp_db, Mcp};
+use common::{temp_db, Mcp, Transport};
 use serde_json::json;
 
 #[tokio::test]
-async fn swarm_scenario_survives_a_restart() {
+async fn swarm_scenario_survives_a_restart_over_stdio() {
+    swarm_scenario(Transport::Stdio).await;
+}
+
+#[tokio::test]
+async fn swarm_scenario_survives_a_restart_over_http() {
+    swarm_scenario(Transport::Http).await;
+}
+
+async fn swarm_scenario(transport: Transport) {
     let (_dir, db) = temp_db();
     let db = db.to_str().unwrap();
-    let mcp = Mcp::stdio(db).await;
+    let mcp = Mcp::connect(transport, db).await;
 
     let tools = mcp.client.list_all_tools().await.unwrap();
     assert_eq!(tools.len(), 8);
@@ -75,7 +84,7 @@ async fn swarm_scenario_survives_a_restart() {
     mcp.close().await;
 
     // A new process on the same file sees the same state.
-    let mcp = Mcp::stdio(db).await;
+    let mcp = Mcp::connect(transport, db).await;
     let after = mcp.ok("swarm_status", json!({"swarmId": "e2e"})).await;
     assert_eq!(after["agents"]["total"], 4);
     assert_eq!(after["links"], before["links"]);
@@ -122,4 +131,24 @@ async fn routes_go_around_failed_agents_and_fail_when_cut_off() {
     let route = sent["delivered"][0]["route"].as_array().unwrap();
     assert!(route.len() >= 2);
     mcp.close().await;
+}
+
+#[test]
+fn sigterm_stops_the_stdio_server_cleanly() {
+    let (_dir, db) = temp_db();
+    let mut server = common::RawServer::spawn(db.to_str().unwrap());
+    server.ok("memory_usage", json!({"action": "store", "key": "before-term", "value": "kept"}));
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    let (code, value) = common::cli(&db, &["memory_usage", "retrieve", "before-term"]);
+    assert_eq!((code, value["entry"]["value"].as_str()), (0, Some("kept")));
 }
