@@ -34,6 +34,19 @@ pub enum MessageType {
     Custom,
 }
 
+impl MessageType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Heartbeat => "heartbeat",
+            Self::TaskAssignment => "task_assignment",
+            Self::ResultShare => "result_share",
+            Self::ConsensusRequest => "consensus_request",
+            Self::FaultTolerance => "fault_tolerance",
+            Self::Custom => "custom",
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CommunicationParams {
@@ -167,7 +180,7 @@ impl Engine {
         let live = view.live();
         let usable = |id: &AgentId| *id == sender.id || live(id);
         let message_type = p.message_type.unwrap_or_default();
-        let type_name = serde_json::to_value(message_type).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let type_name = message_type.as_str().to_string();
         let mut ops = vec![self.heartbeat_op(&sender, view.now_ms)];
         let (mut delivered, mut skipped) = (Vec::new(), Vec::new());
         for r in recipients {
@@ -295,3 +308,16 @@ impl Engine {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::MessageType::{self, *};
+
+    #[test]
+    fn message_type_names_match_their_wire_form() {
+        let all: [MessageType; 6] = [Heartbeat, TaskAssignment, ResultShare, ConsensusRequest, FaultTolerance, Custom];
+        for t in all {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+    }
+}
