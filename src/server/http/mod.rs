@@ -1,0 +1,140 @@
+//! MCP over HTTP: `mesh-mcp serve --http ADDR`.
+//!
+//! - `/mcp`: streamable HTTP, served by rmcp's [`StreamableHttpService`] with in-memory sessions.
+//! - `/sse` + `/message`: the older HTTP+SSE transport of protocol 2024-11-05 ([`sse`]).
+//!
+//! Every route sits behind one [`security`] guard (Host/Origin checks against DNS rebinding, and
+//! the bearer token when one is set). The server refuses a non-loopback address without a token,
+//! and on SIGTERM/SIGINT it stops accepting, ends every session and returns.
+//!
+//! Nothing here writes to stdout. The one line for humans and tests,
+//! `mesh-mcp: listening on http://ADDR`, goes to stderr.
+
+pub mod security;
+pub mod sse;
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use super::MeshServer;
+
+/// Largest request body accepted. Well above the tools' own limits (1 MiB memory values), so an
+/// oversized value reaches the tool and gets its "too large" error instead of a transport error.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Interval of SSE keep-alive comments, so that proxies do not cut idle streams.
+const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long shutdown waits for open connections to finish before returning anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+pub struct HttpOptions {
+    pub bind: SocketAddr,
+    pub auth_token: Option<String>,
+    /// Host names accepted besides the loopback names, e.g. a reverse proxy's.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl HttpOptions {
+    /// Hosts the guard accepts besides loopback: the operator's, plus the bound address itself
+    /// when it is a specific IP (a client that dials the IP directly is not being rebound).
+    fn extra_hosts(&self) -> Vec<String> {
+        let mut hosts = self.allowed_hosts.clone();
+        let ip = self.bind.ip();
+        if !ip.is_unspecified() && !ip.is_loopback() {
+            hosts.push(ip.to_string());
+        }
+        hosts
+    }
+
+    /// Refuse settings that would expose the mesh: any caller reaching the port can act as any
+    /// agent whose token it learns, and create or destroy swarms.
+    fn check_exposure(&self) -> anyhow::Result<()> {
+        if self.auth_token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            anyhow::bail!("the auth token is empty; pass a non-empty --auth-token or MESH_MCP_AUTH_TOKEN");
+        }
+        if !self.bind.ip().is_loopback() && self.auth_token.is_none() {
+            anyhow::bail!(
+                "refusing to serve HTTP on {}, which is not a loopback address, without a bearer token: \
+                 set --auth-token or MESH_MCP_AUTH_TOKEN, or bind 127.0.0.1",
+                self.bind
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The whole HTTP application. Cancelling `ct` ends every MCP session, streamable or legacy.
+pub fn app(server: MeshServer, opts: &HttpOptions, ct: CancellationToken) -> Router {
+    let extra_hosts = opts.extra_hosts();
+    let guard = security::Guard::new(&extra_hosts, opts.auth_token.as_deref());
+    Router::new()
+        .nest_service("/mcp", streamable(server.clone(), &extra_hosts, ct.child_token()))
+        .merge(sse::routes(server, ct, SSE_KEEP_ALIVE))
+        // For the extractors of /message; rmcp enforces its own limit on /mcp (set below).
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(guard, security::guard))
+}
+
+/// rmcp's streamable HTTP service, one `MeshServer` clone per session.
+fn streamable(server: MeshServer, extra_hosts: &[String], ct: CancellationToken) -> StreamableHttpService<MeshServer, LocalSessionManager> {
+    let hosts = security::LOOPBACK_HOSTS.iter().map(|h| h.to_string()).chain(extra_hosts.iter().cloned());
+    // Sessions stay on (legacy_session_mode): clients before 2026-07-28 and the conformance
+    // suite's lifecycle scenarios expect Mcp-Session-Id. Requests negotiating 2026-07-28 are
+    // served statelessly by rmcp regardless. Origin checks are left to the guard, which already
+    // ran; rmcp's Host check repeats ours with the same list.
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(true)
+        .with_sse_keep_alive(Some(SSE_KEEP_ALIVE))
+        .with_allowed_hosts(hosts)
+        .with_max_request_body_bytes(MAX_BODY_BYTES)
+        .with_cancellation_token(ct);
+    StreamableHttpService::new(move || Ok(server.clone()), Arc::new(LocalSessionManager::default()), config)
+}
+
+/// Bind `opts.bind`, serve until SIGTERM/SIGINT, then shut down gracefully.
+pub async fn serve(server: MeshServer, opts: HttpOptions) -> anyhow::Result<()> {
+    opts.check_exposure()?;
+    let listener = tokio::net::TcpListener::bind(opts.bind).await.with_context(|| format!("cannot bind {}", opts.bind))?;
+    let addr = listener.local_addr()?;
+    let ct = CancellationToken::new();
+    let app = app(server, &opts, ct.clone());
+
+    // Poll the signal future once so its handlers are installed before the address is announced:
+    // a SIGTERM sent right after the listening line must still shut down cleanly, not kill us.
+    let mut signal = Box::pin(crate::shutdown::signal());
+    let _ = futures::poll!(signal.as_mut());
+
+    tracing::info!(%addr, auth = opts.auth_token.is_some(), "serving MCP over HTTP at /mcp, legacy SSE at /sse");
+    // The stable line tests and scripts read to find the port (the address may be port 0).
+    eprintln!("mesh-mcp: listening on http://{addr}");
+
+    let on_signal = {
+        let ct = ct.clone();
+        async move {
+            signal.await;
+            tracing::info!("signal received; shutting down");
+            // Ends the SSE streams, which would otherwise hold graceful shutdown open forever.
+            ct.cancel();
+        }
+    };
+    let serving = axum::serve(listener, app).with_graceful_shutdown(on_signal).into_future();
+    tokio::select! {
+        result = serving => result.context("HTTP server failed")?,
+        // A client that keeps a connection busy must not keep the process alive.
+        _ = after_grace(ct) => tracing::warn!("connections still open {SHUTDOWN_GRACE:?} after shutdown began; exiting anyway"),
+    }
+    Ok(())
+}
+
+async fn after_grace(ct: CancellationToken) {
+    ct.cancelled().await;
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
+}
