@@ -447,3 +447,30 @@ fn sigterm_right_after_the_listening_line_exits_zero() {
     let status = wait_exit(&mut server.child).unwrap_or_else(|| panic!("still running after SIGTERM; stderr:\n{}", server.stderr()));
     assert!(status.success(), "{status}; stderr:\n{}", server.stderr());
 }
+
+#[tokio::test]
+async fn ending_a_session_answers_204_and_forgets_it() {
+    let server = Server::start(&[]);
+    let response = http()
+        .post(server.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INITIALIZE)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let session = response.headers().get("mcp-session-id").expect("a session id").to_str().unwrap().to_string();
+    let delete = || http().delete(server.url("/mcp")).header("mcp-session-id", session.as_str()).send();
+    assert_eq!(delete().await.unwrap().status(), reqwest::StatusCode::NO_CONTENT);
+    let after = http()
+        .post(server.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session.as_str())
+        .body(r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), reqwest::StatusCode::NOT_FOUND, "the session is gone");
+}

@@ -70,6 +70,21 @@ fn flatten(value: &mut Value) {
     if map.get("format").and_then(Value::as_str).is_some_and(|f| !STANDARD_FORMATS.contains(&f)) {
         map.remove("format");
     }
+    // An optional enum lists `null` among its values; absence already means "not given".
+    if let Some(Value::Array(values)) = map.get_mut("enum") {
+        values.retain(|v| !v.is_null());
+    }
+    // A bare `true` schema (any JSON) becomes `{}`: the same meaning, and strict checkers accept it.
+    for key in ["properties", "patternProperties"] {
+        if let Some(Value::Object(props)) = map.get_mut(key) {
+            for v in props.values_mut().filter(|v| v.is_boolean()) {
+                *v = Value::Object(Map::new());
+            }
+        }
+    }
+    if map.get("items").is_some_and(Value::is_boolean) {
+        map.insert("items".into(), Value::Object(Map::new()));
+    }
     // Drop `null` defaults that optional fields may carry.
     if map.get("default") == Some(&Value::Null) {
         map.remove("default");
@@ -105,6 +120,12 @@ fn walk(value: &Value, path: &str, problems: &mut Vec<String>) {
                 }
                 if k == "type" && v.is_array() {
                     problems.push(format!("{path}: type union {v}"));
+                }
+                if k == "enum" && v.as_array().is_some_and(|e| e.iter().any(Value::is_null)) {
+                    problems.push(format!("{path}: null in enum"));
+                }
+                if (k == "items" || path.ends_with("/properties")) && v.is_boolean() {
+                    problems.push(format!("{path}/{k}: bare boolean schema"));
                 }
                 walk(v, &format!("{path}/{k}"), problems);
             }

@@ -77,10 +77,22 @@ pub fn app(server: MeshServer, opts: &HttpOptions, ct: CancellationToken) -> Rou
     let guard = security::Guard::new(&extra_hosts, opts.auth_token.as_deref());
     Router::new()
         .nest_service("/mcp", streamable(server.clone(), &extra_hosts, ct.child_token()))
+        .layer(axum::middleware::from_fn(session_delete_is_no_content))
         .merge(sse::routes(server, ct, SSE_KEEP_ALIVE))
         // For the extractors of /message; rmcp enforces its own limit on /mcp (set below).
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(guard, security::guard))
+}
+
+/// rmcp answers a successful session DELETE with 202; clients (the Python SDK among them) expect
+/// 200 or 204, and nothing is pending after a session ends, so say 204.
+async fn session_delete_is_no_content(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let is_delete = request.method() == http::Method::DELETE;
+    let mut response = next.run(request).await;
+    if is_delete && response.status() == http::StatusCode::ACCEPTED {
+        *response.status_mut() = http::StatusCode::NO_CONTENT;
+    }
+    response
 }
 
 /// rmcp's streamable HTTP service, one `MeshServer` clone per session.
