@@ -10,7 +10,7 @@ use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::AgentId;
 use crate::secret;
-use crate::store::{self, Compare, CompareOp, Op, RangeRequest, Txn};
+use crate::store::{Compare, CompareOp, Op, RangeRequest, Txn};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -197,16 +197,12 @@ impl Engine {
         Op::put(keys::heartbeat(&agent.swarm_id, &agent.id), encode(&now_ms))
     }
 
-    /// Resolve an agent by id (any swarm) or by name (in the given or default swarm).
+    /// The swarm of an agent named by id (any swarm) or by name (in the given or default swarm).
+    /// Whether a named agent exists is left to the caller's view of that swarm.
     pub(crate) async fn resolve_agent_swarm(&self, reference: &str, swarm_id: Option<&str>) -> Result<crate::ids::SwarmId> {
-        if let Some(id) = self.swarm_of_agent(reference).await? {
-            return Ok(id);
-        }
-        let swarm = self.resolve_swarm(swarm_id).await?;
-        if store::get(&**self.store(), &keys::name(&swarm, reference)).await?.is_some() {
-            Ok(swarm)
-        } else {
-            Err(MeshError::not_found("agent", reference))
+        match self.swarm_of_agent(reference).await? {
+            Some(id) => Ok(id),
+            None => self.resolve_swarm(swarm_id).await,
         }
     }
 }

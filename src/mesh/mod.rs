@@ -23,7 +23,7 @@ use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
 use crate::secret;
-use crate::store::{self, Clock, KeyValue, Revision, SharedStore};
+use crate::store::{self, Clock, RangeRequest, Revision, SharedStore};
 use health::AgentStatus;
 use model::{decode, AgentRecord, SwarmRecord};
 use topology::Graph;
@@ -45,6 +45,8 @@ pub(crate) struct SwarmView {
     pub agents: Vec<AgentRecord>,
     pub heartbeats: HashMap<AgentId, i64>,
     pub now_ms: i64,
+    /// The store revision the view was read at.
+    pub revision: Revision,
 }
 
 impl SwarmView {
@@ -109,38 +111,30 @@ impl Engine {
         Ok(kv.map(|kv| SwarmId::new(String::from_utf8_lossy(&kv.value).into_owned())))
     }
 
-    /// Load a swarm's record, graph, agents and heartbeats.
+    /// Load a swarm's record, graph, agents and heartbeats with one range read, so the view is
+    /// consistent: all of it as of one store revision.
     pub(crate) async fn load_swarm(&self, id: &SwarmId) -> Result<SwarmView> {
-        let swarm_kv = store::get(&*self.store, &keys::swarm(id))
-            .await?
-            .ok_or_else(|| MeshError::not_found("swarm", id.as_str()))?;
-        let swarm: SwarmRecord = decode(&swarm_kv)?;
-        let (graph, graph_rev) = match store::get(&*self.store, &keys::graph(id)).await? {
-            Some(kv) => (decode(&kv)?, kv.mod_revision),
-            None => (Graph::default(), 0),
-        };
-        let agents: Vec<AgentRecord> = store::get_prefix(&*self.store, &keys::agents(id))
-            .await?
-            .iter()
-            .map(decode::<AgentRecord>)
-            .collect::<Result<Vec<_>>>()?;
+        let prefix = keys::swarm_prefix(id);
+        let resp = self.store.range(RangeRequest::prefix(prefix.as_str())).await?;
+        let (mut swarm, mut graph) = (None, None);
+        let (mut agents, mut heartbeats) = (Vec::new(), HashMap::new());
+        for kv in &resp.kvs {
+            let rest = &kv.key[prefix.len()..];
+            match rest.split_once('/') {
+                None if rest == "config" => swarm = Some((decode::<SwarmRecord>(kv)?, kv.mod_revision)),
+                None if rest == "graph" => graph = Some((decode::<Graph>(kv)?, kv.mod_revision)),
+                Some(("agent", _)) => agents.push(decode::<AgentRecord>(kv)?),
+                Some(("hb", agent)) => {
+                    heartbeats.insert(AgentId::new(agent), decode::<i64>(kv)?);
+                }
+                _ => {}
+            }
+        }
+        let (swarm, swarm_rev) = swarm.ok_or_else(|| MeshError::not_found("swarm", id.as_str()))?;
+        let (graph, graph_rev) = graph.unwrap_or_default();
         // Report agents in join order, which the graph records.
-        let mut agents = agents;
-        agents.sort_by_key(|a| graph.nodes.iter().position(|n| *n == a.id).unwrap_or(usize::MAX));
-        let heartbeats = store::get_prefix(&*self.store, &keys::heartbeats(id))
-            .await?
-            .iter()
-            .map(|kv| Ok((heartbeat_agent(kv), decode::<i64>(kv)?)))
-            .collect::<Result<HashMap<_, _>>>()?;
-        Ok(SwarmView {
-            swarm,
-            swarm_rev: swarm_kv.mod_revision,
-            graph,
-            graph_rev,
-            agents,
-            heartbeats,
-            now_ms: self.now_ms(),
-        })
+        agents.sort_by_key(|a: &AgentRecord| graph.nodes.iter().position(|n| *n == a.id).unwrap_or(usize::MAX));
+        Ok(SwarmView { swarm, swarm_rev, graph, graph_rev, agents, heartbeats, now_ms: self.now_ms(), revision: resp.revision })
     }
 
     /// Check an agent's token. A valid token is the agent's proof of identity; the caller then
@@ -173,8 +167,4 @@ impl Engine {
         }
         Err(MeshError::Contention(config::CAS_ATTEMPTS))
     }
-}
-
-fn heartbeat_agent(kv: &KeyValue) -> AgentId {
-    AgentId::new(kv.key.rsplit('/').next().unwrap_or_default())
 }

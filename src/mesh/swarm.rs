@@ -255,7 +255,7 @@ impl Engine {
         let id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
         self.with_retry(|| async {
             let view = self.load_swarm(&id).await?;
-            let mut ops = vec![Op::delete(keys::swarm(&id)), Op::delete_prefix(keys::swarm_children(&id))];
+            let mut ops = vec![Op::delete_prefix(keys::swarm_prefix(&id)), Op::delete_prefix(keys::mailboxes(&id))];
             ops.extend(view.agents.iter().map(|a| Op::delete(keys::agent_index(&a.id))));
             let mut compares = vec![Compare::mod_revision(keys::graph(&id), CompareOp::Equal, view.graph_rev)];
             // Leave the default pointer alone unless it names this swarm.
@@ -277,8 +277,7 @@ impl Engine {
     pub async fn swarm_status(&self, p: SwarmIdParams) -> Result<SwarmStatusOutput> {
         let id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
         let view = self.load_swarm(&id).await?;
-        let revision = self.store().revision().await?;
-        Ok(status_of(&view, revision))
+        Ok(status_of(&view, view.revision))
     }
 
     pub async fn topology_optimize(&self, p: SwarmIdParams) -> Result<TopologyOptimizeOutput> {
@@ -304,7 +303,7 @@ impl Engine {
                 .and_then([Op::put(keys::graph(&id), encode(&rebuilt))]);
             let resp = if added.is_empty() && removed.is_empty() {
                 // Nothing to change: report without a write.
-                crate::store::TxnResponse { succeeded: true, revision: self.store().revision().await? }
+                crate::store::TxnResponse { succeeded: true, revision: view.revision }
             } else {
                 self.store().txn(txn).await?
             };
