@@ -25,8 +25,9 @@ struct Args {
 enum Command {
     /// Serve MCP on stdio (default) or on HTTP with --http.
     Serve {
-        /// Serve streamable HTTP at /mcp (and legacy SSE at /sse + /message) on this address.
-        #[arg(long)]
+        /// Serve streamable HTTP at /mcp (and legacy SSE at /sse + /message) on this address
+        /// (`--http` alone: 127.0.0.1:7070, loopback only).
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:7070")]
         http: Option<SocketAddr>,
         /// Bearer token HTTP clients must present; required when binding a non-loopback address.
         #[arg(long, env = config::ENV_AUTH_TOKEN, hide_env_values = true)]
