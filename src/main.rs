@@ -120,11 +120,11 @@ async fn call(db: &str, durability: Durability, tool: &str, words: &[String]) ->
     let engine = mesh_mcp::open_engine(db, durability)?;
     let result = server::tools::call(&engine, tool, serde_json::Value::Object(arguments)).await;
     match result.expect("parse_args accepted the tool name") {
-        Ok(value) => {
+        Ok(json) => {
             if tool == "agent_spawn" {
-                cli::save_token(db, &value)?;
+                cli::save_token(db, &serde_json::from_str(&json)?)?;
             }
-            println!("{value}");
+            println!("{json}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -23,8 +23,8 @@ pub fn tool_error(e: &MeshError) -> CallToolResult {
     CallToolResult::error(vec![Content::text(error_body(e).to_string())])
 }
 
-pub fn tool_success(value: &serde_json::Value) -> CallToolResult {
-    CallToolResult::success(vec![Content::text(value.to_string())])
+pub fn tool_success(json: String) -> CallToolResult {
+    CallToolResult::success(vec![Content::text(json)])
 }
 
 pub fn unknown_tool(name: &str) -> ErrorData {

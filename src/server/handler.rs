@@ -66,7 +66,7 @@ impl ServerHandler for MeshServer {
         let args = request.arguments.map(serde_json::Value::Object).unwrap_or(serde_json::Value::Null);
         match tools::call(&self.engine, &request.name, args).await {
             None => Err(errors::unknown_tool(&request.name)),
-            Some(Ok(value)) => Ok(errors::tool_success(&value).into()),
+            Some(Ok(json)) => Ok(errors::tool_success(json).into()),
             Some(Err(e)) => Ok(errors::tool_error(&e).into()),
         }
     }

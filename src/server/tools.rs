@@ -14,7 +14,8 @@ use super::{catalogue, schema};
 use crate::error::{MeshError, Result};
 use crate::mesh::{agents, memory, messaging, swarm, Engine};
 
-type Handler = for<'a> fn(&'a Engine, Value) -> BoxFuture<'a, Result<Value>>;
+/// A handler returns its result already serialized: the JSON text is what goes on the wire.
+type Handler = for<'a> fn(&'a Engine, Value) -> BoxFuture<'a, Result<String>>;
 
 pub struct ToolDef {
     pub name: &'static str,
@@ -37,8 +38,9 @@ fn parse<P: DeserializeOwned>(args: Value) -> Result<P> {
     })
 }
 
-fn encode<O: Serialize>(out: O) -> Result<Value> {
-    Ok(serde_json::to_value(out).expect("outputs always serialize"))
+/// Serialize a result straight to JSON text (no intermediate `Value`: it showed in profiles).
+fn encode<O: Serialize>(out: O) -> Result<String> {
+    Ok(serde_json::to_string(&out).expect("outputs always serialize"))
 }
 
 macro_rules! tool {
@@ -72,8 +74,8 @@ pub fn find(name: &str) -> Option<&'static ToolDef> {
     TOOLS.iter().find(|t| t.name == name)
 }
 
-/// Run a tool. `None` when no tool has that name.
-pub async fn call(engine: &Engine, name: &str, args: Value) -> Option<Result<Value>> {
+/// Run a tool; its result is compact JSON text. `None` when no tool has that name.
+pub async fn call(engine: &Engine, name: &str, args: Value) -> Option<Result<String>> {
     let def = find(name)?;
     Some((def.handler)(engine, args).await)
 }

@@ -10,10 +10,12 @@
 //! (a read takes a few microseconds, less than a `spawn_blocking` hop); only a wait for another
 //! process's write lock can hold the worker thread longer.
 //!
-//! Durability: `synchronous=FULL` by default, so the WAL is fsynced before `COMMIT` returns and a
-//! write reported done survives a process crash *and* a power loss. (WAL + `NORMAL` would also
-//! survive a process crash, since the commit is in the OS page cache, but could lose the last
-//! commits on power loss; `SqliteOptions::sync_full = false` selects it.)
+//! Durability: every write is committed before the call returns. With `sync_full` (this type's
+//! default, `--durability power`) the WAL is fsynced before `COMMIT` returns, so a write reported
+//! done survives a process crash *and* a power loss, at the price of one fsync (~0.2-0.5 ms here).
+//! Without it (`synchronous=NORMAL`, the server's default `--durability process`) the commit sits
+//! in the WAL in the OS page cache: it survives any crash of the process, and only a power loss
+//! or an OS crash can roll back the last commits. See BENCHMARKS.md for the cost of each.
 //!
 //! Watches: every write appends its events to the `changes` table (the change log, pruned to the
 //! last `retain_revisions` revisions; `meta.compacted` records the pruning point). A watch task
@@ -602,6 +604,10 @@ fn configure(conn: &Connection, options: &SqliteOptions) -> Result<(), Fail> {
         "synchronous",
         if options.sync_full { "FULL" } else { "NORMAL" },
     )?;
+    // The query planner stability guarantee: without it SQLite re-plans every statement whose
+    // plan depends on a bound parameter (our `LIMIT ?1` ranges) on each run. Measured: -23% to
+    // -37% p50 on the range-heavy tools (BENCHMARKS.md).
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
