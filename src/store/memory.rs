@@ -1,151 +1,27 @@
-//! The in-process backend ([`MemoryStore`]), plus the transaction and watch rules that both
-//! backends share (compare evaluation, delete-event shape, the watch delivery loop).
+//! The in-process backend ([`MemoryStore`]).
 //!
 //! State lives in one `std::sync::Mutex`; every trait method does its work synchronously under
-//! it and never holds it across an `.await`. Watches are served by a task per watch that reads
-//! the bounded event history from a cursor, so delivery is in revision order with no gaps or
-//! duplicates, and a slow reader applies back-pressure instead of growing a queue.
+//! it and never holds it across an `.await`. Watches read the bounded event history through the
+//! shared delivery loop in [`super::watch`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use super::{
-    prefix_end, Clock, Compare, CompareOp, CompareTarget, EventKind, KeyValue, LeaseId, LeaseInfo,
+    prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo,
     Op, RangeRequest, RangeResponse, Revision, Store, StoreError, Txn, TxnResponse, Watch,
     WatchEvent,
 };
 
 /// Revisions of events kept for `watch(from_revision)` replay unless told otherwise.
 pub const DEFAULT_HISTORY: i64 = 10_000;
-/// Events buffered per watch before the delivery task waits for the reader.
-const WATCH_CAPACITY: usize = 1024;
-/// How often a watch task looks for work nobody told it about: expired leases to reap, and (for
-/// SQLite) commits made by other processes.
-pub(crate) const WATCH_POLL: Duration = Duration::from_millis(50);
 
-// ---------------------------------------------------------------------------------------------
-// Rules shared by both backends.
-// ---------------------------------------------------------------------------------------------
+use super::rules::{check_ttl, compare_holds, delete_event, leases_used};
+use super::watch::{spawn_watch, WatchSource};
 
-/// Whether `cmp` holds against `kv` (`None` = the key is absent or its lease has expired).
-///
-/// An absent key has version, create and mod revision 0. A value compare against an absent key
-/// is always false, whatever the operator, as in etcd: there is no value to compare.
-pub(crate) fn compare_holds(cmp: &Compare, kv: Option<&KeyValue>) -> bool {
-    let ordering = match (&cmp.target, kv) {
-        (CompareTarget::Value(_), None) => return false,
-        (CompareTarget::Value(v), Some(kv)) => kv.value.as_slice().cmp(v.as_slice()),
-        (CompareTarget::Version(v), kv) => kv.map_or(0, |kv| kv.version).cmp(v),
-        (CompareTarget::ModRevision(r), kv) => kv.map_or(0, |kv| kv.mod_revision).cmp(r),
-        (CompareTarget::CreateRevision(r), kv) => kv.map_or(0, |kv| kv.create_revision).cmp(r),
-    };
-    match cmp.op {
-        CompareOp::Equal => ordering.is_eq(),
-        CompareOp::NotEqual => ordering.is_ne(),
-        CompareOp::Less => ordering.is_lt(),
-        CompareOp::Greater => ordering.is_gt(),
-    }
-}
-
-/// The leases that the `Put`s among `ops` attach keys to (0 = none is skipped).
-pub(crate) fn leases_used(ops: &[Op]) -> impl Iterator<Item = LeaseId> + '_ {
-    ops.iter().filter_map(|op| match op {
-        Op::Put { lease, .. } if *lease != 0 => Some(*lease),
-        _ => None,
-    })
-}
-
-/// The event for a deleted key: as in etcd, only the key and the deletion revision are set.
-pub(crate) fn delete_event(key: String, rev: Revision) -> WatchEvent {
-    let kv = KeyValue {
-        key,
-        value: Vec::new(),
-        create_revision: 0,
-        mod_revision: rev,
-        version: 0,
-        lease: 0,
-    };
-    WatchEvent {
-        kind: EventKind::Delete,
-        kv,
-    }
-}
-
-pub(crate) fn check_ttl(ttl_ms: i64) -> Result<(), StoreError> {
-    if ttl_ms > 0 {
-        Ok(())
-    } else {
-        Err(StoreError::Backend(format!(
-            "lease TTL must be positive, got {ttl_ms} ms"
-        )))
-    }
-}
-
-/// A backend as seen by the watch delivery loop.
-pub(crate) trait WatchSource: Send + Sync + 'static {
-    /// Woken after every local commit that advanced the revision.
-    fn changed(&self) -> &Notify;
-    /// Reap what is due, then return the events under `prefix` from `*cursor` on, in order, and
-    /// move `*cursor` past every revision looked at. `Compacted` once the cursor fell behind.
-    fn poll(&self, prefix: &str, cursor: &mut Revision) -> Result<Vec<WatchEvent>, StoreError>;
-}
-
-/// Start delivering `source`'s events under `prefix` from revision `cursor` on.
-pub(crate) fn spawn_watch<S: WatchSource>(
-    source: Arc<S>,
-    prefix: String,
-    cursor: Revision,
-) -> Watch {
-    let (tx, rx) = mpsc::channel(WATCH_CAPACITY);
-    tokio::spawn(watch_loop(source, prefix, cursor, tx));
-    Watch { events: rx }
-}
-
-async fn watch_loop<S: WatchSource>(
-    source: Arc<S>,
-    prefix: String,
-    mut cursor: Revision,
-    tx: mpsc::Sender<Result<WatchEvent, StoreError>>,
-) {
-    loop {
-        // Register for the wake-up before looking, so a commit landing in between is not lost.
-        let notified = source.changed().notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let before = cursor;
-        match source.poll(&prefix, &mut cursor) {
-            Ok(events) => {
-                for event in events {
-                    if tx.send(Ok(event)).await.is_err() {
-                        return; // the reader is gone
-                    }
-                }
-            }
-            // Contention outlasted the retries; the cursor did not move, so just look again.
-            Err(StoreError::Busy { .. }) => {}
-            Err(err) => {
-                let _ = tx.send(Err(err)).await;
-                return;
-            }
-        }
-        if cursor != before {
-            continue; // there may be more (a bounded batch, or commits while we were sending)
-        }
-        tokio::select! {
-            _ = &mut notified => {}
-            _ = tokio::time::sleep(WATCH_POLL) => {}
-            _ = tx.closed() => return,
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The memory backend.
-// ---------------------------------------------------------------------------------------------
 
 /// An etcd-shaped store held in process memory. Revisions start at 0 (empty store); the first
 /// write is revision 1.
@@ -558,6 +434,8 @@ impl Store for MemoryStore {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::super::ManualClock;
     use super::*;
 
@@ -580,21 +458,4 @@ mod tests {
         panic!("watch task still running");
     }
 
-    #[test]
-    fn compare_rules_for_absent_keys() {
-        let absent = |target| {
-            compare_holds(
-                &Compare {
-                    key: "k".into(),
-                    op: CompareOp::Equal,
-                    target,
-                },
-                None,
-            )
-        };
-        assert!(absent(CompareTarget::Version(0)));
-        assert!(absent(CompareTarget::ModRevision(0)));
-        assert!(absent(CompareTarget::CreateRevision(0)));
-        assert!(!absent(CompareTarget::Value(Vec::new())));
-    }
 }

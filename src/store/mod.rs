@@ -7,7 +7,9 @@
 //! file) and [`memory`] (tests, `--db :memory:`). Nothing backend-specific leaks out of here.
 
 pub mod memory;
+mod rules;
 pub mod sqlite;
+mod watch;
 #[cfg(test)]
 mod conformance;
 

@@ -29,9 +29,9 @@ use std::time::Duration;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 use tokio::sync::Notify;
 
-use super::memory::{
-    check_ttl, compare_holds, delete_event, leases_used, spawn_watch, WatchSource, DEFAULT_HISTORY,
-};
+use super::memory::DEFAULT_HISTORY;
+use super::rules::{check_ttl, compare_holds, delete_event, leases_used};
+use super::watch::{spawn_watch, WatchSource};
 use super::{
     prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo, Op, RangeRequest, RangeResponse,
     Revision, Store, StoreError, Txn, TxnResponse, Watch, WatchEvent,
