@@ -298,8 +298,8 @@ impl Graph {
     /// dropped), anchored at `coordinator` when it is live, else the first.
     ///
     /// A mesh of more than [`SMALL_MESH`] nodes is the circulant graph
-    /// C_n(1, 2): node `i` linked to `i ± 1` and `i ± 2`, degree 4, and four
-    /// edge-disjoint ways out of every node.
+    /// C_n(1, s) with s = ceil(sqrt n): node `i` linked to `i ± 1` and `i ± s`,
+    /// degree 4, no bridge, and a diameter of about sqrt(n).
     pub fn rebuild(kind: TopologyKind, live: &[AgentId], coordinator: Option<&AgentId>) -> Graph {
         let mut nodes: Vec<AgentId> = Vec::with_capacity(live.len());
         for id in live {
@@ -502,15 +502,22 @@ fn hop_counts(adj: &Adjacency, start: usize) -> Vec<usize> {
     hops
 }
 
-/// Mesh over positions `0..n`: complete up to [`SMALL_MESH`], else C_n(1, 2).
+/// Mesh over positions `0..n`: complete up to [`SMALL_MESH`], else C_n(1, ceil(sqrt n)).
 fn mesh_pairs(n: usize) -> Vec<(usize, usize)> {
     if n <= SMALL_MESH {
         (0..n)
             .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
             .collect()
     } else {
+        // The circulant C_n(1, s) with s near sqrt(n): a Hamiltonian cycle (so no bridge) plus
+        // chords of length s, giving degree 4 and a diameter of about sqrt(n) rather than the
+        // n/4 of C_n(1, 2). At n = 6, s = 3 would make every chord double up; use 2 there.
+        let mut s = (n as f64).sqrt().ceil() as usize;
+        if 2 * s == n {
+            s -= 1;
+        }
         (0..n)
-            .flat_map(|i| [(i, (i + 1) % n), (i, (i + 2) % n)])
+            .flat_map(|i| [(i, (i + 1) % n), (i, (i + s) % n)])
             .collect()
     }
 }
@@ -757,6 +764,14 @@ mod tests {
         // Long shortcuts keep the diameter logarithmic-ish (6 at 120 nodes).
         for (n, most) in [(10, 2), (30, 4), (120, 6)] {
             let d = diameter(&grown(TopologyKind::Mesh, n));
+            assert!(d <= most, "n = {n}: diameter {d}");
+        }
+    }
+
+    #[test]
+    fn rebuilt_mesh_stays_shallow() {
+        for (n, most) in [(10, 3), (30, 5), (120, 11)] {
+            let d = diameter(&Graph::rebuild(TopologyKind::Mesh, &ids(n), None));
             assert!(d <= most, "n = {n}: diameter {d}");
         }
     }
