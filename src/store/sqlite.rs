@@ -588,6 +588,11 @@ impl SqliteStore {
     }
 }
 
+/// WAL pages between automatic checkpoints (SQLite's default is 1000 pages, ~4 MB).
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+/// Size the WAL file is truncated back to after a checkpoint.
+const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+
 fn configure(conn: &Connection, options: &SqliteOptions) -> Result<(), Fail> {
     // WAL is a property of the file; only switch when needed, as switching takes an
     // exclusive lock that other processes would have to wait out.
@@ -604,6 +609,13 @@ fn configure(conn: &Connection, options: &SqliteOptions) -> Result<(), Fail> {
         "synchronous",
         if options.sync_full { "FULL" } else { "NORMAL" },
     )?;
+    // Checkpoint the WAL every ~40 MB of commits instead of SQLite's ~4 MB. The checkpoint runs
+    // inside whichever commit crosses the mark; at the default that was about one write in 250,
+    // and it set every write's p99. Measured: write p99 halved, p50 -10% to -20% (BENCHMARKS.md).
+    // A checkpoint that large takes tens of milliseconds when it comes (in max, not in p99), and
+    // the WAL file is kept from growing past 64 MiB afterwards.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
     // The query planner stability guarantee: without it SQLite re-plans every statement whose
     // plan depends on a bound parameter (our `LIMIT ?1` ranges) on each run. Measured: -23% to
     // -37% p50 on the range-heavy tools (BENCHMARKS.md).
@@ -959,6 +971,8 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!((mode.as_str(), sync, version), ("wal", 2, SCHEMA_VERSION));
+        let checkpoint: i64 = conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)).unwrap();
+        assert_eq!(checkpoint, WAL_AUTOCHECKPOINT_PAGES);
     }
 
     /// Indicative latencies: `cargo test --release latency -- --ignored --nocapture`.
