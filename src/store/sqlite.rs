@@ -611,7 +611,7 @@ fn configure(conn: &Connection, options: &SqliteOptions) -> Result<(), Fail> {
     )?;
     // Checkpoint the WAL every ~40 MB of commits instead of SQLite's ~4 MB. The checkpoint runs
     // inside whichever commit crosses the mark; at the default that was about one write in 250,
-    // and it set every write's p99. Measured: write p99 halved, p50 -10% to -20% (BENCHMARKS.md).
+    // and it set every write's p99. Measured: write p99 roughly halved (BENCHMARKS.md).
     // A checkpoint that large takes tens of milliseconds when it comes (in max, not in p99), and
     // the WAL file is kept from growing past 64 MiB afterwards.
     conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
