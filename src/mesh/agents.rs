@@ -38,7 +38,6 @@ pub struct AgentSpawnOutput {
     pub swarm_id: String,
     /// Secret proof of identity; shown once. Pass it as agentToken when acting as this agent.
     pub agent_token: String,
-    pub status: AgentStatus,
     /// Agents this one is linked to.
     pub links: Vec<String>,
     /// Existing links the join replaced, each as `[agentA, agentB]`.
@@ -155,7 +154,6 @@ impl Engine {
                 capabilities: capabilities.clone(),
                 swarm_id: swarm_id.to_string(),
                 agent_token: token.clone(),
-                status: AgentStatus::Initializing,
                 links: graph.neighbours(&id).into_iter().map(|n| n.to_string()).collect(),
                 links_removed: change.removed.iter().map(|(a, b)| [a.to_string(), b.to_string()]).collect(),
                 revision: resp.revision,
