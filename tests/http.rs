@@ -4,10 +4,9 @@
 //!
 //! Waits are generous and nothing asserts on timing: these run on loaded 2-core machines.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::pin::Pin;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
@@ -18,106 +17,9 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{json, Value};
 
-const WAIT: Duration = Duration::from_secs(30);
-const LISTENING: &str = "mesh-mcp: listening on http://";
+mod common;
 
-/// A running `mesh-mcp serve --http`, killed when dropped.
-struct Server {
-    child: Child,
-    /// `127.0.0.1:PORT`, as the server printed it.
-    addr: String,
-    stderr: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    /// Serve on `127.0.0.1:0` with a fresh database, plus `extra` arguments.
-    fn start(extra: &[&str]) -> Self {
-        Self::start_with(&["--http", "127.0.0.1:0"], extra, &[])
-    }
-
-    fn start_with(http: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = spawn(http, extra, env, &dir);
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        drain_stderr(&mut child, stderr.clone(), tx);
-        // A child that exits early closes stderr, which ends the wait at once.
-        let addr = rx.recv_timeout(WAIT).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("the server did not report its address; stderr:\n{}", stderr.lock().unwrap())
-        });
-        Server { child, addr, stderr, _dir: dir }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn port(&self) -> &str {
-        self.addr.rsplit(':').next().unwrap()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(http: &[&str], extra: &[&str], env: &[(&str, &str)], dir: &tempfile::TempDir) -> Child {
-    let db = dir.path().join("mesh.db");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mesh-mcp"));
-    command
-        .arg("serve")
-        .args(http)
-        .arg("--db")
-        .arg(&db)
-        .args(extra)
-        .env_remove("MESH_MCP_AUTH_TOKEN")
-        .env_remove("MESH_MCP_DB")
-        .env("MESH_LOG_LEVEL", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.spawn().expect("spawn mesh-mcp")
-}
-
-/// Copy the child's stderr into `log` (so a full pipe never blocks it) and send the listening
-/// address on `addr` once it appears.
-fn drain_stderr(child: &mut Child, log: Arc<Mutex<String>>, addr: mpsc::Sender<String>) {
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(found) = line.strip_prefix(LISTENING) {
-                let _ = addr.send(found.trim().to_string());
-            }
-            let mut log = log.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-}
-
-/// Wait for the child to exit, up to [`WAIT`].
-fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
+use common::{wait_exit, HttpServer as Server, WAIT};
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
@@ -395,7 +297,15 @@ fn header_map(pairs: &[(&'static str, &'static str)]) -> reqwest::header::Header
 #[test]
 fn non_loopback_bind_without_token_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = spawn(&["--http", "0.0.0.0:0"], &[], &[], &dir);
+    let mut child = Command::new(common::bin())
+        .args(["serve", "--http", "0.0.0.0:0", "--db"])
+        .arg(dir.path().join("mesh.db"))
+        .env_remove("MESH_MCP_AUTH_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mesh-mcp");
     let status = wait_exit(&mut child).unwrap_or_else(|| {
         let _ = child.kill();
         panic!("the server started on 0.0.0.0 without a token")

@@ -141,14 +141,7 @@ fn sigterm_stops_the_stdio_server_cleanly() {
     server.ok("memory_usage", json!({"action": "store", "key": "before-term", "value": "kept"}));
     let pid = server.child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::wait_exit(&mut server.child).expect("exit after SIGTERM");
     assert!(status.success(), "exit status after SIGTERM: {status}");
     let (code, value) = common::cli(&db, &["memory_usage", "retrieve", "before-term"]);
     assert_eq!((code, value["entry"]["value"].as_str()), (0, Some("kept")));

@@ -2,6 +2,11 @@
 //! either with rmcp's client or with a raw JSON-RPC line client that checks every stdout line.
 #![allow(dead_code)]
 
+mod http_server;
+
+#[allow(unused_imports)] // each test crate uses its own part of these
+pub use http_server::{wait_exit, HttpServer, WAIT};
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -39,47 +44,6 @@ pub enum Transport {
     Http,
 }
 
-/// A `mesh-mcp serve --http 127.0.0.1:0` child, killed on drop.
-pub struct HttpServer {
-    pub child: Child,
-    pub url: String,
-}
-
-impl HttpServer {
-    pub fn spawn(db: &str, extra: &[&str]) -> HttpServer {
-        let mut child = Command::new(bin())
-            .args(["serve", "--http", "127.0.0.1:0", "--db", db])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mesh-mcp --http");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr.trim().to_string());
-                    }
-                }
-            }
-        });
-        let base = rx.recv_timeout(Duration::from_secs(30)).expect("the HTTP server reported its address");
-        HttpServer { child, url: base }
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Mcp {
     pub async fn stdio(db: &str) -> Mcp {
         let mut cmd = tokio::process::Command::new(bin());
@@ -90,8 +54,8 @@ impl Mcp {
     }
 
     pub async fn http(db: &str) -> Mcp {
-        let server = HttpServer::spawn(db, &[]);
-        let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(format!("{}/mcp", server.url));
+        let server = HttpServer::on_db(db);
+        let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(server.url("/mcp"));
         let client = ().serve(transport).await.expect("MCP initialize over HTTP");
         Mcp { client, server: Some(server) }
     }

@@ -1,0 +1,116 @@
+//! A `mesh-mcp serve --http` child for the end-to-end tests: started on `127.0.0.1:0` (or as
+//! asked), found through its stderr line `mesh-mcp: listening on http://ADDR`, killed on drop.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for a server to start, answer or exit. Generous: CI is a loaded
+/// 2-core machine, and nothing asserts on timing.
+pub const WAIT: Duration = Duration::from_secs(30);
+const LISTENING: &str = "mesh-mcp: listening on http://";
+
+pub struct HttpServer {
+    pub child: Child,
+    /// `127.0.0.1:PORT`, as the server printed it.
+    pub addr: String,
+    stderr: Arc<Mutex<String>>,
+    /// The database directory, when the server got a fresh one of its own.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl HttpServer {
+    /// Serve on `127.0.0.1:0` with a fresh database, plus `extra` arguments.
+    pub fn start(extra: &[&str]) -> Self {
+        Self::start_with(&["--http", "127.0.0.1:0"], extra, &[])
+    }
+
+    /// Serve with these `--http` arguments and environment on a fresh database.
+    pub fn start_with(http: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("mesh.db");
+        Self::launch(http, &db, extra, env, Some(dir))
+    }
+
+    /// Serve on `127.0.0.1:0` on an existing database file (restarts share it).
+    pub fn on_db(db: &str) -> Self {
+        Self::launch(&["--http", "127.0.0.1:0"], Path::new(db), &[], &[], None)
+    }
+
+    fn launch(http: &[&str], db: &Path, extra: &[&str], env: &[(&str, &str)], dir: Option<tempfile::TempDir>) -> Self {
+        let mut command = Command::new(super::bin());
+        command
+            .arg("serve")
+            .args(http)
+            .arg("--db")
+            .arg(db)
+            .args(extra)
+            .env_remove("MESH_MCP_AUTH_TOKEN")
+            .env_remove("MESH_MCP_DB")
+            .env("MESH_LOG_LEVEL", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn mesh-mcp --http");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        drain_stderr(&mut child, stderr.clone(), tx);
+        // A child that exits early closes stderr, which ends the wait at once.
+        let addr = rx.recv_timeout(WAIT).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("the server did not report its address; stderr:\n{}", stderr.lock().unwrap())
+        });
+        HttpServer { child, addr, stderr, _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn port(&self) -> &str {
+        self.addr.rsplit(':').next().unwrap()
+    }
+
+    /// Everything the server wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Copy the child's stderr into `log` (so a full pipe never blocks it) and send the listening
+/// address on `addr` once it appears.
+fn drain_stderr(child: &mut Child, log: Arc<Mutex<String>>, addr: mpsc::Sender<String>) {
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(found) = line.strip_prefix(LISTENING) {
+                let _ = addr.send(found.trim().to_string());
+            }
+            let mut log = log.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+}
+
+/// Wait for a child to exit, up to [`WAIT`].
+pub fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
