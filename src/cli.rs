@@ -97,8 +97,10 @@ fn token_file(db: &str, swarm: &str, agent: &str) -> Option<PathBuf> {
     (safe(swarm) && safe(agent)).then(|| token_dir(db)).flatten().map(|d| d.join(swarm).join(format!("{agent}.token")))
 }
 
-/// Fill in `agentToken` for calls that act as an agent, when the caller gave none.
-pub fn attach_token(db: &str, args: &mut Map<String, Value>) {
+/// Fill in `agentToken` for calls that act as an agent, when the caller gave none: from
+/// `MESH_AGENT_TOKEN`, else from the token file of that agent in the swarm the call will act in
+/// (the agent's own swarm for an id; `swarmId`, else the default swarm, for a name).
+pub async fn attach_token(db: &str, engine: &crate::mesh::Engine, args: &mut Map<String, Value>) {
     if args.contains_key("agentToken") {
         return;
     }
@@ -111,18 +113,11 @@ pub fn attach_token(db: &str, args: &mut Map<String, Value>) {
         _ => args.get("from"),
     };
     let Some(agent) = acting.and_then(Value::as_str) else { return };
-    let dir = match token_dir(db) {
-        Some(d) => d,
-        None => return,
-    };
-    // The agent's swarm is unknown here; look through the swarms that have a token for it.
-    let Ok(swarms) = std::fs::read_dir(&dir) else { return };
-    let mut found = swarms
-        .flatten()
-        .filter_map(|s| s.file_name().into_string().ok())
-        .filter_map(|swarm| token_file(db, &swarm, agent))
-        .filter_map(|p| std::fs::read_to_string(p).ok());
-    if let Some(token) = found.next() {
+    let swarm_id = args.get("swarmId").and_then(Value::as_str);
+    // Resolution errors are left for the tool itself to report.
+    let Ok(swarm) = engine.resolve_agent_swarm(agent, swarm_id).await else { return };
+    let token = token_file(db, swarm.as_str(), agent).and_then(|p| std::fs::read_to_string(p).ok());
+    if let Some(token) = token {
         args.insert("agentToken".into(), Value::String(token.trim().to_string()));
     }
 }

@@ -116,8 +116,8 @@ async fn call(db: &str, durability: Durability, tool: &str, words: &[String]) ->
             return Ok(ExitCode::from(2));
         }
     };
-    cli::attach_token(db, &mut arguments);
     let engine = mesh_mcp::open_engine(db, durability)?;
+    cli::attach_token(db, &engine, &mut arguments).await;
     let result = server::tools::call(&engine, tool, serde_json::Value::Object(arguments)).await;
     match result.expect("parse_args accepted the tool name") {
         Ok(json) => {

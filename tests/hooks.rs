@@ -18,7 +18,7 @@ fn hook(definition: &str, which: &str) -> String {
         .join("\n")
 }
 
-fn run(script: &str, dir: &std::path::Path) {
+fn run(script: &str, dir: &std::path::Path, task_id: &str) {
     let bin_dir = std::path::Path::new(bin()).parent().unwrap();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let out = Command::new("bash")
@@ -26,7 +26,7 @@ fn run(script: &str, dir: &std::path::Path) {
         .current_dir(dir)
         .env("PATH", path)
         .env("TASK", "demo task")
-        .env("TASK_ID", "42")
+        .env("TASK_ID", task_id)
         .env_remove("MESH_MCP_DB")
         .env_remove("MESH_AGENT_TOKEN")
         .output()
@@ -41,14 +41,22 @@ fn run(script: &str, dir: &std::path::Path) {
 fn mesh_coordinator_hooks_run_against_the_default_database() {
     let definition = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/agents/mesh-coordinator.md")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    run(&hook(&definition, "pre"), dir.path());
+    // An earlier task left its own swarm with its own mesh-coordinator (and token file); the
+    // hooks of task 42 must act as task 42's coordinator, not that one.
+    run(&hook(&definition, "pre"), dir.path(), "41");
+    run(&hook(&definition, "pre"), dir.path(), "42");
     let db = dir.path().join(".mesh/mesh.db");
     assert!(db.exists(), "the default database is .mesh/mesh.db under the working directory");
+    // Both coordinators are named mesh-coordinator; the CLI must take each one's own token.
+    for swarm in ["mesh-41", "mesh-42"] {
+        let (code, body) = cli(&db, &["daa_communication", "--from=mesh-coordinator", "--to=all", "--message={}", &format!("--swarmId={swarm}")]);
+        assert_eq!(code, 0, "acting as the coordinator of {swarm}: {body}");
+    }
 
     // A peer joins between the hooks, so the closing broadcast reaches someone.
     let (code, peer) = cli(&db, &["agent_spawn", "coder", "--name=peer", "--swarmId=mesh-42"]);
     assert_eq!(code, 0);
-    run(&hook(&definition, "post"), dir.path());
+    run(&hook(&definition, "post"), dir.path(), "42");
 
     let (_, init) = cli(&db, &["memory_usage", "retrieve", "mesh:network:42", "--namespace=mesh"]);
     assert!(init["entry"]["value"].as_str().unwrap().ends_with("Mesh network initialized"), "{init}");
