@@ -431,6 +431,26 @@ async fn lease_grant_keepalive_revoke(store: SharedStore, clock: Arc<ManualClock
     );
 }
 
+async fn keepalive_in_a_txn_renews_only_when_it_commits(store: SharedStore, clock: Arc<ManualClock>) {
+    let id = store.lease_grant(1_000).await.unwrap();
+    txn_ok(&store, Txn::new().and_then([Op::put_with_lease("k/live", "1", id)])).await;
+    clock.advance(800);
+    let rev = txn_ok(&store, Txn::new().and_then([Op::put("k/hb", "1"), Op::keepalive(id)])).await.revision;
+    assert_eq!(store.lease_info(id).await.unwrap().remaining_ms, 1_000);
+    // A failed compare takes the (empty) failure branch: no renewal.
+    clock.advance(800);
+    let missed = Txn::new().when([Compare::absent("k/hb")]).and_then([Op::keepalive(id)]);
+    assert!(!txn_ok(&store, missed).await.succeeded);
+    assert_eq!(store.lease_info(id).await.unwrap().remaining_ms, 200);
+    // Once expired, a keepalive fails the whole transaction and writes nothing.
+    clock.advance(200);
+    let late = Txn::new().and_then([Op::put("k/hb", "2"), Op::keepalive(id)]);
+    assert_eq!(store.txn(late).await, Err(StoreError::LeaseNotFound(id)));
+    assert_eq!(value_of(&store, "k/hb").await.as_deref(), Some("1"));
+    assert!(get_kv(&store, "k/live").await.is_none());
+    assert!(store.revision().await.unwrap() >= rev);
+}
+
 async fn expired_lease_is_invisible_at_once(store: SharedStore, clock: Arc<ManualClock>) {
     let id = store.lease_grant(1_000).await.unwrap();
     txn_ok(
@@ -679,6 +699,7 @@ conformance!(
     prefix_after_paginates,
     delete_prefix_removes_exactly_the_prefix,
     lease_grant_keepalive_revoke,
+    keepalive_in_a_txn_renews_only_when_it_commits,
     expired_lease_is_invisible_at_once,
     compares_treat_expired_keys_as_absent,
     watch_replays_then_streams_live,

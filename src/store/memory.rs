@@ -214,12 +214,18 @@ impl State {
         }
     }
 
-    /// Apply `ops` in order under revision `rev`; returns the events (empty = nothing changed).
-    fn apply(&mut self, ops: &[Op], rev: Revision) -> Vec<WatchEvent> {
+    /// Apply `ops` in order under revision `rev` at time `now`; returns the events (empty =
+    /// nothing changed).
+    fn apply(&mut self, ops: &[Op], rev: Revision, now: i64) -> Vec<WatchEvent> {
         let mut events = Vec::new();
         for op in ops {
             match op {
                 Op::Put { key, value, lease } => events.push(self.put(key, value, *lease, rev)),
+                Op::KeepAlive { lease } => {
+                    if let Some(l) = self.leases.get_mut(lease) {
+                        l.expires_at_ms = now + l.ttl_ms;
+                    }
+                }
                 Op::Delete { key } => {
                     events.extend(self.remove(key).map(|kv| delete_event(kv.key, rev)))
                 }
@@ -331,7 +337,7 @@ impl State {
         if let Some(missing) = leases_used(ops).find(|id| !self.live(*id, now)) {
             return Err(StoreError::LeaseNotFound(missing));
         }
-        let events = self.apply(ops, self.revision + 1);
+        let events = self.apply(ops, self.revision + 1, now);
         self.commit(events);
         Ok(TxnResponse {
             succeeded,

@@ -82,6 +82,11 @@ pub enum Op {
     Delete { key: String },
     /// Delete every key that starts with the prefix.
     DeletePrefix { prefix: String },
+    /// Push a live lease's expiry to its TTL from now, atomically with the rest of the
+    /// transaction. A transaction that keeps alive an expired lease fails with `LeaseNotFound`,
+    /// like one that attaches a key to it. (An etcd backend would send a `LeaseKeepAlive` after
+    /// the transaction: renewal needs no atomicity, only the write does.)
+    KeepAlive { lease: LeaseId },
 }
 
 impl Op {
@@ -96,6 +101,9 @@ impl Op {
     }
     pub fn delete_prefix(prefix: impl Into<String>) -> Self {
         Op::DeletePrefix { prefix: prefix.into() }
+    }
+    pub fn keepalive(lease: LeaseId) -> Self {
+        Op::KeepAlive { lease }
     }
 }
 

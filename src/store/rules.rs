@@ -24,10 +24,11 @@ pub(crate) fn compare_holds(cmp: &Compare, kv: Option<&KeyValue>) -> bool {
     }
 }
 
-/// The leases that the `Put`s among `ops` attach keys to (0 = none is skipped).
+/// The leases that the `Put`s among `ops` attach keys to or that `ops` keep alive (0 = none is
+/// skipped).
 pub(crate) fn leases_used(ops: &[Op]) -> impl Iterator<Item = LeaseId> + '_ {
     ops.iter().filter_map(|op| match op {
-        Op::Put { lease, .. } if *lease != 0 => Some(*lease),
+        Op::Put { lease, .. } | Op::KeepAlive { lease } if *lease != 0 => Some(*lease),
         _ => None,
     })
 }

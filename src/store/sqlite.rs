@@ -412,6 +412,14 @@ impl<'c> Writer<'c> {
         Ok(stmt.query_row(params![id, self.now], |r| r.get(0))?)
     }
 
+    /// Renew a lease checked live by the caller. No key changes, so no revision of its own.
+    fn keepalive(&mut self, id: LeaseId) -> Result<(), Fail> {
+        self.conn
+            .prepare_cached("UPDATE leases SET expires_at_ms = ?2 + ttl_ms WHERE id = ?1")?
+            .execute(params![id, self.now])?;
+        Ok(())
+    }
+
     fn put(&mut self, key: &str, value: &[u8], lease: LeaseId) -> Result<(), Fail> {
         let rev = self.next_rev();
         let mut stmt = self.conn.prepare_cached(
@@ -502,6 +510,7 @@ impl<'c> Writer<'c> {
             Op::Put { key, value, lease } => self.put(key, value, *lease),
             Op::Delete { key } => self.delete(key),
             Op::DeletePrefix { prefix } => self.delete_prefix(prefix),
+            Op::KeepAlive { lease } => self.keepalive(*lease),
         }
     }
 
