@@ -14,8 +14,6 @@ pub const MAX_RETRY_ATTEMPTS: u32 = 3;
 pub const CIRCUIT_BREAKER_THRESHOLD: u32 = 5;
 /// Manual: `recovery_timeout`.
 pub const RECOVERY_TIMEOUT_SECS: f64 = 60.0;
-/// An agent whose last heartbeat is older than this many intervals is degraded.
-pub const DEGRADED_AFTER_INTERVALS: f64 = 2.0;
 
 /// Default and bounds of `maxAgents`.
 pub const DEFAULT_MAX_AGENTS: u32 = 8;
@@ -45,3 +43,16 @@ pub const ENV_DB: &str = "MESH_MCP_DB";
 pub const ENV_AUTH_TOKEN: &str = "MESH_MCP_AUTH_TOKEN";
 pub const ENV_AGENT_TOKEN: &str = "MESH_AGENT_TOKEN";
 pub const ENV_DURABILITY: &str = "MESH_MCP_DURABILITY";
+
+/// Phi accrual level at which a live agent counts as degraded (late). With the default prior
+/// this is close to the manual's "two missed heartbeats"; see `mesh::fault::phi`.
+pub const PHI_DEGRADED: f64 = 5.0;
+/// How often a server reconciles liveness: failover of agents whose lease ran out, expiry of
+/// proposals. Well under a heartbeat interval, so failover follows a lease's end promptly.
+pub const SWEEP_INTERVAL_MS: u64 = 250;
+/// Manual alert thresholds.
+pub const ALERT_CONNECTIVITY_BELOW: f64 = 0.7;
+pub const ALERT_FAILURE_RATE_ABOVE: f64 = 0.2;
+pub const ALERT_MESSAGE_LATENCY_ABOVE_MS: f64 = 5_000.0;
+pub const ALERT_AGREEMENT_BELOW: f64 = 0.8;
+pub const ALERT_TOPOLOGY_HEALTH_BELOW: f64 = 0.6;

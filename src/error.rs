@@ -23,6 +23,12 @@ pub enum MeshError {
     /// The agent token is missing or wrong.
     #[error("{0}")]
     Unauthorized(String),
+    /// The acting agent is failed and must recover before it acts again.
+    #[error("{0}")]
+    AgentFailed(String),
+    /// A delivery was refused because the recipient's circuit breaker is open.
+    #[error("{0}")]
+    CircuitOpen(String),
     /// No path over the live topology joins the two agents.
     #[error("no live route from `{from}` to `{to}`: {why}")]
     NoRoute { from: String, to: String, why: String },
@@ -55,6 +61,8 @@ impl MeshError {
             Self::Conflict(_) => "conflict",
             Self::Unauthorized(_) => "unauthorized",
             Self::NoRoute { .. } => "no_route",
+            Self::AgentFailed(_) => "agent_failed",
+            Self::CircuitOpen(_) => "circuit_open",
             Self::TooLarge { .. } => "too_large",
             Self::Contention(_) => "contention",
             Self::Store(_) => "store",

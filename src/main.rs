@@ -92,6 +92,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Serve { http, auth_token, allow_hosts, multi_thread } => {
             runtime(multi_thread || http.is_some())?.block_on(async {
                 let engine = mesh_mcp::open_engine(&args.db, durability(&args.durability))?;
+                let _sweeper = server::sweeper::spawn(engine.clone());
                 let server = server::MeshServer::new(engine);
                 match http {
                     None => server::stdio::serve(server).await?,

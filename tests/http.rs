@@ -59,7 +59,7 @@ async fn streamable_http_client_runs_a_swarm() {
     let client = connect(&server, None).await;
 
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 8, "{:?}", tools.iter().map(|t| &t.name).collect::<Vec<_>>());
+    assert_eq!(tools.len(), mesh_mcp::server::catalogue::FILES.len(), "{:?}", tools.iter().map(|t| &t.name).collect::<Vec<_>>());
 
     let swarm = ok(&client, "swarm_init", json!({"topology": "mesh", "swarmId": "web", "heartbeatInterval": 60, "messageTimeout": 600})).await;
     assert_eq!(swarm["swarmId"], "web");
@@ -190,7 +190,7 @@ async fn legacy_sse_transport_serves_a_session() {
     post_accepted(&server, &endpoint, json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
 
     post_accepted(&server, &endpoint, json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).await;
-    assert_eq!(events.response(2).await["result"]["tools"].as_array().unwrap().len(), 8);
+    assert_eq!(events.response(2).await["result"]["tools"].as_array().unwrap().len(), mesh_mcp::server::catalogue::FILES.len());
 
     let arguments = json!({"topology": "star", "swarmId": "sse"});
     let init_swarm = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "swarm_init", "arguments": arguments}});
@@ -283,7 +283,7 @@ async fn bearer_token_is_required_when_set() {
     }
 
     let client = connect(&server, Some("s3cret")).await;
-    assert_eq!(client.list_all_tools().await.unwrap().len(), 8);
+    assert_eq!(client.list_all_tools().await.unwrap().len(), mesh_mcp::server::catalogue::FILES.len());
     client.cancel().await.unwrap();
 
     let (_events, endpoint) = open_sse(&server, Some("s3cret")).await;
@@ -332,7 +332,7 @@ async fn sigterm_exits_zero_with_sessions_open() {
     let mut server = Server::start(&[]);
     // Hold long-lived streams open on both transports: shutdown must end them.
     let client = connect(&server, None).await;
-    assert_eq!(client.list_all_tools().await.unwrap().len(), 8);
+    assert_eq!(client.list_all_tools().await.unwrap().len(), mesh_mcp::server::catalogue::FILES.len());
     let (_events, _endpoint) = open_sse(&server, None).await;
 
     let pid = server.child.id() as libc::pid_t;

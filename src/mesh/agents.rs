@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::health::AgentStatus;
-use super::model::{encode, AgentRecord};
+use super::model::{encode, AgentRecord, LivenessRecord};
 use super::{keys, validate, Engine};
 use crate::config;
 use crate::error::{MeshError, Result};
@@ -107,6 +107,11 @@ impl Engine {
         let token = secret::new_token();
         let mut capabilities = p.capabilities.clone();
         capabilities.dedup();
+        // The liveness lease runs from the spawn: an agent that never calls fails after one
+        // message timeout. A lease left over by a lost race simply runs out.
+        let settings = self.load_swarm(&swarm_id).await?.swarm.settings;
+        let ttl_ms = settings.lease_ttl_ms();
+        let lease = self.store().lease_grant(ttl_ms).await?;
         self.with_retry(|| async {
             let view = self.load_swarm(&swarm_id).await?;
             if view.agents.len() >= view.swarm.max_agents as usize {
@@ -145,6 +150,11 @@ impl Engine {
                     Op::put(keys::name(&swarm_id, &name), id.as_str()),
                     Op::put(keys::agent_index(&id), swarm_id.as_str()),
                     Op::put(keys::graph(&swarm_id), encode(&graph)),
+                    Op::put_with_lease(
+                        keys::liveness(&swarm_id, &id),
+                        encode(&LivenessRecord { lease, ttl_ms, since_ms: view.now_ms }),
+                        lease,
+                    ),
                 ]);
             let resp = self.store().txn(txn).await?;
             Ok(resp.succeeded.then(|| AgentSpawnOutput {
@@ -188,11 +198,6 @@ impl Engine {
         }
         let count = agents.len();
         Ok(AgentListOutput { swarm_id: swarm_id.to_string(), agents, count })
-    }
-
-    /// Record that an authenticated agent is alive, as part of a caller's transaction.
-    pub(crate) fn heartbeat_op(&self, agent: &AgentRecord, now_ms: i64) -> Op {
-        Op::put(keys::heartbeat(&agent.swarm_id, &agent.id), encode(&now_ms))
     }
 
     /// The swarm of an agent named by id (any swarm) or by name (in the given or default swarm).

@@ -1,13 +1,21 @@
-//! Agent liveness, computed from heartbeat age: a pure function of the record and the clock.
+//! Agent liveness: a pure function of what the store holds about an agent and the clock.
 //!
-//! The coordination manual declares a node failed once its heartbeat is older than the message
-//! timeout; before that, missing two heartbeat intervals makes it degraded. An agent that has never
-//! called with its token is initializing until the same timeout runs out.
+//! - **failed**: its liveness lease has run out (no call with its token for a whole message
+//!   timeout) or was revoked because a quorum of peers confirmed it unreachable. The store hides an
+//!   expired lease's key at once, so every process sees the failure at the same instant.
+//! - **recovering**: it came back and is being resynchronised (see `fault::recovery`).
+//! - **initializing**: registered and leased, but it has not called with its token yet.
+//! - **degraded**: alive but suspicious: its silence is late by its own rhythm (phi accrual, see
+//!   `fault::phi`), a peer reported it unreachable, or its circuit breaker is open.
+//! - **active**: otherwise.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::model::SwarmSettings;
+use super::fault::breaker::BreakerState;
+pub use super::fault::phi::Arrivals;
+use super::model::{FaultRecord, HeartbeatRecord, SwarmSettings};
+use crate::config;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -15,18 +23,25 @@ pub enum AgentStatus {
     Initializing,
     Active,
     Degraded,
+    Recovering,
     Failed,
 }
 
 impl AgentStatus {
-    pub const ALL: [AgentStatus; 4] =
-        [AgentStatus::Initializing, AgentStatus::Active, AgentStatus::Degraded, AgentStatus::Failed];
+    pub const ALL: [AgentStatus; 5] = [
+        AgentStatus::Initializing,
+        AgentStatus::Active,
+        AgentStatus::Degraded,
+        AgentStatus::Recovering,
+        AgentStatus::Failed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Initializing => "initializing",
             Self::Active => "active",
             Self::Degraded => "degraded",
+            Self::Recovering => "recovering",
             Self::Failed => "failed",
         }
     }
@@ -37,21 +52,42 @@ impl AgentStatus {
     }
 }
 
-/// The status of an agent spawned at `spawned_at_ms` whose last heartbeat (if any) was at
-/// `last_heartbeat_ms`, seen at `now_ms`.
-pub fn status(
-    spawned_at_ms: i64,
-    last_heartbeat_ms: Option<i64>,
-    now_ms: i64,
-    settings: &SwarmSettings,
-) -> AgentStatus {
-    let last = last_heartbeat_ms.unwrap_or(spawned_at_ms);
-    let age_secs = (now_ms - last).max(0) as f64 / 1000.0;
-    if age_secs > settings.message_timeout {
-        AgentStatus::Failed
-    } else if last_heartbeat_ms.is_none() {
-        AgentStatus::Initializing
-    } else if age_secs > settings.heartbeat_interval * crate::config::DEGRADED_AFTER_INTERVALS {
+/// Everything the store says about one agent's liveness.
+#[derive(Debug, Clone, Copy)]
+pub struct Signals<'a> {
+    pub heartbeat: Option<&'a HeartbeatRecord>,
+    /// Whether its liveness key (held by its lease) is present.
+    pub lease_live: bool,
+    pub fault: Option<&'a FaultRecord>,
+}
+
+/// The phi accrual suspicion of an agent's current silence; absent before its first heartbeat.
+pub fn phi(heartbeat: Option<&HeartbeatRecord>, now_ms: i64, settings: &SwarmSettings) -> Option<f64> {
+    heartbeat.map(|hb| hb.arrivals.phi((now_ms - hb.last_ms).max(0) as f64, settings.heartbeat_interval * 1000.0))
+}
+
+/// Unreachable reports that are still current (reports lapse after the recovery timeout).
+pub fn current_reports(fault: Option<&FaultRecord>, now_ms: i64, settings: &SwarmSettings) -> usize {
+    let horizon = now_ms - (settings.recovery_timeout * 1000.0) as i64;
+    fault.map_or(0, |f| f.unreachable.values().filter(|at| **at > horizon).count())
+}
+
+pub fn status(s: Signals<'_>, now_ms: i64, settings: &SwarmSettings) -> AgentStatus {
+    if !s.lease_live {
+        return AgentStatus::Failed;
+    }
+    if s.fault.is_some_and(|f| f.recovering_since_ms.is_some()) {
+        return AgentStatus::Recovering;
+    }
+    let Some(hb) = s.heartbeat else {
+        return AgentStatus::Initializing;
+    };
+    let late = phi(Some(hb), now_ms, settings).is_some_and(|p| p >= config::PHI_DEGRADED);
+    let reported = current_reports(s.fault, now_ms, settings) > 0;
+    let breaker_open = s.fault.is_some_and(|f| {
+        f.breaker.state(now_ms, (settings.recovery_timeout * 1000.0) as i64) == BreakerState::Open
+    });
+    if late || reported || breaker_open {
         AgentStatus::Degraded
     } else {
         AgentStatus::Active
@@ -61,32 +97,61 @@ pub fn status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mesh::fault::phi::Arrivals;
 
     fn settings() -> SwarmSettings {
         SwarmSettings::default()
     }
 
-    #[test]
-    fn never_heard_agent_is_initializing_until_the_message_timeout() {
-        let s = settings();
-        assert_eq!(status(1_000, None, 1_000, &s), AgentStatus::Initializing);
-        assert_eq!(status(1_000, None, 1_000 + 30_000, &s), AgentStatus::Initializing);
-        assert_eq!(status(1_000, None, 1_000 + 30_001, &s), AgentStatus::Failed);
+    fn hb(last_ms: i64) -> HeartbeatRecord {
+        HeartbeatRecord { last_ms, arrivals: Arrivals::prior(5_000.0), seen_revision: 0 }
+    }
+
+    fn signals<'a>(heartbeat: Option<&'a HeartbeatRecord>, lease_live: bool, fault: Option<&'a FaultRecord>) -> Signals<'a> {
+        Signals { heartbeat, lease_live, fault }
     }
 
     #[test]
-    fn heartbeat_age_moves_an_agent_from_active_to_degraded_to_failed() {
-        let s = settings();
-        let hb = Some(10_000);
-        assert_eq!(status(0, hb, 10_000 + 10_000, &s), AgentStatus::Active);
-        assert_eq!(status(0, hb, 10_000 + 10_001, &s), AgentStatus::Degraded);
-        assert_eq!(status(0, hb, 10_000 + 30_001, &s), AgentStatus::Failed);
+    fn an_agent_without_its_lease_is_failed_whatever_else_is_known() {
+        let h = hb(10_000);
+        assert_eq!(status(signals(Some(&h), false, None), 10_001, &settings()), AgentStatus::Failed);
+        assert_eq!(status(signals(None, false, None), 0, &settings()), AgentStatus::Failed);
+    }
+
+    #[test]
+    fn a_leased_agent_that_never_called_is_initializing() {
+        assert_eq!(status(signals(None, true, None), 1_000_000, &settings()), AgentStatus::Initializing);
+    }
+
+    #[test]
+    fn a_late_heartbeat_degrades_near_two_intervals_by_default() {
+        let h = hb(10_000);
+        assert_eq!(status(signals(Some(&h), true, None), 10_000 + 9_000, &settings()), AgentStatus::Active);
+        assert_eq!(status(signals(Some(&h), true, None), 10_000 + 11_000, &settings()), AgentStatus::Degraded);
     }
 
     #[test]
     fn settings_change_the_thresholds() {
         let s = SwarmSettings { heartbeat_interval: 60.0, message_timeout: 600.0, ..settings() };
-        assert_eq!(status(0, Some(0), 100_000, &s), AgentStatus::Active);
-        assert_eq!(status(0, Some(0), 130_000, &s), AgentStatus::Degraded);
+        let h = HeartbeatRecord { arrivals: Arrivals::prior(60_000.0), ..hb(0) };
+        assert_eq!(status(signals(Some(&h), true, None), 100_000, &s), AgentStatus::Active);
+        assert_eq!(status(signals(Some(&h), true, None), 130_000, &s), AgentStatus::Degraded);
+    }
+
+    #[test]
+    fn peer_reports_degrade_until_they_lapse() {
+        let h = hb(0);
+        let mut f = FaultRecord::default();
+        f.unreachable.insert("agent-b".into(), 1_000);
+        assert_eq!(status(signals(Some(&h), true, Some(&f)), 1_000, &settings()), AgentStatus::Degraded);
+        // Reports lapse after the recovery timeout (60 s); the agent heartbeats meanwhile.
+        let h = hb(61_000);
+        assert_eq!(status(signals(Some(&h), true, Some(&f)), 61_001, &settings()), AgentStatus::Active);
+    }
+
+    #[test]
+    fn a_recovering_agent_says_so() {
+        let f = FaultRecord { recovering_since_ms: Some(5), ..FaultRecord::default() };
+        assert_eq!(status(signals(None, true, Some(&f)), 10, &settings()), AgentStatus::Recovering);
     }
 }

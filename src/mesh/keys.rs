@@ -7,7 +7,10 @@
 //! swarm/<swarm>/graph                 the connection graph (nodes and links), one CAS unit
 //! swarm/<swarm>/agent/<agent>         agent record
 //! swarm/<swarm>/name/<name>           agent id by name (uniqueness of names)
-//! swarm/<swarm>/hb/<agent>            last heartbeat, ms since the epoch
+//! swarm/<swarm>/hb/<agent>            last heartbeat and inter-arrival statistics
+//! swarm/<swarm>/live/<agent>          liveness key, attached to the agent's lease (TTL = message
+//!                                     timeout): absent once the lease runs out = failed
+//! swarm/<swarm>/fault/<agent>         failure, recovery, unreachable reports, circuit breaker
 //! mbox/<swarm>/<agent>/<msg>          a mailbox message; FIFO = create revision order
 //! memory/<namespace>/<key>            a memory entry (leased when it has a TTL)
 //! ```
@@ -51,11 +54,26 @@ pub fn heartbeats(id: &SwarmId) -> String {
 pub fn heartbeat(id: &SwarmId, agent: &AgentId) -> String {
     format!("swarm/{id}/hb/{agent}")
 }
+pub fn liveness(id: &SwarmId, agent: &AgentId) -> String {
+    format!("swarm/{id}/live/{agent}")
+}
+pub fn fault(id: &SwarmId, agent: &AgentId) -> String {
+    format!("swarm/{id}/fault/{agent}")
+}
 pub fn mailbox(id: &SwarmId, agent: &AgentId) -> String {
     format!("mbox/{id}/{agent}/")
 }
 pub fn message(id: &SwarmId, agent: &AgentId, msg: &MessageId) -> String {
     format!("mbox/{id}/{agent}/{msg}")
+}
+/// Everything about a swarm's consensus (proposals, decision log, leader), outside the swarm
+/// prefix so that `load_swarm` stays small.
+pub fn consensus(id: &SwarmId) -> String {
+    format!("consensus/{id}/")
+}
+/// The decision log: one key per sequence number.
+pub fn consensus_log(id: &SwarmId) -> String {
+    format!("consensus/{id}/log/")
 }
 pub fn memory_namespace(namespace: &str) -> String {
     format!("memory/{namespace}/")

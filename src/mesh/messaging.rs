@@ -6,7 +6,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::model::{decode, encode, AgentRecord, MessageRecord};
+use super::fault::breaker::Admission;
+use super::model::{decode, encode, AgentRecord, FaultRecord, MessageRecord};
 use super::{keys, validate, Engine, SwarmView};
 use crate::config;
 use crate::error::{MeshError, Result};
@@ -84,7 +85,7 @@ pub struct Delivery {
     pub hops: usize,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Skipped {
     pub to: String,
@@ -148,12 +149,12 @@ impl Engine {
         }
     }
 
-    /// Load the swarm of an acting agent and check its token.
+    /// Load the swarm of an acting agent and check its token and liveness.
     async fn acting_agent(&self, reference: &str, p: &CommunicationParams) -> Result<(SwarmView, AgentRecord)> {
         let swarm = self.resolve_agent_swarm(reference, p.swarm_id.as_deref()).await?;
         let view = self.load_swarm(&swarm).await?;
         let agent = view.agent(reference).cloned().ok_or_else(|| MeshError::not_found("agent", reference))?;
-        Self::authenticate(&agent, p.agent_token.as_deref())?;
+        view.authorize(&agent, p.agent_token.as_deref())?;
         Ok((view, agent))
     }
 
@@ -165,69 +166,35 @@ impl Engine {
         if size > config::MAX_MESSAGE_BYTES {
             return Err(MeshError::TooLarge { what: "message", size, limit: config::MAX_MESSAGE_BYTES });
         }
-        let (view, sender) = self.acting_agent(from, p).await?;
-        let broadcast = to == "all";
-        let recipients: Vec<&AgentRecord> = if broadcast {
-            view.agents.iter().filter(|a| a.id != sender.id).collect()
-        } else {
-            let r = view.agent(to).ok_or_else(|| MeshError::not_found("agent", to.as_str()))?;
-            if r.id == sender.id {
-                return Err(MeshError::invalid("to", "an agent cannot message itself"));
-            }
-            vec![r]
-        };
-        // The sender has just proven it is alive, whatever its stored heartbeat says.
-        let live = view.live();
-        let usable = |id: &AgentId| *id == sender.id || live(id);
         let message_type = p.message_type.unwrap_or_default();
-        let type_name = message_type.as_str().to_string();
-        let mut ops = vec![self.heartbeat_op(&sender, view.now_ms)];
-        let (mut delivered, mut skipped) = (Vec::new(), Vec::new());
-        for r in recipients {
-            let Some(route) = view.graph.shortest_path(&sender.id, &r.id, usable) else {
-                let why = if live(&r.id) { "every path crosses a failed agent or a missing link" } else { "the recipient is failed" };
-                if !broadcast {
-                    return Err(MeshError::NoRoute { from: sender.name.clone(), to: r.name.clone(), why: why.into() });
+        self.with_retry(|| async {
+            let (view, sender) = self.acting_agent(from, p).await?;
+            let plan = plan_send(&view, &sender, to, &body, message_type)?;
+            let mut compares = vec![Compare::version(keys::agent(&view.swarm.id, &sender.id), CompareOp::Greater, 0)];
+            compares.extend(plan.breaker_updates.iter().map(|(id, _)| {
+                Compare::mod_revision(keys::fault(&view.swarm.id, id), CompareOp::Equal, view.fault_rev(id))
+            }));
+            let breaker_ops = plan.breaker_updates.iter().map(|(id, f)| Op::put(keys::fault(&view.swarm.id, id), encode(f)));
+            if let Some(refusal) = plan.refusal {
+                // A failed delivery is recorded against the recipient's breaker, then reported.
+                if plan.breaker_updates.is_empty() {
+                    return Err(refusal);
                 }
-                skipped.push(Skipped { to: r.id.to_string(), reason: format!("no live route: {why}") });
-                continue;
-            };
-            let record = MessageRecord {
-                id: MessageId::generate(),
-                from: sender.id.clone(),
-                to: r.id.clone(),
-                message_type: type_name.clone(),
-                payload: body.clone(),
-                route: route.clone(),
-                sent_at_ms: view.now_ms,
-                deliveries: 0,
-                first_delivered_at_ms: None,
-                broadcast,
-            };
-            ops.push(Op::put(keys::message(&view.swarm.id, &r.id, &record.id), encode(&record)));
-            delivered.push(Delivery {
-                to: r.id.to_string(),
-                message_id: record.id.to_string(),
-                hops: route.len() - 1,
-                route: route.iter().map(|a| a.to_string()).collect(),
-            });
-        }
-        // A broadcast into an otherwise empty swarm reaches nobody, and says so with an empty
-        // `delivered`; one whose recipients exist but are all cut off is an error.
-        if delivered.is_empty() && !skipped.is_empty() {
-            return Err(MeshError::NoRoute { from: sender.name.clone(), to: to.clone(), why: "no other agent is reachable over live links".into() });
-        }
-        let txn = Txn::new()
-            .when([Compare::version(keys::agent(&view.swarm.id, &sender.id), CompareOp::Greater, 0)])
-            .and_then(ops);
-        let resp = self.store().txn(txn).await?;
-        if !resp.succeeded {
-            return Err(MeshError::not_found("agent", from.as_str()));
-        }
-        let mut out = CommunicationOutput::new(CommAction::Send, resp.revision);
-        out.delivered = Some(delivered);
-        out.skipped = broadcast.then_some(skipped);
-        Ok(out)
+                let resp = self.store().txn(Txn::new().when(compares).and_then(breaker_ops)).await?;
+                return if resp.succeeded { Err(refusal) } else { Ok(None) };
+            }
+            let mut ops = view.heartbeat_ops(&sender);
+            ops.extend(breaker_ops);
+            ops.extend(plan.messages.iter().map(|m| Op::put(keys::message(&view.swarm.id, &m.to, &m.id), encode(m))));
+            let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
+            Ok(resp.succeeded.then(|| {
+                let mut out = CommunicationOutput::new(CommAction::Send, resp.revision);
+                out.delivered = Some(plan.messages.iter().map(delivery).collect());
+                out.skipped = (to == "all").then(|| plan.skipped.clone());
+                out
+            }))
+        })
+        .await
     }
 
     /// The mailbox in delivery order: commit order of the sends.
@@ -240,12 +207,17 @@ impl Engine {
     async fn receive(&self, p: &CommunicationParams) -> Result<CommunicationOutput> {
         let owner = required("agentId", &p.agent_id, "receive")?;
         let limit = validate::limit("limit", p.limit, config::DEFAULT_RECEIVE_LIMIT)?;
-        let (_, agent) = self.acting_agent(owner, p).await?;
+        let (view, agent) = self.acting_agent(owner, p).await?;
         self.with_retry(|| async {
             let mailbox = self.mailbox(&agent).await?;
             let now = self.now_ms();
             let mut compares = Vec::new();
-            let mut ops = vec![self.heartbeat_op(&agent, now)];
+            let mut ops = view.heartbeat_ops(&agent);
+            let mut acked_breaker = breaker_success(&view, &agent.id);
+            if let Some(f) = acked_breaker.take() {
+                compares.push(Compare::mod_revision(keys::fault(&view.swarm.id, &agent.id), CompareOp::Equal, view.fault_rev(&agent.id)));
+                ops.push(Op::put(keys::fault(&view.swarm.id, &agent.id), encode(&f)));
+            }
             let mut messages = Vec::new();
             for kv in mailbox.iter().take(limit) {
                 let mut m: MessageRecord = decode(kv)?;
@@ -281,9 +253,9 @@ impl Engine {
         if ids.is_empty() {
             return Err(MeshError::invalid("messageIds", "must name at least one message"));
         }
-        let (_, agent) = self.acting_agent(owner, p).await?;
+        let (view, agent) = self.acting_agent(owner, p).await?;
         let mailbox = self.mailbox(&agent).await?;
-        let mut ops = vec![self.heartbeat_op(&agent, self.now_ms())];
+        let mut ops = view.heartbeat_ops(&agent);
         let mut compares = Vec::new();
         let mut unique: Vec<&String> = ids.iter().collect();
         unique.sort();
@@ -308,6 +280,110 @@ impl Engine {
     }
 }
 
+/// What a send will do, decided from one view.
+struct SendPlan {
+    messages: Vec<MessageRecord>,
+    skipped: Vec<Skipped>,
+    /// Recipients whose circuit breaker changes, with the new record.
+    breaker_updates: Vec<(AgentId, FaultRecord)>,
+    /// Set when a direct send cannot be delivered.
+    refusal: Option<MeshError>,
+}
+
+fn delivery(m: &MessageRecord) -> Delivery {
+    Delivery {
+        to: m.to.to_string(),
+        message_id: m.id.to_string(),
+        hops: m.route.len() - 1,
+        route: m.route.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+/// The recipient's fault record after a successful delivery or acknowledgement, when that
+/// changes its breaker.
+fn breaker_success(view: &SwarmView, id: &AgentId) -> Option<FaultRecord> {
+    let f = view.fault(id)?;
+    if f.breaker.failures == 0 && f.breaker.opened_at_ms.is_none() {
+        return None;
+    }
+    let mut f = f.clone();
+    f.breaker.on_success();
+    Some(f)
+}
+
+fn plan_send(view: &SwarmView, sender: &AgentRecord, to: &str, body: &serde_json::Value, message_type: MessageType) -> Result<SendPlan> {
+    let broadcast = to == "all";
+    let recipients: Vec<&AgentRecord> = if broadcast {
+        view.agents.iter().filter(|a| a.id != sender.id).collect()
+    } else {
+        let r = view.agent(to).ok_or_else(|| MeshError::not_found("agent", to))?;
+        if r.id == sender.id {
+            return Err(MeshError::invalid("to", "an agent cannot message itself"));
+        }
+        vec![r]
+    };
+    let settings = &view.swarm.settings;
+    // The sender has just proven it is alive, whatever its stored heartbeat says.
+    let live = view.live();
+    let usable = |id: &AgentId| *id == sender.id || live(id);
+    let mut plan = SendPlan { messages: Vec::new(), skipped: Vec::new(), breaker_updates: Vec::new(), refusal: None };
+    for r in recipients {
+        let mut fault = view.fault(&r.id).cloned().unwrap_or_default();
+        let before = fault.breaker.clone();
+        let admission = fault.breaker.admit(view.now_ms, settings.recovery_ms());
+        if let Admission::Reject { until_ms } = admission {
+            let why = format!(
+                "the circuit breaker of `{}` is open after {} consecutive failed deliveries; it half-opens for one probe in {} ms",
+                r.name,
+                fault.breaker.failures,
+                (until_ms - view.now_ms).max(0)
+            );
+            if !broadcast {
+                plan.refusal = Some(MeshError::CircuitOpen(why));
+                return Ok(plan);
+            }
+            plan.skipped.push(Skipped { to: r.id.to_string(), reason: why });
+            continue;
+        }
+        let Some(route) = view.graph.shortest_path(&sender.id, &r.id, usable) else {
+            let why = if live(&r.id) { "every path crosses a failed agent or a missing link" } else { "the recipient is failed" };
+            fault.breaker.on_failure(view.now_ms, settings.circuit_breaker_threshold);
+            plan.breaker_updates.push((r.id.clone(), fault));
+            if !broadcast {
+                plan.refusal = Some(MeshError::NoRoute { from: sender.name.clone(), to: r.name.clone(), why: why.into() });
+                return Ok(plan);
+            }
+            plan.skipped.push(Skipped { to: r.id.to_string(), reason: format!("no live route: {why}") });
+            continue;
+        };
+        if admission == Admission::Probe || before.failures > 0 {
+            fault.breaker.on_success();
+            plan.breaker_updates.push((r.id.clone(), fault));
+        }
+        plan.messages.push(MessageRecord {
+            id: MessageId::generate(),
+            from: sender.id.clone(),
+            to: r.id.clone(),
+            message_type: message_type.as_str().to_string(),
+            payload: body.clone(),
+            route,
+            sent_at_ms: view.now_ms,
+            deliveries: 0,
+            first_delivered_at_ms: None,
+            broadcast,
+        });
+    }
+    // A broadcast into an otherwise empty swarm reaches nobody, and says so with an empty
+    // `delivered`; one whose recipients exist but are all cut off is an error.
+    if plan.messages.is_empty() && !plan.skipped.is_empty() {
+        plan.refusal = Some(MeshError::NoRoute {
+            from: sender.name.clone(),
+            to: to.to_string(),
+            why: "no other agent is reachable over live links".into(),
+        });
+    }
+    Ok(plan)
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 //! several processes can share one store without locks of their own.
 
 pub mod agents;
+pub mod fault;
 pub mod health;
 pub mod keys;
 pub mod memory;
@@ -23,9 +24,9 @@ use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
 use crate::secret;
-use crate::store::{self, Clock, RangeRequest, Revision, SharedStore};
+use crate::store::{self, Clock, Op, RangeRequest, Revision, SharedStore};
 use health::AgentStatus;
-use model::{decode, AgentRecord, SwarmRecord};
+use model::{decode, AgentRecord, FaultRecord, HeartbeatRecord, LivenessRecord, SwarmRecord};
 use topology::Graph;
 
 /// A cheap-to-clone handle on the engine.
@@ -43,7 +44,11 @@ pub(crate) struct SwarmView {
     /// Mod revision of the graph key (0 when absent), for compare-and-swap.
     pub graph_rev: Revision,
     pub agents: Vec<AgentRecord>,
-    pub heartbeats: HashMap<AgentId, i64>,
+    pub heartbeats: HashMap<AgentId, HeartbeatRecord>,
+    /// Liveness keys present, i.e. leases not run out.
+    pub liveness: HashMap<AgentId, LivenessRecord>,
+    /// Fault records with their mod revisions (for compare-and-swap).
+    pub faults: HashMap<AgentId, (FaultRecord, Revision)>,
     pub now_ms: i64,
     /// The store revision the view was read at.
     pub revision: Revision,
@@ -51,12 +56,58 @@ pub(crate) struct SwarmView {
 
 impl SwarmView {
     pub fn status(&self, agent: &AgentRecord) -> AgentStatus {
-        health::status(
-            agent.spawned_at_ms,
-            self.heartbeats.get(&agent.id).copied(),
-            self.now_ms,
-            &self.swarm.settings,
-        )
+        health::status(self.signals(&agent.id), self.now_ms, &self.swarm.settings)
+    }
+
+    pub fn signals(&self, id: &AgentId) -> health::Signals<'_> {
+        health::Signals {
+            heartbeat: self.heartbeats.get(id),
+            lease_live: self.liveness.contains_key(id),
+            fault: self.fault(id),
+        }
+    }
+
+    pub fn fault(&self, id: &AgentId) -> Option<&FaultRecord> {
+        self.faults.get(id).map(|(f, _)| f)
+    }
+
+    /// Mod revision of an agent's fault record (0 when it has none), for compare-and-swap.
+    pub fn fault_rev(&self, id: &AgentId) -> Revision {
+        self.faults.get(id).map_or(0, |(_, rev)| *rev)
+    }
+
+    /// Check that `agent` presents its token and may act: a failed agent must recover first.
+    pub fn authorize(&self, agent: &AgentRecord, token: Option<&str>) -> Result<()> {
+        Engine::authenticate(agent, token)?;
+        if self.liveness.contains_key(&agent.id) {
+            return Ok(());
+        }
+        let since = match self.fault(&agent.id).and_then(|f| f.failed.as_ref()) {
+            Some(f) => format!(" (declared failed at {} ms, cause {:?})", f.detected_at_ms, f.cause),
+            None => String::new(),
+        };
+        Err(MeshError::AgentFailed(format!(
+            "agent `{}` is failed: its liveness lease ran out{since}; call daa_fault_tolerance \
+             {{strategy: \"recover\", agentId, agentToken}} to rejoin and receive what it missed",
+            agent.name
+        )))
+    }
+
+    /// The ops that record a heartbeat of an authorized agent in the caller's transaction: its
+    /// arrival statistics and the renewal of its liveness lease.
+    pub fn heartbeat_ops(&self, agent: &AgentRecord) -> Vec<Op> {
+        let interval_ms = self.swarm.settings.heartbeat_interval * 1000.0;
+        let mut arrivals = health::Arrivals::prior(interval_ms);
+        if let Some(prev) = self.heartbeats.get(&agent.id) {
+            arrivals = prev.arrivals;
+            arrivals.record((self.now_ms - prev.last_ms).max(0) as f64);
+        }
+        let record = HeartbeatRecord { last_ms: self.now_ms, arrivals, seen_revision: self.revision };
+        let mut ops = vec![Op::put(keys::heartbeat(&self.swarm.id, &agent.id), model::encode(&record))];
+        if let Some(live) = self.liveness.get(&agent.id) {
+            ops.push(Op::keepalive(live.lease));
+        }
+        ops
     }
 
     pub fn status_of(&self, id: &AgentId) -> Option<AgentStatus> {
@@ -74,7 +125,7 @@ impl SwarmView {
     }
 
     pub fn heartbeat_age_ms(&self, id: &AgentId) -> Option<i64> {
-        self.heartbeats.get(id).map(|t| (self.now_ms - t).max(0))
+        self.heartbeats.get(id).map(|hb| (self.now_ms - hb.last_ms).max(0))
     }
 }
 
@@ -118,6 +169,7 @@ impl Engine {
         let resp = self.store.range(RangeRequest::prefix(prefix.as_str())).await?;
         let (mut swarm, mut graph) = (None, None);
         let (mut agents, mut heartbeats) = (Vec::new(), HashMap::new());
+        let (mut liveness, mut faults) = (HashMap::new(), HashMap::new());
         for kv in &resp.kvs {
             let rest = &kv.key[prefix.len()..];
             match rest.split_once('/') {
@@ -125,7 +177,13 @@ impl Engine {
                 None if rest == "graph" => graph = Some((decode::<Graph>(kv)?, kv.mod_revision)),
                 Some(("agent", _)) => agents.push(decode::<AgentRecord>(kv)?),
                 Some(("hb", agent)) => {
-                    heartbeats.insert(AgentId::new(agent), decode::<i64>(kv)?);
+                    heartbeats.insert(AgentId::new(agent), decode::<HeartbeatRecord>(kv)?);
+                }
+                Some(("live", agent)) => {
+                    liveness.insert(AgentId::new(agent), decode::<LivenessRecord>(kv)?);
+                }
+                Some(("fault", agent)) => {
+                    faults.insert(AgentId::new(agent), (decode::<FaultRecord>(kv)?, kv.mod_revision));
                 }
                 _ => {}
             }
@@ -134,7 +192,18 @@ impl Engine {
         let (graph, graph_rev) = graph.unwrap_or_default();
         // Report agents in join order, which the graph records.
         agents.sort_by_key(|a: &AgentRecord| graph.nodes.iter().position(|n| *n == a.id).unwrap_or(usize::MAX));
-        Ok(SwarmView { swarm, swarm_rev, graph, graph_rev, agents, heartbeats, now_ms: self.now_ms(), revision: resp.revision })
+        Ok(SwarmView {
+            swarm,
+            swarm_rev,
+            graph,
+            graph_rev,
+            agents,
+            heartbeats,
+            liveness,
+            faults,
+            now_ms: self.now_ms(),
+            revision: resp.revision,
+        })
     }
 
     /// Check an agent's token. A valid token is the agent's proof of identity; the caller then

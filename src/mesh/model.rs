@@ -7,15 +7,17 @@ use super::topology::TopologyKind;
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, MessageId, SwarmId};
-use crate::store::KeyValue;
+use crate::store::{KeyValue, LeaseId};
+use super::fault::{breaker::Breaker, phi::Arrivals};
+use std::collections::BTreeMap;
 
 /// A swarm's coordination settings; the defaults are the coordination manual's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SwarmSettings {
-    /// Seconds between heartbeats; an agent silent for two intervals is degraded.
+    /// Seconds between heartbeats expected of an agent (the prior of its phi accrual detector).
     pub heartbeat_interval: f64,
-    /// Seconds without a heartbeat after which an agent is failed.
+    /// Seconds without a call with its token after which an agent's liveness lease runs out.
     pub message_timeout: f64,
     /// Share of voters needed to approve a proposal.
     pub consensus_threshold: f64,
@@ -43,6 +45,16 @@ impl Default for SwarmSettings {
     }
 }
 
+impl SwarmSettings {
+    /// TTL of an agent's liveness lease: the message timeout.
+    pub fn lease_ttl_ms(&self) -> i64 {
+        (self.message_timeout * 1000.0).round().max(1.0) as i64
+    }
+    pub fn recovery_ms(&self) -> i64 {
+        (self.recovery_timeout * 1000.0).round() as i64
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SwarmRecord {
@@ -66,6 +78,97 @@ pub struct AgentRecord {
     /// SHA-256 of the agent token; the token itself is never stored.
     pub token_digest: String,
     pub spawned_at_ms: i64,
+}
+
+/// An agent's last heartbeat (any call with its token) and the statistics phi accrual uses.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatRecord {
+    pub last_ms: i64,
+    pub arrivals: Arrivals,
+    /// The store revision the agent's last call read: what it has seen, for a state sync.
+    pub seen_revision: i64,
+}
+
+impl<'de> Deserialize<'de> for HeartbeatRecord {
+    /// Also reads the bare timestamp that earlier versions stored.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Full {
+            last_ms: i64,
+            arrivals: Arrivals,
+            seen_revision: i64,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Full(Full),
+            Bare(i64),
+        }
+        Ok(match Stored::deserialize(d)? {
+            Stored::Full(f) => Self { last_ms: f.last_ms, arrivals: f.arrivals, seen_revision: f.seen_revision },
+            Stored::Bare(ms) => Self {
+                last_ms: ms,
+                arrivals: Arrivals::prior(config::HEARTBEAT_INTERVAL_SECS * 1000.0),
+                seen_revision: 0,
+            },
+        })
+    }
+}
+
+/// The value of an agent's liveness key; the key lives exactly as long as the lease.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LivenessRecord {
+    pub lease: LeaseId,
+    pub ttl_ms: i64,
+    /// When this lease was granted (spawn or recovery).
+    pub since_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCause {
+    /// The liveness lease ran out: no call with the agent's token for a whole message timeout.
+    LeaseExpired,
+    /// A quorum of live peers reported it unreachable.
+    PeerQuorum,
+}
+
+/// How and when an agent was declared failed, and what failover did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    pub cause: FailureCause,
+    /// Last call with its token (absent: it never made one; the spawn time counts).
+    pub last_heartbeat_ms: Option<i64>,
+    /// When the liveness lease ran out, or was revoked on a peer quorum.
+    pub lease_ended_at_ms: i64,
+    /// When failover ran.
+    pub detected_at_ms: i64,
+    /// Links dropped by the failover.
+    pub links_dropped: Vec<AgentId>,
+    /// The revision its last call had seen.
+    pub seen_revision: i64,
+}
+
+/// Per-agent fault state: failure and recovery, peers' unreachable reports, circuit breaker.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultRecord {
+    /// Set from failover until the agent recovers.
+    pub failed: Option<Failure>,
+    /// Set between the two steps of a recovery.
+    pub recovering_since_ms: Option<i64>,
+    /// Reporter agent id → when it reported this agent unreachable.
+    pub unreachable: BTreeMap<AgentId, i64>,
+    pub breaker: Breaker,
+    /// Times failed and recovered, ever.
+    pub failures: u32,
+    pub recoveries: u32,
+    /// The latest failure, kept after recovery for diagnostics.
+    pub last_failure: Option<Failure>,
 }
 
 /// A message waiting in a mailbox until it is acknowledged.

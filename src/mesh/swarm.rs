@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::fault::diagnose::{alerts, Alert};
 use super::health::AgentStatus;
 use super::model::{encode, SwarmRecord, SwarmSettings};
 use super::topology::{Graph, LinkChange, TopologyKind};
@@ -85,6 +86,7 @@ pub struct StatusCounts {
     pub initializing: usize,
     pub active: usize,
     pub degraded: usize,
+    pub recovering: usize,
     pub failed: usize,
 }
 
@@ -119,7 +121,8 @@ pub struct SwarmStatusOutput {
     pub settings: SwarmSettings,
     pub agents: StatusCounts,
     pub links: LinkCounts,
-    /// Healthy links over links; absent while the swarm has no links.
+    /// Share of pairs of live agents that can reach each other over live links; absent with
+    /// fewer than two live agents.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connectivity: Option<f64>,
     /// Share of all agents in the largest connected group of live agents; absent with no agents.
@@ -128,6 +131,15 @@ pub struct SwarmStatusOutput {
     /// Connected groups of live agents (more than 1 means the swarm is partitioned).
     pub partitions: usize,
     pub agent_health: Vec<AgentHealth>,
+    /// Failed agents over agents; absent with no agents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_failure_rate: Option<f64>,
+    /// Mean send-to-delivery time of the messages in mailboxes; absent with none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_latency_ms: Option<f64>,
+    /// The manual's alerts over these figures (connectivity < 0.7, failure rate > 0.2, message
+    /// latency > 5 s, agreement < 0.8, topology health < 0.6).
+    pub alerts: Vec<Alert>,
     /// Store revision the status was read at.
     pub revision: i64,
 }
@@ -135,7 +147,7 @@ pub struct SwarmStatusOutput {
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Connectivity {
-    /// Healthy links over links; absent with no links.
+    /// Share of pairs of live agents that can reach each other; absent with fewer than two.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connectivity: Option<f64>,
     /// Share of agents in the largest live connected group; absent with no agents.
@@ -193,9 +205,8 @@ impl SwarmInitParams {
 /// Connectivity figures of a graph, given which agents are live.
 fn connectivity(graph: &Graph, live: &dyn Fn(&crate::ids::AgentId) -> bool) -> Connectivity {
     let links = graph.edges.len();
-    let healthy = graph.edges_among(live);
     Connectivity {
-        connectivity: (links > 0).then(|| healthy as f64 / links as f64),
+        connectivity: graph.pair_connectivity(live),
         topology_health: (!graph.nodes.is_empty()).then(|| graph.connected_fraction(live)),
         partitions: graph.components(live).len(),
         links,
@@ -277,7 +288,13 @@ impl Engine {
     pub async fn swarm_status(&self, p: SwarmIdParams) -> Result<SwarmStatusOutput> {
         let id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
         let view = self.load_swarm(&id).await?;
-        Ok(status_of(&view, view.revision))
+        let mail = self.mailbox_figures(&view).await?;
+        let figures = Self::health_figures(&view, &mail, None);
+        let mut status = status_of(&view, view.revision);
+        status.node_failure_rate = figures.node_failure_rate;
+        status.message_latency_ms = figures.message_latency_ms;
+        status.alerts = alerts(&figures);
+        Ok(status)
     }
 
     pub async fn topology_optimize(&self, p: SwarmIdParams) -> Result<TopologyOptimizeOutput> {
@@ -331,6 +348,7 @@ fn status_of(view: &SwarmView, revision: i64) -> SwarmStatusOutput {
             AgentStatus::Initializing => counts.initializing += 1,
             AgentStatus::Active => counts.active += 1,
             AgentStatus::Degraded => counts.degraded += 1,
+            AgentStatus::Recovering => counts.recovering += 1,
             AgentStatus::Failed => counts.failed += 1,
         }
         agent_health.push(AgentHealth {
@@ -355,6 +373,9 @@ fn status_of(view: &SwarmView, revision: i64) -> SwarmStatusOutput {
         topology_health: c.topology_health,
         partitions: c.partitions,
         agent_health,
+        node_failure_rate: None,
+        message_latency_ms: None,
+        alerts: Vec::new(),
         revision,
     }
 }

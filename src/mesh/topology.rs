@@ -275,6 +275,14 @@ impl Graph {
         change.tidy()
     }
 
+    /// Drops every link of `id` but keeps it a member (a failed agent: its place is kept for
+    /// its return). Returns the neighbours it lost, in join order.
+    pub fn isolate(&mut self, id: &AgentId) -> Vec<AgentId> {
+        let lost = self.neighbours(id).into_iter().cloned().collect();
+        self.edges.retain(|(a, b)| a != id && b != id);
+        lost
+    }
+
     /// Removes `id` and its links, without rewiring (see [`Graph::rebuild`]).
     pub fn leave(&mut self, id: &AgentId) -> LinkChange {
         let Some(i) = self.position(id) else {
@@ -622,6 +630,15 @@ impl Graph {
         }
         components.sort_by_key(|c| std::cmp::Reverse(c.len()));
         components
+    }
+
+    /// The share of pairs of usable nodes that can reach each other; `None` with fewer than two
+    /// usable nodes. 1.0 means no partition; it falls as the live agents split apart.
+    pub fn pair_connectivity(&self, usable: impl Fn(&AgentId) -> bool) -> Option<f64> {
+        let parts = self.components(usable);
+        let pairs = |n: usize| (n * n.saturating_sub(1) / 2) as f64;
+        let live: usize = parts.iter().map(Vec::len).sum();
+        (live >= 2).then(|| parts.iter().map(|c| pairs(c.len())).sum::<f64>() / pairs(live))
     }
 
     /// The largest usable component's share of all nodes (0 for no nodes).

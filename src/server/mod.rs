@@ -6,6 +6,7 @@ pub mod handler;
 pub mod http;
 pub mod schema;
 pub mod stdio;
+pub mod sweeper;
 pub mod tools;
 
 pub use handler::MeshServer;

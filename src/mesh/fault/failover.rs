@@ -1,0 +1,178 @@
+//! Failover: turning a failure the store already shows into its consequences.
+//!
+//! The moment an agent's liveness lease runs out, every process sees it failed (the store hides
+//! the expired key). Failover then makes the rest of the state agree, in one compare-and-swap
+//! transaction per swarm: the agent's links are dropped (so routes and connectivity are
+//! recomputed without it), its failure is recorded with the time to detection, and the revision it
+//! had seen is kept for its state sync. Its mailbox is left alone: unacknowledged messages wait
+//! for its return. Consensus consequences (voter sets, leader, pBFT primary) follow in
+//! `Engine::reconcile`.
+//!
+//! Failover is idempotent and safe to run from several processes at once: each server runs it
+//! on a timer ([`crate::config::SWEEP_INTERVAL_MS`]) and the fault and consensus tools run it
+//! before they answer, so a lone CLI process sees the same consequences.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::super::model::{encode, AgentRecord, Failure, FailureCause};
+use super::super::{health, keys, Engine, SwarmView};
+use crate::error::Result;
+use crate::ids::{AgentId, SwarmId};
+use crate::store::{Compare, CompareOp, Op, StoreError, Txn};
+
+/// One agent failed over.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedAgent {
+    pub agent_id: String,
+    pub name: String,
+    pub cause: FailureCause,
+    /// Last call with its token; absent if it never made one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat_ms: Option<i64>,
+    /// When its lease ran out (or was revoked on a peer quorum).
+    pub lease_ended_at_ms: i64,
+    /// When failover ran.
+    pub detected_at_ms: i64,
+    /// Time to detection: from its last sign of life (or its spawn) to failover.
+    pub detection_ms: i64,
+    pub links_dropped: Vec<String>,
+}
+
+impl FailedAgent {
+    pub fn new(agent: &AgentRecord, f: &Failure) -> Self {
+        Self {
+            agent_id: agent.id.to_string(),
+            name: agent.name.clone(),
+            cause: f.cause,
+            last_heartbeat_ms: f.last_heartbeat_ms,
+            lease_ended_at_ms: f.lease_ended_at_ms,
+            detected_at_ms: f.detected_at_ms,
+            detection_ms: f.detected_at_ms - f.last_heartbeat_ms.unwrap_or(agent.spawned_at_ms),
+            links_dropped: f.links_dropped.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+}
+
+/// Live peers' reports needed to declare an agent failed: a majority of its live peers.
+pub(crate) fn peer_quorum(view: &SwarmView, agent: &AgentId) -> usize {
+    let live = view.live();
+    let peers = view.agents.iter().filter(|a| &a.id != agent && live(&a.id)).count();
+    peers / 2 + 1
+}
+
+/// Current unreachable reports about `agent` from live peers.
+pub(crate) fn live_reports(view: &SwarmView, agent: &AgentId) -> Vec<AgentId> {
+    let horizon = view.now_ms - view.swarm.settings.recovery_ms();
+    let live = view.live();
+    view.fault(agent)
+        .map(|f| f.unreachable.iter().filter(|(r, at)| **at > horizon && live(r)).map(|(r, _)| r.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The agents that need failover now, and why.
+fn pending(view: &SwarmView) -> Vec<(&AgentRecord, FailureCause)> {
+    view.agents
+        .iter()
+        .filter(|a| view.fault(&a.id).is_none_or(|f| f.failed.is_none()))
+        .filter_map(|a| {
+            if !view.liveness.contains_key(&a.id) {
+                Some((a, FailureCause::LeaseExpired))
+            } else if live_reports(view, &a.id).len() >= peer_quorum(view, &a.id) {
+                Some((a, FailureCause::PeerQuorum))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+impl Engine {
+    /// Fail over every agent of the swarm whose failure has not been acted on yet.
+    pub(crate) async fn fail_over(&self, swarm: &SwarmId) -> Result<Vec<FailedAgent>> {
+        let (done, revoke) = self
+            .with_retry(|| async {
+                let view = self.load_swarm(swarm).await?;
+                let pending = pending(&view);
+                if pending.is_empty() {
+                    return Ok(Some((Vec::new(), Vec::new())));
+                }
+                let mut revoke = Vec::new();
+                let ttl = view.swarm.settings.lease_ttl_ms();
+                let mut graph = view.graph.clone();
+                let mut compares = vec![Compare::mod_revision(keys::graph(swarm), CompareOp::Equal, view.graph_rev)];
+                let mut ops = Vec::new();
+                let mut failed = Vec::new();
+                for (agent, cause) in pending {
+                    let hb = view.heartbeats.get(&agent.id);
+                    let last = hb.map(|h| h.last_ms);
+                    let lease_ended_at_ms = match cause {
+                        FailureCause::LeaseExpired => last.unwrap_or(agent.spawned_at_ms) + ttl,
+                        FailureCause::PeerQuorum => view.now_ms,
+                    };
+                    let dropped = graph.isolate(&agent.id);
+                    let failure = Failure {
+                        cause,
+                        last_heartbeat_ms: last,
+                        lease_ended_at_ms: lease_ended_at_ms.min(view.now_ms),
+                        detected_at_ms: view.now_ms,
+                        links_dropped: dropped,
+                        seen_revision: hb.map_or(0, |h| h.seen_revision),
+                    };
+                    let mut record = view.fault(&agent.id).cloned().unwrap_or_default();
+                    record.failed = Some(failure.clone());
+                    record.last_failure = Some(failure.clone());
+                    record.recovering_since_ms = None;
+                    record.failures += 1;
+                    let live_key = keys::liveness(swarm, &agent.id);
+                    match cause {
+                        // The lease must still be gone: a recovery may have raced us.
+                        FailureCause::LeaseExpired => compares.push(Compare::absent(live_key)),
+                        FailureCause::PeerQuorum => {
+                            ops.push(Op::delete(live_key));
+                            if let Some(l) = view.liveness.get(&agent.id) {
+                                revoke.push(l.lease);
+                            }
+                        }
+                    }
+                    compares.push(Compare::mod_revision(keys::fault(swarm, &agent.id), CompareOp::Equal, view.fault_rev(&agent.id)));
+                    ops.push(Op::put(keys::fault(swarm, &agent.id), encode(&record)));
+                    failed.push(FailedAgent::new(agent, &failure));
+                }
+                ops.push(Op::put(keys::graph(swarm), encode(&graph)));
+                let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
+                Ok(resp.succeeded.then_some((failed, revoke)))
+            })
+            .await?;
+        // Leases of agents failed by their peers go too, so they stop renewing anything.
+        for lease in revoke {
+            match self.store().lease_revoke(lease).await {
+                Ok(()) | Err(StoreError::LeaseNotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// Why a live agent counts as degraded (for monitors and diagnostics).
+pub(crate) fn degraded_reasons(view: &SwarmView, agent: &AgentId) -> Vec<String> {
+    let settings = &view.swarm.settings;
+    let mut why = Vec::new();
+    if let Some(phi) = health::phi(view.heartbeats.get(agent), view.now_ms, settings) {
+        if phi >= crate::config::PHI_DEGRADED {
+            why.push(format!("late heartbeat: phi {phi:.1} >= {}", crate::config::PHI_DEGRADED));
+        }
+    }
+    let reports = live_reports(view, agent);
+    if !reports.is_empty() {
+        why.push(format!("reported unreachable by {} of the {} live peers needed to fail it", reports.len(), peer_quorum(view, agent)));
+    }
+    if let Some(f) = view.fault(agent) {
+        if f.breaker.state(view.now_ms, settings.recovery_ms()) == super::breaker::BreakerState::Open {
+            why.push(format!("circuit breaker open after {} consecutive failed deliveries", f.breaker.failures));
+        }
+    }
+    why
+}

@@ -1,0 +1,422 @@
+//! `daa_fault_tolerance`: failure detection, failover, recovery, circuit breakers and
+//! diagnostics, over the liveness leases that every agent holds on the store.
+//!
+//! Pure cores: [`phi`] (heartbeat inter-arrival statistics), [`breaker`] (circuit breaker),
+//! [`diagnose::alerts`]. The engine side: [`failover`] (make state agree with a failure),
+//! [`recovery`] (bring an agent back with a state sync), [`diagnose`] (findings and figures).
+
+pub mod breaker;
+pub mod diagnose;
+pub mod failover;
+pub mod phi;
+pub mod recovery;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::health::{self, AgentStatus};
+use super::model::encode;
+use super::{keys, Engine, SwarmView};
+use crate::error::{MeshError, Result};
+use crate::ids::{AgentId, SwarmId};
+use crate::store::{Compare, CompareOp, Op, Txn};
+use breaker::BreakerState;
+use diagnose::{Alert, Area, Finding, HealthFigures, Severity};
+use failover::FailedAgent;
+use recovery::Recovery;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultStrategy {
+    #[default]
+    HeartbeatMonitor,
+    Heartbeat,
+    FailoverRecovery,
+    Recover,
+    ReportUnreachable,
+    CircuitBreaker,
+    Diagnose,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultParams {
+    /// The agent concerned, by id or name. Optional for heartbeat_monitor and diagnose (then: the whole swarm).
+    pub agent_id: Option<String>,
+    /// heartbeat_monitor (default), heartbeat, failover_recovery, recover, report_unreachable, circuit_breaker or diagnose.
+    #[serde(default)]
+    pub strategy: FaultStrategy,
+    /// heartbeat and recover: the agent's own token. report_unreachable: the reporter's token.
+    pub agent_token: Option<String>,
+    /// report_unreachable: the agent reporting, by id or name.
+    pub reporter_id: Option<String>,
+    /// Swarm of the agents when they are named rather than given by id.
+    pub swarm_id: Option<String>,
+}
+
+/// One agent's liveness as the detector sees it.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Liveness {
+    pub agent_id: String,
+    pub name: String,
+    pub status: AgentStatus,
+    /// Milliseconds since its last call with its token; absent if it never made one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_age_ms: Option<i64>,
+    /// Phi accrual suspicion of its current silence (degraded at 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phi: Option<f64>,
+    /// Moving mean of its heartbeat intervals, and how many intervals it is based on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_interval_ms: Option<f64>,
+    pub intervals: u32,
+    /// Time left on its liveness lease; absent once the lease is gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_remaining_ms: Option<i64>,
+    /// Why it is degraded (empty otherwise).
+    pub degraded_reasons: Vec<String>,
+    pub breaker: BreakerState,
+    /// Its current failure, if failed over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailedAgent>,
+    pub failures: u32,
+    pub recoveries: u32,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnreachableReport {
+    pub agent_id: String,
+    /// Live peers currently reporting it unreachable.
+    pub reporters: Vec<String>,
+    /// Reports needed to declare it failed: a majority of its live peers.
+    pub needed: usize,
+    /// Whether the reports reached the quorum and it was failed over.
+    pub confirmed: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakerView {
+    pub agent_id: String,
+    pub state: BreakerState,
+    pub consecutive_failures: u32,
+    /// Failures that open it (the swarm's circuitBreakerThreshold).
+    pub threshold: u32,
+    /// Times it has opened.
+    pub trips: u32,
+    /// While open: milliseconds until it half-opens for one probe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub half_opens_in_ms: Option<i64>,
+}
+
+/// What `daa_fault_tolerance` returns; the fields present depend on the strategy.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultOutput {
+    pub strategy: FaultStrategy,
+    pub swarm_id: String,
+    /// heartbeat_monitor, heartbeat: liveness of the agents concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agents: Option<Vec<Liveness>>,
+    /// Agents failed over while serving this call (failover runs before every answer).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_over: Vec<FailedAgent>,
+    /// failover_recovery: the agent's failure and what failover did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover: Option<FailedAgent>,
+    /// recover (or heartbeat from a failed agent): the recovery and its state sync.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Recovery>,
+    /// report_unreachable: the reports against the agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<UnreachableReport>,
+    /// circuit_breaker: the agent's breaker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerView>,
+    /// diagnose: findings computed from the stored state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Vec<Finding>>,
+    /// diagnose: the figures the alerts are computed from, and the alerts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub figures: Option<HealthFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<Vec<Alert>>,
+    pub revision: i64,
+}
+
+impl FaultOutput {
+    fn new(strategy: FaultStrategy, swarm: &SwarmId, failed_over: Vec<FailedAgent>, revision: i64) -> Self {
+        Self {
+            strategy,
+            swarm_id: swarm.to_string(),
+            agents: None,
+            failed_over,
+            failover: None,
+            recovery: None,
+            report: None,
+            breaker: None,
+            findings: None,
+            figures: None,
+            alerts: None,
+            revision,
+        }
+    }
+}
+
+fn required<'a>(field: &'static str, value: &'a Option<String>, strategy: &str) -> Result<&'a str> {
+    value.as_deref().ok_or_else(|| MeshError::invalid(field, format!("is required for strategy {strategy}")))
+}
+
+/// One agent's liveness, from a view.
+pub(crate) fn liveness(view: &SwarmView, id: &AgentId) -> Option<Liveness> {
+    let agent = view.agents.iter().find(|a| &a.id == id)?;
+    let settings = &view.swarm.settings;
+    let hb = view.heartbeats.get(id);
+    let fault = view.fault(id);
+    let lease_remaining_ms = view.liveness.get(id).map(|l| {
+        let renewed = hb.map_or(l.since_ms, |h| h.last_ms.max(l.since_ms));
+        (renewed + l.ttl_ms - view.now_ms).max(0)
+    });
+    let status = view.status(agent);
+    Some(Liveness {
+        agent_id: id.to_string(),
+        name: agent.name.clone(),
+        status,
+        heartbeat_age_ms: view.heartbeat_age_ms(id),
+        phi: health::phi(hb, view.now_ms, settings).map(|p| (p * 100.0).round() / 100.0),
+        mean_interval_ms: hb.filter(|h| h.arrivals.samples > 0).map(|h| h.arrivals.mean_ms.round()),
+        intervals: hb.map_or(0, |h| h.arrivals.samples),
+        lease_remaining_ms,
+        degraded_reasons: if status == AgentStatus::Degraded { failover::degraded_reasons(view, id) } else { Vec::new() },
+        breaker: fault.map_or(BreakerState::Closed, |f| f.breaker.state(view.now_ms, settings.recovery_ms())),
+        failure: fault.and_then(|f| f.failed.as_ref()).map(|f| FailedAgent::new(agent, f)),
+        failures: fault.map_or(0, |f| f.failures),
+        recoveries: fault.map_or(0, |f| f.recoveries),
+    })
+}
+
+/// Everything a reconcile pass did.
+pub(crate) struct Reconciled {
+    pub failed: Vec<FailedAgent>,
+}
+
+impl Engine {
+    /// Make the swarm's state agree with the failures the store shows: failover first, then the
+    /// consensus consequences. Idempotent; cheap when there is nothing to do.
+    pub(crate) async fn reconcile(&self, swarm: &SwarmId) -> Result<Reconciled> {
+        let failed = self.fail_over(swarm).await?;
+        Ok(Reconciled { failed })
+    }
+
+    /// Reconcile every swarm in the store (the servers' timer calls this).
+    pub async fn sweep(&self) -> Result<()> {
+        let all = self.store().range(crate::store::RangeRequest::prefix("swarm/")).await?;
+        let swarms: Vec<SwarmId> = all
+            .kvs
+            .iter()
+            .filter_map(|kv| kv.key.strip_prefix("swarm/")?.strip_suffix("/config").map(SwarmId::new))
+            .collect();
+        for swarm in swarms {
+            let reconciled = match self.reconcile(&swarm).await {
+                Ok(r) => r,
+                Err(MeshError::NotFound { .. }) => continue, // destroyed meanwhile
+                Err(e) => return Err(e),
+            };
+            for f in reconciled.failed {
+                tracing::info!(swarm = %swarm, agent = %f.name, cause = ?f.cause, detection_ms = f.detection_ms, "agent failed over");
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn fault_tolerance(&self, p: FaultParams) -> Result<FaultOutput> {
+        let reference = p.agent_id.as_deref();
+        let swarm = match reference {
+            Some(r) => self.resolve_agent_swarm(r, p.swarm_id.as_deref()).await?,
+            None => self.resolve_swarm(p.swarm_id.as_deref()).await?,
+        };
+        let reconciled = self.reconcile(&swarm).await?;
+        let view = self.load_swarm(&swarm).await?;
+        let target = match reference {
+            Some(r) => Some(view.agent(r).cloned().ok_or_else(|| MeshError::not_found("agent", r))?),
+            None => None,
+        };
+        let mut out = FaultOutput::new(p.strategy, &swarm, reconciled.failed, view.revision);
+        let name = |s: FaultStrategy| serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let need_target = || target.clone().ok_or_else(|| MeshError::invalid("agentId", format!("is required for strategy {}", name(p.strategy))));
+        match p.strategy {
+            FaultStrategy::HeartbeatMonitor => {
+                let ids: Vec<AgentId> = match &target {
+                    Some(a) => vec![a.id.clone()],
+                    None => view.agents.iter().map(|a| a.id.clone()).collect(),
+                };
+                out.agents = Some(ids.iter().filter_map(|id| liveness(&view, id)).collect());
+            }
+            FaultStrategy::Heartbeat | FaultStrategy::Recover => {
+                let agent = need_target()?;
+                Engine::authenticate(&agent, p.agent_token.as_deref())?;
+                let failed = !view.liveness.contains_key(&agent.id)
+                    || view.fault(&agent.id).is_some_and(|f| f.recovering_since_ms.is_some());
+                if failed {
+                    let recovery = self.recover(view, &agent.id).await?;
+                    out.revision = recovery.revision;
+                    out.recovery = Some(recovery);
+                } else if p.strategy == FaultStrategy::Recover {
+                    return Err(MeshError::Conflict(format!(
+                        "agent `{}` is not failed (status {}); nothing to recover",
+                        agent.name,
+                        view.status(&agent).as_str()
+                    )));
+                } else {
+                    let txn = Txn::new()
+                        .when([Compare::version(keys::liveness(&swarm, &agent.id), CompareOp::Greater, 0)])
+                        .and_then(view.heartbeat_ops(&agent));
+                    if !self.store().txn(txn).await?.succeeded {
+                        return Err(MeshError::Conflict(format!("the lease of `{}` ran out during the call; call recover", agent.name)));
+                    }
+                }
+                let view = self.load_swarm(&swarm).await?;
+                out.revision = view.revision;
+                out.agents = Some(liveness(&view, &agent.id).into_iter().collect());
+            }
+            FaultStrategy::FailoverRecovery => {
+                let agent = need_target()?;
+                let failure = view.fault(&agent.id).and_then(|f| f.failed.as_ref());
+                let Some(failure) = failure else {
+                    return Err(MeshError::Conflict(format!(
+                        "agent `{}` is {}, not failed: failover applies to failed agents (its lease runs out after \
+                         messageTimeout without a call, or a majority of live peers report it with report_unreachable)",
+                        agent.name,
+                        view.status(&agent).as_str()
+                    )));
+                };
+                out.failover = Some(FailedAgent::new(&agent, failure));
+            }
+            FaultStrategy::ReportUnreachable => {
+                let target = need_target()?;
+                let report = self.report_unreachable(&swarm, &target.id, required("reporterId", &p.reporter_id, "report_unreachable")?, p.agent_token.as_deref()).await?;
+                let reconciled = self.reconcile(&swarm).await?;
+                let view = self.load_swarm(&swarm).await?;
+                let confirmed = reconciled.failed.iter().any(|f| f.agent_id == target.id.as_str())
+                    || view.fault(&target.id).and_then(|f| f.failed.as_ref()).is_some();
+                out.failed_over.extend(reconciled.failed);
+                out.report = Some(UnreachableReport { confirmed, ..report });
+                out.revision = view.revision;
+            }
+            FaultStrategy::CircuitBreaker => {
+                let agent = need_target()?;
+                let settings = &view.swarm.settings;
+                let b = view.fault(&agent.id).map(|f| f.breaker.clone()).unwrap_or_default();
+                let state = b.state(view.now_ms, settings.recovery_ms());
+                out.breaker = Some(BreakerView {
+                    agent_id: agent.id.to_string(),
+                    state,
+                    consecutive_failures: b.failures,
+                    threshold: settings.circuit_breaker_threshold,
+                    trips: b.trips,
+                    half_opens_in_ms: (state == BreakerState::Open)
+                        .then(|| b.opened_at_ms.map(|at| (at + settings.recovery_ms() - view.now_ms).max(0)))
+                        .flatten(),
+                });
+            }
+            FaultStrategy::Diagnose => {
+                let only = target.as_ref().map(|a| &a.id);
+                let (findings, figures) = self.diagnose(&view, only).await?;
+                out.alerts = Some(diagnose::alerts(&figures));
+                out.figures = Some(figures);
+                out.findings = Some(findings);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Record `reporter`'s report that `target` is unreachable; counts as a failed delivery.
+    async fn report_unreachable(&self, swarm: &SwarmId, target: &AgentId, reporter: &str, token: Option<&str>) -> Result<UnreachableReport> {
+        self.with_retry(|| async {
+            let view = self.load_swarm(swarm).await?;
+            let reporter = view.agent(reporter).cloned().ok_or_else(|| MeshError::not_found("agent", reporter))?;
+            view.authorize(&reporter, token)?;
+            if &reporter.id == target {
+                return Err(MeshError::invalid("reporterId", "an agent cannot report itself unreachable"));
+            }
+            let mut record = view.fault(target).cloned().unwrap_or_default();
+            record.unreachable.insert(reporter.id.clone(), view.now_ms);
+            record.breaker.on_failure(view.now_ms, view.swarm.settings.circuit_breaker_threshold);
+            let mut ops = view.heartbeat_ops(&reporter);
+            ops.push(Op::put(keys::fault(swarm, target), encode(&record)));
+            let txn = Txn::new()
+                .when([Compare::mod_revision(keys::fault(swarm, target), CompareOp::Equal, view.fault_rev(target))])
+                .and_then(ops);
+            if !self.store().txn(txn).await?.succeeded {
+                return Ok(None);
+            }
+            let view = self.load_swarm(swarm).await?;
+            Ok(Some(UnreachableReport {
+                agent_id: target.to_string(),
+                reporters: failover::live_reports(&view, target).iter().map(|r| r.to_string()).collect(),
+                needed: failover::peer_quorum(&view, target),
+                confirmed: false,
+            }))
+        })
+        .await
+    }
+
+    /// Findings for the whole swarm, or for one agent, with the figures behind the alerts.
+    async fn diagnose(&self, view: &SwarmView, only: Option<&AgentId>) -> Result<(Vec<Finding>, HealthFigures)> {
+        let mail = self.mailbox_figures(view).await?;
+        let figures = Self::health_figures(view, &mail, None);
+        let mut findings = Vec::new();
+        let live = view.live();
+        for agent in view.agents.iter().filter(|a| only.is_none_or(|o| *o == a.id)) {
+            let Some(l) = liveness(view, &agent.id) else { continue };
+            let age = l.heartbeat_age_ms.map_or("never called".to_string(), |a| format!("last heartbeat {a} ms ago"));
+            match l.status {
+                AgentStatus::Failed => findings.push(Finding::new(
+                    Area::Communication,
+                    Severity::Critical,
+                    Some(&agent.id),
+                    match &l.failure {
+                        Some(f) => format!("`{}` failed ({:?}): {age}; detected {} ms after its last sign of life", agent.name, f.cause, f.detection_ms),
+                        None => format!("`{}` failed: its lease ran out ({age}); failover pending", agent.name),
+                    },
+                )),
+                AgentStatus::Degraded => findings.push(Finding::new(
+                    Area::Communication,
+                    Severity::Warning,
+                    Some(&agent.id),
+                    format!("`{}` is degraded: {}", agent.name, l.degraded_reasons.join("; ")),
+                )),
+                status => findings.push(Finding::new(
+                    Area::Communication,
+                    Severity::Info,
+                    Some(&agent.id),
+                    format!("`{}` is {}: {age}, phi {}", agent.name, status.as_str(), l.phi.map_or("n/a".into(), |p| format!("{p:.2}"))),
+                )),
+            }
+            if live(&agent.id) && view.graph.degree(&agent.id) == 0 && view.agents.len() > 1 {
+                findings.push(Finding::new(Area::Topology, Severity::Warning, Some(&agent.id), format!("`{}` has no links: it is unreachable", agent.name)));
+            }
+        }
+        let total = view.agents.len();
+        let live_count = view.agents.iter().filter(|a| live(&a.id)).count();
+        if only.is_none() && total > 0 {
+            if live_count * 2 <= total {
+                findings.push(Finding::new(
+                    Area::Consensus,
+                    Severity::Critical,
+                    None,
+                    format!("read-only: no majority ({live_count} of {total} agents live); new decisions are refused"),
+                ));
+            }
+            let parts = view.graph.components(&live);
+            if parts.len() > 1 {
+                let sizes: Vec<String> = parts.iter().map(|p| p.len().to_string()).collect();
+                findings.push(Finding::new(Area::Topology, Severity::Warning, None, format!("partitioned into {} groups of live agents ({})", parts.len(), sizes.join(", "))));
+            }
+        }
+        findings.extend(diagnose::mailbox_findings(view, &mail, only));
+        Ok((findings, figures))
+    }
+}
