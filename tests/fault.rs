@@ -1,0 +1,225 @@
+//! Failure detection, failover, recovery and circuit breakers through the real binary, with
+//! short timeouts and real time. Margins are wide (hundreds of ms) so a loaded machine does not
+//! flip the outcome; the figures themselves go in BENCHMARKS.md.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{temp_db, Mcp};
+use serde_json::{json, Value};
+
+struct Swarm {
+    mcp: Mcp,
+    tokens: Vec<(String, String)>,
+    ids: Vec<(String, String)>,
+}
+
+impl Swarm {
+    async fn start(db: &str, topology: &str, settings: Value, names: &[&str]) -> Swarm {
+        let mcp = Mcp::stdio(db).await;
+        let mut init = json!({"topology": topology, "swarmId": "ft", "maxAgents": 20});
+        init.as_object_mut().unwrap().extend(settings.as_object().unwrap().clone());
+        mcp.ok("swarm_init", init).await;
+        let (mut tokens, mut ids) = (Vec::new(), Vec::new());
+        for name in names {
+            let kind = if *name == "lead" { "coordinator" } else { "coder" };
+            let a = mcp.ok("agent_spawn", json!({"type": kind, "name": name})).await;
+            tokens.push((name.to_string(), a["agentToken"].as_str().unwrap().to_string()));
+            ids.push((name.to_string(), a["agentId"].as_str().unwrap().to_string()));
+        }
+        Swarm { mcp, tokens, ids }
+    }
+    fn token(&self, name: &str) -> &str {
+        &self.tokens.iter().find(|(n, _)| n == name).unwrap().1
+    }
+    fn id(&self, name: &str) -> &str {
+        &self.ids.iter().find(|(n, _)| n == name).unwrap().1
+    }
+    async fn heartbeat(&self, name: &str) -> Value {
+        self.mcp.ok("daa_fault_tolerance", json!({"strategy": "heartbeat", "agentId": name, "agentToken": self.token(name)})).await
+    }
+    async fn agent(&self, name: &str) -> Value {
+        let list = self.mcp.ok("agent_list", json!({})).await;
+        list["agents"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap().clone()
+    }
+    async fn monitor(&self, name: &str) -> Value {
+        self.mcp.ok("daa_fault_tolerance", json!({"agentId": name})).await["agents"][0].clone()
+    }
+}
+
+#[tokio::test]
+async fn a_silent_agent_is_failed_over_within_ttl_plus_one_interval_and_recovers_with_a_sync() {
+    let (_dir, db) = temp_db();
+    // Heartbeats every second expected; a lease of 2 s.
+    let s = Swarm::start(db.to_str().unwrap(), "ring", json!({"heartbeatInterval": 1, "messageTimeout": 2}), &["lead", "a", "b", "c"]).await;
+    for name in ["lead", "a", "b", "c"] {
+        s.heartbeat(name).await;
+    }
+    // While c is still live, lead leaves it a message; c never reads it before going silent.
+    s.mcp.ok("daa_communication", json!({"from": "lead", "to": "c", "message": {"n": 1}, "agentToken": s.token("lead")})).await;
+    let silent_since = Instant::now();
+    // The others keep calling; c stays silent. Nobody asks the fault tool anything: the server's
+    // own sweep must fail c over.
+    while silent_since.elapsed() < Duration::from_millis(3_400) {
+        for name in ["lead", "a", "b"] {
+            s.heartbeat(name).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let c = s.agent("c").await;
+    assert_eq!(c["status"], "failed", "{c}");
+    assert!(c["links"].as_array().unwrap().is_empty(), "failover dropped c's links: {c}");
+    let status = s.mcp.ok("swarm_status", json!({})).await;
+    assert_eq!(status["agents"]["failed"], 1);
+    assert_eq!(status["partitions"], 1, "ring lead-a-b-c minus c is the path lead-a-b: {status}");
+    assert!(status["alerts"].as_array().unwrap().iter().any(|a| a["metric"] == "nodeFailureRate"), "1 of 4 failed > 0.2: {status}");
+
+    let m = s.monitor("c").await;
+    let failure = &m["failure"];
+    assert_eq!(failure["cause"], "lease_expired", "{m}");
+    let detection = failure["detectionMs"].as_i64().unwrap();
+    assert!((2_000..=3_000).contains(&detection), "detected within TTL (2 s) + one interval (1 s): {detection} ms");
+    assert_eq!(failure["linksDropped"].as_array().unwrap().len(), 2);
+
+    // A failed agent cannot act until it recovers, and nothing is changed by the refusal.
+    let refused = s.mcp.err("daa_communication", json!({"action": "receive", "agentId": "c", "agentToken": s.token("c")})).await;
+    assert_eq!(refused, "agent_failed");
+    // Messages to it are refused too (no live route), counting against its breaker.
+    assert_eq!(s.mcp.err("daa_communication", json!({"from": "a", "to": "c", "message": {"n": 2}, "agentToken": s.token("a")})).await, "no_route");
+
+    // Another agent's token does not bring c back.
+    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "recover", "agentId": "c", "agentToken": s.token("a")})).await, "unauthorized");
+    let back = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "recover", "agentId": "c", "agentToken": s.token("c")})).await;
+    let r = &back["recovery"];
+    assert_eq!(r["transitions"], json!(["failed→recovering", "recovering→active"]));
+    assert_eq!(r["sync"]["mailbox"]["pending"], 1, "the unacknowledged message waited for it: {r}");
+    assert_eq!(r["sync"]["topology"]["linksDropped"].as_array().unwrap().len(), 2);
+    assert!(r["sync"]["sinceRevision"].as_i64().unwrap() > 0);
+    assert_eq!(r["links"].as_array().unwrap().len(), 2, "rewired into the ring: {r}");
+    assert_eq!(back["agents"][0]["status"], "active");
+    let got = s.mcp.ok("daa_communication", json!({"action": "receive", "agentId": "c", "agentToken": s.token("c")})).await;
+    assert_eq!(got["messages"][0]["message"]["n"], 1);
+    let m = s.monitor("c").await;
+    assert_eq!((m["failures"].as_u64(), m["recoveries"].as_u64()), (Some(1), Some(1)), "{m}");
+    // Recovering a live agent is refused.
+    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "recover", "agentId": "c", "agentToken": s.token("c")})).await, "conflict");
+    s.mcp.close().await;
+}
+
+#[tokio::test]
+async fn a_majority_of_live_peers_fails_an_agent_and_a_minority_only_degrades_it() {
+    let (_dir, db) = temp_db();
+    let s = Swarm::start(db.to_str().unwrap(), "mesh", json!({"heartbeatInterval": 60, "messageTimeout": 600}), &["lead", "a", "b", "c", "x"]).await;
+    for name in ["lead", "a", "b", "c", "x"] {
+        s.heartbeat(name).await;
+    }
+    let report = |by: &'static str| json!({"strategy": "report_unreachable", "agentId": "x", "reporterId": by, "agentToken": s.token(by)});
+    // Impersonation: a report with another agent's token is refused and records nothing.
+    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "report_unreachable", "agentId": "x", "reporterId": "a", "agentToken": s.token("b")})).await, "unauthorized");
+    assert_eq!(s.monitor("x").await["status"], "active");
+
+    let first = s.mcp.ok("daa_fault_tolerance", report("lead")).await;
+    assert_eq!(first["report"]["needed"], 3, "a majority of x's 4 live peers: {first}");
+    assert_eq!(first["report"]["confirmed"], false);
+    let m = s.monitor("x").await;
+    assert_eq!(m["status"], "degraded", "{m}");
+    assert!(m["degradedReasons"][0].as_str().unwrap().contains("reported unreachable"), "{m}");
+    // A repeated report from the same peer does not count twice.
+    assert_eq!(s.mcp.ok("daa_fault_tolerance", report("lead")).await["report"]["reporters"].as_array().unwrap().len(), 1);
+    s.mcp.ok("daa_fault_tolerance", report("a")).await;
+    let third = s.mcp.ok("daa_fault_tolerance", report("b")).await;
+    assert_eq!(third["report"]["confirmed"], true, "{third}");
+    assert_eq!(third["failedOver"][0]["cause"], "peer_quorum");
+    assert_eq!(s.agent("x").await["status"], "failed");
+    let failover = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "failover_recovery", "agentId": "x"})).await;
+    assert_eq!(failover["failover"]["cause"], "peer_quorum");
+    // x's own call is refused: its lease was revoked.
+    assert_eq!(s.mcp.err("daa_communication", json!({"from": "x", "to": "a", "message": {}, "agentToken": s.token("x")})).await, "agent_failed");
+    let diag = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "diagnose"})).await;
+    let critical: Vec<_> = diag["findings"].as_array().unwrap().iter().filter(|f| f["severity"] == "critical").collect();
+    assert_eq!(critical.len(), 1, "{diag}");
+    assert_eq!(critical[0]["agentId"], s.id("x"));
+    assert_eq!(diag["figures"]["nodeFailureRate"], 0.2);
+    s.mcp.close().await;
+}
+
+#[tokio::test]
+async fn the_circuit_breaker_opens_after_the_threshold_and_half_opens_for_one_probe() {
+    let (_dir, db) = temp_db();
+    let s = Swarm::start(
+        db.to_str().unwrap(),
+        "mesh",
+        json!({"heartbeatInterval": 60, "messageTimeout": 600, "circuitBreakerThreshold": 2, "recoveryTimeout": 1}),
+        &["lead", "a", "b", "c", "d"],
+    )
+    .await;
+    for name in ["lead", "a", "b", "c", "d"] {
+        s.heartbeat(name).await;
+    }
+    let report = |by: &'static str| json!({"strategy": "report_unreachable", "agentId": "d", "reporterId": by, "agentToken": s.token(by)});
+    s.mcp.ok("daa_fault_tolerance", report("lead")).await;
+    let breaker = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "circuit_breaker", "agentId": "d"})).await["breaker"].clone();
+    assert_eq!((breaker["state"].as_str(), breaker["consecutiveFailures"].as_u64()), (Some("closed"), Some(1)), "{breaker}");
+    s.mcp.ok("daa_fault_tolerance", report("a")).await;
+    let breaker = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "circuit_breaker", "agentId": "d"})).await["breaker"].clone();
+    assert_eq!(breaker["state"], "open", "{breaker}");
+    assert_eq!(breaker["trips"], 1);
+    let send = json!({"from": "b", "to": "d", "message": {"probe": true}, "agentToken": s.token("b")});
+    assert_eq!(s.mcp.err("daa_communication", send.clone()).await, "circuit_open");
+    // A broadcast skips d and says why, reaching the others.
+    let all = s.mcp.ok("daa_communication", json!({"from": "b", "to": "all", "message": {}, "agentToken": s.token("b")})).await;
+    assert_eq!(all["delivered"].as_array().unwrap().len(), 3);
+    assert!(all["skipped"][0]["reason"].as_str().unwrap().contains("circuit breaker"), "{all}");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let breaker = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "circuit_breaker", "agentId": "d"})).await["breaker"].clone();
+    assert_eq!(breaker["state"], "half_open");
+    // The probe goes through and closes the breaker.
+    s.mcp.ok("daa_communication", send.clone()).await;
+    let breaker = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "circuit_breaker", "agentId": "d"})).await["breaker"].clone();
+    assert_eq!((breaker["state"].as_str(), breaker["consecutiveFailures"].as_u64()), (Some("closed"), Some(0)), "{breaker}");
+    s.mcp.close().await;
+}
+
+#[tokio::test]
+async fn failures_and_recoveries_survive_a_restart() {
+    let (_dir, db) = temp_db();
+    let db = db.to_str().unwrap();
+    let s = Swarm::start(db, "star", json!({"heartbeatInterval": 0.2, "messageTimeout": 1}), &["lead", "a"]).await;
+    s.heartbeat("lead").await;
+    s.heartbeat("a").await;
+    let token_a = s.token("a").to_string();
+    s.mcp.close().await;
+    // Both agents go silent while no server runs; the next server fails them over on its own.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let mcp = Mcp::stdio(db).await;
+    let mut failed = Value::Null;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let list = mcp.ok("agent_list", json!({"status": "failed"})).await;
+        if list["count"] == 2 {
+            failed = list;
+            break;
+        }
+    }
+    assert_eq!(failed["count"], 2, "{failed}");
+    let back = mcp.ok("daa_fault_tolerance", json!({"strategy": "heartbeat", "agentId": "a", "agentToken": token_a})).await;
+    assert_eq!(back["recovery"]["transitions"][1], "recovering→active", "a heartbeat from a failed agent recovers it: {back}");
+    assert_eq!(back["recovery"]["failure"]["cause"], "lease_expired");
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn bad_fault_tolerance_input_is_refused_and_changes_nothing() {
+    let (_dir, db) = temp_db();
+    let s = Swarm::start(db.to_str().unwrap(), "mesh", json!({}), &["lead", "a"]).await;
+    let before = s.mcp.ok("swarm_status", json!({})).await["revision"].clone();
+    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "heartbeat", "agentId": "nobody", "agentToken": "x"})).await, "not_found");
+    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "heartbeat", "agentId": "a"})).await, "unauthorized");
+    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "circuit_breaker"})).await, "invalid_argument");
+    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "explode", "agentId": "a"})).await, "invalid_argument");
+    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "report_unreachable", "agentId": "a", "reporterId": "a", "agentToken": s.token("a")})).await, "invalid_argument");
+    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "report_unreachable", "agentId": "a"})).await, "invalid_argument");
+    assert_eq!(s.mcp.ok("swarm_status", json!({})).await["revision"], before);
+    s.mcp.close().await;
+}
