@@ -7,6 +7,7 @@
 //! several processes can share one store without locks of their own.
 
 pub mod agents;
+pub mod consensus;
 pub mod health;
 pub mod keys;
 pub mod memory;

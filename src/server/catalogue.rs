@@ -59,6 +59,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("daa_communication", include_str!("../../tools/daa_communication.json")),
     ("memory_usage", include_str!("../../tools/memory_usage.json")),
     ("topology_optimize", include_str!("../../tools/topology_optimize.json")),
+    ("daa_consensus", include_str!("../../tools/daa_consensus.json")),
 ];
 
 /// Parse one tool's catalogue entry. The files are part of the build, so a malformed one is a bug
