@@ -25,7 +25,7 @@ async fn swarm_scenario(transport: Transport) {
     let mcp = Mcp::connect(transport, db).await;
 
     let tools = mcp.client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 8);
+    assert_eq!(tools.len(), 9);
 
     let swarm = mcp
         .ok("swarm_init", json!({"topology": "mesh", "maxAgents": 4, "swarmId": "e2e", "heartbeatInterval": 60, "messageTimeout": 600}))

@@ -55,35 +55,35 @@ pub struct ConsensusParams {
     /// propose (default), vote, view_change, status, list, elect or leader.
     #[serde(default)]
     pub action: ConsensusAction,
-    /// propose: the voters, an array of agent ids or names, or "all" (every agent not failed; default).
+    /// propose: voter ids/names, or "all" (default: agents not failed).
     pub agents: Option<Value>,
     /// propose: what is decided, any JSON.
     pub proposal: Option<Value>,
     /// propose: quorum (default), bft or pbft.
     pub protocol: Option<Protocol>,
-    /// propose, quorum: approval share in (0, 1] (default: the swarm's consensusThreshold).
+    /// propose: approval share in (0, 1] (default: the swarm's).
     pub threshold: Option<f64>,
-    /// propose: seconds until the proposal expires (default 300).
+    /// propose: seconds before it expires (default 300).
     pub timeout_secs: Option<f64>,
     /// vote, view_change, status: the proposal.
     pub proposal_id: Option<String>,
     /// vote: approve or reject.
     pub vote: Option<VoteValue>,
-    /// vote, pbft: pre-prepare, prepare or commit (default: the phase the voter owes next).
+    /// vote, pbft: the phase (default: the one owed next).
     pub phase: Option<Phase>,
-    /// The acting agent (voter, pbft proposer, candidate), by id or name.
+    /// The acting agent, by id or name.
     pub agent_id: Option<String>,
     /// Token of the acting agent.
     pub agent_token: Option<String>,
-    /// vote: why, kept with the vote's phase message.
+    /// vote: why (sent with pbft phase messages).
     pub reason: Option<String>,
-    /// propose, vote: fencing token; the caller must lead at exactly this term.
+    /// propose, vote: fencing term; the caller must lead at it.
     pub term: Option<u64>,
-    /// elect: lease seconds (default: the swarm's messageTimeout).
+    /// elect: lease seconds (default: messageTimeout).
     pub lease_secs: Option<f64>,
-    /// list: most decision-log entries, newest first (default 20).
+    /// list: decisions to return, newest first (default 20).
     pub limit: Option<usize>,
-    /// Swarm (default: the acting agent's, else the default swarm).
+    /// Swarm (default: the agent's, else the default).
     pub swarm_id: Option<String>,
 }
 

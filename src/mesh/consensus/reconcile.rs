@@ -226,6 +226,7 @@ impl Engine {
     }
 
     /// Open, stuck and decided proposals, agreement, Byzantine agents and leadership.
+    #[allow(dead_code)] // for the fault tolerance layer, which is written apart
     pub(crate) async fn consensus_health(&self, swarm: &SwarmId) -> Result<ConsensusHealth> {
         let view = self.load_swarm(swarm).await?;
         let byzantine = self.byzantine_flags(swarm).await?;
