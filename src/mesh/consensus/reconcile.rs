@@ -15,7 +15,7 @@ use serde_json::json;
 use super::election::LeaderChange;
 use super::proposal::{Outcome, QuorumSize};
 use super::voting::write_proposal;
-use super::{context, notice_op, with_missing_voters};
+use super::{check_majority, context, notice_op, with_missing_voters};
 use crate::config;
 use crate::error::Result;
 use crate::ids::SwarmId;
@@ -193,7 +193,12 @@ impl Engine {
                     });
                 }
             }
-            let eval = prop.evaluate(&ctx);
+            let mut eval = prop.evaluate(&ctx);
+            // Without a live majority the swarm is read-only: the clock may still expire a
+            // proposal, but shrinking voter sets decide nothing.
+            if eval.outcome.is_some_and(|o| o != Outcome::Expired) && check_majority(view, None).is_err() {
+                eval.outcome = None;
+            }
             let now_quorum = QuorumSize { voters: eval.tally.effective_voters, needed: eval.tally.needed };
             if let Some(before) = prop.last_quorum.filter(|q| *q != now_quorum) {
                 pass.quorum = Some(QuorumChange {
@@ -261,5 +266,51 @@ impl Engine {
             leader: l.leader.as_ref().map(|(r, _)| r.agent_id.to_string()),
             term: l.leader.as_ref().map(|(r, _)| r.term).or(l.term.as_ref().map(|(t, _)| t.term)).unwrap_or(0),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{json, Value};
+
+    use crate::ids::SwarmId;
+    use crate::mesh::Engine;
+    use crate::store::{memory::MemoryStore, ManualClock};
+
+    fn params<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failed_voter_shrinks_the_quorum_and_reconcile_decides_and_reports_it() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let engine = Engine::new(Arc::new(MemoryStore::new(clock.clone())), clock.clone());
+        engine.swarm_init(params(json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 1, "messageTimeout": 10}))).await.unwrap();
+        let mut agents = Vec::new();
+        for i in 0..5 {
+            agents.push(engine.agent_spawn(params(json!({"type": "coder", "name": format!("a{i}")}))).await.unwrap());
+        }
+        let p = engine.consensus(params(json!({"agents": "all", "proposal": "x", "threshold": 0.75}))).await.unwrap();
+        let pid = p.proposal.unwrap().proposal_id;
+        clock.advance(6_000);
+        for a in &agents[..3] {
+            let out = engine
+                .consensus(params(json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": a.agent_id, "agentToken": a.agent_token})))
+                .await
+                .unwrap();
+            assert_eq!(out.proposal.unwrap().status, "open", "4 of 5 needed");
+        }
+        engine.communicate(params(json!({"action": "receive", "agentId": "a3", "agentToken": agents[3].agent_token}))).await.unwrap();
+        // a4 never called: 11 s after its spawn it is failed; 4 voters need 3, which voted.
+        clock.advance(5_000);
+        let swarm = SwarmId::new("s");
+        let done = engine.consensus_reconcile(&swarm).await.unwrap();
+        assert_eq!(done.quorum_changes[0].note, "voters 5 → 4, needed 4 → 3");
+        assert_eq!(done.decided[0].proposal_id, pid);
+        assert!(engine.consensus_reconcile(&swarm).await.unwrap().is_empty(), "a second pass has nothing to do");
+        let health = engine.consensus_health(&swarm).await.unwrap();
+        assert_eq!((health.open_proposals, health.decisions, health.agreement_rate), (0, 1, Some(1.0)));
     }
 }
