@@ -402,3 +402,34 @@ async fn bad_consensus_input_gets_clear_errors_and_changes_nothing() {
     assert!(after["open"].as_array().unwrap().is_empty() && after["decisions"].as_array().unwrap().is_empty());
     mcp.close().await;
 }
+
+#[tokio::test]
+async fn a_partitioned_majority_keeps_deciding_while_the_minority_is_read_only() {
+    let mcp = Mcp::stdio(":memory:").await;
+    mcp.ok("swarm_init", json!({"topology": "ring", "swarmId": "split", "maxAgents": 7, "heartbeatInterval": 0.3, "messageTimeout": 1.0})).await;
+    let mut a = Vec::new();
+    for i in 0..7 {
+        let r = mcp.ok("agent_spawn", json!({"type": "coder", "name": format!("a{i}"), "swarmId": "split"})).await;
+        a.push(Agent { name: format!("a{i}"), id: r["agentId"].as_str().unwrap().into(), token: r["agentToken"].as_str().unwrap().into() });
+    }
+    let p = mcp.ok("daa_consensus", json!({"agents": "all", "proposal": "x", "threshold": 0.5})).await;
+    let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
+    // a0 and a2 go silent: the ring splits into {a1} and {a3, a4, a5, a6}.
+    for _ in 0..5 {
+        for i in [1, 3, 4, 5, 6] {
+            receive(&mcp, &a[i]).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (is_error, body) = mcp.call("daa_consensus", json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": a[1].id, "agentToken": a[1].token})).await;
+    assert!(is_error, "{body}");
+    assert_eq!(body["error"]["code"], "read_only");
+    assert!(body["error"]["message"].as_str().unwrap().contains("read-only: this agent's partition holds 1 of 7 agents"), "{body}");
+    for i in [3, 4] {
+        vote(&mcp, &a[i], &pid, "approve").await;
+    }
+    // 5 effective voters (a0 and a2 failed) need ceil(0.5 × 5) = 3.
+    let out = vote(&mcp, &a[5], &pid, "approve").await;
+    assert_eq!(out["proposal"]["status"], "approved", "{out}");
+    mcp.close().await;
+}
