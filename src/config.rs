@@ -15,6 +15,17 @@ pub const CIRCUIT_BREAKER_THRESHOLD: u32 = 5;
 /// Manual: `recovery_timeout`.
 pub const RECOVERY_TIMEOUT_SECS: f64 = 60.0;
 
+/// Seconds a proposal stays open before it expires, unless `timeoutSecs` says otherwise.
+pub const PROPOSAL_TIMEOUT_SECS: f64 = 300.0;
+/// A stable pBFT checkpoint is taken every this many decisions; it garbage-collects the phase
+/// records of decided pbft proposals at or below it.
+pub const PBFT_CHECKPOINT_INTERVAL: i64 = 10;
+/// Decision-log entries `list` returns by default, and those `consensus_health` reads.
+pub const DEFAULT_DECISIONS_LIMIT: usize = 20;
+pub const AGREEMENT_WINDOW: usize = 50;
+/// Bytes a proposal's JSON may take.
+pub const MAX_PROPOSAL_BYTES: usize = 64 * 1024;
+
 /// Default and bounds of `maxAgents`.
 pub const DEFAULT_MAX_AGENTS: u32 = 8;
 pub const MAX_AGENTS_LIMIT: u32 = 1000;

@@ -38,6 +38,12 @@ pub enum MeshError {
     /// Other writers kept changing the same state; the caller may retry.
     #[error("the operation kept conflicting with concurrent writers after {0} attempts; nothing was changed")]
     Contention(u32),
+    /// The swarm refuses consensus decisions: no majority of its agents is live and connected.
+    #[error("{0}")]
+    ReadOnly(String),
+    /// A write fenced with a leader term that is no longer current.
+    #[error("{0}")]
+    StaleTerm(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Stored data could not be decoded: a bug or a foreign writer.
@@ -65,6 +71,8 @@ impl MeshError {
             Self::CircuitOpen(_) => "circuit_open",
             Self::TooLarge { .. } => "too_large",
             Self::Contention(_) => "contention",
+            Self::ReadOnly(_) => "read_only",
+            Self::StaleTerm(_) => "stale_term",
             Self::Store(_) => "store",
             Self::Corrupt { .. } => "corrupt",
         }

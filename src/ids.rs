@@ -53,3 +53,7 @@ id_type!(
     /// A mailbox message.
     MessageId, "msg"
 );
+id_type!(
+    /// A consensus proposal.
+    ProposalId, "prop"
+);

@@ -6,8 +6,9 @@
 //! ## Layout
 //! - [`store`]: the storage boundary, shaped like etcd v3 (revisions, transactions, leases,
 //!   watches), with SQLite and in-memory backends.
-//! - [`mesh`]: the engine. Swarms, agents, topology graphs, mailboxes, memory. Pure cores
-//!   ([`mesh::topology`], [`mesh::health`]) plus operations that read, decide and commit with one
+//! - [`mesh`]: the engine. Swarms, agents, topology graphs, mailboxes, memory, consensus. Pure
+//!   cores ([`mesh::topology`], [`mesh::health`], [`mesh::consensus::proposal`],
+//!   [`mesh::consensus::pbft`]) plus operations that read, decide and commit with one
 //!   compare-and-swap transaction.
 //! - [`server`]: the MCP edge. The rmcp handler, the tool table (shared with the CLI), schemas,
 //!   the catalogue under `tools/`, error mapping, and the stdio and HTTP transports.

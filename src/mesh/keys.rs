@@ -13,12 +13,23 @@
 //! swarm/<swarm>/fault/<agent>         failure, recovery, unreachable reports, circuit breaker
 //! mbox/<swarm>/<agent>/<msg>          a mailbox message; FIFO = create revision order
 //! memory/<namespace>/<key>            a memory entry (leased when it has a TTL)
+//! consensus/<swarm>/proposal/<id>     a proposal record, open or decided (CAS unit for votes)
+//! consensus/<swarm>/open/<id>         marker of an open proposal (what reconcile scans)
+//! consensus/<swarm>/log/<seq>         decision log entry, seq zero-padded to 20 digits
+//! consensus/<swarm>/seq               last decision sequence (CAS, so no sequence is reused)
+//! consensus/<swarm>/pbft-seq          last pBFT sequence number given to a pre-prepare
+//! consensus/<swarm>/checkpoint        last stable pBFT checkpoint
+//! consensus/<swarm>/leader            leader record, attached to a store lease
+//! consensus/<swarm>/term              highest term ever granted, unleased; it only grows
+//! consensus/<swarm>/candidate/<agent> a standing candidate for leadership
+//! consensus/<swarm>/byzantine/<agent> swarm-wide Byzantine flag of an equivocator
 //! ```
 //!
 //! Everything about a swarm except its mailboxes sits under `swarm/<swarm>/`, so one range read
-//! loads a consistent view of it; mailboxes, which grow with traffic, live apart.
+//! loads a consistent view of it; mailboxes, which grow with traffic, live apart, and so does
+//! consensus state, which grows with decisions.
 
-use crate::ids::{AgentId, MessageId, SwarmId};
+use crate::ids::{AgentId, MessageId, ProposalId, SwarmId};
 
 pub const DEFAULT_SWARM: &str = "default-swarm";
 
@@ -66,18 +77,56 @@ pub fn mailbox(id: &SwarmId, agent: &AgentId) -> String {
 pub fn message(id: &SwarmId, agent: &AgentId, msg: &MessageId) -> String {
     format!("mbox/{id}/{agent}/{msg}")
 }
-/// Everything about a swarm's consensus (proposals, decision log, leader), outside the swarm
-/// prefix so that `load_swarm` stays small.
-pub fn consensus(id: &SwarmId) -> String {
-    format!("consensus/{id}/")
-}
-/// The decision log: one key per sequence number.
-pub fn consensus_log(id: &SwarmId) -> String {
-    format!("consensus/{id}/log/")
-}
 pub fn memory_namespace(namespace: &str) -> String {
     format!("memory/{namespace}/")
 }
 pub fn memory(namespace: &str, key: &str) -> String {
     format!("memory/{namespace}/{key}")
+}
+
+/// Everything consensus keeps about a swarm.
+pub fn consensus(id: &SwarmId) -> String {
+    format!("consensus/{id}/")
+}
+pub fn proposal(id: &SwarmId, p: &ProposalId) -> String {
+    format!("consensus/{id}/proposal/{p}")
+}
+pub fn open_proposals(id: &SwarmId) -> String {
+    format!("consensus/{id}/open/")
+}
+pub fn open_proposal(id: &SwarmId, p: &ProposalId) -> String {
+    format!("consensus/{id}/open/{p}")
+}
+pub fn decision_log(id: &SwarmId) -> String {
+    format!("consensus/{id}/log/")
+}
+pub fn decision(id: &SwarmId, seq: i64) -> String {
+    format!("consensus/{id}/log/{seq:020}")
+}
+pub fn decision_seq(id: &SwarmId) -> String {
+    format!("consensus/{id}/seq")
+}
+pub fn pbft_seq(id: &SwarmId) -> String {
+    format!("consensus/{id}/pbft-seq")
+}
+pub fn checkpoint(id: &SwarmId) -> String {
+    format!("consensus/{id}/checkpoint")
+}
+pub fn leader(id: &SwarmId) -> String {
+    format!("consensus/{id}/leader")
+}
+pub fn term(id: &SwarmId) -> String {
+    format!("consensus/{id}/term")
+}
+pub fn candidates(id: &SwarmId) -> String {
+    format!("consensus/{id}/candidate/")
+}
+pub fn candidate(id: &SwarmId, agent: &AgentId) -> String {
+    format!("consensus/{id}/candidate/{agent}")
+}
+pub fn byzantine_flags(id: &SwarmId) -> String {
+    format!("consensus/{id}/byzantine/")
+}
+pub fn byzantine(id: &SwarmId, agent: &AgentId) -> String {
+    format!("consensus/{id}/byzantine/{agent}")
 }

@@ -1,4 +1,4 @@
-//! The mesh engine: swarms, agents, topology, mailboxes and memory over one [`Store`].
+//! The mesh engine: swarms, agents, topology, mailboxes, memory and consensus over one [`Store`].
 //!
 //! The engine knows nothing of MCP. Each operation takes a parameter struct (which doubles as the
 //! tool's input schema) and returns an output struct (its output schema). Pure cores live in their
@@ -7,6 +7,7 @@
 //! several processes can share one store without locks of their own.
 
 pub mod agents;
+pub mod consensus;
 pub mod fault;
 pub mod health;
 pub mod keys;

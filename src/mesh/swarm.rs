@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::consensus::read_only_reason;
 use super::fault::diagnose::{alerts, Alert};
 use super::health::AgentStatus;
 use super::model::{encode, SwarmRecord, SwarmSettings};
@@ -137,6 +138,15 @@ pub struct SwarmStatusOutput {
     /// Mean send-to-delivery time of the messages in mailboxes; absent with none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_latency_ms: Option<f64>,
+    /// Share of votes matching the outcome over recent decisions; absent without decisions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement_rate: Option<f64>,
+    /// Why the swarm refuses new decisions, when it does (no live majority).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<String>,
+    /// The current leader's agent id, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
     /// The manual's alerts over these figures (connectivity < 0.7, failure rate > 0.2, message
     /// latency > 5 s, agreement < 0.8, topology health < 0.6).
     pub alerts: Vec<Alert>,
@@ -267,6 +277,7 @@ impl Engine {
         self.with_retry(|| async {
             let view = self.load_swarm(&id).await?;
             let mut ops = vec![Op::delete_prefix(keys::swarm_prefix(&id)), Op::delete_prefix(keys::mailboxes(&id))];
+            ops.push(Op::delete_prefix(keys::consensus(&id)));
             ops.extend(view.agents.iter().map(|a| Op::delete(keys::agent_index(&a.id))));
             let mut compares = vec![Compare::mod_revision(keys::graph(&id), CompareOp::Equal, view.graph_rev)];
             // Leave the default pointer alone unless it names this swarm.
@@ -289,10 +300,14 @@ impl Engine {
         let id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
         let view = self.load_swarm(&id).await?;
         let mail = self.mailbox_figures(&view).await?;
-        let figures = Self::health_figures(&view, &mail, None);
+        let consensus = self.consensus_health(&id).await?;
+        let figures = Self::health_figures(&view, &mail, consensus.agreement_rate);
         let mut status = status_of(&view, view.revision);
         status.node_failure_rate = figures.node_failure_rate;
         status.message_latency_ms = figures.message_latency_ms;
+        status.agreement_rate = figures.agreement_rate;
+        status.read_only = read_only_reason(&view);
+        status.leader = consensus.leader;
         status.alerts = alerts(&figures);
         Ok(status)
     }
@@ -375,6 +390,9 @@ fn status_of(view: &SwarmView, revision: i64) -> SwarmStatusOutput {
         agent_health,
         node_failure_rate: None,
         message_latency_ms: None,
+        agreement_rate: None,
+        read_only: None,
+        leader: None,
         alerts: Vec::new(),
         revision,
     }

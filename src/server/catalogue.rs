@@ -59,6 +59,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("daa_communication", include_str!("../../tools/daa_communication.json")),
     ("memory_usage", include_str!("../../tools/memory_usage.json")),
     ("topology_optimize", include_str!("../../tools/topology_optimize.json")),
+    ("daa_consensus", include_str!("../../tools/daa_consensus.json")),
     ("daa_fault_tolerance", include_str!("../../tools/daa_fault_tolerance.json")),
 ];
 

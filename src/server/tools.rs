@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::{catalogue, schema};
 use crate::error::{MeshError, Result};
-use crate::mesh::{agents, fault, memory, messaging, swarm, Engine};
+use crate::mesh::{agents, consensus, fault, memory, messaging, swarm, Engine};
 
 /// A handler returns its result already serialized: the JSON text is what goes on the wire.
 type Handler = for<'a> fn(&'a Engine, Value) -> BoxFuture<'a, Result<String>>;
@@ -68,6 +68,7 @@ pub static TOOLS: &[ToolDef] = &[
     tool!("daa_communication", messaging::CommunicationParams, messaging::CommunicationOutput, communicate),
     tool!("memory_usage", memory::MemoryParams, memory::MemoryOutput, memory),
     tool!("topology_optimize", swarm::SwarmIdParams, swarm::TopologyOptimizeOutput, topology_optimize),
+    tool!("daa_consensus", consensus::ConsensusParams, consensus::ConsensusOutput, consensus),
     tool!("daa_fault_tolerance", fault::FaultParams, fault::FaultOutput, fault_tolerance),
 ];
 

@@ -20,6 +20,7 @@ use super::{keys, Engine, SwarmView};
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
 use crate::store::{Compare, CompareOp, Op, Txn};
+use super::consensus::reconcile::{ConsensusHealth, ConsensusReconcile};
 use breaker::BreakerState;
 use diagnose::{Alert, Area, Finding, HealthFigures, Severity};
 use failover::FailedAgent;
@@ -123,6 +124,13 @@ pub struct FaultOutput {
     /// Agents failed over while serving this call (failover runs before every answer).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed_over: Vec<FailedAgent>,
+    /// What that failover changed in consensus: quorums recomputed, decisions, view or leader
+    /// changes.
+    #[serde(skip_serializing_if = "ConsensusReconcile::is_empty")]
+    pub consensus: ConsensusReconcile,
+    /// diagnose: the swarm's consensus state (open and stuck proposals, agreement, leader).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consensus_health: Option<ConsensusHealth>,
     /// failover_recovery: the agent's failure and what failover did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failover: Option<FailedAgent>,
@@ -147,12 +155,14 @@ pub struct FaultOutput {
 }
 
 impl FaultOutput {
-    fn new(strategy: FaultStrategy, swarm: &SwarmId, failed_over: Vec<FailedAgent>, revision: i64) -> Self {
+    fn new(strategy: FaultStrategy, swarm: &SwarmId, reconciled: Reconciled, revision: i64) -> Self {
         Self {
             strategy,
             swarm_id: swarm.to_string(),
             agents: None,
-            failed_over,
+            failed_over: reconciled.failed,
+            consensus: reconciled.consensus,
+            consensus_health: None,
             failover: None,
             recovery: None,
             report: None,
@@ -200,6 +210,7 @@ pub(crate) fn liveness(view: &SwarmView, id: &AgentId) -> Option<Liveness> {
 /// Everything a reconcile pass did.
 pub(crate) struct Reconciled {
     pub failed: Vec<FailedAgent>,
+    pub consensus: ConsensusReconcile,
 }
 
 impl Engine {
@@ -207,7 +218,10 @@ impl Engine {
     /// consensus consequences. Idempotent; cheap when there is nothing to do.
     pub(crate) async fn reconcile(&self, swarm: &SwarmId) -> Result<Reconciled> {
         let failed = self.fail_over(swarm).await?;
-        Ok(Reconciled { failed })
+        // Failed voters leave the quorums, a failed leader or pBFT primary is replaced.
+        let consensus = self.consensus_reconcile(swarm).await?;
+        // Task distribution will release the failed agents' tasks here (its own issue).
+        Ok(Reconciled { failed, consensus })
     }
 
     /// Reconcile every swarm in the store (the servers' timer calls this).
@@ -243,7 +257,7 @@ impl Engine {
             Some(r) => Some(view.agent(r).cloned().ok_or_else(|| MeshError::not_found("agent", r))?),
             None => None,
         };
-        let mut out = FaultOutput::new(p.strategy, &swarm, reconciled.failed, view.revision);
+        let mut out = FaultOutput::new(p.strategy, &swarm, reconciled, view.revision);
         let name = |s: FaultStrategy| serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         let need_target = || target.clone().ok_or_else(|| MeshError::invalid("agentId", format!("is required for strategy {}", name(p.strategy))));
         match p.strategy {
@@ -302,6 +316,9 @@ impl Engine {
                 let confirmed = reconciled.failed.iter().any(|f| f.agent_id == target.id.as_str())
                     || view.fault(&target.id).and_then(|f| f.failed.as_ref()).is_some();
                 out.failed_over.extend(reconciled.failed);
+                if out.consensus.is_empty() {
+                    out.consensus = reconciled.consensus;
+                }
                 out.report = Some(UnreachableReport { confirmed, ..report });
                 out.revision = view.revision;
             }
@@ -323,7 +340,9 @@ impl Engine {
             }
             FaultStrategy::Diagnose => {
                 let only = target.as_ref().map(|a| &a.id);
-                let (findings, figures) = self.diagnose(&view, only).await?;
+                let health = self.consensus_health(&swarm).await?;
+                let (findings, figures) = self.diagnose(&view, only, &health).await?;
+                out.consensus_health = Some(health);
                 out.alerts = Some(diagnose::alerts(&figures));
                 out.figures = Some(figures);
                 out.findings = Some(findings);
@@ -364,9 +383,9 @@ impl Engine {
     }
 
     /// Findings for the whole swarm, or for one agent, with the figures behind the alerts.
-    async fn diagnose(&self, view: &SwarmView, only: Option<&AgentId>) -> Result<(Vec<Finding>, HealthFigures)> {
+    async fn diagnose(&self, view: &SwarmView, only: Option<&AgentId>, consensus: &ConsensusHealth) -> Result<(Vec<Finding>, HealthFigures)> {
         let mail = self.mailbox_figures(view).await?;
-        let figures = Self::health_figures(view, &mail, None);
+        let figures = Self::health_figures(view, &mail, consensus.agreement_rate);
         let mut findings = Vec::new();
         let live = view.live();
         for agent in view.agents.iter().filter(|a| only.is_none_or(|o| *o == a.id)) {
@@ -414,6 +433,25 @@ impl Engine {
             if parts.len() > 1 {
                 let sizes: Vec<String> = parts.iter().map(|p| p.len().to_string()).collect();
                 findings.push(Finding::new(Area::Topology, Severity::Warning, None, format!("partitioned into {} groups of live agents ({})", parts.len(), sizes.join(", "))));
+            }
+        }
+        if only.is_none() {
+            for stuck in &consensus.stuck {
+                findings.push(Finding::new(
+                    Area::Consensus,
+                    Severity::Warning,
+                    None,
+                    format!("proposal `{}` open for {} ms of its {} ms: {}", stuck.proposal_id, stuck.open_for_ms, stuck.timeout_ms, stuck.reason),
+                ));
+            }
+            for agent in &consensus.byzantine_agents {
+                findings.push(Finding::new(Area::Consensus, Severity::Warning, Some(&AgentId::new(agent.as_str())), format!("`{agent}` equivocated and is flagged Byzantine: its votes no longer count")));
+            }
+            if let Some(rate) = consensus.agreement_rate {
+                findings.push(Finding::new(Area::Consensus, Severity::Info, None, format!("agreement rate {rate:.2} over {} decisions", consensus.decisions.min(crate::config::AGREEMENT_WINDOW as i64))));
+            }
+            if consensus.leader.is_none() && consensus.term > 0 {
+                findings.push(Finding::new(Area::Consensus, Severity::Warning, None, format!("no leader since term {}: a live agent should call daa_consensus elect", consensus.term)));
             }
         }
         findings.extend(diagnose::mailbox_findings(view, &mail, only));

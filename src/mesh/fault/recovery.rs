@@ -170,7 +170,7 @@ impl Engine {
             .take(SYNC_LIST_LIMIT)
             .map(|kv| kv.key.rsplit('/').next().unwrap_or_default().to_string())
             .collect();
-        let log = self.store().range(RangeRequest::prefix(keys::consensus_log(swarm))).await?;
+        let log = self.store().range(RangeRequest::prefix(keys::decision_log(swarm))).await?;
         let missed: Vec<_> = log.kvs.iter().filter(|kv| kv.mod_revision > since).collect();
         let decisions = missed.iter().take(SYNC_LIST_LIMIT).map(|kv| decode::<serde_json::Value>(kv)).collect::<Result<_>>()?;
         let topology = TopologySync {

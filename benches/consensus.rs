@@ -1,0 +1,174 @@
+//! Latency of consensus decisions through the real `mesh-mcp` binary over stdio: a 100-voter
+//! quorum decision (propose + sequential votes until decided) and a 4-voter pbft decision
+//! (propose = pre-prepare, 2 prepares, 3 commits), each repeated a few times on one server.
+//!
+//! `cargo bench --bench consensus` (release profile). The client is the same dumb raw JSON-RPC
+//! line client as `benches/stdio.rs`: one request line written, stdout read up to the matching
+//! id, timed with `Instant`. `MESH_BENCH_BIN` overrides the binary, `MESH_BENCH_REPS` the
+//! repetitions (default 5). Without `--bench` it is a smoke test with one repetition.
+//! Output: a markdown table on stdout.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Client {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    next_id: u64,
+}
+
+impl Client {
+    fn spawn(bin: &str, db: &str) -> Self {
+        let mut child = Command::new(bin)
+            .args(["serve", "--db", db])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mesh-mcp");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut c = Client { child, stdin, stdout, next_id: 1 };
+        c.request("initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}));
+        c.stdin.write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n").unwrap();
+        c
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string() + "\n";
+        self.stdin.write_all(line.as_bytes()).unwrap();
+        let mut buf = String::new();
+        loop {
+            buf.clear();
+            assert!(self.stdout.read_line(&mut buf).unwrap() > 0, "server closed stdout");
+            let msg: Value = serde_json::from_str(&buf).expect("stdout line is JSON");
+            if msg["id"] == id {
+                return msg;
+            }
+        }
+    }
+
+    /// A tool call that must succeed; returns its latency and body.
+    fn call(&mut self, tool: &str, args: Value) -> (Duration, Value) {
+        let start = Instant::now();
+        let resp = self.request("tools/call", json!({"name": tool, "arguments": args}));
+        let took = start.elapsed();
+        let result = &resp["result"];
+        let body: Value = serde_json::from_str(result["content"][0]["text"].as_str().expect("text content")).unwrap();
+        assert!(!result["isError"].as_bool().unwrap_or(false), "{tool} failed: {body}");
+        (took, body)
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Agent {
+    id: String,
+    token: String,
+}
+
+fn spawn_swarm(c: &mut Client, swarm: &str, n: usize) -> Vec<Agent> {
+    let topology = if n > 10 { "star" } else { "mesh" };
+    c.call("swarm_init", json!({"topology": topology, "swarmId": swarm, "maxAgents": n, "heartbeatInterval": 600, "messageTimeout": 3600}));
+    (0..n)
+        .map(|i| {
+            let (_, a) = c.call("agent_spawn", json!({"type": "coder", "name": format!("v{i}"), "swarmId": swarm}));
+            Agent { id: a["agentId"].as_str().unwrap().into(), token: a["agentToken"].as_str().unwrap().into() }
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Sample {
+    per_call: Vec<Duration>,
+    totals: Vec<Duration>,
+    calls: usize,
+}
+
+fn quorum_decision(c: &mut Client, swarm: &str, voters: &[Agent], s: &mut Sample) {
+    let start = Instant::now();
+    let (t, p) = c.call("daa_consensus", json!({"swarmId": swarm, "agents": "all", "proposal": "bench", "threshold": 1.0}));
+    s.per_call.push(t);
+    let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
+    for v in voters {
+        let (t, out) = c.call("daa_consensus", json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": v.id, "agentToken": v.token}));
+        s.per_call.push(t);
+        if out["proposal"]["status"] != "open" {
+            assert_eq!(out["proposal"]["status"], "approved");
+            break;
+        }
+    }
+    s.totals.push(start.elapsed());
+}
+
+fn pbft_decision(c: &mut Client, a: &[Agent], s: &mut Sample) {
+    let start = Instant::now();
+    let (t, p) = c.call("daa_consensus", json!({"protocol": "pbft", "proposal": "bench", "agentId": a[0].id, "agentToken": a[0].token}));
+    s.per_call.push(t);
+    let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
+    let mut status = Value::Null;
+    for v in [&a[1], &a[2], &a[0], &a[1], &a[2]] {
+        let (t, out) = c.call("daa_consensus", json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": v.id, "agentToken": v.token}));
+        s.per_call.push(t);
+        status = out["proposal"]["status"].clone();
+    }
+    assert_eq!(status, "approved");
+    s.totals.push(start.elapsed());
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn row(label: &str, s: &mut Sample) -> String {
+    s.per_call.sort();
+    s.totals.sort();
+    format!(
+        "| {label} | {} | {} | {:.2} | {:.2} | {:.1} | {:.1} |",
+        s.totals.len(),
+        s.per_call.len() / s.totals.len().max(1),
+        pct(&s.per_call, 0.5),
+        pct(&s.per_call, 0.99),
+        pct(&s.totals, 0.5),
+        pct(&s.totals, 1.0),
+    )
+}
+
+fn main() {
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let reps: usize = if smoke { 1 } else { std::env::var("MESH_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(5) };
+    let bin = std::env::var("MESH_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_mesh-mcp").to_string());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("bench.db");
+    let mut c = Client::spawn(&bin, db.to_str().unwrap());
+
+    let hundred = spawn_swarm(&mut c, "q100", 100);
+    let mut quorum = Sample::default();
+    for _ in 0..reps {
+        quorum_decision(&mut c, "q100", &hundred, &mut quorum);
+    }
+    let four = spawn_swarm(&mut c, "p4", 4);
+    let mut pbft = Sample::default();
+    for _ in 0..reps * 4 {
+        pbft_decision(&mut c, &four, &mut pbft);
+    }
+    quorum.calls = quorum.per_call.len();
+    pbft.calls = pbft.per_call.len();
+    println!("| decision | runs | calls per run | call p50 ms | call p99 ms | decision p50 ms | decision max ms |");
+    println!("|---|---|---|---|---|---|---|");
+    println!("{}", row("quorum, 100 voters (threshold 1.0: propose + 100 votes)", &mut quorum));
+    println!("{}", row("pbft, 4 voters (propose + 2 prepares + 3 commits)", &mut pbft));
+    eprintln!("{} + {} calls", quorum.calls, pbft.calls);
+}

@@ -1,0 +1,315 @@
+//! The reconcile pass and the health summary, for every consensus call and for the fault
+//! tolerance layer.
+//!
+//! `consensus_reconcile` brings open proposals up to date with the clock and the swarm: it
+//! expires timed-out proposals, decides those that failures have decided (a failed voter leaves
+//! the effective set and the quorum is recomputed), changes the pBFT view when the primary is
+//! failed or the view stalled, and hands leadership to a standing candidate when the leader is
+//! failed or its lease ran out. Every write is a compare-and-swap, so several processes may run
+//! it at once; with nothing open and no leader ever elected it costs two reads.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::json;
+
+use super::election::LeaderChange;
+use super::proposal::{Outcome, QuorumSize};
+use super::voting::write_proposal;
+use super::{check_majority, context, notice_op, with_missing_voters};
+use crate::config;
+use crate::error::Result;
+use crate::ids::SwarmId;
+use crate::mesh::{keys, Engine, SwarmView};
+use crate::store::{self, Txn};
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconciledDecision {
+    pub proposal_id: String,
+    pub outcome: Outcome,
+    pub sequence: i64,
+    pub reason: String,
+}
+
+/// A quorum recomputed because voters failed (or came back, or were flagged Byzantine).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuorumChange {
+    pub proposal_id: String,
+    pub voters_before: usize,
+    pub voters_after: usize,
+    pub needed_before: usize,
+    pub needed_after: usize,
+    /// E.g. "voters 4 → 3, needed 3 → 3".
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconciledViewChange {
+    pub proposal_id: String,
+    pub from_view: u64,
+    pub to_view: u64,
+    pub primary: String,
+    pub reason: String,
+}
+
+/// What a reconcile pass changed; empty lists are left out.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsensusReconcile {
+    /// Proposals decided approved or rejected because the voter sets shrank.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub decided: Vec<ReconciledDecision>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expired: Vec<ReconciledDecision>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quorum_changes: Vec<QuorumChange>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub view_changes: Vec<ReconciledViewChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_change: Option<LeaderChange>,
+    /// A stable checkpoint taken after the decisions above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<i64>,
+}
+
+impl ConsensusReconcile {
+    pub fn is_empty(&self) -> bool {
+        self.decided.is_empty()
+            && self.expired.is_empty()
+            && self.quorum_changes.is_empty()
+            && self.view_changes.is_empty()
+            && self.leader_change.is_none()
+            && self.checkpoint.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StuckProposal {
+    pub proposal_id: String,
+    pub open_for_ms: i64,
+    pub timeout_ms: i64,
+    /// Why it is not decided.
+    pub reason: String,
+}
+
+/// Consensus as the fault tolerance layer reports it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsensusHealth {
+    pub open_proposals: usize,
+    /// Proposals open longer than half their timeout.
+    pub stuck: Vec<StuckProposal>,
+    /// Share of the non-Byzantine votes of the last 50 approved or rejected decisions that
+    /// matched the outcome; absent without such votes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement_rate: Option<f64>,
+    /// Decisions logged so far (the last sequence).
+    pub decisions: i64,
+    pub byzantine_agents: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// The current term, or the last one granted.
+    pub term: u64,
+}
+
+/// What one proposal's pass did.
+#[derive(Default)]
+struct Pass {
+    decided: Option<ReconciledDecision>,
+    quorum: Option<QuorumChange>,
+    view: Option<ReconciledViewChange>,
+}
+
+impl Engine {
+    /// Bring open proposals and leadership up to date; see the module docs. Idempotent.
+    pub(crate) async fn consensus_reconcile(&self, swarm: &SwarmId) -> Result<ConsensusReconcile> {
+        let mut out = ConsensusReconcile::default();
+        let open = store::get_prefix(&**self.store(), &keys::open_proposals(swarm)).await?;
+        let elected = store::get(&**self.store(), &keys::term(swarm)).await?.is_some();
+        if open.is_empty() && !elected {
+            return Ok(out);
+        }
+        let view = self.load_swarm(swarm).await?;
+        let mut last_seq = None;
+        let prefix = keys::open_proposals(swarm);
+        for kv in &open {
+            let pass = self.reconcile_proposal(&view, &kv.key[prefix.len()..]).await?;
+            if let Some(d) = pass.decided {
+                last_seq = last_seq.max(Some(d.sequence));
+                if d.outcome == Outcome::Expired { out.expired.push(d) } else { out.decided.push(d) }
+            }
+            out.quorum_changes.extend(pass.quorum);
+            out.view_changes.extend(pass.view);
+        }
+        if elected {
+            out.leader_change = self.leader_handover(&view).await?;
+        }
+        out.checkpoint = self.after_decision(swarm, last_seq).await?;
+        Ok(out)
+    }
+
+    async fn reconcile_proposal(&self, view: &SwarmView, id: &str) -> Result<Pass> {
+        let swarm = &view.swarm.id;
+        self.with_retry(|| async {
+            let (mut prop, rev) = match self.load_proposal(swarm, id).await {
+                Ok(found) => found,
+                Err(crate::error::MeshError::NotFound { .. }) => return Ok(Some(Pass::default())),
+                Err(e) => return Err(e),
+            };
+            if !prop.is_open() {
+                return Ok(Some(Pass::default()));
+            }
+            let now = self.now_ms();
+            let mut ctx = with_missing_voters(context(view, self.byzantine_flags(swarm).await?, None), &prop, view);
+            ctx.now_ms = now;
+            let mut pass = Pass::default();
+            let mut ops = Vec::new();
+            let effective = prop.effective(&ctx);
+            let view_timeout_ms = (view.swarm.settings.message_timeout * 1000.0).round() as i64;
+            if let Some(state) = prop.pbft.as_mut() {
+                let reason = if !effective.contains(&state.primary) {
+                    Some(format!("primary `{}` of view {} is failed or Byzantine", state.primary, state.view))
+                } else if now - state.last_progress_ms > view_timeout_ms {
+                    Some(format!("view {} made no progress for {:.1} s", state.view, (now - state.last_progress_ms) as f64 / 1000.0))
+                } else {
+                    None
+                };
+                if let (Some(reason), false) = (reason, effective.is_empty()) {
+                    let change = state.advance_view(&prop.voters, &effective, reason, now);
+                    let payload = json!({"proposalId": prop.id, "phase": "view-change", "view": change.to_view,
+                        "sequence": state.sequence, "digest": state.digest, "primary": state.primary, "reason": change.reason});
+                    for v in &effective {
+                        ops.extend(notice_op(view, &state.primary, v, payload.clone(), now));
+                    }
+                    pass.view = Some(ReconciledViewChange {
+                        proposal_id: prop.id.to_string(),
+                        from_view: change.from_view,
+                        to_view: change.to_view,
+                        primary: change.primary,
+                        reason: change.reason,
+                    });
+                }
+            }
+            let mut eval = prop.evaluate(&ctx);
+            // Without a live majority the swarm is read-only: the clock may still expire a
+            // proposal, but shrinking voter sets decide nothing.
+            if eval.outcome.is_some_and(|o| o != Outcome::Expired) && check_majority(view, None).is_err() {
+                eval.outcome = None;
+            }
+            let now_quorum = QuorumSize { voters: eval.tally.effective_voters, needed: eval.tally.needed };
+            if let Some(before) = prop.last_quorum.filter(|q| *q != now_quorum) {
+                pass.quorum = Some(QuorumChange {
+                    proposal_id: prop.id.to_string(),
+                    voters_before: before.voters,
+                    voters_after: now_quorum.voters,
+                    needed_before: before.needed,
+                    needed_after: now_quorum.needed,
+                    note: format!("voters {} → {}, needed {} → {}", before.voters, now_quorum.voters, before.needed, now_quorum.needed),
+                });
+            }
+            if eval.outcome.is_none() && pass.quorum.is_none() && pass.view.is_none() {
+                return Ok(Some(pass));
+            }
+            let head = self.log_head(swarm).await?;
+            let mut compares = Vec::new();
+            let seq = write_proposal(&mut prop, rev, &eval, &head, now, &mut compares, &mut ops);
+            if !self.store().txn(Txn::new().when(compares).and_then(ops)).await?.succeeded {
+                return Ok(None);
+            }
+            pass.decided = seq.zip(eval.outcome).map(|(sequence, outcome)| ReconciledDecision {
+                proposal_id: prop.id.to_string(),
+                outcome,
+                sequence,
+                reason: eval.reason.clone(),
+            });
+            Ok(Some(pass))
+        })
+        .await
+    }
+
+    /// Open, stuck and decided proposals, agreement, Byzantine agents and leadership.
+    pub(crate) async fn consensus_health(&self, swarm: &SwarmId) -> Result<ConsensusHealth> {
+        let view = self.load_swarm(swarm).await?;
+        let byzantine = self.byzantine_flags(swarm).await?;
+        let open = self.open_proposals(swarm).await?;
+        let mut stuck = Vec::new();
+        for (prop, _) in &open {
+            let open_for_ms = view.now_ms - prop.created_at_ms;
+            if open_for_ms * 2 > prop.timeout_ms {
+                let ctx = with_missing_voters(context(&view, byzantine.clone(), None), prop, &view);
+                stuck.push(StuckProposal {
+                    proposal_id: prop.id.to_string(),
+                    open_for_ms,
+                    timeout_ms: prop.timeout_ms,
+                    reason: prop.evaluate(&ctx).reason,
+                });
+            }
+        }
+        let recent = self.recent_decisions(swarm, config::AGREEMENT_WINDOW).await?;
+        let (mut matched, mut total) = (0usize, 0usize);
+        for entry in recent.iter().filter(|e| e.outcome != Outcome::Expired) {
+            let want = if entry.outcome == Outcome::Approved { super::VoteValue::Approve } else { super::VoteValue::Reject };
+            total += entry.votes.len();
+            matched += entry.votes.values().filter(|v| **v == want).count();
+        }
+        let l = self.leadership(swarm).await?;
+        Ok(ConsensusHealth {
+            open_proposals: open.len(),
+            stuck,
+            agreement_rate: (total > 0).then(|| matched as f64 / total as f64),
+            decisions: self.log_head(swarm).await?.last,
+            byzantine_agents: byzantine.iter().map(|a| a.to_string()).collect(),
+            leader: l.leader.as_ref().map(|(r, _)| r.agent_id.to_string()),
+            term: l.leader.as_ref().map(|(r, _)| r.term).or(l.term.as_ref().map(|(t, _)| t.term)).unwrap_or(0),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{json, Value};
+
+    use crate::ids::SwarmId;
+    use crate::mesh::Engine;
+    use crate::store::{memory::MemoryStore, ManualClock};
+
+    fn params<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failed_voter_shrinks_the_quorum_and_reconcile_decides_and_reports_it() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let engine = Engine::new(Arc::new(MemoryStore::new(clock.clone())), clock.clone());
+        engine.swarm_init(params(json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 1, "messageTimeout": 10}))).await.unwrap();
+        let mut agents = Vec::new();
+        for i in 0..5 {
+            agents.push(engine.agent_spawn(params(json!({"type": "coder", "name": format!("a{i}")}))).await.unwrap());
+        }
+        let p = engine.consensus(params(json!({"agents": "all", "proposal": "x", "threshold": 0.75}))).await.unwrap();
+        let pid = p.proposal.unwrap().proposal_id;
+        clock.advance(6_000);
+        for a in &agents[..3] {
+            let out = engine
+                .consensus(params(json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": a.agent_id, "agentToken": a.agent_token})))
+                .await
+                .unwrap();
+            assert_eq!(out.proposal.unwrap().status, "open", "4 of 5 needed");
+        }
+        engine.communicate(params(json!({"action": "receive", "agentId": "a3", "agentToken": agents[3].agent_token}))).await.unwrap();
+        // a4 never called: 11 s after its spawn it is failed; 4 voters need 3, which voted.
+        clock.advance(5_000);
+        let swarm = SwarmId::new("s");
+        let done = engine.consensus_reconcile(&swarm).await.unwrap();
+        assert_eq!(done.quorum_changes[0].note, "voters 5 → 4, needed 4 → 3");
+        assert_eq!(done.decided[0].proposal_id, pid);
+        assert!(engine.consensus_reconcile(&swarm).await.unwrap().is_empty(), "a second pass has nothing to do");
+        let health = engine.consensus_health(&swarm).await.unwrap();
+        assert_eq!((health.open_proposals, health.decisions, health.agreement_rate), (0, 1, Some(1.0)));
+    }
+}

@@ -1,0 +1,450 @@
+//! The proposal operations: propose, vote (with pBFT phases), view_change, status and list.
+//! Each write is one transaction: the proposal under a compare on its revision, the voter's
+//! heartbeat, phase messages into mailboxes, and, when the write decides the proposal, the
+//! decision-log entry under a compare on the log's sequence key.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::log::{LogEntry, LogHead};
+use super::pbft::PbftState;
+use super::proposal::{faults_tolerated, Context, Decision, Evaluation, Proposal, Protocol, QuorumSize, VoteEffect, VoteValue};
+use super::{
+    check_majority, context, notice_op, proposal_view, required, with_missing_voters, ConsensusAction, ConsensusOutput,
+    ConsensusParams,
+};
+use crate::config;
+use crate::error::{MeshError, Result};
+use crate::ids::{AgentId, ProposalId, SwarmId};
+use crate::mesh::health::AgentStatus;
+use crate::mesh::model::{decode, encode, AgentRecord};
+use crate::mesh::{keys, validate, Engine, SwarmView};
+use crate::secret;
+use crate::store::{self, Compare, CompareOp, Op, Txn};
+
+/// The swarm-wide record of an equivocation.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ByzantineFlag {
+    pub agent_id: AgentId,
+    pub proposal_id: ProposalId,
+    pub flagged_at_ms: i64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckpointRecord {
+    sequence: i64,
+    taken_at_ms: i64,
+    /// pbft proposals whose phase records this checkpoint collected.
+    collected: usize,
+}
+
+/// Add the writes of a proposal update to a transaction: the record itself under a compare on
+/// its revision (0: it must not exist yet) and, when `eval` decides it, the log entry, the
+/// sequence bump and the removal of the open marker. Returns the decision's sequence.
+pub(super) fn write_proposal(
+    p: &mut Proposal,
+    rev: i64,
+    eval: &Evaluation,
+    head: &LogHead,
+    now_ms: i64,
+    compares: &mut Vec<Compare>,
+    ops: &mut Vec<Op>,
+) -> Option<i64> {
+    let swarm = p.swarm_id.clone();
+    compares.push(Compare::mod_revision(keys::proposal(&swarm, &p.id), CompareOp::Equal, rev));
+    p.last_quorum = Some(QuorumSize { voters: eval.tally.effective_voters, needed: eval.tally.needed });
+    let seq = match (eval.outcome, &p.decision) {
+        (Some(outcome), None) => {
+            let sequence = head.last + 1;
+            p.decision = Some(Decision { outcome, reason: eval.reason.clone(), sequence, decided_at_ms: now_ms });
+            let entry = LogEntry {
+                sequence,
+                proposal_id: p.id.to_string(),
+                proposal: p.proposal.clone(),
+                protocol: p.protocol,
+                outcome,
+                votes: p.final_votes().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                reason: eval.reason.clone(),
+                decided_at_ms: now_ms,
+            };
+            let (compare, writes) = head.append(&swarm, &entry);
+            compares.push(compare);
+            ops.extend(writes);
+            ops.push(Op::delete(keys::open_proposal(&swarm, &p.id)));
+            Some(sequence)
+        }
+        _ => {
+            ops.push(Op::put(keys::open_proposal(&swarm, &p.id), Vec::new()));
+            None
+        }
+    };
+    ops.push(Op::put(keys::proposal(&swarm, &p.id), encode(&*p)));
+    seq
+}
+
+/// The voters a proposal names: ids or names, or "all" (every agent not failed).
+fn resolve_voters(view: &SwarmView, agents: Option<&Value>, proposer: Option<&AgentId>) -> Result<Vec<AgentId>> {
+    let all = || {
+        view.agents
+            .iter()
+            .filter(|a| Some(&a.id) == proposer || view.status(a) != AgentStatus::Failed)
+            .map(|a| a.id.clone())
+            .collect::<Vec<_>>()
+    };
+    let voters = match agents {
+        None => all(),
+        Some(Value::String(s)) if s == "all" => all(),
+        Some(Value::Array(items)) => {
+            let mut voters: Vec<AgentId> = Vec::new();
+            for item in items {
+                let name = item.as_str().ok_or_else(|| MeshError::invalid("agents", "entries must be agent ids or names (strings)"))?;
+                let agent = view.agent(name).ok_or_else(|| MeshError::not_found("agent", name))?;
+                if !voters.contains(&agent.id) {
+                    voters.push(agent.id.clone());
+                }
+            }
+            voters
+        }
+        Some(_) => return Err(MeshError::invalid("agents", "must be an array of agent ids or names, or \"all\"")),
+    };
+    if voters.is_empty() {
+        return Err(MeshError::invalid("agents", "names no voter (no agent of the swarm is live)"));
+    }
+    Ok(voters)
+}
+
+impl Engine {
+    pub(super) async fn propose(&self, swarm: &SwarmId, p: &ConsensusParams) -> Result<ConsensusOutput> {
+        let body = required("proposal", &p.proposal, "propose")?.clone();
+        let size = body.to_string().len();
+        if size > config::MAX_PROPOSAL_BYTES {
+            return Err(MeshError::TooLarge { what: "proposal", size, limit: config::MAX_PROPOSAL_BYTES });
+        }
+        let protocol = p.protocol.unwrap_or_default();
+        if let Some(t) = p.threshold {
+            validate::fraction("threshold", t)?;
+        }
+        let timeout_secs = p.timeout_secs.unwrap_or(config::PROPOSAL_TIMEOUT_SECS);
+        validate::seconds("timeoutSecs", timeout_secs)?;
+        if protocol == Protocol::Pbft && p.agent_id.is_none() {
+            return Err(MeshError::invalid(
+                "agentId",
+                "a pbft proposal needs its proposer (agentId and agentToken): it is the primary and its propose is the pre-prepare",
+            ));
+        }
+        let proposer = match &p.agent_id {
+            Some(_) => Some(self.acting(swarm, p, "propose").await?.1),
+            None => None,
+        };
+        let proposer_id = proposer.as_ref().map(|a| a.id.clone());
+        let view = self.load_swarm(swarm).await?;
+        let mut voters = resolve_voters(&view, p.agents.as_ref(), proposer_id.as_ref())?;
+        let n = voters.len();
+        if protocol != Protocol::Quorum && n < 4 {
+            return Err(MeshError::invalid(
+                "protocol",
+                format!("{} needs at least 4 voters to tolerate one fault (n={n} gives f=0)", protocol.as_str()),
+            ));
+        }
+        if protocol == Protocol::Pbft {
+            let me = proposer_id.clone().expect("checked above");
+            let at = voters.iter().position(|v| *v == me).ok_or_else(|| {
+                MeshError::invalid("agents", "the pbft proposer must be one of the voters: it is the primary of view 0")
+            })?;
+            // The primary of view v is voters[v mod n]: the proposer leads view 0.
+            voters.rotate_left(at);
+        }
+        let id = ProposalId::generate();
+        let digest = secret::digest(&body.to_string())[..16].to_string();
+        let (prop, ctx, seq, revision) = self
+            .with_retry(|| async {
+                let view = self.load_swarm(swarm).await?;
+                check_majority(&view, proposer_id.as_ref())?;
+                let fence = self.fence(&view, proposer.as_ref(), p.term).await?;
+                let ctx = context(&view, self.byzantine_flags(swarm).await?, proposer_id.as_ref());
+                let now = view.now_ms;
+                let mut prop = Proposal {
+                    id: id.clone(),
+                    swarm_id: swarm.clone(),
+                    proposal: body.clone(),
+                    protocol,
+                    threshold: p.threshold.unwrap_or(view.swarm.settings.consensus_threshold),
+                    voters: voters.clone(),
+                    f: faults_tolerated(n),
+                    proposer: proposer_id.clone(),
+                    created_at_ms: now,
+                    timeout_ms: (timeout_secs * 1000.0).round() as i64,
+                    votes: Default::default(),
+                    byzantine: Default::default(),
+                    pbft: None,
+                    last_quorum: None,
+                    decision: None,
+                };
+                let mut compares: Vec<Compare> = fence.into_iter().collect();
+                let mut ops = Vec::new();
+                if let Some(agent) = &proposer {
+                    ops.extend(view.heartbeat_ops(agent));
+                }
+                if protocol == Protocol::Pbft {
+                    let me = proposer_id.as_ref().expect("pbft has a proposer");
+                    let (last, rev) = match store::get(&**self.store(), &keys::pbft_seq(swarm)).await? {
+                        Some(kv) => (decode::<i64>(&kv)?, kv.mod_revision),
+                        None => (0, 0),
+                    };
+                    compares.push(Compare::mod_revision(keys::pbft_seq(swarm), CompareOp::Equal, rev));
+                    ops.push(Op::put(keys::pbft_seq(swarm), encode(&(last + 1))));
+                    let state = PbftState::new(me.clone(), last + 1, digest.clone(), now);
+                    for v in voters.iter().filter(|v| *v != me) {
+                        let payload = phase_payload(&prop, &state, "pre-prepare", me, VoteValue::Approve, None);
+                        ops.extend(notice_op(&view, me, v, payload, now));
+                    }
+                    prop.pbft = Some(state);
+                }
+                let eval = prop.evaluate(&ctx);
+                let head = self.log_head(swarm).await?;
+                let seq = write_proposal(&mut prop, 0, &eval, &head, now, &mut compares, &mut ops);
+                let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
+                Ok(resp.succeeded.then_some((prop, ctx, seq, resp.revision)))
+            })
+            .await?;
+        let mut out = ConsensusOutput::new(ConsensusAction::Propose, swarm, revision);
+        out.checkpoint = self.after_decision(swarm, seq).await?;
+        out.proposal = Some(proposal_view(&prop, &ctx));
+        Ok(out)
+    }
+
+    pub(super) async fn vote(&self, swarm: &SwarmId, p: &ConsensusParams) -> Result<ConsensusOutput> {
+        let id = required("proposalId", &p.proposal_id, "vote")?;
+        if p.reason.as_ref().is_some_and(|r| r.len() > 1024) {
+            return Err(MeshError::invalid("reason", "longer than 1024 bytes"));
+        }
+        let (_, agent) = self.acting(swarm, p, "vote").await?;
+        let (prop, ctx, effect, phase, seq, revision) = self
+            .with_retry(|| async {
+                let view = self.load_swarm(swarm).await?;
+                let (mut prop, rev) = self.load_proposal(swarm, id).await?;
+                let ctx = self.voter_checks(&view, &prop, &agent).await?;
+                check_majority(&view, Some(&agent.id))?;
+                let fence = self.fence(&view, Some(&agent), p.term).await?;
+                let now = view.now_ms;
+                let mut ops = view.heartbeat_ops(&agent);
+                let effective = prop.effective(&ctx);
+                let (effect, phase) = match prop.pbft.as_mut() {
+                    Some(state) => {
+                        let phase = p.phase.unwrap_or_else(|| state.next_phase(&agent.id));
+                        let value = p.vote.unwrap_or(VoteValue::Approve);
+                        let effect = state
+                            .on_message(&agent.id, phase, value, &effective, prop.f, now)
+                            .map_err(|refused| MeshError::Conflict(refused.0))?;
+                        if effect == VoteEffect::Counted {
+                            let state = prop.pbft.as_ref().expect("pbft");
+                            for v in effective.iter().filter(|v| **v != agent.id) {
+                                let payload = phase_payload(&prop, state, phase.as_str(), &agent.id, value, p.reason.as_deref());
+                                ops.extend(notice_op(&view, &agent.id, v, payload, now));
+                            }
+                        }
+                        (effect, Some(phase))
+                    }
+                    None => {
+                        if p.phase.is_some() {
+                            return Err(MeshError::invalid("phase", "only pbft proposals have phases"));
+                        }
+                        let value = *required("vote", &p.vote, "vote")?;
+                        (prop.on_vote(&agent.id, value), None)
+                    }
+                };
+                if effect == VoteEffect::Equivocated {
+                    prop.byzantine.insert(agent.id.clone());
+                    let flag = ByzantineFlag { agent_id: agent.id.clone(), proposal_id: prop.id.clone(), flagged_at_ms: now };
+                    ops.push(Op::put(keys::byzantine(swarm, &agent.id), encode(&flag)));
+                }
+                let eval = prop.evaluate(&ctx);
+                let mut compares: Vec<Compare> = fence.into_iter().collect();
+                let seq = if effect == VoteEffect::Repeated && eval.outcome.is_none() {
+                    None
+                } else {
+                    let head = self.log_head(swarm).await?;
+                    write_proposal(&mut prop, rev, &eval, &head, now, &mut compares, &mut ops)
+                };
+                let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
+                Ok(resp.succeeded.then_some((prop, ctx, effect, phase, seq, resp.revision)))
+            })
+            .await?;
+        let mut out = ConsensusOutput::new(ConsensusAction::Vote, swarm, revision);
+        out.effect = Some(effect);
+        out.phase = phase;
+        out.note = match effect {
+            VoteEffect::Counted => None,
+            VoteEffect::Repeated => Some("the same vote again: nothing changed".into()),
+            VoteEffect::Equivocated => Some(format!(
+                "`{}` voted differently before: it is flagged Byzantine, its votes are discarded and it no longer counts toward quorums",
+                agent.name
+            )),
+        };
+        out.checkpoint = self.after_decision(swarm, seq).await?;
+        out.proposal = Some(proposal_view(&prop, &ctx));
+        Ok(out)
+    }
+
+    /// The checks every voter's write passes; returns the tally context.
+    async fn voter_checks(&self, view: &SwarmView, prop: &Proposal, agent: &AgentRecord) -> Result<Context> {
+        if let Some(d) = &prop.decision {
+            return Err(MeshError::Conflict(format!(
+                "proposal `{}` is already decided: {} (sequence {}): {}",
+                prop.id,
+                d.outcome.as_str(),
+                d.sequence,
+                d.reason
+            )));
+        }
+        if !prop.voters.contains(&agent.id) {
+            return Err(MeshError::Unauthorized(format!("agent `{}` is not a voter of proposal `{}`", agent.name, prop.id)));
+        }
+        let ctx = with_missing_voters(context(view, self.byzantine_flags(&view.swarm.id).await?, Some(&agent.id)), prop, view);
+        if prop.is_byzantine(&agent.id, &ctx) {
+            return Err(MeshError::Conflict(format!(
+                "agent `{}` is flagged Byzantine (it equivocated): its votes no longer count",
+                agent.name
+            )));
+        }
+        Ok(ctx)
+    }
+
+    pub(super) async fn view_change(&self, swarm: &SwarmId, p: &ConsensusParams) -> Result<ConsensusOutput> {
+        let id = required("proposalId", &p.proposal_id, "view_change")?;
+        let (_, agent) = self.acting(swarm, p, "view_change").await?;
+        let (prop, ctx, note, revision) = self
+            .with_retry(|| async {
+                let view = self.load_swarm(swarm).await?;
+                let (mut prop, rev) = self.load_proposal(swarm, id).await?;
+                if prop.pbft.is_none() {
+                    return Err(MeshError::invalid("action", "view_change applies to pbft proposals only"));
+                }
+                let ctx = self.voter_checks(&view, &prop, &agent).await?;
+                let now = view.now_ms;
+                let effective = prop.effective(&ctx);
+                let f = prop.f;
+                let state = prop.pbft.as_mut().expect("checked");
+                let mut ops = view.heartbeat_ops(&agent);
+                let note = match state.request_view_change(&agent.id, &prop.voters, &effective, f, now) {
+                    Some(change) => {
+                        let new_primary = state.primary.clone();
+                        let payload = json!({"proposalId": prop.id, "phase": "view-change", "view": change.to_view,
+                            "sequence": state.sequence, "digest": state.digest, "primary": new_primary, "from": agent.id});
+                        for v in effective.iter().filter(|v| **v != agent.id) {
+                            ops.extend(notice_op(&view, &agent.id, v, payload.clone(), now));
+                        }
+                        format!("view {} → {}: primary `{}` must send pre-prepare (action=vote)", change.from_view, change.to_view, change.primary)
+                    }
+                    None => format!(
+                        "view change requested: {} of {} replicas ask to leave view {}",
+                        effective.iter().filter(|v| state.view_change_requests.contains(*v)).count(),
+                        2 * f + 1,
+                        state.view
+                    ),
+                };
+                let eval = prop.evaluate(&ctx);
+                let head = self.log_head(swarm).await?;
+                let mut compares = Vec::new();
+                write_proposal(&mut prop, rev, &eval, &head, now, &mut compares, &mut ops);
+                let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
+                Ok(resp.succeeded.then_some((prop, ctx, note, resp.revision)))
+            })
+            .await?;
+        let mut out = ConsensusOutput::new(ConsensusAction::ViewChange, swarm, revision);
+        out.note = Some(note);
+        out.proposal = Some(proposal_view(&prop, &ctx));
+        Ok(out)
+    }
+
+    pub(super) async fn proposal_status(&self, swarm: &SwarmId, p: &ConsensusParams) -> Result<ConsensusOutput> {
+        let id = required("proposalId", &p.proposal_id, "status")?;
+        let view = self.load_swarm(swarm).await?;
+        let (prop, _) = self.load_proposal(swarm, id).await?;
+        let ctx = with_missing_voters(context(&view, self.byzantine_flags(swarm).await?, None), &prop, &view);
+        let mut out = ConsensusOutput::new(ConsensusAction::Status, swarm, view.revision);
+        out.proposal = Some(proposal_view(&prop, &ctx));
+        Ok(out)
+    }
+
+    pub(super) async fn proposal_list(&self, swarm: &SwarmId, p: &ConsensusParams) -> Result<ConsensusOutput> {
+        let limit = validate::limit("limit", p.limit, config::DEFAULT_DECISIONS_LIMIT)?;
+        let view = self.load_swarm(swarm).await?;
+        let byzantine = self.byzantine_flags(swarm).await?;
+        let mut open = Vec::new();
+        for (prop, _) in self.open_proposals(swarm).await? {
+            let ctx = with_missing_voters(context(&view, byzantine.clone(), None), &prop, &view);
+            open.push(proposal_view(&prop, &ctx));
+        }
+        let mut out = ConsensusOutput::new(ConsensusAction::List, swarm, view.revision);
+        out.open = Some(open);
+        out.decisions = Some(self.recent_decisions(swarm, limit).await?);
+        Ok(out)
+    }
+
+    /// Open proposals, oldest first.
+    pub(super) async fn open_proposals(&self, swarm: &SwarmId) -> Result<Vec<(Proposal, i64)>> {
+        let prefix = keys::open_proposals(swarm);
+        let mut out = Vec::new();
+        for kv in store::get_prefix(&**self.store(), &prefix).await? {
+            let id = &kv.key[prefix.len()..];
+            match self.load_proposal(swarm, id).await {
+                Ok(found) => out.push(found),
+                Err(MeshError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by_key(|(p, _)| p.created_at_ms);
+        Ok(out)
+    }
+
+    /// After a decision at `seq` committed: take the stable checkpoint it completes, if any.
+    pub(super) async fn after_decision(&self, swarm: &SwarmId, seq: Option<i64>) -> Result<Option<i64>> {
+        let Some(seq) = seq else { return Ok(None) };
+        let target = seq / config::PBFT_CHECKPOINT_INTERVAL * config::PBFT_CHECKPOINT_INTERVAL;
+        if target == 0 {
+            return Ok(None);
+        }
+        self.with_retry(|| async {
+            let (cp, rev) = match store::get(&**self.store(), &keys::checkpoint(swarm)).await? {
+                Some(kv) => (decode::<CheckpointRecord>(&kv)?, kv.mod_revision),
+                None => (CheckpointRecord::default(), 0),
+            };
+            if cp.sequence >= target {
+                return Ok(Some(None));
+            }
+            let mut compares = vec![Compare::mod_revision(keys::checkpoint(swarm), CompareOp::Equal, rev)];
+            let mut ops = Vec::new();
+            for entry in self.decisions_between(swarm, cp.sequence, target).await? {
+                if entry.protocol != Protocol::Pbft {
+                    continue;
+                }
+                let Ok((mut prop, prev)) = self.load_proposal(swarm, &entry.proposal_id).await else { continue };
+                if let Some(state) = prop.pbft.as_mut() {
+                    state.collect(target);
+                    compares.push(Compare::mod_revision(keys::proposal(swarm, &prop.id), CompareOp::Equal, prev));
+                    ops.push(Op::put(keys::proposal(swarm, &prop.id), encode(&prop)));
+                }
+            }
+            let record = CheckpointRecord { sequence: target, taken_at_ms: self.now_ms(), collected: ops.len() };
+            ops.push(Op::put(keys::checkpoint(swarm), encode(&record)));
+            let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
+            Ok(resp.succeeded.then_some(Some(target)))
+        })
+        .await
+    }
+}
+
+/// The body of a pBFT phase message in a voter's mailbox.
+fn phase_payload(prop: &Proposal, state: &PbftState, phase: &str, from: &AgentId, vote: VoteValue, reason: Option<&str>) -> Value {
+    let mut payload = json!({
+        "proposalId": prop.id, "phase": phase, "view": state.view, "sequence": state.sequence,
+        "digest": state.digest, "from": from, "vote": vote,
+    });
+    if let Some(r) = reason {
+        payload["reason"] = Value::from(r);
+    }
+    payload
+}
