@@ -223,3 +223,47 @@ async fn bad_fault_tolerance_input_is_refused_and_changes_nothing() {
     assert_eq!(s.mcp.ok("swarm_status", json!({})).await["revision"], before);
     s.mcp.close().await;
 }
+
+#[tokio::test]
+async fn a_silent_leader_is_failed_over_the_quorum_shrinks_a_candidate_leads_and_the_leader_returns_synced() {
+    let (_dir, db) = temp_db();
+    let s = Swarm::start(db.to_str().unwrap(), "mesh", json!({"heartbeatInterval": 1, "messageTimeout": 2}), &["lead", "a", "b", "c", "d"]).await;
+    let elect = |name: &str| json!({"action": "elect", "agentId": name, "agentToken": s.token(name), "swarmId": "ft"});
+    assert_eq!(s.mcp.ok("daa_consensus", elect("lead")).await["leader"]["term"], 1);
+    assert_eq!(s.mcp.ok("daa_consensus", elect("a")).await["elected"], false, "a stands as a candidate");
+    let p = s.mcp.ok("daa_consensus", json!({"agents": "all", "proposal": "ship v2", "threshold": 0.75, "swarmId": "ft"})).await;
+    assert_eq!(p["proposal"]["tally"]["needed"], 4, "ceil(0.75 × 5): {p}");
+    let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
+    let vote = |name: &str| json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": name, "agentToken": s.token(name)});
+    s.mcp.ok("daa_consensus", vote("a")).await;
+    s.mcp.ok("daa_consensus", vote("b")).await;
+    // lead goes silent; the others keep calling. Only the server's sweep acts on the failure.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(3_400) {
+        for name in ["a", "b", "c", "d"] {
+            s.heartbeat(name).await;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let status = s.mcp.ok("daa_consensus", json!({"action": "status", "proposalId": pid})).await;
+    let tally = &status["proposal"]["tally"];
+    assert_eq!((tally["effectiveVoters"].as_u64(), tally["needed"].as_u64()), (Some(4), Some(3)), "the quorum shrank: {status}");
+    assert_eq!(status["proposal"]["status"], "open");
+    let leader = s.mcp.ok("daa_consensus", json!({"action": "leader", "swarmId": "ft"})).await;
+    assert_eq!((leader["leader"]["name"].as_str(), leader["leader"]["term"].as_u64()), (Some("a"), Some(2)), "{leader}");
+    let m = s.monitor("lead").await;
+    assert!(m["failure"]["detectionMs"].as_i64().unwrap() <= 3_000, "within TTL + one interval: {m}");
+    // c's vote now decides it: 3 of the 4 live voters.
+    let decided = s.mcp.ok("daa_consensus", vote("c")).await;
+    assert_eq!(decided["proposal"]["status"], "approved", "{decided}");
+    // The old leader comes back: refused until it recovers, then synced with what it missed.
+    assert_eq!(s.mcp.err("daa_consensus", json!({"proposal": "mine", "agentId": "lead", "agentToken": s.token("lead"), "term": 1})).await, "agent_failed");
+    let back = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "recover", "agentId": "lead", "agentToken": s.token("lead")})).await;
+    let sync = &back["recovery"]["sync"];
+    assert_eq!(sync["decisionsMissed"], 1, "{sync}");
+    assert_eq!(sync["decisions"][0]["proposalId"], pid.as_str());
+    assert!(!back["recovery"]["links"].as_array().unwrap().is_empty());
+    // Its stale term is fenced off now that it is live again.
+    assert_eq!(s.mcp.err("daa_consensus", json!({"proposal": "mine", "agentId": "lead", "agentToken": s.token("lead"), "term": 1})).await, "stale_term");
+    s.mcp.close().await;
+}
