@@ -11,7 +11,7 @@ pub const FORGED: u64 = 1 << 40;
 
 /// The message a Byzantine sender sends to `to` instead of `msg`.
 pub fn equivocate(msg: &Msg, to: NodeId) -> Msg {
-    if to % 2 == 0 {
+    if to.is_multiple_of(2) {
         return msg.clone();
     }
     match *msg {

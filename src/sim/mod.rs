@@ -93,6 +93,9 @@ pub struct Traffic {
     pub lost: u64,
 }
 
+/// How a Byzantine sender rewrites a message for one receiver.
+pub type Tamper<M> = fn(&M, NodeId) -> M;
+
 /// Nodes of one protocol on a simulated network.
 pub struct Sim<N: Node> {
     pub nodes: Vec<N>,
@@ -101,7 +104,7 @@ pub struct Sim<N: Node> {
     pub down: Vec<bool>,
     pub traffic: Traffic,
     /// What a Byzantine sender does to each message, per receiver; `None` for honest senders.
-    tamper: Vec<Option<fn(&N::Msg, NodeId) -> N::Msg>>,
+    tamper: Vec<Option<Tamper<N::Msg>>>,
     queue: BinaryHeap<Reverse<Queued<N::Msg>>>,
     seq: u64,
     net: Network,
@@ -137,7 +140,7 @@ impl<N: Node> Sim<N> {
     }
 
     /// Make `id` Byzantine: every message it sends goes through `tamper`.
-    pub fn set_byzantine(&mut self, id: NodeId, tamper: fn(&N::Msg, NodeId) -> N::Msg) {
+    pub fn set_byzantine(&mut self, id: NodeId, tamper: Tamper<N::Msg>) {
         self.tamper[id as usize] = Some(tamper);
     }
 

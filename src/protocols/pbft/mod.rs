@@ -310,7 +310,7 @@ impl Pbft {
                 self.pending.remove(&value);
             }
             self.made_progress(now);
-            if seq % self.cfg.checkpoint_every == 0 {
+            if seq.is_multiple_of(self.cfg.checkpoint_every) {
                 let state: State = Arc::new(self.executed.iter().copied().collect());
                 let digest = recovery::digest(seq, &state);
                 self.send_all(Msg::Checkpoint { seq, digest, state }, now, out);
