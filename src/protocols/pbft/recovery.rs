@@ -28,12 +28,12 @@ impl Pbft {
         entry.0.insert(from);
         if entry.0.len() >= quorum {
             let state = entry.1.clone();
-            self.make_stable(seq, d, state, now, out);
+            self.make_stable(seq, state, now, out);
         }
     }
 
     /// Make `seq` the low watermark: adopt its state if we are behind, and drop older messages.
-    pub(super) fn make_stable(&mut self, seq: u64, _digest: u64, state: State, now: u64, out: &mut Outbox<Msg>) {
+    pub(super) fn make_stable(&mut self, seq: u64, state: State, now: u64, out: &mut Outbox<Msg>) {
         if seq <= self.stable {
             return;
         }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{recovery, Msg, Outbox, Pbft, State, NOOP};
+use super::{Msg, Outbox, Pbft, State, NOOP};
 use crate::protocols::{Envelope, NodeId};
 
 /// A prepared certificate, as carried in a VIEW-CHANGE.
@@ -132,7 +132,7 @@ impl Pbft {
         if min_s > self.stable {
             let vc = nv.proofs.iter().find(|vc| vc.stable == min_s).expect("min_s comes from a proof");
             let state = vc.state.clone();
-            self.make_stable(min_s, recovery::digest(min_s, &state), state, now, out);
+            self.make_stable(min_s, state, now, out);
         }
         let primary = self.primary_of(self.view) == self.id;
         if primary {
