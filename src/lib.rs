@@ -12,6 +12,10 @@
 //!   compare-and-swap transaction.
 //! - [`server`]: the MCP edge. The rmcp handler, the tool table (shared with the CLI), schemas,
 //!   the catalogue under `tools/`, error mapping, and the stdio and HTTP transports.
+//! - [`protocols`]: pBFT, Raft and gossip as pure state machines (time and randomness passed in).
+//! - [`sim`]: `mesh-mcp simulate`, a deterministic discrete-event network simulator that runs
+//!   those cores under crashes, Byzantine equivocation, loss, delay and partitions and checks
+//!   their safety and liveness properties.
 //! - [`cli`]: `mesh-mcp call`, which runs a tool handler from a shell (hook scripts).
 //! - [`config`]: named defaults and limits; [`error`]: `MeshError`; [`ids`]: identity newtypes.
 
@@ -21,9 +25,11 @@ pub mod error;
 pub mod ids;
 pub mod logging;
 pub mod mesh;
+pub mod protocols;
 pub mod secret;
 pub mod server;
 pub mod shutdown;
+pub mod sim;
 pub mod store;
 
 use std::sync::Arc;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mesh_mcp::store::Durability;
-use mesh_mcp::{cli, config, server};
+use mesh_mcp::{cli, config, server, sim};
 
 #[derive(Parser)]
 #[command(name = "mesh-mcp", version, about = "An MCP server that lets agents coordinate as a mesh on one durable store")]
@@ -55,6 +55,55 @@ enum Command {
         /// Directory of the schema files.
         #[arg(long, default_value = "schemas")]
         dir: std::path::PathBuf,
+    },
+    /// Run pBFT, Raft or gossip on a deterministic simulated network and check their properties
+    /// (exit 1 if a safety property fails).
+    #[command(after_help = "Examples:\n  mesh-mcp simulate --protocol pbft --nodes 100 --faulty 33 --seed 7\n  \
+        mesh-mcp simulate --protocol raft --nodes 5 --faulty 2 --drop 0.1 --partition 0-1|2-4@500..3000\n  \
+        mesh-mcp simulate --protocol gossip --nodes 10000 --faulty 100 --json")]
+    Simulate {
+        /// pbft, raft or gossip.
+        #[arg(long, value_parser = ["pbft", "raft", "gossip"])]
+        protocol: String,
+        /// Number of nodes.
+        #[arg(long, default_value_t = 7)]
+        nodes: u32,
+        /// Faulty nodes, chosen by the seed. pbft: Byzantine replicas that equivocate (at most
+        /// (n-1)/3); raft: nodes that crash and restart again and again, keeping term, vote and
+        /// log (at most (n-1)/2); gossip: nodes that crash for good in the first 10 rounds.
+        #[arg(long, default_value_t = 0)]
+        faulty: u32,
+        /// Probability that a message is lost (until --gst).
+        #[arg(long, default_value_t = 0.0)]
+        drop: f64,
+        /// Per-message delay in simulated ms: MIN..MAX (uniform) or a fixed D.
+        #[arg(long, default_value = "1..10", value_parser = sim::config::parse_delay)]
+        delay: (u64, u64),
+        /// A partition, repeatable: groups of ids separated by `|`, each a comma-separated list of
+        /// ids and ranges LO-HI, then an optional window @START..END in simulated ms (END
+        /// exclusive; none: the whole run). Unlisted nodes form one more group. Messages between
+        /// groups are lost while it holds. E.g. `0-49|50-99@100..2000`.
+        #[arg(long, value_name = "GROUPS[@START..END]")]
+        partition: Vec<sim::Partition>,
+        /// Global stabilization time (ms): from then on nothing is dropped and no partition holds.
+        #[arg(long, value_name = "MS")]
+        gst: Option<u64>,
+        /// pbft and raft: client requests to decide; gossip: keys written by random live nodes
+        /// (default 20, gossip 4).
+        #[arg(long)]
+        requests: Option<u32>,
+        /// gossip: peers contacted per round (3 to 5 is usual).
+        #[arg(long, default_value_t = 3)]
+        fanout: u32,
+        /// Stop after this much simulated time (ms) even without convergence or all decisions.
+        #[arg(long, value_name = "MS", default_value_t = sim::config::DEFAULT_MAX_TIME_MS)]
+        max_time: u64,
+        /// Seed of every random choice: the same seed gives the same run.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -106,7 +155,26 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Call { tool, args: words } => runtime(false)?.block_on(call(&args.db, durability(&args.durability), &tool, &words)),
         Command::Schemas { write, dir } => schemas(write, &dir),
+        Command::Simulate { protocol, nodes, faulty, drop, delay, partition, gst, requests, fanout, max_time, seed, json } => {
+            let protocol: sim::Protocol = protocol.parse()?;
+            let mut cfg = sim::SimConfig::new(protocol, nodes, seed);
+            cfg.requests = requests.unwrap_or(cfg.requests);
+            cfg = sim::SimConfig { faulty, drop, delay, partitions: partition, gst, fanout, max_time, ..cfg };
+            simulate(&cfg, json)
+        }
     }
+}
+
+fn simulate(cfg: &sim::SimConfig, json: bool) -> anyhow::Result<ExitCode> {
+    let report = match sim::run(cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mesh-mcp simulate: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    println!("{}", if json { report.json() } else { report.table() });
+    Ok(if report.safe() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 async fn call(db: &str, durability: Durability, tool: &str, words: &[String]) -> anyhow::Result<ExitCode> {
