@@ -6,12 +6,14 @@
 //! ## Layout
 //! - [`store`]: the storage boundary, shaped like etcd v3 (revisions, transactions, leases,
 //!   watches), with SQLite and in-memory backends.
-//! - [`mesh`]: the engine. Swarms, agents, topology graphs, mailboxes, memory, consensus. Pure
-//!   cores ([`mesh::topology`], [`mesh::health`], [`mesh::consensus::proposal`],
-//!   [`mesh::consensus::pbft`]) plus operations that read, decide and commit with one
-//!   compare-and-swap transaction.
+//! - [`mesh`]: the engine. Swarms, agents, topology graphs, mailboxes, memory, consensus, fault
+//!   tolerance (liveness leases, failover, recovery). Pure cores ([`mesh::topology`],
+//!   [`mesh::health`], [`mesh::fault::phi`], [`mesh::fault::breaker`],
+//!   [`mesh::consensus::proposal`], [`mesh::consensus::pbft`]) plus operations that read, decide
+//!   and commit with one compare-and-swap transaction.
 //! - [`server`]: the MCP edge. The rmcp handler, the tool table (shared with the CLI), schemas,
-//!   the catalogue under `tools/`, error mapping, and the stdio and HTTP transports.
+//!   the catalogue under `tools/`, error mapping, the stdio and HTTP transports, and the reconcile
+//!   sweep every server runs.
 //! - [`protocols`]: pBFT, Raft and gossip as pure state machines (time and randomness passed in).
 //! - [`sim`]: `mesh-mcp simulate`, a deterministic discrete-event network simulator that runs
 //!   those cores under crashes, Byzantine equivocation, loss, delay and partitions and checks

@@ -1,10 +1,13 @@
-//! The mesh engine: swarms, agents, topology, mailboxes, memory and consensus over one [`Store`].
+//! The mesh engine: swarms, agents, topology, mailboxes, memory, consensus and fault tolerance
+//! over one [`Store`].
 //!
 //! The engine knows nothing of MCP. Each operation takes a parameter struct (which doubles as the
 //! tool's input schema) and returns an output struct (its output schema). Pure cores live in their
-//! own modules ([`topology`], [`health`]); the `impl Engine` blocks in `swarm`, `agents`,
-//! `messaging`, `memory` read state, decide, and commit with one compare-and-swap transaction, so
-//! several processes can share one store without locks of their own.
+//! own modules ([`topology`], [`health`], [`fault::phi`], [`fault::breaker`],
+//! [`consensus::proposal`], [`consensus::pbft`]); the `impl Engine` blocks in `swarm`, `agents`,
+//! `messaging`, `memory`, `consensus` and `fault` read state, decide, and commit with one
+//! compare-and-swap transaction, so several processes can share one store without locks of their
+//! own.
 
 pub mod agents;
 pub mod consensus;
