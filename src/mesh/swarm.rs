@@ -300,7 +300,7 @@ impl Engine {
         let id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
         let view = self.load_swarm(&id).await?;
         let mail = self.mailbox_figures(&view).await?;
-        let consensus = self.consensus_health(&id).await?;
+        let consensus = self.consensus_health(&view).await?;
         let figures = Self::health_figures(&view, &mail, consensus.agreement_rate);
         let mut status = status_of(&view, view.revision);
         status.node_failure_rate = figures.node_failure_rate;

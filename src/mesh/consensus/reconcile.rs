@@ -231,15 +231,17 @@ impl Engine {
     }
 
     /// Open, stuck and decided proposals, agreement, Byzantine agents and leadership.
-    pub(crate) async fn consensus_health(&self, swarm: &SwarmId) -> Result<ConsensusHealth> {
-        let view = self.load_swarm(swarm).await?;
+    /// Consensus health of the swarm `view` shows (the caller's view is reused: `swarm_status`
+    /// serves this on every call).
+    pub(crate) async fn consensus_health(&self, view: &SwarmView) -> Result<ConsensusHealth> {
+        let swarm = &view.swarm.id;
         let byzantine = self.byzantine_flags(swarm).await?;
         let open = self.open_proposals(swarm).await?;
         let mut stuck = Vec::new();
         for (prop, _) in &open {
             let open_for_ms = view.now_ms - prop.created_at_ms;
             if open_for_ms * 2 > prop.timeout_ms {
-                let ctx = with_missing_voters(context(&view, byzantine.clone(), None), prop, &view);
+                let ctx = with_missing_voters(context(view, byzantine.clone(), None), prop, view);
                 stuck.push(StuckProposal {
                     proposal_id: prop.id.to_string(),
                     open_for_ms,
@@ -248,7 +250,8 @@ impl Engine {
                 });
             }
         }
-        let recent = self.recent_decisions(swarm, config::AGREEMENT_WINDOW).await?;
+        let head = self.log_head(swarm).await?;
+        let recent = self.decisions_between(swarm, (head.last - config::AGREEMENT_WINDOW as i64).max(0), head.last).await?;
         let (mut matched, mut total) = (0usize, 0usize);
         for entry in recent.iter().filter(|e| e.outcome != Outcome::Expired) {
             let want = if entry.outcome == Outcome::Approved { super::VoteValue::Approve } else { super::VoteValue::Reject };
@@ -260,7 +263,7 @@ impl Engine {
             open_proposals: open.len(),
             stuck,
             agreement_rate: (total > 0).then(|| matched as f64 / total as f64),
-            decisions: self.log_head(swarm).await?.last,
+            decisions: head.last,
             byzantine_agents: byzantine.iter().map(|a| a.to_string()).collect(),
             leader: l.leader.as_ref().map(|(r, _)| r.agent_id.to_string()),
             term: l.leader.as_ref().map(|(r, _)| r.term).or(l.term.as_ref().map(|(t, _)| t.term)).unwrap_or(0),
@@ -309,7 +312,7 @@ mod tests {
         assert_eq!(done.quorum_changes[0].note, "voters 5 → 4, needed 4 → 3");
         assert_eq!(done.decided[0].proposal_id, pid);
         assert!(engine.consensus_reconcile(&swarm).await.unwrap().is_empty(), "a second pass has nothing to do");
-        let health = engine.consensus_health(&swarm).await.unwrap();
+        let health = engine.consensus_health(&engine.load_swarm(&swarm).await.unwrap()).await.unwrap();
         assert_eq!((health.open_proposals, health.decisions, health.agreement_rate), (0, 1, Some(1.0)));
     }
 }

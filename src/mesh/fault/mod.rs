@@ -340,7 +340,7 @@ impl Engine {
             }
             FaultStrategy::Diagnose => {
                 let only = target.as_ref().map(|a| &a.id);
-                let health = self.consensus_health(&swarm).await?;
+                let health = self.consensus_health(&view).await?;
                 let (findings, figures) = self.diagnose(&view, only, &health).await?;
                 out.consensus_health = Some(health);
                 out.alerts = Some(diagnose::alerts(&figures));
