@@ -58,9 +58,10 @@ pub const ENV_DURABILITY: &str = "MESH_MCP_DURABILITY";
 /// Phi accrual level at which a live agent counts as degraded (late). With the default prior
 /// this is close to the manual's "two missed heartbeats"; see `mesh::fault::phi`.
 pub const PHI_DEGRADED: f64 = 5.0;
-/// How often a server reconciles liveness: failover of agents whose lease ran out, expiry of
-/// proposals. Well under a heartbeat interval, so failover follows a lease's end promptly.
-pub const SWEEP_INTERVAL_MS: u64 = 250;
+/// How often a server reconciles liveness (failover of agents whose lease ran out, expiry of
+/// proposals): every half of the shortest heartbeat interval of any swarm, within these bounds.
+pub const SWEEP_MIN_INTERVAL_MS: u64 = 250;
+pub const SWEEP_MAX_INTERVAL_MS: u64 = 2_000;
 /// Manual alert thresholds.
 pub const ALERT_CONNECTIVITY_BELOW: f64 = 0.7;
 pub const ALERT_FAILURE_RATE_ABOVE: f64 = 0.2;

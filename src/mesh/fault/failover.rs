@@ -9,8 +9,9 @@
 //! `Engine::reconcile`.
 //!
 //! Failover is idempotent and safe to run from several processes at once: each server runs it
-//! on a timer ([`crate::config::SWEEP_INTERVAL_MS`]) and the fault and consensus tools run it
-//! before they answer, so a lone CLI process sees the same consequences.
+//! on a timer (every half of the shortest heartbeat interval, see `Engine::sweep`) and the fault
+//! and consensus tools run it before they answer, so a lone CLI process sees the same
+//! consequences.
 
 use schemars::JsonSchema;
 use serde::Serialize;

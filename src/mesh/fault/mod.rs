@@ -224,14 +224,20 @@ impl Engine {
         Ok(Reconciled { failed, consensus })
     }
 
-    /// Reconcile every swarm in the store (the servers' timer calls this).
-    pub async fn sweep(&self) -> Result<()> {
+    /// Reconcile every swarm in the store (the servers' timer calls this). Returns how long to
+    /// wait before the next sweep: half the shortest heartbeat interval of any swarm, so failover
+    /// follows a lease's end within half an interval, clamped to the configured bounds. Sweeping
+    /// no more often than that keeps its reads out of the way of requests (see BENCHMARKS.md).
+    pub async fn sweep(&self) -> Result<std::time::Duration> {
         let all = self.store().range(crate::store::RangeRequest::prefix("swarm/")).await?;
-        let swarms: Vec<SwarmId> = all
-            .kvs
-            .iter()
-            .filter_map(|kv| kv.key.strip_prefix("swarm/")?.strip_suffix("/config").map(SwarmId::new))
-            .collect();
+        let mut swarms = Vec::new();
+        let mut next_ms = crate::config::SWEEP_MAX_INTERVAL_MS as f64;
+        for kv in &all.kvs {
+            let Some(id) = kv.key.strip_prefix("swarm/").and_then(|k| k.strip_suffix("/config")) else { continue };
+            let record: super::model::SwarmRecord = super::model::decode(kv)?;
+            next_ms = next_ms.min(record.settings.heartbeat_interval * 500.0);
+            swarms.push(SwarmId::new(id));
+        }
         for swarm in swarms {
             let reconciled = match self.reconcile(&swarm).await {
                 Ok(r) => r,
@@ -242,7 +248,8 @@ impl Engine {
                 tracing::info!(swarm = %swarm, agent = %f.name, cause = ?f.cause, detection_ms = f.detection_ms, "agent failed over");
             }
         }
-        Ok(())
+        let next_ms = next_ms.max(crate::config::SWEEP_MIN_INTERVAL_MS as f64);
+        Ok(std::time::Duration::from_millis(next_ms as u64))
     }
 
     pub async fn fault_tolerance(&self, p: FaultParams) -> Result<FaultOutput> {
