@@ -68,3 +68,36 @@ pub const ALERT_FAILURE_RATE_ABOVE: f64 = 0.2;
 pub const ALERT_MESSAGE_LATENCY_ABOVE_MS: f64 = 5_000.0;
 pub const ALERT_AGREEMENT_BELOW: f64 = 0.8;
 pub const ALERT_TOPOLOGY_HEALTH_BELOW: f64 = 0.6;
+
+/// Share of a task's required capabilities an agent must hold to be given it (manual: 70%).
+pub const CAPABILITY_MATCH_THRESHOLD: f64 = 0.7;
+/// Priority weight and `max_concurrent_tasks` per agent type (manual: `SPECIALIST_CONFIG`).
+pub const SPECIALIST_WEIGHTS: &[(&str, f64, u32)] = &[
+    ("system-architect", 0.9, 5),
+    ("backend-dev", 0.8, 3),
+    ("api-docs", 0.7, 4),
+    ("integration-specialist", 1.0, 6),
+];
+/// Priority weight of an agent type the manual does not list.
+pub const DEFAULT_PRIORITY_WEIGHT: f64 = 1.0;
+/// `max_concurrent_tasks` of an agent type the manual does not list.
+pub const DEFAULT_MAX_CONCURRENT_TASKS: u32 = 4;
+/// Load score weights (manual: tasks 0.4, capabilities 0.3, resources 0.3).
+pub const LOAD_WEIGHT_TASKS: f64 = 0.4;
+pub const LOAD_WEIGHT_CAPABILITIES: f64 = 0.3;
+pub const LOAD_WEIGHT_RESOURCES: f64 = 0.3;
+/// Bid evaluation weights (manual: capability match, current load, past performance, resources).
+pub const BID_WEIGHT_CAPABILITY: f64 = 0.4;
+pub const BID_WEIGHT_LOAD: f64 = 0.3;
+pub const BID_WEIGHT_PERFORMANCE: f64 = 0.2;
+pub const BID_WEIGHT_RESOURCES: f64 = 0.1;
+/// Virtual nodes per agent on the consistent-hash ring.
+pub const DHT_VIRTUAL_NODES: usize = 64;
+/// Agents holding a copy of a DHT-placed task record, the owner included.
+pub const DHT_REPLICATION_FACTOR: usize = 3;
+/// Largest `replicationFactor` accepted.
+pub const MAX_REPLICATION_FACTOR: usize = 16;
+/// Bytes a task description, result or error may take.
+pub const MAX_TASK_BYTES: usize = 64 * 1024;
+/// Dependencies a task may name.
+pub const MAX_TASK_DEPENDENCIES: usize = 64;

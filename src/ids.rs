@@ -57,3 +57,7 @@ id_type!(
     /// A consensus proposal.
     ProposalId, "prop"
 );
+id_type!(
+    /// A task of a swarm.
+    TaskId, "task"
+);

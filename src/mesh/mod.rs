@@ -18,6 +18,7 @@ pub mod memory;
 pub mod messaging;
 pub mod model;
 pub mod swarm;
+pub mod tasks;
 pub mod topology;
 pub mod validate;
 
