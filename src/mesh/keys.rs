@@ -23,13 +23,14 @@
 //! consensus/<swarm>/term              highest term ever granted, unleased; it only grows
 //! consensus/<swarm>/candidate/<agent> a standing candidate for leadership
 //! consensus/<swarm>/byzantine/<agent> swarm-wide Byzantine flag of an equivocator
+//! tasks/<swarm>/task/<task>           a task record: its DAG edges, placement, owner, result (CAS unit)
 //! ```
 //!
 //! Everything about a swarm except its mailboxes sits under `swarm/<swarm>/`, so one range read
 //! loads a consistent view of it; mailboxes, which grow with traffic, live apart, and so does
-//! consensus state, which grows with decisions.
+//! consensus state, which grows with decisions, and tasks, which grow with work.
 
-use crate::ids::{AgentId, MessageId, ProposalId, SwarmId};
+use crate::ids::{AgentId, MessageId, ProposalId, SwarmId, TaskId};
 
 pub const DEFAULT_SWARM: &str = "default-swarm";
 
@@ -129,4 +130,12 @@ pub fn byzantine_flags(id: &SwarmId) -> String {
 }
 pub fn byzantine(id: &SwarmId, agent: &AgentId) -> String {
     format!("consensus/{id}/byzantine/{agent}")
+}
+
+/// Everything task distribution keeps about a swarm.
+pub fn tasks(id: &SwarmId) -> String {
+    format!("tasks/{id}/")
+}
+pub fn task(id: &SwarmId, t: &TaskId) -> String {
+    format!("tasks/{id}/task/{t}")
 }

@@ -278,6 +278,7 @@ impl Engine {
             let view = self.load_swarm(&id).await?;
             let mut ops = vec![Op::delete_prefix(keys::swarm_prefix(&id)), Op::delete_prefix(keys::mailboxes(&id))];
             ops.push(Op::delete_prefix(keys::consensus(&id)));
+            ops.push(Op::delete_prefix(keys::tasks(&id)));
             ops.extend(view.agents.iter().map(|a| Op::delete(keys::agent_index(&a.id))));
             let mut compares = vec![Compare::mod_revision(keys::graph(&id), CompareOp::Equal, view.graph_rev)];
             // Leave the default pointer alone unless it names this swarm.

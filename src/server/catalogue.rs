@@ -61,6 +61,9 @@ pub const FILES: &[(&str, &str)] = &[
     ("topology_optimize", include_str!("../../tools/topology_optimize.json")),
     ("daa_consensus", include_str!("../../tools/daa_consensus.json")),
     ("daa_fault_tolerance", include_str!("../../tools/daa_fault_tolerance.json")),
+    ("task_orchestrate", include_str!("../../tools/task_orchestrate.json")),
+    ("task_status", include_str!("../../tools/task_status.json")),
+    ("task_results", include_str!("../../tools/task_results.json")),
 ];
 
 /// Parse one tool's catalogue entry. The files are part of the build, so a malformed one is a bug

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::{catalogue, schema};
 use crate::error::{MeshError, Result};
-use crate::mesh::{agents, consensus, fault, memory, messaging, swarm, Engine};
+use crate::mesh::{agents, consensus, fault, memory, messaging, swarm, tasks, Engine};
 
 /// A handler returns its result already serialized: the JSON text is what goes on the wire.
 type Handler = for<'a> fn(&'a Engine, Value) -> BoxFuture<'a, Result<String>>;
@@ -70,6 +70,9 @@ pub static TOOLS: &[ToolDef] = &[
     tool!("topology_optimize", swarm::SwarmIdParams, swarm::TopologyOptimizeOutput, topology_optimize),
     tool!("daa_consensus", consensus::ConsensusParams, consensus::ConsensusOutput, consensus),
     tool!("daa_fault_tolerance", fault::FaultParams, fault::FaultOutput, fault_tolerance),
+    tool!("task_orchestrate", tasks::TaskOrchestrateParams, tasks::TaskOrchestrateOutput, task_orchestrate),
+    tool!("task_status", tasks::TaskIdParams, tasks::TaskStatusOutput, task_status),
+    tool!("task_results", tasks::TaskIdParams, tasks::TaskResultsOutput, task_results),
 ];
 
 pub fn find(name: &str) -> Option<&'static ToolDef> {

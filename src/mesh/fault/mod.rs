@@ -211,6 +211,8 @@ pub(crate) fn liveness(view: &SwarmView, id: &AgentId) -> Option<Liveness> {
 pub(crate) struct Reconciled {
     pub failed: Vec<FailedAgent>,
     pub consensus: ConsensusReconcile,
+    /// Tasks taken from failed agents.
+    pub tasks: Vec<crate::mesh::tasks::TaskMove>,
 }
 
 impl Engine {
@@ -220,8 +222,12 @@ impl Engine {
         let failed = self.fail_over(swarm).await?;
         // Failed voters leave the quorums, a failed leader or pBFT primary is replaced.
         let consensus = self.consensus_reconcile(swarm).await?;
-        // Task distribution will release the failed agents' tasks here (its own issue).
-        Ok(Reconciled { failed, consensus })
+        // Every agent failed now, not only those just failed over, so a pass that lost a race
+        // is finished by the next one.
+        let view = self.load_swarm(swarm).await?;
+        let failed_ids: Vec<AgentId> = view.agents.iter().filter(|a| view.status(a) == AgentStatus::Failed).map(|a| a.id.clone()).collect();
+        let tasks = self.release_tasks_of(swarm, &failed_ids).await?;
+        Ok(Reconciled { failed, consensus, tasks })
     }
 
     /// Reconcile every swarm in the store (the servers' timer calls this). Returns how long to
@@ -246,6 +252,9 @@ impl Engine {
             };
             for f in reconciled.failed {
                 tracing::info!(swarm = %swarm, agent = %f.name, cause = ?f.cause, detection_ms = f.detection_ms, "agent failed over");
+            }
+            for m in reconciled.tasks {
+                tracing::info!(swarm = %swarm, task = %m.task_id, from = %m.from, to = ?m.to, "task released from a failed agent");
             }
         }
         let next_ms = next_ms.max(crate::config::SWEEP_MIN_INTERVAL_MS as f64);
