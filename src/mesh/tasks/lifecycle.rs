@@ -250,7 +250,7 @@ impl Engine {
                     note = Some(format!("failed {} times (maxRetryAttempts); given up", t.failures));
                     board.set(t);
                 } else {
-                    let to = board.assign(&view, t.clone(), &[agent.id.clone()]);
+                    let to = board.assign(&view, t.clone(), std::slice::from_ref(&agent.id));
                     note = Some(match to {
                         Some(a) => format!("retry {} of {} placed on `{a}`", t.failures + 1, view.swarm.settings.max_retry_attempts),
                         None => "no live capable agent for the retry; it waits for one".to_string(),
