@@ -101,3 +101,5 @@ pub const MAX_REPLICATION_FACTOR: usize = 16;
 pub const MAX_TASK_BYTES: usize = 64 * 1024;
 /// Dependencies a task may name.
 pub const MAX_TASK_DEPENDENCIES: usize = 64;
+/// Seconds an auction's call for bids stays open unless `bidSecs` says otherwise.
+pub const AUCTION_BID_SECS: f64 = 10.0;

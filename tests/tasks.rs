@@ -221,3 +221,45 @@ async fn an_agent_killed_mid_task_loses_it_to_a_live_agent_and_cannot_complete_i
     assert!(r["attempts"].as_array().unwrap().iter().any(|x| x["outcome"].as_str().unwrap().starts_with("released")));
     mcp.close().await;
 }
+
+#[tokio::test]
+async fn an_auction_with_equal_bids_goes_to_the_smaller_agent_id_once_every_bid_is_in() {
+    let mcp = Mcp::stdio(":memory:").await;
+    mcp.ok("swarm_init", json!({"topology": "mesh", "swarmId": "auction"})).await;
+    let x = spawn(&mcp, "x", "coder", &["rust"]).await;
+    let y = spawn(&mcp, "y", "coder", &["rust"]).await;
+    let _z = spawn(&mcp, "z", "coder", &["python"]).await;
+    let out = create(&mcp, json!({"taskId": "t", "task": "t", "assignment": "auction", "requiredCapabilities": ["rust"], "bidSecs": 60})).await;
+    assert_eq!(out["status"], "bidding");
+    assert_eq!(out["task"]["auction"]["invited"].as_array().unwrap().len(), 2, "only capable agents are called");
+    let inbox = mcp.ok("daa_communication", json!({"action": "receive", "agentId": "x", "agentToken": x.token})).await;
+    assert!(inbox["messages"].as_array().unwrap().iter().any(|m| m["type"] == "task_call_for_bids"));
+    let first = mcp.ok("task_orchestrate", json!({"action": "bid", "taskId": "t", "agentId": "y", "agentToken": y.token, "resourceAvailability": 0.5})).await;
+    assert_eq!(first["status"], "bidding");
+    assert_eq!(mcp.err("task_orchestrate", json!({"action": "bid", "taskId": "t", "agentId": "y", "agentToken": y.token})).await, "conflict");
+    let last = mcp.ok("task_orchestrate", json!({"action": "bid", "taskId": "t", "agentId": "x", "agentToken": x.token, "resourceAvailability": 0.5})).await;
+    assert_eq!(last["status"], "assigned");
+    let bids = last["task"]["auction"]["bids"].as_array().unwrap();
+    assert_eq!(bids[0]["score"], bids[1]["score"], "equal inputs, equal scores");
+    let smaller = if x.id < y.id { &x.id } else { &y.id };
+    assert_eq!(last["task"]["assignee"], smaller.as_str());
+    assert_eq!(last["task"]["auction"]["winner"], smaller.as_str());
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn an_auction_is_decided_at_its_deadline_with_the_bids_in() {
+    let mcp = Mcp::stdio(":memory:").await;
+    mcp.ok("swarm_init", json!({"topology": "mesh", "swarmId": "deadline", "heartbeatInterval": 0.5})).await;
+    let x = spawn(&mcp, "x", "coder", &[]).await;
+    let _silent = spawn(&mcp, "silent", "coder", &[]).await;
+    create(&mcp, json!({"taskId": "t", "task": "t", "assignment": "auction", "bidSecs": 0.3})).await;
+    mcp.ok("task_orchestrate", json!({"action": "bid", "taskId": "t", "agentId": "x", "agentToken": x.token})).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while assignee(&mcp, "t").await.is_none() {
+        assert!(Instant::now() < deadline, "the auction was never decided");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(assignee(&mcp, "t").await.as_deref(), Some(x.id.as_str()));
+    mcp.close().await;
+}

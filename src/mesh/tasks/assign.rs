@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::dag::{self, Readiness};
 use super::dht::Ring;
-use super::record::{Assignment, TaskRecord, TaskState};
-use super::score::{self, Candidate, LoadInputs};
+use super::record::{Assignment, AuctionRecord, TaskRecord, TaskState};
+use super::score::{self, Bid, Candidate, LoadInputs};
 use crate::config;
 use crate::ids::{AgentId, MessageId, TaskId};
 use crate::mesh::model::{encode, AgentRecord, MessageRecord};
@@ -25,11 +25,13 @@ pub(crate) struct Board {
     pub changed: BTreeSet<TaskId>,
     /// Tasks newly placed on an agent, for the notices and the report.
     pub placed: Vec<(TaskId, AgentId)>,
+    /// Calls for bids sent, for the notices.
+    pub calls: Vec<(TaskId, AgentId)>,
 }
 
 impl Board {
     pub fn new() -> Self {
-        Self { tasks: BTreeMap::new(), revs: BTreeMap::new(), created: BTreeMap::new(), changed: BTreeSet::new(), placed: Vec::new() }
+        Self { tasks: BTreeMap::new(), revs: BTreeMap::new(), created: BTreeMap::new(), changed: BTreeSet::new(), placed: Vec::new(), calls: Vec::new() }
     }
 
     pub fn set(&mut self, t: TaskRecord) {
@@ -45,7 +47,8 @@ impl Board {
     pub fn ops(&self, view: &SwarmView) -> Vec<Op> {
         let swarm = &view.swarm.id;
         let mut ops: Vec<Op> = self.changed.iter().map(|id| Op::put(keys::task(swarm, id), encode(&self.tasks[id]))).collect();
-        ops.extend(self.placed.iter().filter_map(|(task, agent)| self.tasks.get(task).map(|t| assignment_notice(view, agent, t))));
+        ops.extend(self.placed.iter().filter_map(|(task, agent)| self.tasks.get(task).map(|t| notice(view, agent, t, "task_assignment"))));
+        ops.extend(self.calls.iter().filter_map(|(task, agent)| self.tasks.get(task).map(|t| notice(view, agent, t, "task_call_for_bids"))));
         ops
     }
 
@@ -87,14 +90,10 @@ impl Board {
     /// Where `t` goes now: its agent and, for DHT, the replica holders. `None` when no live agent
     /// outside `exclude` is capable.
     pub fn place(&self, view: &SwarmView, t: &TaskRecord, exclude: &[AgentId]) -> Option<(AgentId, Vec<AgentId>)> {
-        let live = view.live();
-        let capable: Vec<&AgentRecord> = view
-            .agents
-            .iter()
-            .filter(|a| live(&a.id) && !exclude.contains(&a.id) && score::capable(&t.required_capabilities, &a.capabilities))
-            .collect();
+        let capable = capable_agents(view, t, exclude);
         match t.assignment {
-            Assignment::Capability | Assignment::WorkStealing => {
+            // An auction that ends without bids falls back to suitability.
+            Assignment::Capability | Assignment::WorkStealing | Assignment::Auction => {
                 let candidates: Vec<Candidate> = capable
                     .iter()
                     .map(|a| Candidate {
@@ -125,9 +124,57 @@ impl Board {
         self.set(t);
     }
 
+    /// Call the live capable agents outside `exclude` for bids. Returns whether any was called.
+    fn open_auction(&mut self, view: &SwarmView, mut t: TaskRecord, exclude: &[AgentId]) -> bool {
+        let mut invited: Vec<AgentId> = capable_agents(view, &t, exclude).iter().map(|a| a.id.clone()).collect();
+        if invited.is_empty() && !exclude.is_empty() {
+            invited = capable_agents(view, &t, &[]).iter().map(|a| a.id.clone()).collect();
+        }
+        if invited.is_empty() {
+            return false;
+        }
+        self.calls.extend(invited.iter().map(|a| (t.id.clone(), a.clone())));
+        t.state = TaskState::Bidding;
+        t.assignee = None;
+        t.claimed_at_ms = None;
+        t.auction = Some(AuctionRecord { invited, deadline_ms: view.now_ms + t.bid_window_ms, bids: Vec::new(), winner: None });
+        self.set(t);
+        true
+    }
+
+    /// Award an auction to the best bid from a live invited agent; without any, place by
+    /// suitability.
+    pub fn decide_auction(&mut self, view: &SwarmView, mut t: TaskRecord) -> Option<AgentId> {
+        let live = view.live();
+        let bids: Vec<Bid> = t.auction.as_ref().map_or_else(Vec::new, |a| a.bids.iter().filter(|b| live(&b.agent_id)).cloned().collect());
+        match score::auction_winner(&bids).map(|b| b.agent_id.clone()) {
+            Some(winner) => {
+                if let Some(a) = t.auction.as_mut() {
+                    a.winner = Some(winner.clone());
+                }
+                self.put_on(view, t, winner.clone(), Vec::new());
+                Some(winner)
+            }
+            None => {
+                t.state = TaskState::Ready;
+                self.assign(view, t, &[])
+            }
+        }
+    }
+
+    /// Whether every live invited agent has bid.
+    pub fn all_bids_in(view: &SwarmView, t: &TaskRecord) -> bool {
+        let live = view.live();
+        t.auction.as_ref().is_some_and(|a| a.invited.iter().filter(|i| live(i)).all(|i| a.bids.iter().any(|b| &b.agent_id == i)))
+    }
+
     /// Put `t` on an agent outside `exclude` if one is capable, else on any capable live agent,
-    /// else leave it ready for the next agent that can take it. Returns the agent.
+    /// else leave it ready for the next agent that can take it. Returns the agent. An auction
+    /// task (not yet bid for) is called for bids instead.
     pub fn assign(&mut self, view: &SwarmView, mut t: TaskRecord, exclude: &[AgentId]) -> Option<AgentId> {
+        if t.assignment == Assignment::Auction && t.state != TaskState::Ready && self.open_auction(view, t.clone(), exclude) {
+            return None;
+        }
         let placed = self.place(view, &t, exclude).or_else(|| if exclude.is_empty() { None } else { self.place(view, &t, &[]) });
         match placed {
             Some((agent, replicas)) => {
@@ -150,6 +197,16 @@ impl Board {
     /// then creation order.
     pub fn advance(&mut self, view: &SwarmView) {
         loop {
+            // Auctions past their deadline are decided with the bids in.
+            let due: Vec<TaskRecord> = self
+                .tasks
+                .values()
+                .filter(|t| t.state == TaskState::Bidding && (t.auction.as_ref().is_some_and(|a| a.deadline_ms <= view.now_ms) || Self::all_bids_in(view, t)))
+                .cloned()
+                .collect();
+            for t in due {
+                self.decide_auction(view, t);
+            }
             let mut waiting: Vec<&TaskRecord> =
                 self.tasks.values().filter(|t| matches!(t.state, TaskState::Pending | TaskState::Ready)).collect();
             waiting.sort_by_key(|t| (std::cmp::Reverse(t.priority), self.created.get(&t.id).copied().unwrap_or(i64::MAX)));
@@ -158,6 +215,12 @@ impl Board {
             for id in ids {
                 let mut t = self.tasks[&id].clone();
                 match self.readiness(&t) {
+                    Readiness::Ready if t.state == TaskState::Pending && t.assignment == Assignment::Auction => {
+                        if !self.open_auction(view, t.clone(), &[]) {
+                            t.state = TaskState::Ready;
+                            self.set(t);
+                        }
+                    }
                     Readiness::Ready => match self.place(view, &t, &[]) {
                         Some((agent, replicas)) => self.put_on(view, t, agent, replicas),
                         None if t.state == TaskState::Pending => {
@@ -184,19 +247,34 @@ impl Board {
     }
 }
 
-/// A `task_assignment` mailbox message to the agent a task was placed on.
-fn assignment_notice(view: &SwarmView, to: &AgentId, t: &TaskRecord) -> Op {
+/// Live agents outside `exclude` holding 70% of the task's required capabilities.
+fn capable_agents<'v>(view: &'v SwarmView, t: &TaskRecord, exclude: &[AgentId]) -> Vec<&'v AgentRecord> {
+    let live = view.live();
+    view.agents
+        .iter()
+        .filter(|a| live(&a.id) && !exclude.contains(&a.id) && score::capable(&t.required_capabilities, &a.capabilities))
+        .collect()
+}
+
+/// A mailbox notice about a task to an agent: `task_assignment` when it was placed on the
+/// agent, `task_call_for_bids` when the agent is called to bid.
+fn notice(view: &SwarmView, to: &AgentId, t: &TaskRecord, kind: &str) -> Op {
+    let note = if kind == "task_assignment" {
+        "claim it with task_orchestrate {action: \"claim\", taskId, agentId, agentToken}"
+    } else {
+        "bid with task_orchestrate {action: \"bid\", taskId, agentId, agentToken}"
+    };
     let record = MessageRecord {
         id: MessageId::generate(),
         from: to.clone(),
         to: to.clone(),
-        message_type: "task_assignment".into(),
+        message_type: kind.into(),
         payload: json!({
             "taskId": t.id,
             "task": t.task,
             "priority": t.priority,
             "requiredCapabilities": t.required_capabilities,
-            "note": "claim it with task_orchestrate {action: \"claim\", taskId, agentId, agentToken}",
+            "note": note,
         }),
         route: vec![to.clone()],
         sent_at_ms: view.now_ms,

@@ -77,6 +77,7 @@ impl Engine {
                 Ok(TaskOrchestrateOutput::new(p.action, &swarm, &Board::new(), Some(t), board.revs[&id]))
             }
             TaskAction::Steal => self.task_steal(&swarm, &p).await,
+            TaskAction::Bid => self.task_bid(&swarm, &p).await,
         }
     }
 
@@ -108,6 +109,10 @@ impl Engine {
             None => TaskId::generate(),
         };
         let strategy = p.strategy.unwrap_or_default();
+        let bid_secs = p.bid_secs.unwrap_or(config::AUCTION_BID_SECS);
+        if !(bid_secs > 0.0 && bid_secs <= config::MAX_TTL_SECS as f64) {
+            return Err(MeshError::invalid("bidSecs", "must be a positive number of seconds"));
+        }
         self.with_retry(|| async {
             let view = self.load_swarm(swarm).await?;
             let mut board = self.load_board(swarm).await?;
@@ -144,6 +149,8 @@ impl Engine {
                 assigned_at_ms: None,
                 claimed_at_ms: None,
                 finished_at_ms: None,
+                bid_window_ms: (bid_secs * 1000.0).round() as i64,
+                auction: None,
             };
             let note = match board.readiness(&record) {
                 Readiness::Blocked(dep) => {
@@ -156,6 +163,7 @@ impl Engine {
                 }
                 Readiness::Ready => match board.assign(&view, record, &[]) {
                     Some(_) => None,
+                    None if !board.calls.is_empty() => Some(format!("called {} agent(s) for bids", board.calls.len())),
                     None => Some("no live agent holds 70% of the required capabilities; the task waits for one".to_string()),
                 },
             };
@@ -305,6 +313,69 @@ impl Engine {
             let Some(rev) = self.commit_board(&view, &board, Vec::new(), view.heartbeat_ops(&agent)).await? else { return Ok(None) };
             let mut out = TaskOrchestrateOutput::new(TaskAction::Steal, swarm, &board, board.tasks.get(&id), rev);
             out.note = Some(format!("stolen from the tail of `{from}`'s queue"));
+            Ok(Some(out))
+        })
+        .await
+    }
+
+    async fn task_bid(&self, swarm: &SwarmId, p: &TaskOrchestrateParams) -> Result<TaskOrchestrateOutput> {
+        let id = TaskId::new(required("taskId", &p.task_id, "bid")?.as_str());
+        if let Some(r) = p.resource_availability {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(MeshError::invalid("resourceAvailability", "must be in [0, 1]"));
+            }
+        }
+        self.with_retry(|| async {
+            let (view, agent) = self.task_actor(swarm, p, "bid").await?;
+            let mut board = self.load_board(swarm).await?;
+            let mut t = board.tasks.get(&id).cloned().ok_or_else(|| MeshError::not_found("task", id.as_str()))?;
+            let auction = match (&t.state, t.auction.as_ref()) {
+                (TaskState::Bidding, Some(a)) => a,
+                _ => return Err(MeshError::Conflict(format!("task `{id}` is {}, not open for bids", t.state.as_str()))),
+            };
+            if !auction.invited.contains(&agent.id) {
+                return Err(MeshError::Conflict(format!("`{}` was not called to bid for task `{id}`", agent.name)));
+            }
+            if auction.bids.iter().any(|b| b.agent_id == agent.id) {
+                return Err(MeshError::Conflict(format!("`{}` has already bid for task `{id}`", agent.name)));
+            }
+            if auction.deadline_ms <= view.now_ms {
+                return Err(MeshError::Conflict(format!("bidding for task `{id}` closed at {} ms; it is decided on the next call", auction.deadline_ms)));
+            }
+            // Past performance: completions over finished attempts, with one of each assumed
+            // (Laplace), so an agent with no history scores 0.5 rather than 0 or 1.
+            let (mut done, mut failed) = (0u32, 0u32);
+            for a in board.tasks.values().flat_map(|t| &t.attempts).filter(|a| a.agent == agent.id.as_str()) {
+                match a.outcome.as_str() {
+                    "complete" => done += 1,
+                    "fail" => failed += 1,
+                    _ => {}
+                }
+            }
+            let bid = score::Bid {
+                agent_id: agent.id.clone(),
+                capability_match: score::capability_match(&t.required_capabilities, &agent.capabilities),
+                current_load: score::load_score(&board.load(&agent)),
+                past_performance: f64::from(done + 1) / f64::from(done + failed + 2),
+                resource_availability: p.resource_availability.unwrap_or(0.0),
+            };
+            let bid_score = score::bid_score(&bid);
+            if let Some(a) = t.auction.as_mut() {
+                a.bids.push(bid);
+            }
+            board.set(t.clone());
+            let mut note = format!("bid scored {bid_score:.3}");
+            if p.resource_availability.is_none() {
+                note.push_str("; resourceAvailability not reported, counted as 0");
+            }
+            if Board::all_bids_in(&view, &t) {
+                if let Some(w) = board.decide_auction(&view, t) {
+                    note.push_str(&format!("; every bid is in and `{w}` wins"));
+                }
+            }
+            let Some(rev) = self.commit_board(&view, &board, Vec::new(), view.heartbeat_ops(&agent)).await? else { return Ok(None) };
+            let mut out = TaskOrchestrateOutput::new(TaskAction::Bid, swarm, &board, board.tasks.get(&id), rev);
+            out.note = Some(note);
             Ok(Some(out))
         })
         .await

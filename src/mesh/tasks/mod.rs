@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use dag::ExecStrategy;
-pub use record::{Assignment, Attempt, Priority, TaskState, TaskView};
+pub use record::{Assignment, Attempt, AuctionView, BidView, Priority, TaskState, TaskView};
 pub use release::TaskMove;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -34,12 +34,13 @@ pub enum TaskAction {
     Fail,
     Status,
     Steal,
+    Bid,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskOrchestrateParams {
-    /// create (default), claim, complete, fail, status or steal.
+    /// create (default), claim, complete, fail, status, steal or bid.
     #[serde(default)]
     pub action: TaskAction,
     /// create: what to do.
@@ -52,13 +53,17 @@ pub struct TaskOrchestrateParams {
     pub dependencies: Option<Vec<String>>,
     /// create: capabilities needed (an agent must hold 70%).
     pub required_capabilities: Option<Vec<String>>,
-    /// create: capability (default), dht or work_stealing.
+    /// create: capability (default), dht, auction or work_stealing.
     pub assignment: Option<Assignment>,
     /// create, dht: agents holding the record (default 3).
     pub replication_factor: Option<usize>,
+    /// create, auction: seconds bids stay open (default 10).
+    pub bid_secs: Option<f64>,
+    /// bid: the bidder's free resources in [0, 1] (unreported counts as 0).
+    pub resource_availability: Option<f64>,
     /// The task (create: optional id to give it).
     pub task_id: Option<String>,
-    /// claim, complete, fail, steal: the acting agent.
+    /// claim, complete, fail, steal, bid: the acting agent.
     pub agent_id: Option<String>,
     /// Token of the acting agent.
     pub agent_token: Option<String>,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::dag::ExecStrategy;
+use super::score::{self, Bid};
 use crate::ids::{AgentId, TaskId};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
@@ -28,6 +29,8 @@ pub enum Assignment {
     Dht,
     /// Capability placement into per-agent queues; idle agents steal from the busiest queue.
     WorkStealing,
+    /// A call for bids to capable agents; the best bid by the manual's weights wins.
+    Auction,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -37,6 +40,8 @@ pub enum TaskState {
     Pending,
     /// Ready, but no live capable agent was found; placed as soon as one is.
     Ready,
+    /// Auction: capable agents are bidding.
+    Bidding,
     /// Placed on an agent's queue, not yet claimed.
     Assigned,
     /// Claimed by its owner.
@@ -51,6 +56,7 @@ impl TaskState {
         match self {
             Self::Pending => "pending",
             Self::Ready => "ready",
+            Self::Bidding => "bidding",
             Self::Assigned => "assigned",
             Self::Running => "running",
             Self::Completed => "completed",
@@ -103,6 +109,46 @@ pub struct TaskRecord {
     pub assigned_at_ms: Option<i64>,
     pub claimed_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
+    /// Auction: how long bidding stays open.
+    #[serde(default)]
+    pub bid_window_ms: i64,
+    /// Auction: the current (or last) call for bids.
+    #[serde(default)]
+    pub auction: Option<AuctionRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuctionRecord {
+    /// The live capable agents called for bids.
+    pub invited: Vec<AgentId>,
+    pub deadline_ms: i64,
+    pub bids: Vec<Bid>,
+    #[serde(default)]
+    pub winner: Option<AgentId>,
+}
+
+/// A bid as tools show it, with its score.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BidView {
+    pub agent_id: String,
+    /// 0.4 capability + 0.3 (1 − load) + 0.2 performance + 0.1 resources.
+    pub score: f64,
+    pub capability_match: f64,
+    pub current_load: f64,
+    pub past_performance: f64,
+    pub resource_availability: f64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuctionView {
+    pub invited: Vec<String>,
+    pub deadline_ms: i64,
+    pub bids: Vec<BidView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub winner: Option<String>,
 }
 
 /// A task as tools return it.
@@ -130,6 +176,8 @@ pub struct TaskView {
     pub claimed_at_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auction: Option<AuctionView>,
 }
 
 impl From<&TaskRecord> for TaskView {
@@ -150,6 +198,23 @@ impl From<&TaskRecord> for TaskView {
             assigned_at_ms: t.assigned_at_ms,
             claimed_at_ms: t.claimed_at_ms,
             finished_at_ms: t.finished_at_ms,
+            auction: t.auction.as_ref().map(|a| AuctionView {
+                invited: a.invited.iter().map(ToString::to_string).collect(),
+                deadline_ms: a.deadline_ms,
+                bids: a
+                    .bids
+                    .iter()
+                    .map(|b| BidView {
+                        agent_id: b.agent_id.to_string(),
+                        score: (score::bid_score(b) * 1e4).round() / 1e4,
+                        capability_match: b.capability_match,
+                        current_load: b.current_load,
+                        past_performance: b.past_performance,
+                        resource_availability: b.resource_availability,
+                    })
+                    .collect(),
+                winner: a.winner.as_ref().map(ToString::to_string),
+            }),
         }
     }
 }

@@ -33,7 +33,7 @@ impl Engine {
                 .filter(|t| t.state.is_active() && t.assignee.as_ref().is_some_and(|a| failed.contains(a)))
                 .cloned()
                 .collect();
-            let waiting = board.tasks.values().any(|t| matches!(t.state, TaskState::Ready | TaskState::Pending));
+            let waiting = board.tasks.values().any(|t| matches!(t.state, TaskState::Ready | TaskState::Pending | TaskState::Bidding));
             if stranded.is_empty() && !waiting {
                 return Ok(Some(Vec::new()));
             }
