@@ -103,3 +103,7 @@ pub const MAX_TASK_BYTES: usize = 64 * 1024;
 pub const MAX_TASK_DEPENDENCIES: usize = 64;
 /// Seconds an auction's call for bids stays open unless `bidSecs` says otherwise.
 pub const AUCTION_BID_SECS: f64 = 10.0;
+/// Load scores above this make an agent a hotspot; `load_balance` moves work off it.
+pub const LOAD_HOT: f64 = 0.8;
+/// Load scores below this make an agent a target for `load_balance`.
+pub const LOAD_COLD: f64 = 0.3;

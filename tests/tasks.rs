@@ -263,3 +263,31 @@ async fn an_auction_is_decided_at_its_deadline_with_the_bids_in() {
     assert_eq!(assignee(&mcp, "t").await.as_deref(), Some(x.id.as_str()));
     mcp.close().await;
 }
+
+#[tokio::test]
+async fn load_balance_moves_queued_work_from_a_hot_agent_to_a_cold_one_and_status_shows_the_hotspot() {
+    let mcp = Mcp::stdio(":memory:").await;
+    mcp.ok("swarm_init", json!({"topology": "mesh", "swarmId": "lb"})).await;
+    // backend-dev: max 3 concurrent in the manual.
+    let hot = spawn(&mcp, "hot", "backend-dev", &["x"]).await;
+    for i in 0..3 {
+        create(&mcp, json!({"taskId": format!("t{i}"), "task": "x", "requiredCapabilities": ["x"]})).await;
+    }
+    mcp.ok("task_orchestrate", json!({"action": "report", "agentId": "hot", "agentToken": hot.token, "resourceUtilization": 0.5})).await;
+    let cold = spawn(&mcp, "cold", "coder", &["x"]).await;
+    let status = mcp.ok("swarm_status", json!({})).await;
+    assert_eq!(status["load"]["hotspots"], json!([hot.id]));
+    assert!(status["load"]["variance"].as_f64().unwrap() > 0.0);
+    assert_eq!(status["load"]["unreported"], json!([cold.id]), "cold never reported its resources");
+    let out = mcp.ok("load_balance", json!({})).await;
+    let moved = out["moved"].as_array().unwrap();
+    assert!(!moved.is_empty());
+    assert!(moved.iter().all(|m| m["from"] == hot.id.as_str() && m["to"] == cold.id.as_str()));
+    assert_eq!(moved[0]["taskId"], "t2", "the newest queued task moves first");
+    assert_eq!(out["after"]["hotspots"], json!([]));
+    assert!(out["after"]["variance"].as_f64().unwrap() < out["before"]["variance"].as_f64().unwrap());
+    assert_eq!(assignee(&mcp, "t2").await.as_deref(), Some(cold.id.as_str()));
+    // Balanced now: a second pass moves nothing.
+    assert_eq!(mcp.ok("load_balance", json!({})).await["moved"], json!([]));
+    mcp.close().await;
+}

@@ -24,6 +24,7 @@
 //! consensus/<swarm>/candidate/<agent> a standing candidate for leadership
 //! consensus/<swarm>/byzantine/<agent> swarm-wide Byzantine flag of an equivocator
 //! tasks/<swarm>/task/<task>           a task record: its DAG edges, placement, owner, result (CAS unit)
+//! tasks/<swarm>/load/<agent>          resource utilisation the agent last reported
 //! ```
 //!
 //! Everything about a swarm except its mailboxes sits under `swarm/<swarm>/`, so one range read
@@ -138,4 +139,7 @@ pub fn tasks(id: &SwarmId) -> String {
 }
 pub fn task(id: &SwarmId, t: &TaskId) -> String {
     format!("tasks/{id}/task/{t}")
+}
+pub fn task_load(id: &SwarmId, agent: &AgentId) -> String {
+    format!("tasks/{id}/load/{agent}")
 }

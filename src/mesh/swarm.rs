@@ -150,6 +150,9 @@ pub struct SwarmStatusOutput {
     /// The manual's alerts over these figures (connectivity < 0.7, failure rate > 0.2, message
     /// latency > 5 s, agreement < 0.8, topology health < 0.6).
     pub alerts: Vec<Alert>,
+    /// Task load of the live agents: scores, variance, hotspots (> 0.8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<super::tasks::load::LoadSummary>,
     /// Store revision the status was read at.
     pub revision: i64,
 }
@@ -310,6 +313,7 @@ impl Engine {
         status.read_only = read_only_reason(&view);
         status.leader = consensus.leader;
         status.alerts = alerts(&figures);
+        status.load = Some(self.load_summary(&view).await?);
         Ok(status)
     }
 
@@ -395,6 +399,7 @@ fn status_of(view: &SwarmView, revision: i64) -> SwarmStatusOutput {
         read_only: None,
         leader: None,
         alerts: Vec::new(),
+        load: None,
         revision,
     }
 }

@@ -64,6 +64,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("task_orchestrate", include_str!("../../tools/task_orchestrate.json")),
     ("task_status", include_str!("../../tools/task_status.json")),
     ("task_results", include_str!("../../tools/task_results.json")),
+    ("load_balance", include_str!("../../tools/load_balance.json")),
 ];
 
 /// Parse one tool's catalogue entry. The files are part of the build, so a malformed one is a bug

@@ -73,6 +73,7 @@ pub static TOOLS: &[ToolDef] = &[
     tool!("task_orchestrate", tasks::TaskOrchestrateParams, tasks::TaskOrchestrateOutput, task_orchestrate),
     tool!("task_status", tasks::TaskIdParams, tasks::TaskStatusOutput, task_status),
     tool!("task_results", tasks::TaskIdParams, tasks::TaskResultsOutput, task_results),
+    tool!("load_balance", swarm::SwarmIdParams, tasks::load::LoadBalanceOutput, load_balance),
 ];
 
 pub fn find(name: &str) -> Option<&'static ToolDef> {

@@ -27,11 +27,13 @@ pub(crate) struct Board {
     pub placed: Vec<(TaskId, AgentId)>,
     /// Calls for bids sent, for the notices.
     pub calls: Vec<(TaskId, AgentId)>,
+    /// Resource utilisation each agent reported.
+    pub resources: BTreeMap<AgentId, f64>,
 }
 
 impl Board {
     pub fn new() -> Self {
-        Self { tasks: BTreeMap::new(), revs: BTreeMap::new(), created: BTreeMap::new(), changed: BTreeSet::new(), placed: Vec::new(), calls: Vec::new() }
+        Self { tasks: BTreeMap::new(), revs: BTreeMap::new(), created: BTreeMap::new(), changed: BTreeSet::new(), placed: Vec::new(), calls: Vec::new(), resources: BTreeMap::new() }
     }
 
     pub fn set(&mut self, t: TaskRecord) {
@@ -84,7 +86,7 @@ impl Board {
             tasks += 1;
             busy.extend(t.required_capabilities.iter().filter(|c| agent.capabilities.contains(c)));
         }
-        LoadInputs { tasks, max_concurrent, busy_capabilities: busy.len(), capabilities: agent.capabilities.len(), resources: None }
+        LoadInputs { tasks, max_concurrent, busy_capabilities: busy.len(), capabilities: agent.capabilities.len(), resources: self.resources.get(&agent.id).copied() }
     }
 
     /// Where `t` goes now: its agent and, for DHT, the replica holders. `None` when no live agent

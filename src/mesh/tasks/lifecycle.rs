@@ -7,7 +7,7 @@ use super::assign::Board;
 use super::dag::{self, Readiness};
 use super::record::{Attempt, TaskRecord, TaskState, TaskView};
 use super::score;
-use super::{Placement, TaskAction, TaskIdParams, TaskOrchestrateOutput, TaskOrchestrateParams, TaskResultsOutput, TaskStatusOutput};
+use super::{TaskAction, TaskIdParams, TaskOrchestrateOutput, TaskOrchestrateParams, TaskResultsOutput, TaskStatusOutput};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId, TaskId};
@@ -28,7 +28,7 @@ impl TaskOrchestrateOutput {
             status: task.map(|t| t.state),
             task: task.map(TaskView::from),
             fencing_token: None,
-            assigned: board.placed.iter().map(|(t, a)| Placement { task_id: t.to_string(), agent_id: a.to_string() }).collect(),
+            assigned: super::load::placements(board),
             note: None,
             revision,
         }
@@ -38,10 +38,15 @@ impl TaskOrchestrateOutput {
 impl Engine {
     /// The swarm's tasks, as of one read.
     pub(crate) async fn load_board(&self, swarm: &SwarmId) -> Result<Board> {
-        let prefix = format!("{}task/", keys::tasks(swarm));
+        let prefix = keys::tasks(swarm);
         let resp = self.store().range(RangeRequest::prefix(prefix.as_str())).await?;
         let mut board = Board::new();
         for kv in &resp.kvs {
+            if let Some(agent) = kv.key[prefix.len()..].strip_prefix("load/") {
+                let r: super::load::ResourceReport = decode(kv)?;
+                board.resources.insert(AgentId::new(agent), r.utilization);
+                continue;
+            }
             let t: TaskRecord = decode(kv)?;
             board.revs.insert(t.id.clone(), kv.mod_revision);
             board.created.insert(t.id.clone(), kv.create_revision);
@@ -78,6 +83,25 @@ impl Engine {
             }
             TaskAction::Steal => self.task_steal(&swarm, &p).await,
             TaskAction::Bid => self.task_bid(&swarm, &p).await,
+            TaskAction::Report => {
+                let u = *required("resourceUtilization", &p.resource_utilization, "report")?;
+                if !(0.0..=1.0).contains(&u) {
+                    return Err(MeshError::invalid("resourceUtilization", "must be in [0, 1]"));
+                }
+                self.with_retry(|| async {
+                    let (view, agent) = self.task_actor(&swarm, &p, "report").await?;
+                    let report = super::load::ResourceReport { utilization: u, reported_at_ms: view.now_ms };
+                    let mut ops = view.heartbeat_ops(&agent);
+                    ops.push(crate::store::Op::put(keys::task_load(&swarm, &agent.id), crate::mesh::model::encode(&report)));
+                    let resp = self.store().txn(Txn::new().when([Compare::version(keys::liveness(&swarm, &agent.id), CompareOp::Greater, 0)]).and_then(ops)).await?;
+                    Ok(resp.succeeded.then(|| {
+                        let mut out = TaskOrchestrateOutput::new(TaskAction::Report, &swarm, &Board::new(), None, resp.revision);
+                        out.note = Some(format!("`{}` reports resource utilisation {u}", agent.name));
+                        out
+                    }))
+                })
+                .await
+            }
         }
     }
 

@@ -12,6 +12,7 @@ pub mod assign;
 pub mod dag;
 pub mod dht;
 mod lifecycle;
+pub mod load;
 pub mod record;
 mod release;
 pub mod score;
@@ -35,12 +36,13 @@ pub enum TaskAction {
     Status,
     Steal,
     Bid,
+    Report,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskOrchestrateParams {
-    /// create (default), claim, complete, fail, status, steal or bid.
+    /// create (default), claim, complete, fail, status, steal, bid or report.
     #[serde(default)]
     pub action: TaskAction,
     /// create: what to do.
@@ -61,6 +63,8 @@ pub struct TaskOrchestrateParams {
     pub bid_secs: Option<f64>,
     /// bid: the bidder's free resources in [0, 1] (unreported counts as 0).
     pub resource_availability: Option<f64>,
+    /// report: the agent's resource utilisation in [0, 1].
+    pub resource_utilization: Option<f64>,
     /// The task (create: optional id to give it).
     pub task_id: Option<String>,
     /// claim, complete, fail, steal, bid: the acting agent.

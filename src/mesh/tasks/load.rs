@@ -1,0 +1,166 @@
+//! Load: each live agent's load score from the tasks on it and its reported resource
+//! utilisation, the swarm's load variance and hotspots, and `load_balance`, which moves queued
+//! tasks from hot agents (> 0.8) to cold ones (< 0.3).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::assign::Board;
+use super::record::TaskState;
+use super::score;
+use super::Placement;
+use crate::config;
+use crate::error::Result;
+use crate::ids::AgentId;
+use crate::mesh::swarm::SwarmIdParams;
+use crate::mesh::{Engine, SwarmView};
+
+/// What an agent reports of its resources (`task_orchestrate action=report`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceReport {
+    pub utilization: f64,
+    pub reported_at_ms: i64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentLoad {
+    pub agent_id: String,
+    pub name: String,
+    /// 0.4 tasks/maxConcurrent + 0.3 busy capabilities + 0.3 resource utilisation, capped at 1.
+    pub load_score: f64,
+    pub tasks: usize,
+    pub max_concurrent: u32,
+    /// Reported resource utilisation; absent when never reported (then it counts as 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_utilization: Option<f64>,
+}
+
+/// Load across the live agents.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadSummary {
+    pub agents: Vec<AgentLoad>,
+    /// Population variance of the live agents' load scores; absent with none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variance: Option<f64>,
+    /// Agents whose load score is above 0.8.
+    pub hotspots: Vec<String>,
+    /// Agents that never reported resource utilisation (counted as 0).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreported: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalanceOutput {
+    pub swarm_id: String,
+    /// Queued tasks moved from a hot agent to a cold one.
+    pub moved: Vec<Moved>,
+    pub before: LoadSummary,
+    pub after: LoadSummary,
+    pub revision: i64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Moved {
+    pub task_id: String,
+    pub from: String,
+    pub to: String,
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+/// Load scores of the live agents, by the tasks on the board.
+pub(crate) fn summary(view: &SwarmView, board: &Board) -> LoadSummary {
+    let live = view.live();
+    let agents: Vec<AgentLoad> = view
+        .agents
+        .iter()
+        .filter(|a| live(&a.id))
+        .map(|a| {
+            let inputs = board.load(a);
+            AgentLoad {
+                agent_id: a.id.to_string(),
+                name: a.name.clone(),
+                load_score: round(score::load_score(&inputs)),
+                tasks: inputs.tasks,
+                max_concurrent: inputs.max_concurrent,
+                resource_utilization: inputs.resources,
+            }
+        })
+        .collect();
+    let n = agents.len() as f64;
+    let variance = (!agents.is_empty()).then(|| {
+        let mean = agents.iter().map(|a| a.load_score).sum::<f64>() / n;
+        round(agents.iter().map(|a| (a.load_score - mean).powi(2)).sum::<f64>() / n)
+    });
+    LoadSummary {
+        hotspots: agents.iter().filter(|a| a.load_score > config::LOAD_HOT).map(|a| a.agent_id.clone()).collect(),
+        unreported: agents.iter().filter(|a| a.resource_utilization.is_none()).map(|a| a.agent_id.clone()).collect(),
+        variance,
+        agents,
+    }
+}
+
+impl Engine {
+    /// The swarm's load, for `swarm_status`.
+    pub(crate) async fn load_summary(&self, view: &SwarmView) -> Result<LoadSummary> {
+        Ok(summary(view, &self.load_board(&view.swarm.id).await?))
+    }
+
+    pub async fn load_balance(&self, p: SwarmIdParams) -> Result<LoadBalanceOutput> {
+        let swarm = self.resolve_swarm(p.swarm_id.as_deref()).await?;
+        self.with_retry(|| async {
+            let view = self.load_swarm(&swarm).await?;
+            let mut board = self.load_board(&swarm).await?;
+            let before = summary(&view, &board);
+            let live = view.live();
+            let score_of = |board: &Board, id: &AgentId| view.agents.iter().find(|a| &a.id == id).map_or(0.0, |a| score::load_score(&board.load(a)));
+            let mut moved = Vec::new();
+            let mut hot: Vec<&crate::mesh::model::AgentRecord> = view.agents.iter().filter(|a| live(&a.id) && score_of(&board, &a.id) > config::LOAD_HOT).collect();
+            hot.sort_by(|a, b| score_of(&board, &b.id).total_cmp(&score_of(&board, &a.id)).then_with(|| a.id.cmp(&b.id)));
+            for h in hot {
+                // Its queued tasks, newest first: the ones it would reach last.
+                let mut queued: Vec<_> = board.tasks.values().filter(|t| t.state == TaskState::Assigned && t.assignee.as_ref() == Some(&h.id)).cloned().collect();
+                queued.sort_by_key(|t| std::cmp::Reverse(board.created.get(&t.id).copied()));
+                for mut t in queued {
+                    if score_of(&board, &h.id) <= config::LOAD_HOT {
+                        break;
+                    }
+                    let cold = view
+                        .agents
+                        .iter()
+                        .filter(|a| live(&a.id) && a.id != h.id && score::capable(&t.required_capabilities, &a.capabilities) && score_of(&board, &a.id) < config::LOAD_COLD)
+                        .min_by(|a, b| score_of(&board, &a.id).total_cmp(&score_of(&board, &b.id)).then_with(|| a.id.cmp(&b.id)));
+                    let Some(to) = cold else { continue };
+                    moved.push(Moved { task_id: t.id.to_string(), from: h.id.to_string(), to: to.id.to_string() });
+                    t.assignee = Some(to.id.clone());
+                    t.assigned_at_ms = Some(view.now_ms);
+                    board.placed.push((t.id.clone(), to.id.clone()));
+                    board.set(t);
+                }
+            }
+            let after = summary(&view, &board);
+            let revision = if board.changed.is_empty() {
+                view.revision
+            } else {
+                match self.commit_board(&view, &board, Vec::new(), Vec::new()).await? {
+                    Some(rev) => rev,
+                    None => return Ok(None),
+                }
+            };
+            Ok(Some(LoadBalanceOutput { swarm_id: swarm.to_string(), moved, before, after, revision }))
+        })
+        .await
+    }
+}
+
+/// Placements as `task_orchestrate` reports them.
+pub(crate) fn placements(board: &Board) -> Vec<Placement> {
+    board.placed.iter().map(|(t, a)| Placement { task_id: t.to_string(), agent_id: a.to_string() }).collect()
+}
