@@ -291,3 +291,23 @@ async fn load_balance_moves_queued_work_from_a_hot_agent_to_a_cold_one_and_statu
     assert_eq!(mcp.ok("load_balance", json!({})).await["moved"], json!([]));
     mcp.close().await;
 }
+
+#[tokio::test]
+async fn a_claim_that_runs_past_its_timeout_is_retried_on_another_agent() {
+    let mcp = Mcp::stdio(":memory:").await;
+    mcp.ok("swarm_init", json!({"topology": "mesh", "swarmId": "slow", "heartbeatInterval": 0.5})).await;
+    let a = spawn(&mcp, "a", "coder", &[]).await;
+    let b = spawn(&mcp, "b", "coder", &[]).await;
+    create(&mcp, json!({"taskId": "t", "task": "t", "timeoutSecs": 0.3})).await;
+    let (slow, other) = if assignee(&mcp, "t").await.as_deref() == Some(a.id.as_str()) { (&a, &b) } else { (&b, &a) };
+    let fence = claim(&mcp, "t", slow).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while assignee(&mcp, "t").await.as_deref() != Some(other.id.as_str()) {
+        assert!(Instant::now() < deadline, "the claim never timed out");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(mcp.err("task_orchestrate", complete_args("t", slow, fence, json!("late"))).await, "fenced");
+    let r = mcp.ok("task_results", json!({"taskId": "t"})).await;
+    assert_eq!(r["attempts"][0]["outcome"], "timed_out");
+    mcp.close().await;
+}

@@ -164,6 +164,31 @@ impl Board {
         }
     }
 
+    /// A claim that ran past its task's timeout is a failed attempt: retried on another agent,
+    /// or failed for good after `maxRetryAttempts`.
+    fn time_out(&mut self, view: &SwarmView) {
+        let late: Vec<TaskRecord> = self
+            .tasks
+            .values()
+            .filter(|t| t.state == TaskState::Running && t.timeout_ms.zip(t.claimed_at_ms).is_some_and(|(d, c)| c + d <= view.now_ms))
+            .cloned()
+            .collect();
+        for mut t in late {
+            let owner = t.assignee.clone().expect("a running task has an owner");
+            let error = format!("timed out after {} ms", t.timeout_ms.unwrap_or_default());
+            t.attempts.push(super::record::Attempt { agent: owner.to_string(), outcome: "timed_out".into(), at_ms: view.now_ms, error: Some(error.clone()) });
+            t.failures += 1;
+            t.error = Some(error);
+            if t.failures >= view.swarm.settings.max_retry_attempts {
+                t.state = TaskState::Failed;
+                t.finished_at_ms = Some(view.now_ms);
+                self.set(t);
+            } else {
+                self.assign(view, t, std::slice::from_ref(&owner));
+            }
+        }
+    }
+
     /// Whether every live invited agent has bid.
     pub fn all_bids_in(view: &SwarmView, t: &TaskRecord) -> bool {
         let live = view.live();
@@ -198,6 +223,7 @@ impl Board {
     /// had no agent; a task whose dependency failed for good fails too. Highest priority first,
     /// then creation order.
     pub fn advance(&mut self, view: &SwarmView) {
+        self.time_out(view);
         loop {
             // Auctions past their deadline are decided with the bids in.
             let due: Vec<TaskRecord> = self

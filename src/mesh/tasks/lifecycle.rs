@@ -137,6 +137,9 @@ impl Engine {
         if !(bid_secs > 0.0 && bid_secs <= config::MAX_TTL_SECS as f64) {
             return Err(MeshError::invalid("bidSecs", "must be a positive number of seconds"));
         }
+        if p.timeout_secs.is_some_and(|s| !(s > 0.0 && s <= config::MAX_TTL_SECS as f64)) {
+            return Err(MeshError::invalid("timeoutSecs", "must be a positive number of seconds"));
+        }
         self.with_retry(|| async {
             let view = self.load_swarm(swarm).await?;
             let mut board = self.load_board(swarm).await?;
@@ -174,6 +177,7 @@ impl Engine {
                 claimed_at_ms: None,
                 finished_at_ms: None,
                 bid_window_ms: (bid_secs * 1000.0).round() as i64,
+                timeout_ms: p.timeout_secs.map(|s| (s * 1000.0).round() as i64),
                 auction: None,
             };
             let note = match board.readiness(&record) {

@@ -59,6 +59,8 @@ pub struct TaskOrchestrateParams {
     pub assignment: Option<Assignment>,
     /// create, dht: agents holding the record (default 3).
     pub replication_factor: Option<usize>,
+    /// create: seconds a claim may run before it counts as failed.
+    pub timeout_secs: Option<f64>,
     /// create, auction: seconds bids stay open (default 10).
     pub bid_secs: Option<f64>,
     /// bid: the bidder's free resources in [0, 1] (unreported counts as 0).

@@ -112,6 +112,9 @@ pub struct TaskRecord {
     /// Auction: how long bidding stays open.
     #[serde(default)]
     pub bid_window_ms: i64,
+    /// How long a claim may run before it counts as a failed attempt; absent: no limit.
+    #[serde(default)]
+    pub timeout_ms: Option<i64>,
     /// Auction: the current (or last) call for bids.
     #[serde(default)]
     pub auction: Option<AuctionRecord>,
@@ -178,6 +181,9 @@ pub struct TaskView {
     pub finished_at_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auction: Option<AuctionView>,
+    /// When a running claim times out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<i64>,
 }
 
 impl From<&TaskRecord> for TaskView {
@@ -198,6 +204,7 @@ impl From<&TaskRecord> for TaskView {
             assigned_at_ms: t.assigned_at_ms,
             claimed_at_ms: t.claimed_at_ms,
             finished_at_ms: t.finished_at_ms,
+            deadline_ms: t.timeout_ms.zip(t.claimed_at_ms).filter(|_| t.state == TaskState::Running).map(|(d, c)| c + d),
             auction: t.auction.as_ref().map(|a| AuctionView {
                 invited: a.invited.iter().map(ToString::to_string).collect(),
                 deadline_ms: a.deadline_ms,

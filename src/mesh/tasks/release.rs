@@ -33,7 +33,7 @@ impl Engine {
                 .filter(|t| t.state.is_active() && t.assignee.as_ref().is_some_and(|a| failed.contains(a)))
                 .cloned()
                 .collect();
-            let waiting = board.tasks.values().any(|t| matches!(t.state, TaskState::Ready | TaskState::Pending | TaskState::Bidding));
+            let waiting = board.tasks.values().any(|t| matches!(t.state, TaskState::Ready | TaskState::Pending | TaskState::Bidding) || (t.state == TaskState::Running && t.timeout_ms.is_some()));
             if stranded.is_empty() && !waiting {
                 return Ok(Some(Vec::new()));
             }
