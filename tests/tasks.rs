@@ -311,3 +311,24 @@ async fn a_claim_that_runs_past_its_timeout_is_retried_on_another_agent() {
     assert_eq!(r["attempts"][0]["outcome"], "timed_out");
     mcp.close().await;
 }
+
+#[tokio::test]
+async fn a_joining_agent_takes_about_one_nth_of_the_queued_dht_tasks_on_rebalance() {
+    let mcp = Mcp::stdio(":memory:").await;
+    mcp.ok("swarm_init", json!({"topology": "mesh", "swarmId": "dht", "maxAgents": 10})).await;
+    for i in 0..4 {
+        spawn(&mcp, &format!("n{i}"), "coder", &[]).await;
+    }
+    let n_tasks = 60;
+    for i in 0..n_tasks {
+        create(&mcp, json!({"taskId": format!("k{i}"), "task": "k", "assignment": "dht"})).await;
+    }
+    let newcomer = spawn(&mcp, "n4", "coder", &[]).await;
+    let out = mcp.ok("load_balance", json!({})).await;
+    let moved = out["moved"].as_array().unwrap();
+    assert!(moved.iter().all(|m| m["reason"] == "rehash" && m["to"] == newcomer.id.as_str()), "only moves to the newcomer: {out}");
+    // Ideal 1/5 of 60 = 12; the ring's spread allows half to double that.
+    assert!((6..=24).contains(&moved.len()), "{} of {n_tasks} moved", moved.len());
+    assert_eq!(mcp.ok("load_balance", json!({})).await["moved"], json!([]), "placement is stable");
+    mcp.close().await;
+}
