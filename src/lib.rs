@@ -7,10 +7,11 @@
 //! - [`store`]: the storage boundary, shaped like etcd v3 (revisions, transactions, leases,
 //!   watches), with SQLite and in-memory backends.
 //! - [`mesh`]: the engine. Swarms, agents, topology graphs, mailboxes, memory, consensus, fault
-//!   tolerance (liveness leases, failover, recovery). Pure cores ([`mesh::topology`],
-//!   [`mesh::health`], [`mesh::fault::phi`], [`mesh::fault::breaker`],
-//!   [`mesh::consensus::proposal`], [`mesh::consensus::pbft`]) plus operations that read, decide
-//!   and commit with one compare-and-swap transaction.
+//!   tolerance (liveness leases, failover, recovery), task distribution. Pure cores
+//!   ([`mesh::topology`], [`mesh::health`], [`mesh::fault::phi`], [`mesh::fault::breaker`],
+//!   [`mesh::consensus::proposal`], [`mesh::consensus::pbft`], [`mesh::tasks::dag`],
+//!   [`mesh::tasks::score`], [`mesh::tasks::dht`]) plus operations that read, decide and commit
+//!   with one compare-and-swap transaction.
 //! - [`server`]: the MCP edge. The rmcp handler, the tool table (shared with the CLI), schemas,
 //!   the catalogue under `tools/`, error mapping, the stdio and HTTP transports, and the reconcile
 //!   sweep every server runs.

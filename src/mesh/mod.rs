@@ -1,5 +1,5 @@
-//! The mesh engine: swarms, agents, topology, mailboxes, memory, consensus and fault tolerance
-//! over one [`Store`].
+//! The mesh engine: swarms, agents, topology, mailboxes, memory, consensus, fault tolerance and
+//! task distribution over one [`Store`].
 //!
 //! The engine knows nothing of MCP. Each operation takes a parameter struct (which doubles as the
 //! tool's input schema) and returns an output struct (its output schema). Pure cores live in their
