@@ -313,7 +313,8 @@ impl Engine {
             // Queued (unclaimed) tasks per live peer, oldest first.
             let live = view.live();
             let mut queues: BTreeMap<&AgentId, Vec<&TaskRecord>> = BTreeMap::new();
-            for t in board.tasks.values().filter(|t| t.state == TaskState::Assigned) {
+            // Only work-stealing tasks sit in stealable queues; DHT and auction placements are decided.
+            for t in board.tasks.values().filter(|t| t.state == TaskState::Assigned && t.assignment == super::record::Assignment::WorkStealing) {
                 if let Some(a) = t.assignee.as_ref().filter(|a| **a != agent.id && live(a)) {
                     queues.entry(a).or_default().push(t);
                 }
