@@ -44,6 +44,9 @@ pub enum MeshError {
     /// A write fenced with a leader term that is no longer current.
     #[error("{0}")]
     StaleTerm(String),
+    /// A tensor computation failed (candle: device, allocation, kernel).
+    #[error("computation failed: {0}")]
+    Compute(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Stored data could not be decoded: a bug or a foreign writer.
@@ -73,6 +76,7 @@ impl MeshError {
             Self::Contention(_) => "contention",
             Self::ReadOnly(_) => "read_only",
             Self::StaleTerm(_) => "stale_term",
+            Self::Compute(_) => "compute",
             Self::Store(_) => "store",
             Self::Corrupt { .. } => "corrupt",
         }
