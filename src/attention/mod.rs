@@ -145,7 +145,7 @@ pub struct Attention {
 
 impl Attention {
     pub fn new(config: AttentionConfig) -> Result<Self> {
-        if config.heads == 0 || config.dim == 0 || config.dim % config.heads != 0 {
+        if config.heads == 0 || config.dim == 0 || !config.dim.is_multiple_of(config.heads) {
             return Err(MeshError::invalid(
                 "heads",
                 format!("{} heads do not divide dimension {} evenly", config.heads, config.dim),

@@ -134,7 +134,7 @@ impl ChunkExtras {
                 }
             }
         }
-        let any_dead = keep.iter().any(|k| *k == 0.0);
+        let any_dead = keep.contains(&0.0);
         Self { additive: Some(add), keep: any_dead.then_some(keep) }
     }
 }

@@ -74,7 +74,7 @@ mod tests {
     #[test]
     fn chunks_keep_ten_thousand_agents_within_the_memory_budget() {
         let Path::Candle { chunk, .. } = choose_path(10_000, 384, 8, ComputeDevice::Cpu) else { panic!() };
-        assert!(chunk < 10_000 && chunk >= 50, "chunk {chunk}");
+        assert!((50..10_000).contains(&chunk), "chunk {chunk}");
         assert!(8 * chunk * 10_000 * 4 * 2 <= CHUNK_BYTES);
         let Path::Candle { chunk, .. } = choose_path(100, 384, 8, ComputeDevice::Cpu) else { panic!() };
         assert_eq!(chunk, 100, "small N runs in one chunk");
