@@ -12,10 +12,14 @@ use super::ComputeDevice;
 use crate::error::Result;
 
 /// From this many agents up, the candle path is faster than the fused one on the CPU.
-/// Measured (d = 384, 8 heads, release): see the module doc and BENCHMARKS.md.
+/// Measured 2026-11-21 (release, d = 384, 8 heads, identity projections, 2-core EPYC shared
+/// with other builds, two runs): fused 11-35 µs vs candle 146-190 µs at N = 4, 71-73 vs
+/// 195-226 µs at N = 12, 421-470 vs 425-602 µs at N = 32; at N = 64 candle wins or ties
+/// (1.1-1.8 ms vs fused 1.5-2.1 ms), at N = 100 clearly (2.1-3.4 vs 3.6-5.4 ms).
 pub const FUSED_MAX_N: usize = 64;
 /// From this many agents up, candle's matmuls get all cores; below, one thread beats the cost
-/// of waking the pool.
+/// of waking the pool. Measured as above: at N = 100 one thread was faster (2.1 vs 2.9 ms,
+/// 3.4 vs 4.5 ms); at N = 256 two threads tied or won (13.9 vs 13.2 ms, 14.1 vs 22.7 ms).
 pub const PARALLEL_MIN_N: usize = 256;
 /// Bytes the per-chunk logits and weights may take (`heads x chunk x N` f32, twice): 64 MiB
 /// lets N = 10,000 run in chunks of ~100 queries instead of materialising 8 x 10⁸ logits (6 GB).
