@@ -47,6 +47,9 @@ pub enum MeshError {
     /// A task write by an owner whose claim is no longer current (its fencing token is stale).
     #[error("{0}")]
     Fenced(String),
+    /// A tensor computation failed (candle: device, allocation, kernel).
+    #[error("computation failed: {0}")]
+    Compute(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Stored data could not be decoded: a bug or a foreign writer.
@@ -77,6 +80,7 @@ impl MeshError {
             Self::ReadOnly(_) => "read_only",
             Self::StaleTerm(_) => "stale_term",
             Self::Fenced(_) => "fenced",
+            Self::Compute(_) => "compute",
             Self::Store(_) => "store",
             Self::Corrupt { .. } => "corrupt",
         }

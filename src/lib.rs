@@ -19,9 +19,12 @@
 //! - [`sim`]: `mesh-mcp simulate`, a deterministic discrete-event network simulator that runs
 //!   those cores under crashes, Byzantine equivocation, loss, delay and partitions and checks
 //!   their safety and liveness properties.
+//! - [`attention`]: the compute core of attention-based coordination: the `Embedder` trait with a
+//!   built-in lexical embedder, and multi-head attention (candle, plus a fused kernel for small N).
 //! - [`cli`]: `mesh-mcp call`, which runs a tool handler from a shell (hook scripts).
 //! - [`config`]: named defaults and limits; [`error`]: `MeshError`; [`ids`]: identity newtypes.
 
+pub mod attention;
 pub mod cli;
 pub mod config;
 pub mod error;
