@@ -134,7 +134,9 @@ scenario() {
   local S="$1" A B MID
   strict_list || return 1
 
-  tool swarm_init "{\"topology\":\"mesh\",\"maxAgents\":4,\"strategy\":\"distributed\",\"swarmId\":\"$S\"}" || return 1
+  # Long liveness settings: each Inspector call starts Node (seconds on a loaded machine), and the
+  # scenario must not see its agents fail over between steps.
+  tool swarm_init "{\"topology\":\"mesh\",\"maxAgents\":4,\"strategy\":\"distributed\",\"swarmId\":\"$S\",\"heartbeatInterval\":600,\"messageTimeout\":3600}" || return 1
   check "swarm_init" "d['swarmId'] == '$S' and d['topology'] == 'mesh' and d['maxAgents'] == 4" || return 1
   tool swarm_init "{\"topology\":\"ring\",\"swarmId\":\"$S\"}" conflict || return 1
 
@@ -186,7 +188,7 @@ scenario() {
 sse_scenario() {
   local S="$1"
   strict_list || return 1
-  tool swarm_init "{\"topology\":\"star\",\"swarmId\":\"$S\"}" || return 1
+  tool swarm_init "{\"topology\":\"star\",\"swarmId\":\"$S\",\"heartbeatInterval\":600,\"messageTimeout\":3600}" || return 1
   tool agent_spawn "{\"type\":\"coordinator\",\"swarmId\":\"$S\"}" || return 1
   tool swarm_status "{\"swarmId\":\"$S\"}" || return 1
   check "swarm_status over SSE" "d['agents']['total'] == 1" || return 1

@@ -353,7 +353,8 @@ async def sse_scenario(binary: str, work: Path) -> None:
     try:
         async with open_session("sse", binary, "", server, None) as s:
             await handshake(s)
-            await call(s, "swarm_init", {"topology": "star", "swarmId": "py-sse"})
+            await call(s, "swarm_init", {"topology": "star", "swarmId": "py-sse",
+                                          "heartbeatInterval": 600, "messageTimeout": 3600})
             await call(s, "agent_spawn", {"type": "coordinator", "swarmId": "py-sse"})
             d = await call(s, "swarm_status", {"swarmId": "py-sse"})
             R.check(d["agents"]["total"] == 1, "swarm_status over SSE", d)
