@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::consensus::read_only_reason;
-use super::fault::diagnose::{alerts, Alert};
+use super::fault::diagnose::{alerts, Alert, HealthFigures};
 use super::health::AgentStatus;
 use super::model::{encode, SwarmRecord, SwarmSettings};
 use super::topology::{Graph, LinkChange, TopologyKind};
@@ -122,25 +122,13 @@ pub struct SwarmStatusOutput {
     pub settings: SwarmSettings,
     pub agents: StatusCounts,
     pub links: LinkCounts,
-    /// Share of pairs of live agents that can reach each other over live links; absent with
-    /// fewer than two live agents.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub connectivity: Option<f64>,
-    /// Share of all agents in the largest connected group of live agents; absent with no agents.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub topology_health: Option<f64>,
+    /// Connectivity, topology health, node failure rate, message latency and agreement rate: the
+    /// figures the alerts are computed from (the same ones `diagnose` reports).
+    #[serde(flatten)]
+    pub figures: HealthFigures,
     /// Connected groups of live agents (more than 1 means the swarm is partitioned).
     pub partitions: usize,
     pub agent_health: Vec<AgentHealth>,
-    /// Failed agents over agents; absent with no agents.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub node_failure_rate: Option<f64>,
-    /// Mean send-to-delivery time of the messages in mailboxes; absent with none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message_latency_ms: Option<f64>,
-    /// Share of votes matching the outcome over recent decisions; absent without decisions.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub agreement_rate: Option<f64>,
     /// Why the swarm refuses new decisions, when it does (no live majority).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_only: Option<String>,
@@ -306,13 +294,9 @@ impl Engine {
         let mail = self.mailbox_figures(&view).await?;
         let consensus = self.consensus_health(&view).await?;
         let figures = Self::health_figures(&view, &mail, consensus.agreement_rate);
-        let mut status = status_of(&view, view.revision);
-        status.node_failure_rate = figures.node_failure_rate;
-        status.message_latency_ms = figures.message_latency_ms;
-        status.agreement_rate = figures.agreement_rate;
+        let mut status = status_of(&view, figures);
         status.read_only = read_only_reason(&view);
         status.leader = consensus.leader;
-        status.alerts = alerts(&figures);
         status.load = Some(self.load_summary(&view).await?);
         Ok(status)
     }
@@ -359,7 +343,7 @@ impl Engine {
     }
 }
 
-fn status_of(view: &SwarmView, revision: i64) -> SwarmStatusOutput {
+fn status_of(view: &SwarmView, figures: HealthFigures) -> SwarmStatusOutput {
     let mut counts = StatusCounts { total: view.agents.len(), ..Default::default() };
     let mut agent_health = Vec::with_capacity(view.agents.len());
     for agent in &view.agents {
@@ -389,17 +373,13 @@ fn status_of(view: &SwarmView, revision: i64) -> SwarmStatusOutput {
         settings: view.swarm.settings.clone(),
         agents: counts,
         links: LinkCounts { total: c.links, healthy: view.graph.edges_among(&live) },
-        connectivity: c.connectivity,
-        topology_health: c.topology_health,
+        alerts: alerts(&figures),
+        figures,
         partitions: c.partitions,
         agent_health,
-        node_failure_rate: None,
-        message_latency_ms: None,
-        agreement_rate: None,
         read_only: None,
         leader: None,
-        alerts: Vec::new(),
         load: None,
-        revision,
+        revision: view.revision,
     }
 }
