@@ -54,6 +54,8 @@ pub const ENV_DB: &str = "MESH_MCP_DB";
 pub const ENV_AUTH_TOKEN: &str = "MESH_MCP_AUTH_TOKEN";
 pub const ENV_AGENT_TOKEN: &str = "MESH_AGENT_TOKEN";
 pub const ENV_DURABILITY: &str = "MESH_MCP_DURABILITY";
+pub const ENV_EMBEDDING_MODEL: &str = "MESH_EMBEDDING_MODEL";
+pub const ENV_DEVICE: &str = "MESH_DEVICE";
 
 /// Phi accrual level at which a live agent counts as degraded (late). With the default prior
 /// this is close to the manual's "two missed heartbeats"; see `mesh::fault::phi`.

@@ -40,9 +40,20 @@ pub mod store;
 
 use std::sync::Arc;
 
-/// Open the store named by `db` and build an engine on it with the wall clock.
+/// Open the store named by `db` and build an engine on it with the wall clock and the offline
+/// default compute.
 pub fn open_engine(db: &str, durability: store::Durability) -> Result<mesh::Engine, store::StoreError> {
     let clock: Arc<dyn store::Clock> = Arc::new(store::SystemClock);
     let store = store::open(db, clock.clone(), durability)?;
     Ok(mesh::Engine::new(store, clock))
+}
+
+/// [`open_engine`], embedding and attending with what `compute` asks for.
+pub fn open_engine_with(
+    db: &str,
+    durability: store::Durability,
+    compute: &attention::ComputeOptions,
+) -> anyhow::Result<mesh::Engine> {
+    let loaded = attention::Compute::load(compute)?;
+    Ok(open_engine(db, durability)?.with_compute(loaded))
 }

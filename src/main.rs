@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use mesh_mcp::attention::ComputeOptions;
 use mesh_mcp::store::Durability;
 use mesh_mcp::{cli, config, server, sim};
 
@@ -17,6 +18,13 @@ struct Args {
     /// `power`: it also survives power loss (fsync per commit, ~10x slower writes).
     #[arg(long, global = true, env = config::ENV_DURABILITY, default_value = "process", value_parser = ["process", "power"])]
     durability: String,
+    /// A directory holding a sentence-embedding model (all-MiniLM-L6-v2: model.safetensors,
+    /// config.json, tokenizer.json). Without it, embeddings are the built-in lexical ones.
+    #[arg(long, global = true, env = config::ENV_EMBEDDING_MODEL, value_name = "DIR")]
+    embedding_model: Option<std::path::PathBuf>,
+    /// Where attention runs: cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
+    #[arg(long, global = true, env = config::ENV_DEVICE, default_value = "cpu", value_parser = mesh_mcp::attention::ComputeDevice::parse)]
+    device: mesh_mcp::attention::ComputeDevice,
     #[command(subcommand)]
     command: Command,
 }
@@ -137,10 +145,11 @@ fn runtime(multi_thread: bool) -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let compute = ComputeOptions { embedding_model: args.embedding_model.clone(), device: args.device };
     match args.command {
         Command::Serve { http, auth_token, allow_hosts, multi_thread } => {
             runtime(multi_thread || http.is_some())?.block_on(async {
-                let engine = mesh_mcp::open_engine(&args.db, durability(&args.durability))?;
+                let engine = mesh_mcp::open_engine_with(&args.db, durability(&args.durability), &compute)?;
                 let _sweeper = server::sweeper::spawn(engine.clone());
                 let server = server::MeshServer::new(engine);
                 match http {
@@ -153,7 +162,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             })
         }
-        Command::Call { tool, args: words } => runtime(false)?.block_on(call(&args.db, durability(&args.durability), &tool, &words)),
+        Command::Call { tool, args: words } => runtime(false)?.block_on(call(&args.db, durability(&args.durability), &compute, &tool, &words)),
         Command::Schemas { write, dir } => schemas(write, &dir),
         Command::Simulate { protocol, nodes, faulty, drop, delay, partition, gst, requests, fanout, max_time, seed, json } => {
             let protocol: sim::Protocol = protocol.parse()?;
@@ -177,7 +186,7 @@ fn simulate(cfg: &sim::SimConfig, json: bool) -> anyhow::Result<ExitCode> {
     Ok(if report.safe() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-async fn call(db: &str, durability: Durability, tool: &str, words: &[String]) -> anyhow::Result<ExitCode> {
+async fn call(db: &str, durability: Durability, compute: &ComputeOptions, tool: &str, words: &[String]) -> anyhow::Result<ExitCode> {
     let mut arguments = match cli::parse_args(tool, words) {
         Ok(a) => a,
         Err(e) => {
@@ -185,7 +194,7 @@ async fn call(db: &str, durability: Durability, tool: &str, words: &[String]) ->
             return Ok(ExitCode::from(2));
         }
     };
-    let engine = mesh_mcp::open_engine(db, durability)?;
+    let engine = mesh_mcp::open_engine_with(db, durability, compute)?;
     cli::attach_token(db, &engine, &mut arguments).await;
     let result = server::tools::call(&engine, tool, serde_json::Value::Object(arguments)).await;
     match result.expect("parse_args accepted the tool name") {

@@ -10,6 +10,7 @@
 //!   overhead dominates (a handful of agents).
 //! - [`path`]: which of the two runs, and on how many threads, by size (from measurements).
 //! - [`device`]: the CPU by default, CUDA behind the `cuda` feature.
+//! - [`compute`]: the embedder and device a process runs with, chosen at start-up.
 //! - `reference` (tests only): the naive f64 implementation both paths are checked against.
 //!
 //! ## The computation
@@ -20,6 +21,7 @@
 //! weights averaged over heads, and `received`: the weight each agent receives, averaged over
 //! heads and over all N queries (the peer score of attention consensus).
 
+pub mod compute;
 pub mod device;
 pub mod embed;
 pub mod fused;
@@ -29,6 +31,7 @@ pub mod projection;
 #[cfg(test)]
 mod reference;
 
+pub use compute::{Compute, ComputeOptions};
 pub use device::ComputeDevice;
 pub use embed::{cosine, Embedder, EmbedderInfo, EmbedderKind, HashedNgramEmbedder};
 pub use multihead::CandleAttention;

@@ -25,6 +25,7 @@ pub mod validate;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::attention::Compute;
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
@@ -39,6 +40,7 @@ use topology::Graph;
 pub struct Engine {
     store: SharedStore,
     clock: Arc<dyn Clock>,
+    compute: Compute,
 }
 
 /// Everything about one swarm that an operation needs, read at one revision per key.
@@ -135,8 +137,24 @@ impl SwarmView {
 }
 
 impl Engine {
+    /// An engine with the offline default compute (lexical embedder, CPU).
     pub fn new(store: SharedStore, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self { store, clock, compute: Compute::default() }
+    }
+
+    /// The same engine embedding and attending with `compute`.
+    pub fn with_compute(self, compute: Compute) -> Self {
+        Self { compute, ..self }
+    }
+
+    /// The embedder of this process; responses that depend on it name it ([`crate::attention::EmbedderInfo`]).
+    pub fn embedder(&self) -> &Arc<dyn crate::attention::Embedder> {
+        &self.compute.embedder
+    }
+
+    /// Where attention runs.
+    pub fn device(&self) -> crate::attention::ComputeDevice {
+        self.compute.device
     }
 
     pub fn store(&self) -> &SharedStore {

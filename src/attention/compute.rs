@@ -1,0 +1,47 @@
+//! What a process computes with: the embedder chosen at start-up (`--embedding-model DIR`, else
+//! the built-in lexical one) and the device attention runs on (`--device`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{ComputeDevice, Embedder, HashedNgramEmbedder};
+use crate::error::{MeshError, Result};
+
+/// Start-up choices, from the command line or the environment.
+#[derive(Debug, Clone, Default)]
+pub struct ComputeOptions {
+    /// A directory holding a sentence-embedding model (safetensors, config, tokenizer).
+    pub embedding_model: Option<PathBuf>,
+    pub device: ComputeDevice,
+}
+
+/// The embedder and device every embedding-dependent tool of one process uses.
+#[derive(Clone)]
+pub struct Compute {
+    pub embedder: Arc<dyn Embedder>,
+    pub device: ComputeDevice,
+}
+
+impl Default for Compute {
+    /// The offline default: the lexical hashed embedder on the CPU.
+    fn default() -> Self {
+        Self { embedder: Arc::new(HashedNgramEmbedder::new()), device: ComputeDevice::Cpu }
+    }
+}
+
+impl Compute {
+    /// Load what `opts` asks for. A model that cannot be loaded is an error, never a silent
+    /// fallback to the lexical embedder.
+    pub fn load(opts: &ComputeOptions) -> Result<Self> {
+        let embedder: Arc<dyn Embedder> = match &opts.embedding_model {
+            None => Arc::new(HashedNgramEmbedder::new()),
+            Some(dir) => {
+                return Err(MeshError::invalid(
+                    "embeddingModel",
+                    format!("cannot load a model from {}: this build has no model embedder yet", dir.display()),
+                ))
+            }
+        };
+        Ok(Self { embedder, device: opts.device })
+    }
+}
