@@ -46,8 +46,13 @@ pub enum Transport {
 
 impl Mcp {
     pub async fn stdio(db: &str) -> Mcp {
+        Self::stdio_with(db, &[]).await
+    }
+
+    /// A stdio session with extra global arguments, e.g. `["--embedding-model", dir]`.
+    pub async fn stdio_with(db: &str, extra: &[&str]) -> Mcp {
         let mut cmd = tokio::process::Command::new(bin());
-        cmd.args(["serve", "--db", db]);
+        cmd.args(["serve", "--db", db]).args(extra);
         let (transport, _) = TokioChildProcess::builder(cmd).stderr(Stdio::null()).spawn().expect("spawn mesh-mcp");
         let client = ().serve(transport).await.expect("MCP initialize");
         Mcp { client, server: None }
@@ -240,5 +245,24 @@ pub fn contains(actual: &Value, expected: &Value) -> bool {
         (Value::Array(a), Value::Array(e)) => a.len() == e.len() && a.iter().zip(e).all(|(av, ev)| contains(av, ev)),
         (Value::Number(a), Value::Number(e)) => a.as_f64() == e.as_f64(),
         (a, e) => a == e,
+    }
+}
+
+/// Where the real sentence-embedding model (all-MiniLM-L6-v2) lies, from
+/// `MESH_TEST_EMBEDDING_MODEL` (`.ci/run` fetches it and sets it). Outside CI a machine without
+/// the model skips the real-model tests with a note on stderr; under CI (`CI` set) a missing
+/// model fails the test, so those tests cannot pass by not running.
+pub fn embedding_model() -> Option<PathBuf> {
+    match std::env::var_os("MESH_TEST_EMBEDDING_MODEL") {
+        Some(dir) if Path::new(&dir).join("model.safetensors").is_file() => Some(PathBuf::from(dir)),
+        found => {
+            let why = match found {
+                Some(dir) => format!("MESH_TEST_EMBEDDING_MODEL={} holds no model.safetensors", Path::new(&dir).display()),
+                None => "MESH_TEST_EMBEDDING_MODEL is not set".to_string(),
+            };
+            assert!(std::env::var_os("CI").is_none(), "the real-model tests must run in CI: {why}");
+            eprintln!("skipping a real-model test: {why}");
+            None
+        }
     }
 }
