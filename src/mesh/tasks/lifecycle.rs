@@ -47,10 +47,7 @@ impl Engine {
                 board.resources.insert(AgentId::new(agent), r.utilization);
                 continue;
             }
-            let t: TaskRecord = decode(kv)?;
-            board.revs.insert(t.id.clone(), kv.mod_revision);
-            board.created.insert(t.id.clone(), kv.create_revision);
-            board.tasks.insert(t.id.clone(), t);
+            board.insert(decode(kv)?, kv.mod_revision, kv.create_revision);
         }
         Ok(board)
     }
