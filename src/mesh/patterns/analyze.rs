@@ -7,6 +7,8 @@
 //! "improving" or "declining", else "stable". Under [`config::PATTERN_TREND_MIN_SAMPLES`]
 //! rewarded records there is no trend: it says "insufficient_data" and carries no numbers.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -126,6 +128,59 @@ pub fn group(name: &str, samples: &[Sample]) -> GroupStats {
     }
 }
 
+/// A pattern or a learned outcome, placed in time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Sorts events oldest first: (recorded at ms, store create revision).
+    pub order: (i64, i64),
+    /// Patterns have a task; learned outcomes do not.
+    pub task: Option<String>,
+    pub operation: Option<String>,
+    pub sample: Sample,
+}
+
+/// The figures of a namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    /// Every event together; `None` when there is none.
+    pub overall: Option<GroupStats>,
+    /// Per task text and per operation, most records first, at most
+    /// [`config::PATTERN_ANALYZE_MAX_GROUPS`] each; names cut to 200 characters.
+    pub by_task: Vec<GroupStats>,
+    pub by_operation: Vec<GroupStats>,
+    /// Distinct tasks and operations, listed or not.
+    pub tasks: usize,
+    pub operations: usize,
+}
+
+pub fn analyze(mut events: Vec<Event>) -> Analysis {
+    events.sort_by_key(|e| e.order);
+    let mut by_task: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
+    let mut by_operation: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
+    for e in &events {
+        if let Some(t) = &e.task {
+            by_task.entry(t).or_default().push(e.sample);
+        }
+        if let Some(o) = &e.operation {
+            by_operation.entry(o).or_default().push(e.sample);
+        }
+    }
+    let groups = |map: &BTreeMap<&str, Vec<Sample>>| {
+        let mut g: Vec<GroupStats> = map.iter().map(|(name, s)| group(&name.chars().take(200).collect::<String>(), s)).collect();
+        g.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        g.truncate(config::PATTERN_ANALYZE_MAX_GROUPS);
+        g
+    };
+    let all: Vec<Sample> = events.iter().map(|e| e.sample).collect();
+    Analysis {
+        overall: (!all.is_empty()).then(|| group("all", &all)),
+        by_task: groups(&by_task),
+        by_operation: groups(&by_operation),
+        tasks: by_task.len(),
+        operations: by_operation.len(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +201,33 @@ mod tests {
         // Odd count: the middle record belongs to neither half.
         let t = trend(&[0.5, 0.5, 0.5, 0.0, 0.52, 0.52, 0.52]);
         assert_eq!((t.direction, t.delta), (TrendDirection::Stable, Some(0.02)));
+    }
+
+    #[test]
+    fn analyze_orders_events_in_time_and_counts_a_pattern_under_its_task_and_its_operation() {
+        let ev = |at: i64, task: Option<&str>, op: Option<&str>, reward: f64| Event {
+            order: (at, at),
+            task: task.map(str::to_string),
+            operation: op.map(str::to_string),
+            sample: s(reward > 0.5, Some(reward)),
+        };
+        // Listed out of order: the recent half (t >= 4) is the better one.
+        let events = vec![
+            ev(6, Some("a"), Some("review"), 0.9),
+            ev(1, Some("a"), None, 0.1),
+            ev(5, None, Some("review"), 0.9),
+            ev(2, Some("b"), None, 0.1),
+            ev(4, Some("b"), None, 0.9),
+            ev(3, None, Some("review"), 0.1),
+        ];
+        let a = analyze(events);
+        let overall = a.overall.unwrap();
+        assert_eq!((overall.count, overall.trend.direction), (6, TrendDirection::Improving));
+        assert_eq!(overall.trend.delta, Some(0.8));
+        assert_eq!((a.tasks, a.operations), (2, 1));
+        assert_eq!(a.by_operation[0].count, 3, "two outcomes and one pattern name the operation");
+        assert_eq!(a.by_task.iter().map(|g| (g.name.as_str(), g.count)).collect::<Vec<_>>(), vec![("a", 2), ("b", 2)]);
+        assert_eq!(analyze(vec![]).overall, None);
     }
 
     #[test]

@@ -9,8 +9,6 @@ pub mod analyze;
 pub mod predict;
 pub mod record;
 
-use std::collections::BTreeMap;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +20,7 @@ use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{OutcomeId, PatternId};
 use crate::store::{Compare, CompareOp, Op, RangeRequest, Revision, Txn};
-use analyze::{GroupStats, Sample};
+use analyze::{Event, GroupStats, Sample};
 use predict::{Estimate, Neighbour};
 use record::{OutcomeRecord, OutcomeView, PatternHit, PatternRecord, PatternView};
 
@@ -388,58 +386,40 @@ impl Engine {
 
     async fn pattern_analyze(&self, namespace: &str) -> Result<PatternsOutput> {
         let resp = self.store().range(RangeRequest::prefix(keys::patterns_namespace(namespace))).await?;
-        // (recorded at, create revision) orders records in time; the revision breaks ties.
-        let mut events: Vec<((i64, Revision), Option<String>, Option<String>, Sample)> = Vec::new();
+        let mut events = Vec::with_capacity(resp.kvs.len());
         let (mut patterns, mut outcomes) = (0, 0);
         for kv in &resp.kvs {
             let rest = &kv.key[keys::patterns_namespace(namespace).len()..];
+            // (recorded at, create revision) orders records in time; the revision breaks ties.
             if rest.starts_with("pattern/") {
                 let r: PatternRecord = decode(kv)?;
                 patterns += 1;
                 let sample = Sample { success: r.success, reward: Some(r.reward), latency_ms: r.latency_ms };
-                events.push(((r.recorded_at_ms, kv.create_revision), Some(r.task), r.operation, sample));
+                events.push(Event { order: (r.recorded_at_ms, kv.create_revision), task: Some(r.task), operation: r.operation, sample });
             } else if rest.starts_with("outcome/") {
                 let r: OutcomeRecord = decode(kv)?;
                 outcomes += 1;
                 let sample = Sample { success: r.success, reward: r.reward, latency_ms: r.latency_ms };
-                events.push(((r.recorded_at_ms, kv.create_revision), None, Some(r.operation), sample));
+                events.push(Event { order: (r.recorded_at_ms, kv.create_revision), task: None, operation: Some(r.operation), sample });
             }
         }
-        events.sort_by_key(|e| e.0);
-        let mut by_task: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
-        let mut by_operation: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
-        for (_, task, operation, sample) in &events {
-            if let Some(t) = task {
-                by_task.entry(t.as_str()).or_default().push(*sample);
-            }
-            if let Some(o) = operation {
-                by_operation.entry(o.as_str()).or_default().push(*sample);
-            }
-        }
-        let groups = |map: &BTreeMap<&str, Vec<Sample>>| {
-            let mut g: Vec<GroupStats> = map.iter().map(|(name, s)| analyze::group(&name.chars().take(200).collect::<String>(), s)).collect();
-            g.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
-            g.truncate(config::PATTERN_ANALYZE_MAX_GROUPS);
-            g
-        };
+        let analysis = analyze::analyze(events);
         let mut out = PatternsOutput::new(PatternAction::Analyze, namespace, resp.revision);
-        let all: Vec<Sample> = events.iter().map(|e| e.3).collect();
-        if all.is_empty() {
-            out.note = Some(format!("insufficient data: namespace `{namespace}` holds no patterns or outcomes"));
-        } else {
-            out.overall = Some(analyze::group("all", &all));
-            let thin = out.overall.as_ref().is_some_and(|o| o.trend.direction == analyze::TrendDirection::InsufficientData);
-            if thin {
+        match &analysis.overall {
+            None => out.note = Some(format!("insufficient data: namespace `{namespace}` holds no patterns or outcomes")),
+            Some(o) if o.trend.direction == analyze::TrendDirection::InsufficientData => {
                 out.note = Some(format!(
                     "insufficient data for a trend: {} rewarded records, a trend needs {}",
-                    out.overall.as_ref().map_or(0, |o| o.rewarded),
+                    o.rewarded,
                     config::PATTERN_TREND_MIN_SAMPLES
-                ));
+                ))
             }
+            Some(_) => {}
         }
-        out.by_task = Some(groups(&by_task));
-        out.by_operation = Some(groups(&by_operation));
-        out.totals = Some(Totals { patterns, outcomes, tasks: by_task.len(), operations: by_operation.len() });
+        out.totals = Some(Totals { patterns, outcomes, tasks: analysis.tasks, operations: analysis.operations });
+        out.overall = analysis.overall;
+        out.by_task = Some(analysis.by_task);
+        out.by_operation = Some(analysis.by_operation);
         Ok(out)
     }
 }
