@@ -91,6 +91,7 @@ async fn predict_weights_the_nearest_patterns_and_its_confidence_falls_when_they
     assert!(neighbours.iter().all(|n| n["task"].as_str().unwrap().starts_with("write unit tests")), "{p}");
     let sims: Vec<f64> = neighbours.iter().map(|n| n["similarity"].as_f64().unwrap()).collect();
     assert!(sims.windows(2).all(|w| w[0] >= w[1]) && sims.iter().all(|s| *s >= 0.2), "{sims:?}");
+    assert!(p["note"].as_str().unwrap().starts_with("an estimate") && p["note"].as_str().unwrap().contains("lexical"), "{p}");
     let est = &p["prediction"];
     assert_eq!((est["reward"].as_f64(), est["successProbability"].as_f64(), est["agreement"].as_f64()), (Some(0.8), Some(1.0), Some(1.0)));
     let n = neighbours.len() as f64;
@@ -216,6 +217,7 @@ async fn real_model_predicts_from_paraphrases_and_reembeds_lexical_patterns() {
     store(&mcp, "protect the HTTP endpoints with OAuth bearer tokens", 0.7, true).await;
     let p = mcp.ok("neural_patterns", json!({"action": "predict", "task": "secure the web service with token-based login"})).await;
     assert_eq!(p["reembedded"], 2, "the new pattern has a semantic vector, the two old ones not: {p}");
+    assert!(p["note"].as_str().unwrap().contains("semantic similarity"), "{p}");
     let neighbours = tasks(&p["neighbours"]);
     assert!(!neighbours.contains(&"bake sourdough bread at home"), "{p}");
     assert!(neighbours.contains(&"add JWT authentication to the REST API"), "{p}");

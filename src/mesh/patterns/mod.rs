@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{decode, encode};
 use super::vectors::{self, StoredEmbedding};
 use super::{keys, validate, Engine};
-use crate::attention::{cosine, EmbedderInfo};
+use crate::attention::{cosine, EmbedderInfo, EmbedderKind};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{OutcomeId, PatternId};
@@ -123,7 +123,7 @@ pub struct PatternsOutput {
     /// search, predict: patterns stored under another embedder, embedded again for this answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reembedded: Option<usize>,
-    /// What a reader should know about the answer (insufficient data, re-embedding).
+    /// What a reader should know: insufficient data, patterns re-embedded, predict being an estimate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     pub revision: Revision,
@@ -379,6 +379,18 @@ impl Engine {
             )));
         };
         let mut out = self.ranked_output(PatternAction::Predict, namespace, &ranked);
+        let kind = match self.embedder().kind() {
+            EmbedderKind::Semantic => "semantic similarity",
+            EmbedderKind::Lexical => "lexical similarity (shared words and spellings, not meaning)",
+        };
+        let estimate_note = format!(
+            "an estimate: the similarity-weighted mean of the {} nearest stored patterns by {kind}",
+            neighbours.len()
+        );
+        out.note = Some(match out.note.take() {
+            Some(n) => format!("{estimate_note}; {n}"),
+            None => estimate_note,
+        });
         out.neighbours = Some(neighbours.iter().map(|(r, s)| PatternHit { similarity: *s, pattern: r.into() }).collect());
         out.prediction = Some(estimate);
         Ok(out)
