@@ -172,7 +172,9 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (json!({"action": "store", "task": "t", "reward": 0.5, "success": true, "latencyMs": -1}), "invalid_argument"),
         (json!({"action": "store", "task": "t", "reward": 0.5, "success": true, "tokensUsed": -5}), "invalid_argument"),
         (json!({"action": "store", "task": "t", "reward": 0.5, "success": true, "namespace": "a b"}), "invalid_argument"),
-        (json!({"action": "store", "task": "t", "reward": 0.5, "success": true, "metadata": {}}), "invalid_argument"),
+        (json!({"action": "store", "task": "t", "reward": 0.5, "success": true, "metadata": "notes"}), "invalid_argument"),
+        (json!({"action": "store", "task": "t", "reward": 0.5, "success": true, "metadata": {"n": "x".repeat(16 * 1024)}}), "too_large"),
+        (json!({"action": "store", "task": "t", "reward": 0.5, "success": true, "extra": 1}), "invalid_argument"),
         (json!({"action": "search"}), "invalid_argument"),
         (json!({"action": "search", "query": "x", "k": 0}), "invalid_argument"),
         (json!({"action": "search", "query": "x", "k": 51}), "invalid_argument"),
@@ -192,6 +194,22 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     }
     let a = mcp.ok("neural_patterns", json!({"action": "analyze"})).await;
     assert_eq!(a["totals"], json!({"patterns": 1, "outcomes": 0, "tasks": 1, "operations": 0}));
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn claude_flow_shaped_calls_work_learn_with_metadata_and_predict_by_operation() {
+    let mcp = Mcp::stdio(":memory:").await;
+    let learned = mcp
+        .ok("neural_patterns", json!({"action": "learn", "operation": "code-review", "outcome": "success", "metadata": {"pr": 42}}))
+        .await;
+    assert_eq!(learned["outcome"]["metadata"], json!({"pr": 42}));
+    mcp.ok("neural_patterns", json!({"action": "store", "task": "code-review of the parser", "reward": 0.7, "success": true, "metadata": {"pr": 7}})).await;
+    let p = mcp.ok("neural_patterns", json!({"action": "predict", "operation": "code-review of the parser"})).await;
+    assert_eq!(p["prediction"]["reward"], 0.7);
+    assert_eq!(p["neighbours"][0]["metadata"], json!({"pr": 7}));
+    let a = mcp.ok("neural_patterns", json!({"action": "analyze"})).await;
+    assert_eq!(a["totals"]["outcomes"], 1);
     mcp.close().await;
 }
 

@@ -11,6 +11,7 @@ pub mod record;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::model::{decode, encode};
 use super::vectors::{self, StoredEmbedding};
@@ -47,7 +48,7 @@ pub struct PatternsParams {
     pub action: PatternAction,
     /// Default "default".
     pub namespace: Option<String>,
-    /// store, predict.
+    /// store, predict (or operation).
     pub task: Option<String>,
     pub input: Option<String>,
     pub output: Option<String>,
@@ -69,6 +70,8 @@ pub struct PatternsParams {
     pub k: Option<usize>,
     /// search: in [0, 1].
     pub min_reward: Option<f64>,
+    /// store, learn: a JSON object kept with the record (at most 16 KiB).
+    pub metadata: Option<Map<String, Value>>,
 }
 
 /// Counts behind an analysis.
@@ -181,6 +184,17 @@ fn non_blank(field: &'static str, value: &str, limit: usize) -> Result<()> {
     Ok(())
 }
 
+/// Most bytes of a record's metadata, as compact JSON.
+const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+fn metadata(value: &Option<Map<String, Value>>) -> Result<()> {
+    let size = value.as_ref().map_or(0, |m| serde_json::to_string(m).map_or(usize::MAX, |t| t.len()));
+    if size > MAX_METADATA_BYTES {
+        return Err(MeshError::TooLarge { what: "metadata", size, limit: MAX_METADATA_BYTES });
+    }
+    Ok(())
+}
+
 fn latency(value: Option<f64>) -> Result<()> {
     match value {
         Some(v) if !(v.is_finite() && v >= 0.0) => Err(MeshError::invalid("latencyMs", format!("must be a finite number >= 0, got {v}"))),
@@ -226,6 +240,7 @@ impl Engine {
         let reward = unit("reward", *required("reward", &p.reward, "store")?)?;
         let success = *required("success", &p.success, "store")?;
         latency(p.latency_ms)?;
+        metadata(&p.metadata)?;
         for (field, value) in [("sessionId", &p.session_id), ("operation", &p.operation)] {
             if let Some(v) = value {
                 validate::key(field, v)?;
@@ -248,6 +263,7 @@ impl Engine {
             latency_ms: p.latency_ms,
             session_id: p.session_id.clone(),
             operation: p.operation.clone(),
+            metadata: p.metadata.clone(),
             recorded_at_ms: self.now_ms(),
             embedding: StoredEmbedding::new(embedder.name(), &vector),
         };
@@ -271,6 +287,7 @@ impl Engine {
         let outcome = *required("outcome", &p.outcome, "learn")?;
         let reward = p.reward.map(|r| unit("reward", r)).transpose()?;
         latency(p.latency_ms)?;
+        metadata(&p.metadata)?;
         if let Some(s) = &p.session_id {
             validate::key("sessionId", s)?;
         }
@@ -281,6 +298,7 @@ impl Engine {
             reward,
             latency_ms: p.latency_ms,
             session_id: p.session_id.clone(),
+            metadata: p.metadata.clone(),
             recorded_at_ms: self.now_ms(),
         };
         let key = keys::outcome(namespace, &record.id);
@@ -354,7 +372,8 @@ impl Engine {
     }
 
     async fn pattern_predict(&self, p: &PatternsParams, namespace: &str) -> Result<PatternsOutput> {
-        let task = required("task", &p.task, "predict")?;
+        // claude-flow's shape names what to predict `operation`; ours names it `task`.
+        let task = p.task.as_ref().or(p.operation.as_ref()).ok_or_else(|| MeshError::invalid("task", "is required for action predict"))?;
         non_blank("task", task, config::MAX_PATTERN_TASK_BYTES)?;
         text("input", &p.input, config::MAX_PATTERN_TEXT_BYTES)?;
         let k = k(p.k)?;

@@ -3,6 +3,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::ids::{OutcomeId, PatternId};
 use crate::mesh::vectors::StoredEmbedding;
@@ -24,6 +25,8 @@ pub struct PatternRecord {
     pub latency_ms: Option<f64>,
     pub session_id: Option<String>,
     pub operation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
     pub recorded_at_ms: i64,
     /// The vector of [`PatternRecord::embedding_text`], computed once at store time.
     pub embedding: StoredEmbedding,
@@ -48,6 +51,8 @@ pub struct OutcomeRecord {
     pub reward: Option<f64>,
     pub latency_ms: Option<f64>,
     pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
     pub recorded_at_ms: i64,
 }
 
@@ -78,6 +83,8 @@ pub struct PatternView {
     pub session_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
     pub recorded_at_ms: i64,
     /// The embedder that made the stored vector.
     pub embedded_by: String,
@@ -97,6 +104,7 @@ impl From<&PatternRecord> for PatternView {
             latency_ms: r.latency_ms,
             session_id: r.session_id.clone(),
             operation: r.operation.clone(),
+            metadata: r.metadata.clone(),
             recorded_at_ms: r.recorded_at_ms,
             embedded_by: r.embedding.embedder.clone(),
         }
@@ -125,6 +133,8 @@ pub struct OutcomeView {
     pub latency_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
     pub recorded_at_ms: i64,
 }
 
@@ -137,6 +147,7 @@ impl From<&OutcomeRecord> for OutcomeView {
             reward: r.reward,
             latency_ms: r.latency_ms,
             session_id: r.session_id.clone(),
+            metadata: r.metadata.clone(),
             recorded_at_ms: r.recorded_at_ms,
         }
     }
