@@ -109,3 +109,26 @@ pub const AUCTION_BID_SECS: f64 = 10.0;
 pub const LOAD_HOT: f64 = 0.8;
 /// Load scores below this make an agent a target for `load_balance`.
 pub const LOAD_COLD: f64 = 0.3;
+
+// ReasoningBank (`neural_patterns`) and semantic memory search (issue 5).
+/// Most bytes of a pattern's task text.
+pub const MAX_PATTERN_TASK_BYTES: usize = 4 * 1024;
+/// Most bytes of a pattern's input, output or critique.
+pub const MAX_PATTERN_TEXT_BYTES: usize = 64 * 1024;
+/// Characters of an item's text that are embedded (a sentence model reads fewer tokens than this).
+pub const EMBED_TEXT_MAX_CHARS: usize = 8 * 1024;
+/// Neighbours or hits returned by pattern search and predict unless `k` says otherwise, and the most.
+pub const DEFAULT_PATTERN_K: usize = 5;
+pub const MAX_PATTERN_K: usize = 50;
+/// Least cosine similarity for a stored pattern to count as a neighbour in predict.
+pub const PATTERN_NEIGHBOUR_MIN_SIMILARITY: f64 = 0.2;
+/// Least rewarded records for a trend (half older, half recent), and the band of mean-reward
+/// change within which the trend is "stable".
+pub const PATTERN_TREND_MIN_SAMPLES: usize = 6;
+pub const PATTERN_TREND_STABLE_BAND: f64 = 0.05;
+/// Groups listed per kind by analyze (most records first).
+pub const PATTERN_ANALYZE_MAX_GROUPS: usize = 50;
+/// Hybrid memory search: score = w * keyword + (1 - w) * cosine, with this w.
+pub const MEMORY_HYBRID_KEYWORD_WEIGHT: f64 = 0.4;
+/// Hybrid memory search: an entry with no keyword match needs at least this cosine to be listed.
+pub const MEMORY_HYBRID_MIN_SIMILARITY: f64 = 0.2;

@@ -55,6 +55,9 @@ pub enum MeshError {
     /// Stored data could not be decoded: a bug or a foreign writer.
     #[error("corrupt record at `{key}`: {reason}")]
     Corrupt { key: String, reason: String },
+    /// The stored data cannot answer the question (nothing to predict from); nothing was changed.
+    #[error("{0}")]
+    NoData(String),
 }
 
 impl MeshError {
@@ -83,6 +86,7 @@ impl MeshError {
             Self::Compute(_) => "compute",
             Self::Store(_) => "store",
             Self::Corrupt { .. } => "corrupt",
+            Self::NoData(_) => "no_data",
         }
     }
 }

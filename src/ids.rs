@@ -61,3 +61,11 @@ id_type!(
     /// A task of a swarm.
     TaskId, "task"
 );
+id_type!(
+    /// A ReasoningBank pattern.
+    PatternId, "pat"
+);
+id_type!(
+    /// An operation outcome recorded by `neural_patterns action=learn`.
+    OutcomeId, "out"
+);

@@ -10,8 +10,10 @@
 //!   tolerance (liveness leases, failover, recovery), task distribution. Pure cores
 //!   ([`mesh::topology`], [`mesh::health`], [`mesh::fault::phi`], [`mesh::fault::breaker`],
 //!   [`mesh::consensus::proposal`], [`mesh::consensus::pbft`], [`mesh::tasks::dag`],
-//!   [`mesh::tasks::score`], [`mesh::tasks::dht`]) plus operations that read, decide and commit
-//!   with one compare-and-swap transaction.
+//!   [`mesh::tasks::score`], [`mesh::tasks::dht`], [`mesh::patterns::analyze`],
+//!   [`mesh::patterns::predict`]) plus operations that read, decide and commit with one
+//!   compare-and-swap transaction. The ReasoningBank ([`mesh::patterns`]) and memory search
+//!   ([`mesh::memory_search`]) keep embeddings with what they store ([`mesh::vectors`]).
 //! - [`server`]: the MCP edge. The rmcp handler, the tool table (shared with the CLI), schemas,
 //!   the catalogue under `tools/`, error mapping, the stdio and HTTP transports, and the reconcile
 //!   sweep every server runs.

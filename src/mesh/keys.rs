@@ -25,13 +25,15 @@
 //! consensus/<swarm>/byzantine/<agent> swarm-wide Byzantine flag of an equivocator
 //! tasks/<swarm>/task/<task>           a task record: its DAG edges, placement, owner, result (CAS unit)
 //! tasks/<swarm>/load/<agent>          resource utilisation the agent last reported
+//! patterns/<namespace>/pattern/<id>   a ReasoningBank pattern with its embedding
+//! patterns/<namespace>/outcome/<id>   an operation outcome recorded by `neural_patterns learn`
 //! ```
 //!
 //! Everything about a swarm except its mailboxes sits under `swarm/<swarm>/`, so one range read
 //! loads a consistent view of it; mailboxes, which grow with traffic, live apart, and so does
 //! consensus state, which grows with decisions, and tasks, which grow with work.
 
-use crate::ids::{AgentId, MessageId, ProposalId, SwarmId, TaskId};
+use crate::ids::{AgentId, MessageId, OutcomeId, PatternId, ProposalId, SwarmId, TaskId};
 
 pub const DEFAULT_SWARM: &str = "default-swarm";
 
@@ -142,4 +144,18 @@ pub fn task(id: &SwarmId, t: &TaskId) -> String {
 }
 pub fn task_load(id: &SwarmId, agent: &AgentId) -> String {
     format!("tasks/{id}/load/{agent}")
+}
+
+/// Everything the ReasoningBank keeps in a namespace: patterns and learned outcomes.
+pub fn patterns_namespace(namespace: &str) -> String {
+    format!("patterns/{namespace}/")
+}
+pub fn patterns(namespace: &str) -> String {
+    format!("patterns/{namespace}/pattern/")
+}
+pub fn pattern(namespace: &str, id: &PatternId) -> String {
+    format!("patterns/{namespace}/pattern/{id}")
+}
+pub fn outcome(namespace: &str, id: &OutcomeId) -> String {
+    format!("patterns/{namespace}/outcome/{id}")
 }

@@ -1,11 +1,13 @@
 //! `memory_usage`: a durable namespaced key-value memory with TTLs (store leases), prefix listing
-//! with cursor pagination, and keyword search.
+//! with cursor pagination, and search (keyword, or hybrid under a semantic embedder:
+//! [`super::memory_search`]).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::model::{decode, encode, MemoryRecord};
 use super::{keys, validate, Engine};
+use crate::attention::EmbedderInfo;
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::store::{self, Compare, CompareOp, KeyValue, Op, RangeRequest, Txn};
@@ -53,9 +55,15 @@ pub struct MemoryEntry {
     pub expires_at_ms: Option<i64>,
     /// Writes to this key since it was created.
     pub version: i64,
-    /// search: how well the entry matches (higher is better).
+    /// search: how well the entry matches (higher is better; hybrid: the blended score).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
+    /// hybrid search: the keyword part of the score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyword_score: Option<f64>,
+    /// hybrid search: cosine similarity of the entry's vector with the query's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f64>,
 }
 
 /// What `memory_usage` returns; the fields present depend on the action.
@@ -82,9 +90,16 @@ pub struct MemoryOutput {
     /// list: pass as cursor to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
-    /// search: how matches were found ("keyword": case-insensitive term matching, not semantic).
+    /// search: how matches were found ("keyword": case-insensitive term matching, not semantic;
+    /// "hybrid": keyword blended with a semantic embedder's cosine, see memory_search).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    /// search: the process's embedder (lexical: keyword search; semantic: hybrid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedder: Option<EmbedderInfo>,
+    /// hybrid search: entries with no stored vector from this embedder, embedded for this search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedded_on_search: Option<usize>,
     pub revision: i64,
 }
 
@@ -100,12 +115,14 @@ impl MemoryOutput {
             total: None,
             next_cursor: None,
             method: None,
+            embedder: None,
+            embedded_on_search: None,
             revision,
         }
     }
 }
 
-fn entry(namespace: &str, kv: &KeyValue) -> Result<MemoryEntry> {
+pub(super) fn entry(namespace: &str, kv: &KeyValue) -> Result<MemoryEntry> {
     let record: MemoryRecord = decode(kv)?;
     Ok(MemoryEntry {
         key: kv.key[keys::memory_namespace(namespace).len()..].to_string(),
@@ -115,6 +132,8 @@ fn entry(namespace: &str, kv: &KeyValue) -> Result<MemoryEntry> {
         expires_at_ms: record.expires_at_ms,
         version: kv.version,
         score: None,
+        keyword_score: None,
+        similarity: None,
     })
 }
 
@@ -133,7 +152,7 @@ impl Engine {
             MemoryAction::Retrieve => self.memory_retrieve(&p, &namespace).await,
             MemoryAction::List => self.memory_list(&p, &namespace).await,
             MemoryAction::Delete => self.memory_delete(&p, &namespace).await,
-            MemoryAction::Search => self.memory_search(&p, &namespace).await,
+            MemoryAction::Search => self.memory_search_action(&p, &namespace).await,
         }
     }
 
@@ -148,6 +167,8 @@ impl Engine {
                 return Err(MeshError::invalid("ttl", format!("must be between 1 and {} seconds", config::MAX_TTL_SECS)));
             }
         }
+        // Embedded before the lease is granted, so a failure leaves nothing behind.
+        let embedding = self.memory_embedding(key, value).await?;
         let now = self.now_ms();
         let lease = match p.ttl {
             Some(ttl) => self.store().lease_grant(ttl as i64 * 1000).await?,
@@ -157,6 +178,7 @@ impl Engine {
             value: value.to_string(),
             stored_at_ms: now,
             expires_at_ms: p.ttl.map(|t| now + t as i64 * 1000),
+            embedding,
         };
         let resp = self
             .store()
@@ -209,38 +231,22 @@ impl Engine {
         Ok(out)
     }
 
-    async fn memory_search(&self, p: &MemoryParams, namespace: &str) -> Result<MemoryOutput> {
+    async fn memory_search_action(&self, p: &MemoryParams, namespace: &str) -> Result<MemoryOutput> {
         let query = p.query.as_deref().or(p.key.as_deref()).ok_or_else(|| MeshError::invalid("query", "is required for action search"))?;
-        let terms: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
-        if terms.is_empty() {
-            return Err(MeshError::invalid("query", "must contain at least one word"));
-        }
         let limit = validate::limit("limit", p.limit, config::DEFAULT_LIST_LIMIT)?;
-        let resp = self.store().range(RangeRequest::prefix(keys::memory_namespace(namespace))).await?;
-        let mut hits = Vec::new();
-        for kv in &resp.kvs {
-            let mut e = entry(namespace, kv)?;
-            let score = keyword_score(&terms, &e.key, &e.value);
-            if score > 0.0 {
-                e.score = Some(score);
-                if e.value.chars().count() > 500 {
-                    e.value = e.value.chars().take(500).collect();
-                }
-                hits.push(e);
-            }
-        }
-        hits.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.key.cmp(&b.key)));
-        hits.truncate(limit);
-        let mut out = MemoryOutput::new(MemoryAction::Search, namespace, resp.revision);
-        out.entries = Some(hits);
-        out.method = Some("keyword".to_string());
+        let ranking = self.memory_rank(namespace, query, limit).await?;
+        let mut out = MemoryOutput::new(MemoryAction::Search, namespace, ranking.revision);
+        out.entries = Some(ranking.entries);
+        out.method = Some(ranking.method.as_str().to_string());
+        out.embedder = Some(EmbedderInfo::of(&**self.embedder()));
+        out.embedded_on_search = ranking.embedded_on_search;
         Ok(out)
     }
 }
 
 /// Share of query terms found, counting a term in the key twice as much as in the value, plus a
 /// small bonus per extra occurrence so that denser matches rank first.
-fn keyword_score(terms: &[String], key: &str, value: &str) -> f64 {
+pub(super) fn keyword_score(terms: &[String], key: &str, value: &str) -> f64 {
     let (key, value) = (key.to_lowercase(), value.to_lowercase());
     let mut score = 0.0;
     for t in terms {

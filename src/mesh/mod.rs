@@ -15,12 +15,15 @@ pub mod fault;
 pub mod health;
 pub mod keys;
 pub mod memory;
+pub mod memory_search;
 pub mod messaging;
 pub mod model;
+pub mod patterns;
 pub mod swarm;
 pub mod tasks;
 pub mod topology;
 pub mod validate;
+pub mod vectors;
 
 use std::collections::HashMap;
 use std::sync::Arc;

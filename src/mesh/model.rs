@@ -198,6 +198,10 @@ pub struct MemoryRecord {
     pub stored_at_ms: i64,
     /// Absolute expiry, when a TTL was given (the lease enforces it; this is for display).
     pub expires_at_ms: Option<i64>,
+    /// Vector of the key and value, computed at store time when the process has a semantic
+    /// embedder (hybrid search); absent before, and under the lexical embedder (keyword search).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<super::vectors::StoredEmbedding>,
 }
 
 /// Encode a record for the store.

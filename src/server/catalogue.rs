@@ -18,6 +18,9 @@ pub struct Entry {
     /// Whether the tool only reads state (served as the `readOnlyHint` annotation).
     #[serde(default)]
     pub read_only: bool,
+    /// Definitions of the figures the tool returns, too long for `tools/list` (not served there).
+    #[serde(default)]
+    pub details: Vec<String>,
     #[serde(default)]
     pub examples: Vec<Example>,
 }
@@ -65,6 +68,8 @@ pub const FILES: &[(&str, &str)] = &[
     ("task_status", include_str!("../../tools/task_status.json")),
     ("task_results", include_str!("../../tools/task_results.json")),
     ("load_balance", include_str!("../../tools/load_balance.json")),
+    ("neural_patterns", include_str!("../../tools/neural_patterns.json")),
+    ("memory_search", include_str!("../../tools/memory_search.json")),
 ];
 
 /// Parse one tool's catalogue entry. The files are part of the build, so a malformed one is a bug

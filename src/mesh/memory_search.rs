@@ -1,0 +1,201 @@
+//! Ranked memory search, shared by `memory_usage action=search` and the `memory_search` tool.
+//!
+//! Under the lexical embedder the ranking is by keyword score alone (`method: "keyword"`): hashed
+//! n-gram vectors add nothing that matching the words does not already say. Under a semantic
+//! embedder it is hybrid (`method: "hybrid"`):
+//!
+//! `score = w · min(keyword, 1) + (1 − w) · max(cosine, 0)`, `w` = [`config::MEMORY_HYBRID_KEYWORD_WEIGHT`],
+//!
+//! where `keyword` is [`super::memory::keyword_score`] (share of query words found, key matches
+//! counting double) and `cosine` compares the query's vector with the entry's. An entry is listed
+//! when some query word matches or its cosine reaches [`config::MEMORY_HYBRID_MIN_SIMILARITY`].
+//!
+//! Entries keep the vector of their key and value from store time (when a semantic embedder was
+//! configured). An entry without one from the process's embedder (stored earlier, or under
+//! another embedder) is embedded during the search and counted in `embeddedOnSearch`; the
+//! vector is not written back, so a search changes nothing.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::memory::{entry, keyword_score, MemoryEntry};
+use super::model::{decode, MemoryRecord};
+use super::vectors::{self, StoredEmbedding};
+use super::{keys, validate, Engine};
+use crate::attention::{cosine, EmbedderInfo, EmbedderKind};
+use crate::config;
+use crate::error::{MeshError, Result};
+use crate::store::{RangeRequest, Revision};
+
+/// Characters of a value shown in search results.
+const SHOWN_CHARS: usize = 500;
+/// Most bytes of a query.
+const QUERY_MAX_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMethod {
+    /// Case-insensitive word matching over keys and values; lexical, not semantic.
+    Keyword,
+    /// Keyword score blended with the cosine similarity of a semantic embedder's vectors.
+    Hybrid,
+}
+
+impl SearchMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Keyword => "keyword",
+            Self::Hybrid => "hybrid",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemorySearchParams {
+    /// Words or a question to look for in keys and values.
+    pub pattern: String,
+    /// Default "default".
+    pub namespace: Option<String>,
+    /// 1-500, default 50.
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemorySearchOutput {
+    pub pattern: String,
+    pub namespace: String,
+    /// "keyword" (lexical embedder) or "hybrid" (semantic embedder): see the catalogue entry.
+    pub method: SearchMethod,
+    /// The process's embedder; its kind decides the method.
+    pub embedder: EmbedderInfo,
+    /// Matching entries, best first (values cut to 500 characters).
+    pub results: Vec<MemoryEntry>,
+    /// hybrid: entries with no stored vector from this embedder, embedded for this search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedded_on_search: Option<usize>,
+    pub revision: Revision,
+}
+
+/// A ranked search of one namespace.
+pub(crate) struct Ranking {
+    pub entries: Vec<MemoryEntry>,
+    pub method: SearchMethod,
+    pub embedded_on_search: Option<usize>,
+    pub revision: Revision,
+}
+
+/// The hybrid score of an entry (see the module docs).
+pub fn hybrid_score(keyword: f64, cosine: f64) -> f64 {
+    let w = config::MEMORY_HYBRID_KEYWORD_WEIGHT;
+    w * keyword.min(1.0) + (1.0 - w) * cosine.max(0.0)
+}
+
+/// What an entry is embedded from: its key, then its value (capped).
+pub fn embedding_text(key: &str, value: &str) -> String {
+    vectors::capped(&format!("{key}\n{value}"), config::EMBED_TEXT_MAX_CHARS).to_string()
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+impl Engine {
+    /// The vector a new memory entry keeps: one under a semantic embedder, none under the
+    /// lexical one (its search is keyword only).
+    pub(crate) async fn memory_embedding(&self, key: &str, value: &str) -> Result<Option<StoredEmbedding>> {
+        let embedder = self.embedder();
+        if embedder.kind() != EmbedderKind::Semantic {
+            return Ok(None);
+        }
+        let v = vectors::embed(embedder, vec![embedding_text(key, value)]).await?.remove(0);
+        Ok(Some(StoredEmbedding::new(embedder.name(), &v)))
+    }
+
+    /// Rank the live entries of `namespace` against `query`, best first, at most `limit`.
+    pub(crate) async fn memory_rank(&self, namespace: &str, query: &str, limit: usize) -> Result<Ranking> {
+        let terms: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+        if terms.is_empty() {
+            return Err(MeshError::invalid("query", "must contain at least one word"));
+        }
+        if query.len() > QUERY_MAX_BYTES {
+            return Err(MeshError::TooLarge { what: "query", size: query.len(), limit: QUERY_MAX_BYTES });
+        }
+        let resp = self.store().range(RangeRequest::prefix(keys::memory_namespace(namespace))).await?;
+        let embedder = self.embedder();
+        let hybrid = embedder.kind() == EmbedderKind::Semantic;
+        let mut hits = Vec::new();
+        let mut embedded_on_search = None;
+        if hybrid {
+            let records = resp.kvs.iter().map(decode::<MemoryRecord>).collect::<Result<Vec<_>>>()?;
+            let mut entries = resp.kvs.iter().map(|kv| entry(namespace, kv)).collect::<Result<Vec<_>>>()?;
+            let stored: Vec<Option<&StoredEmbedding>> = records.iter().map(|r| r.embedding.as_ref()).collect();
+            let resolved = vectors::resolve(embedder, &stored, |i| embedding_text(&entries[i].key, &entries[i].value)).await?;
+            let q = vectors::embed(embedder, vec![vectors::capped(query, config::EMBED_TEXT_MAX_CHARS).to_string()]).await?.remove(0);
+            for (e, v) in entries.iter_mut().zip(&resolved.vectors) {
+                let keyword = keyword_score(&terms, &e.key, &e.value);
+                let similarity = cosine(&q, v) as f64;
+                if keyword > 0.0 || similarity >= config::MEMORY_HYBRID_MIN_SIMILARITY {
+                    e.score = Some(round(hybrid_score(keyword, similarity)));
+                    e.keyword_score = Some(keyword);
+                    e.similarity = Some(round(similarity));
+                }
+            }
+            hits.extend(entries.into_iter().filter(|e| e.score.is_some()));
+            embedded_on_search = Some(resolved.embedded_now);
+        } else {
+            for kv in &resp.kvs {
+                let mut e = entry(namespace, kv)?;
+                let score = keyword_score(&terms, &e.key, &e.value);
+                if score > 0.0 {
+                    e.score = Some(score);
+                    hits.push(e);
+                }
+            }
+        }
+        for e in &mut hits {
+            if e.value.chars().count() > SHOWN_CHARS {
+                e.value = e.value.chars().take(SHOWN_CHARS).collect();
+            }
+        }
+        hits.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.key.cmp(&b.key)));
+        hits.truncate(limit);
+        let method = if hybrid { SearchMethod::Hybrid } else { SearchMethod::Keyword };
+        Ok(Ranking { entries: hits, method, embedded_on_search, revision: resp.revision })
+    }
+
+    pub async fn memory_search(&self, p: MemorySearchParams) -> Result<MemorySearchOutput> {
+        let namespace = p.namespace.unwrap_or_else(|| "default".to_string());
+        validate::name("namespace", &namespace)?;
+        let limit = validate::limit("limit", p.limit, config::DEFAULT_LIST_LIMIT)?;
+        let ranking = self.memory_rank(&namespace, &p.pattern, limit).await.map_err(|e| match e {
+            MeshError::InvalidArgument { field: "query", reason } => MeshError::invalid("pattern", reason),
+            MeshError::TooLarge { what: "query", size, limit } => MeshError::TooLarge { what: "pattern", size, limit },
+            e => e,
+        })?;
+        Ok(MemorySearchOutput {
+            pattern: p.pattern,
+            namespace,
+            method: ranking.method,
+            embedder: EmbedderInfo::of(&**self.embedder()),
+            results: ranking.entries,
+            embedded_on_search: ranking.embedded_on_search,
+            revision: ranking.revision,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hybrid_score_blends_capped_keyword_and_positive_cosine() {
+        assert!((hybrid_score(1.0, 1.0) - 1.0).abs() < 1e-12);
+        assert!((hybrid_score(1.17, 0.0) - 0.4).abs() < 1e-12, "keyword is capped at 1");
+        assert!((hybrid_score(0.0, -0.3)).abs() < 1e-12, "negative cosine counts as 0");
+        // A paraphrase with no shared word beats a one-word keyword match of an unrelated entry.
+        assert!(hybrid_score(0.0, 0.55) > hybrid_score(0.067, 0.1));
+    }
+}
