@@ -147,8 +147,18 @@ impl Engine {
                 return Err(MeshError::invalid("dependencies", format!("unknown task `{d}` in swarm `{swarm}`")));
             }
             let deps = dag::effective_dependencies(strategy, &named, board.last_sequential());
-            let mut graph: BTreeMap<TaskId, Vec<TaskId>> = board.tasks.values().map(|t| (t.id.clone(), t.dependencies.clone())).collect();
-            graph.insert(id.clone(), deps.clone());
+            // Only what the new task reaches: the DAG was acyclic before it, so a cycle it closes
+            // runs through it (checking every task on every create was a tenth of a create at
+            // 2,500 tasks).
+            let mut graph: BTreeMap<TaskId, Vec<TaskId>> = BTreeMap::from([(id.clone(), deps.clone())]);
+            let mut stack = deps.clone();
+            while let Some(d) = stack.pop() {
+                if !graph.contains_key(&d) {
+                    let next = board.tasks.get(&d).map(|t| t.dependencies.clone()).unwrap_or_default();
+                    stack.extend(next.iter().cloned());
+                    graph.insert(d, next);
+                }
+            }
             if let Some(cycle) = dag::find_cycle(&graph) {
                 let path: Vec<String> = cycle.iter().map(ToString::to_string).collect();
                 return Err(MeshError::invalid("dependencies", format!("they would form a cycle: {}", path.join(" → "))));
