@@ -4,8 +4,10 @@ pub mod catalogue;
 pub mod errors;
 pub mod handler;
 pub mod http;
+pub mod resources;
 pub mod schema;
 pub mod stdio;
+pub mod subscriptions;
 pub mod sweeper;
 pub mod tools;
 

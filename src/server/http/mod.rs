@@ -95,7 +95,7 @@ async fn session_delete_is_no_content(request: axum::extract::Request, next: axu
     response
 }
 
-/// rmcp's streamable HTTP service, one `MeshServer` clone per session.
+/// rmcp's streamable HTTP service, one `MeshServer` session handler per session.
 fn streamable(server: MeshServer, extra_hosts: &[String], ct: CancellationToken) -> StreamableHttpService<MeshServer, LocalSessionManager> {
     let hosts = security::LOOPBACK_HOSTS.iter().map(|h| h.to_string()).chain(extra_hosts.iter().cloned());
     // Sessions stay on (legacy_session_mode): clients before 2026-07-28 and the conformance
@@ -108,7 +108,7 @@ fn streamable(server: MeshServer, extra_hosts: &[String], ct: CancellationToken)
         .with_allowed_hosts(hosts)
         .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_cancellation_token(ct);
-    StreamableHttpService::new(move || Ok(server.clone()), Arc::new(LocalSessionManager::default()), config)
+    StreamableHttpService::new(move || Ok(server.session()), Arc::new(LocalSessionManager::default()), config)
 }
 
 /// Bind `opts.bind`, serve until SIGTERM/SIGINT, then shut down gracefully.
