@@ -1,6 +1,7 @@
 //! The MCP edge: the rmcp handler, the tool table, error mapping and the transports.
 
 pub mod catalogue;
+pub mod changes;
 pub mod errors;
 pub mod handler;
 pub mod http;

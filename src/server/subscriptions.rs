@@ -15,10 +15,11 @@ use rmcp::service::Peer;
 use rmcp::RoleServer;
 use tokio::task::AbortHandle;
 
+use super::changes::next_batch;
 use super::resources::MeshResource;
 use crate::ids::SwarmId;
 use crate::mesh::keys;
-use crate::store::{SharedStore, StoreError, Watch, WatchEvent};
+use crate::store::{SharedStore, StoreError, Watch};
 
 /// How long to wait before reopening a watch that ended with an error.
 const REOPEN_DELAY: Duration = Duration::from_millis(200);
@@ -136,16 +137,6 @@ async fn notify_loop(store: SharedStore, mut watch: Watch, peer: Peer<RoleServer
             }
         }
     }
-}
-
-/// The next events: waits for one, then takes whatever else is already queued.
-async fn next_batch(watch: &mut Watch) -> Result<Vec<WatchEvent>, StoreError> {
-    let first = watch.events.recv().await.ok_or_else(|| StoreError::Backend("the watch ended".into()))??;
-    let mut events = vec![first];
-    while let Ok(next) = watch.events.try_recv() {
-        events.push(next?);
-    }
-    Ok(events)
 }
 
 #[cfg(test)]
