@@ -1,6 +1,7 @@
 //! MCP resources through the real binary, over stdio and streamable HTTP: the capability in
 //! `initialize`, `resources/list`, templates, reading each kind, unknown URIs, and subscriptions
-//! that notify when ANOTHER process (`mesh-mcp call`) changes the shared database.
+//! that notify when ANOTHER process (`mesh-mcp call`) changes the shared database, both with
+//! `resources/subscribe` and with protocol 2026-07-28's `subscriptions/listen`.
 #![allow(deprecated)] // resources/subscribe is the subscription method of protocols with initialize
 
 mod common;
@@ -9,10 +10,10 @@ use std::process::Stdio;
 
 use common::{cli, temp_db, HttpServer, Transport, WAIT};
 use rmcp::model::{
-    ErrorCode, ReadResourceRequestParams, ResourceContents, ResourceUpdatedNotificationParam, SubscribeRequestParams,
-    UnsubscribeRequestParams,
+    ErrorCode, ProtocolVersion, ReadResourceRequestParams, ResourceContents, ResourceUpdatedNotificationParam,
+    ServerNotification, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, RunningService, ServiceError};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, RunningService, ServiceError};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{json, Value};
@@ -213,4 +214,36 @@ async fn subscriptions_follow_changes_by_another_process_over_stdio() {
 #[tokio::test]
 async fn subscriptions_follow_changes_by_another_process_over_http() {
     subscriptions_follow_other_processes(Transport::Http).await;
+}
+
+/// The 2026-07-28 protocol has no resources/subscribe: a client opens `subscriptions/listen`
+/// with the URIs it follows. A change by another process reaches that stream too.
+#[tokio::test]
+async fn listen_streams_updates_from_another_process_on_the_2026_protocol() {
+    let (_dir, db) = temp_db();
+    other_process(&db, &["swarm_init", "mesh", "--swarmId=modern"]).await;
+    let mut cmd = tokio::process::Command::new(common::bin());
+    cmd.args(["serve", "--db", db.to_str().unwrap()]);
+    let (child, _) = TokioChildProcess::builder(cmd).stderr(Stdio::null()).spawn().expect("spawn mesh-mcp");
+    let lifecycle = ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] };
+    let client = ().serve_with_lifecycle(child, lifecycle).await.expect("server/discover");
+    let uri = "mesh://swarm/modern/agents";
+    let filter = SubscriptionFilter::builder().resource_subscription(uri).resource_subscription("mesh://nowhere").build();
+    let mut subscription = client.listen(filter).await.expect("subscriptions/listen");
+    assert_eq!(subscription.acknowledged().resource_subscriptions, Some(vec![uri.to_string()]), "unknown URIs are not accepted");
+
+    other_process(&db, &["agent_spawn", "coder", "--name=remote", "--swarmId=modern"]).await;
+    loop {
+        let next = tokio::time::timeout(WAIT, subscription.next()).await.expect("an update within the bound");
+        match next.expect("subscription stream").expect("still open") {
+            ServerNotification::ResourceUpdatedNotification(n) => assert_eq!(n.params.uri, uri),
+            other => panic!("unexpected notification {other:?}"),
+        }
+        let read = client.read_resource(ReadResourceRequestParams::new(uri)).await.unwrap();
+        let ResourceContents::TextResourceContents { text, .. } = &read.contents[0] else { panic!("text content") };
+        if serde_json::from_str::<Value>(text).unwrap()["count"] == 1 {
+            break;
+        }
+    }
+    client.cancel().await.unwrap();
 }

@@ -8,13 +8,13 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, Implementation,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
     PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents,
-    ServerCapabilities, ServerConfig, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+    ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use super::resources::{self, MeshResource};
-use super::subscriptions::Subscriptions;
+use super::subscriptions::{self, Subscriptions};
 use super::{errors, tools};
 use crate::mesh::Engine;
 
@@ -130,6 +130,16 @@ impl ServerHandler for MeshServer {
             .subscribe(self.engine.store(), context.peer, resource)
             .await
             .map_err(|e| errors::resource_error(&r.uri, &e.into()))
+    }
+
+    /// Protocol 2026-07-28 subscribes with `subscriptions/listen`: accept the URIs that name a
+    /// resource, and stream their updates until the client cancels.
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(subscriptions::accept(requested))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        subscriptions::listen(self.engine.store(), context).await
     }
 
     #[allow(deprecated)]

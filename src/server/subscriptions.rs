@@ -1,5 +1,7 @@
 //! Change detection for resource subscriptions: which store keys back each resource, and one
-//! store watch per MCP session that turns commits into `notifications/resources/updated`.
+//! store watch per MCP session that turns commits into `notifications/resources/updated`, for
+//! `resources/subscribe` (protocols with `initialize`) and for `subscriptions/listen` streams
+//! (protocol 2026-07-28) alike.
 //!
 //! The watch covers the whole key space, so it sees every commit to the database, whichever
 //! process made it (the SQLite backend's watches poll the shared file for commits by other
@@ -11,11 +13,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rmcp::service::Peer;
-use rmcp::RoleServer;
+use rmcp::model::SubscriptionFilter;
+use rmcp::service::{Peer, SubscriptionContext};
+use rmcp::{ErrorData, RoleServer};
 use tokio::task::AbortHandle;
 
 use super::changes::next_batch;
+use super::errors;
 use super::resources::MeshResource;
 use crate::ids::SwarmId;
 use crate::mesh::keys;
@@ -134,6 +138,54 @@ async fn notify_loop(store: SharedStore, mut watch: Watch, peer: Peer<RoleServer
             match store.watch("", 0).await {
                 Ok(w) => watch = w,
                 Err(e) => tracing::warn!(error = %e, "cannot reopen the resource watch; will retry"),
+            }
+        }
+    }
+}
+
+/// `subscriptions/listen` (protocol 2026-07-28): the requested URIs that name a resource.
+pub fn accept(requested: &SubscriptionFilter) -> SubscriptionFilter {
+    let uris = requested.resource_subscriptions.iter().flatten().filter(|u| MeshResource::parse(u).is_some()).cloned();
+    SubscriptionFilter::builder().resource_subscriptions(uris).build()
+}
+
+/// Serve one `subscriptions/listen` stream until the client cancels it or goes away. The SDK
+/// acknowledges before this runs, so each resource is notified once as soon as the watch is
+/// open: a change that landed in between is then not lost, only reported conservatively.
+pub async fn listen(store: &SharedStore, context: SubscriptionContext) -> Result<(), ErrorData> {
+    let subscribed: BTreeMap<String, MeshResource> = context
+        .accepted()
+        .resource_subscriptions
+        .iter()
+        .flatten()
+        .filter_map(|uri| MeshResource::parse(uri).map(|r| (uri.clone(), r)))
+        .collect();
+    if subscribed.is_empty() {
+        context.cancelled().await;
+        return Ok(());
+    }
+    let mut watch = store.watch("", 0).await.map_err(|e| errors::resource_error("mesh://", &e.into()))?;
+    let mut due: Vec<String> = subscribed.keys().cloned().collect();
+    loop {
+        for uri in due.drain(..) {
+            if context.sink().notify_resource_updated(uri).await.is_err() {
+                return Ok(()); // the stream ended
+            }
+        }
+        let batch = tokio::select! {
+            _ = context.cancelled() => return Ok(()),
+            batch = next_batch(&mut watch) => batch,
+        };
+        match batch {
+            Ok(events) => {
+                let changed: Vec<&str> = events.iter().map(|e| e.kv.key.as_str()).collect();
+                due = touched(&subscribed, &changed).into_iter().map(str::to_string).collect();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "listen watch ended; reopening it");
+                tokio::time::sleep(REOPEN_DELAY).await;
+                watch = store.watch("", 0).await.map_err(|e| errors::resource_error("mesh://", &e.into()))?;
+                due = subscribed.keys().cloned().collect();
             }
         }
     }
