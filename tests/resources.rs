@@ -247,3 +247,30 @@ async fn listen_streams_updates_from_another_process_on_the_2026_protocol() {
     }
     client.cancel().await.unwrap();
 }
+
+/// The decision log resource shows a decision once consensus reaches it, and its subscribers hear
+/// of it.
+#[tokio::test]
+async fn the_decision_log_resource_follows_decisions() {
+    let (_dir, db) = temp_db();
+    let mut s = connect(Transport::Stdio, db.to_str().unwrap()).await;
+    s.tool("swarm_init", json!({"topology": "mesh", "swarmId": "votes", "heartbeatInterval": 60, "messageTimeout": 600})).await;
+    let mut agents = Vec::new();
+    for name in ["a", "b"] {
+        agents.push(s.tool("agent_spawn", json!({"type": "coder", "name": name})).await);
+    }
+    let uri = "mesh://swarm/votes/decisions";
+    s.client.subscribe(SubscribeRequestParams::new(uri)).await.unwrap();
+
+    let p = s.tool("daa_consensus", json!({"agents": "all", "proposal": {"ship": "v1"}})).await;
+    let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
+    for a in &agents {
+        s.tool("daa_consensus", json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": a["agentId"], "agentToken": a["agentToken"]}))
+            .await;
+    }
+    assert_eq!(s.next_update().await, uri, "proposing and voting write no log entry; the decision does");
+    let log = s.read(uri).await.unwrap();
+    assert_eq!(log["total"], 1, "{log}");
+    assert!(common::contains(&log["decisions"], &json!([{"sequence": 1, "proposalId": pid, "proposal": {"ship": "v1"}, "outcome": "approved"}])), "{log}");
+    s.client.cancel().await.unwrap();
+}
