@@ -1,4 +1,5 @@
-//! The MCP edge: the rmcp handler, the tool table, error mapping and the transports.
+//! The MCP edge: the rmcp handler, the tool table, resources and their change feed, error mapping
+//! and the transports.
 
 pub mod catalogue;
 pub mod changes;
