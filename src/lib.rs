@@ -24,11 +24,14 @@
 //! - [`attention`]: the compute core of attention-based coordination: the `Embedder` trait with a
 //!   built-in lexical embedder, and multi-head attention (candle, plus a fused kernel for small N).
 //! - [`cli`]: `mesh-mcp call`, which runs a tool handler from a shell (hook scripts).
+//! - [`doctor`]: `mesh-mcp doctor`, the health check of an installation (database, settings,
+//!   embedding model, a real client handshake).
 //! - [`config`]: named defaults and limits; [`error`]: `MeshError`; [`ids`]: identity newtypes.
 
 pub mod attention;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod ids;
 pub mod logging;

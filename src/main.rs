@@ -113,6 +113,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the database, the settings, the embedding model and that a client can connect;
+    /// one line per check (OK, WARN or FAIL), exit 1 if any check fails.
+    Doctor {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -170,6 +177,17 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             cfg.requests = requests.unwrap_or(cfg.requests);
             cfg = sim::SimConfig { faulty, drop, delay, partitions: partition, gst, fanout, max_time, ..cfg };
             simulate(&cfg, json)
+        }
+        Command::Doctor { json } => {
+            let settings = mesh_mcp::doctor::Settings {
+                db: args.db.clone(),
+                durability: durability(&args.durability),
+                compute,
+                binary: std::env::current_exe()?,
+            };
+            let report = runtime(false)?.block_on(mesh_mcp::doctor::run(&settings));
+            println!("{}", if json { report.json() } else { report.text() });
+            Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
     }
 }

@@ -133,7 +133,7 @@ fn every_tool_and_error_path_keeps_stdout_pure_json_rpc() {
 fn methods_of_undeclared_capabilities_are_not_answered_as_supported() {
     let (_dir, db) = temp_db();
     let mut server = RawServer::spawn(db.to_str().unwrap());
-    for method in ["resources/list", "resources/templates/list", "prompts/list", "logging/setLevel", "completion/complete"] {
+    for method in ["prompts/list", "logging/setLevel", "completion/complete"] {
         let resp = server.request(method, json!({}));
         assert_eq!(resp["error"]["code"], -32601, "{method}: {resp}");
     }

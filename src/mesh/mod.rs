@@ -14,6 +14,7 @@ pub mod consensus;
 pub mod fault;
 pub mod health;
 pub mod keys;
+pub mod listing;
 pub mod memory;
 pub mod memory_search;
 pub mod messaging;

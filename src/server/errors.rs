@@ -30,3 +30,24 @@ pub fn tool_success(json: String) -> CallToolResult {
 pub fn unknown_tool(name: &str) -> ErrorData {
     ErrorData::invalid_params(format!("unknown tool `{name}`; tools/list names the tools this server has"), None)
 }
+
+/// A URI that names no resource of this server: `-32002`, resource not found (MCP spec).
+pub fn unknown_resource(uri: &str) -> ErrorData {
+    ErrorData::resource_not_found(
+        format!("no resource `{uri}`; resources/list and resources/templates/list name what exists"),
+        Some(json!({ "uri": uri })),
+    )
+}
+
+/// A resource read that failed. A swarm that does not exist is "resource not found"; a bad
+/// name is invalid params; a store failure is internal (its detail goes to the log, not out).
+pub fn resource_error(uri: &str, e: &MeshError) -> ErrorData {
+    match e {
+        MeshError::NotFound { .. } => ErrorData::resource_not_found(format!("{e} (resource `{uri}`)"), Some(json!({ "uri": uri }))),
+        MeshError::InvalidArgument { .. } | MeshError::BadArguments(_) => ErrorData::invalid_params(e.to_string(), None),
+        _ => {
+            tracing::error!(error = %e, %uri, "resource read failed");
+            ErrorData::internal_error(format!("reading `{uri}` failed: {}", e.code()), None)
+        }
+    }
+}

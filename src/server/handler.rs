@@ -1,14 +1,20 @@
-//! `MeshServer`: the rmcp `ServerHandler`. It declares the tools capability only, and answers the
-//! methods of capabilities it does not declare with "method not found".
+//! `MeshServer`: the rmcp `ServerHandler`. It declares the tools and resources capabilities
+//! (resources with subscribe), and answers the methods of capabilities it does not declare with
+//! "method not found".
+
+use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, Implementation,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents,
+    ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
+use super::resources::{self, MeshResource};
+use super::subscriptions::{self, Subscriptions};
 use super::{errors, tools};
 use crate::mesh::Engine;
 
@@ -19,11 +25,19 @@ as the agent needs it), then daa_communication, memory_usage and swarm_status.";
 #[derive(Clone)]
 pub struct MeshServer {
     engine: Engine,
+    /// Resource subscriptions of the one session this handler serves (see [`Self::session`]).
+    subscriptions: Arc<Subscriptions>,
 }
 
 impl MeshServer {
     pub fn new(engine: Engine) -> Self {
-        Self { engine }
+        Self { engine, subscriptions: Arc::default() }
+    }
+
+    /// A handler for a new session: the same engine, no subscriptions. Transports that serve
+    /// several sessions start each with this rather than a clone, which would share them.
+    pub fn session(&self) -> Self {
+        Self::new(self.engine.clone())
     }
 
     pub fn engine(&self) -> &Engine {
@@ -32,7 +46,11 @@ impl MeshServer {
 }
 
 fn method_not_found(method: &'static str) -> ErrorData {
-    ErrorData::new(rmcp::model::ErrorCode::METHOD_NOT_FOUND, format!("{method} is not supported: mesh-mcp declares only the tools capability"), None)
+    ErrorData::new(
+        rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+        format!("{method} is not supported: mesh-mcp declares only the tools and resources capabilities"),
+        None,
+    )
 }
 
 impl ServerHandler for MeshServer {
@@ -40,7 +58,7 @@ impl ServerHandler for MeshServer {
         let mut server_info = Implementation::from_build_env();
         server_info.name = env!("CARGO_PKG_NAME").to_string();
         server_info.version = env!("CARGO_PKG_VERSION").to_string();
-        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
+        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().enable_resources_subscribe().build());
         info.server_info = server_info;
         info.instructions = Some(INSTRUCTIONS.to_string());
         info
@@ -80,7 +98,10 @@ impl ServerHandler for MeshServer {
     }
 
     async fn list_resources(&self, _r: Option<PaginatedRequestParams>, _c: RequestContext<RoleServer>) -> Result<ListResourcesResult, ErrorData> {
-        Err(method_not_found("resources/list"))
+        match resources::list(&self.engine).await {
+            Ok(listed) => Ok(ListResourcesResult::with_all_items(listed)),
+            Err(e) => Err(errors::resource_error("mesh://", &e)),
+        }
     }
 
     async fn list_resource_templates(
@@ -88,6 +109,42 @@ impl ServerHandler for MeshServer {
         _r: Option<PaginatedRequestParams>,
         _c: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        Err(method_not_found("resources/templates/list"))
+        Ok(ListResourceTemplatesResult::with_all_items(resources::templates()))
+    }
+
+    async fn read_resource(&self, r: ReadResourceRequestParams, _c: RequestContext<RoleServer>) -> Result<ReadResourceResponse, ErrorData> {
+        let resource = MeshResource::parse(&r.uri).ok_or_else(|| errors::unknown_resource(&r.uri))?;
+        let json = resource.read(&self.engine).await.map_err(|e| errors::resource_error(&r.uri, &e))?;
+        let contents = ResourceContents::text(json, r.uri).with_mime_type(resources::MIME_JSON);
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
+    // resources/subscribe and unsubscribe are the subscription methods of every protocol version
+    // that has `initialize` (rmcp marks them legacy for its 2026-07-28 `subscriptions/listen`).
+    #[allow(deprecated)]
+    async fn subscribe(&self, r: SubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        let resource = MeshResource::parse(&r.uri).ok_or_else(|| errors::unknown_resource(&r.uri))?;
+        // Subscribe to what exists: reading it first answers an unknown swarm with not found.
+        resource.read(&self.engine).await.map_err(|e| errors::resource_error(&r.uri, &e))?;
+        self.subscriptions
+            .subscribe(self.engine.store(), context.peer, resource)
+            .await
+            .map_err(|e| errors::resource_error(&r.uri, &e.into()))
+    }
+
+    /// Protocol 2026-07-28 subscribes with `subscriptions/listen`: accept the URIs that name a
+    /// resource, and stream their updates until the client cancels.
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(subscriptions::accept(requested))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        subscriptions::listen(self.engine.store(), context).await
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(&self, r: UnsubscribeRequestParams, _c: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        self.subscriptions.unsubscribe(&r.uri);
+        Ok(())
     }
 }

@@ -1,11 +1,15 @@
-//! The MCP edge: the rmcp handler, the tool table, error mapping and the transports.
+//! The MCP edge: the rmcp handler, the tool table, resources and their change feed, error mapping
+//! and the transports.
 
 pub mod catalogue;
+pub mod changes;
 pub mod errors;
 pub mod handler;
 pub mod http;
+pub mod resources;
 pub mod schema;
 pub mod stdio;
+pub mod subscriptions;
 pub mod sweeper;
 pub mod tools;
 

@@ -6,6 +6,7 @@ use rmcp::ServiceExt;
 use super::MeshServer;
 
 pub async fn serve(server: MeshServer) -> anyhow::Result<()> {
+    tracing::debug!("serving MCP on stdio");
     let transport = rmcp::transport::io::stdio_pipes();
     let running = server.serve(transport).await?;
     let cancel = running.cancellation_token();

@@ -38,7 +38,7 @@ use super::{
 };
 
 /// Bumped (with a migration) whenever the schema below changes.
-const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (

@@ -21,6 +21,7 @@ SCENARIOS=(
                                # field (SEP-1699); its fixture tool test_reconnection is absent,
                                # so the call gets -32602 and the resume check can only WARN
   dns-rebinding-protection     # non-localhost Host/Origin -> 4xx; localhost -> 2xx
+  resources-list               # resources/list: uri and name on every resource (mesh://swarms)
 )
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/mesh-conformance.XXXXXX")"

@@ -4,8 +4,8 @@ requirements.txt), over stdio (stdio_client + ClientSession) and streamable HTTP
 (streamable_http_client), plus a short legacy-SSE round trip (sse_client).
 
 The scenario, per transport, each on its own database file:
-  initialize (only the `tools` capability is declared; resources/list and prompts/list answer
-  method-not-found), ping, tools/list; swarm_init maxAgents=4, four agent_spawn calls and a
+  initialize (the `tools` and `resources` capabilities are declared; resources/list names
+  mesh://swarms, prompts/list answers method-not-found), ping, tools/list; swarm_init maxAgents=4, four agent_spawn calls and a
   fifth that must be refused (isError, conflict); a direct message and a broadcast, received
   FIFO and acknowledged; a memory entry with ttl=1 that is gone ~2.5 s later; then the server
   process is restarted on the same database file and the swarm, its agents, the unacknowledged
@@ -212,6 +212,10 @@ async def handshake(session: ClientSession) -> None:
     R.ok("ping")
     if attr(caps, "resources") is None:
         await expect_method_not_found("resources/list (capability not declared)", session.list_resources())
+    else:
+        listed = await session.list_resources()
+        uris = [str(r.uri) for r in listed.resources]
+        R.check("mesh://swarms" in uris, "resources/list names mesh://swarms", uris)
     if attr(caps, "prompts") is None:
         await expect_method_not_found("prompts/list (capability not declared)", session.list_prompts())
     tools = await session.list_tools()

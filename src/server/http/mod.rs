@@ -2,6 +2,7 @@
 //!
 //! - `/mcp`: streamable HTTP, served by rmcp's [`StreamableHttpService`] with in-memory sessions.
 //! - `/sse` + `/message`: the older HTTP+SSE transport of protocol 2024-11-05 ([`sse`]).
+//! - `/events`: a server-sent event per batch of store changes, for live views ([`events`]).
 //!
 //! Every route sits behind one [`security`] guard (Host/Origin checks against DNS rebinding, and
 //! the bearer token when one is set). The server refuses a non-loopback address without a token,
@@ -10,6 +11,7 @@
 //! Nothing here writes to stdout. The one line for humans and tests,
 //! `mesh-mcp: listening on http://ADDR`, goes to stderr.
 
+pub mod events;
 pub mod security;
 pub mod sse;
 
@@ -78,6 +80,7 @@ pub fn app(server: MeshServer, opts: &HttpOptions, ct: CancellationToken) -> Rou
     Router::new()
         .nest_service("/mcp", streamable(server.clone(), &extra_hosts, ct.child_token()))
         .layer(axum::middleware::from_fn(session_delete_is_no_content))
+        .merge(events::routes(server.engine().store().clone(), ct.clone(), SSE_KEEP_ALIVE))
         .merge(sse::routes(server, ct, SSE_KEEP_ALIVE))
         // For the extractors of /message; rmcp enforces its own limit on /mcp (set below).
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -95,7 +98,7 @@ async fn session_delete_is_no_content(request: axum::extract::Request, next: axu
     response
 }
 
-/// rmcp's streamable HTTP service, one `MeshServer` clone per session.
+/// rmcp's streamable HTTP service, one `MeshServer` session handler per session.
 fn streamable(server: MeshServer, extra_hosts: &[String], ct: CancellationToken) -> StreamableHttpService<MeshServer, LocalSessionManager> {
     let hosts = security::LOOPBACK_HOSTS.iter().map(|h| h.to_string()).chain(extra_hosts.iter().cloned());
     // Sessions stay on (legacy_session_mode): clients before 2026-07-28 and the conformance
@@ -108,7 +111,7 @@ fn streamable(server: MeshServer, extra_hosts: &[String], ct: CancellationToken)
         .with_allowed_hosts(hosts)
         .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_cancellation_token(ct);
-    StreamableHttpService::new(move || Ok(server.clone()), Arc::new(LocalSessionManager::default()), config)
+    StreamableHttpService::new(move || Ok(server.session()), Arc::new(LocalSessionManager::default()), config)
 }
 
 /// Bind `opts.bind`, serve until SIGTERM/SIGINT, then shut down gracefully.

@@ -58,7 +58,7 @@ async fn open(State(legacy): State<Legacy>) -> Sse<impl Stream<Item = Result<Eve
     legacy.sessions.insert(id.clone(), inbound_tx);
     let ct = legacy.shutdown.child_token();
     let transport = ChannelTransport { inbound: inbound_rx, outbound: outbound_tx };
-    tokio::spawn(run_session(legacy.server.clone(), transport, ct.clone(), legacy.sessions.clone(), id.clone()));
+    tokio::spawn(run_session(legacy.server.session(), transport, ct.clone(), legacy.sessions.clone(), id.clone()));
     tracing::debug!(session = %id, "legacy SSE session opened");
 
     let endpoint = Event::default().event("endpoint").data(format!("/message?sessionId={id}"));

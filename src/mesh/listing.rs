@@ -1,0 +1,114 @@
+//! Read-only listings of what exists in the store: swarms, memory namespaces and a swarm's
+//! decision log. They back the MCP resources (`mesh://swarms`, `mesh://memory/{namespace}`,
+//! `mesh://swarm/{id}/decisions`) and write nothing, so reading a resource never changes the
+//! state it describes (a read that wrote would wake its own subscribers).
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::consensus::log::LogEntry;
+use super::model::{decode, SwarmRecord};
+use super::swarm::Strategy;
+use super::topology::TopologyKind;
+use super::{keys, validate, Engine};
+use crate::config;
+use crate::error::{MeshError, Result};
+use crate::ids::SwarmId;
+use crate::store::{self, prefix_end, RangeRequest};
+
+/// One swarm, in brief.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SwarmSummary {
+    pub swarm_id: String,
+    pub topology: TopologyKind,
+    pub strategy: Strategy,
+    pub max_agents: u32,
+    /// Agents registered in the swarm, whatever their status.
+    pub agents: usize,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SwarmListOutput {
+    /// The swarm a call that names none acts on; absent before the first swarm_init.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_swarm: Option<String>,
+    pub swarms: Vec<SwarmSummary>,
+    pub revision: i64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionLogOutput {
+    pub swarm_id: String,
+    /// Decisions ever logged in this swarm (the last sequence number).
+    pub total: i64,
+    /// The newest decisions, newest first.
+    pub decisions: Vec<LogEntry>,
+    pub revision: i64,
+}
+
+impl Engine {
+    /// The distinct second segments of the keys under `prefix` (`swarm/` → swarm ids), found by
+    /// skipping from one to the next: one single-key read per name, whatever lies beneath it.
+    async fn segments(&self, prefix: &str) -> Result<Vec<String>> {
+        let end = prefix_end(prefix);
+        let mut start = prefix.to_string();
+        let mut names = Vec::new();
+        loop {
+            let req = RangeRequest { start: start.clone(), end: Some(end.clone()), limit: 1 };
+            let Some(kv) = self.store().range(req).await?.kvs.into_iter().next() else { break };
+            let rest = &kv.key[prefix.len()..];
+            let Some((name, _)) = rest.split_once('/') else {
+                start = format!("{}\0", kv.key); // a key with no segment under it: step over it
+                continue;
+            };
+            start = prefix_end(&format!("{prefix}{name}/"));
+            names.push(name.to_string());
+        }
+        Ok(names)
+    }
+
+    /// Every swarm with its agent count, and the default swarm.
+    pub async fn swarm_list(&self) -> Result<SwarmListOutput> {
+        let revision = self.store().revision().await?;
+        let default_swarm =
+            store::get(&**self.store(), keys::DEFAULT_SWARM).await?.map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
+        let mut swarms = Vec::new();
+        for id in self.segments("swarm/").await? {
+            let id = SwarmId::new(id);
+            let Some(kv) = store::get(&**self.store(), &keys::swarm(&id)).await? else { continue };
+            let record: SwarmRecord = decode(&kv)?;
+            let agents = self.store().range(RangeRequest::prefix(keys::agents(&id))).await?.count;
+            swarms.push(SwarmSummary {
+                swarm_id: id.to_string(),
+                topology: record.topology,
+                strategy: record.strategy,
+                max_agents: record.max_agents,
+                agents,
+                created_at_ms: record.created_at_ms,
+            });
+        }
+        Ok(SwarmListOutput { default_swarm, swarms, revision })
+    }
+
+    /// The memory namespaces holding at least one live entry.
+    pub async fn memory_namespaces(&self) -> Result<Vec<String>> {
+        self.segments("memory/").await
+    }
+
+    /// The newest `limit` decisions of a swarm that exists.
+    pub async fn decision_log(&self, swarm_id: &str, limit: usize) -> Result<DecisionLogOutput> {
+        validate::name("swarmId", swarm_id)?;
+        let id = SwarmId::new(swarm_id);
+        let revision = self.store().revision().await?;
+        if store::get(&**self.store(), &keys::swarm(&id)).await?.is_none() {
+            return Err(MeshError::not_found("swarm", swarm_id));
+        }
+        let total = self.log_head(&id).await?.last;
+        let decisions = self.recent_decisions(&id, limit.min(config::MAX_LIST_LIMIT)).await?;
+        Ok(DecisionLogOutput { swarm_id: id.to_string(), total, decisions, revision })
+    }
+}

@@ -1,0 +1,179 @@
+//! The MCP resources: which `mesh://` URIs exist, how each maps to an engine read, and the
+//! templates that describe them.
+//!
+//! | URI                          | content (JSON)                                   |
+//! |------------------------------|--------------------------------------------------|
+//! | `mesh://swarms`              | every swarm in brief, and the default swarm      |
+//! | `mesh://swarm/{id}`          | the swarm's status (what `swarm_status` returns) |
+//! | `mesh://swarm/{id}/agents`   | its agents (what `agent_list` returns)           |
+//! | `mesh://swarm/{id}/decisions`| its consensus decision log, newest first         |
+//! | `mesh://memory/{namespace}`  | the namespace's entries (`memory_usage` list)    |
+//!
+//! Each read is one existing engine operation, so a resource and its tool cannot disagree.
+//! Which store keys back each resource lives in [`super::subscriptions`].
+
+use rmcp::model::{Resource, ResourceTemplate};
+
+use crate::config;
+use crate::error::{MeshError, Result};
+use crate::mesh::agents::AgentListParams;
+use crate::mesh::memory::{MemoryAction, MemoryParams};
+use crate::mesh::swarm::SwarmIdParams;
+use crate::mesh::{validate, Engine};
+
+pub const SCHEME: &str = "mesh://";
+pub const MIME_JSON: &str = "application/json";
+
+/// One resource, parsed from its URI. Names are checked like tool arguments (letters, digits,
+/// `- _ . :`), so they need no escaping inside a URI.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MeshResource {
+    Swarms,
+    Swarm(String),
+    Agents(String),
+    Decisions(String),
+    Memory(String),
+}
+
+impl MeshResource {
+    /// Parse a `mesh://` URI; `None` when it names no resource this server has.
+    pub fn parse(uri: &str) -> Option<Self> {
+        let path = uri.strip_prefix(SCHEME)?;
+        let segments: Vec<&str> = path.split('/').collect();
+        let resource = match segments.as_slice() {
+            ["swarms"] => Self::Swarms,
+            ["swarm", id] => Self::Swarm(id.to_string()),
+            ["swarm", id, "agents"] => Self::Agents(id.to_string()),
+            ["swarm", id, "decisions"] => Self::Decisions(id.to_string()),
+            ["memory", namespace] => Self::Memory(namespace.to_string()),
+            _ => return None,
+        };
+        let name_ok = match &resource {
+            Self::Swarms => true,
+            Self::Swarm(n) | Self::Agents(n) | Self::Decisions(n) | Self::Memory(n) => validate::name("name", n).is_ok(),
+        };
+        name_ok.then_some(resource)
+    }
+
+    pub fn uri(&self) -> String {
+        match self {
+            Self::Swarms => format!("{SCHEME}swarms"),
+            Self::Swarm(id) => format!("{SCHEME}swarm/{id}"),
+            Self::Agents(id) => format!("{SCHEME}swarm/{id}/agents"),
+            Self::Decisions(id) => format!("{SCHEME}swarm/{id}/decisions"),
+            Self::Memory(ns) => format!("{SCHEME}memory/{ns}"),
+        }
+    }
+
+    /// The resource's current content as JSON text. A swarm that does not exist is `NotFound`.
+    pub async fn read(&self, engine: &Engine) -> Result<String> {
+        let json = match self {
+            Self::Swarms => serde_json::to_string(&engine.swarm_list().await?),
+            Self::Swarm(id) => serde_json::to_string(&engine.swarm_status(SwarmIdParams { swarm_id: Some(id.clone()) }).await?),
+            Self::Agents(id) => {
+                serde_json::to_string(&engine.agent_list(AgentListParams { swarm_id: Some(id.clone()), status: None }).await?)
+            }
+            Self::Decisions(id) => serde_json::to_string(&engine.decision_log(id, config::MAX_LIST_LIMIT).await?),
+            Self::Memory(ns) => serde_json::to_string(&engine.memory(memory_list(ns)).await?),
+        };
+        json.map_err(|e| MeshError::Corrupt { key: self.uri(), reason: e.to_string() })
+    }
+
+    fn describe(&self) -> (String, &'static str) {
+        match self {
+            Self::Swarms => ("swarms".into(), "Every swarm in brief (topology, agent count) and the default swarm"),
+            Self::Swarm(id) => (format!("swarm {id}"), "The swarm's status: agents by status, health figures, alerts, leader"),
+            Self::Agents(id) => (format!("agents of {id}"), "The swarm's agents with status, heartbeat age, links and pending messages"),
+            Self::Decisions(id) => (format!("decisions of {id}"), "The swarm's consensus decision log, newest first"),
+            Self::Memory(ns) => (format!("memory {ns}"), "The entries of a shared memory namespace"),
+        }
+    }
+
+    fn listed(&self) -> Resource {
+        let (name, description) = self.describe();
+        Resource::new(self.uri(), name).with_description(description).with_mime_type(MIME_JSON)
+    }
+}
+
+/// `memory_usage {action: list}` over a whole namespace, as large a page as a list returns.
+fn memory_list(namespace: &str) -> MemoryParams {
+    MemoryParams {
+        action: MemoryAction::List,
+        key: None,
+        value: None,
+        namespace: Some(namespace.to_string()),
+        ttl: None,
+        query: None,
+        limit: Some(config::MAX_LIST_LIMIT),
+        cursor: None,
+    }
+}
+
+/// The concrete resources that exist now: the swarm list, three per swarm, one per non-empty
+/// memory namespace.
+pub async fn list(engine: &Engine) -> Result<Vec<Resource>> {
+    let mut resources = vec![MeshResource::Swarms];
+    for swarm in engine.swarm_list().await?.swarms {
+        let id = swarm.swarm_id;
+        resources.extend([MeshResource::Swarm(id.clone()), MeshResource::Agents(id.clone()), MeshResource::Decisions(id)]);
+    }
+    resources.extend(engine.memory_namespaces().await?.into_iter().map(MeshResource::Memory));
+    Ok(resources.iter().map(MeshResource::listed).collect())
+}
+
+/// The URI templates (RFC 6570) of the parameterised resources.
+pub fn templates() -> Vec<ResourceTemplate> {
+    let template = |uri: &str, name: &str, description: &str| {
+        ResourceTemplate::new(uri, name).with_description(description).with_mime_type(MIME_JSON)
+    };
+    vec![
+        template("mesh://swarm/{id}", "swarm status", "A swarm's status: agents by status, health figures, alerts, leader"),
+        template("mesh://swarm/{id}/agents", "swarm agents", "A swarm's agents with status, heartbeat age and links"),
+        template("mesh://swarm/{id}/decisions", "decision log", "A swarm's consensus decision log, newest first"),
+        template("mesh://memory/{namespace}", "memory namespace", "The entries of a shared memory namespace"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_resource_parses_back_from_its_uri() {
+        for r in [
+            MeshResource::Swarms,
+            MeshResource::Swarm("s-1".into()),
+            MeshResource::Agents("a:b".into()),
+            MeshResource::Decisions("x.y".into()),
+            MeshResource::Memory("default".into()),
+        ] {
+            assert_eq!(MeshResource::parse(&r.uri()), Some(r));
+        }
+    }
+
+    #[test]
+    fn uris_outside_the_scheme_or_layout_do_not_parse() {
+        for uri in [
+            "mesh://swarm",
+            "mesh://swarm/",
+            "mesh://swarm/a/b",
+            "mesh://swarm/a/agents/x",
+            "mesh://memory/a/b",
+            "mesh://swarms/x",
+            "file:///etc/passwd",
+            "mesh://swarm/has space",
+            "mesh://memory/%2e%2e",
+            "MESH://swarms",
+        ] {
+            assert_eq!(MeshResource::parse(uri), None, "{uri}");
+        }
+    }
+
+    #[test]
+    fn every_template_names_a_parsable_shape() {
+        for t in templates() {
+            let uri = t.uri_template.replace("{id}", "s1").replace("{namespace}", "ns");
+            assert!(MeshResource::parse(&uri).is_some(), "{}", t.uri_template);
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Change detection for resource subscriptions: which store keys back each resource, and one
+//! store watch per MCP session that turns commits into `notifications/resources/updated`, for
+//! `resources/subscribe` (protocols with `initialize`) and for `subscriptions/listen` streams
+//! (protocol 2026-07-28) alike.
+//!
+//! The watch covers the whole key space, so it sees every commit to the database, whichever
+//! process made it (the SQLite backend's watches poll the shared file for commits by other
+//! processes). Events that arrive together are coalesced: one notification per subscribed
+//! resource per batch, not one per key. The watch runs only while the session has
+//! subscriptions, and stops with the session.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::SubscriptionFilter;
+use rmcp::service::{Peer, SubscriptionContext};
+use rmcp::{ErrorData, RoleServer};
+use tokio::task::AbortHandle;
+
+use super::changes::next_batch;
+use super::errors;
+use super::resources::MeshResource;
+use crate::ids::SwarmId;
+use crate::mesh::keys;
+use crate::store::{SharedStore, StoreError, Watch};
+
+/// How long to wait before reopening a watch that ended with an error.
+const REOPEN_DELAY: Duration = Duration::from_millis(200);
+
+/// Whether a write to `key` can change what `resource` reads.
+pub fn affects(resource: &MeshResource, key: &str) -> bool {
+    let swarm = |id: &str| SwarmId::new(id);
+    match resource {
+        // The swarm records and agent counts, and which swarm is the default.
+        MeshResource::Swarms => {
+            key == keys::DEFAULT_SWARM
+                || key
+                    .strip_prefix("swarm/")
+                    .and_then(|rest| rest.split_once('/'))
+                    .is_some_and(|(_, rest)| rest == "config" || rest.starts_with("agent/"))
+        }
+        // swarm_status reads the swarm, its mailboxes (latency), consensus (leader, agreement)
+        // and task loads.
+        MeshResource::Swarm(id) => {
+            let s = swarm(id);
+            [keys::swarm_prefix(&s), keys::mailboxes(&s), keys::consensus(&s), keys::tasks(&s)].iter().any(|p| key.starts_with(p))
+        }
+        // agent_list reads the swarm (records, heartbeats, liveness, faults, graph) and counts
+        // pending mail.
+        MeshResource::Agents(id) => {
+            let s = swarm(id);
+            key.starts_with(&keys::swarm_prefix(&s)) || key.starts_with(&keys::mailboxes(&s))
+        }
+        MeshResource::Decisions(id) => {
+            let s = swarm(id);
+            key.starts_with(&keys::decision_log(&s)) || key == keys::swarm(&s)
+        }
+        MeshResource::Memory(ns) => key.starts_with(&keys::memory_namespace(ns)),
+    }
+}
+
+/// The subscribed resources (by URI) that any of `changed` keys affects, each once.
+pub fn touched<'a>(subscribed: &'a BTreeMap<String, MeshResource>, changed: &[&str]) -> Vec<&'a str> {
+    subscribed.iter().filter(|(_, r)| changed.iter().any(|k| affects(r, k))).map(|(uri, _)| uri.as_str()).collect()
+}
+
+type Subscribed = Arc<Mutex<BTreeMap<String, MeshResource>>>;
+
+/// One session's subscriptions. Create one per MCP session; dropping it stops its watch.
+#[derive(Default)]
+pub struct Subscriptions {
+    subscribed: Subscribed,
+    task: Mutex<Option<AbortHandle>>,
+}
+
+impl Drop for Subscriptions {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.lock().expect("subscriptions lock").take() {
+            task.abort();
+        }
+    }
+}
+
+impl Subscriptions {
+    /// Subscribe `peer` to `resource`. The first subscription opens the store watch before
+    /// returning, so any commit after the reply is seen.
+    pub async fn subscribe(&self, store: &SharedStore, peer: Peer<RoleServer>, resource: MeshResource) -> Result<(), StoreError> {
+        let running = self.task.lock().expect("subscriptions lock").as_ref().is_some_and(|t| !t.is_finished());
+        if !running {
+            let watch = store.watch("", 0).await?;
+            let task = tokio::spawn(notify_loop(store.clone(), watch, peer, self.subscribed.clone()));
+            if let Some(old) = self.task.lock().expect("subscriptions lock").replace(task.abort_handle()) {
+                old.abort(); // a concurrent subscribe also started one
+            }
+        }
+        self.subscribed.lock().expect("subscriptions lock").insert(resource.uri(), resource);
+        Ok(())
+    }
+
+    /// Drop a subscription; returns whether there was one. The last one stops the watch.
+    pub fn unsubscribe(&self, uri: &str) -> bool {
+        let mut subscribed = self.subscribed.lock().expect("subscriptions lock");
+        let removed = subscribed.remove(uri).is_some();
+        if subscribed.is_empty() {
+            if let Some(task) = self.task.lock().expect("subscriptions lock").take() {
+                task.abort();
+            }
+        }
+        removed
+    }
+}
+
+async fn notify_loop(store: SharedStore, mut watch: Watch, peer: Peer<RoleServer>, subscribed: Subscribed) {
+    loop {
+        let batch = next_batch(&mut watch).await;
+        let uris: Vec<String> = {
+            let subscribed = subscribed.lock().expect("subscriptions lock");
+            match &batch {
+                Ok(events) => {
+                    let changed: Vec<&str> = events.iter().map(|e| e.kv.key.as_str()).collect();
+                    touched(&subscribed, &changed).into_iter().map(str::to_string).collect()
+                }
+                // Changes may have been missed: every subscriber should read again.
+                Err(_) => subscribed.keys().cloned().collect(),
+            }
+        };
+        for uri in uris {
+            tracing::debug!(%uri, "resource updated");
+            if let Err(e) = peer.notify_resource_updated(rmcp::model::ResourceUpdatedNotificationParam::new(uri)).await {
+                tracing::debug!(error = %e, "session gone; stopping its resource watch");
+                return;
+            }
+        }
+        if let Err(e) = batch {
+            tracing::warn!(error = %e, "resource watch ended; reopening it");
+            tokio::time::sleep(REOPEN_DELAY).await;
+            match store.watch("", 0).await {
+                Ok(w) => watch = w,
+                Err(e) => tracing::warn!(error = %e, "cannot reopen the resource watch; will retry"),
+            }
+        }
+    }
+}
+
+/// `subscriptions/listen` (protocol 2026-07-28): the requested URIs that name a resource.
+pub fn accept(requested: &SubscriptionFilter) -> SubscriptionFilter {
+    let uris = requested.resource_subscriptions.iter().flatten().filter(|u| MeshResource::parse(u).is_some()).cloned();
+    SubscriptionFilter::builder().resource_subscriptions(uris).build()
+}
+
+/// Serve one `subscriptions/listen` stream until the client cancels it or goes away. The SDK
+/// acknowledges before this runs, so each resource is notified once as soon as the watch is
+/// open: a change that landed in between is then not lost, only reported conservatively.
+pub async fn listen(store: &SharedStore, context: SubscriptionContext) -> Result<(), ErrorData> {
+    let subscribed: BTreeMap<String, MeshResource> = context
+        .accepted()
+        .resource_subscriptions
+        .iter()
+        .flatten()
+        .filter_map(|uri| MeshResource::parse(uri).map(|r| (uri.clone(), r)))
+        .collect();
+    if subscribed.is_empty() {
+        context.cancelled().await;
+        return Ok(());
+    }
+    let mut watch = store.watch("", 0).await.map_err(|e| errors::resource_error("mesh://", &e.into()))?;
+    let mut due: Vec<String> = subscribed.keys().cloned().collect();
+    loop {
+        for uri in due.drain(..) {
+            if context.sink().notify_resource_updated(uri).await.is_err() {
+                return Ok(()); // the stream ended
+            }
+        }
+        let batch = tokio::select! {
+            _ = context.cancelled() => return Ok(()),
+            batch = next_batch(&mut watch) => batch,
+        };
+        match batch {
+            Ok(events) => {
+                let changed: Vec<&str> = events.iter().map(|e| e.kv.key.as_str()).collect();
+                due = touched(&subscribed, &changed).into_iter().map(str::to_string).collect();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "listen watch ended; reopening it");
+                tokio::time::sleep(REOPEN_DELAY).await;
+                watch = store.watch("", 0).await.map_err(|e| errors::resource_error("mesh://", &e.into()))?;
+                due = subscribed.keys().cloned().collect();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(uri: &str) -> MeshResource {
+        MeshResource::parse(uri).unwrap()
+    }
+
+    #[test]
+    fn a_new_agent_touches_its_swarm_agents_and_the_swarm_list() {
+        let key = "swarm/s1/agent/a-1";
+        assert!(affects(&r("mesh://swarms"), key));
+        assert!(affects(&r("mesh://swarm/s1"), key));
+        assert!(affects(&r("mesh://swarm/s1/agents"), key));
+        assert!(!affects(&r("mesh://swarm/s1/decisions"), key));
+        assert!(!affects(&r("mesh://swarm/s2"), key));
+        assert!(!affects(&r("mesh://memory/s1"), key));
+    }
+
+    #[test]
+    fn a_swarm_id_is_not_confused_with_one_it_prefixes() {
+        assert!(!affects(&r("mesh://swarm/s1"), "swarm/s10/agent/a"));
+        assert!(!affects(&r("mesh://memory/ns"), "memory/ns2/k"));
+    }
+
+    #[test]
+    fn heartbeats_touch_status_and_agents_but_not_the_swarm_list() {
+        let key = "swarm/s1/hb/a-1";
+        assert!(!affects(&r("mesh://swarms"), key));
+        assert!(affects(&r("mesh://swarm/s1"), key));
+        assert!(affects(&r("mesh://swarm/s1/agents"), key));
+    }
+
+    #[test]
+    fn decisions_touch_the_log_and_status_only() {
+        let key = "consensus/s1/log/00000000000000000001";
+        assert!(affects(&r("mesh://swarm/s1/decisions"), key));
+        assert!(affects(&r("mesh://swarm/s1"), key));
+        assert!(!affects(&r("mesh://swarm/s1/agents"), key));
+        assert!(!affects(&r("mesh://swarm/s1/decisions"), "consensus/s1/proposal/p1"));
+    }
+
+    #[test]
+    fn memory_writes_touch_their_namespace() {
+        assert!(affects(&r("mesh://memory/ns"), "memory/ns/some/key"));
+        assert!(!affects(&r("mesh://swarms"), "memory/ns/k"));
+    }
+
+    #[test]
+    fn touched_names_each_resource_once_per_batch() {
+        let subscribed: BTreeMap<_, _> =
+            ["mesh://swarm/s1/agents", "mesh://memory/ns"].into_iter().map(|u| (u.to_string(), r(u))).collect();
+        let changed = ["swarm/s1/agent/a", "swarm/s1/graph", "mbox/s1/a/m1", "swarm/s2/agent/b"];
+        assert_eq!(touched(&subscribed, &changed), vec!["mesh://swarm/s1/agents"]);
+        assert!(touched(&subscribed, &["default-swarm"]).is_empty());
+    }
+}
