@@ -77,7 +77,7 @@ impl MiniLmEmbedder {
         let (weights, config_path, tokenizer_path) = (file("model.safetensors")?, file("config.json")?, file("tokenizer.json")?);
 
         let config: Config = read_json(&config_path)?;
-        if config.hidden_size == 0 || config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+        if config.hidden_size == 0 || config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
             return Err(bad(format!(
                 "{}: hidden_size {} is not a positive multiple of num_attention_heads {}",
                 config_path.display(),
