@@ -3,6 +3,7 @@
 //!
 //! ## Layout
 //! - [`embed`]: the [`Embedder`] trait and the offline default, [`HashedNgramEmbedder`] (lexical).
+//! - [`minilm`]: the real model, all-MiniLM-L6-v2 in candle-transformers (semantic).
 //! - [`projection`]: how Q, K, V and O are chosen (identity per-head slices, or seeded weights).
 //! - [`multihead`]: the candle layer: matmul, scale, bias and mask, softmax, times V, with the
 //!   queries processed in chunks so memory is O(chunk x N), not O(N²), per head.
@@ -25,6 +26,7 @@ pub mod compute;
 pub mod device;
 pub mod embed;
 pub mod fused;
+pub mod minilm;
 pub mod multihead;
 pub mod path;
 pub mod projection;
@@ -34,6 +36,7 @@ mod reference;
 pub use compute::{Compute, ComputeOptions};
 pub use device::ComputeDevice;
 pub use embed::{cosine, Embedder, EmbedderInfo, EmbedderKind, HashedNgramEmbedder};
+pub use minilm::MiniLmEmbedder;
 pub use multihead::CandleAttention;
 pub use path::{choose_path, Path};
 pub use projection::{ProjectionKind, Projections};
