@@ -65,6 +65,8 @@ pub const FILES: &[(&str, &str)] = &[
     ("task_status", include_str!("../../tools/task_status.json")),
     ("task_results", include_str!("../../tools/task_results.json")),
     ("load_balance", include_str!("../../tools/load_balance.json")),
+    ("performance_report", include_str!("../../tools/performance_report.json")),
+    ("swarm_monitor", include_str!("../../tools/swarm_monitor.json")),
 ];
 
 /// Parse one tool's catalogue entry. The files are part of the build, so a malformed one is a bug

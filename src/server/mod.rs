@@ -2,6 +2,7 @@
 
 pub mod catalogue;
 pub mod errors;
+pub mod flusher;
 pub mod handler;
 pub mod http;
 pub mod schema;

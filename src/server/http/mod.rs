@@ -2,6 +2,7 @@
 //!
 //! - `/mcp`: streamable HTTP, served by rmcp's [`StreamableHttpService`] with in-memory sessions.
 //! - `/sse` + `/message`: the older HTTP+SSE transport of protocol 2024-11-05 ([`sse`]).
+//! - `/metrics`: Prometheus text exposition of this process's metrics ([`metrics`]).
 //!
 //! Every route sits behind one [`security`] guard (Host/Origin checks against DNS rebinding, and
 //! the bearer token when one is set). The server refuses a non-loopback address without a token,
@@ -10,6 +11,7 @@
 //! Nothing here writes to stdout. The one line for humans and tests,
 //! `mesh-mcp: listening on http://ADDR`, goes to stderr.
 
+pub mod metrics;
 pub mod security;
 pub mod sse;
 
@@ -78,6 +80,7 @@ pub fn app(server: MeshServer, opts: &HttpOptions, ct: CancellationToken) -> Rou
     Router::new()
         .nest_service("/mcp", streamable(server.clone(), &extra_hosts, ct.child_token()))
         .layer(axum::middleware::from_fn(session_delete_is_no_content))
+        .merge(metrics::routes(server.engine().clone()))
         .merge(sse::routes(server, ct, SSE_KEEP_ALIVE))
         // For the extractors of /message; rmcp enforces its own limit on /mcp (set below).
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
