@@ -214,3 +214,25 @@ async fn swarm_monitor_reports_progress_and_stops_when_cancelled() {
     assert_eq!(std::iter::from_fn(|| progress.try_recv().ok()).count(), 0, "progress went on after the stop (had {before} more)");
     client.cancel().await.unwrap();
 }
+
+#[test]
+fn a_running_server_writes_its_sample_on_the_timer() {
+    let (_dir, db) = temp_db();
+    let mut server = RawServer::spawn_with(db.to_str().unwrap(), &[("MESH_METRICS_FLUSH_SECS", "0.2")]);
+    server.ok("swarm_init", json!({"topology": "mesh", "swarmId": "t"}));
+    server.ok("agent_spawn", json!({"type": "coder"}));
+    // The server keeps running; another process sees its calls once a sample is written.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, r) = cli(&db, &["performance_report", "1h", "json"]);
+        assert_eq!(code, 0, "{r}");
+        if tool(&r, "agent_spawn").is_some_and(|t| t["calls"] == 1) {
+            // (Earlier rounds of this loop were CLI processes of their own, counted too.)
+            assert_eq!(tool(&r, "swarm_init").unwrap()["calls"], 1, "{r}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no sample from the running server: {r}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(server.finish().success());
+}

@@ -151,8 +151,13 @@ impl Engine {
     /// Metrics are recorded unless `MESH_METRICS=off` ([`crate::metrics`]).
     pub fn new(store: SharedStore, clock: Arc<dyn Clock>) -> Self {
         let metrics = Metrics::from_env(clock.now_ms());
-        let counted: SharedStore = if metrics.enabled() { Arc::new(Counted::new(store.clone(), metrics.clone())) } else { store.clone() };
-        Self { store: counted, raw_store: store, clock, compute: Compute::default(), metrics }
+        Self { store: store.clone(), raw_store: store, clock, compute: Compute::default(), metrics: metrics.clone() }.with_metrics(metrics)
+    }
+
+    /// The same engine recording into `metrics` (e.g. a registry that is off, for benchmarks).
+    pub fn with_metrics(self, metrics: SharedMetrics) -> Self {
+        let store: SharedStore = if metrics.enabled() { Arc::new(Counted::new(self.raw_store.clone(), metrics.clone())) } else { self.raw_store.clone() };
+        Self { store, metrics, ..self }
     }
 
     /// The same engine embedding and attending with `compute`.

@@ -39,6 +39,19 @@ use histogram::is_zero;
 pub const ENV_METRICS: &str = "MESH_METRICS";
 /// How often a server writes its sample to the store.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+/// Overrides [`FLUSH_INTERVAL`] in seconds; `0`: only at shutdown (the end-to-end tests use it, so
+/// that a sample never lands between two reads of the store revision they compare).
+pub const ENV_FLUSH_SECS: &str = "MESH_METRICS_FLUSH_SECS";
+
+/// The flush interval `MESH_METRICS_FLUSH_SECS` asks for (default [`FLUSH_INTERVAL`]); `None`:
+/// only at shutdown.
+pub fn flush_interval() -> Option<Duration> {
+    match std::env::var(ENV_FLUSH_SECS).ok().and_then(|v| v.trim().parse::<f64>().ok()) {
+        Some(s) if s <= 0.0 || !s.is_finite() => None,
+        Some(s) => Some(Duration::from_secs_f64(s)),
+        None => Some(FLUSH_INTERVAL),
+    }
+}
 
 /// Calls, errors and latency of one tool.
 pub struct ToolStats {

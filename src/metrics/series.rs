@@ -2,9 +2,10 @@
 //! last sample under `metrics/<atMs>/<processId>` (`atMs` zero-padded to 13 digits, so keys sort
 //! by time and a time frame is one range read over every process).
 //!
-//! A server writes a sample every [`super::FLUSH_INTERVAL`] when it counted anything, at least
-//! every [`IDLE_SAMPLE_MS`] otherwise (to record its resources), and once more at shutdown; the
-//! CLI writes one after its call. Samples are deltas, so a frame's figures are the sum of the
+//! A server writes a sample every [`super::FLUSH_INTERVAL`] when it counted anything but store
+//! reads, at least every [`IDLE_SAMPLE_MS`] otherwise (with its resources and the reads so far),
+//! and once more at shutdown; the CLI writes one after its call. An idle server thus writes
+//! about 1,440 samples of ~240 bytes a day, a busy one up to 8,640 of 0.3–1 KB. Samples are deltas, so a frame's figures are the sum of the
 //! samples in it, whichever processes wrote them, plus what this process counted since its last
 //! sample. Samples older than [`RETENTION_MS`] are deleted by whichever process flushes next.
 //!
@@ -58,7 +59,7 @@ pub async fn flush(store: &dyn Store, metrics: &Metrics, now_ms: i64) -> Result<
     let total = metrics.counts();
     let delta = total.since(&flushed.counts);
     let idle_due = flushed.written_ms.is_none_or(|w| now_ms - w >= IDLE_SAMPLE_MS);
-    if delta.is_empty() && !idle_due {
+    if is_idle(&delta) && !idle_due {
         return Ok(false);
     }
     let sample = Sample {
@@ -76,6 +77,13 @@ pub async fn flush(store: &dyn Store, metrics: &Metrics, now_ms: i64) -> Result<
     flushed.counts = total;
     flushed.written_ms = Some(now_ms);
     Ok(true)
+}
+
+/// Nothing but store reads (the reconcile sweep reads on its own every few seconds): such counts
+/// wait for the idle sample rather than make a sample every interval.
+fn is_idle(c: &Counts) -> bool {
+    let reads_only = Counts { store_reads: c.store_reads, store_latency: c.store_latency.clone(), ..Counts::default() };
+    *c == reads_only
 }
 
 /// The samples written in `[from_ms, to_ms]`, in time order, unreadable ones skipped (a newer
@@ -112,4 +120,69 @@ pub fn total(samples: &[Sample]) -> Counts {
         sum.add(&s.counts);
     }
     sum
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use crate::store::{Clock, ManualClock};
+
+    fn setup() -> (Arc<ManualClock>, MemoryStore, Metrics) {
+        let clock = Arc::new(ManualClock::new(RETENTION_MS * 2));
+        let store = MemoryStore::new(clock.clone());
+        let metrics = Metrics::new(true, clock.now_ms());
+        (clock, store, metrics)
+    }
+
+    #[tokio::test]
+    async fn samples_are_deltas_and_a_frame_sums_them_with_the_live_part() {
+        let (clock, store, m) = setup();
+        m.tool_call("a", Duration::from_millis(1), false);
+        assert!(flush(&store, &m, clock.now_ms()).await.unwrap());
+        clock.advance(10_000);
+        // Nothing new, and the idle sample is not due: no write.
+        assert!(!flush(&store, &m, clock.now_ms()).await.unwrap());
+        m.add(&m.store_reads, 5);
+        assert!(!flush(&store, &m, clock.now_ms()).await.unwrap(), "reads alone wait for the idle sample");
+        m.tool_call("a", Duration::from_millis(1), true);
+        assert!(flush(&store, &m, clock.now_ms()).await.unwrap());
+        m.tool_call("b", Duration::from_millis(1), false);
+        let stored = samples(&store, 0, clock.now_ms()).await.unwrap();
+        assert_eq!(stored.len(), 2);
+        assert_eq!(stored[1].counts.tools["a"].calls, 1, "the second sample holds only what came after the first");
+        assert_eq!(stored[1].counts.store_reads, 5);
+        let all = frame(&store, &m, 0, clock.now_ms()).await.unwrap();
+        let sum = total(&all);
+        assert_eq!((sum.tools["a"].calls, sum.tools["a"].errors, sum.tools["b"].calls), (2, 1, 1));
+        assert_eq!(sum, m.counts(), "stored samples plus the live part are everything counted");
+        // A frame that starts after the first sample leaves it out.
+        assert_eq!(total(&frame(&store, &m, clock.now_ms() - 1, clock.now_ms()).await.unwrap()).tools["a"].calls, 1);
+        clock.advance(IDLE_SAMPLE_MS);
+        m.tool_call("b", Duration::from_millis(1), false);
+        flush(&store, &m, clock.now_ms()).await.unwrap();
+        clock.advance(IDLE_SAMPLE_MS);
+        assert!(flush(&store, &m, clock.now_ms()).await.unwrap(), "an idle process still writes every minute");
+    }
+
+    #[tokio::test]
+    async fn samples_past_retention_are_pruned() {
+        let (clock, store, m) = setup();
+        m.tool_call("a", Duration::from_millis(1), false);
+        flush(&store, &m, clock.now_ms()).await.unwrap();
+        let first = clock.now_ms();
+        clock.advance(RETENTION_MS);
+        m.tool_call("a", Duration::from_millis(1), false);
+        flush(&store, &m, clock.now_ms()).await.unwrap();
+        assert_eq!(samples(&store, 0, i64::MAX).await.unwrap().len(), 2, "exactly 30 days old is kept");
+        clock.advance(1);
+        m.tool_call("a", Duration::from_millis(1), false);
+        flush(&store, &m, clock.now_ms()).await.unwrap();
+        let left = samples(&store, 0, i64::MAX).await.unwrap();
+        assert_eq!(left.len(), 2);
+        assert!(left.iter().all(|s| s.at_ms > first));
+    }
 }

@@ -1,16 +1,14 @@
 //! The metrics timer every server runs: it writes this process's sample to the store every
-//! [`crate::metrics::FLUSH_INTERVAL`] (see [`crate::metrics::series`]); `main` writes a last one
-//! at shutdown. Nothing runs when recording is off (`MESH_METRICS=off`).
+//! [`crate::metrics::FLUSH_INTERVAL`] (`MESH_METRICS_FLUSH_SECS` overrides it; see
+//! [`crate::metrics::series`]); `main` writes a last one at shutdown. Nothing runs when recording
+//! is off (`MESH_METRICS=off`) or the interval is 0 (only the shutdown sample).
 
 use crate::mesh::Engine;
-use crate::metrics::FLUSH_INTERVAL;
 
 pub fn spawn(engine: Engine) -> Option<tokio::task::JoinHandle<()>> {
-    if !engine.metrics().enabled() {
-        return None;
-    }
+    let every = crate::metrics::flush_interval().filter(|_| engine.metrics().enabled())?;
     Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
