@@ -158,13 +158,18 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             runtime(multi_thread || http.is_some())?.block_on(async {
                 let engine = mesh_mcp::open_engine_with(&args.db, durability(&args.durability), &compute)?;
                 let _sweeper = server::sweeper::spawn(engine.clone());
-                let server = server::MeshServer::new(engine);
+                let _flusher = server::flusher::spawn(engine.clone());
+                let server = server::MeshServer::new(engine.clone());
                 match http {
                     None => server::stdio::serve(server).await?,
                     Some(bind) => {
                         let opts = server::http::HttpOptions { bind, auth_token, allowed_hosts: allow_hosts };
                         server::http::serve(server, opts).await?
                     }
+                }
+                // The last metrics sample, so what this process did stays in the series.
+                if let Err(e) = engine.flush_metrics().await {
+                    tracing::warn!(error = %e, "writing the last metrics sample failed");
                 }
                 Ok(ExitCode::SUCCESS)
             })
@@ -215,6 +220,10 @@ async fn call(db: &str, durability: Durability, compute: &ComputeOptions, tool: 
     let engine = mesh_mcp::open_engine_with(db, durability, compute)?;
     cli::attach_token(db, &engine, &mut arguments).await;
     let result = server::tools::call(&engine, tool, serde_json::Value::Object(arguments)).await;
+    // A CLI call is one process's whole life: its sample goes to the series now.
+    if let Err(e) = engine.flush_metrics().await {
+        tracing::warn!(error = %e, "writing the metrics sample failed");
+    }
     match result.expect("parse_args accepted the tool name") {
         Ok(json) => {
             if tool == "agent_spawn" {

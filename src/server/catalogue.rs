@@ -70,6 +70,8 @@ pub const FILES: &[(&str, &str)] = &[
     ("load_balance", include_str!("../../tools/load_balance.json")),
     ("neural_patterns", include_str!("../../tools/neural_patterns.json")),
     ("memory_search", include_str!("../../tools/memory_search.json")),
+    ("performance_report", include_str!("../../tools/performance_report.json")),
+    ("swarm_monitor", include_str!("../../tools/swarm_monitor.json")),
 ];
 
 /// Parse one tool's catalogue entry. The files are part of the build, so a malformed one is a bug

@@ -6,7 +6,8 @@
 #     Node >= 22.19, the machine has Node 20)
 #   - @modelcontextprotocol/inspector (CLI mode) and @modelcontextprotocol/conformance,
 #     exactly as pinned in package-lock.json (npm ci)
-#   - a Python venv with the official MCP Python SDK, as pinned in requirements.txt
+#   - a Python venv with the official MCP Python SDK and the Prometheus text parser
+#     (prometheus-client, for tests/prometheus.rs), as pinned in requirements.txt
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

@@ -3,6 +3,7 @@
 //! - `/mcp`: streamable HTTP, served by rmcp's [`StreamableHttpService`] with in-memory sessions.
 //! - `/sse` + `/message`: the older HTTP+SSE transport of protocol 2024-11-05 ([`sse`]).
 //! - `/events`: a server-sent event per batch of store changes, for live views ([`events`]).
+//! - `/metrics`: Prometheus text exposition of this process's metrics ([`metrics`]).
 //!
 //! Every route sits behind one [`security`] guard (Host/Origin checks against DNS rebinding, and
 //! the bearer token when one is set). The server refuses a non-loopback address without a token,
@@ -12,6 +13,7 @@
 //! `mesh-mcp: listening on http://ADDR`, goes to stderr.
 
 pub mod events;
+pub mod metrics;
 pub mod security;
 pub mod sse;
 
@@ -81,6 +83,7 @@ pub fn app(server: MeshServer, opts: &HttpOptions, ct: CancellationToken) -> Rou
         .nest_service("/mcp", streamable(server.clone(), &extra_hosts, ct.child_token()))
         .layer(axum::middleware::from_fn(session_delete_is_no_content))
         .merge(events::routes(server.engine().store().clone(), ct.clone(), SSE_KEEP_ALIVE))
+        .merge(metrics::routes(server.engine().clone()))
         .merge(sse::routes(server, ct, SSE_KEEP_ALIVE))
         // For the extractors of /message; rmcp enforces its own limit on /mcp (set below).
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
