@@ -11,6 +11,8 @@
 //! - [`path`]: which of the two runs, and on how many threads, by size (from measurements).
 //! - [`device`]: the CPU by default, CUDA behind the `cuda` feature.
 //! - [`compute`]: the embedder and device a process runs with, chosen at start-up.
+//! - [`consensus`]: attention consensus over peers' outputs (weights, strength, Byzantine
+//!   outliers, hop-distance bias, Brandes centrality, gossip rounds): pure functions.
 //! - `reference` (tests only): the naive f64 implementation both paths are checked against.
 //!
 //! ## The computation
@@ -22,6 +24,7 @@
 //! heads and over all N queries (the peer score of attention consensus).
 
 pub mod compute;
+pub mod consensus;
 pub mod device;
 pub mod embed;
 pub mod fused;
