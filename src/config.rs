@@ -109,3 +109,10 @@ pub const AUCTION_BID_SECS: f64 = 10.0;
 pub const LOAD_HOT: f64 = 0.8;
 /// Load scores below this make an agent a target for `load_balance`.
 pub const LOAD_COLD: f64 = 0.3;
+
+/// `attention_consensus`: most outputs per call, and bytes per output's content.
+pub const MAX_ATTENTION_OUTPUTS: usize = 1000;
+pub const MAX_ATTENTION_CONTENT_BYTES: usize = 64 * 1024;
+/// `attention_consensus` gossip mode: default and most rounds.
+pub const DEFAULT_GOSSIP_ROUNDS: usize = 3;
+pub const MAX_GOSSIP_ROUNDS: usize = 100;

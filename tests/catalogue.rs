@@ -56,7 +56,7 @@ async fn every_catalogue_example_replays_against_the_real_server() {
 }
 
 #[tokio::test]
-async fn tools_list_serves_the_catalogue_and_stays_under_16_kb() {
+async fn tools_list_serves_the_catalogue_and_stays_under_its_size_budget() {
     let mcp = Mcp::stdio(":memory:").await;
     let tools = mcp.client.list_all_tools().await.unwrap();
     let names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
@@ -71,8 +71,9 @@ async fn tools_list_serves_the_catalogue_and_stays_under_16_kb() {
     }
     let size = serde_json::to_string(&serde_json::json!({ "tools": tools })).unwrap().len();
     eprintln!("tools/list result: {size} bytes of compact JSON");
-    // 12 KB until task distribution (issue 4) needed the room for its three tools.
-    assert!(size < 16 * 1024, "tools/list is {size} bytes");
+    // 12 KB until task distribution (issue 4) needed the room for its three tools; 16 KB until
+    // attention_consensus (issue 5) added its 1.4 KB entry.
+    assert!(size < 16 * 1024 + 1536, "tools/list is {size} bytes");
     // The README states the size; keep it true.
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let stated = readme.split("`tools/list` response is **").nth(1).and_then(|r| r.split(" KB**").next()).expect("README states the tools/list size");

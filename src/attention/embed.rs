@@ -14,7 +14,7 @@ use crate::error::{MeshError, Result};
 pub const HASHED_EMBEDDER_DIM: usize = 384;
 
 /// Whether vectors capture meaning or only surface form. Nothing is called semantic that is not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EmbedderKind {
     /// A trained model: paraphrases land close.
@@ -34,7 +34,7 @@ pub trait Embedder: Send + Sync {
 }
 
 /// What a response says about the embedder behind it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EmbedderInfo {
     pub name: String,

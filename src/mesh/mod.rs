@@ -10,6 +10,7 @@
 //! own.
 
 pub mod agents;
+pub mod attend;
 pub mod consensus;
 pub mod fault;
 pub mod health;

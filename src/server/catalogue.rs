@@ -20,6 +20,10 @@ pub struct Entry {
     pub read_only: bool,
     #[serde(default)]
     pub examples: Vec<Example>,
+    /// What each quantity of the result means, precisely: read by people and by tests, not
+    /// served in `tools/list` (which has a size budget).
+    #[serde(default)]
+    pub definitions: serde_json::Map<String, Value>,
 }
 
 /// A worked example: optional setup calls, then the call being illustrated.
@@ -65,6 +69,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("task_status", include_str!("../../tools/task_status.json")),
     ("task_results", include_str!("../../tools/task_results.json")),
     ("load_balance", include_str!("../../tools/load_balance.json")),
+    ("attention_consensus", include_str!("../../tools/attention_consensus.json")),
 ];
 
 /// Parse one tool's catalogue entry. The files are part of the build, so a malformed one is a bug

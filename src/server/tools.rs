@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::{catalogue, schema};
 use crate::error::{MeshError, Result};
-use crate::mesh::{agents, consensus, fault, memory, messaging, swarm, tasks, Engine};
+use crate::mesh::{agents, attend, consensus, fault, memory, messaging, swarm, tasks, Engine};
 
 /// A handler returns its result already serialized: the JSON text is what goes on the wire.
 type Handler = for<'a> fn(&'a Engine, Value) -> BoxFuture<'a, Result<String>>;
@@ -74,6 +74,7 @@ pub static TOOLS: &[ToolDef] = &[
     tool!("task_status", tasks::TaskIdParams, tasks::TaskStatusOutput, task_status),
     tool!("task_results", tasks::TaskIdParams, tasks::TaskResultsOutput, task_results),
     tool!("load_balance", swarm::SwarmIdParams, tasks::load::LoadBalanceOutput, load_balance),
+    tool!("attention_consensus", attend::AttentionConsensusParams, attend::AttentionConsensusOutput, attention_consensus),
 ];
 
 pub fn find(name: &str) -> Option<&'static ToolDef> {

@@ -14,6 +14,12 @@
 //! the rest, repeat up to the cap, and flag the longest prefix whose last member passed, so a
 //! second outlier cannot mask the first by inflating σ.
 //!
+//! **Small n.** With four peers the spread comes from three supports, so the test is coarse:
+//! with the lexical embedder, the honest 2-against-2 Express/Fastify debate (no planted output)
+//! flags the Fastify coder whose text shares fewest words with its camp-mate (support 0.15
+//! against 0.24-0.31). Read a flag at small n as "receives far less attention than the
+//! others", which is what it measures, not as proof of malice.
+//!
 //! **σ floor.** Set against a handful of others that happen to agree closely, the leave-one-out
 //! test is very sensitive: supports of 0.19 against 0.20, 0.20, 0.20, 0.21 would flag the 0.19,
 //! and when the others agree exactly (σ = 0) rounding noise would. σ is therefore taken as at
