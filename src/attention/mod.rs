@@ -13,6 +13,7 @@
 //! - [`compute`]: the embedder and device a process runs with, chosen at start-up.
 //! - [`consensus`]: attention consensus over peers' outputs (weights, strength, Byzantine
 //!   outliers, hop-distance bias, Brandes centrality, gossip rounds): pure functions.
+//! - [`single`]: one query against N keys and values (no projections), fused.
 //! - `reference` (tests only): the naive f64 implementation both paths are checked against.
 //!
 //! ## The computation
@@ -33,6 +34,7 @@ pub mod path;
 pub mod projection;
 #[cfg(test)]
 mod reference;
+pub mod single;
 
 pub use compute::{Compute, ComputeOptions};
 pub use device::ComputeDevice;
