@@ -25,6 +25,17 @@ pub enum AttentionMode {
     Gossip,
 }
 
+impl AttentionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Peers => "peers",
+            Self::Byzantine => "byzantine",
+            Self::Topology => "topology",
+            Self::Gossip => "gossip",
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PeerOutput {
@@ -270,16 +281,18 @@ impl Engine {
                 });
             }
             if o.agent_type.is_empty() || o.agent_type.len() > config::MAX_NAME_BYTES {
-                return Err(MeshError::invalid("outputs", format!("outputs[{i}].agentType must be 1 to {} bytes", config::MAX_NAME_BYTES)));
+                let why = format!("outputs[{i}].agentType must be 1 to {} bytes", config::MAX_NAME_BYTES);
+                return Err(MeshError::invalid("outputs", why));
             }
         }
         let heads = p.num_heads.unwrap_or(crate::attention::DEFAULT_HEADS);
-        if heads == 0 || heads > dim || dim % heads != 0 {
-            return Err(MeshError::invalid("numHeads", format!("{heads} heads do not divide the embedding dimension {dim} evenly")));
+        if heads == 0 || !dim.is_multiple_of(heads) {
+            let why = format!("{heads} heads do not divide the embedding dimension {dim} evenly");
+            return Err(MeshError::invalid("numHeads", why));
         }
         let only = |field: &'static str, given: bool, modes: &str| {
             if given {
-                Err(MeshError::invalid(field, format!("only applies to {modes} mode, not {:?}", p.mode)))
+                Err(MeshError::invalid(field, format!("only applies to {modes} mode, not {}", p.mode.as_str())))
             } else {
                 Ok(())
             }
@@ -322,14 +335,16 @@ fn swarm_links(view: &SwarmView, p: &AttentionConsensusParams) -> Result<Links> 
     let mut nodes = Vec::with_capacity(p.outputs.len());
     for (i, o) in p.outputs.iter().enumerate() {
         let reference = o.agent_id.as_deref().ok_or_else(|| {
-            MeshError::invalid("outputs", format!("outputs[{i}] has no agentId: {:?} mode places each output at its agent", p.mode))
+            let why = format!("outputs[{i}] has no agentId: {} mode places each output at its agent", p.mode.as_str());
+            MeshError::invalid("outputs", why)
         })?;
-        let agent = view
-            .agent(reference)
-            .ok_or_else(|| MeshError::not_found("agent", format!("{reference}` in swarm `{}", view.swarm.id)))?;
-        let node = pos.get(&agent.id).copied().ok_or_else(|| MeshError::not_found("agent", format!("{reference}` in the graph of `{}", view.swarm.id)))?;
+        // NotFound reads "agent `X` not found"; the swarm goes inside the quotes' frame.
+        let missing = |what: &str| MeshError::not_found("agent", format!("{reference}` {what} `{}", view.swarm.id));
+        let agent = view.agent(reference).ok_or_else(|| missing("in swarm"))?;
+        let node = pos.get(&agent.id).copied().ok_or_else(|| missing("in the graph of"))?;
         if let Some(first) = nodes.iter().position(|&n| n == node) {
-            return Err(MeshError::invalid("outputs", format!("outputs[{first}] and outputs[{i}] are both from agent `{reference}`")));
+            let why = format!("outputs[{first}] and outputs[{i}] are both from agent `{reference}`");
+            return Err(MeshError::invalid("outputs", why));
         }
         nodes.push(node);
     }
