@@ -56,7 +56,7 @@ async fn every_catalogue_example_replays_against_the_real_server() {
 }
 
 #[tokio::test]
-async fn tools_list_serves_the_catalogue_and_stays_under_18_kb() {
+async fn tools_list_serves_the_catalogue_and_stays_under_its_size_budget() {
     let mcp = Mcp::stdio(":memory:").await;
     let tools = mcp.client.list_all_tools().await.unwrap();
     let names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();

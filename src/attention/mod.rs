@@ -12,6 +12,9 @@
 //! - [`path`]: which of the two runs, and on how many threads, by size (from measurements).
 //! - [`device`]: the CPU by default, CUDA behind the `cuda` feature.
 //! - [`compute`]: the embedder and device a process runs with, chosen at start-up.
+//! - [`consensus`]: attention consensus over peers' outputs (weights, strength, Byzantine
+//!   outliers, hop-distance bias, Brandes centrality, gossip rounds): pure functions.
+//! - [`single`]: one query against N keys and values (no projections), fused.
 //! - `reference` (tests only): the naive f64 implementation both paths are checked against.
 //!
 //! ## The computation
@@ -23,6 +26,7 @@
 //! heads and over all N queries (the peer score of attention consensus).
 
 pub mod compute;
+pub mod consensus;
 pub mod device;
 pub mod embed;
 pub mod fused;
@@ -32,6 +36,7 @@ pub mod path;
 pub mod projection;
 #[cfg(test)]
 mod reference;
+pub mod single;
 
 pub use compute::{Compute, ComputeOptions};
 pub use device::ComputeDevice;

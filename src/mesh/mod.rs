@@ -11,6 +11,7 @@
 
 pub mod agents;
 pub mod call;
+pub mod attend;
 pub mod consensus;
 pub mod fault;
 pub mod health;
