@@ -12,7 +12,6 @@ use rmcp::model::{
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use std::sync::Arc;
 
 use super::resources::{self, MeshResource};
 use super::subscriptions::{self, Subscriptions};
