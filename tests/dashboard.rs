@@ -178,6 +178,81 @@ fn browser() -> Option<Browser> {
     None
 }
 
+/// tests/browser/dashboard.cjs under Node, spoken to in lines.
+struct BrowserScript {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+impl BrowserScript {
+    fn start(browser: &Browser, url: &str, agents: usize, screenshot: Option<&std::path::Path>) -> Self {
+        let mut command = Command::new(&browser.node);
+        command
+            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.cjs"))
+            .env("DASHBOARD_URL", url)
+            .env("EXPECT_AGENTS", agents.to_string())
+            .env("PLAYWRIGHT_CORE", &browser.playwright)
+            .env("CHROMIUM", &browser.chromium)
+            .env_remove("SCREENSHOT")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(path) = screenshot {
+            command.env("SCREENSHOT", path);
+        }
+        let mut child = command.spawn().expect("run node");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("browser: {line}");
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, stdin, lines }
+    }
+
+    /// The script's next line, which must start with `prefix`. The script's own waits bound
+    /// this; the limit here only keeps a hung browser from hanging CI.
+    fn expect(&self, prefix: &str) -> String {
+        match self.lines.recv_timeout(WAIT * 4) {
+            Ok(line) if line.starts_with(prefix) => line,
+            other => panic!("expected `{prefix}` from the browser script, got {other:?}; see its stderr above"),
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn finish(mut self) {
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the browser script failed: {status}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_with_the_token_in_the_fragment_reads_the_guarded_data_and_events() {
+    let Some(browser) = browser() else { return };
+    let (_dir, db) = temp_db();
+    for args in [&["swarm_init", "star", "--swarmId=guarded"][..], &["agent_spawn", "coordinator", "--name=hub"], &["agent_spawn", "coder"], &["agent_spawn", "tester"]] {
+        let (code, body) = cli(&db, args);
+        assert_eq!(code, 0, "{args:?}: {body}");
+    }
+    // A token that needs encoding both in the fragment and in the query of /events.
+    let server = HttpServer::on_db_with(db.to_str().unwrap(), &["--auth-token", "tok en/+1"]);
+    assert_eq!(get(&server, "/api/swarm/guarded", None).await.status(), 401);
+    let script = BrowserScript::start(&browser, &server.url("/?swarm=guarded&refresh=0#token=tok%20en%2F%2B1"), 3, None);
+    // LOADED comes only once the snapshot (bearer header) and /events (query token) both worked.
+    let loaded = script.expect("LOADED");
+    assert!(loaded.starts_with("LOADED 3 nodes"), "{loaded}");
+    script.expect("OK");
+    script.finish();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_browser_shows_a_12_agent_mesh_and_follows_a_change_made_through_mcp() {
     let Some(browser) = browser() else { return };
@@ -203,45 +278,16 @@ async fn a_browser_shows_a_12_agent_mesh_and_follows_a_change_made_through_mcp()
 
     let screenshot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/artifacts/dashboard.png");
     let _ = std::fs::remove_file(&screenshot);
-    let mut script = Command::new(&browser.node)
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.cjs"))
-        .env("DASHBOARD_URL", server.url("/?swarm=live&refresh=0"))
-        .env("EXPECT_AGENTS", "12")
-        .env("SCREENSHOT", &screenshot)
-        .env("PLAYWRIGHT_CORE", &browser.playwright)
-        .env("CHROMIUM", &browser.chromium)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run node");
-    let mut stdin = script.stdin.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    let stdout = script.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            eprintln!("browser: {line}");
-            let _ = tx.send(line);
-        }
-    });
-    let expect = |prefix: &str| -> String {
-        // The browser's own waits bound this; WAIT*4 only keeps a hung browser from hanging CI.
-        match lines.recv_timeout(WAIT * 4) {
-            Ok(line) if line.starts_with(prefix) => line,
-            other => panic!("expected `{prefix}` from the browser script, got {other:?}; see its stderr above"),
-        }
-    };
-    let loaded = expect("LOADED");
+    let mut script = BrowserScript::start(&browser, &server.url("/?swarm=live&refresh=0"), 12, Some(&screenshot));
+    let loaded = script.expect("LOADED");
     assert!(loaded.starts_with("LOADED 12 nodes"), "{loaded}");
 
     // The change, through MCP: a 13th agent joins and speaks; the page must show both.
     let late = call(&client, "agent_spawn", json!({"type": "optimizer", "name": "late-joiner", "capabilities": ["perf"]})).await;
     call(&client, "daa_communication", json!({"from": "late-joiner", "to": lead, "agentToken": late["agentToken"], "message": {"hello": "mesh"}})).await;
-    writeln!(stdin, "CHANGED late-joiner").unwrap();
-    stdin.flush().unwrap();
-    expect("OK");
-    let status = script.wait().unwrap();
-    assert!(status.success(), "the browser script failed: {status}");
+    script.say("CHANGED late-joiner");
+    script.expect("OK");
+    script.finish();
     let png = std::fs::read(&screenshot).expect("the screenshot was saved");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
     eprintln!("dashboard screenshot: {}", screenshot.display());

@@ -39,6 +39,11 @@ impl HttpServer {
         Self::launch(&["--http", "127.0.0.1:0"], Path::new(db), &[], &[], None)
     }
 
+    /// Serve on `127.0.0.1:0` on an existing database file, plus `extra` arguments.
+    pub fn on_db_with(db: &str, extra: &[&str]) -> Self {
+        Self::launch(&["--http", "127.0.0.1:0"], Path::new(db), extra, &[], None)
+    }
+
     /// `mesh-mcp dashboard` on `127.0.0.1:0` on an existing database file, plus `extra` arguments.
     pub fn dashboard(db: &str, extra: &[&str]) -> Self {
         Self::launch_command("dashboard", &["--http", "127.0.0.1:0"], Path::new(db), extra, &[], None)
