@@ -55,6 +55,9 @@ async function main() {
       if (!statuses.includes(n.status)) throw new Error(`node ${n.name} has no known status: ${JSON.stringify(n)}`);
       if (!n.fill || n.fill === 'none' || n.fill === 'rgb(0, 0, 0)') throw new Error(`node ${n.name} is not coloured by status: ${JSON.stringify(n)}`);
     }
+    const wanted = new URL(url).searchParams.get('swarm');
+    const selector = await page.$eval('#swarm', s => ({ value: s.value, options: [...s.options].map(o => o.value) }));
+    if (selector.value !== wanted || !selector.options.includes(wanted)) throw new Error(`the selector does not show swarm ${wanted}: ${JSON.stringify(selector)}`);
     const cards = await page.$$eval('#agents .card', cs => cs.length);
     if (cards !== expected) throw new Error(`${cards} agent cards, expected ${expected}`);
     const edges = await page.$$eval('#graph .edge', es => es.length);

@@ -88,3 +88,36 @@ fn edges(agents: &[AgentView]) -> Vec<Edge> {
     }
     edges
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(id: &str, status: AgentStatus, links: &[&str]) -> AgentView {
+        AgentView {
+            agent_id: id.into(),
+            name: id.into(),
+            agent_type: "coder".into(),
+            capabilities: vec![],
+            status,
+            spawned_at_ms: 0,
+            heartbeat_age_ms: None,
+            links: links.iter().map(|l| l.to_string()).collect(),
+            pending_messages: 0,
+        }
+    }
+
+    #[test]
+    fn each_link_is_one_edge_and_a_failed_end_makes_it_dead() {
+        let agents = [
+            agent("a", AgentStatus::Active, &["b", "c"]),
+            agent("b", AgentStatus::Active, &["a", "c"]),
+            agent("c", AgentStatus::Failed, &["a", "b"]),
+        ];
+        let edges: Vec<_> = edges(&agents).into_iter().map(|e| (e.from, e.to, e.live)).collect();
+        assert_eq!(
+            edges,
+            [("a".into(), "b".into(), true), ("a".into(), "c".into(), false), ("b".into(), "c".into(), false)]
+        );
+    }
+}

@@ -14,7 +14,7 @@ const REFRESH_MS = 1000 * Number(new URLSearchParams(location.search).get('refre
 const SVG = 'http://www.w3.org/2000/svg';
 
 const token = takeToken();
-const state = { swarm: null, swarms: [], snapshot: null, timer: null, loading: false, again: false };
+const state = { swarm: null, swarms: [], snapshot: null, timer: null, pending: null, loading: false, again: false };
 
 function takeToken() {
   const m = location.hash.match(/(?:^#|&)token=([^&]+)/);
@@ -110,6 +110,12 @@ async function loadSnapshot() {
   }
 }
 
+async function refreshSelector() {
+  const before = state.swarm;
+  try { await loadSwarms(); } catch (e) { showProblem(String(e.message || e)); return; }
+  if (state.swarm !== before) await loadSnapshot(); // the chosen swarm was destroyed
+}
+
 async function reloadAll() {
   try { await loadSwarms(); } catch (e) { showProblem(String(e.message || e)); return; }
   await loadSnapshot();
@@ -125,12 +131,13 @@ function subscribe() {
   });
   source.addEventListener('change', ev => {
     const change = JSON.parse(ev.data);
-    const known = new Set(state.swarms.map(s => s.swarmId));
-    if (change.swarms.some(s => !known.has(s)) || change.swarms.includes(state.swarm)) {
-      // A new or destroyed swarm changes the selector; the chosen one changes the page.
-      clearTimeout(state.timer);
-      state.timer = setTimeout(reloadAll, DEBOUNCE_MS);
-    }
+    if (!change.swarms.length) return; // memory or metrics only: nothing this page shows per swarm
+    // The chosen swarm changes the page; any other one may change the selector (a new swarm, a
+    // destroyed one, an agent count). A burst of changes becomes one read.
+    const all = change.swarms.includes(state.swarm) || state.pending === reloadAll;
+    state.pending = all ? reloadAll : refreshSelector;
+    clearTimeout(state.timer);
+    state.timer = setTimeout(() => { const run = state.pending; state.pending = null; run(); }, DEBOUNCE_MS);
   });
   source.addEventListener('error', () => {
     live.className = 'live-off';
