@@ -18,8 +18,9 @@
 //!   binary re-executed with `MESH_BENCH_NOOP=<mode>`, so no extra target is needed and it is
 //!   built with the same profile, rmcp version and features as the real server;
 //! - `mesh-mcp serve` on a SQLite file (default durability, current-thread: the main variant),
-//!   with `--durability power`, with `--multi-thread`, with `MESH_LOG_LEVEL=debug`, and on
-//!   `:memory:` (current- and multi-thread);
+//!   with `--durability power`, with `--multi-thread`, with `MESH_LOG_LEVEL=debug`, with
+//!   `MESH_METRICS=off` (the cost of recording metrics), and on `:memory:` (current- and
+//!   multi-thread);
 //! - the same ops called in-process through `mesh_mcp::server::tools::call` (no JSON-RPC, rmcp or
 //!   pipes): the engine's own share of each round trip;
 //! - cold starts (spawn -> initialize reply) and RSS (VmRSS after initialize, and after the run).
@@ -677,15 +678,21 @@ struct Variant {
     log_level: Option<&'static str>,
     /// `--durability` (None: the server's default).
     durability: Option<&'static str>,
+    /// `MESH_METRICS=off`: nothing recorded (the metrics cost, issue 6 point 8).
+    metrics_off: bool,
 }
 
-const VARIANTS: [Variant; 6] = [
+const METRICS_OFF: &str = "mesh-mcp sqlite, ct, metrics=off";
+const IN_PROCESS_OFF: &str = "in-process engine, sqlite, metrics=off";
+
+const VARIANTS: [Variant; 7] = [
     Variant {
         label: MAIN,
         db: "file",
         multi_thread: false,
         log_level: None,
         durability: None,
+        metrics_off: false,
     },
     Variant {
         label: "mesh-mcp sqlite power, ct",
@@ -693,6 +700,7 @@ const VARIANTS: [Variant; 6] = [
         multi_thread: false,
         log_level: None,
         durability: Some("power"),
+        metrics_off: false,
     },
     Variant {
         label: "mesh-mcp sqlite, multi-thread",
@@ -700,6 +708,7 @@ const VARIANTS: [Variant; 6] = [
         multi_thread: true,
         log_level: None,
         durability: None,
+        metrics_off: false,
     },
     Variant {
         label: "mesh-mcp sqlite, ct, log=debug",
@@ -707,6 +716,7 @@ const VARIANTS: [Variant; 6] = [
         multi_thread: false,
         log_level: Some("debug"),
         durability: None,
+        metrics_off: false,
     },
     Variant {
         label: "mesh-mcp :memory:, current-thr",
@@ -714,6 +724,7 @@ const VARIANTS: [Variant; 6] = [
         multi_thread: false,
         log_level: None,
         durability: None,
+        metrics_off: false,
     },
     Variant {
         label: "mesh-mcp :memory:, multi-thread",
@@ -721,6 +732,15 @@ const VARIANTS: [Variant; 6] = [
         multi_thread: true,
         log_level: None,
         durability: None,
+        metrics_off: false,
+    },
+    Variant {
+        label: METRICS_OFF,
+        db: "file",
+        multi_thread: false,
+        log_level: None,
+        durability: None,
+        metrics_off: true,
     },
 ];
 
@@ -760,6 +780,7 @@ fn mesh_command(
         "MESH_MCP_DB",
         "MESH_MCP_DURABILITY",
         "MESH_AGENT_TOKEN",
+        "MESH_METRICS",
     ] {
         cmd.env_remove(var);
     }
@@ -833,8 +854,12 @@ fn build_targets(cfg: &Config, dir: &Path) -> Vec<Target> {
             v.db.to_string()
         };
         let log = dir.join(format!("{}.stderr.log", file_name(v.label)));
+        let mut command = mesh_command(cfg, &db, v.multi_thread, v.log_level, v.durability);
+        if v.metrics_off {
+            command.env("MESH_METRICS", "off");
+        }
         let mut c = Client::spawn(
-            mesh_command(cfg, &db, v.multi_thread, v.log_level, v.durability),
+            command,
             v.label,
             Some(&log),
         );
@@ -853,10 +878,11 @@ fn build_targets(cfg: &Config, dir: &Path) -> Vec<Target> {
     for (label, file) in [
         ("in-process engine, sqlite", true),
         ("in-process engine, :memory:", false),
+        (IN_PROCESS_OFF, true),
     ] {
         if cfg.selected(label) {
             let db = if file {
-                dir.join("in-process.db").display().to_string()
+                dir.join(format!("{}.db", file_name(label))).display().to_string()
             } else {
                 ":memory:".to_string()
             };
@@ -864,8 +890,11 @@ fn build_targets(cfg: &Config, dir: &Path) -> Vec<Target> {
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            let engine = mesh_mcp::open_engine(&db, mesh_mcp::store::Durability::default())
+            let mut engine = mesh_mcp::open_engine(&db, mesh_mcp::store::Durability::default())
                 .expect("open the in-process engine");
+            if label == IN_PROCESS_OFF {
+                engine = engine.with_metrics(std::sync::Arc::new(mesh_mcp::metrics::Metrics::new(false, 0)));
+            }
             let mut c = InProcess { rt, engine };
             let mesh = Mesh::setup(&mut c);
             targets.push(Target::new(
@@ -1419,6 +1448,8 @@ fn run(cfg: &Config, dir: &Path) {
         "mesh-mcp sqlite power, ct",
         MAIN,
     );
+    per_op(w, "metrics on (default) / MESH_METRICS=off, sqlite", MAIN, METRICS_OFF);
+    per_op(w, "in-process engine: metrics on / off, sqlite", "in-process engine, sqlite", IN_PROCESS_OFF);
     per_op(
         w,
         "sqlite / :memory:",

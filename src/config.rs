@@ -132,3 +132,9 @@ pub const PATTERN_ANALYZE_MAX_GROUPS: usize = 50;
 pub const MEMORY_HYBRID_KEYWORD_WEIGHT: f64 = 0.4;
 /// Hybrid memory search: an entry with no keyword match needs at least this cosine to be listed.
 pub const MEMORY_HYBRID_MIN_SIMILARITY: f64 = 0.2;
+/// `attention_consensus`: most outputs per call, and bytes per output's content.
+pub const MAX_ATTENTION_OUTPUTS: usize = 1000;
+pub const MAX_ATTENTION_CONTENT_BYTES: usize = 64 * 1024;
+/// `attention_consensus` gossip mode: default and most rounds.
+pub const DEFAULT_GOSSIP_ROUNDS: usize = 3;
+pub const MAX_GOSSIP_ROUNDS: usize = 100;

@@ -23,6 +23,9 @@
 //!   their safety and liveness properties.
 //! - [`attention`]: the compute core of attention-based coordination: the `Embedder` trait with a
 //!   built-in lexical embedder, and multi-head attention (candle, plus a fused kernel for small N).
+//! - [`metrics`]: measured counters (tool calls, messages, failures, store operations, process
+//!   resources) and their time series in the store, read by `performance_report`, `swarm_monitor`
+//!   and the Prometheus `/metrics` page.
 //! - [`cli`]: `mesh-mcp call`, which runs a tool handler from a shell (hook scripts).
 //! - [`doctor`]: `mesh-mcp doctor`, the health check of an installation (database, settings,
 //!   embedding model, a real client handshake).
@@ -36,6 +39,7 @@ pub mod error;
 pub mod ids;
 pub mod logging;
 pub mod mesh;
+pub mod metrics;
 pub mod protocols;
 pub mod secret;
 pub mod server;

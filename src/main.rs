@@ -172,7 +172,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             runtime(multi_thread || http.is_some())?.block_on(async {
                 let engine = mesh_mcp::open_engine_with(&args.db, durability(&args.durability), &compute)?;
                 let _sweeper = server::sweeper::spawn(engine.clone());
-                let server = server::MeshServer::new(engine);
+                let _flusher = server::flusher::spawn(engine.clone());
+                let server = server::MeshServer::new(engine.clone());
                 match http {
                     None => server::stdio::serve(server).await?,
                     Some(bind) => {
@@ -180,15 +181,24 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                         server::http::serve(server, opts).await?
                     }
                 }
+                // The last metrics sample, so what this process did stays in the series.
+                if let Err(e) = engine.flush_metrics().await {
+                    tracing::warn!(error = %e, "writing the last metrics sample failed");
+                }
                 Ok(ExitCode::SUCCESS)
             })
         }
         Command::Dashboard { http, auth_token, allow_hosts } => runtime(false)?.block_on(async {
             let engine = mesh_mcp::open_engine_with(&args.db, durability(&args.durability), &compute)?;
-            // Like any server on the store: failover follows a lease's end even with no client.
+            // Like any server on the store: failover follows a lease's end even with no client,
+            // and what it does is in the metrics series.
             let _sweeper = server::sweeper::spawn(engine.clone());
+            let _flusher = server::flusher::spawn(engine.clone());
             let opts = server::http::HttpOptions { bind: http, auth_token, allowed_hosts: allow_hosts };
-            server::http::serve_dashboard(engine, opts).await?;
+            server::http::serve_dashboard(engine.clone(), opts).await?;
+            if let Err(e) = engine.flush_metrics().await {
+                tracing::warn!(error = %e, "writing the last metrics sample failed");
+            }
             Ok(ExitCode::SUCCESS)
         }),
         Command::Call { tool, args: words } => runtime(false)?.block_on(call(&args.db, durability(&args.durability), &compute, &tool, &words)),
@@ -237,6 +247,10 @@ async fn call(db: &str, durability: Durability, compute: &ComputeOptions, tool: 
     let engine = mesh_mcp::open_engine_with(db, durability, compute)?;
     cli::attach_token(db, &engine, &mut arguments).await;
     let result = server::tools::call(&engine, tool, serde_json::Value::Object(arguments)).await;
+    // A CLI call is one process's whole life: its sample goes to the series now.
+    if let Err(e) = engine.flush_metrics().await {
+        tracing::warn!(error = %e, "writing the metrics sample failed");
+    }
     match result.expect("parse_args accepted the tool name") {
         Ok(json) => {
             if tool == "agent_spawn" {

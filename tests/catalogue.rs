@@ -56,7 +56,7 @@ async fn every_catalogue_example_replays_against_the_real_server() {
 }
 
 #[tokio::test]
-async fn tools_list_serves_the_catalogue_and_stays_under_18_kb() {
+async fn tools_list_serves_the_catalogue_and_stays_under_its_size_budget() {
     let mcp = Mcp::stdio(":memory:").await;
     let tools = mcp.client.list_all_tools().await.unwrap();
     let names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
@@ -71,9 +71,10 @@ async fn tools_list_serves_the_catalogue_and_stays_under_18_kb() {
     }
     let size = serde_json::to_string(&serde_json::json!({ "tools": tools })).unwrap().len();
     eprintln!("tools/list result: {size} bytes of compact JSON");
-    // 12 KB until task distribution (issue 4) needed the room for its three tools; 16 KB until
-    // neural_patterns and memory_search (issue 5) needed about 2 KB more.
-    assert!(size < 18 * 1024, "tools/list is {size} bytes");
+    // 12 KB until task distribution (issue 4) needed the room for its three tools, 16 KB until
+    // issues 5 and 6 added theirs: neural_patterns and memory_search (issue 5) about 2 KB,
+    // performance_report and swarm_monitor (issue 6) about 2.2 KB, attention_consensus about 1.4 KB.
+    assert!(size < 22 * 1024, "tools/list is {size} bytes");
     // The README states the size; keep it true.
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let stated = readme.split("`tools/list` response is **").nth(1).and_then(|r| r.split(" KB**").next()).expect("README states the tools/list size");

@@ -98,6 +98,12 @@ async fn the_snapshot_shows_agents_links_tasks_messages_and_decisions() {
     assert_eq!(snap["proposals"]["decisions"][0]["proposalId"], proposal_id);
     assert_eq!(snap["proposals"]["decisions"][0]["outcome"], "approved");
     assert_eq!(snap["status"]["agents"]["total"], 3);
+    // The metrics charts count the ten tool calls above (this server's part not yet written).
+    let series = snap["metrics"]["series"].as_array().unwrap();
+    let calls = series.iter().find(|s| s["name"] == "tool_calls").unwrap_or_else(|| panic!("no tool_calls series: {}", snap["metrics"]));
+    let total: f64 = calls["points"].as_array().unwrap().iter().map(|p| p[1].as_f64().unwrap()).sum();
+    assert_eq!(total, 10.0, "{calls}");
+    assert!(series.iter().any(|s| s["name"] == "rss"), "this process's resources are charted: {}", snap["metrics"]);
 
     let missing = get(&server, "/api/swarm/nope", None).await;
     assert_eq!(missing.status(), 404);

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{ComputeDevice, Embedder, HashedNgramEmbedder};
-use crate::error::{MeshError, Result};
+use super::{ComputeDevice, Embedder, HashedNgramEmbedder, MiniLmEmbedder};
+use crate::error::Result;
 
 /// Start-up choices, from the command line or the environment.
 #[derive(Debug, Clone, Default)]
@@ -36,10 +36,17 @@ impl Compute {
         let embedder: Arc<dyn Embedder> = match &opts.embedding_model {
             None => Arc::new(HashedNgramEmbedder::new()),
             Some(dir) => {
-                return Err(MeshError::invalid(
-                    "embeddingModel",
-                    format!("cannot load a model from {}: this build has no model embedder yet", dir.display()),
-                ))
+                let started = std::time::Instant::now();
+                let model = MiniLmEmbedder::load(dir, opts.device)?;
+                tracing::info!(
+                    embedder = model.name(),
+                    dim = model.dim(),
+                    device = %opts.device,
+                    load_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "loaded the sentence-embedding model from {}",
+                    dir.display()
+                );
+                Arc::new(model)
             }
         };
         Ok(Self { embedder, device: opts.device })

@@ -3,6 +3,7 @@
 //!
 //! ## Layout
 //! - [`embed`]: the [`Embedder`] trait and the offline default, [`HashedNgramEmbedder`] (lexical).
+//! - [`minilm`]: the real model, all-MiniLM-L6-v2 in candle-transformers (semantic).
 //! - [`projection`]: how Q, K, V and O are chosen (identity per-head slices, or seeded weights).
 //! - [`multihead`]: the candle layer: matmul, scale, bias and mask, softmax, times V, with the
 //!   queries processed in chunks so memory is O(chunk x N), not O(N²), per head.
@@ -11,6 +12,9 @@
 //! - [`path`]: which of the two runs, and on how many threads, by size (from measurements).
 //! - [`device`]: the CPU by default, CUDA behind the `cuda` feature.
 //! - [`compute`]: the embedder and device a process runs with, chosen at start-up.
+//! - [`consensus`]: attention consensus over peers' outputs (weights, strength, Byzantine
+//!   outliers, hop-distance bias, Brandes centrality, gossip rounds): pure functions.
+//! - [`single`]: one query against N keys and values (no projections), fused.
 //! - `reference` (tests only): the naive f64 implementation both paths are checked against.
 //!
 //! ## The computation
@@ -22,18 +26,22 @@
 //! heads and over all N queries (the peer score of attention consensus).
 
 pub mod compute;
+pub mod consensus;
 pub mod device;
 pub mod embed;
 pub mod fused;
+pub mod minilm;
 pub mod multihead;
 pub mod path;
 pub mod projection;
 #[cfg(test)]
 mod reference;
+pub mod single;
 
 pub use compute::{Compute, ComputeOptions};
 pub use device::ComputeDevice;
 pub use embed::{cosine, Embedder, EmbedderInfo, EmbedderKind, HashedNgramEmbedder};
+pub use minilm::MiniLmEmbedder;
 pub use multihead::CandleAttention;
 pub use path::{choose_path, Path};
 pub use projection::{ProjectionKind, Projections};

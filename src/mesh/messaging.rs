@@ -187,6 +187,9 @@ impl Engine {
             ops.extend(breaker_ops);
             ops.extend(plan.messages.iter().map(|m| Op::put(keys::message(&view.swarm.id, &m.to, &m.id), encode(m))));
             let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
+            if resp.succeeded {
+                self.metrics().add(&self.metrics().messages_sent, plan.messages.len() as u64);
+            }
             Ok(resp.succeeded.then(|| {
                 let mut out = CommunicationOutput::new(CommAction::Send, resp.revision);
                 out.delivered = Some(plan.messages.iter().map(delivery).collect());
@@ -237,6 +240,14 @@ impl Engine {
                 });
             }
             let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
+            if resp.succeeded {
+                // Delivered = handed out for the first time; redeliveries are not new deliveries.
+                let m = self.metrics();
+                for first in messages.iter().filter(|m| m.deliveries == 1) {
+                    m.add(&m.messages_delivered, 1);
+                    m.observe(&m.delivery_latency, (now - first.sent_at_ms).max(0) as f64);
+                }
+            }
             Ok(resp.succeeded.then(|| {
                 let mut out = CommunicationOutput::new(CommAction::Receive, resp.revision);
                 out.remaining = Some(mailbox.len() - messages.len());
@@ -273,6 +284,7 @@ impl Engine {
         if !resp.succeeded {
             return Err(MeshError::Conflict("some of these messages were acknowledged concurrently; nothing was changed".into()));
         }
+        self.metrics().add(&self.metrics().messages_acknowledged, unique.len() as u64);
         let mut out = CommunicationOutput::new(CommAction::Ack, resp.revision);
         out.acknowledged = Some(unique.len());
         out.remaining = Some(mailbox.len() - unique.len());

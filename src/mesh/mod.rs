@@ -11,6 +11,8 @@
 
 pub mod activity;
 pub mod agents;
+pub mod call;
+pub mod attend;
 pub mod consensus;
 pub mod fault;
 pub mod health;
@@ -21,6 +23,9 @@ pub mod memory_search;
 pub mod messaging;
 pub mod model;
 pub mod patterns;
+pub mod monitor;
+pub mod report;
+pub mod stats;
 pub mod swarm;
 pub mod tasks;
 pub mod topology;
@@ -32,6 +37,8 @@ use std::sync::Arc;
 
 use crate::attention::Compute;
 use crate::config;
+use crate::metrics::store::Counted;
+use crate::metrics::{series, Metrics, SharedMetrics};
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
 use crate::secret;
@@ -43,9 +50,13 @@ use topology::Graph;
 /// A cheap-to-clone handle on the engine.
 #[derive(Clone)]
 pub struct Engine {
+    /// The store every operation uses: counted by `metrics` when recording is on.
     store: SharedStore,
+    /// The same store unwrapped, for writing the metrics series without counting it as work.
+    raw_store: SharedStore,
     clock: Arc<dyn Clock>,
     compute: Compute,
+    metrics: SharedMetrics,
 }
 
 /// Everything about one swarm that an operation needs, read at one revision per key.
@@ -147,8 +158,16 @@ impl SwarmView {
 
 impl Engine {
     /// An engine with the offline default compute (lexical embedder, CPU).
+    /// Metrics are recorded unless `MESH_METRICS=off` ([`crate::metrics`]).
     pub fn new(store: SharedStore, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, compute: Compute::default() }
+        let metrics = Metrics::from_env(clock.now_ms());
+        Self { store: store.clone(), raw_store: store, clock, compute: Compute::default(), metrics: metrics.clone() }.with_metrics(metrics)
+    }
+
+    /// The same engine recording into `metrics` (e.g. a registry that is off, for benchmarks).
+    pub fn with_metrics(self, metrics: SharedMetrics) -> Self {
+        let store: SharedStore = if metrics.enabled() { Arc::new(Counted::new(self.raw_store.clone(), metrics.clone())) } else { self.raw_store.clone() };
+        Self { store, metrics, ..self }
     }
 
     /// The same engine embedding and attending with `compute`.
@@ -168,6 +187,21 @@ impl Engine {
 
     pub fn store(&self) -> &SharedStore {
         &self.store
+    }
+
+    /// The store without the metrics wrapper (the metrics series is written and read through it).
+    pub fn raw_store(&self) -> &SharedStore {
+        &self.raw_store
+    }
+
+    /// This process's metrics registry.
+    pub fn metrics(&self) -> &SharedMetrics {
+        &self.metrics
+    }
+
+    /// Write this process's metrics sample to the store (see [`crate::metrics::series`]).
+    pub async fn flush_metrics(&self) -> Result<bool> {
+        Ok(series::flush(&*self.raw_store, &self.metrics, self.now_ms()).await?)
     }
 
     pub fn now_ms(&self) -> i64 {

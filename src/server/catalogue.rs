@@ -23,6 +23,10 @@ pub struct Entry {
     pub details: Vec<String>,
     #[serde(default)]
     pub examples: Vec<Example>,
+    /// What each quantity of the result means, precisely: read by people and by tests, not
+    /// served in `tools/list` (which has a size budget).
+    #[serde(default)]
+    pub definitions: serde_json::Map<String, Value>,
 }
 
 /// A worked example: optional setup calls, then the call being illustrated.
@@ -70,6 +74,9 @@ pub const FILES: &[(&str, &str)] = &[
     ("load_balance", include_str!("../../tools/load_balance.json")),
     ("neural_patterns", include_str!("../../tools/neural_patterns.json")),
     ("memory_search", include_str!("../../tools/memory_search.json")),
+    ("performance_report", include_str!("../../tools/performance_report.json")),
+    ("swarm_monitor", include_str!("../../tools/swarm_monitor.json")),
+    ("attention_consensus", include_str!("../../tools/attention_consensus.json")),
 ];
 
 /// Parse one tool's catalogue entry. The files are part of the build, so a malformed one is a bug

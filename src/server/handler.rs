@@ -12,11 +12,31 @@ use rmcp::model::{
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
+use std::sync::Arc;
 
 use super::resources::{self, MeshResource};
 use super::subscriptions::{self, Subscriptions};
 use super::{errors, tools};
+use crate::mesh::call::{CallContext, ProgressSink};
 use crate::mesh::Engine;
+
+/// Progress of a long tool as MCP `notifications/progress` for the request's progress token.
+struct McpProgress {
+    peer: rmcp::Peer<RoleServer>,
+    token: rmcp::model::ProgressToken,
+}
+
+impl ProgressSink for McpProgress {
+    fn report(&self, progress: f64, total: Option<f64>, message: String) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let mut param = rmcp::model::ProgressNotificationParam::new(self.token.clone(), progress).with_message(message);
+            param.total = total;
+            if let Err(e) = self.peer.notify_progress(param).await {
+                tracing::debug!(error = %e, "progress notification not sent");
+            }
+        })
+    }
+}
 
 const INSTRUCTIONS: &str = "mesh-mcp coordinates agents as a mesh on one durable store shared by \
 every process. Start with swarm_init, then agent_spawn for each agent (keep its agentToken: acting \
@@ -79,10 +99,14 @@ impl ServerHandler for MeshServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.map(serde_json::Value::Object).unwrap_or(serde_json::Value::Null);
-        match tools::call(&self.engine, &request.name, args).await {
+        let progress = context.meta.get_progress_token().map(|token| {
+            Arc::new(McpProgress { peer: context.peer.clone(), token }) as Arc<dyn ProgressSink>
+        });
+        let ctx = CallContext { cancel: context.ct.clone(), progress };
+        match tools::call_with(&self.engine, &request.name, args, ctx).await {
             None => Err(errors::unknown_tool(&request.name)),
             Some(Ok(json)) => Ok(errors::tool_success(json).into()),
             Some(Err(e)) => Ok(errors::tool_error(&e).into()),

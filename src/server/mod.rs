@@ -5,6 +5,7 @@ pub mod catalogue;
 pub mod changes;
 pub mod dashboard;
 pub mod errors;
+pub mod flusher;
 pub mod handler;
 pub mod http;
 pub mod resources;

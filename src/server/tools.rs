@@ -3,6 +3,7 @@
 //! dispatch through [`call`], so they cannot drift apart.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use futures::future::BoxFuture;
 use rmcp::model::{Tool, ToolAnnotations};
@@ -12,10 +13,12 @@ use serde_json::{Map, Value};
 
 use super::{catalogue, schema};
 use crate::error::{MeshError, Result};
-use crate::mesh::{agents, consensus, fault, memory, memory_search, messaging, patterns, swarm, tasks, Engine};
+use crate::mesh::call::CallContext;
+use crate::mesh::{agents, attend, consensus, fault, memory, memory_search, messaging, monitor, patterns, report, swarm, tasks, Engine};
 
-/// A handler returns its result already serialized: the JSON text is what goes on the wire.
-type Handler = for<'a> fn(&'a Engine, Value) -> BoxFuture<'a, Result<String>>;
+/// A handler returns its result already serialized: the JSON text is what goes on the wire. The
+/// context matters only to long tools (progress, cancellation); the others ignore it.
+type Handler = for<'a> fn(&'a Engine, Value, CallContext) -> BoxFuture<'a, Result<String>>;
 
 pub struct ToolDef {
     pub name: &'static str,
@@ -49,10 +52,24 @@ macro_rules! tool {
             name: $name,
             input_schema: schema::input::<$params>,
             output_schema: schema::output::<$output>,
-            handler: |engine, args| {
+            handler: |engine, args, _ctx| {
                 Box::pin(async move {
                     let params: $params = parse(args)?;
                     encode(engine.$method(params).await?)
+                })
+            },
+        }
+    };
+    // A long tool: its engine method also takes the caller's context.
+    ($name:literal, $params:ty, $output:ty, $method:ident, context) => {
+        ToolDef {
+            name: $name,
+            input_schema: schema::input::<$params>,
+            output_schema: schema::output::<$output>,
+            handler: |engine, args, ctx| {
+                Box::pin(async move {
+                    let params: $params = parse(args)?;
+                    encode(engine.$method(params, ctx).await?)
                 })
             },
         }
@@ -76,6 +93,9 @@ pub static TOOLS: &[ToolDef] = &[
     tool!("load_balance", swarm::SwarmIdParams, tasks::load::LoadBalanceOutput, load_balance),
     tool!("neural_patterns", patterns::PatternsParams, patterns::PatternsOutput, neural_patterns),
     tool!("memory_search", memory_search::MemorySearchParams, memory_search::MemorySearchOutput, memory_search),
+    tool!("performance_report", report::PerformanceReportParams, report::PerformanceReportOutput, performance_report),
+    tool!("swarm_monitor", monitor::SwarmMonitorParams, monitor::SwarmMonitorOutput, swarm_monitor, context),
+    tool!("attention_consensus", attend::AttentionConsensusParams, attend::AttentionConsensusOutput, attention_consensus),
 ];
 
 pub fn find(name: &str) -> Option<&'static ToolDef> {
@@ -84,8 +104,20 @@ pub fn find(name: &str) -> Option<&'static ToolDef> {
 
 /// Run a tool; its result is compact JSON text. `None` when no tool has that name.
 pub async fn call(engine: &Engine, name: &str, args: Value) -> Option<Result<String>> {
+    call_with(engine, name, args, CallContext::default()).await
+}
+
+/// [`call`] with the caller's context (progress sink, cancellation). Every call is counted and
+/// timed here, once, whichever edge (MCP or CLI) made it.
+pub async fn call_with(engine: &Engine, name: &str, args: Value, ctx: CallContext) -> Option<Result<String>> {
     let def = find(name)?;
-    Some((def.handler)(engine, args).await)
+    let metrics = engine.metrics();
+    let started = metrics.enabled().then(Instant::now);
+    let result = (def.handler)(engine, args, ctx).await;
+    if let Some(started) = started {
+        metrics.tool_call(def.name, started.elapsed(), result.is_err());
+    }
+    Some(result)
 }
 
 /// The `tools/list` entries, built once.

@@ -60,6 +60,7 @@ async function main() {
     if (selector.value !== wanted || !selector.options.includes(wanted)) throw new Error(`the selector does not show swarm ${wanted}: ${JSON.stringify(selector)}`);
     const cards = await page.$$eval('#agents .card', cs => cs.length);
     if (cards !== expected) throw new Error(`${cards} agent cards, expected ${expected}`);
+    await page.waitForSelector('#metrics .chart[data-metric="tool_calls"] svg', { timeout: WAIT });
     const edges = await page.$$eval('#graph .edge', es => es.length);
     if (edges === 0) throw new Error('the topology graph has no links');
     console.log(`LOADED ${nodes.length} nodes, ${edges} links`);

@@ -64,6 +64,7 @@ impl HttpServer {
             .env_remove("MESH_MCP_AUTH_TOKEN")
             .env_remove("MESH_MCP_DB")
             .env("MESH_LOG_LEVEL", "info")
+            .env(super::METRICS_FLUSH.0, super::METRICS_FLUSH.1)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

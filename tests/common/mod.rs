@@ -19,6 +19,10 @@ use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{json, Value};
 
+/// Servers under test write their metrics sample only at shutdown, so that a periodic sample never
+/// lands between two reads of the store revision a test compares; a test may override it.
+pub const METRICS_FLUSH: (&str, &str) = ("MESH_METRICS_FLUSH_SECS", "0");
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mesh-mcp")
 }
@@ -52,7 +56,7 @@ impl Mcp {
     /// A stdio session with extra global arguments, e.g. `["--embedding-model", dir]`.
     pub async fn stdio_with(db: &str, extra: &[&str]) -> Mcp {
         let mut cmd = tokio::process::Command::new(bin());
-        cmd.args(["serve", "--db", db]).args(extra);
+        cmd.args(["serve", "--db", db]).args(extra).env(METRICS_FLUSH.0, METRICS_FLUSH.1);
         let (transport, _) = TokioChildProcess::builder(cmd).stderr(Stdio::null()).spawn().expect("spawn mesh-mcp");
         let client = ().serve(transport).await.expect("MCP initialize");
         Mcp { client, server: None }
@@ -128,6 +132,7 @@ impl RawServer {
     pub fn spawn_with(db: &str, env: &[(&str, &str)]) -> RawServer {
         let mut child = Command::new(bin())
             .args(["serve", "--db", db])
+            .env(METRICS_FLUSH.0, METRICS_FLUSH.1)
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -10,7 +10,8 @@
 #   - Debian's chromium, with apt, when /usr/bin/chromium is missing (the browser test; CI runs
 #     as root). Without root outside CI it only warns: tests/dashboard.rs then skips the browser
 #     part, while under CI it fails.
-#   - a Python venv with the official MCP Python SDK, as pinned in requirements.txt
+#   - a Python venv with the official MCP Python SDK and the Prometheus text parser
+#     (prometheus-client, for tests/prometheus.rs), as pinned in requirements.txt
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

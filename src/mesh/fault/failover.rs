@@ -146,6 +146,7 @@ impl Engine {
                 Ok(resp.succeeded.then_some((failed, revoke)))
             })
             .await?;
+        self.metrics().add(&self.metrics().failures, done.len() as u64);
         // Leases of agents failed by their peers go too, so they stop renewing anything.
         for lease in revoke {
             match self.store().lease_revoke(lease).await {

@@ -146,6 +146,7 @@ impl Engine {
             })
             .await?;
         transitions.push("recovering→active".to_string());
+        self.metrics().add(&self.metrics().recoveries, 1);
         Ok(Recovery {
             agent_id: agent.id.to_string(),
             name: agent.name.clone(),

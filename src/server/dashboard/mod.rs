@@ -5,10 +5,12 @@
 //! - `GET /`, `/dashboard.js`, `/dashboard.css`: the page. It holds no state, so it passes the
 //!   Host/Origin checks without a token (see [`super::http::security`]).
 //! - `GET /api/swarms`: the swarms for the selector (`swarm_list`).
-//! - `GET /api/swarm/{id}`: everything the page shows of one swarm ([`snapshot::Snapshot`]).
+//! - `GET /api/swarm/{id}`: everything the page shows of one swarm ([`snapshot::Snapshot`]),
+//!   with the charts of the recorded metrics ([`charts`]), which cover the whole store.
 //!
 //! The page subscribes to `/events` and reads the snapshot again when a change names its swarm.
 
+pub mod charts;
 pub mod snapshot;
 
 use axum::extract::{Path, State};

@@ -1,11 +1,12 @@
 //! The one object `GET /api/swarm/{id}` returns: everything the dashboard shows of a swarm,
 //! assembled from the engine's read operations (swarm_status, agent_list, the proposal list,
-//! task queues, mailbox activity). Nothing here writes, and nothing is filled in: a figure the
+//! task queues, mailbox activity) and the metrics series ([`super::charts`]). Nothing here writes, and nothing is filled in: a figure the
 //! engine cannot give is absent, and the page says so.
 
 use serde::Serialize;
 use serde_json::json;
 
+use super::charts::Charts;
 use crate::error::{MeshError, Result};
 use crate::ids::SwarmId;
 use crate::mesh::activity::{MailboxActivity, TaskQueues};
@@ -34,6 +35,8 @@ pub struct Snapshot {
     pub proposals: Proposals,
     pub tasks: TaskQueues,
     pub messages: MailboxActivity,
+    /// The recorded metrics over the last hour, every process on the store together.
+    pub metrics: Charts,
     /// Server time of the read, so the page can say how old it is.
     pub now_ms: i64,
 }
@@ -71,6 +74,7 @@ pub async fn read(engine: &Engine, swarm_id: &str) -> Result<Snapshot> {
         proposals: Proposals { open: list.open.unwrap_or_default(), decisions: list.decisions.unwrap_or_default() },
         tasks: engine.task_queues(&swarm).await?,
         messages: engine.mailbox_activity(&swarm, MESSAGES).await?,
+        metrics: super::charts::read(engine).await?,
         now_ms: engine.now_ms(),
         agents,
         status,

@@ -3,6 +3,7 @@
 //! - `/mcp`: streamable HTTP, served by rmcp's [`StreamableHttpService`] with in-memory sessions.
 //! - `/sse` + `/message`: the older HTTP+SSE transport of protocol 2024-11-05 ([`sse`]).
 //! - `/events`: a server-sent event per batch of store changes, for live views ([`events`]).
+//! - `/metrics`: Prometheus text exposition of this process's metrics ([`metrics`]).
 //! - `/`, `/api/`: the live dashboard and the JSON it reads ([`crate::server::dashboard`]);
 //!   `mesh-mcp dashboard` serves these two and `/events` alone ([`serve_dashboard`]).
 //!
@@ -14,6 +15,7 @@
 //! `mesh-mcp: listening on http://ADDR`, goes to stderr.
 
 pub mod events;
+pub mod metrics;
 pub mod security;
 pub mod sse;
 
@@ -85,6 +87,7 @@ pub fn app(server: MeshServer, opts: &HttpOptions, ct: CancellationToken) -> Rou
         .nest_service("/mcp", streamable(server.clone(), &extra_hosts, ct.child_token()))
         .layer(axum::middleware::from_fn(session_delete_is_no_content))
         .merge(events::routes(engine.store().clone(), ct.clone(), SSE_KEEP_ALIVE))
+        .merge(metrics::routes(engine.clone()))
         .merge(dashboard::api_routes(engine))
         .merge(sse::routes(server, ct, SSE_KEEP_ALIVE))
         // For the extractors of /message; rmcp enforces its own limit on /mcp (set below).

@@ -305,33 +305,34 @@ function renderMessages(snap) {
 
 // Small line charts of the recorded metric series; absent series say so.
 function renderMetrics(snap) {
-  const series = snap.metrics && snap.metrics.series;
-  if (!series) { fill('metrics', empty(snap.metrics && snap.metrics.note ? snap.metrics.note : 'no metrics recorded yet')); return; }
-  const charts = series.filter(s => s.points.length).map(s => chart(s));
-  fill('metrics', charts.length ? el('div', { class: 'charts' }, charts) : empty('no metrics recorded yet'));
+  const m = snap.metrics;
+  if (!m.series.length) { fill('metrics', empty(m.note || 'no metrics recorded yet')); return; }
+  fill('metrics',
+    el('p', { class: 'empty' }, `last ${Math.round((m.toMs - m.fromMs) / 60000)} min, one point per ${m.bucketMs / 1000} s bucket, from ${m.samples} samples of every process on this database (the newest bucket is still filling)${m.note ? '; ' + m.note : ''}`),
+    el('div', { class: 'charts' }, m.series.map(s => chart(s, m))));
 }
 
-function chart(s) {
+function chart(s, m) {
   const [w, h, pad] = [280, 110, 18];
-  const xs = s.points.map(p => p[0]);
+  const [x0, x1] = [m.fromMs, m.toMs];
   const ys = s.points.map(p => p[1]);
-  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
   const [y0, y1] = [Math.min(0, ...ys), Math.max(...ys)];
-  const sx = x => pad + (x1 === x0 ? (w - 2 * pad) / 2 : ((x - x0) / (x1 - x0)) * (w - 2 * pad));
+  const sx = x => pad + ((x - x0) / (x1 - x0)) * (w - 2 * pad);
   const sy = y => h - pad - (y1 === y0 ? 0 : ((y - y0) / (y1 - y0)) * (h - 2 * pad));
   const points = s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
   const latest = ys[ys.length - 1];
+  const marks = s.points.length === 1 ? [svg('circle', { cx: sx(s.points[0][0]), cy: sy(latest), r: 2.5 })] : [svg('polyline', { points })];
   return el('div', { class: 'chart', 'data-metric': s.name },
-    el('div', { class: 'title' }, s.label || s.name, ' ', el('span', { class: 'latest' }, `now ${fmt(latest)}${s.unit ? ' ' + s.unit : ''}`)),
+    el('div', { class: 'title' }, s.label, ' ', el('span', { class: 'latest' }, `now ${fmt(latest)} ${s.unit}`)),
     svg('svg', { viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: 'none' },
       svg('line', { class: 'axis', x1: pad, y1: h - pad, x2: w - pad, y2: h - pad }),
       svg('text', { x: 2, y: pad }, fmt(y1)),
       svg('text', { x: 2, y: h - pad }, fmt(y0)),
       svg('text', { x: pad, y: h - 4 }, new Date(x0).toLocaleTimeString()),
       svg('text', { x: w - pad - 40, y: h - 4 }, new Date(x1).toLocaleTimeString()),
-      svg('polyline', { points })));
+      ...marks));
 }
-function fmt(x) { return Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2); }
+function fmt(x) { return x === 0 ? '0' : Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2); }
 
 // --- start ---------------------------------------------------------------------------------
 document.getElementById('swarm').addEventListener('change', ev => {
