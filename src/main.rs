@@ -47,6 +47,20 @@ enum Command {
         #[arg(long)]
         multi_thread: bool,
     },
+    /// Serve the live dashboard alone (the page, its JSON and /events; no MCP). `serve --http`
+    /// serves it too, at `/`.
+    Dashboard {
+        /// Address to serve on (loopback only unless --auth-token is set).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7071")]
+        http: SocketAddr,
+        /// Bearer token the page must present (open it as `http://ADDR/#token=TOKEN`); required
+        /// when binding a non-loopback address.
+        #[arg(long, env = config::ENV_AUTH_TOKEN, hide_env_values = true)]
+        auth_token: Option<String>,
+        /// Extra Host names to accept (besides loopback names), e.g. for a reverse proxy.
+        #[arg(long = "allow-host")]
+        allow_hosts: Vec<String>,
+    },
     /// Run one tool against the store and print its JSON result (for hook scripts).
     Call {
         /// Tool name, e.g. swarm_init.
@@ -174,6 +188,19 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             })
         }
+        Command::Dashboard { http, auth_token, allow_hosts } => runtime(false)?.block_on(async {
+            let engine = mesh_mcp::open_engine_with(&args.db, durability(&args.durability), &compute)?;
+            // Like any server on the store: failover follows a lease's end even with no client,
+            // and what it does is in the metrics series.
+            let _sweeper = server::sweeper::spawn(engine.clone());
+            let _flusher = server::flusher::spawn(engine.clone());
+            let opts = server::http::HttpOptions { bind: http, auth_token, allowed_hosts: allow_hosts };
+            server::http::serve_dashboard(engine.clone(), opts).await?;
+            if let Err(e) = engine.flush_metrics().await {
+                tracing::warn!(error = %e, "writing the last metrics sample failed");
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Call { tool, args: words } => runtime(false)?.block_on(call(&args.db, durability(&args.durability), &compute, &tool, &words)),
         Command::Schemas { write, dir } => schemas(write, &dir),
         Command::Simulate { protocol, nodes, faulty, drop, delay, partition, gst, requests, fanout, max_time, seed, json } => {

@@ -9,6 +9,7 @@
 //! compare-and-swap transaction, so several processes can share one store without locks of their
 //! own.
 
+pub mod activity;
 pub mod agents;
 pub mod call;
 pub mod attend;

