@@ -153,10 +153,10 @@ impl Engine {
             let mut graph: BTreeMap<TaskId, Vec<TaskId>> = BTreeMap::from([(id.clone(), deps.clone())]);
             let mut stack = deps.clone();
             while let Some(d) = stack.pop() {
-                if !graph.contains_key(&d) {
-                    let next = board.tasks.get(&d).map(|t| t.dependencies.clone()).unwrap_or_default();
+                if let std::collections::btree_map::Entry::Vacant(slot) = graph.entry(d) {
+                    let next = board.tasks.get(slot.key()).map(|t| t.dependencies.clone()).unwrap_or_default();
                     stack.extend(next.iter().cloned());
-                    graph.insert(d, next);
+                    slot.insert(next);
                 }
             }
             if let Some(cycle) = dag::find_cycle(&graph) {
