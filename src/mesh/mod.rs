@@ -57,6 +57,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     compute: Compute,
     metrics: SharedMetrics,
+    /// Each swarm's decoded tasks between operations ([`tasks::BoardCache`]).
+    boards: Arc<tasks::BoardCache>,
 }
 
 /// Everything about one swarm that an operation needs, read at one revision per key.
@@ -161,7 +163,7 @@ impl Engine {
     /// Metrics are recorded unless `MESH_METRICS=off` ([`crate::metrics`]).
     pub fn new(store: SharedStore, clock: Arc<dyn Clock>) -> Self {
         let metrics = Metrics::from_env(clock.now_ms());
-        Self { store: store.clone(), raw_store: store, clock, compute: Compute::default(), metrics: metrics.clone() }.with_metrics(metrics)
+        Self { store: store.clone(), raw_store: store, clock, compute: Compute::default(), metrics: metrics.clone(), boards: Arc::default() }.with_metrics(metrics)
     }
 
     /// The same engine recording into `metrics` (e.g. a registry that is off, for benchmarks).
@@ -202,6 +204,10 @@ impl Engine {
     /// Write this process's metrics sample to the store (see [`crate::metrics::series`]).
     pub async fn flush_metrics(&self) -> Result<bool> {
         Ok(series::flush(&*self.raw_store, &self.metrics, self.now_ms()).await?)
+    }
+
+    pub(crate) fn boards(&self) -> &Arc<tasks::BoardCache> {
+        &self.boards
     }
 
     pub fn now_ms(&self) -> i64 {

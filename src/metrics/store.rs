@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::SharedMetrics;
-use crate::store::{LeaseId, LeaseInfo, RangeRequest, RangeResponse, Revision, SharedStore, Store, StoreError, Txn, TxnResponse, Watch};
+use crate::store::{LeaseId, LeaseInfo, RangeRequest, RangeResponse, Revision, SharedStore, Store, StoreError, Txn, TxnResponse, Watch, WatchEvent};
 
 pub struct Counted {
     inner: SharedStore,
@@ -81,6 +81,12 @@ impl Store for Counted {
     }
     async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<Watch, StoreError> {
         self.inner.watch(prefix, from_revision).await
+    }
+    async fn changes(&self, prefix: &str, after: Revision) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
+        let t = Instant::now();
+        let r = self.inner.changes(prefix, after).await;
+        self.record(Kind::Read, t, &r);
+        r
     }
     async fn revision(&self) -> Result<Revision, StoreError> {
         let t = Instant::now();

@@ -650,6 +650,34 @@ async fn watch_from_future_revision_waits_for_it(store: SharedStore, _clock: Arc
     assert_event(&next_event(&mut watch).await, EventKind::Put, "f/c", 3);
 }
 
+async fn changes_catch_a_reader_up_and_report_compaction(store: SharedStore, clock: Arc<ManualClock>) {
+    let start = put(&store, "ch/a", "1").await;
+    put(&store, "other/x", "1").await;
+    put(&store, "ch/b", "1").await;
+    txn_ok(&store, Txn::new().and_then([Op::delete("ch/a"), Op::put("ch/b", "2")])).await;
+    let lease = store.lease_grant(1_000).await.unwrap();
+    txn_ok(&store, Txn::new().and_then([Op::put_with_lease("ch/leased", "1", lease)])).await;
+    let (events, upto) = store.changes("ch/", start).await.unwrap();
+    let seen: Vec<(EventKind, &str, Revision)> = events.iter().map(|e| (e.kind, e.kv.key.as_str(), e.kv.mod_revision)).collect();
+    assert_eq!(
+        seen,
+        [(EventKind::Put, "ch/b", 3), (EventKind::Delete, "ch/a", 4), (EventKind::Put, "ch/b", 4), (EventKind::Put, "ch/leased", 5)]
+    );
+    assert_eq!(upto, 5);
+    assert_eq!(String::from_utf8(events[2].kv.value.clone()).unwrap(), "2");
+    // Caught up: nothing new. An expired lease's deletion is reported without any write.
+    assert_eq!(store.changes("ch/", upto).await.unwrap(), (Vec::new(), upto));
+    clock.advance(1_001);
+    let (events, after_expiry) = store.changes("ch/", upto).await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_event(&events[0], EventKind::Delete, "ch/leased", after_expiry);
+    // A reader that fell behind the history is told so, and reads the prefix again.
+    for i in 0..HISTORY + 1 {
+        put(&store, &format!("ch/{}", i % 2), "v").await;
+    }
+    assert!(matches!(store.changes("ch/", start).await, Err(StoreError::Compacted { .. })));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Instantiation
 // ---------------------------------------------------------------------------------------------
@@ -708,4 +736,5 @@ conformance!(
     watch_from_compacted_revision_fails,
     watch_that_falls_behind_the_history_is_compacted,
     watch_from_future_revision_waits_for_it,
+    changes_catch_a_reader_up_and_report_compaction,
 );

@@ -429,6 +429,14 @@ impl Store for MemoryStore {
         Ok(spawn_watch(self.shared.clone(), prefix.to_string(), cursor))
     }
 
+    async fn changes(&self, prefix: &str, after: Revision) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
+        self.shared.write(|state, _| {
+            let mut cursor = after + 1;
+            let events = state.events_from(prefix, &mut cursor)?;
+            Ok((events, state.revision))
+        })
+    }
+
     async fn revision(&self) -> Result<Revision, StoreError> {
         Ok(self.shared.lock().revision)
     }

@@ -292,6 +292,11 @@ pub trait Store: Send + Sync + 'static {
     /// Stream changes to keys under `prefix` with revision >= `from_revision`
     /// (`0` means "changes after now").
     async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<Watch, StoreError>;
+    /// The changes to keys under `prefix` after revision `after`, in order, and the store
+    /// revision they bring a reader up to: how a cache of a prefix catches up without reading
+    /// it all again. Expired leases are reaped first, so their deletions are included.
+    /// `Compacted` once the history no longer reaches back to `after + 1`.
+    async fn changes(&self, prefix: &str, after: Revision) -> Result<(Vec<WatchEvent>, Revision), StoreError>;
     /// The current revision.
     async fn revision(&self) -> Result<Revision, StoreError>;
     /// Short name of the backend, for diagnostics ("sqlite", "memory").

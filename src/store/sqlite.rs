@@ -310,6 +310,21 @@ fn changes_from(
     Ok((events, upto + 1))
 }
 
+/// Every change-log event under `prefix` after revision `after`, and the revision they reach.
+/// (Unlike [`changes_from`], unbatched: the history bounds it, and a cache wants one snapshot.)
+fn changes_after(conn: &Connection, prefix: &str, after: Revision) -> Result<(Vec<WatchEvent>, Revision), Fail> {
+    let (revision, compacted) = read_meta(conn)?;
+    check_retained(after + 1, compacted)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, value, create_rev, mod_rev, version, lease, kind FROM changes \
+         WHERE rev > ?1 AND rev <= ?2 AND key >= ?3 AND key < ?4 ORDER BY rev, seq",
+    )?;
+    let events = stmt
+        .query_map(params![after, revision, prefix, prefix_end(prefix)], event_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((events, revision))
+}
+
 fn lease_info_at(conn: &Connection, id: LeaseId, now: i64) -> Result<LeaseInfo, Fail> {
     let mut stmt = conn.prepare_cached(
         "SELECT ttl_ms, expires_at_ms FROM leases WHERE id = ?1 AND expires_at_ms > ?2",
@@ -777,6 +792,11 @@ impl Store for SqliteStore {
             Ok(from_revision)
         })?;
         Ok(spawn_watch(self.shared.clone(), prefix.to_string(), cursor))
+    }
+
+    async fn changes(&self, prefix: &str, after: Revision) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
+        self.shared.reap_if_due()?;
+        self.shared.read(|conn, _| changes_after(conn, prefix, after))
     }
 
     async fn revision(&self) -> Result<Revision, StoreError> {

@@ -33,6 +33,11 @@ pub(crate) struct Board {
     /// [`Board::set`], so an agent's load is not a scan of every task (at 1,000 agents and
     /// 10,000 tasks that scan per candidate was most of a placement).
     active: BTreeMap<AgentId, BTreeSet<TaskId>>,
+    /// The store revision the tasks as read are at.
+    pub revision: Revision,
+    /// Each changed task as it was read (`None`: new), so [`Board::rollback`] can give the
+    /// board back to the cache as the store has it.
+    originals: BTreeMap<TaskId, Option<TaskRecord>>,
 }
 
 impl Board {
@@ -46,34 +51,87 @@ impl Board {
             calls: Vec::new(),
             resources: BTreeMap::new(),
             active: BTreeMap::new(),
+            revision: 0,
+            originals: BTreeMap::new(),
         }
     }
 
-    /// A task as read from the store, with its mod and create revisions.
+    /// A task as read from the store (new, or a newer version of one on the board), with its
+    /// mod and create revisions.
     pub fn insert(&mut self, t: TaskRecord, mod_revision: Revision, create_revision: Revision) {
+        self.unindex(&t.id);
         self.revs.insert(t.id.clone(), mod_revision);
         self.created.insert(t.id.clone(), create_revision);
         self.index(&t);
         self.tasks.insert(t.id.clone(), t);
     }
 
+    /// A task deleted in the store.
+    pub fn remove(&mut self, id: &TaskId) {
+        self.unindex(id);
+        self.tasks.remove(id);
+        self.revs.remove(id);
+        self.created.remove(id);
+    }
+
     /// A task as changed by this operation.
     pub fn set(&mut self, t: TaskRecord) {
-        if let Some(old) = self.tasks.get(&t.id) {
-            if let (true, Some(owner)) = (old.state.is_active(), old.assignee.clone()) {
-                if let Some(set) = self.active.get_mut(&owner) {
-                    set.remove(&t.id);
-                }
-            }
+        if !self.originals.contains_key(&t.id) {
+            self.originals.insert(t.id.clone(), self.tasks.get(&t.id).cloned());
         }
+        self.unindex(&t.id);
         self.index(&t);
         self.changed.insert(t.id.clone());
         self.tasks.insert(t.id.clone(), t);
     }
 
+    /// Undo every [`Board::set`]: the board is again the store's tasks at [`Board::revision`].
+    pub fn rollback(&mut self) {
+        for (id, original) in std::mem::take(&mut self.originals) {
+            self.unindex(&id);
+            match original {
+                Some(t) => {
+                    self.index(&t);
+                    self.tasks.insert(id, t);
+                }
+                None => {
+                    self.tasks.remove(&id);
+                }
+            }
+        }
+        self.changed.clear();
+        self.placed.clear();
+        self.calls.clear();
+    }
+
+    /// Everything the board knows, comparable (tests: a cached board against a fresh read).
+    #[cfg(test)]
+    pub fn fingerprint(&self) -> serde_json::Value {
+        json!({
+            "tasks": self.tasks.values().map(|t| serde_json::to_value(t).unwrap()).collect::<Vec<_>>(),
+            "revs": self.revs.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
+            "created": self.created.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
+            "resources": self.resources.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
+            "active": self.active.iter().map(|(k, v)| (k.to_string(), v.iter().map(ToString::to_string).collect::<Vec<_>>())).collect::<BTreeMap<_, _>>(),
+            "changed": self.changed.len(),
+        })
+    }
+
     fn index(&mut self, t: &TaskRecord) {
         if let (true, Some(owner)) = (t.state.is_active(), t.assignee.as_ref()) {
             self.active.entry(owner.clone()).or_default().insert(t.id.clone());
+        }
+    }
+
+    fn unindex(&mut self, id: &TaskId) {
+        let Some(old) = self.tasks.get(id) else { return };
+        if let (true, Some(owner)) = (old.state.is_active(), old.assignee.as_ref()) {
+            if let Some(set) = self.active.get_mut(owner) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.active.remove(owner);
+                }
+            }
         }
     }
 

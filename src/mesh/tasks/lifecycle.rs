@@ -11,9 +11,9 @@ use super::{TaskAction, TaskIdParams, TaskOrchestrateOutput, TaskOrchestratePara
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId, TaskId};
-use crate::mesh::model::{decode, AgentRecord};
+use crate::mesh::model::AgentRecord;
 use crate::mesh::{keys, validate, Engine, SwarmView};
-use crate::store::{Compare, CompareOp, RangeRequest, Txn};
+use crate::store::{Compare, CompareOp, Txn};
 
 fn required<'a, T>(field: &'static str, value: &'a Option<T>, action: &str) -> Result<&'a T> {
     value.as_ref().ok_or_else(|| MeshError::invalid(field, format!("is required for action {action}")))
@@ -36,20 +36,9 @@ impl TaskOrchestrateOutput {
 }
 
 impl Engine {
-    /// The swarm's tasks, as of one read.
-    pub(crate) async fn load_board(&self, swarm: &SwarmId) -> Result<Board> {
-        let prefix = keys::tasks(swarm);
-        let resp = self.store().range(RangeRequest::prefix(prefix.as_str())).await?;
-        let mut board = Board::new();
-        for kv in &resp.kvs {
-            if let Some(agent) = kv.key[prefix.len()..].strip_prefix("load/") {
-                let r: super::load::ResourceReport = decode(kv)?;
-                board.resources.insert(AgentId::new(agent), r.utilization);
-                continue;
-            }
-            board.insert(decode(kv)?, kv.mod_revision, kv.create_revision);
-        }
-        Ok(board)
+    /// The swarm's tasks as of now, from this process's cache ([`super::cache`]).
+    pub(crate) async fn load_board(&self, swarm: &SwarmId) -> Result<super::cache::BoardGuard> {
+        self.boards().load(&**self.store(), swarm).await
     }
 
     /// Commit a board: its changed tasks as read, the agents it placed tasks on still live.
@@ -417,7 +406,7 @@ impl Engine {
         .await
     }
 
-    async fn task_lookup(&self, p: &TaskIdParams) -> Result<(SwarmId, Board, TaskId)> {
+    async fn task_lookup(&self, p: &TaskIdParams) -> Result<(SwarmId, super::cache::BoardGuard, TaskId)> {
         let swarm = self.resolve_swarm(p.swarm_id.as_deref()).await?;
         validate::name("taskId", &p.task_id)?;
         let id = TaskId::new(p.task_id.as_str());

@@ -112,7 +112,8 @@ pub(crate) fn summary(view: &SwarmView, board: &Board) -> LoadSummary {
 impl Engine {
     /// The swarm's load, for `swarm_status`.
     pub(crate) async fn load_summary(&self, view: &SwarmView) -> Result<LoadSummary> {
-        Ok(summary(view, &self.load_board(&view.swarm.id).await?))
+        let board = self.load_board(&view.swarm.id).await?;
+        Ok(summary(view, &board))
     }
 
     pub async fn load_balance(&self, p: SwarmIdParams) -> Result<LoadBalanceOutput> {

@@ -5,10 +5,11 @@
 //! owner's `complete` or `fail` is refused. Failover hands a failed agent's tasks to live ones.
 //!
 //! Pure cores: [`dag`], [`score`], [`dht`]. [`assign`] places tasks on a working copy of the
-//! swarm's tasks; `lifecycle` and `release` are the engine operations, each one
-//! compare-and-swap transaction. Tasks live under `tasks/<swarm>/`.
+//! swarm's tasks, which `cache` keeps between operations; `lifecycle` and `release` are the
+//! engine operations, each one compare-and-swap transaction. Tasks live under `tasks/<swarm>/`.
 
 pub mod assign;
+mod cache;
 pub mod dag;
 pub mod dht;
 mod lifecycle;
@@ -24,6 +25,7 @@ use serde_json::Value;
 use dag::ExecStrategy;
 pub use record::{Assignment, Attempt, AuctionView, BidView, Priority, TaskState, TaskView};
 pub use release::TaskMove;
+pub(crate) use cache::BoardCache;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
