@@ -23,6 +23,7 @@ pub mod memory_search;
 pub mod messaging;
 pub mod model;
 pub mod patterns;
+mod registry;
 pub mod monitor;
 pub mod report;
 pub mod stats;
@@ -42,9 +43,9 @@ use crate::metrics::{series, Metrics, SharedMetrics};
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
 use crate::secret;
-use crate::store::{self, Clock, Op, RangeRequest, Revision, SharedStore};
+use crate::store::{self, Clock, Op, Revision, SharedStore};
 use health::AgentStatus;
-use model::{decode, AgentRecord, FaultRecord, HeartbeatRecord, LivenessRecord, SwarmRecord};
+use model::{AgentRecord, FaultRecord, HeartbeatRecord, LivenessRecord, SwarmRecord};
 use topology::Graph;
 
 /// A cheap-to-clone handle on the engine.
@@ -59,6 +60,8 @@ pub struct Engine {
     metrics: SharedMetrics,
     /// Each swarm's decoded tasks between operations ([`tasks::BoardCache`]).
     boards: Arc<tasks::BoardCache>,
+    /// Each swarm's decoded registry between operations ([`registry`]).
+    registries: Arc<registry::RegistryCache>,
 }
 
 /// Everything about one swarm that an operation needs, read at one revision per key.
@@ -163,7 +166,7 @@ impl Engine {
     /// Metrics are recorded unless `MESH_METRICS=off` ([`crate::metrics`]).
     pub fn new(store: SharedStore, clock: Arc<dyn Clock>) -> Self {
         let metrics = Metrics::from_env(clock.now_ms());
-        Self { store: store.clone(), raw_store: store, clock, compute: Compute::default(), metrics: metrics.clone(), boards: Arc::default() }.with_metrics(metrics)
+        Self { store: store.clone(), raw_store: store, clock, compute: Compute::default(), metrics: metrics.clone(), boards: Arc::default(), registries: Arc::default() }.with_metrics(metrics)
     }
 
     /// The same engine recording into `metrics` (e.g. a registry that is off, for benchmarks).
@@ -234,53 +237,10 @@ impl Engine {
         Ok(kv.map(|kv| SwarmId::new(String::from_utf8_lossy(&kv.value).into_owned())))
     }
 
-    /// Load a swarm's record, graph, agents and heartbeats with one range read, so the view is
-    /// consistent: all of it as of one store revision.
+    /// A swarm's record, graph, agents, heartbeats, liveness and faults, all as of one store
+    /// revision, from this process's cache ([`registry`]).
     pub(crate) async fn load_swarm(&self, id: &SwarmId) -> Result<SwarmView> {
-        let prefix = keys::swarm_prefix(id);
-        let resp = self.store.range(RangeRequest::prefix(prefix.as_str())).await?;
-        let (mut swarm, mut graph) = (None, None);
-        let (mut agents, mut heartbeats) = (Vec::new(), HashMap::new());
-        let (mut liveness, mut faults) = (HashMap::new(), HashMap::new());
-        for kv in &resp.kvs {
-            let rest = &kv.key[prefix.len()..];
-            match rest.split_once('/') {
-                None if rest == "config" => swarm = Some((decode::<SwarmRecord>(kv)?, kv.mod_revision)),
-                None if rest == "graph" => graph = Some((decode::<Graph>(kv)?, kv.mod_revision)),
-                Some(("agent", _)) => agents.push(decode::<AgentRecord>(kv)?),
-                Some(("hb", agent)) => {
-                    heartbeats.insert(AgentId::new(agent), decode::<HeartbeatRecord>(kv)?);
-                }
-                Some(("live", agent)) => {
-                    liveness.insert(AgentId::new(agent), decode::<LivenessRecord>(kv)?);
-                }
-                Some(("fault", agent)) => {
-                    faults.insert(AgentId::new(agent), (decode::<FaultRecord>(kv)?, kv.mod_revision));
-                }
-                _ => {}
-            }
-        }
-        let (swarm, swarm_rev) = swarm.ok_or_else(|| MeshError::not_found("swarm", id.as_str()))?;
-        let (graph, graph_rev) = graph.unwrap_or_default();
-        // Report agents in join order, which the graph records.
-        // (An index rather than a position scan per comparison: that was O(n² log n) string
-        // compares and 64% of a task call's time at 600 agents.)
-        let order: HashMap<&AgentId, usize> = graph.nodes.iter().enumerate().map(|(i, n)| (n, i)).collect();
-        agents.sort_by_cached_key(|a: &AgentRecord| order.get(&a.id).copied().unwrap_or(usize::MAX));
-        let agent_index = agents.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
-        Ok(SwarmView {
-            swarm,
-            swarm_rev,
-            graph,
-            graph_rev,
-            agents,
-            agent_index,
-            heartbeats,
-            liveness,
-            faults,
-            now_ms: self.now_ms(),
-            revision: resp.revision,
-        })
+        self.registries.view(&*self.store, id, self.now_ms()).await
     }
 
     /// Check an agent's token. A valid token is the agent's proof of identity; the caller then

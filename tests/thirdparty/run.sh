@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # All third-party client tests, in order: setup (cached installs), the MCP Inspector CLI
 # (stdio, streamable HTTP, legacy SSE), the official Python SDK (stdio, HTTP, SSE), and the
-# official conformance suite (HTTP). Builds target/debug/mesh-mcp with `cargo build` if it is
+# official conformance suite (HTTP). Builds target/debug/mesh-mcp with `cargo test --no-run` if it is
 # missing (MESH_MCP_BIN points elsewhere; MESH_MCP_BUILD=1 always builds). Runs every step
 # even after a failure, then exits non-zero if any step failed, naming it.
 # MESH_MCP_SKIP_HTTP=1 skips the HTTP and SSE parts (the conformance suite entirely).
@@ -33,7 +33,10 @@ build() {
   if [[ "${MESH_MCP_BUILD:-}" == "1" || ! -x "$MESH_MCP_BIN" ]]; then
     [[ "$MESH_MCP_BIN" == "$REPO_ROOT/target/debug/mesh-mcp" ]] ||
       { tp_log "no binary at MESH_MCP_BIN=$MESH_MCP_BIN"; return 1; }
-    cargo build --bin mesh-mcp
+    # `cargo test --no-run`, not `cargo build`: the test build unifies the dev-dependencies'
+    # features, so after `cargo test` this is a no-op, where `cargo build` recompiled half the
+    # dependency tree (8 minutes of CI) for a second copy of the same binary.
+    cargo test --no-run
   else
     printf 'using %s (built %s)\n' "$MESH_MCP_BIN" "$(date -r "$MESH_MCP_BIN" '+%F %T')"
   fi

@@ -33,8 +33,13 @@ impl BoardCache {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(swarm)
     }
 
-    /// Keep the newer of `board` and the one already back (from a concurrent operation).
+    /// Keep the newer of `board` and the one already back (from a concurrent operation). An
+    /// empty board costs nothing to read again and is not kept: swarm ids a caller makes up
+    /// must not grow the cache.
     fn put(&self, swarm: SwarmId, board: Board) {
+        if board.tasks.is_empty() && board.resources.is_empty() {
+            return;
+        }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.get(&swarm).is_none_or(|b| b.revision < board.revision) {
             idle.insert(swarm, board);
