@@ -153,3 +153,90 @@ async fn catch_up(store: &dyn Store, prefix: &str, mut r: Registry) -> Result<Re
     r.revision = revision;
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::mesh::Engine;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{ManualClock, SharedStore};
+
+    fn params<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn fingerprint(v: &SwarmView) -> Value {
+        let by_id = |m: Vec<(String, Value)>| m.into_iter().collect::<BTreeMap<_, _>>();
+        json!({
+            "swarm": [serde_json::to_value(&v.swarm).unwrap(), v.swarm_rev],
+            "graph": [serde_json::to_value(&v.graph).unwrap(), v.graph_rev],
+            "agents": v.agents.iter().map(|a| serde_json::to_value(a).unwrap()).collect::<Vec<_>>(),
+            "index": v.agents.iter().map(|a| v.agent_index[&a.id]).collect::<Vec<_>>(),
+            "heartbeats": by_id(v.heartbeats.iter().map(|(k, h)| (k.to_string(), serde_json::to_value(h).unwrap())).collect()),
+            "liveness": by_id(v.liveness.iter().map(|(k, l)| (k.to_string(), serde_json::to_value(l).unwrap())).collect()),
+            "faults": by_id(v.faults.iter().map(|(k, (f, rev))| (k.to_string(), json!([f, rev]))).collect()),
+            "revision": v.revision,
+        })
+    }
+
+    async fn fresh(engine: &Engine, id: &SwarmId) -> Value {
+        let view = read(&**engine.store(), &keys::swarm_prefix(id)).await.unwrap().view(id, engine.now_ms()).unwrap();
+        fingerprint(&view)
+    }
+
+    /// Two engines on one SQLite file stand in for two server processes: each one's cached view
+    /// follows the other's joins, heartbeats, a lease running out, the failover and recovery
+    /// that follow, and the swarm's destruction.
+    #[tokio::test]
+    async fn a_cached_view_always_equals_a_fresh_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mesh.db");
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let open = || -> Engine {
+            let store: SharedStore = Arc::new(SqliteStore::open(&path, clock.clone()).unwrap());
+            Engine::new(store, clock.clone())
+        };
+        let (a, b) = (open(), open());
+        a.swarm_init(params(json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 1}))).await.unwrap();
+        let id = SwarmId::new("s");
+        let check = |e: &Engine| {
+            let e = e.clone();
+            let id = id.clone();
+            async move {
+                let cached = fingerprint(&e.load_swarm(&id).await.unwrap());
+                assert_eq!(cached, fresh(&e, &id).await);
+                cached
+            }
+        };
+        let mut agents = Vec::new();
+        for i in 0..4 {
+            let engine = if i % 2 == 0 { &a } else { &b };
+            agents.push(engine.agent_spawn(params(json!({"type": "coder", "name": format!("a{i}"), "swarmId": "s"}))).await.unwrap());
+            check(&a).await;
+            check(&b).await;
+        }
+        // a3 goes quiet; the others keep calling. Its lease runs out: a deletion nobody wrote.
+        let ttl_ms = fingerprint(&a.load_swarm(&id).await.unwrap())["liveness"][&agents[3].agent_id]["ttlMs"].as_i64().unwrap();
+        for _ in 0..ttl_ms / 5_000 + 1 {
+            clock.advance(5_000);
+            for x in &agents[..3] {
+                b.communicate(params(json!({"action": "receive", "agentId": x.agent_id, "agentToken": x.agent_token}))).await.unwrap();
+            }
+        }
+        let seen = check(&a).await;
+        assert!(seen["liveness"].get(&agents[3].agent_id).is_none(), "the expired liveness key is gone: {}", seen["liveness"]);
+        assert_eq!(seen["liveness"].as_object().unwrap().len(), 3);
+        // Failover records the fault; recovery brings the agent back with a new lease.
+        a.fault_tolerance(params(json!({"strategy": "recover", "agentId": agents[3].agent_id, "agentToken": agents[3].agent_token}))).await.unwrap();
+        let back = check(&b).await;
+        assert!(back["liveness"].get(&agents[3].agent_id).is_some(), "{}", back["liveness"]);
+        check(&a).await;
+        // Destroying the swarm empties the registry: the cached view says it does not exist.
+        b.swarm_destroy(params(json!({"swarmId": "s"}))).await.unwrap();
+        assert!(matches!(a.load_swarm(&id).await, Err(MeshError::NotFound { .. })));
+    }
+}
