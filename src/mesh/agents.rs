@@ -137,7 +137,7 @@ impl Engine {
                 token_digest: secret::digest(&token),
                 spawned_at_ms: view.now_ms,
             };
-            let mut graph = view.graph.clone();
+            let mut graph = crate::mesh::topology::Graph::clone(&view.graph);
             let change = graph.join(view.swarm.topology, id.clone(), p.agent_type == "coordinator");
             let txn = Txn::new()
                 .when([
@@ -176,7 +176,7 @@ impl Engine {
         let swarm_id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
         let view = self.load_swarm(&swarm_id).await?;
         let mut agents = Vec::new();
-        for agent in &view.agents {
+        for agent in view.agents.iter() {
             let status = view.status(agent);
             if p.status.is_some_and(|s| s != status) {
                 continue;

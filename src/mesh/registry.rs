@@ -12,7 +12,7 @@
 //! swarm in full, as every operation used to.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::model::{decode, AgentRecord, FaultRecord, HeartbeatRecord, LivenessRecord, SwarmRecord};
 use super::topology::Graph;
@@ -22,16 +22,22 @@ use crate::ids::{AgentId, SwarmId};
 use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError};
 
 /// One swarm's keys under `swarm/<id>/`, decoded, as of `revision`.
+///
+/// Views share its parts through `Arc`s; a part that changes is copied only while a view
+/// still holds it (`Arc::make_mut`), which, as views live for one operation, is rarely.
 #[derive(Default)]
 struct Registry {
     revision: Revision,
     swarm: Option<(SwarmRecord, Revision)>,
-    graph: Option<(Graph, Revision)>,
-    /// By id, so a copy is in key order like a range read.
+    graph: Option<(Arc<Graph>, Revision)>,
+    /// By id, so the join-order sort breaks ties in key order like a range read.
     agents: BTreeMap<AgentId, AgentRecord>,
-    heartbeats: HashMap<AgentId, HeartbeatRecord>,
-    liveness: HashMap<AgentId, LivenessRecord>,
-    faults: HashMap<AgentId, (FaultRecord, Revision)>,
+    /// `agents` in join order with its index, built when a view first needs it after the
+    /// agents or the graph changed.
+    ordered: Option<(Arc<Vec<AgentRecord>>, Arc<HashMap<AgentId, usize>>)>,
+    heartbeats: Arc<HashMap<AgentId, HeartbeatRecord>>,
+    liveness: Arc<HashMap<AgentId, LivenessRecord>>,
+    faults: Arc<HashMap<AgentId, (FaultRecord, Revision)>>,
 }
 
 impl Registry {
@@ -39,18 +45,22 @@ impl Registry {
         let rest = &kv.key[prefix.len()..];
         match rest.split_once('/') {
             None if rest == "config" => self.swarm = Some((decode(kv)?, kv.mod_revision)),
-            None if rest == "graph" => self.graph = Some((decode(kv)?, kv.mod_revision)),
+            None if rest == "graph" => {
+                self.graph = Some((Arc::new(decode(kv)?), kv.mod_revision));
+                self.ordered = None;
+            }
             Some(("agent", id)) => {
                 self.agents.insert(AgentId::new(id), decode(kv)?);
+                self.ordered = None;
             }
             Some(("hb", id)) => {
-                self.heartbeats.insert(AgentId::new(id), decode(kv)?);
+                Arc::make_mut(&mut self.heartbeats).insert(AgentId::new(id), decode(kv)?);
             }
             Some(("live", id)) => {
-                self.liveness.insert(AgentId::new(id), decode(kv)?);
+                Arc::make_mut(&mut self.liveness).insert(AgentId::new(id), decode(kv)?);
             }
             Some(("fault", id)) => {
-                self.faults.insert(AgentId::new(id), (decode(kv)?, kv.mod_revision));
+                Arc::make_mut(&mut self.faults).insert(AgentId::new(id), (decode(kv)?, kv.mod_revision));
             }
             _ => {}
         }
@@ -61,40 +71,47 @@ impl Registry {
         let rest = &key[prefix.len()..];
         match rest.split_once('/') {
             None if rest == "config" => self.swarm = None,
-            None if rest == "graph" => self.graph = None,
+            None if rest == "graph" => {
+                self.graph = None;
+                self.ordered = None;
+            }
             Some(("agent", id)) => {
                 self.agents.remove(&AgentId::new(id));
+                self.ordered = None;
             }
             Some(("hb", id)) => {
-                self.heartbeats.remove(&AgentId::new(id));
+                Arc::make_mut(&mut self.heartbeats).remove(&AgentId::new(id));
             }
             Some(("live", id)) => {
-                self.liveness.remove(&AgentId::new(id));
+                Arc::make_mut(&mut self.liveness).remove(&AgentId::new(id));
             }
             Some(("fault", id)) => {
-                self.faults.remove(&AgentId::new(id));
+                Arc::make_mut(&mut self.faults).remove(&AgentId::new(id));
             }
             _ => {}
         }
     }
 
     /// A view for one operation at `now_ms`: agents in join order (the graph's), then by id.
-    fn view(&self, id: &SwarmId, now_ms: i64) -> Result<SwarmView> {
+    fn view(&mut self, id: &SwarmId, now_ms: i64) -> Result<SwarmView> {
         let (swarm, swarm_rev) = self.swarm.clone().ok_or_else(|| MeshError::not_found("swarm", id.as_str()))?;
         let (graph, graph_rev) = self.graph.clone().unwrap_or_default();
-        // (An index rather than a position scan per comparison: that was O(n² log n) string
-        // compares and 64% of a task call's time at 600 agents.)
-        let order: HashMap<&AgentId, usize> = graph.nodes.iter().enumerate().map(|(i, n)| (n, i)).collect();
-        let mut agents: Vec<AgentRecord> = self.agents.values().cloned().collect();
-        agents.sort_by_cached_key(|a| order.get(&a.id).copied().unwrap_or(usize::MAX));
-        let agent_index = agents.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
+        let (agents, agent_index) = self.ordered.get_or_insert_with(|| {
+            // (An index rather than a position scan per comparison: that was O(n² log n) string
+            // compares and 64% of a task call's time at 600 agents.)
+            let order: HashMap<&AgentId, usize> = graph.nodes.iter().enumerate().map(|(i, n)| (n, i)).collect();
+            let mut agents: Vec<AgentRecord> = self.agents.values().cloned().collect();
+            agents.sort_by_cached_key(|a| order.get(&a.id).copied().unwrap_or(usize::MAX));
+            let index = agents.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
+            (Arc::new(agents), Arc::new(index))
+        });
         Ok(SwarmView {
             swarm,
             swarm_rev,
             graph,
             graph_rev,
-            agents,
-            agent_index,
+            agents: agents.clone(),
+            agent_index: agent_index.clone(),
             heartbeats: self.heartbeats.clone(),
             liveness: self.liveness.clone(),
             faults: self.faults.clone(),
@@ -115,7 +132,7 @@ impl RegistryCache {
     pub async fn view(&self, store: &dyn Store, id: &SwarmId, now_ms: i64) -> Result<SwarmView> {
         let prefix = keys::swarm_prefix(id);
         let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-        let registry = match taken {
+        let mut registry = match taken {
             Some(r) => match catch_up(store, &prefix, r).await {
                 Err(MeshError::Store(StoreError::Compacted { .. })) => read(store, &prefix).await?,
                 other => other?,

@@ -87,7 +87,7 @@ impl Engine {
         for swarm in swarms {
             // A swarm destroyed between the two reads has no agents left to count.
             let Ok(view) = self.load_swarm(&SwarmId::new(swarm)).await else { continue };
-            for agent in &view.agents {
+            for agent in view.agents.iter() {
                 *agents_by_status.entry(view.status(agent).as_str().to_string()).or_default() += 1;
             }
         }

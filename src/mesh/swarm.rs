@@ -346,7 +346,7 @@ impl Engine {
 fn status_of(view: &SwarmView, figures: HealthFigures) -> SwarmStatusOutput {
     let mut counts = StatusCounts { total: view.agents.len(), ..Default::default() };
     let mut agent_health = Vec::with_capacity(view.agents.len());
-    for agent in &view.agents {
+    for agent in view.agents.iter() {
         let status = view.status(agent);
         match status {
             AgentStatus::Initializing => counts.initializing += 1,

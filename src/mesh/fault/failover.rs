@@ -101,7 +101,7 @@ impl Engine {
                 }
                 let mut revoke = Vec::new();
                 let ttl = view.swarm.settings.lease_ttl_ms();
-                let mut graph = view.graph.clone();
+                let mut graph = crate::mesh::topology::Graph::clone(&view.graph);
                 let mut compares = vec![Compare::mod_revision(keys::graph(swarm), CompareOp::Equal, view.graph_rev)];
                 let mut ops = Vec::new();
                 let mut failed = Vec::new();

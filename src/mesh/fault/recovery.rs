@@ -122,7 +122,7 @@ impl Engine {
         let (links, revision) = self
             .with_retry(|| async {
                 let view = self.load_swarm(&swarm).await?;
-                let mut graph = view.graph.clone();
+                let mut graph = crate::mesh::topology::Graph::clone(&view.graph);
                 graph.leave(agent_id);
                 graph.join(view.swarm.topology, agent_id.clone(), agent.agent_type == "coordinator");
                 let mut record = view.fault(agent_id).cloned().unwrap_or_default();
