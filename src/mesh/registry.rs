@@ -21,6 +21,9 @@ use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
 use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError};
 
+/// Agents in join order, and each one's position.
+type Ordered = (Arc<Vec<AgentRecord>>, Arc<HashMap<AgentId, usize>>);
+
 /// One swarm's keys under `swarm/<id>/`, decoded, as of `revision`.
 ///
 /// Views share its parts through `Arc`s; a part that changes is copied only while a view
@@ -34,7 +37,7 @@ struct Registry {
     agents: BTreeMap<AgentId, AgentRecord>,
     /// `agents` in join order with its index, built when a view first needs it after the
     /// agents or the graph changed.
-    ordered: Option<(Arc<Vec<AgentRecord>>, Arc<HashMap<AgentId, usize>>)>,
+    ordered: Option<Ordered>,
     heartbeats: Arc<HashMap<AgentId, HeartbeatRecord>>,
     liveness: Arc<HashMap<AgentId, LivenessRecord>>,
     faults: Arc<HashMap<AgentId, (FaultRecord, Revision)>>,
