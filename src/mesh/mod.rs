@@ -29,6 +29,8 @@ pub mod report;
 pub mod stats;
 pub mod swarm;
 pub mod tasks;
+#[cfg(test)]
+mod testing;
 pub mod topology;
 pub mod validate;
 pub mod vectors;

@@ -176,18 +176,12 @@ async fn catch_up(store: &dyn Store, prefix: &str, mut r: Registry) -> Result<Re
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use serde_json::{json, Value};
 
     use super::*;
     use crate::mesh::Engine;
-    use crate::store::sqlite::SqliteStore;
-    use crate::store::{ManualClock, SharedStore};
-
-    fn params<T: serde::de::DeserializeOwned>(v: Value) -> T {
-        serde_json::from_value(v).unwrap()
-    }
+    use crate::mesh::testing::{params, two_processes};
 
     fn fingerprint(v: &SwarmView) -> Value {
         let by_id = |m: Vec<(String, Value)>| m.into_iter().collect::<BTreeMap<_, _>>();
@@ -213,14 +207,7 @@ mod tests {
     /// that follow, and the swarm's destruction.
     #[tokio::test]
     async fn a_cached_view_always_equals_a_fresh_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mesh.db");
-        let clock = Arc::new(ManualClock::new(1_000_000));
-        let open = || -> Engine {
-            let store: SharedStore = Arc::new(SqliteStore::open(&path, clock.clone()).unwrap());
-            Engine::new(store, clock.clone())
-        };
-        let (a, b) = (open(), open());
+        let (_dir, clock, a, b) = two_processes();
         a.swarm_init(params(json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 1}))).await.unwrap();
         let id = SwarmId::new("s");
         let check = |e: &Engine| {

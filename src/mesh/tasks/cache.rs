@@ -140,12 +140,7 @@ mod tests {
 
     use super::*;
     use crate::mesh::Engine;
-    use crate::store::sqlite::SqliteStore;
-    use crate::store::{ManualClock, SharedStore};
-
-    fn params<T: serde::de::DeserializeOwned>(v: Value) -> T {
-        serde_json::from_value(v).unwrap()
-    }
+    use crate::mesh::testing::{params, two_processes};
 
     /// What a fresh read of the swarm's tasks gives, to compare the cached board with.
     async fn fresh(engine: &Engine, swarm: &SwarmId) -> Value {
@@ -157,14 +152,7 @@ mod tests {
     /// (rolled back) operations.
     #[tokio::test]
     async fn a_cached_board_always_equals_a_fresh_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mesh.db");
-        let clock = Arc::new(ManualClock::new(1_000_000));
-        let open = || -> Engine {
-            let store: SharedStore = Arc::new(SqliteStore::open(&path, clock.clone()).unwrap());
-            Engine::new(store, clock.clone())
-        };
-        let (a, b) = (open(), open());
+        let (_dir, _clock, a, b) = two_processes();
         a.swarm_init(params(json!({"topology": "mesh", "swarmId": "s"}))).await.unwrap();
         let swarm = SwarmId::new("s");
         let mut agents = Vec::new();
