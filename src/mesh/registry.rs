@@ -176,7 +176,6 @@ async fn catch_up(store: &dyn Store, prefix: &str, mut r: Registry) -> Result<Re
 
 #[cfg(test)]
 mod tests {
-
     use serde_json::{json, Value};
 
     use super::*;
