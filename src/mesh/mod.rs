@@ -213,10 +213,6 @@ impl Engine {
         Ok(series::flush(&*self.raw_store, &self.metrics, self.now_ms()).await?)
     }
 
-    pub(crate) fn boards(&self) -> &Arc<tasks::BoardCache> {
-        &self.boards
-    }
-
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }

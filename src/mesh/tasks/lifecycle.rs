@@ -38,7 +38,7 @@ impl TaskOrchestrateOutput {
 impl Engine {
     /// The swarm's tasks as of now, from this process's cache ([`super::cache`]).
     pub(crate) async fn load_board(&self, swarm: &SwarmId) -> Result<super::cache::BoardGuard> {
-        self.boards().load(&**self.store(), swarm).await
+        self.boards.load(&**self.store(), swarm).await
     }
 
     /// Commit a board: its changed tasks as read, the agents it placed tasks on still live.
