@@ -8,70 +8,13 @@
 //! repetitions (default 5). Without `--bench` it is a smoke test with one repetition.
 //! Output: a markdown table on stdout.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-struct Client {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    next_id: u64,
-}
-
-impl Client {
-    fn spawn(bin: &str, db: &str) -> Self {
-        let mut child = Command::new(bin)
-            .args(["serve", "--db", db])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mesh-mcp");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut c = Client { child, stdin, stdout, next_id: 1 };
-        c.request("initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}));
-        c.stdin.write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n").unwrap();
-        c
-    }
-
-    fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string() + "\n";
-        self.stdin.write_all(line.as_bytes()).unwrap();
-        let mut buf = String::new();
-        loop {
-            buf.clear();
-            assert!(self.stdout.read_line(&mut buf).unwrap() > 0, "server closed stdout");
-            let msg: Value = serde_json::from_str(&buf).expect("stdout line is JSON");
-            if msg["id"] == id {
-                return msg;
-            }
-        }
-    }
-
-    /// A tool call that must succeed; returns its latency and body.
-    fn call(&mut self, tool: &str, args: Value) -> (Duration, Value) {
-        let start = Instant::now();
-        let resp = self.request("tools/call", json!({"name": tool, "arguments": args}));
-        let took = start.elapsed();
-        let result = &resp["result"];
-        let body: Value = serde_json::from_str(result["content"][0]["text"].as_str().expect("text content")).unwrap();
-        assert!(!result["isError"].as_bool().unwrap_or(false), "{tool} failed: {body}");
-        (took, body)
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "support/client.rs"]
+mod client;
+use client::Client;
 
 struct Agent {
     id: String,
