@@ -15,15 +15,20 @@
 //! `sentence_bert_config.json` as sentence-transformers does (256 for this model); without that
 //! file, the model's `max_position_embeddings`.
 //!
-//! ## Batching
-//! Texts are tokenized together, sorted by token count and run in chunks of [`BATCH_SIZE`], so a
-//! chunk holds texts of similar length and little compute goes to padding. Results come back in
-//! the caller's order. Padding does not change a text's vector: padded keys get a large negative
-//! logit and padded positions are excluded from the mean.
+//! ## Two encoders
+//! On the CPU the encoder is [`CpuBert`]: the same computation in plain Rust with no padding at
+//! all, threads given whole sequences, and fused steps (its module says why; BENCHMARKS.md has
+//! the speed-up). On CUDA it is candle-transformers' `BertModel`: texts are tokenized together,
+//! sorted by token count and run in chunks of [`BATCH_SIZE`], so a chunk holds texts of similar
+//! length and little compute goes to padding. Padding does not change a text's vector: padded
+//! keys get a large negative logit and padded positions are excluded from the mean. Either way
+//! results come back in the caller's order, and tests hold the two encoders to the same vectors.
 //!
 //! ## Loading
-//! The safetensors file is memory-mapped, not read: load costs milliseconds (see BENCHMARKS.md).
-//! Missing files and malformed configs are errors that name the file, never panics.
+//! The safetensors file is memory-mapped, not read through. The CPU encoder copies the weights
+//! out of the map once, the dense ones transposed into the layout its products read (90 MB for
+//! this model, a fifth of a second; BENCHMARKS.md); candle on CUDA uploads them. Missing files and
+//! malformed configs are errors that name the file, never panics.
 
 use std::path::{Path, PathBuf};
 
@@ -33,22 +38,27 @@ use candle_transformers::models::bert::{BertModel, Config};
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use super::bert::CpuBert;
 use super::{compute, ComputeDevice, Embedder, EmbedderKind};
 use crate::error::{MeshError, Result};
 
-/// Texts per forward pass. Larger batches stop paying off on CPU around here, and the sort by
-/// length keeps padding small within a chunk.
+/// Texts per forward pass of candle's `BertModel`. Larger batches stop paying off around here, and
+/// the sort by length keeps padding small within a chunk.
 pub const BATCH_SIZE: usize = 32;
 
 /// A BERT sentence-embedding model loaded from a local directory.
 pub struct MiniLmEmbedder {
-    model: BertModel,
+    encoder: Encoder,
     tokenizer: Tokenizer,
-    device: Device,
     name: String,
     dim: usize,
     max_seq_length: usize,
-    pad_id: u32,
+}
+
+/// What runs the encoder: see the module docs.
+enum Encoder {
+    Cpu(CpuBert),
+    Candle { model: BertModel, device: Device, pad_id: u32 },
 }
 
 /// The part of `sentence_bert_config.json` that matters here.
@@ -108,43 +118,46 @@ impl MiniLmEmbedder {
             }))
             .map_err(|e| bad(format!("{}: cannot set truncation: {e}", tokenizer_path.display())))?;
 
+        let on = device;
         let device = device.candle()?;
         // SAFETY: the file is mapped read-only; it must not be modified while the process runs
         // (the same contract as every mmap-based model loader).
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
             .map_err(|e| bad(format!("{}: cannot map the weights: {e}", weights.display())))?;
-        let model = BertModel::load(vb, &config)
-            .map_err(|e| bad(format!("{}: weights do not fit {}: {e}", weights.display(), config_path.display())))?;
-
-        Ok(Self { model, tokenizer, device, name: model_name(dir), dim: config.hidden_size, max_seq_length, pad_id })
+        let unfit = |e: candle_core::Error| bad(format!("{}: weights do not fit {}: {e}", weights.display(), config_path.display()));
+        let encoder = match on {
+            ComputeDevice::Cpu => Encoder::Cpu(CpuBert::load(vb, &config).map_err(unfit)?),
+            ComputeDevice::Cuda(_) => Encoder::Candle { model: BertModel::load(vb, &config).map_err(unfit)?, device, pad_id },
+        };
+        Ok(Self { encoder, tokenizer, name: model_name(dir), dim: config.hidden_size, max_seq_length })
     }
 
     /// Word pieces a text is cut to, special tokens included.
     pub fn max_seq_length(&self) -> usize {
         self.max_seq_length
     }
+}
 
-    /// One forward pass over texts already tokenized: pad to the longest, encode, mean-pool over
-    /// the mask, L2-normalise. Returns `ids.len()` rows of `dim` values.
-    fn forward(&self, ids: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
-        let (b, t) = (ids.len(), ids.iter().map(|s| s.len()).max().unwrap_or(0));
-        let mut flat = vec![self.pad_id; b * t];
-        let mut mask = vec![0u32; b * t];
-        for (i, s) in ids.iter().enumerate() {
-            flat[i * t..i * t + s.len()].copy_from_slice(s);
-            mask[i * t..i * t + s.len()].fill(1);
-        }
-        let input_ids = Tensor::from_vec(flat, (b, t), &self.device)?;
-        let mask = Tensor::from_vec(mask, (b, t), &self.device)?;
-        let type_ids = input_ids.zeros_like()?;
-        let hidden = self.model.forward(&input_ids, &type_ids, Some(&mask))?; // (b, t, dim)
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (b, t, 1)
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?; // (b, dim)
-        let counts = mask.sum(1)?.clamp(1e-9, f64::INFINITY)?; // (b, 1)
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
-        mean.broadcast_div(&norm)?.to_vec2()
+/// One candle forward pass over texts already tokenized: pad to the longest, encode, mean-pool
+/// over the mask, L2-normalise. Returns `ids.len()` rows of the hidden size.
+pub(super) fn candle_forward(model: &BertModel, device: &Device, pad_id: u32, ids: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+    let (b, t) = (ids.len(), ids.iter().map(|s| s.len()).max().unwrap_or(0));
+    let mut flat = vec![pad_id; b * t];
+    let mut mask = vec![0u32; b * t];
+    for (i, s) in ids.iter().enumerate() {
+        flat[i * t..i * t + s.len()].copy_from_slice(s);
+        mask[i * t..i * t + s.len()].fill(1);
     }
+    let input_ids = Tensor::from_vec(flat, (b, t), device)?;
+    let mask = Tensor::from_vec(mask, (b, t), device)?;
+    let type_ids = input_ids.zeros_like()?;
+    let hidden = model.forward(&input_ids, &type_ids, Some(&mask))?; // (b, t, dim)
+    let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (b, t, 1)
+    let summed = hidden.broadcast_mul(&mask)?.sum(1)?; // (b, dim)
+    let counts = mask.sum(1)?.clamp(1e-9, f64::INFINITY)?; // (b, 1)
+    let mean = summed.broadcast_div(&counts)?;
+    let norm = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
+    mean.broadcast_div(&norm)?.to_vec2()
 }
 
 impl Embedder for MiniLmEmbedder {
@@ -165,17 +178,23 @@ impl Embedder for MiniLmEmbedder {
             .tokenizer
             .encode_batch_fast(texts.to_vec(), true)
             .map_err(|e| MeshError::Compute(format!("tokenizing failed: {e}")))?;
-        // Longest first, so the first chunk shows its memory cost at once.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
-        let mut out = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(BATCH_SIZE) {
-            let ids: Vec<&[u32]> = chunk.iter().map(|&i| encodings[i].get_ids()).collect();
-            for (&i, v) in chunk.iter().zip(self.forward(&ids).map_err(compute)?) {
-                out[i] = v;
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        match &self.encoder {
+            Encoder::Cpu(bert) => bert.embed(&ids, rayon::current_num_threads()).map_err(MeshError::Compute),
+            Encoder::Candle { model, device, pad_id } => {
+                // Longest first, so the first chunk shows its memory cost at once.
+                let mut order: Vec<usize> = (0..texts.len()).collect();
+                order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+                let mut out = vec![Vec::new(); texts.len()];
+                for chunk in order.chunks(BATCH_SIZE) {
+                    let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i]).collect();
+                    for (&i, v) in chunk.iter().zip(candle_forward(model, device, *pad_id, &batch).map_err(compute)?) {
+                        out[i] = v;
+                    }
+                }
+                Ok(out)
             }
         }
-        Ok(out)
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! ## Layout
 //! - [`embed`]: the [`Embedder`] trait and the offline default, [`HashedNgramEmbedder`] (lexical).
-//! - [`minilm`]: the real model, all-MiniLM-L6-v2 in candle-transformers (semantic).
+//! - [`minilm`]: the real model, all-MiniLM-L6-v2 (semantic): tokenizer, loading, pooling.
+//! - `bert`: its encoder on the CPU in plain Rust over the gemm kernels (candle runs it on CUDA).
 //! - [`projection`]: how Q, K, V and O are chosen (identity per-head slices, or seeded weights).
 //! - [`multihead`]: the candle layer: matmul, scale, bias and mask, softmax, times V, with the
 //!   queries processed in chunks so memory is O(chunk x N), not O(N²), per head.
@@ -31,6 +32,7 @@ pub mod device;
 pub mod embed;
 pub mod fused;
 pub mod minilm;
+mod bert;
 pub mod multihead;
 pub mod path;
 pub mod projection;
