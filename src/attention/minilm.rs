@@ -73,6 +73,16 @@ impl MiniLmEmbedder {
 
     /// Load `model.safetensors`, `config.json` and `tokenizer.json` from `dir`, onto `device`.
     pub fn load(dir: &Path, device: ComputeDevice) -> Result<Self> {
+        Self::load_with(dir, device, matches!(device, ComputeDevice::Cuda(_)))
+    }
+
+    /// The same model run by candle-transformers' `BertModel` on any device: what CUDA runs, and
+    /// on the CPU the baseline `benches/embedding.rs` measures the plain-Rust encoder against.
+    pub fn load_candle(dir: &Path, device: ComputeDevice) -> Result<Self> {
+        Self::load_with(dir, device, true)
+    }
+
+    fn load_with(dir: &Path, device: ComputeDevice, candle: bool) -> Result<Self> {
         if !dir.is_dir() {
             return Err(bad(format!("{} is not a directory (it should hold model.safetensors, config.json and tokenizer.json)", dir.display())));
         }
@@ -118,16 +128,16 @@ impl MiniLmEmbedder {
             }))
             .map_err(|e| bad(format!("{}: cannot set truncation: {e}", tokenizer_path.display())))?;
 
-        let on = device;
         let device = device.candle()?;
         // SAFETY: the file is mapped read-only; it must not be modified while the process runs
         // (the same contract as every mmap-based model loader).
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
             .map_err(|e| bad(format!("{}: cannot map the weights: {e}", weights.display())))?;
         let unfit = |e: candle_core::Error| bad(format!("{}: weights do not fit {}: {e}", weights.display(), config_path.display()));
-        let encoder = match on {
-            ComputeDevice::Cpu => Encoder::Cpu(CpuBert::load(vb, &config).map_err(unfit)?),
-            ComputeDevice::Cuda(_) => Encoder::Candle { model: BertModel::load(vb, &config).map_err(unfit)?, device, pad_id },
+        let encoder = if candle {
+            Encoder::Candle { model: BertModel::load(vb, &config).map_err(unfit)?, device, pad_id }
+        } else {
+            Encoder::Cpu(CpuBert::load(vb, &config).map_err(unfit)?)
         };
         Ok(Self { encoder, tokenizer, name: model_name(dir), dim: config.hidden_size, max_seq_length })
     }

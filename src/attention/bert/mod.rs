@@ -83,18 +83,13 @@ impl CpuBert {
                 .flatten_all()?
                 .to_vec1()
         };
+        // PyTorch's `outputs x inputs` weight and the bias; `Dense::new` transposes.
+        let linear = |vb: VarBuilder, inputs: usize, outputs: usize| -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
+            Ok((get(&vb, &[outputs, inputs], "weight")?, get(&vb, &[outputs], "bias")?))
+        };
         let dense = |vb: VarBuilder, inputs: usize, outputs: usize| -> candle_core::Result<Dense> {
-            let weight_t = vb
-                .get((outputs, inputs), "weight")?
-                .to_dtype(DType::F32)?
-                .to_device(&Device::Cpu)?
-                .t()?;
-            Ok(Dense {
-                weight_t: weight_t.flatten_all()?.to_vec1()?,
-                bias: get(&vb, &[outputs], "bias")?,
-                inputs,
-                outputs,
-            })
+            let (weight, bias) = linear(vb, inputs, outputs)?;
+            Ok(Dense::new(&weight, bias, inputs, outputs))
         };
         let norm = |vb: VarBuilder| -> candle_core::Result<Norm> {
             Ok(Norm {
@@ -111,23 +106,13 @@ impl CpuBert {
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
                 let l = vb.pp(format!("encoder.layer.{i}"));
+                // Q, K and V stacked row-wise: one `3h x h` weight, one product.
                 let (q, k, v) = (
-                    dense(l.pp("attention.self.query"), h, h)?,
-                    dense(l.pp("attention.self.key"), h, h)?,
-                    dense(l.pp("attention.self.value"), h, h)?,
+                    linear(l.pp("attention.self.query"), h, h)?,
+                    linear(l.pp("attention.self.key"), h, h)?,
+                    linear(l.pp("attention.self.value"), h, h)?,
                 );
-                // Transposed, Q, K and V sit side by side in each row: interleave them.
-                let weight_t = (0..h)
-                    .flat_map(|r| [&q, &k, &v].map(|d| &d.weight_t[r * h..(r + 1) * h]))
-                    .flatten()
-                    .copied()
-                    .collect();
-                let qkv = Dense {
-                    weight_t,
-                    bias: [q.bias, k.bias, v.bias].concat(),
-                    inputs: h,
-                    outputs: 3 * h,
-                };
+                let qkv = Dense::new(&[q.0, k.0, v.0].concat(), [q.1, k.1, v.1].concat(), h, 3 * h);
                 Ok(Layer {
                     qkv,
                     attention_out: dense(l.pp("attention.output.dense"), h, h)?,

@@ -45,6 +45,23 @@ pub struct Norm {
 }
 
 impl Dense {
+    /// From PyTorch's `outputs x inputs` weight, transposed here in cache-sized tiles.
+    pub fn new(weight: &[f32], bias: Vec<f32>, inputs: usize, outputs: usize) -> Self {
+        debug_assert_eq!(weight.len(), inputs * outputs);
+        const TILE: usize = 32;
+        let mut weight_t = vec![0f32; weight.len()];
+        for r0 in (0..outputs).step_by(TILE) {
+            for c0 in (0..inputs).step_by(TILE) {
+                for r in r0..(r0 + TILE).min(outputs) {
+                    for c in c0..(c0 + TILE).min(inputs) {
+                        weight_t[c * outputs + r] = weight[r * inputs + c];
+                    }
+                }
+            }
+        }
+        Self { weight_t, bias, inputs, outputs }
+    }
+
     /// `out = x Wᵀ + b (+ residual)` for `x` of `rows x inputs`. The bias and the residual are
     /// written into `out` first and the product is accumulated onto them, so neither costs a pass.
     pub fn forward(&self, x: &[f32], residual: Option<&[f32]>, out: &mut [f32], par: Parallelism) {
