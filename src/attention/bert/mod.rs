@@ -172,12 +172,12 @@ impl CpuBert {
         }
         let groups = self.balance(seqs, threads.max(1));
         if groups.len() <= 1 {
-            let par = if threads > 1 {
-                Parallelism::Rayon(threads)
-            } else {
-                Parallelism::None
-            };
-            return Ok(self.encode_all(seqs, par));
+            if threads == 1 {
+                return Ok(self.encode_all(seqs, Parallelism::None));
+            }
+            // Split products, run from a worker of the pool: called from any other thread, each
+            // product would hand its work to the pool and wait, two wake-ups per product.
+            return Ok(rayon::scope(|_| self.encode_all(seqs, Parallelism::Rayon(threads))));
         }
         let encoded: Vec<(Vec<usize>, Vec<Vec<f32>>)> = groups
             .into_par_iter()
