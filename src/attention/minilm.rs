@@ -128,16 +128,15 @@ impl MiniLmEmbedder {
             }))
             .map_err(|e| bad(format!("{}: cannot set truncation: {e}", tokenizer_path.display())))?;
 
-        let device = device.candle()?;
-        // SAFETY: the file is mapped read-only; it must not be modified while the process runs
-        // (the same contract as every mmap-based model loader).
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
-            .map_err(|e| bad(format!("{}: cannot map the weights: {e}", weights.display())))?;
-        let unfit = |e: candle_core::Error| bad(format!("{}: weights do not fit {}: {e}", weights.display(), config_path.display()));
+        let unfit = |e: candle_core::Error| bad(format!("{}: cannot load weights that fit {}: {e}", weights.display(), config_path.display()));
         let encoder = if candle {
+            let device = device.candle()?;
+            // SAFETY: the file is mapped read-only; it must not be modified while the process
+            // runs (the same contract as every mmap-based model loader).
+            let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }.map_err(unfit)?;
             Encoder::Candle { model: BertModel::load(vb, &config).map_err(unfit)?, device, pad_id }
         } else {
-            Encoder::Cpu(CpuBert::load(vb, &config).map_err(unfit)?)
+            Encoder::Cpu(CpuBert::load(&weights, &config).map_err(unfit)?)
         };
         Ok(Self { encoder, tokenizer, name: model_name(dir), dim: config.hidden_size, max_seq_length })
     }

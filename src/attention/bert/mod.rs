@@ -22,8 +22,11 @@
 
 mod ops;
 
+use std::borrow::Cow;
+use std::path::Path;
+
+use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct};
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -60,82 +63,60 @@ struct Layer {
 }
 
 impl CpuBert {
-    /// Load the weights `BertModel::load` would, from the same `VarBuilder` (with or without the
-    /// `bert.` / model-type prefix). Shapes are checked against `config`.
-    pub fn load(vb: VarBuilder, config: &Config) -> candle_core::Result<Self> {
-        let vb = [Some("bert"), config.model_type.as_deref(), None]
+    /// Load the weights `BertModel::load` would from a safetensors file, with or without the
+    /// `bert.` (or model-type) prefix, checking each shape against `config`. The file is mapped
+    /// and each f32 tensor copied out of the map once, the dense weights transposed on the way
+    /// (copying through candle tensors took twice as long: every copy faults in fresh pages).
+    pub fn load(path: &Path, config: &Config) -> candle_core::Result<Self> {
+        // SAFETY: the file is mapped read-only and dropped before this returns; it must not be
+        // modified meanwhile (the contract of every mmap-based model loader).
+        let st = unsafe { MmapedSafetensors::new(path)? };
+        let prefix = [Some("bert"), config.model_type.as_deref()]
             .into_iter()
-            .find_map(|p| match p {
-                Some(p)
-                    if vb.contains_tensor(&format!("{p}.embeddings.word_embeddings.weight")) =>
-                {
-                    Some(vb.pp(p))
-                }
-                None => Some(vb.clone()),
-                _ => None,
-            })
-            .expect("the last choice always matches");
+            .flatten()
+            .map(|p| format!("{p}."))
+            .find(|p| st.get(&format!("{p}embeddings.word_embeddings.weight")).is_ok())
+            .unwrap_or_default();
+        let get = |name: &str, shape: &[usize]| tensor(&st, &format!("{prefix}{name}"), shape);
         let (h, inter) = (config.hidden_size, config.intermediate_size);
-        let get = |vb: &VarBuilder, shape: &[usize], name: &str| -> candle_core::Result<Vec<f32>> {
-            vb.get(shape, name)?
-                .to_dtype(DType::F32)?
-                .to_device(&Device::Cpu)?
-                .flatten_all()?
-                .to_vec1()
+        // PyTorch's `outputs x inputs` linear layers, stacked row-wise into one product (Q, K and
+        // V make one of `3h` outputs); `Dense::stacked` transposes them.
+        let dense = |parts: &[String], inputs: usize, outputs: usize| -> candle_core::Result<Dense> {
+            let weights = parts.iter().map(|p| get(&format!("{p}.weight"), &[outputs, inputs])).collect::<candle_core::Result<Vec<_>>>()?;
+            let bias = parts.iter().map(|p| get(&format!("{p}.bias"), &[outputs])).collect::<candle_core::Result<Vec<_>>>()?;
+            let weights: Vec<&[f32]> = weights.iter().map(|w| w.as_ref()).collect();
+            Ok(Dense::stacked(&weights, bias.concat(), inputs))
         };
-        // PyTorch's `outputs x inputs` weight and the bias; `Dense::new` transposes.
-        let linear = |vb: VarBuilder, inputs: usize, outputs: usize| -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
-            Ok((get(&vb, &[outputs, inputs], "weight")?, get(&vb, &[outputs], "bias")?))
-        };
-        let dense = |vb: VarBuilder, inputs: usize, outputs: usize| -> candle_core::Result<Dense> {
-            let (weight, bias) = linear(vb, inputs, outputs)?;
-            Ok(Dense::new(&weight, bias, inputs, outputs))
-        };
-        let norm = |vb: VarBuilder| -> candle_core::Result<Norm> {
+        let norm = |at: &str| -> candle_core::Result<Norm> {
             Ok(Norm {
-                weight: get(&vb, &[h], "weight")?,
-                bias: get(&vb, &[h], "bias")?,
+                weight: get(&format!("{at}.LayerNorm.weight"), &[h])?.into_owned(),
+                bias: get(&format!("{at}.LayerNorm.bias"), &[h])?.into_owned(),
             })
         };
-        let e = vb.pp("embeddings");
-        let token_types = get(
-            &e,
-            &[config.type_vocab_size, h],
-            "token_type_embeddings.weight",
-        )?;
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
-                let l = vb.pp(format!("encoder.layer.{i}"));
-                // Q, K and V stacked row-wise: one `3h x h` weight, one product.
-                let (q, k, v) = (
-                    linear(l.pp("attention.self.query"), h, h)?,
-                    linear(l.pp("attention.self.key"), h, h)?,
-                    linear(l.pp("attention.self.value"), h, h)?,
-                );
-                let qkv = Dense::new(&[q.0, k.0, v.0].concat(), [q.1, k.1, v.1].concat(), h, 3 * h);
+                let at = |part: &str| format!("encoder.layer.{i}.{part}");
                 Ok(Layer {
-                    qkv,
-                    attention_out: dense(l.pp("attention.output.dense"), h, h)?,
-                    attention_norm: norm(l.pp("attention.output.LayerNorm"))?,
-                    up: dense(l.pp("intermediate.dense"), h, inter)?,
-                    down: dense(l.pp("output.dense"), inter, h)?,
-                    out_norm: norm(l.pp("output.LayerNorm"))?,
+                    qkv: dense(&["query", "key", "value"].map(|p| at(&format!("attention.self.{p}"))), h, h)?,
+                    attention_out: dense(&[at("attention.output.dense")], h, h)?,
+                    attention_norm: norm(&at("attention.output"))?,
+                    up: dense(&[at("intermediate.dense")], h, inter)?,
+                    down: dense(&[at("output.dense")], inter, h)?,
+                    out_norm: norm(&at("output"))?,
                 })
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
+        let token_types = get("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?;
+        let token_type = token_types[..h].to_vec();
         Ok(Self {
             hidden: h,
             heads: config.num_attention_heads,
             eps: config.layer_norm_eps as f32,
             act: config.hidden_act,
-            word: get(&e, &[config.vocab_size, h], "word_embeddings.weight")?,
-            position: get(
-                &e,
-                &[config.max_position_embeddings, h],
-                "position_embeddings.weight",
-            )?,
-            token_type: token_types[..h].to_vec(),
-            embedding_norm: norm(e.pp("LayerNorm"))?,
+            word: get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?.into_owned(),
+            position: get("embeddings.position_embeddings.weight", &[config.max_position_embeddings, h])?.into_owned(),
+            token_type,
+            embedding_norm: norm("embeddings")?,
             layers,
         })
     }
@@ -356,6 +337,27 @@ impl CpuBert {
             offset += n;
         }
     }
+}
+
+/// The tensor `name` of the mapped file as f32s, after checking its shape: borrowed from the map
+/// where its bytes are f32s as this CPU lays them out (little-endian, aligned: the usual case),
+/// else converted (other dtypes through candle, as `BertModel` would).
+fn tensor<'a>(st: &'a MmapedSafetensors, name: &str, shape: &[usize]) -> candle_core::Result<Cow<'a, [f32]>> {
+    let view = st.get(name)?;
+    if view.shape() != shape {
+        candle_core::bail!("shape mismatch for {name}: the config expects {shape:?}, the file has {:?}", view.shape());
+    }
+    if view.dtype() != DType::F32.into() {
+        return Ok(Cow::Owned(st.load(name, &Device::Cpu)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?));
+    }
+    let bytes: &'a [u8] = view.data();
+    // SAFETY: every bit pattern is a valid f32; `align_to` only yields the middle part where it
+    // is aligned, and an empty prefix and suffix mean the whole slice was.
+    let (head, floats, tail) = unsafe { bytes.align_to::<f32>() };
+    if cfg!(target_endian = "little") && head.is_empty() && tail.is_empty() {
+        return Ok(Cow::Borrowed(floats));
+    }
+    Ok(Cow::Owned(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()))
 }
 
 #[cfg(test)]

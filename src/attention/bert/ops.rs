@@ -45,19 +45,27 @@ pub struct Norm {
 }
 
 impl Dense {
-    /// From PyTorch's `outputs x inputs` weight, transposed here in cache-sized tiles.
-    pub fn new(weight: &[f32], bias: Vec<f32>, inputs: usize, outputs: usize) -> Self {
-        debug_assert_eq!(weight.len(), inputs * outputs);
-        const TILE: usize = 32;
-        let mut weight_t = vec![0f32; weight.len()];
-        for r0 in (0..outputs).step_by(TILE) {
-            for c0 in (0..inputs).step_by(TILE) {
-                for r in r0..(r0 + TILE).min(outputs) {
-                    for c in c0..(c0 + TILE).min(inputs) {
-                        weight_t[c * outputs + r] = weight[r * inputs + c];
+    /// From PyTorch's `outputs x inputs` weights, stacked row-wise (Q, K and V make one layer of
+    /// `3h` outputs), transposed here eight source rows at a time: each write is eight contiguous
+    /// floats, and the eight rows being read stay in cache.
+    pub fn stacked(weights: &[&[f32]], bias: Vec<f32>, inputs: usize) -> Self {
+        let outputs = bias.len();
+        assert_eq!(weights.iter().map(|w| w.len()).sum::<usize>(), inputs * outputs);
+        let mut weight_t = vec![0f32; inputs * outputs];
+        let mut offset = 0;
+        for weight in weights {
+            let rows_here = weight.len() / inputs;
+            for r0 in (0..rows_here).step_by(8) {
+                let rows = (rows_here - r0).min(8);
+                let src = &weight[r0 * inputs..(r0 + rows) * inputs];
+                let (from, to) = (offset + r0, offset + r0 + rows);
+                for (c, dst) in weight_t.chunks_exact_mut(outputs).enumerate() {
+                    for (k, d) in dst[from..to].iter_mut().enumerate() {
+                        *d = src[k * inputs + c];
                     }
                 }
             }
+            offset += rows_here;
         }
         Self { weight_t, bias, inputs, outputs }
     }

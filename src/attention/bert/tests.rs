@@ -82,12 +82,24 @@ fn weights(cfg: &Config, prefix: &str, seed: u64) -> HashMap<String, Tensor> {
         .collect()
 }
 
+/// Write `tensors` to a safetensors file, as a model directory holds them.
+fn file(tensors: &HashMap<String, Tensor>) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    candle_core::safetensors::save(tensors, &path).unwrap();
+    (dir, path)
+}
+
+/// The CPU encoder and candle's BertModel, both from the same file.
+fn models_from(cfg: &Config, tensors: HashMap<String, Tensor>) -> (CpuBert, BertModel) {
+    let (_dir, path) = file(&tensors);
+    let ours = CpuBert::load(&path, cfg).unwrap();
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    (ours, BertModel::load(vb, cfg).unwrap())
+}
+
 fn models(cfg: &Config, prefix: &str) -> (CpuBert, BertModel) {
-    let vb = VarBuilder::from_tensors(weights(cfg, prefix, 7), DType::F32, &Device::Cpu);
-    (
-        CpuBert::load(vb.clone(), cfg).unwrap(),
-        BertModel::load(vb, cfg).unwrap(),
-    )
+    models_from(cfg, weights(cfg, prefix, 7))
 }
 
 /// Sequences of every length from 1 to `longest`, ids spread over the vocabulary.
@@ -212,14 +224,41 @@ fn out_of_range_input_is_an_error_and_an_empty_sequence_is_the_zero_vector() {
 #[test]
 fn a_shape_that_does_not_fit_the_config_is_an_error() {
     let cfg = config("gelu", 32, 2, 1);
-    let vb = VarBuilder::from_tensors(
-        weights(&config("gelu", 16, 2, 1), "", 1),
-        DType::F32,
-        &Device::Cpu,
-    );
-    let e = CpuBert::load(vb, &cfg)
-        .err()
-        .expect("wrong shapes")
-        .to_string();
-    assert!(e.contains("shape mismatch"), "{e}");
+    let (_dir, path) = file(&weights(&config("gelu", 16, 2, 1), "", 1));
+    let e = CpuBert::load(&path, &cfg).err().expect("wrong shapes").to_string();
+    assert!(e.contains("shape mismatch for encoder.layer.0.attention.self.query.weight: the config expects [32, 32], the file has [16, 16]"), "{e}");
+    let e = CpuBert::load(Path::new("/nonexistent/model.safetensors"), &cfg).err().expect("no file").to_string();
+    assert!(e.contains("No such file"), "{e}");
+}
+
+#[test]
+fn half_precision_weights_are_widened_as_candle_widens_them() {
+    let cfg = config("gelu", 32, 2, 1);
+    let half: HashMap<String, Tensor> =
+        weights(&cfg, "", 3).into_iter().map(|(k, t)| (k, t.to_dtype(DType::F16).unwrap())).collect();
+    let (ours, theirs) = models_from(&cfg, half);
+    let seqs = sequences(4, 20);
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    assert_close(&ours.embed(&refs, 2).unwrap(), &candle(&theirs, &refs));
+}
+
+#[test]
+fn unaligned_f32_data_is_copied_and_aligned_data_borrowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = [1.5f32, -2.25];
+    for pad in 0..4 {
+        // A header whose length puts the data at every offset modulo 4.
+        let header = format!(r#"{{"t":{{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}}}{}"#, " ".repeat(pad));
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(header.as_bytes());
+        values.iter().for_each(|v| bytes.extend(v.to_le_bytes()));
+        let path = dir.path().join(format!("t{pad}.safetensors"));
+        std::fs::write(&path, &bytes).unwrap();
+        // SAFETY: a file this test just wrote and nothing else touches.
+        let st = unsafe { MmapedSafetensors::new(&path).unwrap() };
+        let t = tensor(&st, "t", &[2]).unwrap();
+        assert_eq!(&*t, &values, "pad {pad}");
+        assert_eq!(matches!(t, Cow::Borrowed(_)), (8 + header.len()) % 4 == 0, "pad {pad}");
+        assert!(tensor(&st, "t", &[3]).is_err());
+    }
 }
