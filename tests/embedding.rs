@@ -1,5 +1,7 @@
-//! The real sentence-embedding model (all-MiniLM-L6-v2 in candle) against Python
-//! sentence-transformers, and `--embedding-model` through the real binary.
+//! The real sentence-embedding model (all-MiniLM-L6-v2, through both encoders: the CPU one the
+//! server runs and candle's BertModel) against Python sentence-transformers, to cosine > 0.99999
+//! (the issue asks > 0.999; both encoders reach 0.9999997), and `--embedding-model` through the
+//! real binary.
 //!
 //! The reference vectors (`tests/data/minilm_reference.json`) were written by
 //! `tests/data/make_minilm_reference.py` from the same model files. The model comes from
@@ -70,7 +72,7 @@ fn vectors_match_python_sentence_transformers_in_one_batch_and_one_by_one() {
         for (case, got) in cases.iter().zip(&batch) {
             let single = model.embed(&[&case.text]).unwrap().remove(0);
             let (c_batch, c_single) = (cosine(got, &case.vector), cosine(&single, &case.vector));
-            assert!(c_batch > 0.999 && c_single > 0.999, "{label}, {:?}: cosine {c_batch} batched, {c_single} alone", case.text);
+            assert!(c_batch > 0.99999 && c_single > 0.99999, "{label}, {:?}: cosine {c_batch} batched, {c_single} alone", case.text);
             assert!(cosine(got, &single) > 0.99999, "{label}, {:?}: batching changed the vector", case.text);
             let norm = got.iter().map(|x| x * x).sum::<f32>().sqrt();
             assert!((norm - 1.0).abs() < 1e-4, "{label}, {:?}: norm {norm}", case.text);
