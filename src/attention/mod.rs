@@ -193,6 +193,19 @@ impl Attention {
     }
 }
 
+/// Softmax of one row in place, max-subtracted so large logits cannot overflow (the plain-Rust
+/// kernels' shared step; rows here are never fully masked).
+pub(crate) fn softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
 /// A candle failure as a `MeshError`.
 pub(crate) fn compute(e: candle_core::Error) -> MeshError {
     MeshError::Compute(e.to_string())

@@ -45,17 +45,7 @@ pub fn attend_one(
             logits[h * n + j] = dot(&query[h * dh..(h + 1) * dh], &kj[h * dh..(h + 1) * dh]) * scale;
         }
     }
-    for h in 0..heads {
-        let row = &mut logits[h * n..(h + 1) * n];
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
-        for l in row.iter_mut() {
-            *l = (*l - max).exp();
-            sum += *l;
-        }
-        let inv = 1.0 / sum;
-        row.iter_mut().for_each(|l| *l *= inv);
-    }
+    logits.chunks_exact_mut(n).for_each(super::softmax);
     out.fill(0.0);
     let inv_heads = 1.0 / heads as f32;
     for j in 0..n {

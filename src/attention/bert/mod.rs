@@ -321,7 +321,7 @@ impl CpuBert {
                         par,
                     );
                 }
-                scores.chunks_exact_mut(n).for_each(ops::softmax);
+                scores.chunks_exact_mut(n).for_each(super::softmax);
                 // SAFETY: as above; `out` is the head's n x dh block of context (row stride h).
                 unsafe {
                     ops::matmul_strided(

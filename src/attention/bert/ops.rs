@@ -202,18 +202,6 @@ pub fn erf(x: f32) -> f32 {
     x * p / q
 }
 
-/// Softmax of one row in place, max-subtracted so large logits cannot overflow.
-pub fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    row.iter_mut().for_each(|v| *v *= inv);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
