@@ -16,7 +16,7 @@
 //! - **Threads by sequence.** With at least as many sequences as threads, each thread encodes its
 //!   own share of whole sequences, balanced by cost, with no hand-off until the end. Fewer
 //!   sequences than threads split each matrix product instead.
-//! - **An erf that vectorises** ((`ops::erf`)), so the exact GELU costs what a multiply does.
+//! - **An erf that vectorises** (`ops::erf`), so the exact GELU costs what a multiply does.
 //!
 //! The products are the `gemm` crate's kernels, which candle's CPU backend calls too.
 
@@ -71,6 +71,10 @@ impl CpuBert {
         // SAFETY: the file is mapped read-only and dropped before this returns; it must not be
         // modified meanwhile (the contract of every mmap-based model loader).
         let st = unsafe { MmapedSafetensors::new(path)? };
+        let (h, heads) = (config.hidden_size, config.num_attention_heads);
+        if heads == 0 || !h.is_multiple_of(heads) {
+            candle_core::bail!("hidden_size {h} is not a multiple of num_attention_heads {heads}");
+        }
         let prefix = [Some("bert"), config.model_type.as_deref()]
             .into_iter()
             .flatten()
@@ -78,7 +82,7 @@ impl CpuBert {
             .find(|p| st.get(&format!("{p}embeddings.word_embeddings.weight")).is_ok())
             .unwrap_or_default();
         let get = |name: &str, shape: &[usize]| tensor(&st, &format!("{prefix}{name}"), shape);
-        let (h, inter) = (config.hidden_size, config.intermediate_size);
+        let inter = config.intermediate_size;
         // PyTorch's `outputs x inputs` linear layers, stacked row-wise into one product (Q, K and
         // V make one of `3h` outputs); `Dense::stacked` transposes them.
         let dense = |parts: &[String], inputs: usize, outputs: usize| -> candle_core::Result<Dense> {

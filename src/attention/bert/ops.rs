@@ -1,9 +1,11 @@
 //! The steps of the CPU BERT encoder, on row-major `rows x width` f32 slices: the dense product
-//! (the `gemm` crate, bias and residual folded into the destination), layer norm, the three
-//! activations candle-transformers' BERT knows, a row softmax, and an erf that vectorises.
+//! (the `gemm` crate, bias and residual folded into the destination), the per-head products of
+//! attention, layer norm, the three activations candle-transformers' BERT knows, and an erf that
+//! vectorises.
 //!
-//! The elementwise loops are written branch-free over slices so the compiler vectorises them;
-//! each has an AVX2+FMA copy picked at run time, since the crate is built for baseline x86-64.
+//! The elementwise loops are written branch-free over slices so the compiler vectorises them; the
+//! two that show in profiles (layer norm, GELU) also get an AVX2+FMA copy picked at run time, since
+//! the crate is built for baseline x86-64.
 
 use candle_transformers::models::bert::HiddenAct;
 use gemm::Parallelism;
@@ -125,7 +127,6 @@ impl Dense {
 /// # Safety
 /// Every pointer with its strides must address valid memory for its shape, and `dst` must not
 /// overlap `a` or `b`.
-#[allow(clippy::too_many_arguments)]
 pub unsafe fn matmul_strided(
     (m, n, k): (usize, usize, usize),
     dst: (*mut f32, isize, isize),

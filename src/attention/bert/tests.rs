@@ -216,6 +216,8 @@ fn out_of_range_input_is_an_error_and_an_empty_sequence_is_the_zero_vector() {
         e.contains(&format!("longer than the model's {POSITIONS} positions")),
         "{e}"
     );
+    assert_eq!(ours.embed(&[&[]], 2).unwrap(), vec![vec![0.0; 16]], "nothing but an empty sequence");
+    assert!(ours.embed(&[], 2).unwrap().is_empty());
     let out = ours.embed(&[&[], &[1, 2]], 2).unwrap();
     assert!(out[0].iter().all(|&x| x == 0.0) && out[0].len() == 16);
     assert!((out[1].iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
@@ -227,6 +229,10 @@ fn a_shape_that_does_not_fit_the_config_is_an_error() {
     let (_dir, path) = file(&weights(&config("gelu", 16, 2, 1), "", 1));
     let e = CpuBert::load(&path, &cfg).err().expect("wrong shapes").to_string();
     assert!(e.contains("shape mismatch for encoder.layer.0.attention.self.query.weight: the config expects [32, 32], the file has [16, 16]"), "{e}");
+    let mut headless = cfg.clone();
+    headless.num_attention_heads = 5;
+    let e = CpuBert::load(&path, &headless).err().expect("heads do not divide").to_string();
+    assert!(e.contains("hidden_size 32 is not a multiple of num_attention_heads 5"), "{e}");
     let e = CpuBert::load(Path::new("/nonexistent/model.safetensors"), &cfg).err().expect("no file").to_string();
     assert!(e.contains("No such file"), "{e}");
 }
