@@ -27,7 +27,7 @@
 //! ## Loading
 //! The safetensors file is memory-mapped, not read through. The CPU encoder copies the weights
 //! out of the map once, the dense ones transposed into the layout its products read (90 MB for
-//! this model, a fifth of a second; BENCHMARKS.md); candle on CUDA uploads them. Missing files and
+//! this model, about 0.13 s; BENCHMARKS.md); candle on CUDA uploads them. Missing files and
 //! malformed configs are errors that name the file, never panics.
 
 use std::path::{Path, PathBuf};
