@@ -49,11 +49,23 @@ async function main() {
     await page.goto(url);
     await page.waitForFunction(n => document.querySelectorAll('#graph .node').length === n, expected, { timeout: WAIT });
     await page.waitForFunction(() => document.getElementById('live').textContent === 'live', null, { timeout: WAIT });
-    const nodes = await page.$$eval('#graph .node', gs => gs.map(g => ({ name: g.dataset.name, status: g.dataset.status, fill: getComputedStyle(g.querySelector('circle')).fill })));
+    // Query and read the nodes in one evaluation, after waiting for every one to be coloured: an
+    // /events notification may redraw the graph at any moment, and a circle read after the
+    // redraw detached it has no computed style at all (fill ""). The check below still names
+    // any node that stays uncoloured.
+    const readNodes = () => [...document.querySelectorAll('#graph .node')].map(g => ({
+      name: g.dataset.name, status: g.dataset.status, fill: getComputedStyle(g.querySelector('circle')).fill,
+    }));
+    const coloured = fill => Boolean(fill) && fill !== 'none' && fill !== 'rgb(0, 0, 0)';
+    await page.waitForFunction(() => [...document.querySelectorAll('#graph .node')].every(g => {
+      const fill = getComputedStyle(g.querySelector('circle')).fill;
+      return fill && fill !== 'none' && fill !== 'rgb(0, 0, 0)';
+    }), null, { timeout: WAIT }).catch(() => {});
+    const nodes = await page.evaluate(readNodes);
     const statuses = ['active', 'initializing', 'degraded', 'recovering', 'failed'];
     for (const n of nodes) {
       if (!statuses.includes(n.status)) throw new Error(`node ${n.name} has no known status: ${JSON.stringify(n)}`);
-      if (!n.fill || n.fill === 'none' || n.fill === 'rgb(0, 0, 0)') throw new Error(`node ${n.name} is not coloured by status: ${JSON.stringify(n)}`);
+      if (!coloured(n.fill)) throw new Error(`node ${n.name} is not coloured by status: ${JSON.stringify(n)}`);
     }
     const wanted = new URL(url).searchParams.get('swarm');
     const selector = await page.$eval('#swarm', s => ({ value: s.value, options: [...s.options].map(o => o.value) }));
