@@ -21,15 +21,18 @@
 //! Knobs: `MESH_BENCH_BUDGET_MS` time spent per measurement (default 1000). Without `--bench`
 //! (`cargo test --benches`) it is a smoke test: small N, tiny budgets.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mesh_mcp::attention::projection::SplitMix64;
 use mesh_mcp::attention::single::attend_one;
 use mesh_mcp::attention::{Attention, AttentionConfig, AttentionRequest};
 use serde_json::{json, Value};
+
+#[path = "support/client.rs"]
+mod client;
+use client::Client;
 
 const D: usize = 384;
 const H: usize = 8;
@@ -215,62 +218,6 @@ fn vs_ruvector(sizes: &[usize], budget: Duration) {
     println!();
 }
 
-/// A `mesh-mcp serve` child driven by raw JSON-RPC lines.
-struct Server {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    next: i64,
-}
-
-impl Server {
-    fn spawn() -> Server {
-        let bin = std::env::var_os("MESH_BENCH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mesh-mcp")));
-        let mut child = Command::new(bin)
-            .args(["serve", "--db", ":memory:"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mesh-mcp");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut s = Server { child, stdin, stdout, next: 1 };
-        let init = json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}});
-        let line = s.line("initialize", init);
-        s.round_trip(&line);
-        s.stdin.write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n").unwrap();
-        s
-    }
-
-    fn line(&mut self, method: &str, params: Value) -> String {
-        self.next += 1;
-        json!({"jsonrpc": "2.0", "id": self.next, "method": method, "params": params}).to_string() + "\n"
-    }
-
-    /// Send a request line and read up to its response; returns the response.
-    fn round_trip(&mut self, line: &str) -> Value {
-        self.stdin.write_all(line.as_bytes()).unwrap();
-        self.stdin.flush().unwrap();
-        let mut buf = String::new();
-        loop {
-            buf.clear();
-            assert!(self.stdout.read_line(&mut buf).unwrap() > 0, "server closed stdout");
-            let v: Value = serde_json::from_str(&buf).expect("JSON-RPC line");
-            if v["id"] == self.next {
-                return v;
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Realistic-looking outputs: several positions in different words.
 fn outputs(n: usize) -> Vec<Value> {
     let stances = [
@@ -286,7 +233,8 @@ fn outputs(n: usize) -> Vec<Value> {
 }
 
 fn end_to_end(sizes: &[usize], budget: Duration) {
-    let mut server = Server::spawn();
+    let bin = std::env::var_os("MESH_BENCH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mesh-mcp")));
+    let mut server = Client::spawn(bin.to_str().expect("a UTF-8 binary path"), ":memory:");
     println!("## attention_consensus over stdio (release binary, `serve --db :memory:`, lexical embedder)\n");
     println!("Round trip = request line written to the reply line read; executionMs = the server's own measurement.\n");
     println!("| N outputs | mode | calls | round trip mean | round trip median | executionMs mean | embedMs mean |");

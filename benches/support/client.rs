@@ -2,6 +2,9 @@
 //! request line written, stdout read up to the matching id. No MCP SDK, so what is timed is the
 //! server. Included by `#[path]` (a bench is its own crate).
 
+// Each bench uses only part of the client.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,16 +36,27 @@ impl Client {
     }
 
     pub fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
+        let line = self.line(method, params);
+        self.round_trip(&line)
+    }
+
+    /// The next request as a line, built ahead so a bench can start its clock after formatting.
+    /// Send it with [`Client::round_trip`] before building another.
+    pub fn line(&mut self, method: &str, params: Value) -> String {
         self.next_id += 1;
-        let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string() + "\n";
+        json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}).to_string() + "\n"
+    }
+
+    /// Write a line from [`Client::line`] and read stdout up to its response.
+    pub fn round_trip(&mut self, line: &str) -> Value {
         self.stdin.write_all(line.as_bytes()).unwrap();
+        self.stdin.flush().unwrap();
         let mut buf = String::new();
         loop {
             buf.clear();
             assert!(self.stdout.read_line(&mut buf).unwrap() > 0, "server closed stdout");
             let msg: Value = serde_json::from_str(&buf).expect("stdout line is JSON");
-            if msg["id"] == id {
+            if msg["id"] == self.next_id {
                 return msg;
             }
         }
