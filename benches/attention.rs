@@ -147,7 +147,13 @@ fn ruvector_dir() -> Option<PathBuf> {
 }
 
 /// Time `@ruvector/attention` on the same input under Node; `None` when it cannot run.
-fn ruvector(dir: &PathBuf, input: &[f32], n: usize, budget: Duration, max_reps: usize) -> Option<(Duration, usize, Vec<f32>)> {
+fn ruvector(
+    dir: &PathBuf,
+    input: &[f32],
+    n: usize,
+    budget: Duration,
+    max_reps: usize,
+) -> Option<(Duration, usize, Vec<f32>)> {
     let file = std::env::temp_dir().join(format!("mesh-attention-bench-{}-{n}.bin", std::process::id()));
     let bytes: Vec<u8> = input.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&file, bytes).ok()?;
@@ -177,7 +183,11 @@ fn vs_ruvector(sizes: &[usize], budget: Duration) {
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .and_then(|v| v["version"].as_str().map(str::to_string))
         .unwrap_or_else(|| "not installed".into());
-    let node = Command::new("node").arg("--version").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     println!("## One query against N keys and values (d = 384, 8 heads, no projections)\n");
     println!(
         "Same computation on both sides: `attend_one` (our fused single-query kernel) and `@ruvector/attention` {version} \
@@ -233,7 +243,9 @@ fn outputs(n: usize) -> Vec<Value> {
 }
 
 fn end_to_end(sizes: &[usize], budget: Duration) {
-    let bin = std::env::var_os("MESH_BENCH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mesh-mcp")));
+    let bin = std::env::var_os("MESH_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mesh-mcp")));
     let mut server = Client::spawn(bin.to_str().expect("a UTF-8 binary path"), ":memory:");
     println!("## attention_consensus over stdio (release binary, `serve --db :memory:`, lexical embedder)\n");
     println!("Round trip = request line written to the reply line read; executionMs = the server's own measurement.\n");
@@ -278,9 +290,13 @@ fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let budget_ms = std::env::var("MESH_BENCH_BUDGET_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let budget = Duration::from_millis(if bench { budget_ms } else { 20 });
-    let (sizes, e2e): (&[usize], &[usize]) = if bench { (&[4, 12, 100, 1000, 10_000], &[4, 12, 100]) } else { (&[4, 12], &[4]) };
+    let (sizes, e2e): (&[usize], &[usize]) =
+        if bench { (&[4, 12, 100, 1000, 10_000], &[4, 12, 100]) } else { (&[4, 12], &[4]) };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("# Attention benchmarks ({} build, {cpus} CPUs visible)\n", if cfg!(debug_assertions) { "debug" } else { "release" });
+    println!(
+        "# Attention benchmarks ({} build, {cpus} CPUs visible)\n",
+        if cfg!(debug_assertions) { "debug" } else { "release" }
+    );
     vs_reference(sizes, budget);
     vs_ruvector(sizes, budget);
     end_to_end(e2e, budget);

@@ -41,11 +41,15 @@ struct Sample {
 
 fn quorum_decision(c: &mut Client, swarm: &str, voters: &[Agent], s: &mut Sample) {
     let start = Instant::now();
-    let (t, p) = c.call("daa_consensus", json!({"swarmId": swarm, "agents": "all", "proposal": "bench", "threshold": 1.0}));
+    let (t, p) =
+        c.call("daa_consensus", json!({"swarmId": swarm, "agents": "all", "proposal": "bench", "threshold": 1.0}));
     s.per_call.push(t);
     let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
     for v in voters {
-        let (t, out) = c.call("daa_consensus", json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": v.id, "agentToken": v.token}));
+        let (t, out) = c.call(
+            "daa_consensus",
+            json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": v.id, "agentToken": v.token}),
+        );
         s.per_call.push(t);
         if out["proposal"]["status"] != "open" {
             assert_eq!(out["proposal"]["status"], "approved");
@@ -57,12 +61,18 @@ fn quorum_decision(c: &mut Client, swarm: &str, voters: &[Agent], s: &mut Sample
 
 fn pbft_decision(c: &mut Client, a: &[Agent], s: &mut Sample) {
     let start = Instant::now();
-    let (t, p) = c.call("daa_consensus", json!({"protocol": "pbft", "proposal": "bench", "agentId": a[0].id, "agentToken": a[0].token}));
+    let (t, p) = c.call(
+        "daa_consensus",
+        json!({"protocol": "pbft", "proposal": "bench", "agentId": a[0].id, "agentToken": a[0].token}),
+    );
     s.per_call.push(t);
     let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
     let mut status = Value::Null;
     for v in [&a[1], &a[2], &a[0], &a[1], &a[2]] {
-        let (t, out) = c.call("daa_consensus", json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": v.id, "agentToken": v.token}));
+        let (t, out) = c.call(
+            "daa_consensus",
+            json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": v.id, "agentToken": v.token}),
+        );
         s.per_call.push(t);
         status = out["proposal"]["status"].clone();
     }
@@ -91,7 +101,8 @@ fn row(label: &str, s: &mut Sample) -> String {
 
 fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let reps: usize = if smoke { 1 } else { std::env::var("MESH_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(5) };
+    let reps: usize =
+        if smoke { 1 } else { std::env::var("MESH_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(5) };
     let bin = std::env::var("MESH_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_mesh-mcp").to_string());
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("bench.db");

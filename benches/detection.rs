@@ -42,13 +42,19 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 
 fn main() {
     let agents: usize = std::env::var("MESH_BENCH_AGENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
-    println!("| lease TTL (messageTimeout) | heartbeat interval | agents | detection min | p50 | p99 | max | max over TTL |");
+    println!(
+        "| lease TTL (messageTimeout) | heartbeat interval | agents | detection min | p50 | p99 | max | max over TTL |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for ttl_s in [1.0f64, 2.0, 5.0] {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("mesh.db");
         let interval = ttl_s / 4.0;
-        call(&db, "swarm_init", json!({"topology": "mesh", "swarmId": "d", "maxAgents": agents + 1, "heartbeatInterval": interval, "messageTimeout": ttl_s}));
+        call(
+            &db,
+            "swarm_init",
+            json!({"topology": "mesh", "swarmId": "d", "maxAgents": agents + 1, "heartbeatInterval": interval, "messageTimeout": ttl_s}),
+        );
         let mut server = serve(&db);
         let mut tokens = Vec::new();
         for i in 0..agents {
@@ -58,17 +64,17 @@ fn main() {
         // Last heartbeats spread over one sweep period and more, so they fall at every phase
         // of the sweep timer.
         for (i, token) in tokens.iter().enumerate() {
-            call(&db, "daa_fault_tolerance", json!({"strategy": "heartbeat", "agentId": format!("a{i}"), "agentToken": token}));
+            call(
+                &db,
+                "daa_fault_tolerance",
+                json!({"strategy": "heartbeat", "agentId": format!("a{i}"), "agentToken": token}),
+            );
             std::thread::sleep(Duration::from_millis(37));
         }
         std::thread::sleep(Duration::from_secs_f64(ttl_s + 1.0));
         let monitor = call(&db, "daa_fault_tolerance", json!({"strategy": "heartbeat_monitor"}));
-        let mut detection: Vec<i64> = monitor["agents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|a| a["failure"]["detectionMs"].as_i64())
-            .collect();
+        let mut detection: Vec<i64> =
+            monitor["agents"].as_array().unwrap().iter().filter_map(|a| a["failure"]["detectionMs"].as_i64()).collect();
         assert_eq!(detection.len(), agents, "every agent failed over by the server: {monitor}");
         detection.sort_unstable();
         let ttl_ms = (ttl_s * 1000.0) as i64;

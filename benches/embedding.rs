@@ -28,7 +28,8 @@ fn main() {
     let texts: Vec<&str> = SENTENCES.lines().filter(|l| !l.trim().is_empty()).collect();
 
     type Loader = fn(&std::path::Path, ComputeDevice) -> mesh_mcp::error::Result<MiniLmEmbedder>;
-    let encoders: [(&str, Loader); 2] = [("mesh-mcp (CPU encoder)", MiniLmEmbedder::load), ("candle BertModel", MiniLmEmbedder::load_candle)];
+    let encoders: [(&str, Loader); 2] =
+        [("mesh-mcp (CPU encoder)", MiniLmEmbedder::load), ("candle BertModel", MiniLmEmbedder::load_candle)];
     // MESH_BENCH_BATCHES=1 (say) times one batch size alone, for a profiler.
     let batches: Vec<usize> = std::env::var("MESH_BENCH_BATCHES")
         .map(|s| s.split(',').filter_map(|b| b.trim().parse().ok()).collect())

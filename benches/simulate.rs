@@ -26,7 +26,11 @@ fn mean(rows: &[Report], f: impl Fn(&Report) -> f64) -> f64 {
 fn table(protocol: Protocol, rows: &[Row]) -> String {
     let gossip = protocol == Protocol::Gossip;
     let mut s = format!("### {protocol} ({SEEDS} seeds per N, means)\n\n");
-    let (rounds, per, last) = if gossip { ("rounds", "msgs / node", "convergence") } else { ("ticks (10 ms)", "msgs / decision", "all decisions") };
+    let (rounds, per, last) = if gossip {
+        ("rounds", "msgs / node", "convergence")
+    } else {
+        ("ticks (10 ms)", "msgs / decision", "all decisions")
+    };
     s += &format!("| N | {rounds} | messages | {per} | first decision | {last} | wall / run |\n");
     s += "|---:|---:|---:|---:|---:|---:|---:|\n";
     for row in rows {

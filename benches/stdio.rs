@@ -117,9 +117,7 @@ struct Config {
 
 fn env_usize(name: &str, default: usize) -> usize {
     match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v} is not a number")),
         Err(_) => default,
     }
 }
@@ -139,37 +137,23 @@ impl Config {
             );
             std::process::exit(2);
         }
-        let (n, n_side, warmup, passes, cold) = if smoke {
-            (20, 20, 5, 2, 2)
-        } else {
-            (5000, 2000, 200, 5, 20)
-        };
+        let (n, n_side, warmup, passes, cold) = if smoke { (20, 20, 5, 2, 2) } else { (5000, 2000, 200, 5, 20) };
         Config {
             bin,
             me: std::env::current_exe().expect("path of the bench binary"),
-            dir: std::env::var_os("MESH_BENCH_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(std::env::temp_dir),
+            dir: std::env::var_os("MESH_BENCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir),
             n: env_usize("MESH_BENCH_N", n),
             n_side: env_usize("MESH_BENCH_N_SIDE", n_side),
             warmup: env_usize("MESH_BENCH_WARMUP", warmup),
             passes: env_usize("MESH_BENCH_PASSES", passes).max(1),
             cold: env_usize("MESH_BENCH_COLD", cold),
             smoke,
-            filter: std::env::var("MESH_BENCH_FILTER")
-                .ok()
-                .filter(|f| !f.is_empty()),
+            filter: std::env::var("MESH_BENCH_FILTER").ok().filter(|f| !f.is_empty()),
             blocks: std::env::var("MESH_BENCH_ORDER").is_ok_and(|v| v == "blocks"),
             gap: Duration::from_micros(env_usize("MESH_BENCH_GAP_US", 0) as u64),
             // The smoke test needs no `taskset`.
             modes: std::env::var("MESH_BENCH_MODES")
-                .unwrap_or_else(|_| {
-                    if smoke {
-                        "natural".into()
-                    } else {
-                        "pinned,natural".into()
-                    }
-                })
+                .unwrap_or_else(|_| if smoke { "natural".into() } else { "pinned,natural".into() })
                 .split(',')
                 .map(|m| match m.trim() {
                     "pinned" => Mode::Pinned,
@@ -206,9 +190,7 @@ impl Client {
             Some(p) => cmd.stderr(File::create(p).expect("create the child's stderr log")),
             None => cmd.stderr(Stdio::null()),
         };
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {what}: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {what}: {e}"));
         let stdin = child.stdin.take();
         let out = BufReader::with_capacity(64 * 1024, child.stdout.take().expect("piped stdout"));
         Client {
@@ -230,11 +212,7 @@ impl Client {
 
     fn die(&mut self, why: &str) -> ! {
         let _ = self.child.kill();
-        let log = self
-            .stderr_path
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .unwrap_or_default();
+        let log = self.stderr_path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         let tail = lines[lines.len().saturating_sub(20)..].join("\n");
         panic!("{}: {why}\n--- stderr tail ---\n{tail}", self.what);
@@ -242,12 +220,7 @@ impl Client {
 
     fn write(&mut self, line: &str) {
         // One write() of the whole line: ChildStdin is unbuffered.
-        if let Err(e) = self
-            .stdin
-            .as_mut()
-            .expect("stdin open")
-            .write_all(line.as_bytes())
-        {
+        if let Err(e) = self.stdin.as_mut().expect("stdin open").write_all(line.as_bytes()) {
             self.die(&format!("writing a request: {e}"));
         }
     }
@@ -284,10 +257,7 @@ impl Client {
     fn initialize(&mut self) -> Duration {
         let id = self.id();
         let params = json!({"protocolVersion": PROTOCOL_VERSION, "capabilities": {}, "clientInfo": {"name": "raw-bench", "version": "0"}});
-        let req = format!(
-            "{}\n",
-            json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": params})
-        );
+        let req = format!("{}\n", json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": params}));
         let (d, v) = self.round_trip(&req, id);
         if v.get("result").is_none() {
             self.die(&format!("initialize failed: {v}"));
@@ -306,8 +276,7 @@ impl Client {
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -322,9 +291,7 @@ impl Client {
         loop {
             match self.child.try_wait() {
                 Ok(Some(_)) => return,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
                 _ => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
@@ -355,10 +322,7 @@ impl Caller for Client {
         if result["isError"].as_bool() == Some(true) {
             self.die(&format!("{tool} {args} returned a tool error: {text}"));
         }
-        (
-            d,
-            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())),
-        )
+        (d, serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())))
     }
 
     fn die(&mut self, why: &str) -> ! {
@@ -377,9 +341,7 @@ impl Caller for InProcess {
     fn call(&mut self, tool: &str, args: &Value) -> (Duration, Value) {
         let args = args.clone();
         let t0 = Instant::now();
-        let result = self
-            .rt
-            .block_on(mesh_mcp::server::tools::call(&self.engine, tool, args));
+        let result = self.rt.block_on(mesh_mcp::server::tools::call(&self.engine, tool, args));
         let d = t0.elapsed();
         match result {
             Some(Ok(json)) => (d, serde_json::from_str(&json).expect("tool results are JSON")),
@@ -423,26 +385,19 @@ impl Mesh {
     fn setup(c: &mut impl Caller) -> Self {
         // heartbeatInterval/messageTimeout: nobody heartbeats during the bench, and an agent
         // that went failed would make every send fail.
-        c.call("swarm_init", &json!({"topology": "mesh", "swarmId": "bench", "heartbeatInterval": 3600, "messageTimeout": 7200}));
-        let (_, lead) = c.call(
-            "agent_spawn",
-            &json!({"type": "coordinator", "name": "lead"}),
+        c.call(
+            "swarm_init",
+            &json!({"topology": "mesh", "swarmId": "bench", "heartbeatInterval": 3600, "messageTimeout": 7200}),
         );
+        let (_, lead) = c.call("agent_spawn", &json!({"type": "coordinator", "name": "lead"}));
         let (_, dev) = c.call("agent_spawn", &json!({"type": "coder", "name": "dev"}));
         let pair = |a: &Value| {
-            let f = |k: &str| {
-                a[k].as_str()
-                    .unwrap_or_else(|| panic!("agent_spawn result lacks {k}: {a}"))
-                    .to_string()
-            };
+            let f = |k: &str| a[k].as_str().unwrap_or_else(|| panic!("agent_spawn result lacks {k}: {a}")).to_string();
             (f("agentId"), f("agentToken"))
         };
         let (lead, dev) = (pair(&lead), pair(&dev));
         let value = "v".repeat(100);
-        c.call(
-            "memory_usage",
-            &json!({"action": "store", "key": "hot", "value": value, "namespace": "bench"}),
-        );
+        c.call("memory_usage", &json!({"action": "store", "key": "hot", "value": value, "namespace": "bench"}));
         Mesh {
             retrieve: json!({"action": "retrieve", "key": "hot", "namespace": "bench"}),
             status: json!({}),
@@ -478,19 +433,15 @@ impl Mesh {
             3 => {
                 let send = json!({"from": self.lead.0, "to": self.dev.0, "message": {"task": "bench", "i": i}, "agentToken": self.lead.1});
                 let (d, s) = c.call("daa_communication", &send);
-                self.last_message = s["delivered"][0]["messageId"]
-                    .as_str()
-                    .expect("send delivered a message")
-                    .to_string();
+                self.last_message =
+                    s["delivered"][0]["messageId"].as_str().expect("send delivered a message").to_string();
                 d
             }
             // dev receives with limit 1 from a mailbox that holds exactly the message just sent.
             4 => {
                 let (d, r) = c.call("daa_communication", &self.receive);
                 if r["messages"][0]["messageId"].as_str() != Some(self.last_message.as_str()) {
-                    c.die(&format!(
-                        "receive did not return the message just sent: {r}"
-                    ));
+                    c.die(&format!("receive did not return the message just sent: {r}"));
                 }
                 d
             }
@@ -578,11 +529,9 @@ impl Target {
                 for i in 0..warm + count {
                     // A request-shaped line as long as a memory_usage retrieve call.
                     let id = c.id();
-                    let head = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"pad\":\"");
-                    let req = format!(
-                        "{head}{}\"}}}}\n",
-                        "x".repeat(RETRIEVE_LINE_LEN.saturating_sub(head.len() + 4))
-                    );
+                    let head =
+                        format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{{\"pad\":\"");
+                    let req = format!("{head}{}\"}}}}\n", "x".repeat(RETRIEVE_LINE_LEN.saturating_sub(head.len() + 4)));
                     pause();
                     let (d, _) = c.round_trip(&req, id);
                     if i >= warm {
@@ -616,11 +565,8 @@ impl Target {
             Kind::Mesh(driver, mesh) => {
                 // Interleaved (default): each round runs the six ops in turn. Blocks: each op in
                 // its own loop (send/receive/ack stay one cycle, as receive needs the send).
-                let phases: &[&[usize]] = if cfg.blocks {
-                    &[&[0], &[1], &[2], &[3, 4, 5]]
-                } else {
-                    &[&[0, 1, 2, 3, 4, 5]]
-                };
+                let phases: &[&[usize]] =
+                    if cfg.blocks { &[&[0], &[1], &[2], &[3, 4, 5]] } else { &[&[0, 1, 2, 3, 4, 5]] };
                 for phase in phases {
                     for i in 0..warm + count {
                         for &k in *phase {
@@ -657,14 +603,15 @@ fn set_affinity(pids: &[u32], cpus: &str) {
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        assert!(ok, "`taskset -a -p -c {cpus} {pid}` failed (util-linux); set MESH_BENCH_MODES=natural to run without pinning");
+        assert!(
+            ok,
+            "`taskset -a -p -c {cpus} {pid}` failed (util-linux); set MESH_BENCH_MODES=natural to run without pinning"
+        );
     }
 }
 
 fn all_cpus() -> String {
-    let n = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     format!("0-{}", n - 1)
 }
 
@@ -686,14 +633,7 @@ const METRICS_OFF: &str = "mesh-mcp sqlite, ct, metrics=off";
 const IN_PROCESS_OFF: &str = "in-process engine, sqlite, metrics=off";
 
 const VARIANTS: [Variant; 7] = [
-    Variant {
-        label: MAIN,
-        db: "file",
-        multi_thread: false,
-        log_level: None,
-        durability: None,
-        metrics_off: false,
-    },
+    Variant { label: MAIN, db: "file", multi_thread: false, log_level: None, durability: None, metrics_off: false },
     Variant {
         label: "mesh-mcp sqlite power, ct",
         db: "file",
@@ -791,10 +731,7 @@ fn mesh_command(
 }
 
 fn file_name(label: &str) -> String {
-    label
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
+    label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
 fn build_targets(cfg: &Config, dir: &Path) -> Vec<Target> {
@@ -820,36 +757,21 @@ fn build_targets(cfg: &Config, dir: &Path) -> Vec<Target> {
             .truncate(true)
             .open(&path)
             .expect("create the fsync probe");
-        f.write_all_at(&vec![0u8; DISK_SPAN as usize], 0)
-            .expect("fill the fsync probe");
+        f.write_all_at(&vec![0u8; DISK_SPAN as usize], 0).expect("fill the fsync probe");
         f.sync_all().expect("sync the fsync probe");
-        targets.push(Target::new(
-            label,
-            Kind::Disk(f),
-            cfg.n.min(2000),
-            &["4 KiB pwrite + fdatasync"],
-            None,
-        ));
+        targets.push(Target::new(label, Kind::Disk(f), cfg.n.min(2000), &["4 KiB pwrite + fdatasync"], None));
     }
     for (mode, label) in NOOP_MODES {
         if cfg.selected(label) {
             let mut c = Client::spawn(noop_command(cfg, mode), label, None);
             c.initialize();
             let idle = c.rss_kib();
-            targets.push(Target::new(
-                label,
-                Kind::Noop(c),
-                cfg.n,
-                &["tools/call noop"],
-                Some(idle),
-            ));
+            targets.push(Target::new(label, Kind::Noop(c), cfg.n, &["tools/call noop"], Some(idle)));
         }
     }
     for v in VARIANTS.iter().filter(|v| cfg.selected(v.label)) {
         let db = if v.db == "file" {
-            dir.join(format!("{}.db", file_name(v.label)))
-                .display()
-                .to_string()
+            dir.join(format!("{}.db", file_name(v.label))).display().to_string()
         } else {
             v.db.to_string()
         };
@@ -858,52 +780,31 @@ fn build_targets(cfg: &Config, dir: &Path) -> Vec<Target> {
         if v.metrics_off {
             command.env("MESH_METRICS", "off");
         }
-        let mut c = Client::spawn(
-            command,
-            v.label,
-            Some(&log),
-        );
+        let mut c = Client::spawn(command, v.label, Some(&log));
         c.initialize();
         let idle = c.rss_kib();
         let mesh = Mesh::setup(&mut c);
         let n = if v.label == MAIN { cfg.n } else { cfg.n_side };
-        targets.push(Target::new(
-            v.label,
-            Kind::Mesh(Driver::Stdio(c), mesh),
-            n,
-            &OPS,
-            Some(idle),
-        ));
+        targets.push(Target::new(v.label, Kind::Mesh(Driver::Stdio(c), mesh), n, &OPS, Some(idle)));
     }
-    for (label, file) in [
-        ("in-process engine, sqlite", true),
-        ("in-process engine, :memory:", false),
-        (IN_PROCESS_OFF, true),
-    ] {
+    for (label, file) in
+        [("in-process engine, sqlite", true), ("in-process engine, :memory:", false), (IN_PROCESS_OFF, true)]
+    {
         if cfg.selected(label) {
             let db = if file {
                 dir.join(format!("{}.db", file_name(label))).display().to_string()
             } else {
                 ":memory:".to_string()
             };
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            let mut engine = mesh_mcp::open_engine(&db, mesh_mcp::store::Durability::default())
-                .expect("open the in-process engine");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            let mut engine =
+                mesh_mcp::open_engine(&db, mesh_mcp::store::Durability::default()).expect("open the in-process engine");
             if label == IN_PROCESS_OFF {
                 engine = engine.with_metrics(std::sync::Arc::new(mesh_mcp::metrics::Metrics::new(false, 0)));
             }
             let mut c = InProcess { rt, engine };
             let mesh = Mesh::setup(&mut c);
-            targets.push(Target::new(
-                label,
-                Kind::Mesh(Driver::InProcess(c), mesh),
-                cfg.n_side,
-                &OPS,
-                None,
-            ));
+            targets.push(Target::new(label, Kind::Mesh(Driver::InProcess(c), mesh), cfg.n_side, &OPS, None));
         }
     }
     targets
@@ -929,30 +830,15 @@ fn stats(samples: &[Duration]) -> Option<Stats> {
     us.sort_by(|a, b| a.partial_cmp(b).unwrap());
     // Nearest-rank percentiles.
     let pct = |q: f64| us[((q * us.len() as f64).ceil() as usize).clamp(1, us.len()) - 1];
-    Some(Stats {
-        n: us.len(),
-        p50: pct(0.50),
-        p90: pct(0.90),
-        p99: pct(0.99),
-        max: us[us.len() - 1],
-    })
+    Some(Stats { n: us.len(), p50: pct(0.50), p90: pct(0.90), p99: pct(0.99), max: us[us.len() - 1] })
 }
 
 /// (total, steal) jiffies of all CPUs, from /proc/stat.
 fn cpu_jiffies() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    (
-        fields.iter().take(8).sum(),
-        fields.get(7).copied().unwrap_or(0),
-    )
+    let fields: Vec<u64> =
+        stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    (fields.iter().take(8).sum(), fields.get(7).copied().unwrap_or(0))
 }
 
 fn machine() -> String {
@@ -962,9 +848,7 @@ fn machine() -> String {
         .find_map(|l| l.strip_prefix("model name"))
         .map(|s| s.trim_start_matches([' ', '\t', ':']).to_string())
         .unwrap_or_default();
-    let nproc = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{nproc} CPUs ({model}), Linux {}", kernel.trim())
 }
@@ -998,44 +882,23 @@ fn cold_starts(cfg: &Config, dir: &Path, mode: Mode) -> Vec<Cold> {
             Box::new(|i| {
                 mesh_command(
                     cfg,
-                    &dir.join(format!("cold-{}-{i}.db", mode.name()))
-                        .display()
-                        .to_string(),
+                    &dir.join(format!("cold-{}-{i}.db", mode.name())).display().to_string(),
                     false,
                     None,
                     None,
                 )
             }),
         ),
-        (
-            "mesh-mcp, existing sqlite file",
-            Box::new(|_| mesh_command(cfg, &existing, false, None, None)),
-        ),
-        (
-            "mesh-mcp, :memory:",
-            Box::new(|_| mesh_command(cfg, ":memory:", false, None, None)),
-        ),
-        (
-            "noop rmcp, current-thr, pipes",
-            Box::new(|_| noop_command(cfg, "ct-pipes")),
-        ),
-        (
-            "noop rmcp, multi-thread, pipes",
-            Box::new(|_| noop_command(cfg, "mt-pipes")),
-        ),
+        ("mesh-mcp, existing sqlite file", Box::new(|_| mesh_command(cfg, &existing, false, None, None))),
+        ("mesh-mcp, :memory:", Box::new(|_| mesh_command(cfg, ":memory:", false, None, None))),
+        ("noop rmcp, current-thr, pipes", Box::new(|_| noop_command(cfg, "ct-pipes"))),
+        ("noop rmcp, multi-thread, pipes", Box::new(|_| noop_command(cfg, "mt-pipes"))),
     ];
     let cases: Vec<_> = cases.into_iter().filter(|(l, _)| cfg.selected(l)).collect();
     if cfg.cold == 0 {
         return Vec::new();
     }
-    let mut colds: Vec<Cold> = cases
-        .iter()
-        .map(|(l, _)| Cold {
-            label: l,
-            mode,
-            ms: Vec::new(),
-        })
-        .collect();
+    let mut colds: Vec<Cold> = cases.iter().map(|(l, _)| Cold { label: l, mode, ms: Vec::new() }).collect();
     for i in 0..=cfg.cold {
         for (k, (label, make)) in cases.iter().enumerate() {
             let t0 = Instant::now();
@@ -1100,38 +963,22 @@ fn run(cfg: &Config, dir: &Path) {
         for &mode in &cfg.modes {
             in_mode(mode, &mut steal, &mut || {
                 for target in targets.iter_mut() {
-                    let count = target.n / cfg.passes
-                        + if pass + 1 == cfg.passes {
-                            target.n % cfg.passes
-                        } else {
-                            0
-                        };
+                    let count = target.n / cfg.passes + if pass + 1 == cfg.passes { target.n % cfg.passes } else { 0 };
                     target.chunk(cfg, mode, warm, count);
                 }
             });
         }
-        eprintln!(
-            "pass {}/{} done in {:.1} s",
-            pass + 1,
-            cfg.passes,
-            t.elapsed().as_secs_f64()
-        );
+        eprintln!("pass {}/{} done in {:.1} s", pass + 1, cfg.passes, t.elapsed().as_secs_f64());
     }
     let loaded: Vec<Option<u64>> = targets.iter().map(Target::rss_kib).collect();
     let mut colds = Vec::new();
     for &mode in &cfg.modes {
-        in_mode(mode, &mut steal, &mut || {
-            colds.extend(cold_starts(cfg, dir, mode))
-        });
+        in_mode(mode, &mut steal, &mut || colds.extend(cold_starts(cfg, dir, mode)));
     }
     let load_end = loadavg();
 
     let get = |mode: Mode, label: &str, op: usize| -> Option<Stats> {
-        targets
-            .iter()
-            .find(|t| t.label == label)
-            .and_then(|t| t.samples[mode as usize].get(op))
-            .and_then(|s| stats(s))
+        targets.iter().find(|t| t.label == label).and_then(|t| t.samples[mode as usize].get(op)).and_then(|s| stats(s))
     };
     let first = cfg.modes[0];
 
@@ -1140,11 +987,7 @@ fn run(cfg: &Config, dir: &Path) {
     let w = &mut out;
     let _ = writeln!(w, "# mesh-mcp stdio bench");
     let _ = writeln!(w);
-    let _ = writeln!(
-        w,
-        "- machine: {}; loadavg {load_start} at start, {load_end} at end",
-        machine()
-    );
+    let _ = writeln!(w, "- machine: {}; loadavg {load_start} at start, {load_end} at end", machine());
     for &mode in &cfg.modes {
         let (total, st) = steal[mode as usize];
         let _ = writeln!(
@@ -1154,12 +997,7 @@ fn run(cfg: &Config, dir: &Path) {
             st as f64 / total.max(1) as f64 * 100.0
         );
     }
-    let _ = writeln!(
-        w,
-        "- server: {}; databases in {}",
-        cfg.bin.display(),
-        dir.display()
-    );
+    let _ = writeln!(w, "- server: {}; databases in {}", cfg.bin.display(), dir.display());
     let _ = writeln!(
         w,
         "- {} passes, each running every variant in each mode; per op {} recorded calls (main variant and floors) or {} (other variants), after {} warm-up calls; order: {}",
@@ -1174,18 +1012,18 @@ fn run(cfg: &Config, dir: &Path) {
     // ---- round trips
     for &mode in &cfg.modes {
         let _ = writeln!(w);
-        let _ = writeln!(w, "## Round trips, {} mode, microseconds (write request line -> read matching reply line)", mode.name());
+        let _ = writeln!(
+            w,
+            "## Round trips, {} mode, microseconds (write request line -> read matching reply line)",
+            mode.name()
+        );
         let _ = writeln!(w);
         let _ = writeln!(
             w,
             "| {:<31} | {:<26} | {:>5} | {:>7} | {:>7} | {:>7} | {:>8} |",
             "server / variant", "op", "n", "p50", "p90", "p99", "max"
         );
-        let _ = writeln!(
-            w,
-            "|{:-<33}|{:-<28}|{:->7}|{:->9}|{:->9}|{:->9}|{:->10}|",
-            "", "", "", "", "", "", ""
-        );
+        let _ = writeln!(w, "|{:-<33}|{:-<28}|{:->7}|{:->9}|{:->9}|{:->9}|{:->10}|", "", "", "", "", "", "", "");
         for t in &targets {
             for (k, op) in t.ops.iter().enumerate() {
                 if let Some(s) = stats(&t.samples[mode as usize][k]) {
@@ -1211,13 +1049,7 @@ fn run(cfg: &Config, dir: &Path) {
                         s
                     })
                     .collect();
-                let _ = writeln!(
-                    w,
-                    "- p50 per pass of `{}` {}: {} us",
-                    label,
-                    t.ops[0],
-                    per_pass.join(", ")
-                );
+                let _ = writeln!(w, "- p50 per pass of `{}` {}: {} us", label, t.ops[0], per_pass.join(", "));
             }
         }
     }
@@ -1225,18 +1057,14 @@ fn run(cfg: &Config, dir: &Path) {
     // ---- cold start and RSS
     if !colds.is_empty() {
         let _ = writeln!(w);
-        let _ = writeln!(w, "## Cold start: spawn -> initialize reply, {} runs per case (cases interleaved), milliseconds", cfg.cold);
+        let _ = writeln!(
+            w,
+            "## Cold start: spawn -> initialize reply, {} runs per case (cases interleaved), milliseconds",
+            cfg.cold
+        );
         let _ = writeln!(w);
-        let _ = writeln!(
-            w,
-            "| {:<40} | {:<7} | {:>7} | {:>7} | {:>7} |",
-            "server", "mode", "median", "min", "max"
-        );
-        let _ = writeln!(
-            w,
-            "|{:-<42}|{:-<9}|{:->9}|{:->9}|{:->9}|",
-            "", "", "", "", ""
-        );
+        let _ = writeln!(w, "| {:<40} | {:<7} | {:>7} | {:>7} | {:>7} |", "server", "mode", "median", "min", "max");
+        let _ = writeln!(w, "|{:-<42}|{:-<9}|{:->9}|{:->9}|{:->9}|", "", "", "", "", "");
         for c in &colds {
             let _ = writeln!(
                 w,
@@ -1250,22 +1078,14 @@ fn run(cfg: &Config, dir: &Path) {
         }
     }
     let _ = writeln!(w);
-    let _ = writeln!(
-        w,
-        "## RSS (VmRSS, MiB): idle = after initialize, loaded = after all passes"
-    );
+    let _ = writeln!(w, "## RSS (VmRSS, MiB): idle = after initialize, loaded = after all passes");
     let _ = writeln!(w);
     let _ = writeln!(w, "| {:<40} | {:>7} | {:>7} |", "server", "idle", "loaded");
     let _ = writeln!(w, "|{:-<42}|{:->9}|{:->9}|", "", "", "");
     for (t, loaded) in targets.iter().zip(&loaded) {
         if let (Some(idle), Some(loaded)) = (t.idle_rss_kib, loaded) {
-            let _ = writeln!(
-                w,
-                "| {:<40} | {:>7.1} | {:>7.1} |",
-                t.label,
-                idle as f64 / 1024.0,
-                *loaded as f64 / 1024.0
-            );
+            let _ =
+                writeln!(w, "| {:<40} | {:>7.1} | {:>7.1} |", t.label, idle as f64 / 1024.0, *loaded as f64 / 1024.0);
         }
     }
 
@@ -1274,56 +1094,23 @@ fn run(cfg: &Config, dir: &Path) {
     let _ = writeln!(
         w,
         "## Targets (main variant `{MAIN}`; {})",
-        cfg.modes
-            .iter()
-            .map(|m| m.name())
-            .collect::<Vec<_>>()
-            .join(" / ")
+        cfg.modes.iter().map(|m| m.name()).collect::<Vec<_>>().join(" / ")
     );
     let _ = writeln!(w);
-    let check =
-        |w: &mut String, what: &str, got: &dyn Fn(Mode) -> Option<f64>, target: f64, unit: &str| {
-            let vals: Vec<(Mode, f64)> = cfg
-                .modes
-                .iter()
-                .filter_map(|&m| got(m).map(|v| (m, v)))
-                .collect();
-            if vals.is_empty() {
-                return;
-            }
-            let shown: Vec<String> = vals
-                .iter()
-                .map(|(m, v)| {
-                    format!(
-                        "{v:.1} {unit} {}: {}",
-                        m.name(),
-                        if *v <= target { "met" } else { "MISSED" }
-                    )
-                })
-                .collect();
-            let _ = writeln!(w, "- {what} <= {target} {unit}: {}", shown.join("; "));
-        };
-    check(
-        w,
-        "memory_usage retrieve p50",
-        &|m| get(m, MAIN, 0).map(|s| s.p50),
-        35.0,
-        "us",
-    );
-    check(
-        w,
-        "swarm_status p50",
-        &|m| get(m, MAIN, 2).map(|s| s.p50),
-        35.0,
-        "us",
-    );
-    check(
-        w,
-        "memory_usage store p50, default durability",
-        &|m| get(m, MAIN, 1).map(|s| s.p50),
-        60.0,
-        "us",
-    );
+    let check = |w: &mut String, what: &str, got: &dyn Fn(Mode) -> Option<f64>, target: f64, unit: &str| {
+        let vals: Vec<(Mode, f64)> = cfg.modes.iter().filter_map(|&m| got(m).map(|v| (m, v))).collect();
+        if vals.is_empty() {
+            return;
+        }
+        let shown: Vec<String> = vals
+            .iter()
+            .map(|(m, v)| format!("{v:.1} {unit} {}: {}", m.name(), if *v <= target { "met" } else { "MISSED" }))
+            .collect();
+        let _ = writeln!(w, "- {what} <= {target} {unit}: {}", shown.join("; "));
+    };
+    check(w, "memory_usage retrieve p50", &|m| get(m, MAIN, 0).map(|s| s.p50), 35.0, "us");
+    check(w, "swarm_status p50", &|m| get(m, MAIN, 2).map(|s| s.p50), 35.0, "us");
+    check(w, "memory_usage store p50, default durability", &|m| get(m, MAIN, 1).map(|s| s.p50), 60.0, "us");
     check(
         w,
         "memory_usage store p50, --durability power",
@@ -1332,36 +1119,18 @@ fn run(cfg: &Config, dir: &Path) {
         "us",
     );
     for (k, op) in OPS.iter().enumerate() {
-        check(
-            w,
-            &format!("{op} p99"),
-            &|m| get(m, MAIN, k).map(|s| s.p99),
-            150.0,
-            "us",
-        );
+        check(w, &format!("{op} p99"), &|m| get(m, MAIN, k).map(|s| s.p99), 150.0, "us");
     }
-    for label in [
-        "mesh-mcp, new sqlite file",
-        "mesh-mcp, existing sqlite file",
-    ] {
+    for label in ["mesh-mcp, new sqlite file", "mesh-mcp, existing sqlite file"] {
         check(
             w,
             &format!("cold start median, {label}"),
-            &|m| {
-                colds
-                    .iter()
-                    .find(|c| c.label == label && c.mode == m)
-                    .map(|c| median(&c.ms))
-            },
+            &|m| colds.iter().find(|c| c.label == label && c.mode == m).map(|c| median(&c.ms)),
             20.0,
             "ms",
         );
     }
-    if let Some(idle) = targets
-        .iter()
-        .find(|t| t.label == MAIN)
-        .and_then(|t| t.idle_rss_kib)
-    {
+    if let Some(idle) = targets.iter().find(|t| t.label == MAIN).and_then(|t| t.idle_rss_kib) {
         let _ = writeln!(
             w,
             "- idle RSS <= 30 MiB: {:.1} MiB: {}",
@@ -1378,26 +1147,12 @@ fn run(cfg: &Config, dir: &Path) {
     let ratio = |w: &mut String, what: &str, a: Option<Stats>, b: Option<Stats>| {
         if let (Some(a), Some(b)) = (a, b) {
             let bullet = if what.starts_with(' ') { "  - " } else { "- " };
-            let _ = writeln!(
-                w,
-                "{bullet}{}: {:.2}x ({:.1} / {:.1} us)",
-                what.trim_start(),
-                a.p50 / b.p50,
-                a.p50,
-                b.p50
-            );
+            let _ =
+                writeln!(w, "{bullet}{}: {:.2}x ({:.1} / {:.1} us)", what.trim_start(), a.p50 / b.p50, a.p50, b.p50);
         }
     };
-    let (noop_ct, noop_mt) = (
-        "noop rmcp, current-thr, pipes",
-        "noop rmcp, multi-thread, pipes",
-    );
-    ratio(
-        w,
-        "noop: multi-thread / current-thread (stdio_pipes)",
-        get(m, noop_mt, 0),
-        get(m, noop_ct, 0),
-    );
+    let (noop_ct, noop_mt) = ("noop rmcp, current-thr, pipes", "noop rmcp, multi-thread, pipes");
+    ratio(w, "noop: multi-thread / current-thread (stdio_pipes)", get(m, noop_mt, 0), get(m, noop_ct, 0));
     ratio(
         w,
         "noop: stdio() / stdio_pipes() (multi-thread)",
@@ -1410,12 +1165,7 @@ fn run(cfg: &Config, dir: &Path) {
         get(m, "noop rmcp, current-thr, stdio", 0),
         get(m, noop_ct, 0),
     );
-    ratio(
-        w,
-        "noop current-thread / bare pipe",
-        get(m, noop_ct, 0),
-        get(m, "floor: pipe (cat)", 0),
-    );
+    ratio(w, "noop current-thread / bare pipe", get(m, noop_ct, 0), get(m, "floor: pipe (cat)", 0));
     let per_op = |w: &mut String, title: &str, a: &str, b: &str| {
         if get(m, a, 0).is_some() && get(m, b, 0).is_some() {
             let _ = writeln!(w, "- {title}:");
@@ -1424,61 +1174,29 @@ fn run(cfg: &Config, dir: &Path) {
             }
         }
     };
-    per_op(
-        w,
-        "mesh-mcp multi-thread / current-thread, sqlite",
-        "mesh-mcp sqlite, multi-thread",
-        MAIN,
-    );
+    per_op(w, "mesh-mcp multi-thread / current-thread, sqlite", "mesh-mcp sqlite, multi-thread", MAIN);
     per_op(
         w,
         "mesh-mcp multi-thread / current-thread, :memory:",
         "mesh-mcp :memory:, multi-thread",
         "mesh-mcp :memory:, current-thr",
     );
-    per_op(
-        w,
-        "MESH_LOG_LEVEL=debug / default (warn)",
-        "mesh-mcp sqlite, ct, log=debug",
-        MAIN,
-    );
-    per_op(
-        w,
-        "--durability power / default",
-        "mesh-mcp sqlite power, ct",
-        MAIN,
-    );
+    per_op(w, "MESH_LOG_LEVEL=debug / default (warn)", "mesh-mcp sqlite, ct, log=debug", MAIN);
+    per_op(w, "--durability power / default", "mesh-mcp sqlite power, ct", MAIN);
     per_op(w, "metrics on (default) / MESH_METRICS=off, sqlite", MAIN, METRICS_OFF);
     per_op(w, "in-process engine: metrics on / off, sqlite", "in-process engine, sqlite", IN_PROCESS_OFF);
-    per_op(
-        w,
-        "sqlite / :memory:",
-        MAIN,
-        "mesh-mcp :memory:, current-thr",
-    );
+    per_op(w, "sqlite / :memory:", MAIN, "mesh-mcp :memory:, current-thr");
     if get(m, MAIN, 0).is_some() && get(m, noop_ct, 0).is_some() {
-        let _ = writeln!(
-            w,
-            "- mesh-mcp (main) / noop rmcp (current-thread, stdio_pipes):"
-        );
+        let _ = writeln!(w, "- mesh-mcp (main) / noop rmcp (current-thread, stdio_pipes):");
         for (k, op) in OPS.iter().enumerate() {
             ratio(w, &format!("  {op}"), get(m, MAIN, k), get(m, noop_ct, 0));
         }
     }
     if get(m, MAIN, 0).is_some() && get(m, "in-process engine, sqlite", 0).is_some() {
-        let _ = writeln!(
-            w,
-            "- share of the main round trip spent in the engine (in-process p50 / stdio p50):"
-        );
+        let _ = writeln!(w, "- share of the main round trip spent in the engine (in-process p50 / stdio p50):");
         for (k, op) in OPS.iter().enumerate() {
             if let (Some(a), Some(b)) = (get(m, "in-process engine, sqlite", k), get(m, MAIN, k)) {
-                let _ = writeln!(
-                    w,
-                    "  - {op}: {:.0}% ({:.1} / {:.1} us)",
-                    a.p50 / b.p50 * 100.0,
-                    a.p50,
-                    b.p50
-                );
+                let _ = writeln!(w, "  - {op}: {:.0}% ({:.1} / {:.1} us)", a.p50 / b.p50 * 100.0, a.p50, b.p50);
             }
         }
     }
@@ -1490,30 +1208,12 @@ fn run(cfg: &Config, dir: &Path) {
             get(Mode::Natural, "floor: pipe (cat)", 0),
             get(Mode::Pinned, "floor: pipe (cat)", 0),
         );
-        ratio(
-            w,
-            "  noop rmcp, current-thr",
-            get(Mode::Natural, noop_ct, 0),
-            get(Mode::Pinned, noop_ct, 0),
-        );
-        ratio(
-            w,
-            "  noop rmcp, multi-thread",
-            get(Mode::Natural, noop_mt, 0),
-            get(Mode::Pinned, noop_mt, 0),
-        );
+        ratio(w, "  noop rmcp, current-thr", get(Mode::Natural, noop_ct, 0), get(Mode::Pinned, noop_ct, 0));
+        ratio(w, "  noop rmcp, multi-thread", get(Mode::Natural, noop_mt, 0), get(Mode::Pinned, noop_mt, 0));
         for (k, op) in OPS.iter().enumerate() {
-            ratio(
-                w,
-                &format!("  {op}"),
-                get(Mode::Natural, MAIN, k),
-                get(Mode::Pinned, MAIN, k),
-            );
+            ratio(w, &format!("  {op}"), get(Mode::Natural, MAIN, k), get(Mode::Pinned, MAIN, k));
         }
-        let _ = writeln!(
-            w,
-            "- natural mode, mesh-mcp multi-thread / current-thread, sqlite:"
-        );
+        let _ = writeln!(w, "- natural mode, mesh-mcp multi-thread / current-thread, sqlite:");
         for (k, op) in OPS.iter().enumerate() {
             ratio(
                 w,
@@ -1522,23 +1222,11 @@ fn run(cfg: &Config, dir: &Path) {
                 get(Mode::Natural, MAIN, k),
             );
         }
-        let _ = writeln!(
-            w,
-            "- natural mode, noop multi-thread / current-thread (stdio_pipes):"
-        );
-        ratio(
-            w,
-            "  tools/call noop",
-            get(Mode::Natural, noop_mt, 0),
-            get(Mode::Natural, noop_ct, 0),
-        );
+        let _ = writeln!(w, "- natural mode, noop multi-thread / current-thread (stdio_pipes):");
+        ratio(w, "  tools/call noop", get(Mode::Natural, noop_mt, 0), get(Mode::Natural, noop_ct, 0));
     }
     let _ = writeln!(w);
-    let _ = writeln!(
-        w,
-        "bench wall time {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
+    let _ = writeln!(w, "bench wall time {:.0} s", started.elapsed().as_secs_f64());
     print!("{out}");
     for t in targets {
         t.close();
@@ -1561,9 +1249,7 @@ mod noop {
 
     impl Noop {
         fn new() -> Self {
-            Self {
-                tool_router: Self::tool_router(),
-            }
+            Self { tool_router: Self::tool_router() }
         }
     }
 
@@ -1593,16 +1279,10 @@ mod noop {
         let rt = builder.enable_all().build().expect("tokio runtime");
         rt.block_on(async {
             if mode.ends_with("pipes") {
-                let running = Noop::new()
-                    .serve(rmcp::transport::stdio_pipes())
-                    .await
-                    .expect("serve");
+                let running = Noop::new().serve(rmcp::transport::stdio_pipes()).await.expect("serve");
                 let _ = running.waiting().await;
             } else {
-                let running = Noop::new()
-                    .serve(rmcp::transport::stdio())
-                    .await
-                    .expect("serve");
+                let running = Noop::new().serve(rmcp::transport::stdio()).await.expect("serve");
                 let _ = running.waiting().await;
             }
         });

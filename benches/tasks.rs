@@ -91,7 +91,12 @@ async fn throughput(engine: &Engine, strategy: &'static str, agents: usize, task
         placed += out["assigned"].as_array().map_or(0, Vec::len);
         if strategy == "auction" {
             let id = out["taskId"].as_str().unwrap().to_string();
-            let invited: Vec<String> = out["task"]["auction"]["invited"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+            let invited: Vec<String> = out["task"]["auction"]["invited"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
             for (k, agent) in invited.iter().enumerate() {
                 let bid = json!({"action": "bid", "taskId": id, "agentId": agent, "agentToken": tokens[agent], "resourceAvailability": (k % 10) as f64 / 10.0, "swarmId": swarm});
                 let out = call(engine, "task_orchestrate", bid).await;
@@ -116,19 +121,29 @@ async fn throughput(engine: &Engine, strategy: &'static str, agents: usize, task
 fn round_trips(db: &str, rounds: usize) -> (Vec<Duration>, Vec<Duration>) {
     let bin = std::env::var("MESH_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_mesh-mcp").to_string());
     let mut c = Client::spawn(&bin, db);
-    c.call("swarm_init", json!({"topology": "mesh", "swarmId": "rt", "maxAgents": 8, "heartbeatInterval": 3600, "messageTimeout": 7200}));
+    c.call(
+        "swarm_init",
+        json!({"topology": "mesh", "swarmId": "rt", "maxAgents": 8, "heartbeatInterval": 3600, "messageTimeout": 7200}),
+    );
     let mut agents = std::collections::HashMap::new();
     for i in 0..8 {
-        let (_, a) = c.call("agent_spawn", json!({"type": "coder", "name": format!("w{i}"), "capabilities": ["rust"], "swarmId": "rt"}));
+        let (_, a) = c.call(
+            "agent_spawn",
+            json!({"type": "coder", "name": format!("w{i}"), "capabilities": ["rust"], "swarmId": "rt"}),
+        );
         agents.insert(a["agentId"].as_str().unwrap().to_string(), a["agentToken"].as_str().unwrap().to_string());
     }
     let (mut claims, mut completes) = (Vec::new(), Vec::new());
     for i in 0..rounds {
-        let (_, t) = c.call("task_orchestrate", json!({"task": format!("job {i}"), "requiredCapabilities": ["rust"], "swarmId": "rt"}));
+        let (_, t) = c.call(
+            "task_orchestrate",
+            json!({"task": format!("job {i}"), "requiredCapabilities": ["rust"], "swarmId": "rt"}),
+        );
         let id = t["taskId"].as_str().unwrap().to_string();
         let owner = t["assigned"][0]["agentId"].as_str().expect("placed on an agent").to_string();
         let token = agents[&owner].clone();
-        let (took, claim) = c.call("task_orchestrate", json!({"action": "claim", "taskId": id, "agentId": owner, "agentToken": token}));
+        let (took, claim) =
+            c.call("task_orchestrate", json!({"action": "claim", "taskId": id, "agentId": owner, "agentToken": token}));
         claims.push(took);
         let fence = claim["fencingToken"].as_i64().unwrap();
         let (took, _) = c.call("task_orchestrate", json!({"action": "complete", "taskId": id, "agentId": owner, "agentToken": token, "fencingToken": fence, "result": {"ok": i}}));

@@ -50,9 +50,13 @@ pub fn parse_args(tool: &str, words: &[String]) -> Result<Map<String, Value>, St
             };
             args.insert(name, value);
         } else {
-            let name = next_positional
-                .next()
-                .ok_or_else(|| format!("too many positional arguments; `{tool}` takes {} ({})", positional.len(), positional.join(", ")))?;
+            let name = next_positional.next().ok_or_else(|| {
+                format!(
+                    "too many positional arguments; `{tool}` takes {} ({})",
+                    positional.len(),
+                    positional.join(", ")
+                )
+            })?;
             args.insert(name.clone(), coerce(properties.get(name), word));
         }
     }
@@ -80,9 +84,9 @@ fn coerce(property: Option<&Value>, raw: &str) -> Value {
     let ty = property.and_then(|p| p.get("type")).and_then(Value::as_str);
     match ty {
         Some("string") => Value::String(raw.to_string()),
-        Some("array") if !raw.trim_start().starts_with('[') => {
-            Value::Array(raw.split(',').map(|s| s.trim()).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect())
-        }
+        Some("array") if !raw.trim_start().starts_with('[') => Value::Array(
+            raw.split(',').map(|s| s.trim()).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect(),
+        ),
         _ => serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string())),
     }
 }
@@ -125,7 +129,9 @@ pub async fn attach_token(db: &str, engine: &crate::mesh::Engine, args: &mut Map
 /// After `agent_spawn` through the CLI, keep the token where later hook calls will find it.
 pub fn save_token(db: &str, result: &Value) -> std::io::Result<()> {
     let get = |k: &str| result.get(k).and_then(Value::as_str);
-    let (Some(swarm), Some(id), Some(name), Some(token)) = (get("swarmId"), get("agentId"), get("name"), get("agentToken")) else {
+    let (Some(swarm), Some(id), Some(name), Some(token)) =
+        (get("swarmId"), get("agentId"), get("name"), get("agentToken"))
+    else {
         return Ok(());
     };
     for agent in [id, name] {
@@ -159,12 +165,16 @@ mod tests {
     #[test]
     fn hook_line_for_swarm_init_fills_positional_and_flags() {
         let args = parse_args("swarm_init", &words(&["mesh", "--maxAgents=12", "--strategy=distributed"])).unwrap();
-        assert_eq!(Value::Object(args), serde_json::json!({"topology": "mesh", "maxAgents": 12, "strategy": "distributed"}));
+        assert_eq!(
+            Value::Object(args),
+            serde_json::json!({"topology": "mesh", "maxAgents": 12, "strategy": "distributed"})
+        );
     }
 
     #[test]
     fn hook_line_for_memory_store_keeps_values_as_text() {
-        let args = parse_args("memory_usage", &words(&["store", "mesh:network:42", "initialized", "--namespace=mesh"])).unwrap();
+        let args = parse_args("memory_usage", &words(&["store", "mesh:network:42", "initialized", "--namespace=mesh"]))
+            .unwrap();
         assert_eq!(
             Value::Object(args),
             serde_json::json!({"action": "store", "key": "mesh:network:42", "value": "initialized", "namespace": "mesh"})
@@ -175,15 +185,26 @@ mod tests {
 
     #[test]
     fn hook_line_for_broadcast_parses_the_message_object() {
-        let args = parse_args("daa_communication", &words(&["--from=mesh-coordinator", "--to=all", r#"--message={"type":"network_init"}"#])).unwrap();
+        let args = parse_args(
+            "daa_communication",
+            &words(&["--from=mesh-coordinator", "--to=all", r#"--message={"type":"network_init"}"#]),
+        )
+        .unwrap();
         assert_eq!(args["message"], serde_json::json!({"type": "network_init"}));
         assert_eq!(args["to"], Value::String("all".into()));
     }
 
     #[test]
     fn json_object_flags_and_kebab_case_merge() {
-        let args = parse_args("agent_spawn", &words(&[r#"{"type":"coder"}"#, "--capabilities", "rust,review", "--swarm-id=s1"])).unwrap();
-        assert_eq!(Value::Object(args), serde_json::json!({"type": "coder", "capabilities": ["rust", "review"], "swarmId": "s1"}));
+        let args = parse_args(
+            "agent_spawn",
+            &words(&[r#"{"type":"coder"}"#, "--capabilities", "rust,review", "--swarm-id=s1"]),
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(args),
+            serde_json::json!({"type": "coder", "capabilities": ["rust", "review"], "swarmId": "s1"})
+        );
     }
 
     #[test]

@@ -74,12 +74,8 @@ pub const ALERT_TOPOLOGY_HEALTH_BELOW: f64 = 0.6;
 /// Share of a task's required capabilities an agent must hold to be given it (manual: 70%).
 pub const CAPABILITY_MATCH_THRESHOLD: f64 = 0.7;
 /// Priority weight and `max_concurrent_tasks` per agent type (manual: `SPECIALIST_CONFIG`).
-pub const SPECIALIST_WEIGHTS: &[(&str, f64, u32)] = &[
-    ("system-architect", 0.9, 5),
-    ("backend-dev", 0.8, 3),
-    ("api-docs", 0.7, 4),
-    ("integration-specialist", 1.0, 6),
-];
+pub const SPECIALIST_WEIGHTS: &[(&str, f64, u32)] =
+    &[("system-architect", 0.9, 5), ("backend-dev", 0.8, 3), ("api-docs", 0.7, 4), ("integration-specialist", 1.0, 6)];
 /// Priority weight of an agent type the manual does not list.
 pub const DEFAULT_PRIORITY_WEIGHT: f64 = 1.0;
 /// `max_concurrent_tasks` of an agent type the manual does not list.

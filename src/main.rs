@@ -9,7 +9,11 @@ use mesh_mcp::store::Durability;
 use mesh_mcp::{cli, config, server, sim};
 
 #[derive(Parser)]
-#[command(name = "mesh-mcp", version, about = "An MCP server that lets agents coordinate as a mesh on one durable store")]
+#[command(
+    name = "mesh-mcp",
+    version,
+    about = "An MCP server that lets agents coordinate as a mesh on one durable store"
+)]
 struct Args {
     /// Database: a SQLite file shared by every process, or `:memory:`.
     #[arg(long, global = true, env = config::ENV_DB, default_value = config::DEFAULT_DB_PATH)]
@@ -201,9 +205,24 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Call { tool, args: words } => runtime(false)?.block_on(call(&args.db, durability(&args.durability), &compute, &tool, &words)),
+        Command::Call { tool, args: words } => {
+            runtime(false)?.block_on(call(&args.db, durability(&args.durability), &compute, &tool, &words))
+        }
         Command::Schemas { write, dir } => schemas(write, &dir),
-        Command::Simulate { protocol, nodes, faulty, drop, delay, partition, gst, requests, fanout, max_time, seed, json } => {
+        Command::Simulate {
+            protocol,
+            nodes,
+            faulty,
+            drop,
+            delay,
+            partition,
+            gst,
+            requests,
+            fanout,
+            max_time,
+            seed,
+            json,
+        } => {
             let protocol: sim::Protocol = protocol.parse()?;
             let mut cfg = sim::SimConfig::new(protocol, nodes, seed);
             cfg.requests = requests.unwrap_or(cfg.requests);
@@ -236,7 +255,13 @@ fn simulate(cfg: &sim::SimConfig, json: bool) -> anyhow::Result<ExitCode> {
     Ok(if report.safe() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-async fn call(db: &str, durability: Durability, compute: &ComputeOptions, tool: &str, words: &[String]) -> anyhow::Result<ExitCode> {
+async fn call(
+    db: &str,
+    durability: Durability,
+    compute: &ComputeOptions,
+    tool: &str,
+    words: &[String],
+) -> anyhow::Result<ExitCode> {
     let mut arguments = match cli::parse_args(tool, words) {
         Ok(a) => a,
         Err(e) => {

@@ -133,7 +133,8 @@ async fn byzantine_flags_nobody_among_agreeing_peers_and_respects_the_cap() {
     let byz = mcp.ok("attention_consensus", json!({"mode": "byzantine", "outputs": agreeing})).await;
     assert_eq!(byz["byzantine"]["outliers"], json!([]), "{byz}");
     assert_eq!(byz["byzantine"]["maxOutliers"], 1);
-    let none = mcp.ok("attention_consensus", json!({"mode": "byzantine", "faultTolerance": 0.0, "outputs": debate()})).await;
+    let none =
+        mcp.ok("attention_consensus", json!({"mode": "byzantine", "faultTolerance": 0.0, "outputs": debate()})).await;
     assert_eq!(none["byzantine"]["maxOutliers"], 0);
     assert_eq!(none["byzantine"]["outliers"], json!([]), "a zero cap flags nobody, planted or not");
     mcp.close().await;
@@ -182,7 +183,8 @@ async fn topology_mode_biases_by_hops_over_a_real_ring_and_reports_brandes_centr
         assert!((a["betweenness"].as_f64().unwrap() - 0.2).abs() < 1e-9, "{a}");
     }
     // The same outputs without topology: hop bias moves weight, so the two answers differ.
-    let peers = mcp.ok("attention_consensus", json!({"mode": "peers", "outputs": outputs_of(&ring.names, &RING_TEXTS)})).await;
+    let peers =
+        mcp.ok("attention_consensus", json!({"mode": "peers", "outputs": outputs_of(&ring.names, &RING_TEXTS)})).await;
     let moved: f64 = (0..6).map(|i| (weight_of(&topo, i) - weight_of(&peers, i)).abs()).sum();
     assert!(moved > 0.01, "hop bias changes the weights: {moved}");
     // In a ring each agent is 1 hop from two, 2 from two and 3 from one: a neighbour gets at
@@ -207,7 +209,8 @@ async fn topology_on_a_star_gives_the_hub_betweenness_one_and_accepts_names_or_i
     for n in ["l1", "l2", "l3"] {
         mcp.ok("agent_spawn", json!({"type": "coder", "name": n})).await;
     }
-    let texts = ["Merge the fix today", "Merge the fix after review", "Hold the merge until CI is green", "Merge it now"];
+    let texts =
+        ["Merge the fix today", "Merge the fix after review", "Hold the merge until CI is green", "Merge it now"];
     let mut outputs = outputs_of(&["hub".into(), "l1".into(), "l2".into(), "l3".into()], &texts);
     outputs[0]["agentId"] = json!(hub_id); // by id, the others by name
     let topo = mcp.ok("attention_consensus", json!({"mode": "topology", "outputs": outputs})).await;
@@ -232,7 +235,8 @@ async fn gossip_mode_runs_rounds_over_neighbours_until_the_residual_settles() {
     assert!(g["rounds"].as_u64().unwrap() > 1 && g["rounds"].as_u64().unwrap() < 100, "{g}");
     assert!(g["residual"].as_f64().unwrap() < g["tolerance"].as_f64().unwrap());
     assert!(g["residual"].as_f64().unwrap() < one["gossip"]["residual"].as_f64().unwrap());
-    let default = mcp.ok("attention_consensus", json!({"mode": "gossip", "outputs": outputs_of(&ring.names, &RING_TEXTS)})).await;
+    let default =
+        mcp.ok("attention_consensus", json!({"mode": "gossip", "outputs": outputs_of(&ring.names, &RING_TEXTS)})).await;
     assert!(default["gossip"]["rounds"].as_u64().unwrap() <= 3, "default 3 rounds: {default}");
     mcp.close().await;
 }
@@ -247,15 +251,21 @@ async fn topology_and_gossip_refuse_unknown_swarms_agents_and_missing_or_repeate
     assert_eq!(code, "invalid_argument");
     swarm(&mcp, "s", "mesh", 3).await;
     for mode in ["topology", "gossip"] {
-        let e = mcp.err("attention_consensus", json!({"mode": mode, "swarmId": "nope", "outputs": two("a0", "a1")})).await;
+        let e =
+            mcp.err("attention_consensus", json!({"mode": mode, "swarmId": "nope", "outputs": two("a0", "a1")})).await;
         assert_eq!(e, "not_found");
         let (_, body) = mcp.call("attention_consensus", json!({"mode": mode, "outputs": two("a0", "ghost")})).await;
         assert_eq!(body["error"]["code"], "not_found", "{body}");
         assert!(body["error"]["message"].as_str().unwrap().contains("ghost"), "{body}");
         let e = mcp.err("attention_consensus", json!({"mode": mode, "outputs": two("a0", "a0")})).await;
         assert_eq!(e, "invalid_argument");
-        let (_, body) = mcp.call("attention_consensus", json!({"mode": mode, "outputs": [
-            {"agentId": "a0", "agentType": "coder", "content": "x y"}, {"agentType": "coder", "content": "y z"}]})).await;
+        let (_, body) = mcp
+            .call(
+                "attention_consensus",
+                json!({"mode": mode, "outputs": [
+            {"agentId": "a0", "agentType": "coder", "content": "x y"}, {"agentType": "coder", "content": "y z"}]}),
+            )
+            .await;
         assert!(body["error"]["message"].as_str().unwrap().contains("outputs[1] has no agentId"), "{body}");
     }
     mcp.close().await;
@@ -270,12 +280,32 @@ async fn bad_input_is_a_clear_error_and_never_a_panic() {
         (json!({"mode": "peers", "outputs": []}), "invalid_argument", "needs 2 to 1000 outputs, got 0"),
         (json!({"mode": "peers", "outputs": [o("alone")]}), "invalid_argument", "got 1"),
         (json!({"mode": "peers", "outputs": [o("a"), o(&"word ".repeat(14_000))]}), "too_large", "limit is 65536"),
-        (json!({"mode": "peers", "outputs": [o("text here"), o("?!... ---")]}), "invalid_argument", "outputs[1].content embeds to the zero vector"),
+        (
+            json!({"mode": "peers", "outputs": [o("text here"), o("?!... ---")]}),
+            "invalid_argument",
+            "outputs[1].content embeds to the zero vector",
+        ),
         (json!({"mode": "peers", "outputs": [o("a b"), o("")]}), "invalid_argument", "zero vector"),
-        (json!({"mode": "byzantine", "faultTolerance": 0.5, "outputs": [o("a"), o("b")]}), "invalid_argument", "[0, 0.5)"),
-        (json!({"mode": "byzantine", "faultTolerance": -0.1, "outputs": [o("a"), o("b")]}), "invalid_argument", "[0, 0.5)"),
-        (json!({"mode": "peers", "faultTolerance": 0.2, "outputs": [o("a"), o("b")]}), "invalid_argument", "only applies to byzantine"),
-        (json!({"mode": "peers", "numHeads": 7, "outputs": [o("a"), o("b")]}), "invalid_argument", "7 heads do not divide"),
+        (
+            json!({"mode": "byzantine", "faultTolerance": 0.5, "outputs": [o("a"), o("b")]}),
+            "invalid_argument",
+            "[0, 0.5)",
+        ),
+        (
+            json!({"mode": "byzantine", "faultTolerance": -0.1, "outputs": [o("a"), o("b")]}),
+            "invalid_argument",
+            "[0, 0.5)",
+        ),
+        (
+            json!({"mode": "peers", "faultTolerance": 0.2, "outputs": [o("a"), o("b")]}),
+            "invalid_argument",
+            "only applies to byzantine",
+        ),
+        (
+            json!({"mode": "peers", "numHeads": 7, "outputs": [o("a"), o("b")]}),
+            "invalid_argument",
+            "7 heads do not divide",
+        ),
         (json!({"mode": "peers", "numHeads": 0, "outputs": [o("a"), o("b")]}), "invalid_argument", "0 heads"),
         (json!({"mode": "gossip", "gossipRounds": 0, "outputs": [o("a"), o("b")]}), "invalid_argument", "gossipRounds"),
         (json!({"mode": "vote", "outputs": [o("a"), o("b")]}), "invalid_argument", "unknown variant"),

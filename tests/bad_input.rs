@@ -8,7 +8,10 @@ use common::{temp_db, RawServer};
 use serde_json::{json, Value};
 
 fn setup(server: &mut RawServer) -> (String, String) {
-    server.ok("swarm_init", json!({"topology": "mesh", "swarmId": "s", "maxAgents": 3, "heartbeatInterval": 60, "messageTimeout": 600}));
+    server.ok(
+        "swarm_init",
+        json!({"topology": "mesh", "swarmId": "s", "maxAgents": 3, "heartbeatInterval": 60, "messageTimeout": 600}),
+    );
     let a = server.ok("agent_spawn", json!({"type": "coder", "name": "a"}));
     server.ok("agent_spawn", json!({"type": "coder", "name": "b"}));
     (a["agentToken"].as_str().unwrap().to_string(), a["agentId"].as_str().unwrap().to_string())
@@ -25,7 +28,8 @@ fn error_code(server: &mut RawServer, tool: &str, args: Value) -> String {
 #[test]
 fn bad_input_gets_clear_errors_and_changes_nothing() {
     let (_dir, db) = temp_db();
-    let mut server = RawServer::spawn_with(db.to_str().unwrap(), &[("MESH_DEBUG", "true"), ("MESH_LOG_LEVEL", "trace")]);
+    let mut server =
+        RawServer::spawn_with(db.to_str().unwrap(), &[("MESH_DEBUG", "true"), ("MESH_LOG_LEVEL", "trace")]);
     let (token, _) = setup(&mut server);
     let before = server.ok("swarm_status", json!({}))["revision"].clone();
 
@@ -38,7 +42,10 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     // Wrong types and unknown fields name the field.
     let (_, body) = server.call("swarm_init", json!({"topology": "mesh", "maxAgents": "lots"}));
     assert!(body["error"]["message"].as_str().unwrap().contains("maxAgents"), "{body}");
-    assert_eq!(error_code(&mut server, "swarm_init", json!({"topology": "mesh", "maxAgents": "lots"})), "invalid_argument");
+    assert_eq!(
+        error_code(&mut server, "swarm_init", json!({"topology": "mesh", "maxAgents": "lots"})),
+        "invalid_argument"
+    );
     assert_eq!(error_code(&mut server, "agent_spawn", json!({"type": "coder", "colour": "red"})), "invalid_argument");
     assert_eq!(error_code(&mut server, "memory_usage", json!({"action": "explode"})), "invalid_argument");
     assert_eq!(error_code(&mut server, "agent_spawn", json!({"type": "bad name with spaces"})), "invalid_argument");
@@ -46,20 +53,57 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     // Unknown tools are a JSON-RPC error; unknown agents and swarms are tool errors.
     let resp = server.request("tools/call", json!({"name": "no_such_tool", "arguments": {}}));
     assert_eq!(resp["error"]["code"], -32602, "{resp}");
-    assert_eq!(error_code(&mut server, "daa_communication", json!({"from": "ghost", "to": "a", "message": {}, "agentToken": token})), "not_found");
-    assert_eq!(error_code(&mut server, "daa_communication", json!({"from": "a", "to": "ghost", "message": {}, "agentToken": token})), "not_found");
+    assert_eq!(
+        error_code(
+            &mut server,
+            "daa_communication",
+            json!({"from": "ghost", "to": "a", "message": {}, "agentToken": token})
+        ),
+        "not_found"
+    );
+    assert_eq!(
+        error_code(
+            &mut server,
+            "daa_communication",
+            json!({"from": "a", "to": "ghost", "message": {}, "agentToken": token})
+        ),
+        "not_found"
+    );
     assert_eq!(error_code(&mut server, "swarm_status", json!({"swarmId": "nope"})), "not_found");
 
     // A wrong or missing token.
-    assert_eq!(error_code(&mut server, "daa_communication", json!({"from": "a", "to": "b", "message": {}, "agentToken": "mesh_wrong"})), "unauthorized");
-    assert_eq!(error_code(&mut server, "daa_communication", json!({"from": "a", "to": "b", "message": {}})), "unauthorized");
-    assert_eq!(error_code(&mut server, "daa_communication", json!({"action": "receive", "agentId": "b", "agentToken": token})), "unauthorized");
+    assert_eq!(
+        error_code(
+            &mut server,
+            "daa_communication",
+            json!({"from": "a", "to": "b", "message": {}, "agentToken": "mesh_wrong"})
+        ),
+        "unauthorized"
+    );
+    assert_eq!(
+        error_code(&mut server, "daa_communication", json!({"from": "a", "to": "b", "message": {}})),
+        "unauthorized"
+    );
+    assert_eq!(
+        error_code(&mut server, "daa_communication", json!({"action": "receive", "agentId": "b", "agentToken": token})),
+        "unauthorized"
+    );
 
     // A 10 MB value and an oversized message.
     let big = "x".repeat(10 * 1024 * 1024);
-    assert_eq!(error_code(&mut server, "memory_usage", json!({"action": "store", "key": "big", "value": big})), "too_large");
+    assert_eq!(
+        error_code(&mut server, "memory_usage", json!({"action": "store", "key": "big", "value": big})),
+        "too_large"
+    );
     let big_message = json!({"blob": "y".repeat(300 * 1024)});
-    assert_eq!(error_code(&mut server, "daa_communication", json!({"from": "a", "to": "b", "message": big_message, "agentToken": token})), "too_large");
+    assert_eq!(
+        error_code(
+            &mut server,
+            "daa_communication",
+            json!({"from": "a", "to": "b", "message": big_message, "agentToken": token})
+        ),
+        "too_large"
+    );
 
     // Deeply nested JSON: refused by the parser, not by a stack overflow.
     let deep = format!(
@@ -93,9 +137,12 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
 #[test]
 fn every_tool_and_error_path_keeps_stdout_pure_json_rpc() {
     let (_dir, db) = temp_db();
-    let mut server = RawServer::spawn_with(db.to_str().unwrap(), &[("MESH_DEBUG", "true"), ("MESH_LOG_LEVEL", "trace")]);
+    let mut server =
+        RawServer::spawn_with(db.to_str().unwrap(), &[("MESH_DEBUG", "true"), ("MESH_LOG_LEVEL", "trace")]);
     let (token, id) = setup(&mut server);
-    let b = server.ok("agent_list", json!({}))["agents"].as_array().unwrap().iter().find(|a| a["name"] == "b").unwrap()["agentId"].clone();
+    let b = server.ok("agent_list", json!({}))["agents"].as_array().unwrap().iter().find(|a| a["name"] == "b").unwrap()
+        ["agentId"]
+        .clone();
     let calls: Vec<(&str, Value)> = vec![
         ("swarm_status", json!({})),
         ("agent_list", json!({"status": "initializing"})),

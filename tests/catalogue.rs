@@ -77,7 +77,11 @@ async fn tools_list_serves_the_catalogue_and_stays_under_its_size_budget() {
     assert!(size < 22 * 1024, "tools/list is {size} bytes");
     // The README states the size; keep it true.
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let stated = readme.split("`tools/list` response is **").nth(1).and_then(|r| r.split(" KB**").next()).expect("README states the tools/list size");
+    let stated = readme
+        .split("`tools/list` response is **")
+        .nth(1)
+        .and_then(|r| r.split(" KB**").next())
+        .expect("README states the tools/list size");
     let stated_kb: f64 = stated.parse().unwrap();
     assert!((stated_kb - size as f64 / 1000.0).abs() < 0.15, "README says {stated_kb} KB, tools/list is {size} bytes");
     mcp.close().await;

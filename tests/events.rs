@@ -32,7 +32,8 @@ impl Events {
                         }
                     }
                     if let Some(event) = event {
-                        let json = serde_json::from_str(&data).unwrap_or_else(|e| panic!("event data is not JSON ({e}): {data}"));
+                        let json = serde_json::from_str(&data)
+                            .unwrap_or_else(|e| panic!("event data is not JSON ({e}): {data}"));
                         return (event, json);
                     }
                     continue;

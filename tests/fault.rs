@@ -37,7 +37,12 @@ impl Swarm {
         &self.ids.iter().find(|(n, _)| n == name).unwrap().1
     }
     async fn heartbeat(&self, name: &str) -> Value {
-        self.mcp.ok("daa_fault_tolerance", json!({"strategy": "heartbeat", "agentId": name, "agentToken": self.token(name)})).await
+        self.mcp
+            .ok(
+                "daa_fault_tolerance",
+                json!({"strategy": "heartbeat", "agentId": name, "agentToken": self.token(name)}),
+            )
+            .await
     }
     async fn agent(&self, name: &str) -> Value {
         let list = self.mcp.ok("agent_list", json!({})).await;
@@ -52,12 +57,20 @@ impl Swarm {
 async fn a_silent_agent_is_failed_over_within_ttl_plus_one_interval_and_recovers_with_a_sync() {
     let (_dir, db) = temp_db();
     // Heartbeats every second expected; a lease of 2 s.
-    let s = Swarm::start(db.to_str().unwrap(), "ring", json!({"heartbeatInterval": 1, "messageTimeout": 2}), &["lead", "a", "b", "c"]).await;
+    let s = Swarm::start(
+        db.to_str().unwrap(),
+        "ring",
+        json!({"heartbeatInterval": 1, "messageTimeout": 2}),
+        &["lead", "a", "b", "c"],
+    )
+    .await;
     for name in ["lead", "a", "b", "c"] {
         s.heartbeat(name).await;
     }
     // While c is still live, lead leaves it a message; c never reads it before going silent.
-    s.mcp.ok("daa_communication", json!({"from": "lead", "to": "c", "message": {"n": 1}, "agentToken": s.token("lead")})).await;
+    s.mcp
+        .ok("daa_communication", json!({"from": "lead", "to": "c", "message": {"n": 1}, "agentToken": s.token("lead")}))
+        .await;
     let silent_since = Instant::now();
     // The others keep calling; c stays silent. Nobody asks the fault tool anything: the server's
     // own sweep must fail c over.
@@ -73,7 +86,10 @@ async fn a_silent_agent_is_failed_over_within_ttl_plus_one_interval_and_recovers
     let status = s.mcp.ok("swarm_status", json!({})).await;
     assert_eq!(status["agents"]["failed"], 1);
     assert_eq!(status["partitions"], 1, "ring lead-a-b-c minus c is the path lead-a-b: {status}");
-    assert!(status["alerts"].as_array().unwrap().iter().any(|a| a["metric"] == "nodeFailureRate"), "1 of 4 failed > 0.2: {status}");
+    assert!(
+        status["alerts"].as_array().unwrap().iter().any(|a| a["metric"] == "nodeFailureRate"),
+        "1 of 4 failed > 0.2: {status}"
+    );
 
     let m = s.monitor("c").await;
     let failure = &m["failure"];
@@ -83,14 +99,28 @@ async fn a_silent_agent_is_failed_over_within_ttl_plus_one_interval_and_recovers
     assert_eq!(failure["linksDropped"].as_array().unwrap().len(), 2);
 
     // A failed agent cannot act until it recovers, and nothing is changed by the refusal.
-    let refused = s.mcp.err("daa_communication", json!({"action": "receive", "agentId": "c", "agentToken": s.token("c")})).await;
+    let refused =
+        s.mcp.err("daa_communication", json!({"action": "receive", "agentId": "c", "agentToken": s.token("c")})).await;
     assert_eq!(refused, "agent_failed");
     // Messages to it are refused too (no live route), counting against its breaker.
-    assert_eq!(s.mcp.err("daa_communication", json!({"from": "a", "to": "c", "message": {"n": 2}, "agentToken": s.token("a")})).await, "no_route");
+    assert_eq!(
+        s.mcp
+            .err("daa_communication", json!({"from": "a", "to": "c", "message": {"n": 2}, "agentToken": s.token("a")}))
+            .await,
+        "no_route"
+    );
 
     // Another agent's token does not bring c back.
-    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "recover", "agentId": "c", "agentToken": s.token("a")})).await, "unauthorized");
-    let back = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "recover", "agentId": "c", "agentToken": s.token("c")})).await;
+    assert_eq!(
+        s.mcp
+            .err("daa_fault_tolerance", json!({"strategy": "recover", "agentId": "c", "agentToken": s.token("a")}))
+            .await,
+        "unauthorized"
+    );
+    let back = s
+        .mcp
+        .ok("daa_fault_tolerance", json!({"strategy": "recover", "agentId": "c", "agentToken": s.token("c")}))
+        .await;
     let r = &back["recovery"];
     assert_eq!(r["transitions"], json!(["failed→recovering", "recovering→active"]));
     assert_eq!(r["sync"]["mailbox"]["pending"], 1, "the unacknowledged message waited for it: {r}");
@@ -98,25 +128,45 @@ async fn a_silent_agent_is_failed_over_within_ttl_plus_one_interval_and_recovers
     assert!(r["sync"]["sinceRevision"].as_i64().unwrap() > 0);
     assert_eq!(r["links"].as_array().unwrap().len(), 2, "rewired into the ring: {r}");
     assert_eq!(back["agents"][0]["status"], "active");
-    let got = s.mcp.ok("daa_communication", json!({"action": "receive", "agentId": "c", "agentToken": s.token("c")})).await;
+    let got =
+        s.mcp.ok("daa_communication", json!({"action": "receive", "agentId": "c", "agentToken": s.token("c")})).await;
     assert_eq!(got["messages"][0]["message"]["n"], 1);
     let m = s.monitor("c").await;
     assert_eq!((m["failures"].as_u64(), m["recoveries"].as_u64()), (Some(1), Some(1)), "{m}");
     // Recovering a live agent is refused.
-    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "recover", "agentId": "c", "agentToken": s.token("c")})).await, "conflict");
+    assert_eq!(
+        s.mcp
+            .err("daa_fault_tolerance", json!({"strategy": "recover", "agentId": "c", "agentToken": s.token("c")}))
+            .await,
+        "conflict"
+    );
     s.mcp.close().await;
 }
 
 #[tokio::test]
 async fn a_majority_of_live_peers_fails_an_agent_and_a_minority_only_degrades_it() {
     let (_dir, db) = temp_db();
-    let s = Swarm::start(db.to_str().unwrap(), "mesh", json!({"heartbeatInterval": 60, "messageTimeout": 600}), &["lead", "a", "b", "c", "x"]).await;
+    let s = Swarm::start(
+        db.to_str().unwrap(),
+        "mesh",
+        json!({"heartbeatInterval": 60, "messageTimeout": 600}),
+        &["lead", "a", "b", "c", "x"],
+    )
+    .await;
     for name in ["lead", "a", "b", "c", "x"] {
         s.heartbeat(name).await;
     }
     let report = |by: &'static str| json!({"strategy": "report_unreachable", "agentId": "x", "reporterId": by, "agentToken": s.token(by)});
     // Impersonation: a report with another agent's token is refused and records nothing.
-    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "report_unreachable", "agentId": "x", "reporterId": "a", "agentToken": s.token("b")})).await, "unauthorized");
+    assert_eq!(
+        s.mcp
+            .err(
+                "daa_fault_tolerance",
+                json!({"strategy": "report_unreachable", "agentId": "x", "reporterId": "a", "agentToken": s.token("b")})
+            )
+            .await,
+        "unauthorized"
+    );
     assert_eq!(s.monitor("x").await["status"], "active");
 
     let first = s.mcp.ok("daa_fault_tolerance", report("lead")).await;
@@ -126,7 +176,10 @@ async fn a_majority_of_live_peers_fails_an_agent_and_a_minority_only_degrades_it
     assert_eq!(m["status"], "degraded", "{m}");
     assert!(m["degradedReasons"][0].as_str().unwrap().contains("reported unreachable"), "{m}");
     // A repeated report from the same peer does not count twice.
-    assert_eq!(s.mcp.ok("daa_fault_tolerance", report("lead")).await["report"]["reporters"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        s.mcp.ok("daa_fault_tolerance", report("lead")).await["report"]["reporters"].as_array().unwrap().len(),
+        1
+    );
     s.mcp.ok("daa_fault_tolerance", report("a")).await;
     let third = s.mcp.ok("daa_fault_tolerance", report("b")).await;
     assert_eq!(third["report"]["confirmed"], true, "{third}");
@@ -135,9 +188,15 @@ async fn a_majority_of_live_peers_fails_an_agent_and_a_minority_only_degrades_it
     let failover = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "failover_recovery", "agentId": "x"})).await;
     assert_eq!(failover["failover"]["cause"], "peer_quorum");
     // x's own call is refused: its lease was revoked.
-    assert_eq!(s.mcp.err("daa_communication", json!({"from": "x", "to": "a", "message": {}, "agentToken": s.token("x")})).await, "agent_failed");
+    assert_eq!(
+        s.mcp
+            .err("daa_communication", json!({"from": "x", "to": "a", "message": {}, "agentToken": s.token("x")}))
+            .await,
+        "agent_failed"
+    );
     let diag = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "diagnose"})).await;
-    let critical: Vec<_> = diag["findings"].as_array().unwrap().iter().filter(|f| f["severity"] == "critical").collect();
+    let critical: Vec<_> =
+        diag["findings"].as_array().unwrap().iter().filter(|f| f["severity"] == "critical").collect();
     assert_eq!(critical.len(), 1, "{diag}");
     assert_eq!(critical[0]["agentId"], s.id("x"));
     assert_eq!(diag["figures"]["nodeFailureRate"], 0.2);
@@ -159,25 +218,44 @@ async fn the_circuit_breaker_opens_after_the_threshold_and_half_opens_for_one_pr
     }
     let report = |by: &'static str| json!({"strategy": "report_unreachable", "agentId": "d", "reporterId": by, "agentToken": s.token(by)});
     s.mcp.ok("daa_fault_tolerance", report("lead")).await;
-    let breaker = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "circuit_breaker", "agentId": "d"})).await["breaker"].clone();
-    assert_eq!((breaker["state"].as_str(), breaker["consecutiveFailures"].as_u64()), (Some("closed"), Some(1)), "{breaker}");
+    let breaker = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "circuit_breaker", "agentId": "d"})).await
+        ["breaker"]
+        .clone();
+    assert_eq!(
+        (breaker["state"].as_str(), breaker["consecutiveFailures"].as_u64()),
+        (Some("closed"), Some(1)),
+        "{breaker}"
+    );
     s.mcp.ok("daa_fault_tolerance", report("a")).await;
-    let breaker = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "circuit_breaker", "agentId": "d"})).await["breaker"].clone();
+    let breaker = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "circuit_breaker", "agentId": "d"})).await
+        ["breaker"]
+        .clone();
     assert_eq!(breaker["state"], "open", "{breaker}");
     assert_eq!(breaker["trips"], 1);
     let send = json!({"from": "b", "to": "d", "message": {"probe": true}, "agentToken": s.token("b")});
     assert_eq!(s.mcp.err("daa_communication", send.clone()).await, "circuit_open");
     // A broadcast skips d and says why, reaching the others.
-    let all = s.mcp.ok("daa_communication", json!({"from": "b", "to": "all", "message": {}, "agentToken": s.token("b")})).await;
+    let all = s
+        .mcp
+        .ok("daa_communication", json!({"from": "b", "to": "all", "message": {}, "agentToken": s.token("b")}))
+        .await;
     assert_eq!(all["delivered"].as_array().unwrap().len(), 3);
     assert!(all["skipped"][0]["reason"].as_str().unwrap().contains("circuit breaker"), "{all}");
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let breaker = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "circuit_breaker", "agentId": "d"})).await["breaker"].clone();
+    let breaker = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "circuit_breaker", "agentId": "d"})).await
+        ["breaker"]
+        .clone();
     assert_eq!(breaker["state"], "half_open");
     // The probe goes through and closes the breaker.
     s.mcp.ok("daa_communication", send.clone()).await;
-    let breaker = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "circuit_breaker", "agentId": "d"})).await["breaker"].clone();
-    assert_eq!((breaker["state"].as_str(), breaker["consecutiveFailures"].as_u64()), (Some("closed"), Some(0)), "{breaker}");
+    let breaker = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "circuit_breaker", "agentId": "d"})).await
+        ["breaker"]
+        .clone();
+    assert_eq!(
+        (breaker["state"].as_str(), breaker["consecutiveFailures"].as_u64()),
+        (Some("closed"), Some(0)),
+        "{breaker}"
+    );
     s.mcp.close().await;
 }
 
@@ -203,8 +281,12 @@ async fn failures_and_recoveries_survive_a_restart() {
         }
     }
     assert_eq!(failed["count"], 2, "{failed}");
-    let back = mcp.ok("daa_fault_tolerance", json!({"strategy": "heartbeat", "agentId": "a", "agentToken": token_a})).await;
-    assert_eq!(back["recovery"]["transitions"][1], "recovering→active", "a heartbeat from a failed agent recovers it: {back}");
+    let back =
+        mcp.ok("daa_fault_tolerance", json!({"strategy": "heartbeat", "agentId": "a", "agentToken": token_a})).await;
+    assert_eq!(
+        back["recovery"]["transitions"][1], "recovering→active",
+        "a heartbeat from a failed agent recovers it: {back}"
+    );
     assert_eq!(back["recovery"]["failure"]["cause"], "lease_expired");
     mcp.close().await;
 }
@@ -214,12 +296,34 @@ async fn bad_fault_tolerance_input_is_refused_and_changes_nothing() {
     let (_dir, db) = temp_db();
     let s = Swarm::start(db.to_str().unwrap(), "mesh", json!({}), &["lead", "a"]).await;
     let before = s.mcp.ok("swarm_status", json!({})).await["revision"].clone();
-    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "heartbeat", "agentId": "nobody", "agentToken": "x"})).await, "not_found");
-    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "heartbeat", "agentId": "a"})).await, "unauthorized");
+    assert_eq!(
+        s.mcp
+            .err("daa_fault_tolerance", json!({"strategy": "heartbeat", "agentId": "nobody", "agentToken": "x"}))
+            .await,
+        "not_found"
+    );
+    assert_eq!(
+        s.mcp.err("daa_fault_tolerance", json!({"strategy": "heartbeat", "agentId": "a"})).await,
+        "unauthorized"
+    );
     assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "circuit_breaker"})).await, "invalid_argument");
-    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "explode", "agentId": "a"})).await, "invalid_argument");
-    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "report_unreachable", "agentId": "a", "reporterId": "a", "agentToken": s.token("a")})).await, "invalid_argument");
-    assert_eq!(s.mcp.err("daa_fault_tolerance", json!({"strategy": "report_unreachable", "agentId": "a"})).await, "invalid_argument");
+    assert_eq!(
+        s.mcp.err("daa_fault_tolerance", json!({"strategy": "explode", "agentId": "a"})).await,
+        "invalid_argument"
+    );
+    assert_eq!(
+        s.mcp
+            .err(
+                "daa_fault_tolerance",
+                json!({"strategy": "report_unreachable", "agentId": "a", "reporterId": "a", "agentToken": s.token("a")})
+            )
+            .await,
+        "invalid_argument"
+    );
+    assert_eq!(
+        s.mcp.err("daa_fault_tolerance", json!({"strategy": "report_unreachable", "agentId": "a"})).await,
+        "invalid_argument"
+    );
     assert_eq!(s.mcp.ok("swarm_status", json!({})).await["revision"], before);
     s.mcp.close().await;
 }
@@ -227,11 +331,20 @@ async fn bad_fault_tolerance_input_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn a_silent_leader_is_failed_over_the_quorum_shrinks_a_candidate_leads_and_the_leader_returns_synced() {
     let (_dir, db) = temp_db();
-    let s = Swarm::start(db.to_str().unwrap(), "mesh", json!({"heartbeatInterval": 1, "messageTimeout": 2}), &["lead", "a", "b", "c", "d"]).await;
+    let s = Swarm::start(
+        db.to_str().unwrap(),
+        "mesh",
+        json!({"heartbeatInterval": 1, "messageTimeout": 2}),
+        &["lead", "a", "b", "c", "d"],
+    )
+    .await;
     let elect = |name: &str| json!({"action": "elect", "agentId": name, "agentToken": s.token(name), "swarmId": "ft"});
     assert_eq!(s.mcp.ok("daa_consensus", elect("lead")).await["leader"]["term"], 1);
     assert_eq!(s.mcp.ok("daa_consensus", elect("a")).await["elected"], false, "a stands as a candidate");
-    let p = s.mcp.ok("daa_consensus", json!({"agents": "all", "proposal": "ship v2", "threshold": 0.75, "swarmId": "ft"})).await;
+    let p = s
+        .mcp
+        .ok("daa_consensus", json!({"agents": "all", "proposal": "ship v2", "threshold": 0.75, "swarmId": "ft"}))
+        .await;
     assert_eq!(p["proposal"]["tally"]["needed"], 4, "ceil(0.75 × 5): {p}");
     let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
     let vote = |name: &str| json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": name, "agentToken": s.token(name)});
@@ -247,23 +360,50 @@ async fn a_silent_leader_is_failed_over_the_quorum_shrinks_a_candidate_leads_and
     }
     let status = s.mcp.ok("daa_consensus", json!({"action": "status", "proposalId": pid})).await;
     let tally = &status["proposal"]["tally"];
-    assert_eq!((tally["effectiveVoters"].as_u64(), tally["needed"].as_u64()), (Some(4), Some(3)), "the quorum shrank: {status}");
+    assert_eq!(
+        (tally["effectiveVoters"].as_u64(), tally["needed"].as_u64()),
+        (Some(4), Some(3)),
+        "the quorum shrank: {status}"
+    );
     assert_eq!(status["proposal"]["status"], "open");
     let leader = s.mcp.ok("daa_consensus", json!({"action": "leader", "swarmId": "ft"})).await;
-    assert_eq!((leader["leader"]["name"].as_str(), leader["leader"]["term"].as_u64()), (Some("a"), Some(2)), "{leader}");
+    assert_eq!(
+        (leader["leader"]["name"].as_str(), leader["leader"]["term"].as_u64()),
+        (Some("a"), Some(2)),
+        "{leader}"
+    );
     let m = s.monitor("lead").await;
     assert!(m["failure"]["detectionMs"].as_i64().unwrap() <= 3_000, "within TTL + one interval: {m}");
     // c's vote now decides it: 3 of the 4 live voters.
     let decided = s.mcp.ok("daa_consensus", vote("c")).await;
     assert_eq!(decided["proposal"]["status"], "approved", "{decided}");
     // The old leader comes back: refused until it recovers, then synced with what it missed.
-    assert_eq!(s.mcp.err("daa_consensus", json!({"proposal": "mine", "agentId": "lead", "agentToken": s.token("lead"), "term": 1})).await, "agent_failed");
-    let back = s.mcp.ok("daa_fault_tolerance", json!({"strategy": "recover", "agentId": "lead", "agentToken": s.token("lead")})).await;
+    assert_eq!(
+        s.mcp
+            .err(
+                "daa_consensus",
+                json!({"proposal": "mine", "agentId": "lead", "agentToken": s.token("lead"), "term": 1})
+            )
+            .await,
+        "agent_failed"
+    );
+    let back = s
+        .mcp
+        .ok("daa_fault_tolerance", json!({"strategy": "recover", "agentId": "lead", "agentToken": s.token("lead")}))
+        .await;
     let sync = &back["recovery"]["sync"];
     assert_eq!(sync["decisionsMissed"], 1, "{sync}");
     assert_eq!(sync["decisions"][0]["proposalId"], pid.as_str());
     assert!(!back["recovery"]["links"].as_array().unwrap().is_empty());
     // Its stale term is fenced off now that it is live again.
-    assert_eq!(s.mcp.err("daa_consensus", json!({"proposal": "mine", "agentId": "lead", "agentToken": s.token("lead"), "term": 1})).await, "stale_term");
+    assert_eq!(
+        s.mcp
+            .err(
+                "daa_consensus",
+                json!({"proposal": "mine", "agentId": "lead", "agentToken": s.token("lead"), "term": 1})
+            )
+            .await,
+        "stale_term"
+    );
     s.mcp.close().await;
 }

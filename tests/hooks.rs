@@ -10,12 +10,7 @@ use common::{bin, cli};
 /// The `pre:` or `post:` block of the definition's front matter.
 fn hook(definition: &str, which: &str) -> String {
     let start = definition.find(&format!("  {which}: |\n")).expect("hook block") + which.len() + 6;
-    definition[start..]
-        .lines()
-        .take_while(|l| l.starts_with("    "))
-        .map(|l| &l[4..])
-        .collect::<Vec<_>>()
-        .join("\n")
+    definition[start..].lines().take_while(|l| l.starts_with("    ")).map(|l| &l[4..]).collect::<Vec<_>>().join("\n")
 }
 
 fn run(script: &str, dir: &std::path::Path, task_id: &str) {
@@ -31,15 +26,22 @@ fn run(script: &str, dir: &std::path::Path, task_id: &str) {
         .env_remove("MESH_AGENT_TOKEN")
         .output()
         .unwrap();
-    assert!(out.status.success(), "hook failed: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "hook failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("hook stdout line is not JSON ({e}): {line}"));
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("hook stdout line is not JSON ({e}): {line}"));
     }
 }
 
 #[test]
 fn mesh_coordinator_hooks_run_against_the_default_database() {
-    let definition = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/agents/mesh-coordinator.md")).unwrap();
+    let definition =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/agents/mesh-coordinator.md")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // An earlier task left its own swarm with its own mesh-coordinator (and token file); the
     // hooks of task 42 must act as task 42's coordinator, not that one.
@@ -49,7 +51,16 @@ fn mesh_coordinator_hooks_run_against_the_default_database() {
     assert!(db.exists(), "the default database is .mesh/mesh.db under the working directory");
     // Both coordinators are named mesh-coordinator; the CLI must take each one's own token.
     for swarm in ["mesh-41", "mesh-42"] {
-        let (code, body) = cli(&db, &["daa_communication", "--from=mesh-coordinator", "--to=all", "--message={}", &format!("--swarmId={swarm}")]);
+        let (code, body) = cli(
+            &db,
+            &[
+                "daa_communication",
+                "--from=mesh-coordinator",
+                "--to=all",
+                "--message={}",
+                &format!("--swarmId={swarm}"),
+            ],
+        );
         assert_eq!(code, 0, "acting as the coordinator of {swarm}: {body}");
     }
 
@@ -63,7 +74,15 @@ fn mesh_coordinator_hooks_run_against_the_default_database() {
     let (_, metrics) = cli(&db, &["memory_usage", "retrieve", "mesh:metrics:42", "--namespace=mesh"]);
     let stored: serde_json::Value = serde_json::from_str(metrics["entry"]["value"].as_str().unwrap()).unwrap();
     assert_eq!(stored["swarmId"], "mesh-42");
-    let (code, inbox) = cli(&db, &["daa_communication", "--action=receive", "--agentId=peer", &format!("--agentToken={}", peer["agentToken"].as_str().unwrap())]);
+    let (code, inbox) = cli(
+        &db,
+        &[
+            "daa_communication",
+            "--action=receive",
+            "--agentId=peer",
+            &format!("--agentToken={}", peer["agentToken"].as_str().unwrap()),
+        ],
+    );
     assert_eq!(code, 0);
     assert_eq!(inbox["messages"][0]["message"]["type"], "network_shutdown", "{inbox}");
 }

@@ -35,14 +35,18 @@ async fn connect(server: &Server, token: Option<&str>) -> Client {
         config = config.auth_header(token);
     }
     let transport = StreamableHttpClientTransport::from_config(config);
-    tokio::time::timeout(WAIT, ClientConfig::default().serve(transport)).await.expect("initialize timed out").expect("initialize")
+    tokio::time::timeout(WAIT, ClientConfig::default().serve(transport))
+        .await
+        .expect("initialize timed out")
+        .expect("initialize")
 }
 
 /// Call a tool; the result's JSON body and whether it is a tool error.
 async fn call(client: &Client, tool: &str, args: Value) -> (Value, bool) {
     let Value::Object(args) = args else { panic!("arguments must be an object") };
     let params = CallToolRequestParams::new(tool.to_string()).with_arguments(args);
-    let result = tokio::time::timeout(WAIT, client.call_tool(params)).await.expect("tools/call timed out").expect("tools/call");
+    let result =
+        tokio::time::timeout(WAIT, client.call_tool(params)).await.expect("tools/call timed out").expect("tools/call");
     let text = &result.content[0].as_text().expect("text content").text;
     (serde_json::from_str(text).expect("JSON text"), result.is_error == Some(true))
 }
@@ -59,9 +63,19 @@ async fn streamable_http_client_runs_a_swarm() {
     let client = connect(&server, None).await;
 
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), mesh_mcp::server::catalogue::FILES.len(), "{:?}", tools.iter().map(|t| &t.name).collect::<Vec<_>>());
+    assert_eq!(
+        tools.len(),
+        mesh_mcp::server::catalogue::FILES.len(),
+        "{:?}",
+        tools.iter().map(|t| &t.name).collect::<Vec<_>>()
+    );
 
-    let swarm = ok(&client, "swarm_init", json!({"topology": "mesh", "swarmId": "web", "heartbeatInterval": 60, "messageTimeout": 600})).await;
+    let swarm = ok(
+        &client,
+        "swarm_init",
+        json!({"topology": "mesh", "swarmId": "web", "heartbeatInterval": 60, "messageTimeout": 600}),
+    )
+    .await;
     assert_eq!(swarm["swarmId"], "web");
     let alice = ok(&client, "agent_spawn", json!({"type": "coordinator", "name": "alice", "swarmId": "web"})).await;
     let bob = ok(&client, "agent_spawn", json!({"type": "coder", "name": "bob", "swarmId": "web"})).await;
@@ -74,7 +88,12 @@ async fn streamable_http_client_runs_a_swarm() {
     )
     .await;
     assert_eq!(sent["delivered"].as_array().unwrap().len(), 1, "{sent}");
-    let got = ok(&client, "daa_communication", json!({"action": "receive", "agentId": "bob", "agentToken": token(&bob), "swarmId": "web"})).await;
+    let got = ok(
+        &client,
+        "daa_communication",
+        json!({"action": "receive", "agentId": "bob", "agentToken": token(&bob), "swarmId": "web"}),
+    )
+    .await;
     let messages = got["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 1, "{got}");
     assert_eq!(messages[0]["message"], json!({"task": "review"}));
@@ -190,7 +209,10 @@ async fn legacy_sse_transport_serves_a_session() {
     post_accepted(&server, &endpoint, json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
 
     post_accepted(&server, &endpoint, json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).await;
-    assert_eq!(events.response(2).await["result"]["tools"].as_array().unwrap().len(), mesh_mcp::server::catalogue::FILES.len());
+    assert_eq!(
+        events.response(2).await["result"]["tools"].as_array().unwrap().len(),
+        mesh_mcp::server::catalogue::FILES.len()
+    );
 
     let arguments = json!({"topology": "star", "swarmId": "sse"});
     let init_swarm = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "swarm_init", "arguments": arguments}});
@@ -208,7 +230,9 @@ async fn legacy_sse_transport_serves_a_session() {
     assert_eq!(not_a_message.status(), 400);
     assert_eq!(not_a_message.json::<Value>().await.unwrap()["error"]["code"], -32600);
 
-    let unknown = post(&server, "/message?sessionId=nope", json!({"jsonrpc": "2.0", "id": 9, "method": "ping"}).to_string()).await;
+    let unknown =
+        post(&server, "/message?sessionId=nope", json!({"jsonrpc": "2.0", "id": 9, "method": "ping"}).to_string())
+            .await;
     assert_eq!(unknown.status(), 404);
     assert_eq!(post(&server, "/message", "{}".into()).await.status(), 400);
 
@@ -216,7 +240,8 @@ async fn legacy_sse_transport_serves_a_session() {
     drop(events);
     let deadline = Instant::now() + WAIT;
     loop {
-        let status = post(&server, &endpoint, json!({"jsonrpc": "2.0", "id": 4, "method": "ping"}).to_string()).await.status();
+        let status =
+            post(&server, &endpoint, json!({"jsonrpc": "2.0", "id": 4, "method": "ping"}).to_string()).await.status();
         if status == 404 {
             break;
         }
@@ -257,7 +282,8 @@ async fn foreign_hosts_and_origins_are_forbidden() {
     let evil_host = [("host", "evil.example")];
     assert_eq!(post_mcp(&server, &evil_host).await, 403);
     assert_eq!(get_sse(&server, &evil_host).await, 403);
-    let message = http().post(server.url("/message?sessionId=x")).header("host", "evil.example").body("{}").send().await.unwrap();
+    let message =
+        http().post(server.url("/message?sessionId=x")).header("host", "evil.example").body("{}").send().await.unwrap();
     assert_eq!(message.status(), 403);
 
     let evil_origin = [("origin", "http://evil.example")];
@@ -354,7 +380,8 @@ fn sigterm_right_after_the_listening_line_exits_zero() {
     // Signal handlers are installed before the line is printed, so even an immediate SIGTERM is
     // a clean shutdown rather than the default kill.
     assert_eq!(unsafe { libc::kill(server.child.id() as libc::pid_t, libc::SIGTERM) }, 0);
-    let status = wait_exit(&mut server.child).unwrap_or_else(|| panic!("still running after SIGTERM; stderr:\n{}", server.stderr()));
+    let status = wait_exit(&mut server.child)
+        .unwrap_or_else(|| panic!("still running after SIGTERM; stderr:\n{}", server.stderr()));
     assert!(status.success(), "{status}; stderr:\n{}", server.stderr());
 }
 

@@ -48,7 +48,11 @@ fn session(env: &[(&str, &str)]) -> (Vec<String>, Vec<String>) {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "log-test", "version": "0"}}});
     exchange(init, 1, &mut lines);
     exchange(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}), 0, &mut lines);
-    exchange(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "swarm_status", "arguments": {"swarmId": "none"}}}), 1, &mut lines);
+    exchange(
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "swarm_status", "arguments": {"swarmId": "none"}}}),
+        1,
+        &mut lines,
+    );
     exchange(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}), 1, &mut lines);
     drop(stdin);
     lines.extend(stdout.map(Result::unwrap));
@@ -93,7 +97,8 @@ fn json_log_lines_parse_as_json() {
     assert!(!stderr.is_empty(), "debug logging wrote nothing");
     let mut levels = Vec::new();
     for line in &stderr {
-        let entry: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("stderr line is not JSON ({e}): {line}"));
+        let entry: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("stderr line is not JSON ({e}): {line}"));
         levels.push(entry["level"].as_str().unwrap_or_else(|| panic!("no level: {line}")).to_string());
         assert!(entry["fields"].is_object(), "{line}");
     }

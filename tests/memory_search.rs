@@ -70,7 +70,10 @@ async fn real_model_ranks_the_relevant_entry_first_where_keyword_search_fails() 
     for (k, v) in [AUTH, PREFS, LUNCH] {
         put(&lexical, k, v).await;
     }
-    assert_eq!(keys(&lexical.ok("memory_search", json!({"pattern": QUERY, "namespace": "kb"})).await["results"]), ["ui:prefs"]);
+    assert_eq!(
+        keys(&lexical.ok("memory_search", json!({"pattern": QUERY, "namespace": "kb"})).await["results"]),
+        ["ui:prefs"]
+    );
     lexical.close().await;
 
     let mcp = Mcp::stdio_with(db, &["--embedding-model", model.to_str().unwrap()]).await;

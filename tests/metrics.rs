@@ -7,7 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{cli, temp_db, Mcp, RawServer};
-use rmcp::model::{CallToolRequestParams, CancelledNotificationParam, ClientRequest, ProgressNotificationParam, Request};
+use rmcp::model::{
+    CallToolRequestParams, CancelledNotificationParam, ClientRequest, ProgressNotificationParam, Request,
+};
 use rmcp::service::{NotificationContext, PeerRequestOptions};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{json, Value};
@@ -41,7 +43,8 @@ async fn counts_go_up_by_exactly_what_the_test_did() {
     // A second receive hands the same two out again: redeliveries, not new deliveries.
     mcp.ok("daa_communication", json!({"action": "receive", "agentId": "b", "agentToken": tb})).await;
     let first = got["messages"][0]["messageId"].as_str().unwrap();
-    mcp.ok("daa_communication", json!({"action": "ack", "agentId": "b", "agentToken": tb, "messageIds": [first]})).await;
+    mcp.ok("daa_communication", json!({"action": "ack", "agentId": "b", "agentToken": tb, "messageIds": [first]}))
+        .await;
 
     let r = mcp.ok("performance_report", json!({"timeframe": "1h", "format": "detailed"})).await;
     // The earlier report counts as one call; this one is not counted in itself.
@@ -58,7 +61,11 @@ async fn counts_go_up_by_exactly_what_the_test_did() {
     let p50 = r["toolCalls"]["latency"]["p50Ms"].as_f64().unwrap();
     assert!(p50 > 0.0 && p50 <= r["toolCalls"]["latency"]["p99Ms"].as_f64().unwrap(), "{r}");
     let m = &r["messages"];
-    assert_eq!((m["sent"].as_u64(), m["delivered"].as_u64(), m["acknowledged"].as_u64()), (Some(2), Some(2), Some(1)), "{r}");
+    assert_eq!(
+        (m["sent"].as_u64(), m["delivered"].as_u64(), m["acknowledged"].as_u64()),
+        (Some(2), Some(2), Some(1)),
+        "{r}"
+    );
     assert_eq!(m["pendingNow"], 1, "{r}");
     assert!(m["deliveryLatency"]["p50Ms"].as_f64().is_some(), "{r}");
     assert!(r["store"]["writes"].as_u64().unwrap() >= 7, "every successful write tool commits: {r}");
@@ -84,16 +91,26 @@ async fn consensus_and_task_figures_come_from_state() {
     mcp.ok("swarm_init", json!({"topology": "mesh", "swarmId": "c"})).await;
     let ta = spawn(&mcp, "a").await;
     let tb = spawn(&mcp, "b").await;
-    let p = mcp.ok("daa_consensus", json!({"action": "propose", "agentId": "a", "agentToken": ta, "proposal": {"x": 1}})).await;
+    let p = mcp
+        .ok("daa_consensus", json!({"action": "propose", "agentId": "a", "agentToken": ta, "proposal": {"x": 1}}))
+        .await;
     let id = p["proposal"]["proposalId"].as_str().unwrap_or_else(|| panic!("{p}")).to_string();
     for (agent, token) in [("a", &ta), ("b", &tb)] {
-        mcp.ok("daa_consensus", json!({"action": "vote", "proposalId": id, "agentId": agent, "agentToken": token, "vote": "approve"})).await;
+        mcp.ok(
+            "daa_consensus",
+            json!({"action": "vote", "proposalId": id, "agentId": agent, "agentToken": token, "vote": "approve"}),
+        )
+        .await;
     }
     mcp.ok("daa_consensus", json!({"action": "propose", "agentId": "a", "agentToken": ta, "proposal": {"x": 2}})).await;
     mcp.ok("task_orchestrate", json!({"task": "build", "swarmId": "c"})).await;
     let r = mcp.ok("performance_report", json!({"timeframe": "24h"})).await;
     let c = &r["consensus"];
-    assert_eq!((c["proposals"].as_u64(), c["decisions"].as_u64(), c["approved"].as_u64()), (Some(2), Some(1), Some(1)), "{r}");
+    assert_eq!(
+        (c["proposals"].as_u64(), c["decisions"].as_u64(), c["approved"].as_u64()),
+        (Some(2), Some(1), Some(1)),
+        "{r}"
+    );
     assert_eq!(c["agreementRate"], 1.0, "{r}");
     assert_eq!(c["openNow"], 1, "{r}");
     assert!(c["decisionLatencyP50Ms"].as_i64().unwrap() >= 0, "{r}");
@@ -149,7 +166,10 @@ async fn bad_input_is_refused() {
     ] {
         assert_eq!(mcp.err(tool, args.clone()).await, "invalid_argument", "{tool} {args}");
     }
-    assert_eq!(mcp.err("swarm_monitor", json!({"swarmId": "nope", "duration": 0.1, "interval": 0.1})).await, "not_found");
+    assert_eq!(
+        mcp.err("swarm_monitor", json!({"swarmId": "nope", "duration": 0.1, "interval": 0.1})).await,
+        "not_found"
+    );
     mcp.close().await;
 }
 
@@ -168,7 +188,8 @@ async fn swarm_monitor_reports_progress_and_stops_when_cancelled() {
     let (_dir, db) = temp_db();
     let mut cmd = tokio::process::Command::new(common::bin());
     cmd.args(["serve", "--db", db.to_str().unwrap()]);
-    let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let (transport, _) =
+        rmcp::transport::TokioChildProcess::builder(cmd).stderr(std::process::Stdio::null()).spawn().unwrap();
     let (tx, mut progress) = mpsc::unbounded_channel();
     let client = ProgressClient(tx).serve(transport).await.expect("MCP initialize");
     let call = |name: &str, args: Value| {
@@ -181,12 +202,18 @@ async fn swarm_monitor_reports_progress_and_stops_when_cancelled() {
 
     // The longest run allowed; it must end long before that once cancelled.
     let handle = peer
-        .send_cancellable_request(call("swarm_monitor", json!({"interval": 0.2, "duration": 300})), PeerRequestOptions::no_options())
+        .send_cancellable_request(
+            call("swarm_monitor", json!({"interval": 0.2, "duration": 300})),
+            PeerRequestOptions::no_options(),
+        )
         .await
         .unwrap();
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        let p = tokio::time::timeout(Duration::from_secs(60), progress.recv()).await.expect("progress within a minute").unwrap();
+        let p = tokio::time::timeout(Duration::from_secs(60), progress.recv())
+            .await
+            .expect("progress within a minute")
+            .unwrap();
         assert_eq!(p.progress_token, handle.progress_token);
         seen.push(p);
     }
@@ -194,7 +221,9 @@ async fn swarm_monitor_reports_progress_and_stops_when_cancelled() {
     assert_eq!(seen[0].total, Some(1501.0));
     assert!(seen[0].message.as_deref().unwrap().contains("1 agents"), "{:?}", seen[0].message);
 
-    peer.notify_cancelled(CancelledNotificationParam::new(Some(handle.id.clone()), Some("test is done".into()))).await.unwrap();
+    peer.notify_cancelled(CancelledNotificationParam::new(Some(handle.id.clone()), Some("test is done".into())))
+        .await
+        .unwrap();
     // The monitor's call is counted when it returns: it has returned once the report shows it.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -211,7 +240,11 @@ async fn swarm_monitor_reports_progress_and_stops_when_cancelled() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     let before = std::iter::from_fn(|| progress.try_recv().ok()).count();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(std::iter::from_fn(|| progress.try_recv().ok()).count(), 0, "progress went on after the stop (had {before} more)");
+    assert_eq!(
+        std::iter::from_fn(|| progress.try_recv().ok()).count(),
+        0,
+        "progress went on after the stop (had {before} more)"
+    );
     client.cancel().await.unwrap();
 }
 

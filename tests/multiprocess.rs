@@ -13,14 +13,20 @@ fn two_servers_on_one_file_share_agents_messages_and_memory() {
     let mut a = RawServer::spawn(db);
     let mut b = RawServer::spawn(db);
 
-    a.ok("swarm_init", json!({"topology": "mesh", "swarmId": "shared", "heartbeatInterval": 60, "messageTimeout": 600}));
+    a.ok(
+        "swarm_init",
+        json!({"topology": "mesh", "swarmId": "shared", "heartbeatInterval": 60, "messageTimeout": 600}),
+    );
     let x = a.ok("agent_spawn", json!({"type": "coordinator", "name": "x"}));
     let y = b.ok("agent_spawn", json!({"type": "coder", "name": "y"}));
     assert_eq!(y["links"], json!([x["agentId"]]), "b wired y to the agent a spawned");
 
     let seen_by_b = b.ok("agent_list", json!({}));
     assert_eq!(seen_by_b["count"], 2);
-    a.ok("daa_communication", json!({"from": "x", "to": "y", "message": {"hello": "from a"}, "agentToken": x["agentToken"]}));
+    a.ok(
+        "daa_communication",
+        json!({"from": "x", "to": "y", "message": {"hello": "from a"}, "agentToken": x["agentToken"]}),
+    );
     let got = b.ok("daa_communication", json!({"action": "receive", "agentId": "y", "agentToken": y["agentToken"]}));
     assert_eq!(got["messages"][0]["message"]["hello"], "from a");
 

@@ -18,20 +18,36 @@ use serde_json::{json, Value};
 /// The venv's python, found as tests/thirdparty/lib.sh finds it, if it has the parser.
 fn parser_python() -> Option<PathBuf> {
     let cache = std::env::var_os("MESH_MCP_CI_CACHE").map(PathBuf::from).or_else(|| {
-        let base = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
         Some(base.join("mesh-mcp-ci"))
     })?;
     let python = cache.join("venv/bin/python");
-    let ok = Command::new(&python).args(["-c", "import prometheus_client.parser"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new(&python)
+        .args(["-c", "import prometheus_client.parser"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     ok.then_some(python)
 }
 
 fn parse(python: &PathBuf, text: &str) -> Vec<Value> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/thirdparty/prometheus_parse.py");
-    let mut child = Command::new(python).arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "the Prometheus parser refused the page: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused the page: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -46,7 +62,10 @@ fn value(families: &[Value], name: &str, labels: &[(&str, &str)]) -> Option<f64>
 #[tokio::test]
 async fn metrics_page_parses_and_counts_what_the_test_did() {
     let Some(python) = parser_python() else {
-        assert!(std::env::var_os("CI").is_none(), "CI must have the tests/thirdparty venv with prometheus-client (setup.sh)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have the tests/thirdparty venv with prometheus-client (setup.sh)"
+        );
         eprintln!("SKIPPED: no tests/thirdparty venv with prometheus-client; run bash tests/thirdparty/setup.sh");
         return;
     };

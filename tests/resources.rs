@@ -77,7 +77,10 @@ impl Session {
 
     /// Wait (bounded) for the next update notification.
     async fn next_update(&mut self) -> String {
-        tokio::time::timeout(WAIT, self.updates.recv()).await.expect("an update notification within the bound").expect("client alive")
+        tokio::time::timeout(WAIT, self.updates.recv())
+            .await
+            .expect("an update notification within the bound")
+            .expect("client alive")
     }
 }
 
@@ -90,7 +93,8 @@ fn error_code(e: ServiceError) -> ErrorCode {
 
 /// Run `mesh-mcp call` (a separate process) off the async runtime.
 async fn other_process(db: &std::path::Path, args: &[&str]) -> Value {
-    let (db, args): (std::path::PathBuf, Vec<String>) = (db.to_path_buf(), args.iter().map(|s| s.to_string()).collect());
+    let (db, args): (std::path::PathBuf, Vec<String>) =
+        (db.to_path_buf(), args.iter().map(|s| s.to_string()).collect());
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (code, body) = cli(&db, &args);
@@ -116,7 +120,8 @@ async fn lists_reads_and_templates(transport: Transport) {
     assert_eq!(swarms["swarms"], json!([]));
     assert!(swarms.get("defaultSwarm").is_none(), "{swarms}");
 
-    s.tool("swarm_init", json!({"topology": "mesh", "swarmId": "res", "heartbeatInterval": 60, "messageTimeout": 600})).await;
+    s.tool("swarm_init", json!({"topology": "mesh", "swarmId": "res", "heartbeatInterval": 60, "messageTimeout": 600}))
+        .await;
     s.tool("agent_spawn", json!({"type": "coordinator", "name": "lead"})).await;
     s.tool("agent_spawn", json!({"type": "coder", "name": "dev"})).await;
     s.tool("memory_usage", json!({"action": "store", "key": "plan", "value": "ship it", "namespace": "notes"})).await;
@@ -124,17 +129,32 @@ async fn lists_reads_and_templates(transport: Transport) {
     let listed: Vec<String> = s.client.list_all_resources().await.unwrap().into_iter().map(|r| r.uri).collect();
     assert_eq!(
         listed,
-        vec!["mesh://swarms", "mesh://swarm/res", "mesh://swarm/res/agents", "mesh://swarm/res/decisions", "mesh://memory/notes"]
+        vec![
+            "mesh://swarms",
+            "mesh://swarm/res",
+            "mesh://swarm/res/agents",
+            "mesh://swarm/res/decisions",
+            "mesh://memory/notes"
+        ]
     );
-    let templates: Vec<String> = s.client.list_all_resource_templates().await.unwrap().into_iter().map(|t| t.uri_template).collect();
+    let templates: Vec<String> =
+        s.client.list_all_resource_templates().await.unwrap().into_iter().map(|t| t.uri_template).collect();
     assert_eq!(
         templates,
-        vec!["mesh://swarm/{id}", "mesh://swarm/{id}/agents", "mesh://swarm/{id}/decisions", "mesh://memory/{namespace}"]
+        vec![
+            "mesh://swarm/{id}",
+            "mesh://swarm/{id}/agents",
+            "mesh://swarm/{id}/decisions",
+            "mesh://memory/{namespace}"
+        ]
     );
 
     let swarms = s.read("mesh://swarms").await.unwrap();
     assert_eq!(swarms["defaultSwarm"], "res");
-    assert!(common::contains(&swarms["swarms"], &json!([{"swarmId": "res", "topology": "mesh", "agents": 2}])), "{swarms}");
+    assert!(
+        common::contains(&swarms["swarms"], &json!([{"swarmId": "res", "topology": "mesh", "agents": 2}])),
+        "{swarms}"
+    );
     let status = s.read("mesh://swarm/res").await.unwrap();
     assert_eq!(status["swarmId"], "res");
     assert_eq!(status["agents"]["total"], 2);
@@ -148,11 +168,21 @@ async fn lists_reads_and_templates(transport: Transport) {
     assert!(common::contains(&memory["entries"], &json!([{"key": "plan", "value": "ship it"}])), "{memory}");
 
     // What does not exist is "resource not found" (-32002), named and templated alike.
-    for uri in ["mesh://nothing", "mesh://swarm/res/unknown", "file:///etc/passwd", "mesh://swarm/ghost", "mesh://swarm/ghost/decisions"] {
+    for uri in [
+        "mesh://nothing",
+        "mesh://swarm/res/unknown",
+        "file:///etc/passwd",
+        "mesh://swarm/ghost",
+        "mesh://swarm/ghost/decisions",
+    ] {
         let e = s.read(uri).await.expect_err(uri);
         assert_eq!(error_code(e), ErrorCode::RESOURCE_NOT_FOUND, "{uri}");
     }
-    let e = s.client.subscribe(SubscribeRequestParams::new("mesh://swarm/ghost")).await.expect_err("subscribe to a missing swarm");
+    let e = s
+        .client
+        .subscribe(SubscribeRequestParams::new("mesh://swarm/ghost"))
+        .await
+        .expect_err("subscribe to a missing swarm");
     assert_eq!(error_code(e), ErrorCode::RESOURCE_NOT_FOUND);
     s.client.cancel().await.unwrap();
 }
@@ -164,7 +194,11 @@ async fn lists_reads_and_templates(transport: Transport) {
 async fn subscriptions_follow_other_processes(transport: Transport) {
     let (_dir, db) = temp_db();
     let mut s = connect(transport, db.to_str().unwrap()).await;
-    s.tool("swarm_init", json!({"topology": "mesh", "swarmId": "watched", "heartbeatInterval": 60, "messageTimeout": 600})).await;
+    s.tool(
+        "swarm_init",
+        json!({"topology": "mesh", "swarmId": "watched", "heartbeatInterval": 60, "messageTimeout": 600}),
+    )
+    .await;
     s.tool("agent_spawn", json!({"type": "coordinator", "name": "lead"})).await;
 
     s.client.subscribe(SubscribeRequestParams::new("mesh://swarm/watched/agents")).await.unwrap();
@@ -228,9 +262,14 @@ async fn listen_streams_updates_from_another_process_on_the_2026_protocol() {
     let lifecycle = ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] };
     let client = ().serve_with_lifecycle(child, lifecycle).await.expect("server/discover");
     let uri = "mesh://swarm/modern/agents";
-    let filter = SubscriptionFilter::builder().resource_subscription(uri).resource_subscription("mesh://nowhere").build();
+    let filter =
+        SubscriptionFilter::builder().resource_subscription(uri).resource_subscription("mesh://nowhere").build();
     let mut subscription = client.listen(filter).await.expect("subscriptions/listen");
-    assert_eq!(subscription.acknowledged().resource_subscriptions, Some(vec![uri.to_string()]), "unknown URIs are not accepted");
+    assert_eq!(
+        subscription.acknowledged().resource_subscriptions,
+        Some(vec![uri.to_string()]),
+        "unknown URIs are not accepted"
+    );
 
     other_process(&db, &["agent_spawn", "coder", "--name=remote", "--swarmId=modern"]).await;
     loop {
@@ -254,7 +293,11 @@ async fn listen_streams_updates_from_another_process_on_the_2026_protocol() {
 async fn the_decision_log_resource_follows_decisions() {
     let (_dir, db) = temp_db();
     let mut s = connect(Transport::Stdio, db.to_str().unwrap()).await;
-    s.tool("swarm_init", json!({"topology": "mesh", "swarmId": "votes", "heartbeatInterval": 60, "messageTimeout": 600})).await;
+    s.tool(
+        "swarm_init",
+        json!({"topology": "mesh", "swarmId": "votes", "heartbeatInterval": 60, "messageTimeout": 600}),
+    )
+    .await;
     let mut agents = Vec::new();
     for name in ["a", "b"] {
         agents.push(s.tool("agent_spawn", json!({"type": "coder", "name": name})).await);
@@ -271,6 +314,12 @@ async fn the_decision_log_resource_follows_decisions() {
     assert_eq!(s.next_update().await, uri, "proposing and voting write no log entry; the decision does");
     let log = s.read(uri).await.unwrap();
     assert_eq!(log["total"], 1, "{log}");
-    assert!(common::contains(&log["decisions"], &json!([{"sequence": 1, "proposalId": pid, "proposal": {"ship": "v1"}, "outcome": "approved"}])), "{log}");
+    assert!(
+        common::contains(
+            &log["decisions"],
+            &json!([{"sequence": 1, "proposalId": pid, "proposal": {"ship": "v1"}, "outcome": "approved"}])
+        ),
+        "{log}"
+    );
     s.client.cancel().await.unwrap();
 }

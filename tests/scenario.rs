@@ -42,7 +42,8 @@ async fn swarm_scenario(transport: Transport) {
     for a in listed["agents"].as_array().unwrap() {
         assert_eq!(a["links"].as_array().unwrap().len(), 3, "{a}");
     }
-    let token = |name: &str| agents.iter().find(|a| a["name"] == name).unwrap()["agentToken"].as_str().unwrap().to_string();
+    let token =
+        |name: &str| agents.iter().find(|a| a["name"] == name).unwrap()["agentToken"].as_str().unwrap().to_string();
     let id = |name: &str| agents.iter().find(|a| a["name"] == name).unwrap()["agentId"].as_str().unwrap().to_string();
 
     // Direct messages keep FIFO order per sender.
@@ -50,28 +51,49 @@ async fn swarm_scenario(transport: Transport) {
         mcp.ok("daa_communication", json!({"from": "lead", "to": "dev1", "message": {"n": n}, "type": "task_assignment", "agentToken": token("lead")})).await;
     }
     let broadcast = mcp
-        .ok("daa_communication", json!({"from": "qa", "to": "all", "message": {"ping": true}, "agentToken": token("qa")}))
+        .ok(
+            "daa_communication",
+            json!({"from": "qa", "to": "all", "message": {"ping": true}, "agentToken": token("qa")}),
+        )
         .await;
     assert_eq!(broadcast["delivered"].as_array().unwrap().len(), 3);
 
-    let got = mcp.ok("daa_communication", json!({"action": "receive", "agentId": "dev1", "agentToken": token("dev1"), "limit": 10})).await;
+    let got = mcp
+        .ok(
+            "daa_communication",
+            json!({"action": "receive", "agentId": "dev1", "agentToken": token("dev1"), "limit": 10}),
+        )
+        .await;
     let messages = got["messages"].as_array().unwrap();
-    let ns: Vec<_> = messages.iter().filter(|m| m["from"] == id("lead")).map(|m| m["message"]["n"].as_i64().unwrap()).collect();
+    let ns: Vec<_> =
+        messages.iter().filter(|m| m["from"] == id("lead")).map(|m| m["message"]["n"].as_i64().unwrap()).collect();
     assert_eq!(ns, vec![1, 2, 3]);
     assert_eq!(messages.len(), 4, "three direct messages and one broadcast");
     // At-least-once: unacknowledged messages are handed out again.
-    let again = mcp.ok("daa_communication", json!({"action": "receive", "agentId": "dev1", "agentToken": token("dev1"), "limit": 1})).await;
+    let again = mcp
+        .ok(
+            "daa_communication",
+            json!({"action": "receive", "agentId": "dev1", "agentToken": token("dev1"), "limit": 1}),
+        )
+        .await;
     assert_eq!(again["messages"][0]["deliveries"], 2);
     let first_two: Vec<_> = messages[..2].iter().map(|m| m["messageId"].clone()).collect();
     let acked = mcp
-        .ok("daa_communication", json!({"action": "ack", "agentId": "dev1", "agentToken": token("dev1"), "messageIds": first_two}))
+        .ok(
+            "daa_communication",
+            json!({"action": "ack", "agentId": "dev1", "agentToken": token("dev1"), "messageIds": first_two}),
+        )
         .await;
     assert_eq!(acked["acknowledged"], 2);
     assert_eq!(acked["remaining"], 2);
 
     // Memory: a durable entry and one with a one-second TTL.
     mcp.ok("memory_usage", json!({"action": "store", "key": "plan", "value": "ship it", "namespace": "e2e"})).await;
-    mcp.ok("memory_usage", json!({"action": "store", "key": "flash", "value": "gone soon", "namespace": "e2e", "ttl": 1})).await;
+    mcp.ok(
+        "memory_usage",
+        json!({"action": "store", "key": "flash", "value": "gone soon", "namespace": "e2e", "ttl": 1}),
+    )
+    .await;
     let flash = mcp.ok("memory_usage", json!({"action": "retrieve", "key": "flash", "namespace": "e2e"})).await;
     assert_eq!(flash["found"], true);
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -95,7 +117,8 @@ async fn swarm_scenario(transport: Transport) {
     let plan = mcp.ok("memory_usage", json!({"action": "retrieve", "key": "plan", "namespace": "e2e"})).await;
     assert_eq!(plan["entry"]["value"], "ship it");
     // The old tokens still work after the restart; the remaining messages are still there.
-    let rest = mcp.ok("daa_communication", json!({"action": "receive", "agentId": "dev1", "agentToken": token("dev1")})).await;
+    let rest =
+        mcp.ok("daa_communication", json!({"action": "receive", "agentId": "dev1", "agentToken": token("dev1")})).await;
     assert_eq!(rest["messages"].as_array().unwrap().len(), 2);
     mcp.close().await;
 }
@@ -105,10 +128,16 @@ async fn routes_go_around_failed_agents_and_fail_when_cut_off() {
     let (_dir, db) = temp_db();
     let mcp = Mcp::stdio(db.to_str().unwrap()).await;
     // A ring with a short timeout: agents silent for four seconds fail.
-    mcp.ok("swarm_init", json!({"topology": "ring", "swarmId": "r", "heartbeatInterval": 1, "messageTimeout": 4})).await;
+    mcp.ok("swarm_init", json!({"topology": "ring", "swarmId": "r", "heartbeatInterval": 1, "messageTimeout": 4}))
+        .await;
     let mut tokens = Vec::new();
     for name in ["a", "b", "c", "d", "e"] {
-        tokens.push(mcp.ok("agent_spawn", json!({"type": "coder", "name": name})).await["agentToken"].as_str().unwrap().to_string());
+        tokens.push(
+            mcp.ok("agent_spawn", json!({"type": "coder", "name": name})).await["agentToken"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     // Ring a-b-c-d-e-a. Keep a, c, d alive; b and e go silent and fail. The margins (about 1.5 s
     // either way) keep this independent of how loaded the machine is.
@@ -122,13 +151,19 @@ async fn routes_go_around_failed_agents_and_fail_when_cut_off() {
     assert_eq!(status["partitions"], 2, "a is cut off from c-d: {status}");
     // c -> d is direct; a -> c has no live path (b and e are failed).
     mcp.ok("daa_communication", json!({"from": "c", "to": "d", "message": {"x": 1}, "agentToken": tokens[2]})).await;
-    assert_eq!(mcp.err("daa_communication", json!({"from": "a", "to": "c", "message": {"x": 1}, "agentToken": tokens[0]})).await, "no_route");
+    assert_eq!(
+        mcp.err("daa_communication", json!({"from": "a", "to": "c", "message": {"x": 1}, "agentToken": tokens[0]}))
+            .await,
+        "no_route"
+    );
     // Rebuilding over the live agents reconnects them.
     let opt = mcp.ok("topology_optimize", json!({})).await;
     assert_eq!(opt["after"]["partitions"], 1, "{opt}");
     assert_eq!(opt["after"]["connectivity"], 1.0);
     assert!(opt["before"]["connectivity"].as_f64().unwrap() < 1.0);
-    let sent = mcp.ok("daa_communication", json!({"from": "a", "to": "c", "message": {"x": 2}, "agentToken": tokens[0]})).await;
+    let sent = mcp
+        .ok("daa_communication", json!({"from": "a", "to": "c", "message": {"x": 2}, "agentToken": tokens[0]}))
+        .await;
     let route = sent["delivered"][0]["route"].as_array().unwrap();
     assert!(route.len() >= 2);
     mcp.close().await;

@@ -24,7 +24,12 @@ fn every_schema_is_portable() {
     for def in tools::TOOLS {
         for (kind, s) in [("input", (def.input_schema)()), ("output", (def.output_schema)())] {
             let problems = schema::portability_problems(&s);
-            assert!(problems.is_empty(), "{} {kind} schema: {problems:?}\n{}", def.name, serde_json::to_string_pretty(&s).unwrap());
+            assert!(
+                problems.is_empty(),
+                "{} {kind} schema: {problems:?}\n{}",
+                def.name,
+                serde_json::to_string_pretty(&s).unwrap()
+            );
         }
     }
 }
@@ -37,7 +42,11 @@ fn optional_arguments_are_not_required_and_names_are_camel_case() {
         for name in props.keys() {
             assert!(!name.contains('_'), "{}: argument `{name}` is not camelCase", def.name);
         }
-        let required: Vec<&str> = s.get("required").and_then(|r| r.as_array()).map(|r| r.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+        let required: Vec<&str> = s
+            .get("required")
+            .and_then(|r| r.as_array())
+            .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
         for r in &required {
             assert!(props.contains_key(*r));
         }
@@ -45,11 +54,25 @@ fn optional_arguments_are_not_required_and_names_are_camel_case() {
     // The claude-flow call shapes: these names must exist.
     let has = |tool: &str, arg: &str| (tools::find(tool).unwrap().input_schema)()["properties"].get(arg).is_some();
     for (tool, arg) in [
-        ("swarm_init", "topology"), ("swarm_init", "maxAgents"), ("swarm_init", "strategy"),
-        ("agent_spawn", "type"), ("agent_spawn", "name"), ("agent_spawn", "capabilities"), ("agent_spawn", "swarmId"),
-        ("daa_communication", "from"), ("daa_communication", "to"), ("daa_communication", "message"), ("daa_communication", "type"),
-        ("memory_usage", "action"), ("memory_usage", "key"), ("memory_usage", "value"), ("memory_usage", "namespace"), ("memory_usage", "ttl"),
-        ("swarm_status", "swarmId"), ("agent_list", "swarmId"), ("agent_list", "status"),
+        ("swarm_init", "topology"),
+        ("swarm_init", "maxAgents"),
+        ("swarm_init", "strategy"),
+        ("agent_spawn", "type"),
+        ("agent_spawn", "name"),
+        ("agent_spawn", "capabilities"),
+        ("agent_spawn", "swarmId"),
+        ("daa_communication", "from"),
+        ("daa_communication", "to"),
+        ("daa_communication", "message"),
+        ("daa_communication", "type"),
+        ("memory_usage", "action"),
+        ("memory_usage", "key"),
+        ("memory_usage", "value"),
+        ("memory_usage", "namespace"),
+        ("memory_usage", "ttl"),
+        ("swarm_status", "swarmId"),
+        ("agent_list", "swarmId"),
+        ("agent_list", "status"),
     ] {
         assert!(has(tool, arg), "{tool} lacks `{arg}`");
     }

@@ -24,12 +24,32 @@ fn without_wall_time(mut v: Value) -> Value {
 }
 
 fn verdict<'a>(r: &'a Value, property: &str) -> &'a Value {
-    r["properties"].as_array().unwrap().iter().find(|p| p["property"] == property).unwrap_or_else(|| panic!("no {property} in {r}"))
+    r["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["property"] == property)
+        .unwrap_or_else(|| panic!("no {property} in {r}"))
 }
 
 #[test]
 fn simulate_pbft_with_byzantine_replicas_agrees_and_decides_after_heal() {
-    let r = report(&["--protocol", "pbft", "--nodes", "7", "--faulty", "2", "--drop", "0.1", "--partition", "0-2|3-6@0..500", "--gst", "1000", "--seed", "4"]);
+    let r = report(&[
+        "--protocol",
+        "pbft",
+        "--nodes",
+        "7",
+        "--faulty",
+        "2",
+        "--drop",
+        "0.1",
+        "--partition",
+        "0-2|3-6@0..500",
+        "--gst",
+        "1000",
+        "--seed",
+        "4",
+    ]);
     assert_eq!(r["protocol"], "pbft");
     assert_eq!(r["faulty_ids"].as_array().unwrap().len(), 2);
     assert_eq!(verdict(&r, "agreement")["ok"], true);

@@ -23,7 +23,9 @@ async fn create(mcp: &Mcp, args: Value) -> Value {
 }
 
 async fn claim(mcp: &Mcp, task: &str, a: &Agent) -> i64 {
-    let out = mcp.ok("task_orchestrate", json!({"action": "claim", "taskId": task, "agentId": a.id, "agentToken": a.token})).await;
+    let out = mcp
+        .ok("task_orchestrate", json!({"action": "claim", "taskId": task, "agentId": a.id, "agentToken": a.token}))
+        .await;
     assert_eq!(out["status"], "running");
     out["fencingToken"].as_i64().unwrap()
 }
@@ -52,10 +54,16 @@ async fn capability_assignment_gives_the_task_to_the_most_suitable_capable_agent
     let second = out["assigned"][0]["agentId"].as_str().unwrap().to_string();
     assert!(second == integ.id || second == docs.id);
     // The assignee has a task_assignment message.
-    let inbox = mcp.ok("daa_communication", json!({"action": "receive", "agentId": integ.id, "agentToken": integ.token})).await;
-    assert!(inbox["messages"].as_array().unwrap().iter().any(|m| m["type"] == "task_assignment" && m["message"]["taskId"] == "t1"));
+    let inbox =
+        mcp.ok("daa_communication", json!({"action": "receive", "agentId": integ.id, "agentToken": integ.token})).await;
+    assert!(inbox["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["type"] == "task_assignment" && m["message"]["taskId"] == "t1"));
     // Nobody holds 70% of {schema, rust, go}: the task waits, ready.
-    let out = create(&mcp, json!({"taskId": "t3", "task": "x", "requiredCapabilities": ["schema", "rust", "go"]})).await;
+    let out =
+        create(&mcp, json!({"taskId": "t3", "task": "x", "requiredCapabilities": ["schema", "rust", "go"]})).await;
     assert_eq!(out["status"], "ready");
     assert!(out["note"].as_str().unwrap().contains("70%"));
     mcp.close().await;
@@ -70,8 +78,13 @@ async fn dht_assignment_places_the_task_on_its_ring_owner_with_distinct_replicas
         ids.push(spawn(&mcp, &format!("n{i}"), "coder", &[]).await.id);
     }
     for i in 0..10 {
-        let out = create(&mcp, json!({"taskId": format!("k{i}"), "task": "store", "assignment": "dht", "replicationFactor": 3})).await;
-        let replicas: Vec<String> = out["task"]["replicas"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
+        let out = create(
+            &mcp,
+            json!({"taskId": format!("k{i}"), "task": "store", "assignment": "dht", "replicationFactor": 3}),
+        )
+        .await;
+        let replicas: Vec<String> =
+            out["task"]["replicas"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
         assert_eq!(replicas.len(), 3);
         assert_eq!(out["task"]["assignee"], replicas[0].as_str());
         assert!(replicas.iter().all(|r| ids.contains(r)));
@@ -94,7 +107,10 @@ async fn an_idle_agent_steals_from_the_tail_of_the_busiest_queue() {
     assert_eq!(out["taskId"], "q2", "the tail is the newest queued task");
     assert_eq!(out["task"]["assignee"], idle.id.as_str());
     // Now it has work of its own: a second steal is refused.
-    assert_eq!(mcp.err("task_orchestrate", json!({"action": "steal", "agentId": "idle", "agentToken": idle.token})).await, "conflict");
+    assert_eq!(
+        mcp.err("task_orchestrate", json!({"action": "steal", "agentId": "idle", "agentToken": idle.token})).await,
+        "conflict"
+    );
     mcp.close().await;
 }
 
@@ -173,13 +189,27 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let mcp = Mcp::stdio(":memory:").await;
     mcp.ok("swarm_init", json!({"topology": "mesh", "swarmId": "bad"})).await;
     let a = spawn(&mcp, "a", "coder", &[]).await;
-    assert_eq!(mcp.err("task_orchestrate", json!({"taskId": "loop", "task": "x", "dependencies": ["loop"]})).await, "invalid_argument");
+    assert_eq!(
+        mcp.err("task_orchestrate", json!({"taskId": "loop", "task": "x", "dependencies": ["loop"]})).await,
+        "invalid_argument"
+    );
     assert_eq!(mcp.err("task_orchestrate", json!({"task": "x", "dependencies": ["ghost"]})).await, "invalid_argument");
     assert_eq!(mcp.err("task_orchestrate", json!({"task": "x", "priority": "urgent"})).await, "invalid_argument");
-    assert_eq!(mcp.err("task_orchestrate", json!({"action": "claim", "taskId": "ghost", "agentId": "a", "agentToken": a.token})).await, "not_found");
+    assert_eq!(
+        mcp.err(
+            "task_orchestrate",
+            json!({"action": "claim", "taskId": "ghost", "agentId": "a", "agentToken": a.token})
+        )
+        .await,
+        "not_found"
+    );
     assert_eq!(mcp.err("task_status", json!({"taskId": "loop"})).await, "not_found");
     create(&mcp, json!({"taskId": "t", "task": "x"})).await;
-    assert_eq!(mcp.err("task_orchestrate", json!({"action": "claim", "taskId": "t", "agentId": "a", "agentToken": "wrong"})).await, "unauthorized");
+    assert_eq!(
+        mcp.err("task_orchestrate", json!({"action": "claim", "taskId": "t", "agentId": "a", "agentToken": "wrong"}))
+            .await,
+        "unauthorized"
+    );
     let f = claim(&mcp, "t", &a).await;
     assert_eq!(mcp.err("task_orchestrate", complete_args("t", &a, f - 1, json!(0))).await, "fenced");
     let s = mcp.ok("task_status", json!({"taskId": "t"})).await;
@@ -192,16 +222,25 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
 async fn an_agent_killed_mid_task_loses_it_to_a_live_agent_and_cannot_complete_it_after_recovering() {
     let (_dir, db) = temp_db();
     let mcp = Mcp::stdio(db.to_str().unwrap()).await;
-    mcp.ok("swarm_init", json!({"topology": "mesh", "swarmId": "kill", "heartbeatInterval": 0.5, "messageTimeout": 1.5})).await;
+    mcp.ok(
+        "swarm_init",
+        json!({"topology": "mesh", "swarmId": "kill", "heartbeatInterval": 0.5, "messageTimeout": 1.5}),
+    )
+    .await;
     let a = spawn(&mcp, "a", "coder", &[]).await;
     let b = spawn(&mcp, "b", "coder", &[]).await;
     create(&mcp, json!({"taskId": "t", "task": "long job"})).await;
-    let (victim, survivor) = if assignee(&mcp, "t").await.as_deref() == Some(a.id.as_str()) { (&a, &b) } else { (&b, &a) };
+    let (victim, survivor) =
+        if assignee(&mcp, "t").await.as_deref() == Some(a.id.as_str()) { (&a, &b) } else { (&b, &a) };
     let stale = claim(&mcp, "t", victim).await;
     // The victim goes silent; the survivor keeps heartbeating until the sweep moves the task.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        mcp.ok("daa_fault_tolerance", json!({"strategy": "heartbeat", "agentId": survivor.id, "agentToken": survivor.token})).await;
+        mcp.ok(
+            "daa_fault_tolerance",
+            json!({"strategy": "heartbeat", "agentId": survivor.id, "agentToken": survivor.token}),
+        )
+        .await;
         if assignee(&mcp, "t").await.as_deref() == Some(survivor.id.as_str()) {
             break;
         }
@@ -213,8 +252,12 @@ async fn an_agent_killed_mid_task_loses_it_to_a_live_agent_and_cannot_complete_i
     let fresh = claim(&mcp, "t", survivor).await;
     mcp.ok("task_orchestrate", complete_args("t", survivor, fresh, json!({"done": true}))).await;
     // The victim comes back and tries to finish with its old token: refused.
-    mcp.ok("daa_fault_tolerance", json!({"strategy": "recover", "agentId": victim.id, "agentToken": victim.token})).await;
-    assert_eq!(mcp.err("task_orchestrate", complete_args("t", victim, stale, json!({"done": "twice"}))).await, "fenced");
+    mcp.ok("daa_fault_tolerance", json!({"strategy": "recover", "agentId": victim.id, "agentToken": victim.token}))
+        .await;
+    assert_eq!(
+        mcp.err("task_orchestrate", complete_args("t", victim, stale, json!({"done": "twice"}))).await,
+        "fenced"
+    );
     let r = mcp.ok("task_results", json!({"taskId": "t"})).await;
     assert_eq!(r["result"], json!({"done": true}));
     assert_eq!(r["completedBy"], survivor.id.as_str());
@@ -229,15 +272,33 @@ async fn an_auction_with_equal_bids_goes_to_the_smaller_agent_id_once_every_bid_
     let x = spawn(&mcp, "x", "coder", &["rust"]).await;
     let y = spawn(&mcp, "y", "coder", &["rust"]).await;
     let _z = spawn(&mcp, "z", "coder", &["python"]).await;
-    let out = create(&mcp, json!({"taskId": "t", "task": "t", "assignment": "auction", "requiredCapabilities": ["rust"], "bidSecs": 60})).await;
+    let out = create(
+        &mcp,
+        json!({"taskId": "t", "task": "t", "assignment": "auction", "requiredCapabilities": ["rust"], "bidSecs": 60}),
+    )
+    .await;
     assert_eq!(out["status"], "bidding");
     assert_eq!(out["task"]["auction"]["invited"].as_array().unwrap().len(), 2, "only capable agents are called");
     let inbox = mcp.ok("daa_communication", json!({"action": "receive", "agentId": "x", "agentToken": x.token})).await;
     assert!(inbox["messages"].as_array().unwrap().iter().any(|m| m["type"] == "task_call_for_bids"));
-    let first = mcp.ok("task_orchestrate", json!({"action": "bid", "taskId": "t", "agentId": "y", "agentToken": y.token, "resourceAvailability": 0.5})).await;
+    let first = mcp
+        .ok(
+            "task_orchestrate",
+            json!({"action": "bid", "taskId": "t", "agentId": "y", "agentToken": y.token, "resourceAvailability": 0.5}),
+        )
+        .await;
     assert_eq!(first["status"], "bidding");
-    assert_eq!(mcp.err("task_orchestrate", json!({"action": "bid", "taskId": "t", "agentId": "y", "agentToken": y.token})).await, "conflict");
-    let last = mcp.ok("task_orchestrate", json!({"action": "bid", "taskId": "t", "agentId": "x", "agentToken": x.token, "resourceAvailability": 0.5})).await;
+    assert_eq!(
+        mcp.err("task_orchestrate", json!({"action": "bid", "taskId": "t", "agentId": "y", "agentToken": y.token}))
+            .await,
+        "conflict"
+    );
+    let last = mcp
+        .ok(
+            "task_orchestrate",
+            json!({"action": "bid", "taskId": "t", "agentId": "x", "agentToken": x.token, "resourceAvailability": 0.5}),
+        )
+        .await;
     assert_eq!(last["status"], "assigned");
     let bids = last["task"]["auction"]["bids"].as_array().unwrap();
     assert_eq!(bids[0]["score"], bids[1]["score"], "equal inputs, equal scores");
@@ -273,7 +334,11 @@ async fn load_balance_moves_queued_work_from_a_hot_agent_to_a_cold_one_and_statu
     for i in 0..3 {
         create(&mcp, json!({"taskId": format!("t{i}"), "task": "x", "requiredCapabilities": ["x"]})).await;
     }
-    mcp.ok("task_orchestrate", json!({"action": "report", "agentId": "hot", "agentToken": hot.token, "resourceUtilization": 0.5})).await;
+    mcp.ok(
+        "task_orchestrate",
+        json!({"action": "report", "agentId": "hot", "agentToken": hot.token, "resourceUtilization": 0.5}),
+    )
+    .await;
     let cold = spawn(&mcp, "cold", "coder", &["x"]).await;
     let status = mcp.ok("swarm_status", json!({})).await;
     assert_eq!(status["load"]["hotspots"], json!([hot.id]));
@@ -326,7 +391,10 @@ async fn a_joining_agent_takes_about_one_nth_of_the_queued_dht_tasks_on_rebalanc
     let newcomer = spawn(&mcp, "n4", "coder", &[]).await;
     let out = mcp.ok("load_balance", json!({})).await;
     let moved = out["moved"].as_array().unwrap();
-    assert!(moved.iter().all(|m| m["reason"] == "rehash" && m["to"] == newcomer.id.as_str()), "only moves to the newcomer: {out}");
+    assert!(
+        moved.iter().all(|m| m["reason"] == "rehash" && m["to"] == newcomer.id.as_str()),
+        "only moves to the newcomer: {out}"
+    );
     // Ideal 1/5 of 60 = 12; the ring's spread allows half to double that.
     assert!((6..=24).contains(&moved.len()), "{} of {n_tasks} moved", moved.len());
     assert_eq!(mcp.ok("load_balance", json!({})).await["moved"], json!([]), "placement is stable");

@@ -27,7 +27,9 @@ impl ComputeDevice {
             "cuda" | "gpu" => Self::Cuda(0),
             other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(n)) => Self::Cuda(n),
-                _ => return Err(MeshError::invalid("device", format!("`{s}` is not a device; use cpu, cuda or cuda:N"))),
+                _ => {
+                    return Err(MeshError::invalid("device", format!("`{s}` is not a device; use cpu, cuda or cuda:N")))
+                }
             },
         };
         if !Self::CUDA_COMPILED {

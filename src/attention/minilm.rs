@@ -84,20 +84,30 @@ impl MiniLmEmbedder {
 
     fn load_with(dir: &Path, device: ComputeDevice, candle: bool) -> Result<Self> {
         if !dir.is_dir() {
-            return Err(bad(format!("{} is not a directory (it should hold model.safetensors, config.json and tokenizer.json)", dir.display())));
+            return Err(bad(format!(
+                "{} is not a directory (it should hold model.safetensors, config.json and tokenizer.json)",
+                dir.display()
+            )));
         }
         let file = |name: &str| -> Result<PathBuf> {
             let p = dir.join(name);
             if p.is_file() {
                 Ok(p)
             } else {
-                Err(bad(format!("{} has no {name} (expected model.safetensors, config.json and tokenizer.json)", dir.display())))
+                Err(bad(format!(
+                    "{} has no {name} (expected model.safetensors, config.json and tokenizer.json)",
+                    dir.display()
+                )))
             }
         };
-        let (weights, config_path, tokenizer_path) = (file("model.safetensors")?, file("config.json")?, file("tokenizer.json")?);
+        let (weights, config_path, tokenizer_path) =
+            (file("model.safetensors")?, file("config.json")?, file("tokenizer.json")?);
 
         let config: Config = read_json(&config_path)?;
-        if config.hidden_size == 0 || config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
+        if config.hidden_size == 0
+            || config.num_attention_heads == 0
+            || !config.hidden_size.is_multiple_of(config.num_attention_heads)
+        {
             return Err(bad(format!(
                 "{}: hidden_size {} is not a positive multiple of num_attention_heads {}",
                 config_path.display(),
@@ -112,7 +122,10 @@ impl MiniLmEmbedder {
             config.max_position_embeddings
         };
         if max_seq_length < 2 {
-            return Err(bad(format!("{}: max_seq_length {max_seq_length} leaves no room for [CLS] and [SEP]", sbert.display())));
+            return Err(bad(format!(
+                "{}: max_seq_length {max_seq_length} leaves no room for [CLS] and [SEP]",
+                sbert.display()
+            )));
         }
 
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
@@ -128,7 +141,9 @@ impl MiniLmEmbedder {
             }))
             .map_err(|e| bad(format!("{}: cannot set truncation: {e}", tokenizer_path.display())))?;
 
-        let unfit = |e: candle_core::Error| bad(format!("{}: cannot load weights that fit {}: {e}", weights.display(), config_path.display()));
+        let unfit = |e: candle_core::Error| {
+            bad(format!("{}: cannot load weights that fit {}: {e}", weights.display(), config_path.display()))
+        };
         let encoder = if candle {
             let device = device.candle()?;
             // SAFETY: the file is mapped read-only; it must not be modified while the process
@@ -149,7 +164,12 @@ impl MiniLmEmbedder {
 
 /// One candle forward pass over texts already tokenized: pad to the longest, encode, mean-pool
 /// over the mask, L2-normalise. Returns `ids.len()` rows of the hidden size.
-pub(super) fn candle_forward(model: &BertModel, device: &Device, pad_id: u32, ids: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+pub(super) fn candle_forward(
+    model: &BertModel,
+    device: &Device,
+    pad_id: u32,
+    ids: &[&[u32]],
+) -> candle_core::Result<Vec<Vec<f32>>> {
     let (b, t) = (ids.len(), ids.iter().map(|s| s.len()).max().unwrap_or(0));
     let mut flat = vec![pad_id; b * t];
     let mut mask = vec![0u32; b * t];
@@ -276,7 +296,11 @@ mod tests {
     fn the_name_comes_from_the_model_card() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(model_name(dir.path()), "all-MiniLM-L6-v2");
-        std::fs::write(dir.path().join("README.md"), "---\ntags: [x]\n---\n\n# paraphrase-MiniLM-L3-v2\n\n# Usage here\n").unwrap();
+        std::fs::write(
+            dir.path().join("README.md"),
+            "---\ntags: [x]\n---\n\n# paraphrase-MiniLM-L3-v2\n\n# Usage here\n",
+        )
+        .unwrap();
         assert_eq!(model_name(dir.path()), "paraphrase-MiniLM-L3-v2");
     }
 }

@@ -26,13 +26,13 @@
 //! weights averaged over heads, and `received`: the weight each agent receives, averaged over
 //! heads and over all N queries (the peer score of attention consensus).
 
+mod bert;
 pub mod compute;
 pub mod consensus;
 pub mod device;
 pub mod embed;
 pub mod fused;
 pub mod minilm;
-mod bert;
 pub mod multihead;
 pub mod path;
 pub mod projection;
@@ -64,7 +64,12 @@ pub struct AttentionConfig {
 
 impl Default for AttentionConfig {
     fn default() -> Self {
-        Self { dim: DEFAULT_DIM, heads: DEFAULT_HEADS, projection: ProjectionKind::Identity, device: ComputeDevice::Cpu }
+        Self {
+            dim: DEFAULT_DIM,
+            heads: DEFAULT_HEADS,
+            projection: ProjectionKind::Identity,
+            device: ComputeDevice::Cpu,
+        }
     }
 }
 
@@ -119,7 +124,12 @@ impl<'a> AttentionRequest<'a> {
             if let Some(i) = b.iter().position(|v| !v.is_finite()) {
                 return Err(MeshError::invalid(
                     "bias",
-                    format!("entry ({}, {}) is {}; the bias must be finite (use the mask to exclude pairs)", i / n, i % n, b[i]),
+                    format!(
+                        "entry ({}, {}) is {}; the bias must be finite (use the mask to exclude pairs)",
+                        i / n,
+                        i % n,
+                        b[i]
+                    ),
                 ));
             }
         }

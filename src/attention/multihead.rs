@@ -158,7 +158,9 @@ mod tests {
 
     #[test]
     fn candle_matches_f64_reference_at_4_12_100_and_1000() {
-        for (kind, sizes) in [(ProjectionKind::Identity, &[4, 12, 100, 1000][..]), (ProjectionKind::Seeded(42), &[4, 12, 100][..])] {
+        for (kind, sizes) in
+            [(ProjectionKind::Identity, &[4, 12, 100, 1000][..]), (ProjectionKind::Seeded(42), &[4, 12, 100][..])]
+        {
             let att = attention(kind);
             for &n in sizes {
                 let x = random(n * D, n as u64);
@@ -196,7 +198,8 @@ mod tests {
         bias[2 * n + 4] = 5.0; // query 2 favours key 4
         for path in [Path::Fused, candle(4)] {
             let plain = att.forward_on(path, &AttentionRequest::new(&x, n).with_full_weights()).unwrap();
-            let biased = att.forward_on(path, &AttentionRequest::new(&x, n).with_bias(&bias).with_full_weights()).unwrap();
+            let biased =
+                att.forward_on(path, &AttentionRequest::new(&x, n).with_bias(&bias).with_full_weights()).unwrap();
             let (p, b) = (plain.weights.unwrap(), biased.weights.unwrap());
             assert!(b[2 * n + 4] > p[2 * n + 4] + 0.3, "{path:?}: {} -> {}", p[2 * n + 4], b[2 * n + 4]);
             assert!(b[2 * n + 4] > 0.9, "{path:?}: +5 logits dominates");
@@ -215,7 +218,14 @@ mod tests {
         (0..n).for_each(|j| mask[3 * n + j] = false); // agent 3 attends to nothing
         let bias = random(n * n, 32);
         let req = AttentionRequest::new(&x, n).with_mask(&mask).with_bias(&bias).with_full_weights();
-        let r = reference::attention(&x, n, &Projections::new(ProjectionKind::Seeded(8), D).unwrap(), H, Some(&bias), Some(&mask));
+        let r = reference::attention(
+            &x,
+            n,
+            &Projections::new(ProjectionKind::Seeded(8), D).unwrap(),
+            H,
+            Some(&bias),
+            Some(&mask),
+        );
         for path in [Path::Fused, candle(2), candle(5)] {
             let out = att.forward_on(path, &req).unwrap();
             assert!(out.output.iter().chain(&out.received).all(|v| v.is_finite()), "{path:?}: no NaN");

@@ -27,13 +27,14 @@ pub fn checks(db: &str) -> Vec<Check> {
     };
     let wal = std::fs::metadata(format!("{db}-wal")).map(|m| m.len()).unwrap_or(0);
     let mut checks = vec![Check::ok("db.file", format!("{db}: {} (WAL {})", size(meta.len()), size(wal)))];
-    let conn = match Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX) {
-        Ok(c) => c,
-        Err(e) => {
-            checks.push(Check::fail("db.open", e.to_string()));
-            return checks;
-        }
-    };
+    let conn =
+        match Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX) {
+            Ok(c) => c,
+            Err(e) => {
+                checks.push(Check::fail("db.open", e.to_string()));
+                return checks;
+            }
+        };
     checks.push(integrity(&conn));
     checks.push(journal(&conn));
     checks.push(schema(&conn));
@@ -41,9 +42,9 @@ pub fn checks(db: &str) -> Vec<Check> {
 }
 
 fn integrity(conn: &Connection) -> Check {
-    let rows = conn.prepare("PRAGMA integrity_check").and_then(|mut stmt| {
-        stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()
-    });
+    let rows = conn
+        .prepare("PRAGMA integrity_check")
+        .and_then(|mut stmt| stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>());
     match rows {
         Ok(rows) if rows == ["ok"] => Check::ok("db.integrity", "integrity_check: ok"),
         Ok(rows) => {
@@ -74,12 +75,17 @@ fn schema(conn: &Connection) -> Check {
         return Check::warn("db.schema", "no mesh-mcp schema yet; the first serve or call creates it");
     }
     if version > SCHEMA_VERSION {
-        return Check::fail("db.schema", format!("version {version} is newer than this build ({SCHEMA_VERSION}): upgrade mesh-mcp"));
+        return Check::fail(
+            "db.schema",
+            format!("version {version} is newer than this build ({SCHEMA_VERSION}): upgrade mesh-mcp"),
+        );
     }
     let meta = conn.query_row("SELECT revision FROM meta WHERE id = 0", [], |r| r.get::<_, i64>(0));
     let keys = conn.query_row("SELECT count(*) FROM kv", [], |r| r.get::<_, i64>(0));
     match (meta, keys) {
-        (Ok(revision), Ok(keys)) => Check::ok("db.schema", format!("version {version}, revision {revision}, {keys} keys")),
+        (Ok(revision), Ok(keys)) => {
+            Check::ok("db.schema", format!("version {version}, revision {revision}, {keys} keys"))
+        }
         (Err(e), _) | (_, Err(e)) => Check::fail("db.schema", format!("version {version} but unreadable: {e}")),
     }
 }

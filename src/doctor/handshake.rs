@@ -90,7 +90,8 @@ async fn response(lines: &mut Lines<BufReader<ChildStdout>>, id: i64) -> Result<
             Ok(None) => return Err("the server exited before answering".into()),
             Err(e) => return Err(format!("reading the server's stdout: {e}")),
         };
-        let msg: Value = serde_json::from_str(&line).map_err(|_| format!("stdout carried a line that is not JSON: {line:.120}"))?;
+        let msg: Value =
+            serde_json::from_str(&line).map_err(|_| format!("stdout carried a line that is not JSON: {line:.120}"))?;
         if msg["jsonrpc"] != "2.0" {
             return Err(format!("stdout carried a line that is not JSON-RPC 2.0: {line:.120}"));
         }

@@ -130,7 +130,8 @@ fn compute_checks(opts: &ComputeOptions) -> Vec<Check> {
         Some(dir) => {
             let missing: Vec<&str> = MODEL_FILES.iter().copied().filter(|f| !dir.join(f).is_file()).collect();
             if missing.is_empty() {
-                checks.push(Check::ok("embedding.model", format!("{} holds {}", dir.display(), MODEL_FILES.join(", "))));
+                checks
+                    .push(Check::ok("embedding.model", format!("{} holds {}", dir.display(), MODEL_FILES.join(", "))));
             } else {
                 checks.push(Check::fail("embedding.model", format!("{} lacks {}", dir.display(), missing.join(", "))));
             }
@@ -172,7 +173,11 @@ mod tests {
         let checks = compute_checks(&opts);
         let model = checks.iter().find(|c| c.check == "embedding.model").unwrap();
         assert_eq!(model.status, Status::Fail);
-        assert!(model.detail.contains("model.safetensors") && model.detail.contains("tokenizer.json"), "{}", model.detail);
+        assert!(
+            model.detail.contains("model.safetensors") && model.detail.contains("tokenizer.json"),
+            "{}",
+            model.detail
+        );
         assert!(!model.detail.contains("config.json"), "{}", model.detail);
     }
 }

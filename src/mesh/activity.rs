@@ -76,9 +76,11 @@ impl Engine {
         for task in board.tasks.values() {
             *by_state.entry(task.state.as_str()).or_default() += 1;
             let Some(assignee) = task.assignee.as_ref().filter(|_| task.state.is_active()) else { continue };
-            let queue = agents
-                .entry(assignee.to_string())
-                .or_insert_with(|| AgentQueue { agent_id: assignee.to_string(), queued: 0, running: 0 });
+            let queue = agents.entry(assignee.to_string()).or_insert_with(|| AgentQueue {
+                agent_id: assignee.to_string(),
+                queued: 0,
+                running: 0,
+            });
             match task.state {
                 TaskState::Running => queue.running += 1,
                 _ => queue.queued += 1,

@@ -126,7 +126,9 @@ impl Engine {
                 None => next_name(&p.agent_type, &view.agents),
             };
             if view.agent(&name).is_some() {
-                return Err(MeshError::Conflict(format!("an agent named `{name}` already exists in swarm `{swarm_id}`")));
+                return Err(MeshError::Conflict(format!(
+                    "an agent named `{name}` already exists in swarm `{swarm_id}`"
+                )));
             }
             let record = AgentRecord {
                 id: id.clone(),

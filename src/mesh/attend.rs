@@ -225,7 +225,12 @@ impl Engine {
         let byzantine = outliers.map(|(found, max)| ByzantineOut {
             outliers: found
                 .into_iter()
-                .map(|o| OutlierOut { index: o.index, agent_id: name(o.index), support: o.support, threshold: o.threshold })
+                .map(|o| OutlierOut {
+                    index: o.index,
+                    agent_id: name(o.index),
+                    support: o.support,
+                    threshold: o.threshold,
+                })
                 .collect(),
             max_outliers: max,
             fault_tolerance: p.fault_tolerance.unwrap_or(config::FAULT_TOLERANCE_LEVEL),
@@ -307,7 +312,10 @@ impl Engine {
         }
         let rounds = p.gossip_rounds.unwrap_or(config::DEFAULT_GOSSIP_ROUNDS);
         if !(1..=config::MAX_GOSSIP_ROUNDS).contains(&rounds) {
-            return Err(MeshError::invalid("gossipRounds", format!("must be 1 to {}, got {rounds}", config::MAX_GOSSIP_ROUNDS)));
+            return Err(MeshError::invalid(
+                "gossipRounds",
+                format!("must be 1 to {}, got {rounds}", config::MAX_GOSSIP_ROUNDS),
+            ));
         }
         let (mut swarm_id, mut links) = (None, None);
         if graph_mode {
@@ -362,7 +370,9 @@ fn compute(job: &Job, embedder: &dyn Embedder, device: ComputeDevice) -> Result<
     let x = consensus::scale_rows(&rows, dim).map_err(|i| {
         MeshError::invalid(
             "outputs",
-            format!("outputs[{i}].content embeds to the zero vector (no letters or digits?): there is nothing to attend to"),
+            format!(
+                "outputs[{i}].content embeds to the zero vector (no letters or digits?): there is nothing to attend to"
+            ),
         )
     })?;
     let att = Attention::new(AttentionConfig { dim, heads: job.heads, device, ..Default::default() })?;

@@ -84,9 +84,9 @@ pub fn status(s: Signals<'_>, now_ms: i64, settings: &SwarmSettings) -> AgentSta
     };
     let late = phi(Some(hb), now_ms, settings).is_some_and(|p| p >= config::PHI_DEGRADED);
     let reported = current_reports(s.fault, now_ms, settings) > 0;
-    let breaker_open = s.fault.is_some_and(|f| {
-        f.breaker.state(now_ms, (settings.recovery_timeout * 1000.0) as i64) == BreakerState::Open
-    });
+    let breaker_open = s
+        .fault
+        .is_some_and(|f| f.breaker.state(now_ms, (settings.recovery_timeout * 1000.0) as i64) == BreakerState::Open);
     if late || reported || breaker_open {
         AgentStatus::Degraded
     } else {
@@ -107,7 +107,11 @@ mod tests {
         HeartbeatRecord { last_ms, arrivals: Arrivals::prior(5_000.0), seen_revision: 0 }
     }
 
-    fn signals<'a>(heartbeat: Option<&'a HeartbeatRecord>, lease_live: bool, fault: Option<&'a FaultRecord>) -> Signals<'a> {
+    fn signals<'a>(
+        heartbeat: Option<&'a HeartbeatRecord>,
+        lease_live: bool,
+        fault: Option<&'a FaultRecord>,
+    ) -> Signals<'a> {
         Signals { heartbeat, lease_live, fault }
     }
 

@@ -74,8 +74,9 @@ impl Engine {
     /// Every swarm with its agent count, and the default swarm.
     pub async fn swarm_list(&self) -> Result<SwarmListOutput> {
         let revision = self.store().revision().await?;
-        let default_swarm =
-            store::get(&**self.store(), keys::DEFAULT_SWARM).await?.map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
+        let default_swarm = store::get(&**self.store(), keys::DEFAULT_SWARM)
+            .await?
+            .map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
         let mut swarms = Vec::new();
         for id in self.segments("swarm/").await? {
             let id = SwarmId::new(id);

@@ -138,7 +138,10 @@ pub(super) fn entry(namespace: &str, kv: &KeyValue) -> Result<MemoryEntry> {
 }
 
 fn required_key(p: &MemoryParams) -> Result<&str> {
-    let key = p.key.as_deref().ok_or_else(|| MeshError::invalid("key", format!("is required for action {:?}", p.action).to_lowercase()))?;
+    let key = p
+        .key
+        .as_deref()
+        .ok_or_else(|| MeshError::invalid("key", format!("is required for action {:?}", p.action).to_lowercase()))?;
     validate::key("key", key)?;
     Ok(key)
 }
@@ -160,11 +163,18 @@ impl Engine {
         let key = required_key(p)?;
         let value = p.value.as_deref().ok_or_else(|| MeshError::invalid("value", "is required for action store"))?;
         if value.len() > config::MAX_MEMORY_VALUE_BYTES {
-            return Err(MeshError::TooLarge { what: "value", size: value.len(), limit: config::MAX_MEMORY_VALUE_BYTES });
+            return Err(MeshError::TooLarge {
+                what: "value",
+                size: value.len(),
+                limit: config::MAX_MEMORY_VALUE_BYTES,
+            });
         }
         if let Some(ttl) = p.ttl {
             if ttl == 0 || ttl > config::MAX_TTL_SECS {
-                return Err(MeshError::invalid("ttl", format!("must be between 1 and {} seconds", config::MAX_TTL_SECS)));
+                return Err(MeshError::invalid(
+                    "ttl",
+                    format!("must be between 1 and {} seconds", config::MAX_TTL_SECS),
+                ));
             }
         }
         // Embedded before the lease is granted, so a failure leaves nothing behind.
@@ -223,7 +233,11 @@ impl Engine {
         let store_key = keys::memory(namespace, key);
         let resp = self
             .store()
-            .txn(Txn::new().when([Compare::version(store_key.clone(), CompareOp::Greater, 0)]).and_then([Op::delete(store_key)]))
+            .txn(
+                Txn::new()
+                    .when([Compare::version(store_key.clone(), CompareOp::Greater, 0)])
+                    .and_then([Op::delete(store_key)]),
+            )
             .await?;
         let mut out = MemoryOutput::new(MemoryAction::Delete, namespace, resp.revision);
         out.key = Some(key.to_string());
@@ -232,7 +246,11 @@ impl Engine {
     }
 
     async fn memory_search_action(&self, p: &MemoryParams, namespace: &str) -> Result<MemoryOutput> {
-        let query = p.query.as_deref().or(p.key.as_deref()).ok_or_else(|| MeshError::invalid("query", "is required for action search"))?;
+        let query = p
+            .query
+            .as_deref()
+            .or(p.key.as_deref())
+            .ok_or_else(|| MeshError::invalid("query", "is required for action search"))?;
         let limit = validate::limit("limit", p.limit, config::DEFAULT_LIST_LIMIT)?;
         let ranking = self.memory_rank(namespace, query, limit).await?;
         let mut out = MemoryOutput::new(MemoryAction::Search, namespace, ranking.revision);

@@ -131,8 +131,11 @@ impl Engine {
             let records = resp.kvs.iter().map(decode::<MemoryRecord>).collect::<Result<Vec<_>>>()?;
             let mut entries = resp.kvs.iter().map(|kv| entry(namespace, kv)).collect::<Result<Vec<_>>>()?;
             let stored: Vec<Option<&StoredEmbedding>> = records.iter().map(|r| r.embedding.as_ref()).collect();
-            let resolved = vectors::resolve(embedder, &stored, |i| embedding_text(&entries[i].key, &entries[i].value)).await?;
-            let q = vectors::embed(embedder, vec![vectors::capped(query, config::EMBED_TEXT_MAX_CHARS).to_string()]).await?.remove(0);
+            let resolved =
+                vectors::resolve(embedder, &stored, |i| embedding_text(&entries[i].key, &entries[i].value)).await?;
+            let q = vectors::embed(embedder, vec![vectors::capped(query, config::EMBED_TEXT_MAX_CHARS).to_string()])
+                .await?
+                .remove(0);
             for (e, v) in entries.iter_mut().zip(&resolved.vectors) {
                 let keyword = keyword_score(&terms, &e.key, &e.value);
                 let similarity = cosine(&q, v) as f64;
@@ -159,7 +162,9 @@ impl Engine {
                 e.value = e.value.chars().take(SHOWN_CHARS).collect();
             }
         }
-        hits.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.key.cmp(&b.key)));
+        hits.sort_by(|a, b| {
+            b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.key.cmp(&b.key))
+        });
         hits.truncate(limit);
         let method = if hybrid { SearchMethod::Hybrid } else { SearchMethod::Keyword };
         Ok(Ranking { entries: hits, method, embedded_on_search, revision: resp.revision })

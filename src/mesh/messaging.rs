@@ -174,7 +174,8 @@ impl Engine {
             compares.extend(plan.breaker_updates.iter().map(|(id, _)| {
                 Compare::mod_revision(keys::fault(&view.swarm.id, id), CompareOp::Equal, view.fault_rev(id))
             }));
-            let breaker_ops = plan.breaker_updates.iter().map(|(id, f)| Op::put(keys::fault(&view.swarm.id, id), encode(f)));
+            let breaker_ops =
+                plan.breaker_updates.iter().map(|(id, f)| Op::put(keys::fault(&view.swarm.id, id), encode(f)));
             if let Some(refusal) = plan.refusal {
                 // A failed delivery is recorded against the recipient's breaker, then reported.
                 if plan.breaker_updates.is_empty() {
@@ -218,7 +219,11 @@ impl Engine {
             let mut ops = view.heartbeat_ops(&agent);
             let mut acked_breaker = breaker_success(&view, &agent.id);
             if let Some(f) = acked_breaker.take() {
-                compares.push(Compare::mod_revision(keys::fault(&view.swarm.id, &agent.id), CompareOp::Equal, view.fault_rev(&agent.id)));
+                compares.push(Compare::mod_revision(
+                    keys::fault(&view.swarm.id, &agent.id),
+                    CompareOp::Equal,
+                    view.fault_rev(&agent.id),
+                ));
                 ops.push(Op::put(keys::fault(&view.swarm.id, &agent.id), encode(&f)));
             }
             let mut messages = Vec::new();
@@ -282,7 +287,9 @@ impl Engine {
         }
         let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
         if !resp.succeeded {
-            return Err(MeshError::Conflict("some of these messages were acknowledged concurrently; nothing was changed".into()));
+            return Err(MeshError::Conflict(
+                "some of these messages were acknowledged concurrently; nothing was changed".into(),
+            ));
         }
         self.metrics().add(&self.metrics().messages_acknowledged, unique.len() as u64);
         let mut out = CommunicationOutput::new(CommAction::Ack, resp.revision);
@@ -323,7 +330,13 @@ fn breaker_success(view: &SwarmView, id: &AgentId) -> Option<FaultRecord> {
     Some(f)
 }
 
-fn plan_send(view: &SwarmView, sender: &AgentRecord, to: &str, body: &serde_json::Value, message_type: MessageType) -> Result<SendPlan> {
+fn plan_send(
+    view: &SwarmView,
+    sender: &AgentRecord,
+    to: &str,
+    body: &serde_json::Value,
+    message_type: MessageType,
+) -> Result<SendPlan> {
     let broadcast = to == "all";
     let recipients: Vec<&AgentRecord> = if broadcast {
         view.agents.iter().filter(|a| a.id != sender.id).collect()
@@ -358,11 +371,16 @@ fn plan_send(view: &SwarmView, sender: &AgentRecord, to: &str, body: &serde_json
             continue;
         }
         let Some(route) = view.graph.shortest_path(&sender.id, &r.id, usable) else {
-            let why = if live(&r.id) { "every path crosses a failed agent or a missing link" } else { "the recipient is failed" };
+            let why = if live(&r.id) {
+                "every path crosses a failed agent or a missing link"
+            } else {
+                "the recipient is failed"
+            };
             fault.breaker.on_failure(view.now_ms, settings.circuit_breaker_threshold);
             plan.breaker_updates.push((r.id.clone(), fault));
             if !broadcast {
-                plan.refusal = Some(MeshError::NoRoute { from: sender.name.clone(), to: r.name.clone(), why: why.into() });
+                plan.refusal =
+                    Some(MeshError::NoRoute { from: sender.name.clone(), to: r.name.clone(), why: why.into() });
                 return Ok(plan);
             }
             plan.skipped.push(Skipped { to: r.id.to_string(), reason: format!("no live route: {why}") });

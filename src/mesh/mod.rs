@@ -11,8 +11,8 @@
 
 pub mod activity;
 pub mod agents;
-pub mod call;
 pub mod attend;
+pub mod call;
 pub mod consensus;
 pub mod fault;
 pub mod health;
@@ -22,9 +22,9 @@ pub mod memory;
 pub mod memory_search;
 pub mod messaging;
 pub mod model;
+pub mod monitor;
 pub mod patterns;
 mod registry;
-pub mod monitor;
 pub mod report;
 pub mod stats;
 pub mod swarm;
@@ -40,10 +40,10 @@ use std::sync::Arc;
 
 use crate::attention::Compute;
 use crate::config;
-use crate::metrics::store::Counted;
-use crate::metrics::{series, Metrics, SharedMetrics};
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
+use crate::metrics::store::Counted;
+use crate::metrics::{series, Metrics, SharedMetrics};
 use crate::secret;
 use crate::store::{self, Clock, Op, Revision, SharedStore};
 use health::AgentStatus;
@@ -170,12 +170,25 @@ impl Engine {
     /// Metrics are recorded unless `MESH_METRICS=off` ([`crate::metrics`]).
     pub fn new(store: SharedStore, clock: Arc<dyn Clock>) -> Self {
         let metrics = Metrics::from_env(clock.now_ms());
-        Self { store: store.clone(), raw_store: store, clock, compute: Compute::default(), metrics: metrics.clone(), boards: Arc::default(), registries: Arc::default() }.with_metrics(metrics)
+        Self {
+            store: store.clone(),
+            raw_store: store,
+            clock,
+            compute: Compute::default(),
+            metrics: metrics.clone(),
+            boards: Arc::default(),
+            registries: Arc::default(),
+        }
+        .with_metrics(metrics)
     }
 
     /// The same engine recording into `metrics` (e.g. a registry that is off, for benchmarks).
     pub fn with_metrics(self, metrics: SharedMetrics) -> Self {
-        let store: SharedStore = if metrics.enabled() { Arc::new(Counted::new(self.raw_store.clone(), metrics.clone())) } else { self.raw_store.clone() };
+        let store: SharedStore = if metrics.enabled() {
+            Arc::new(Counted::new(self.raw_store.clone(), metrics.clone()))
+        } else {
+            self.raw_store.clone()
+        };
         Self { store, metrics, ..self }
     }
 

@@ -3,12 +3,12 @@
 use schemars::JsonSchema;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use super::fault::{breaker::Breaker, phi::Arrivals};
 use super::topology::TopologyKind;
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, MessageId, SwarmId};
 use crate::store::{KeyValue, LeaseId};
-use super::fault::{breaker::Breaker, phi::Arrivals};
 use std::collections::BTreeMap;
 
 /// A swarm's coordination settings; the defaults are the coordination manual's.
@@ -211,6 +211,5 @@ pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
 
 /// Decode a stored record, naming the key when it is not what the engine wrote.
 pub fn decode<T: DeserializeOwned>(kv: &KeyValue) -> Result<T> {
-    serde_json::from_slice(&kv.value)
-        .map_err(|e| MeshError::Corrupt { key: kv.key.clone(), reason: e.to_string() })
+    serde_json::from_slice(&kv.value).map_err(|e| MeshError::Corrupt { key: kv.key.clone(), reason: e.to_string() })
 }

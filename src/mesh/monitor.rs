@@ -100,7 +100,10 @@ impl Engine {
         let duration = seconds("duration", p.duration, 10.0, MIN_INTERVAL_S, MAX_DURATION_S)?;
         let interval = seconds("interval", p.interval, 1.0, MIN_INTERVAL_S, MAX_DURATION_S)?;
         if interval > duration {
-            return Err(MeshError::invalid("interval", format!("{interval} s is longer than the duration ({duration} s)")));
+            return Err(MeshError::invalid(
+                "interval",
+                format!("{interval} s is longer than the duration ({duration} s)"),
+            ));
         }
         let wanted = p.metrics.unwrap_or_else(|| {
             use MonitorMetric::*;
@@ -132,7 +135,9 @@ impl Engine {
             ctx.report((i + 1) as f64, Some(total as f64), format!("sample {} of {total}{message}", i + 1)).await;
         }
         let writes_per_second = match (samples.first(), samples.last()) {
-            (Some(a), Some(b)) if b.at_ms > a.at_ms => Some((b.revision - a.revision) as f64 * 1000.0 / (b.at_ms - a.at_ms) as f64),
+            (Some(a), Some(b)) if b.at_ms > a.at_ms => {
+                Some((b.revision - a.revision) as f64 * 1000.0 / (b.at_ms - a.at_ms) as f64)
+            }
             _ => None,
         };
         Ok(SwarmMonitorOutput {
@@ -145,7 +150,12 @@ impl Engine {
         })
     }
 
-    async fn monitor_sample(&self, swarm: &crate::ids::SwarmId, wanted: &[MonitorMetric], base: &crate::metrics::Counts) -> Result<MonitorSample> {
+    async fn monitor_sample(
+        &self,
+        swarm: &crate::ids::SwarmId,
+        wanted: &[MonitorMetric],
+        base: &crate::metrics::Counts,
+    ) -> Result<MonitorSample> {
         let has = |m: MonitorMetric| wanted.contains(&m);
         let view = self.load_swarm(swarm).await?;
         let mut s = MonitorSample {

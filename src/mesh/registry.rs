@@ -179,8 +179,8 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::mesh::Engine;
     use crate::mesh::testing::{params, two_processes};
+    use crate::mesh::Engine;
 
     fn fingerprint(v: &SwarmView) -> Value {
         let by_id = |m: Vec<(String, Value)>| m.into_iter().collect::<BTreeMap<_, _>>();
@@ -221,23 +221,39 @@ mod tests {
         let mut agents = Vec::new();
         for i in 0..4 {
             let engine = if i % 2 == 0 { &a } else { &b };
-            agents.push(engine.agent_spawn(params(json!({"type": "coder", "name": format!("a{i}"), "swarmId": "s"}))).await.unwrap());
+            agents.push(
+                engine
+                    .agent_spawn(params(json!({"type": "coder", "name": format!("a{i}"), "swarmId": "s"})))
+                    .await
+                    .unwrap(),
+            );
             check(&a).await;
             check(&b).await;
         }
         // a3 goes quiet; the others keep calling. Its lease runs out: a deletion nobody wrote.
-        let ttl_ms = fingerprint(&a.load_swarm(&id).await.unwrap())["liveness"][&agents[3].agent_id]["ttlMs"].as_i64().unwrap();
+        let ttl_ms =
+            fingerprint(&a.load_swarm(&id).await.unwrap())["liveness"][&agents[3].agent_id]["ttlMs"].as_i64().unwrap();
         for _ in 0..ttl_ms / 5_000 + 1 {
             clock.advance(5_000);
             for x in &agents[..3] {
-                b.communicate(params(json!({"action": "receive", "agentId": x.agent_id, "agentToken": x.agent_token}))).await.unwrap();
+                b.communicate(params(json!({"action": "receive", "agentId": x.agent_id, "agentToken": x.agent_token})))
+                    .await
+                    .unwrap();
             }
         }
         let seen = check(&a).await;
-        assert!(seen["liveness"].get(&agents[3].agent_id).is_none(), "the expired liveness key is gone: {}", seen["liveness"]);
+        assert!(
+            seen["liveness"].get(&agents[3].agent_id).is_none(),
+            "the expired liveness key is gone: {}",
+            seen["liveness"]
+        );
         assert_eq!(seen["liveness"].as_object().unwrap().len(), 3);
         // Failover records the fault; recovery brings the agent back with a new lease.
-        a.fault_tolerance(params(json!({"strategy": "recover", "agentId": agents[3].agent_id, "agentToken": agents[3].agent_token}))).await.unwrap();
+        a.fault_tolerance(params(
+            json!({"strategy": "recover", "agentId": agents[3].agent_id, "agentToken": agents[3].agent_token}),
+        ))
+        .await
+        .unwrap();
         let back = check(&b).await;
         assert!(back["liveness"].get(&agents[3].agent_id).is_some(), "{}", back["liveness"]);
         check(&a).await;

@@ -246,16 +246,30 @@ impl Engine {
         let in_frame = |t: Option<i64>| t.is_some_and(|t| t >= from_ms && t <= to_ms);
         let tasks_fig = TaskFigures {
             created: tasks.iter().filter(|t| in_frame(Some(t.created_at_ms))).count() as u64,
-            completed: tasks.iter().filter(|t| t.state == super::tasks::record::TaskState::Completed && in_frame(t.finished_at_ms)).count() as u64,
-            failed: tasks.iter().filter(|t| t.state == super::tasks::record::TaskState::Failed && in_frame(t.finished_at_ms)).count() as u64,
+            completed: tasks
+                .iter()
+                .filter(|t| t.state == super::tasks::record::TaskState::Completed && in_frame(t.finished_at_ms))
+                .count() as u64,
+            failed: tasks
+                .iter()
+                .filter(|t| t.state == super::tasks::record::TaskState::Failed && in_frame(t.finished_at_ms))
+                .count() as u64,
             by_state_now: stats::tasks_by_state(&tasks),
         };
         // Store operations alone are not activity: the reconcile sweep reads on its own.
-        let activity = c.tool_calls() + c.messages_sent + c.messages_delivered + c.messages_acknowledged + c.failures + c.recoveries;
+        let activity = c.tool_calls()
+            + c.messages_sent
+            + c.messages_delivered
+            + c.messages_acknowledged
+            + c.failures
+            + c.recoveries;
         let has_data = activity > 0 || consensus.proposals > 0 || consensus.decisions > 0 || tasks_fig.created > 0;
         let note = (!has_data).then(|| {
             let off = if self.metrics().enabled() { "" } else { " (this process records nothing: MESH_METRICS=off)" };
-            format!("no data: no tool call, message, failure, proposal or task was recorded in the last {}{off}", timeframe.as_str())
+            format!(
+                "no data: no tool call, message, failure, proposal or task was recorded in the last {}{off}",
+                timeframe.as_str()
+            )
         });
         let processes = process_figures(&samples);
         let detailed = format != ReportFormat::Summary;
@@ -297,7 +311,11 @@ impl Engine {
 }
 
 fn tool_figures(c: &Counts) -> Vec<ToolFigures> {
-    let mut tools: Vec<_> = c.tools.iter().map(|(name, t)| ToolFigures { tool: name.clone(), figures: calls(t.calls, t.errors, &t.latency) }).collect();
+    let mut tools: Vec<_> = c
+        .tools
+        .iter()
+        .map(|(name, t)| ToolFigures { tool: name.clone(), figures: calls(t.calls, t.errors, &t.latency) })
+        .collect();
     tools.sort_by(|a, b| b.figures.calls.cmp(&a.figures.calls).then_with(|| a.tool.cmp(&b.tool)));
     tools
 }
@@ -368,18 +386,31 @@ fn markdown(r: &PerformanceReportOutput) -> String {
     let _ = writeln!(s, "| tool calls (errors) | {} ({}) |", t.calls, t.errors);
     let _ = writeln!(s, "| tool call p50 / p95 ms | {} / {} |", ms(t.latency.p50_ms), ms(t.latency.p95_ms));
     let m = &r.messages;
-    let _ = writeln!(s, "| messages sent / delivered / acknowledged | {} / {} / {} |", m.sent, m.delivered, m.acknowledged);
+    let _ =
+        writeln!(s, "| messages sent / delivered / acknowledged | {} / {} / {} |", m.sent, m.delivered, m.acknowledged);
     let c = &r.consensus;
     let rate = c.agreement_rate.map_or("–".into(), |a| format!("{:.1}%", a * 100.0));
     let _ = writeln!(s, "| proposals / decisions (agreement) | {} / {} ({rate}) |", c.proposals, c.decisions);
     let _ = writeln!(s, "| failures / recoveries | {} / {} |", r.faults.failures, r.faults.recoveries);
-    let _ = writeln!(s, "| tasks created / completed / failed | {} / {} / {} |", r.tasks.created, r.tasks.completed, r.tasks.failed);
+    let _ = writeln!(
+        s,
+        "| tasks created / completed / failed | {} / {} / {} |",
+        r.tasks.created, r.tasks.completed, r.tasks.failed
+    );
     let _ = writeln!(s, "| store reads / writes | {} / {} |", r.store.reads, r.store.writes);
     if let Some(tools) = r.tools.as_ref().filter(|t| !t.is_empty()) {
         let _ = writeln!(s, "\n| tool | calls | errors | p50 ms | p95 ms |\n|---|---|---|---|---|");
         for tool in tools {
             let f = &tool.figures;
-            let _ = writeln!(s, "| {} | {} | {} | {} | {} |", tool.tool, f.calls, f.errors, ms(f.latency.p50_ms), ms(f.latency.p95_ms));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                tool.tool,
+                f.calls,
+                f.errors,
+                ms(f.latency.p50_ms),
+                ms(f.latency.p95_ms)
+            );
         }
     }
     s

@@ -70,7 +70,8 @@ pub fn tasks_by_state(tasks: &[TaskRecord]) -> BTreeMap<String, u64> {
 
 /// Proposals by status: open, or the outcome they were decided with.
 pub fn proposals_by_status(proposals: &[Proposal]) -> BTreeMap<String, u64> {
-    let mut by: BTreeMap<String, u64> = ["open", "approved", "rejected", "expired"].iter().map(|s| (s.to_string(), 0)).collect();
+    let mut by: BTreeMap<String, u64> =
+        ["open", "approved", "rejected", "expired"].iter().map(|s| (s.to_string(), 0)).collect();
     for p in proposals {
         let status = p.decision.as_ref().map_or("open", |d| d.outcome.as_str());
         *by.entry(status.to_string()).or_default() += 1;
@@ -82,8 +83,10 @@ impl Engine {
     /// Tasks, proposals and agents of every swarm, counted by state, for the Prometheus gauges.
     pub async fn state_gauges(&self) -> Result<crate::metrics::prometheus::StateGauges> {
         let mut agents_by_status = BTreeMap::new();
-        let index = self.store().range(RangeRequest::prefix(super::keys::agent_index(&crate::ids::AgentId::new("")))).await?;
-        let swarms: std::collections::BTreeSet<String> = index.kvs.iter().map(|kv| String::from_utf8_lossy(&kv.value).into_owned()).collect();
+        let index =
+            self.store().range(RangeRequest::prefix(super::keys::agent_index(&crate::ids::AgentId::new("")))).await?;
+        let swarms: std::collections::BTreeSet<String> =
+            index.kvs.iter().map(|kv| String::from_utf8_lossy(&kv.value).into_owned()).collect();
         for swarm in swarms {
             // A swarm destroyed between the two reads has no agents left to count.
             let Ok(view) = self.load_swarm(&SwarmId::new(swarm)).await else { continue };

@@ -241,16 +241,16 @@ impl Engine {
             settings: settings.clone(),
             created_at_ms: self.now_ms(),
         };
-        let txn = Txn::new()
-            .when([Compare::absent(keys::swarm(&id))])
-            .and_then([
-                Op::put(keys::swarm(&id), encode(&record)),
-                Op::put(keys::graph(&id), encode(&Graph::default())),
-                Op::put(keys::DEFAULT_SWARM, id.as_str()),
-            ]);
+        let txn = Txn::new().when([Compare::absent(keys::swarm(&id))]).and_then([
+            Op::put(keys::swarm(&id), encode(&record)),
+            Op::put(keys::graph(&id), encode(&Graph::default())),
+            Op::put(keys::DEFAULT_SWARM, id.as_str()),
+        ]);
         let resp = self.store().txn(txn).await?;
         if !resp.succeeded {
-            return Err(MeshError::Conflict(format!("swarm `{id}` already exists; pick another swarmId or swarm_destroy it first")));
+            return Err(MeshError::Conflict(format!(
+                "swarm `{id}` already exists; pick another swarmId or swarm_destroy it first"
+            )));
         }
         Ok(SwarmInitOutput {
             swarm_id: id.to_string(),

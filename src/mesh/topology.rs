@@ -70,9 +70,7 @@ pub const BRANCHING: usize = 4;
 pub type Edge = (AgentId, AgentId);
 
 /// The shape of a swarm's connection graph.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TopologyKind {
     /// Everyone linked while small, then degree 3 to 5 with redundant paths.
@@ -111,11 +109,7 @@ pub struct UnknownTopology(pub String);
 
 impl fmt::Display for UnknownTopology {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown topology {:?} (expected mesh, hierarchical, ring or star)",
-            self.0
-        )
+        write!(f, "unknown topology {:?} (expected mesh, hierarchical, ring or star)", self.0)
     }
 }
 
@@ -213,17 +207,11 @@ impl Graph {
 
     /// The nodes linked to `id`, in join order.
     pub fn neighbours(&self, id: &AgentId) -> Vec<&AgentId> {
-        self.nodes
-            .iter()
-            .filter(|other| self.has_edge(id, other))
-            .collect()
+        self.nodes.iter().filter(|other| self.has_edge(id, other)).collect()
     }
 
     pub fn degree(&self, id: &AgentId) -> usize {
-        self.edges
-            .iter()
-            .filter(|(a, b)| a == id || b == id)
-            .count()
+        self.edges.iter().filter(|(a, b)| a == id || b == id).count()
     }
 
     fn position(&self, id: &AgentId) -> Option<usize> {
@@ -231,12 +219,7 @@ impl Graph {
     }
 
     fn adjacency(&self) -> Adjacency {
-        let pos: HashMap<&AgentId, usize> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id, i))
-            .collect();
+        let pos: HashMap<&AgentId, usize> = self.nodes.iter().enumerate().map(|(i, id)| (id, i)).collect();
         let mut lists = vec![Vec::new(); self.nodes.len()];
         for (a, b) in &self.edges {
             if let (Some(&i), Some(&j)) = (pos.get(a), pos.get(b)) {
@@ -289,17 +272,12 @@ impl Graph {
             return LinkChange::default();
         };
         self.nodes.remove(i);
-        let (removed, kept) = std::mem::take(&mut self.edges)
-            .into_iter()
-            .partition(|(a, b)| a == id || b == id);
+        let (removed, kept) = std::mem::take(&mut self.edges).into_iter().partition(|(a, b)| a == id || b == id);
         self.edges = kept;
         if self.root.as_ref() == Some(id) {
             self.root = None;
         }
-        LinkChange {
-            added: Vec::new(),
-            removed,
-        }
+        LinkChange { added: Vec::new(), removed }
     }
 
     /// A fresh graph of shape `kind` over `live` (in that order, duplicates
@@ -315,24 +293,16 @@ impl Graph {
                 nodes.push(id.clone());
             }
         }
-        let root = coordinator
-            .filter(|c| nodes.contains(c))
-            .or(nodes.first())
-            .cloned();
+        let root = coordinator.filter(|c| nodes.contains(c)).or(nodes.first()).cloned();
         let pairs = match kind {
             TopologyKind::Mesh => mesh_pairs(nodes.len()),
             TopologyKind::Ring => ring_pairs(nodes.len()),
             TopologyKind::Hierarchical | TopologyKind::Star => {
-                let r = root
-                    .as_ref()
-                    .and_then(|r| nodes.iter().position(|n| n == r));
+                let r = root.as_ref().and_then(|r| nodes.iter().position(|n| n == r));
                 anchored_pairs(kind, nodes.len(), r.unwrap_or(0))
             }
         };
-        let mut edges: Vec<Edge> = pairs
-            .into_iter()
-            .filter_map(|(i, j)| normalise(&nodes[i], &nodes[j]))
-            .collect();
+        let mut edges: Vec<Edge> = pairs.into_iter().filter_map(|(i, j)| normalise(&nodes[i], &nodes[j])).collect();
         edges.sort();
         edges.dedup();
         Graph { nodes, edges, root }
@@ -342,18 +312,8 @@ impl Graph {
     pub fn diff(&self, newer: &Graph) -> LinkChange {
         let missing_from = |g: &Graph, e: &&Edge| g.edges.binary_search(e).is_err();
         LinkChange {
-            added: newer
-                .edges
-                .iter()
-                .filter(|e| missing_from(self, e))
-                .cloned()
-                .collect(),
-            removed: self
-                .edges
-                .iter()
-                .filter(|e| missing_from(newer, e))
-                .cloned()
-                .collect(),
+            added: newer.edges.iter().filter(|e| missing_from(self, e)).cloned().collect(),
+            removed: self.edges.iter().filter(|e| missing_from(newer, e)).cloned().collect(),
         }
     }
 
@@ -450,11 +410,7 @@ impl Graph {
         parent[start] = start;
         let mut queue = VecDeque::from([start]);
         while let Some(u) = queue.pop_front() {
-            let children: Vec<usize> = adj.lists[u]
-                .iter()
-                .copied()
-                .filter(|&v| v != parent[u])
-                .collect();
+            let children: Vec<usize> = adj.lists[u].iter().copied().filter(|&v| v != parent[u]).collect();
             if children.len() < BRANCHING {
                 return Some(self.nodes[u].clone());
             }
@@ -513,9 +469,7 @@ fn hop_counts(adj: &Adjacency, start: usize) -> Vec<usize> {
 /// Mesh over positions `0..n`: complete up to [`SMALL_MESH`], else C_n(1, ceil(sqrt n)).
 fn mesh_pairs(n: usize) -> Vec<(usize, usize)> {
     if n <= SMALL_MESH {
-        (0..n)
-            .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
-            .collect()
+        (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).collect()
     } else {
         // The circulant C_n(1, s) with s near sqrt(n): a Hamiltonian cycle (so no bridge) plus
         // chords of length s, giving degree 4 and a diameter of about sqrt(n) rather than the
@@ -524,9 +478,7 @@ fn mesh_pairs(n: usize) -> Vec<(usize, usize)> {
         if 2 * s == n {
             s -= 1;
         }
-        (0..n)
-            .flat_map(|i| [(i, (i + 1) % n), (i, (i + s) % n)])
-            .collect()
+        (0..n).flat_map(|i| [(i, (i + 1) % n), (i, (i + s) % n)]).collect()
     }
 }
 
@@ -540,16 +492,10 @@ fn ring_pairs(n: usize) -> Vec<(usize, usize)> {
 
 /// Star or breadth-filled tree over positions `0..n`, anchored at `root`.
 fn anchored_pairs(kind: TopologyKind, n: usize, root: usize) -> Vec<(usize, usize)> {
-    let order: Vec<usize> = std::iter::once(root)
-        .chain((0..n).filter(|&i| i != root))
-        .collect();
+    let order: Vec<usize> = std::iter::once(root).chain((0..n).filter(|&i| i != root)).collect();
     (1..order.len())
         .map(|k| {
-            let parent = if kind == TopologyKind::Star {
-                0
-            } else {
-                (k - 1) / BRANCHING
-            };
+            let parent = if kind == TopologyKind::Star { 0 } else { (k - 1) / BRANCHING };
             (order[parent], order[k])
         })
         .collect()
@@ -621,12 +567,7 @@ impl Graph {
                 }
             }
             members.sort_unstable();
-            components.push(
-                members
-                    .into_iter()
-                    .map(|i| self.nodes[i].clone())
-                    .collect::<Vec<_>>(),
-            );
+            components.push(members.into_iter().map(|i| self.nodes[i].clone()).collect::<Vec<_>>());
         }
         components.sort_by_key(|c| std::cmp::Reverse(c.len()));
         components
@@ -652,10 +593,7 @@ impl Graph {
 
     /// How many links have both ends usable.
     pub fn edges_among(&self, usable: impl Fn(&AgentId) -> bool) -> usize {
-        self.edges
-            .iter()
-            .filter(|(a, b)| usable(a) && usable(b))
-            .count()
+        self.edges.iter().filter(|(a, b)| usable(a) && usable(b)).count()
     }
 }
 
@@ -665,9 +603,7 @@ mod tests {
 
     /// Ids whose sort order differs from their join order.
     fn ids(n: usize) -> Vec<AgentId> {
-        (0..n)
-            .map(|i| AgentId::new(format!("agent-{:03}", (i * 37) % 1000)))
-            .collect()
+        (0..n).map(|i| AgentId::new(format!("agent-{:03}", (i * 37) % 1000))).collect()
     }
 
     fn grown(kind: TopologyKind, n: usize) -> Graph {
@@ -706,8 +642,7 @@ mod tests {
             }
             seen.iter().all(|&s| s)
         };
-        let mut links =
-            (0..adj.lists.len()).flat_map(|i| adj.lists[i].iter().map(move |&j| (i, j)));
+        let mut links = (0..adj.lists.len()).flat_map(|i| adj.lists[i].iter().map(move |&j| (i, j)));
         links.any(|cut| !reaches_all_without(cut))
     }
 
@@ -716,27 +651,17 @@ mod tests {
     }
 
     fn edges_well_formed(g: &Graph) -> bool {
-        g.edges.windows(2).all(|w| w[0] < w[1])
-            && g.edges
-                .iter()
-                .all(|(a, b)| a < b && g.contains(a) && g.contains(b))
+        g.edges.windows(2).all(|w| w[0] < w[1]) && g.edges.iter().all(|(a, b)| a < b && g.contains(a) && g.contains(b))
     }
 
     /// The most hops from `id` to any node (`usize::MAX` if one is unreachable).
     fn eccentricity(g: &Graph, id: &AgentId) -> usize {
         let start = g.position(id).unwrap();
-        hop_counts(&g.adjacency(), start)
-            .into_iter()
-            .max()
-            .unwrap_or(0)
+        hop_counts(&g.adjacency(), start).into_iter().max().unwrap_or(0)
     }
 
     fn diameter(g: &Graph) -> usize {
-        g.nodes
-            .iter()
-            .map(|n| eccentricity(g, n))
-            .max()
-            .unwrap_or(0)
+        g.nodes.iter().map(|n| eccentricity(g, n)).max().unwrap_or(0)
     }
 
     #[test]
@@ -873,11 +798,7 @@ mod tests {
             let hub = g.root().unwrap();
             assert_eq!(g.degree(hub), n - 1);
             assert_eq!(g.edges.len(), n - 1);
-            assert!(g
-                .nodes
-                .iter()
-                .filter(|x| *x != hub)
-                .all(|x| g.degree(x) == 1));
+            assert!(g.nodes.iter().filter(|x| *x != hub).all(|x| g.degree(x) == 1));
         }
     }
 
@@ -908,10 +829,7 @@ mod tests {
     fn star_with_failed_hub_has_no_route() {
         let g = grown(TopologyKind::Star, 8);
         let hub = g.root().unwrap().clone();
-        assert_eq!(
-            g.shortest_path(&g.nodes[1], &g.nodes[5], |n| *n != hub),
-            None
-        );
+        assert_eq!(g.shortest_path(&g.nodes[1], &g.nodes[5], |n| *n != hub), None);
         assert_eq!(g.components(|n| *n != hub).len(), 7);
         assert_eq!(g.edges_among(|n| *n != hub), 0);
     }
@@ -934,19 +852,13 @@ mod tests {
         let g = Graph::rebuild(TopologyKind::Ring, &ids(4), None);
         // 0 -> 2 has two 2-hop routes, via 1 and via 3: join order picks 1.
         let path = g.shortest_path(&g.nodes[0], &g.nodes[2], all).unwrap();
-        assert_eq!(
-            path,
-            vec![g.nodes[0].clone(), g.nodes[1].clone(), g.nodes[2].clone()]
-        );
+        assert_eq!(path, vec![g.nodes[0].clone(), g.nodes[1].clone(), g.nodes[2].clone()]);
     }
 
     #[test]
     fn rebuild_restores_a_degree_4_mesh_over_survivors() {
         let mut g = grown(TopologyKind::Mesh, 20);
-        let failed: Vec<AgentId> = [1, 4, 5, 9, 13, 17]
-            .iter()
-            .map(|&i| g.nodes[i].clone())
-            .collect();
+        let failed: Vec<AgentId> = [1, 4, 5, 9, 13, 17].iter().map(|&i| g.nodes[i].clone()).collect();
         for id in &failed {
             g.leave(id);
         }
@@ -1012,9 +924,7 @@ mod tests {
         assert_eq!(change, before.diff(&g));
         assert_eq!(change.removed.len(), 1);
         assert_eq!(change.added.len(), 2);
-        assert!(g
-            .join(TopologyKind::Ring, AgentId::new("late"), false)
-            .is_empty());
+        assert!(g.join(TopologyKind::Ring, AgentId::new("late"), false).is_empty());
     }
 
     #[test]

@@ -12,7 +12,10 @@ pub fn name(field: &'static str, value: &str) -> Result<()> {
         return Err(MeshError::invalid(field, format!("longer than {} bytes", config::MAX_NAME_BYTES)));
     }
     if let Some(c) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c))) {
-        return Err(MeshError::invalid(field, format!("character {c:?} is not allowed (use letters, digits, - _ . :)")));
+        return Err(MeshError::invalid(
+            field,
+            format!("character {c:?} is not allowed (use letters, digits, - _ . :)"),
+        ));
     }
     Ok(())
 }

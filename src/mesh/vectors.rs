@@ -73,7 +73,10 @@ pub async fn embed(embedder: &Arc<dyn Embedder>, texts: Vec<String>) -> Result<V
             let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
             let vectors = embedder.embed(&refs)?;
             if vectors.len() != refs.len() || vectors.iter().any(|v| v.len() != embedder.dim()) {
-                return Err(MeshError::Compute(format!("embedder {} returned vectors of the wrong shape", embedder.name())));
+                return Err(MeshError::Compute(format!(
+                    "embedder {} returned vectors of the wrong shape",
+                    embedder.name()
+                )));
             }
             out.extend(vectors);
         }

@@ -11,9 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use serde::{Deserialize, Serialize};
 
 /// Upper bounds (ms) for tool calls and store operations: 50 µs to 30 s.
-pub const FAST_MS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 30000.0];
+pub const FAST_MS: &[f64] =
+    &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 30000.0];
 /// Upper bounds (ms) for message delivery and consensus decisions: 1 ms to 1 h.
-pub const SLOW_MS: &[f64] = &[1.0, 10.0, 100.0, 1000.0, 5000.0, 10000.0, 30000.0, 60000.0, 300000.0, 600000.0, 3600000.0];
+pub const SLOW_MS: &[f64] =
+    &[1.0, 10.0, 100.0, 1000.0, 5000.0, 10000.0, 30000.0, 60000.0, 300000.0, 600000.0, 3600000.0];
 
 /// A histogram being recorded: one atomic per bucket plus the sum in microseconds.
 pub struct Histogram {
@@ -36,7 +38,10 @@ impl Histogram {
 
     /// The counts so far; an empty histogram gives the empty (default) counts.
     pub fn counts(&self) -> HistCounts {
-        let c = HistCounts { buckets: self.buckets.iter().map(|b| b.load(Relaxed)).collect(), sum_us: self.sum_us.load(Relaxed) };
+        let c = HistCounts {
+            buckets: self.buckets.iter().map(|b| b.load(Relaxed)).collect(),
+            sum_us: self.sum_us.load(Relaxed),
+        };
         if c.is_empty() {
             HistCounts::default()
         } else {
@@ -81,7 +86,12 @@ impl HistCounts {
 
     /// `self - earlier`, for counts that only grow (a delta between two snapshots).
     pub fn since(&self, earlier: &HistCounts) -> HistCounts {
-        let buckets: Vec<u64> = self.buckets.iter().enumerate().map(|(i, n)| n.saturating_sub(earlier.buckets.get(i).copied().unwrap_or(0))).collect();
+        let buckets: Vec<u64> = self
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, n)| n.saturating_sub(earlier.buckets.get(i).copied().unwrap_or(0)))
+            .collect();
         let delta = HistCounts { buckets, sum_us: self.sum_us.saturating_sub(earlier.sum_us) };
         if delta.is_empty() {
             HistCounts::default()

@@ -32,8 +32,8 @@ use std::time::Duration;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
-pub use histogram::{HistCounts, Histogram, FAST_MS, SLOW_MS};
 use histogram::is_zero;
+pub use histogram::{HistCounts, Histogram, FAST_MS, SLOW_MS};
 
 /// The environment switch: `MESH_METRICS=off` (or `0`, `false`) records nothing.
 pub const ENV_METRICS: &str = "MESH_METRICS";
@@ -129,7 +129,8 @@ pub struct ToolCounts {
 impl Metrics {
     /// A registry for this process, on or off as `MESH_METRICS` says.
     pub fn from_env(now_ms: i64) -> SharedMetrics {
-        let off = std::env::var(ENV_METRICS).is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "off" | "0" | "false"));
+        let off = std::env::var(ENV_METRICS)
+            .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "off" | "0" | "false"));
         Arc::new(Self::new(!off, now_ms))
     }
 
@@ -177,7 +178,13 @@ impl Metrics {
             None => self
                 .tools
                 .entry(tool)
-                .or_insert_with(|| Arc::new(ToolStats { calls: AtomicU64::new(0), errors: AtomicU64::new(0), latency: Histogram::new(FAST_MS) }))
+                .or_insert_with(|| {
+                    Arc::new(ToolStats {
+                        calls: AtomicU64::new(0),
+                        errors: AtomicU64::new(0),
+                        latency: Histogram::new(FAST_MS),
+                    })
+                })
                 .clone(),
         };
         stats.calls.fetch_add(1, Relaxed);
@@ -208,7 +215,11 @@ impl Metrics {
             .iter()
             .map(|e| {
                 let s = e.value();
-                let counts = ToolCounts { calls: s.calls.load(Relaxed), errors: s.errors.load(Relaxed), latency: s.latency.counts() };
+                let counts = ToolCounts {
+                    calls: s.calls.load(Relaxed),
+                    errors: s.errors.load(Relaxed),
+                    latency: s.latency.counts(),
+                };
                 (e.key().to_string(), counts)
             })
             .collect();

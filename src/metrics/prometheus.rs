@@ -36,7 +36,11 @@ pub fn render(c: &Counts, resources: Option<Resources>, started_ms: i64, state: 
     for (name, help, value) in [
         ("mesh_messages_sent_total", "Messages committed to mailboxes by daa_communication send.", c.messages_sent),
         ("mesh_messages_delivered_total", "Messages handed out by receive for the first time.", c.messages_delivered),
-        ("mesh_messages_acknowledged_total", "Messages acknowledged (removed from their mailbox).", c.messages_acknowledged),
+        (
+            "mesh_messages_acknowledged_total",
+            "Messages acknowledged (removed from their mailbox).",
+            c.messages_acknowledged,
+        ),
         ("mesh_agent_failures_total", "Agents this process declared failed (failover).", c.failures),
         ("mesh_agent_recoveries_total", "Failed agents this process brought back.", c.recoveries),
         ("mesh_store_errors_total", "Store operations that failed.", c.store_errors),
@@ -121,8 +125,14 @@ mod tests {
         c.tools.insert("swarm_init".into(), ToolCounts { calls: 2, errors: 1, latency });
         let text = render(&c, None, 1_000, &StateGauges::default());
         assert!(text.contains("mesh_tool_calls_total{tool=\"swarm_init\"} 2\n"), "{text}");
-        assert!(text.contains("mesh_tool_call_duration_seconds_bucket{tool=\"swarm_init\",le=\"0.0005\"} 0\n"), "{text}");
-        assert!(text.contains("mesh_tool_call_duration_seconds_bucket{tool=\"swarm_init\",le=\"0.001\"} 1\n"), "{text}");
+        assert!(
+            text.contains("mesh_tool_call_duration_seconds_bucket{tool=\"swarm_init\",le=\"0.0005\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mesh_tool_call_duration_seconds_bucket{tool=\"swarm_init\",le=\"0.001\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("mesh_tool_call_duration_seconds_bucket{tool=\"swarm_init\",le=\"+Inf\"} 2\n"), "{text}");
         assert!(text.contains("mesh_tool_call_duration_seconds_count{tool=\"swarm_init\"} 2\n"), "{text}");
         assert!(text.contains("process_start_time_seconds 1\n"), "{text}");

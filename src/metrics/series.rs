@@ -71,7 +71,9 @@ pub async fn flush(store: &dyn Store, metrics: &Metrics, now_ms: i64) -> Result<
     };
     let value = serde_json::to_vec(&sample).expect("samples serialize");
     let mut ops = vec![Op::put(key(now_ms, metrics.process_id()), value)];
-    let expired = store.range(RangeRequest { start: PREFIX.into(), end: Some(key(now_ms - RETENTION_MS, "")), limit: PRUNE_BATCH }).await?;
+    let expired = store
+        .range(RangeRequest { start: PREFIX.into(), end: Some(key(now_ms - RETENTION_MS, "")), limit: PRUNE_BATCH })
+        .await?;
     ops.extend(expired.kvs.into_iter().map(|kv| Op::delete(kv.key)));
     store.txn(Txn::new().and_then(ops)).await?;
     flushed.counts = total;

@@ -4,7 +4,10 @@
 use std::time::Instant;
 
 use super::SharedMetrics;
-use crate::store::{LeaseId, LeaseInfo, RangeRequest, RangeResponse, Revision, SharedStore, Store, StoreError, Txn, TxnResponse, Watch, WatchEvent};
+use crate::store::{
+    LeaseId, LeaseInfo, RangeRequest, RangeResponse, Revision, SharedStore, Store, StoreError, Txn, TxnResponse, Watch,
+    WatchEvent,
+};
 
 pub struct Counted {
     inner: SharedStore,

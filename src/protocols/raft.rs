@@ -44,12 +44,29 @@ pub struct Entry {
 /// Raft's RPCs and their replies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
-    RequestVote { term: u64, last_index: u64, last_term: u64 },
-    Vote { term: u64, granted: bool },
-    Append { term: u64, prev_index: u64, prev_term: u64, entries: Vec<Entry>, commit: u64 },
+    RequestVote {
+        term: u64,
+        last_index: u64,
+        last_term: u64,
+    },
+    Vote {
+        term: u64,
+        granted: bool,
+    },
+    Append {
+        term: u64,
+        prev_index: u64,
+        prev_term: u64,
+        entries: Vec<Entry>,
+        commit: u64,
+    },
     /// `match_index`: on success the last index known to match; on failure a hint (the follower's
     /// log length or the index before the conflict) for where the leader should retry.
-    AppendReply { term: u64, success: bool, match_index: u64 },
+    AppendReply {
+        term: u64,
+        success: bool,
+        match_index: u64,
+    },
 }
 
 /// The three roles of a Raft node.
@@ -170,7 +187,13 @@ impl Raft {
         let prev_index = next - 1;
         let end = self.log.len().min(prev_index as usize + MAX_BATCH);
         let entries = self.log[prev_index as usize..end].to_vec();
-        let msg = Msg::Append { term: self.term, prev_index, prev_term: self.term_at(prev_index), entries, commit: self.commit };
+        let msg = Msg::Append {
+            term: self.term,
+            prev_index,
+            prev_term: self.term_at(prev_index),
+            entries,
+            commit: self.commit,
+        };
         Envelope { from: self.id, to, msg }
     }
 
@@ -267,7 +290,10 @@ impl Node for Raft {
 
     fn on_message(&mut self, from: NodeId, msg: Msg, now: u64) -> Outbox<Msg> {
         let term = match &msg {
-            Msg::RequestVote { term, .. } | Msg::Vote { term, .. } | Msg::Append { term, .. } | Msg::AppendReply { term, .. } => *term,
+            Msg::RequestVote { term, .. }
+            | Msg::Vote { term, .. }
+            | Msg::Append { term, .. }
+            | Msg::AppendReply { term, .. } => *term,
         };
         if term > self.term {
             self.step_down(term);
@@ -446,7 +472,9 @@ mod tests {
         deliver(&mut nodes, out, 1000, &[]);
         let committed = nodes[old].commit_index();
         run(&mut nodes, 1000, 3000, &[old as NodeId], &mut rng);
-        let new = leader(&nodes.iter().enumerate().filter(|(i, _)| *i != old).map(|(_, n)| n.clone()).collect::<Vec<_>>()).unwrap();
+        let new =
+            leader(&nodes.iter().enumerate().filter(|(i, _)| *i != old).map(|(_, n)| n.clone()).collect::<Vec<_>>())
+                .unwrap();
         let new = if new >= old { new + 1 } else { new };
         assert!(nodes[new].term > nodes[old].term);
         assert!(nodes[new].log.len() as u64 >= committed);

@@ -82,7 +82,8 @@ pub const FILES: &[(&str, &str)] = &[
 /// Parse one tool's catalogue entry. The files are part of the build, so a malformed one is a bug
 /// caught by the first test that loads it.
 pub fn entry(name: &str) -> Entry {
-    let (_, text) = FILES.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no catalogue file for tool `{name}`"));
+    let (_, text) =
+        FILES.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no catalogue file for tool `{name}`"));
     let entry: Entry = serde_json::from_str(text).unwrap_or_else(|e| panic!("tools/{name}.json is malformed: {e}"));
     assert_eq!(entry.name, name, "tools/{name}.json names another tool");
     entry

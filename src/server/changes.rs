@@ -66,7 +66,8 @@ mod tests {
     use crate::store::{EventKind, KeyValue};
 
     fn put(key: &str, rev: i64) -> WatchEvent {
-        let kv = KeyValue { key: key.into(), value: vec![], create_revision: rev, mod_revision: rev, version: 1, lease: 0 };
+        let kv =
+            KeyValue { key: key.into(), value: vec![], create_revision: rev, mod_revision: rev, version: 1, lease: 0 };
         WatchEvent { kind: EventKind::Put, kv }
     }
 
@@ -85,7 +86,13 @@ mod tests {
 
     #[test]
     fn a_batch_names_each_swarm_and_namespace_once_with_its_newest_revision() {
-        let batch = [put("swarm/b/agent/x", 7), put("swarm/a/graph", 7), put("mbox/b/x/m", 8), put("memory/n/k", 9), put("default-swarm", 9)];
+        let batch = [
+            put("swarm/b/agent/x", 7),
+            put("swarm/a/graph", 7),
+            put("mbox/b/x/m", 8),
+            put("memory/n/k", 9),
+            put("default-swarm", 9),
+        ];
         let summary = summarize(&batch);
         assert_eq!(
             summary,

@@ -43,8 +43,12 @@ pub fn unknown_resource(uri: &str) -> ErrorData {
 /// name is invalid params; a store failure is internal (its detail goes to the log, not out).
 pub fn resource_error(uri: &str, e: &MeshError) -> ErrorData {
     match e {
-        MeshError::NotFound { .. } => ErrorData::resource_not_found(format!("{e} (resource `{uri}`)"), Some(json!({ "uri": uri }))),
-        MeshError::InvalidArgument { .. } | MeshError::BadArguments(_) => ErrorData::invalid_params(e.to_string(), None),
+        MeshError::NotFound { .. } => {
+            ErrorData::resource_not_found(format!("{e} (resource `{uri}`)"), Some(json!({ "uri": uri })))
+        }
+        MeshError::InvalidArgument { .. } | MeshError::BadArguments(_) => {
+            ErrorData::invalid_params(e.to_string(), None)
+        }
         _ => {
             tracing::error!(error = %e, %uri, "resource read failed");
             ErrorData::internal_error(format!("reading `{uri}` failed: {}", e.code()), None)
@@ -57,10 +61,15 @@ pub fn resource_error(uri: &str, e: &MeshError) -> ErrorData {
 pub fn http_error(e: &MeshError) -> (http::StatusCode, serde_json::Value) {
     match e {
         MeshError::NotFound { .. } => (http::StatusCode::NOT_FOUND, error_body(e)),
-        MeshError::InvalidArgument { .. } | MeshError::BadArguments(_) => (http::StatusCode::BAD_REQUEST, error_body(e)),
+        MeshError::InvalidArgument { .. } | MeshError::BadArguments(_) => {
+            (http::StatusCode::BAD_REQUEST, error_body(e))
+        }
         _ => {
             tracing::error!(error = %e, "dashboard read failed");
-            (http::StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": { "code": e.code(), "message": "the read failed; see the server log" } }))
+            (
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                json!({ "error": { "code": e.code(), "message": "the read failed; see the server log" } }),
+            )
         }
     }
 }

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, Implementation,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents,
-    ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents, ServerCapabilities,
+    ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -28,7 +28,8 @@ struct McpProgress {
 impl ProgressSink for McpProgress {
     fn report(&self, progress: f64, total: Option<f64>, message: String) -> futures::future::BoxFuture<'_, ()> {
         Box::pin(async move {
-            let mut param = rmcp::model::ProgressNotificationParam::new(self.token.clone(), progress).with_message(message);
+            let mut param =
+                rmcp::model::ProgressNotificationParam::new(self.token.clone(), progress).with_message(message);
             param.total = total;
             if let Err(e) = self.peer.notify_progress(param).await {
                 tracing::debug!(error = %e, "progress notification not sent");
@@ -77,7 +78,9 @@ impl ServerHandler for MeshServer {
         let mut server_info = Implementation::from_build_env();
         server_info.name = env!("CARGO_PKG_NAME").to_string();
         server_info.version = env!("CARGO_PKG_VERSION").to_string();
-        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().enable_resources_subscribe().build());
+        let mut info = ServerConfig::new(
+            ServerCapabilities::builder().enable_tools().enable_resources().enable_resources_subscribe().build(),
+        );
         info.server_info = server_info;
         info.instructions = Some(INSTRUCTIONS.to_string());
         info
@@ -101,9 +104,10 @@ impl ServerHandler for MeshServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.map(serde_json::Value::Object).unwrap_or(serde_json::Value::Null);
-        let progress = context.meta.get_progress_token().map(|token| {
-            Arc::new(McpProgress { peer: context.peer.clone(), token }) as Arc<dyn ProgressSink>
-        });
+        let progress = context
+            .meta
+            .get_progress_token()
+            .map(|token| Arc::new(McpProgress { peer: context.peer.clone(), token }) as Arc<dyn ProgressSink>);
         let ctx = CallContext { cancel: context.ct.clone(), progress };
         match tools::call_with(&self.engine, &request.name, args, ctx).await {
             None => Err(errors::unknown_tool(&request.name)),
@@ -112,15 +116,27 @@ impl ServerHandler for MeshServer {
         }
     }
 
-    async fn complete(&self, _r: CompleteRequestParams, _c: RequestContext<RoleServer>) -> Result<CompleteResult, ErrorData> {
+    async fn complete(
+        &self,
+        _r: CompleteRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
         Err(method_not_found("completion/complete"))
     }
 
-    async fn list_prompts(&self, _r: Option<PaginatedRequestParams>, _c: RequestContext<RoleServer>) -> Result<ListPromptsResult, ErrorData> {
+    async fn list_prompts(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
         Err(method_not_found("prompts/list"))
     }
 
-    async fn list_resources(&self, _r: Option<PaginatedRequestParams>, _c: RequestContext<RoleServer>) -> Result<ListResourcesResult, ErrorData> {
+    async fn list_resources(
+        &self,
+        _r: Option<PaginatedRequestParams>,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
         match resources::list(&self.engine).await {
             Ok(listed) => Ok(ListResourcesResult::with_all_items(listed)),
             Err(e) => Err(errors::resource_error("mesh://", &e)),
@@ -135,7 +151,11 @@ impl ServerHandler for MeshServer {
         Ok(ListResourceTemplatesResult::with_all_items(resources::templates()))
     }
 
-    async fn read_resource(&self, r: ReadResourceRequestParams, _c: RequestContext<RoleServer>) -> Result<ReadResourceResponse, ErrorData> {
+    async fn read_resource(
+        &self,
+        r: ReadResourceRequestParams,
+        _c: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
         let resource = MeshResource::parse(&r.uri).ok_or_else(|| errors::unknown_resource(&r.uri))?;
         let json = resource.read(&self.engine).await.map_err(|e| errors::resource_error(&r.uri, &e))?;
         let contents = ResourceContents::text(json, r.uri).with_mime_type(resources::MIME_JSON);

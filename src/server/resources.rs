@@ -50,7 +50,9 @@ impl MeshResource {
         };
         let name_ok = match &resource {
             Self::Swarms => true,
-            Self::Swarm(n) | Self::Agents(n) | Self::Decisions(n) | Self::Memory(n) => validate::name("name", n).is_ok(),
+            Self::Swarm(n) | Self::Agents(n) | Self::Decisions(n) | Self::Memory(n) => {
+                validate::name("name", n).is_ok()
+            }
         };
         name_ok.then_some(resource)
     }
@@ -69,10 +71,12 @@ impl MeshResource {
     pub async fn read(&self, engine: &Engine) -> Result<String> {
         let json = match self {
             Self::Swarms => serde_json::to_string(&engine.swarm_list().await?),
-            Self::Swarm(id) => serde_json::to_string(&engine.swarm_status(SwarmIdParams { swarm_id: Some(id.clone()) }).await?),
-            Self::Agents(id) => {
-                serde_json::to_string(&engine.agent_list(AgentListParams { swarm_id: Some(id.clone()), status: None }).await?)
+            Self::Swarm(id) => {
+                serde_json::to_string(&engine.swarm_status(SwarmIdParams { swarm_id: Some(id.clone()) }).await?)
             }
+            Self::Agents(id) => serde_json::to_string(
+                &engine.agent_list(AgentListParams { swarm_id: Some(id.clone()), status: None }).await?,
+            ),
             Self::Decisions(id) => serde_json::to_string(&engine.decision_log(id, config::MAX_LIST_LIMIT).await?),
             Self::Memory(ns) => serde_json::to_string(&engine.memory(memory_list(ns)).await?),
         };
@@ -82,8 +86,12 @@ impl MeshResource {
     fn describe(&self) -> (String, &'static str) {
         match self {
             Self::Swarms => ("swarms".into(), "Every swarm in brief (topology, agent count) and the default swarm"),
-            Self::Swarm(id) => (format!("swarm {id}"), "The swarm's status: agents by status, health figures, alerts, leader"),
-            Self::Agents(id) => (format!("agents of {id}"), "The swarm's agents with status, heartbeat age, links and pending messages"),
+            Self::Swarm(id) => {
+                (format!("swarm {id}"), "The swarm's status: agents by status, health figures, alerts, leader")
+            }
+            Self::Agents(id) => {
+                (format!("agents of {id}"), "The swarm's agents with status, heartbeat age, links and pending messages")
+            }
             Self::Decisions(id) => (format!("decisions of {id}"), "The swarm's consensus decision log, newest first"),
             Self::Memory(ns) => (format!("memory {ns}"), "The entries of a shared memory namespace"),
         }
@@ -115,7 +123,11 @@ pub async fn list(engine: &Engine) -> Result<Vec<Resource>> {
     let mut resources = vec![MeshResource::Swarms];
     for swarm in engine.swarm_list().await?.swarms {
         let id = swarm.swarm_id;
-        resources.extend([MeshResource::Swarm(id.clone()), MeshResource::Agents(id.clone()), MeshResource::Decisions(id)]);
+        resources.extend([
+            MeshResource::Swarm(id.clone()),
+            MeshResource::Agents(id.clone()),
+            MeshResource::Decisions(id),
+        ]);
     }
     resources.extend(engine.memory_namespaces().await?.into_iter().map(MeshResource::Memory));
     Ok(resources.iter().map(MeshResource::listed).collect())
@@ -127,7 +139,11 @@ pub fn templates() -> Vec<ResourceTemplate> {
         ResourceTemplate::new(uri, name).with_description(description).with_mime_type(MIME_JSON)
     };
     vec![
-        template("mesh://swarm/{id}", "swarm status", "A swarm's status: agents by status, health figures, alerts, leader"),
+        template(
+            "mesh://swarm/{id}",
+            "swarm status",
+            "A swarm's status: agents by status, health figures, alerts, leader",
+        ),
         template("mesh://swarm/{id}/agents", "swarm agents", "A swarm's agents with status, heartbeat age and links"),
         template("mesh://swarm/{id}/decisions", "decision log", "A swarm's consensus decision log, newest first"),
         template("mesh://memory/{namespace}", "memory namespace", "The entries of a shared memory namespace"),

@@ -48,7 +48,8 @@ fn flatten(value: &mut Value) {
     }
     // `anyOf: [X, {type: null}]` -> X, keeping this level's description.
     if let Some(Value::Array(variants)) = map.get("anyOf") {
-        let non_null: Vec<Value> = variants.iter().filter(|v| v.get("type") != Some(&Value::from("null"))).cloned().collect();
+        let non_null: Vec<Value> =
+            variants.iter().filter(|v| v.get("type") != Some(&Value::from("null"))).cloned().collect();
         if non_null.len() == 1 {
             map.remove("anyOf");
             if let Value::Object(inner) = &non_null[0] {

@@ -44,7 +44,9 @@ pub fn affects(resource: &MeshResource, key: &str) -> bool {
         // and task loads.
         MeshResource::Swarm(id) => {
             let s = swarm(id);
-            [keys::swarm_prefix(&s), keys::mailboxes(&s), keys::consensus(&s), keys::tasks(&s)].iter().any(|p| key.starts_with(p))
+            [keys::swarm_prefix(&s), keys::mailboxes(&s), keys::consensus(&s), keys::tasks(&s)]
+                .iter()
+                .any(|p| key.starts_with(p))
         }
         // agent_list reads the swarm (records, heartbeats, liveness, faults, graph) and counts
         // pending mail.
@@ -85,7 +87,12 @@ impl Drop for Subscriptions {
 impl Subscriptions {
     /// Subscribe `peer` to `resource`. The first subscription opens the store watch before
     /// returning, so any commit after the reply is seen.
-    pub async fn subscribe(&self, store: &SharedStore, peer: Peer<RoleServer>, resource: MeshResource) -> Result<(), StoreError> {
+    pub async fn subscribe(
+        &self,
+        store: &SharedStore,
+        peer: Peer<RoleServer>,
+        resource: MeshResource,
+    ) -> Result<(), StoreError> {
         let running = self.task.lock().expect("subscriptions lock").as_ref().is_some_and(|t| !t.is_finished());
         if !running {
             let watch = store.watch("", 0).await?;
@@ -127,7 +134,8 @@ async fn notify_loop(store: SharedStore, mut watch: Watch, peer: Peer<RoleServer
         };
         for uri in uris {
             tracing::debug!(%uri, "resource updated");
-            if let Err(e) = peer.notify_resource_updated(rmcp::model::ResourceUpdatedNotificationParam::new(uri)).await {
+            if let Err(e) = peer.notify_resource_updated(rmcp::model::ResourceUpdatedNotificationParam::new(uri)).await
+            {
                 tracing::debug!(error = %e, "session gone; stopping its resource watch");
                 return;
             }

@@ -14,7 +14,9 @@ use serde_json::{Map, Value};
 use super::{catalogue, schema};
 use crate::error::{MeshError, Result};
 use crate::mesh::call::CallContext;
-use crate::mesh::{agents, attend, consensus, fault, memory, memory_search, messaging, monitor, patterns, report, swarm, tasks, Engine};
+use crate::mesh::{
+    agents, attend, consensus, fault, memory, memory_search, messaging, monitor, patterns, report, swarm, tasks, Engine,
+};
 
 /// A handler returns its result already serialized: the JSON text is what goes on the wire. The
 /// context matters only to long tools (progress, cancellation); the others ignore it.
@@ -95,7 +97,12 @@ pub static TOOLS: &[ToolDef] = &[
     tool!("memory_search", memory_search::MemorySearchParams, memory_search::MemorySearchOutput, memory_search),
     tool!("performance_report", report::PerformanceReportParams, report::PerformanceReportOutput, performance_report),
     tool!("swarm_monitor", monitor::SwarmMonitorParams, monitor::SwarmMonitorOutput, swarm_monitor, context),
-    tool!("attention_consensus", attend::AttentionConsensusParams, attend::AttentionConsensusOutput, attention_consensus),
+    tool!(
+        "attention_consensus",
+        attend::AttentionConsensusParams,
+        attend::AttentionConsensusOutput,
+        attention_consensus
+    ),
 ];
 
 pub fn find(name: &str) -> Option<&'static ToolDef> {
@@ -141,7 +148,8 @@ pub fn listed() -> &'static [Tool] {
 
 /// The files of `schemas/`: `<tool>.input.json` and `<tool>.output.json`, pretty-printed.
 pub fn schema_files() -> Vec<(String, String)> {
-    let pretty = |m: Map<String, Value>| serde_json::to_string_pretty(&Value::Object(m)).expect("schemas serialize") + "\n";
+    let pretty =
+        |m: Map<String, Value>| serde_json::to_string_pretty(&Value::Object(m)).expect("schemas serialize") + "\n";
     TOOLS
         .iter()
         .flat_map(|def| {

@@ -55,7 +55,12 @@ impl LeaderLog {
     pub fn verdict(&self) -> Verdict {
         match &self.violation {
             Some(v) => Verdict::new("one leader per term", Kind::Safety, false, v.clone()),
-            None => Verdict::new("one leader per term", Kind::Safety, true, format!("{} terms had one leader each", self.leaders.len())),
+            None => Verdict::new(
+                "one leader per term",
+                Kind::Safety,
+                true,
+                format!("{} terms had one leader each", self.leaders.len()),
+            ),
         }
     }
 }
@@ -76,7 +81,8 @@ impl CommitLog {
         let i = index as usize - 1;
         match self.committed.get(i) {
             Some(known) if *known != entry => {
-                self.violation.get_or_insert(format!("index {index}: node {node} committed {entry:?}, earlier {known:?}"));
+                self.violation
+                    .get_or_insert(format!("index {index}: node {node} committed {entry:?}, earlier {known:?}"));
                 false
             }
             Some(_) => false,
@@ -96,7 +102,10 @@ impl CommitLog {
         for (i, entry) in self.committed.iter().enumerate() {
             if log.get(i) != Some(entry) {
                 let had = log.get(i);
-                self.violation.get_or_insert(format!("leader {node} of term {term} lacks committed index {}: {entry:?}, has {had:?}", i + 1));
+                self.violation.get_or_insert(format!(
+                    "leader {node} of term {term} lacks committed index {}: {entry:?}, has {had:?}",
+                    i + 1
+                ));
                 return;
             }
         }
@@ -115,7 +124,10 @@ impl CommitLog {
         match &self.violation {
             Some(v) => Verdict::new("committed entries never lost", Kind::Safety, false, v.clone()),
             None => {
-                let detail = format!("{} committed entries agree on every node and every later leader holds them", self.committed.len());
+                let detail = format!(
+                    "{} committed entries agree on every node and every later leader holds them",
+                    self.committed.len()
+                );
                 Verdict::new("committed entries never lost", Kind::Safety, true, detail)
             }
         }

@@ -120,7 +120,13 @@ impl SimConfig {
         }
         let (max, why) = Self::max_faulty(self.protocol, self.nodes);
         if self.faulty > max {
-            return Err(SimError::TooManyFaulty { protocol: self.protocol, nodes: self.nodes, faulty: self.faulty, max, why });
+            return Err(SimError::TooManyFaulty {
+                protocol: self.protocol,
+                nodes: self.nodes,
+                faulty: self.faulty,
+                max,
+                why,
+            });
         }
         if !(0.0..1.0).contains(&self.drop) {
             return Err(SimError::BadDrop(self.drop));

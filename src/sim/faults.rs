@@ -36,7 +36,11 @@ impl FromStr for Partition {
             Some(w) => {
                 let (s, e) = w.split_once("..").ok_or_else(|| bad("the window must be START..END"))?;
                 let s: u64 = s.trim().parse().map_err(|_| bad("START is not a number"))?;
-                let e: u64 = if e.trim().is_empty() { u64::MAX } else { e.trim().parse().map_err(|_| bad("END is not a number"))? };
+                let e: u64 = if e.trim().is_empty() {
+                    u64::MAX
+                } else {
+                    e.trim().parse().map_err(|_| bad("END is not a number"))?
+                };
                 if s >= e {
                     return Err(bad("START must be before END"));
                 }
@@ -112,7 +116,8 @@ impl Network {
 
     /// Whether a partition separates `a` and `b` at `now`.
     pub fn separated(&self, a: NodeId, b: NodeId, now: u64) -> bool {
-        now < self.gst && self.partitions.iter().any(|(s, e, g)| (*s..*e).contains(&now) && g[a as usize] != g[b as usize])
+        now < self.gst
+            && self.partitions.iter().any(|(s, e, g)| (*s..*e).contains(&now) && g[a as usize] != g[b as usize])
     }
 
     /// The delay of a message sent at `now`, or `None` when it is lost.

@@ -6,7 +6,7 @@ use std::time::Instant;
 use rand::RngExt;
 
 use super::report::{Kind, Report, Verdict};
-use super::{pick_nodes, Event, Network, SimConfig, Sim, Step};
+use super::{pick_nodes, Event, Network, Sim, SimConfig, Step};
 use crate::protocols::gossip::Gossip;
 use crate::protocols::NodeId;
 
@@ -80,7 +80,9 @@ pub fn run(cfg: &SimConfig) -> Report {
     report.stats.push(("keys".into(), keys as u64));
     report.stats.push(("fanout".into(), cfg.fanout as u64));
     let detail = match converged {
-        Some(t) => format!("all {} live nodes hold all {keys} keys after {} rounds ({t} ms)", live.len(), report.rounds),
+        Some(t) => {
+            format!("all {} live nodes hold all {keys} keys after {} rounds ({t} ms)", live.len(), report.rounds)
+        }
         None => format!("{done_live} of {} live nodes hold all {keys} keys when the run stopped", live.len()),
     };
     report.properties.push(Verdict::new("convergence", Kind::Liveness, converged.is_some(), detail));
@@ -90,7 +92,12 @@ pub fn run(cfg: &SimConfig) -> Report {
             (e.value != written(k, writers[k as usize])).then(|| format!("node {id} holds {e:?}, nobody wrote that"))
         })
     });
-    let integrity = Verdict::new("integrity", Kind::Safety, forged.is_none(), forged.unwrap_or_else(|| "every value held was written by its writer".into()));
+    let integrity = Verdict::new(
+        "integrity",
+        Kind::Safety,
+        forged.is_none(),
+        forged.unwrap_or_else(|| "every value held was written by its writer".into()),
+    );
     report.properties.push(integrity);
     report.wall_ms = started.elapsed().as_secs_f64() * 1e3;
     report

@@ -212,7 +212,8 @@ impl<N: Node> Sim<N> {
 
 /// `k` distinct node ids out of `n`, in increasing order.
 pub fn pick_nodes(rng: &mut StdRng, n: u32, k: u32) -> Vec<NodeId> {
-    let mut ids: Vec<NodeId> = rand::seq::index::sample(rng, n as usize, k as usize).into_iter().map(|i| i as NodeId).collect();
+    let mut ids: Vec<NodeId> =
+        rand::seq::index::sample(rng, n as usize, k as usize).into_iter().map(|i| i as NodeId).collect();
     ids.sort();
     ids
 }

@@ -77,7 +77,11 @@ pub fn run_with(cfg: &SimConfig, pbft: Config) -> Report {
 
     let mut report = Report::start(cfg, byzantine);
     report.rounds = all.unwrap_or(sim.now).div_ceil(TICK_MS);
-    let decided = if all.is_some() { requests } else { (1..=requests).filter(|&v| honest.iter().all(|&i| sim.nodes[i as usize].has_executed(v))).count() as u64 };
+    let decided = if all.is_some() {
+        requests
+    } else {
+        (1..=requests).filter(|&v| honest.iter().all(|&i| sim.nodes[i as usize].has_executed(v))).count() as u64
+    };
     report.traffic(sim.traffic, decided);
     report.decisions = decided;
     report.first_decision_ms = first;
@@ -86,7 +90,10 @@ pub fn run_with(cfg: &SimConfig, pbft: Config) -> Report {
     let honest_nodes = || honest.iter().map(|&i| &sim.nodes[i as usize]);
     report.stats = vec![
         ("max view".into(), honest_nodes().map(|p| p.view()).max().unwrap_or(0)),
-        ("stable checkpoint (min over honest)".into(), honest_nodes().map(|p| p.stable_checkpoint()).min().unwrap_or(0)),
+        (
+            "stable checkpoint (min over honest)".into(),
+            honest_nodes().map(|p| p.stable_checkpoint()).min().unwrap_or(0),
+        ),
         ("log length (max over honest)".into(), honest_nodes().map(|p| p.log_len() as u64).max().unwrap_or(0)),
     ];
     let decisions = honest.iter().flat_map(|&i| sim.nodes[i as usize].decisions().iter().map(move |&(s, v)| (i, s, v)));

@@ -56,7 +56,9 @@ impl Watch {
 
     /// Propose to the live leader of the highest term, if any.
     fn client(&mut self, sim: &mut Sim<Raft>) {
-        let leader = (0..sim.nodes.len()).filter(|&i| !sim.down[i] && sim.nodes[i].is_leader()).max_by_key(|&i| sim.nodes[i].term());
+        let leader = (0..sim.nodes.len())
+            .filter(|&i| !sim.down[i] && sim.nodes[i].is_leader())
+            .max_by_key(|&i| sim.nodes[i].term());
         let Some(leader) = leader else { return };
         let now = sim.now;
         let mut fresh = 0;

@@ -127,7 +127,10 @@ impl Report {
             ("messages sent".into(), self.messages.to_string()),
             ("delivered / lost".into(), format!("{} / {}", self.delivered, self.lost)),
             (if gossip { "nodes converged" } else { "decisions" }.into(), self.decisions.to_string()),
-            (if gossip { "messages per node" } else { "messages per decision" }.into(), format!("{:.1}", self.messages_per_decision)),
+            (
+                if gossip { "messages per node" } else { "messages per decision" }.into(),
+                format!("{:.1}", self.messages_per_decision),
+            ),
             ("first decision".into(), opt(self.first_decision_ms)),
             (if gossip { "convergence" } else { "all decisions" }.into(), opt(self.all_decisions_ms)),
             ("simulated time".into(), format!("{} ms", self.sim_time_ms)),

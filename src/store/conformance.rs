@@ -20,11 +20,7 @@ const HISTORY: i64 = 32;
 // ---------------------------------------------------------------------------------------------
 
 async fn put(store: &SharedStore, key: &str, value: &str) -> Revision {
-    store
-        .txn(Txn::new().and_then([Op::put(key, value)]))
-        .await
-        .unwrap()
-        .revision
+    store.txn(Txn::new().and_then([Op::put(key, value)])).await.unwrap().revision
 }
 
 async fn get_kv(store: &SharedStore, key: &str) -> Option<KeyValue> {
@@ -32,9 +28,7 @@ async fn get_kv(store: &SharedStore, key: &str) -> Option<KeyValue> {
 }
 
 async fn value_of(store: &SharedStore, key: &str) -> Option<String> {
-    get_kv(store, key)
-        .await
-        .map(|kv| String::from_utf8(kv.value).unwrap())
+    get_kv(store, key).await.map(|kv| String::from_utf8(kv.value).unwrap())
 }
 
 async fn txn_ok(store: &SharedStore, txn: Txn) -> TxnResponse {
@@ -59,11 +53,7 @@ async fn assert_quiet(watch: &mut Watch) {
 }
 
 fn assert_event(event: &WatchEvent, kind: EventKind, key: &str, rev: Revision) {
-    assert_eq!(
-        (event.kind, event.kv.key.as_str(), event.kv.mod_revision),
-        (kind, key, rev),
-        "{event:?}"
-    );
+    assert_eq!((event.kind, event.kv.key.as_str(), event.kv.mod_revision), (kind, key, rev), "{event:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -71,84 +61,46 @@ fn assert_event(event: &WatchEvent, kind: EventKind, key: &str, rev: Revision) {
 // ---------------------------------------------------------------------------------------------
 
 async fn put_get_tracks_revisions_and_version(store: SharedStore, _clock: Arc<ManualClock>) {
-    assert_eq!(
-        store.revision().await.unwrap(),
-        0,
-        "an empty store is at revision 0"
-    );
+    assert_eq!(store.revision().await.unwrap(), 0, "an empty store is at revision 0");
     assert_eq!(put(&store, "a", "1").await, 1);
     let kv = get_kv(&store, "a").await.unwrap();
     assert_eq!(
         kv,
-        KeyValue {
-            key: "a".into(),
-            value: b"1".to_vec(),
-            create_revision: 1,
-            mod_revision: 1,
-            version: 1,
-            lease: 0
-        }
+        KeyValue { key: "a".into(), value: b"1".to_vec(), create_revision: 1, mod_revision: 1, version: 1, lease: 0 }
     );
     assert_eq!(put(&store, "b", "x").await, 2);
     assert_eq!(put(&store, "a", "2").await, 3);
     let kv = get_kv(&store, "a").await.unwrap();
-    assert_eq!(
-        (kv.create_revision, kv.mod_revision, kv.version, kv.value),
-        (1, 3, 2, b"2".to_vec())
-    );
+    assert_eq!((kv.create_revision, kv.mod_revision, kv.version, kv.value), (1, 3, 2, b"2".to_vec()));
     let resp = store.range(RangeRequest::key("missing")).await.unwrap();
-    assert_eq!(
-        (resp.kvs.len(), resp.count, resp.more, resp.revision),
-        (0, 0, false, 3)
-    );
+    assert_eq!((resp.kvs.len(), resp.count, resp.more, resp.revision), (0, 0, false, 3));
     assert_eq!(store.revision().await.unwrap(), 3);
 }
 
 async fn create_only_with_absent(store: SharedStore, _clock: Arc<ManualClock>) {
-    let create = |v: &str| {
-        Txn::new()
-            .when([Compare::absent("lock")])
-            .and_then([Op::put("lock", v)])
-    };
+    let create = |v: &str| Txn::new().when([Compare::absent("lock")]).and_then([Op::put("lock", v)]);
     let first = txn_ok(&store, create("alice")).await;
     assert!(first.succeeded);
     let second = txn_ok(&store, create("bob")).await;
     assert!(!second.succeeded);
-    assert_eq!(
-        second.revision, first.revision,
-        "a failed compare with no failure ops writes nothing"
-    );
+    assert_eq!(second.revision, first.revision, "a failed compare with no failure ops writes nothing");
     assert_eq!(value_of(&store, "lock").await.as_deref(), Some("alice"));
 }
 
 async fn cas_on_mod_revision_loses_to_earlier_writer(store: SharedStore, _clock: Arc<ManualClock>) {
     let seen = put(&store, "counter", "0").await;
     let cas = |v: &str| {
-        Txn::new()
-            .when([Compare::mod_revision("counter", CompareOp::Equal, seen)])
-            .and_then([Op::put("counter", v)])
+        Txn::new().when([Compare::mod_revision("counter", CompareOp::Equal, seen)]).and_then([Op::put("counter", v)])
     };
     assert!(txn_ok(&store, cas("1")).await.succeeded);
-    assert!(
-        !txn_ok(&store, cas("1-again")).await.succeeded,
-        "the second writer saw a stale mod_revision"
-    );
+    assert!(!txn_ok(&store, cas("1-again")).await.succeeded, "the second writer saw a stale mod_revision");
     assert_eq!(value_of(&store, "counter").await.as_deref(), Some("1"));
     // A missing key has mod_revision 0 and create_revision 0.
-    let on_missing = Txn::new()
-        .when([Compare::mod_revision("fresh", CompareOp::Equal, 0)])
-        .and_then([Op::put("fresh", "x")]);
+    let on_missing =
+        Txn::new().when([Compare::mod_revision("fresh", CompareOp::Equal, 0)]).and_then([Op::put("fresh", "x")]);
     assert!(txn_ok(&store, on_missing).await.succeeded);
-    let create_rev = Compare {
-        key: "nope".into(),
-        op: CompareOp::Equal,
-        target: CompareTarget::CreateRevision(0),
-    };
-    assert!(
-        txn_ok(&store, Txn::new().when([create_rev]))
-            .await
-            .succeeded
-    );
+    let create_rev = Compare { key: "nope".into(), op: CompareOp::Equal, target: CompareTarget::CreateRevision(0) };
+    assert!(txn_ok(&store, Txn::new().when([create_rev])).await.succeeded);
 }
 
 async fn value_and_version_compares(store: SharedStore, _clock: Arc<ManualClock>) {
@@ -190,15 +142,8 @@ async fn failed_txn_changes_nothing(store: SharedStore, _clock: Arc<ManualClock>
     put(&store, "k", "v").await;
     let before = store.revision().await.unwrap();
     // A put on a lease that does not exist fails the whole transaction, earlier ops included.
-    let txn = Txn::new().and_then([
-        Op::put("x", "1"),
-        Op::delete("k"),
-        Op::put_with_lease("y", "1", 424_242),
-    ]);
-    assert_eq!(
-        store.txn(txn).await,
-        Err(StoreError::LeaseNotFound(424_242))
-    );
+    let txn = Txn::new().and_then([Op::put("x", "1"), Op::delete("k"), Op::put_with_lease("y", "1", 424_242)]);
+    assert_eq!(store.txn(txn).await, Err(StoreError::LeaseNotFound(424_242)));
     assert_eq!(store.revision().await.unwrap(), before);
     assert!(get_kv(&store, "x").await.is_none());
     assert_eq!(value_of(&store, "k").await.as_deref(), Some("v"));
@@ -216,9 +161,7 @@ async fn noop_txns_keep_the_revision(store: SharedStore, _clock: Arc<ManualClock
         Txn::new(),
         Txn::new().and_then([Op::delete("missing")]),
         Txn::new().and_then([Op::delete_prefix("nothing/"), Op::delete("missing")]),
-        Txn::new()
-            .when([Compare::absent("k")])
-            .and_then([Op::put("k", "never")]),
+        Txn::new().when([Compare::absent("k")]).and_then([Op::put("k", "never")]),
     ] {
         assert_eq!(txn_ok(&store, txn).await.revision, 1);
     }
@@ -232,34 +175,15 @@ async fn delete_then_recreate_resets_create_revision(store: SharedStore, _clock:
     assert!(get_kv(&store, "k").await.is_none());
     let rev = put(&store, "k", "3").await;
     let kv = get_kv(&store, "k").await.unwrap();
-    assert_eq!(
-        (kv.create_revision, kv.mod_revision, kv.version),
-        (rev, rev, 1)
-    );
+    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (rev, rev, 1));
 }
 
 async fn duplicate_keys_in_one_txn_apply_in_order(store: SharedStore, _clock: Arc<ManualClock>) {
-    let resp = txn_ok(
-        &store,
-        Txn::new().and_then([Op::put("k", "1"), Op::put("k", "2")]),
-    )
-    .await;
+    let resp = txn_ok(&store, Txn::new().and_then([Op::put("k", "1"), Op::put("k", "2")])).await;
     assert_eq!(resp.revision, 1);
     let kv = get_kv(&store, "k").await.unwrap();
-    assert_eq!(
-        (
-            kv.value.as_slice(),
-            kv.create_revision,
-            kv.mod_revision,
-            kv.version
-        ),
-        (&b"2"[..], 1, 1, 2)
-    );
-    let resp = txn_ok(
-        &store,
-        Txn::new().and_then([Op::put("j", "1"), Op::delete("j")]),
-    )
-    .await;
+    assert_eq!((kv.value.as_slice(), kv.create_revision, kv.mod_revision, kv.version), (&b"2"[..], 1, 1, 2));
+    let resp = txn_ok(&store, Txn::new().and_then([Op::put("j", "1"), Op::delete("j")])).await;
     assert_eq!(resp.revision, 2);
     assert!(get_kv(&store, "j").await.is_none());
 }
@@ -276,46 +200,17 @@ async fn range_by_prefix_is_byte_ordered_with_limit(store: SharedStore, _clock: 
     under.sort(); // Rust's str order is byte order, which both backends must follow
     let all = store.range(RangeRequest::prefix("p/")).await.unwrap();
     assert_eq!(keys(&all.kvs), under);
-    assert_eq!(
-        (all.count, all.more, all.revision),
-        (under.len(), false, 10)
-    );
+    assert_eq!((all.count, all.more, all.revision), (under.len(), false, 10));
 
-    let page = store
-        .range(RangeRequest {
-            limit: 2,
-            ..RangeRequest::prefix("p/")
-        })
-        .await
-        .unwrap();
+    let page = store.range(RangeRequest { limit: 2, ..RangeRequest::prefix("p/") }).await.unwrap();
     assert_eq!(keys(&page.kvs), &under[..2]);
     assert_eq!((page.count, page.more), (under.len(), true));
-    let exact = store
-        .range(RangeRequest {
-            limit: under.len(),
-            ..RangeRequest::prefix("p/")
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        (exact.kvs.len(), exact.count, exact.more),
-        (under.len(), under.len(), false)
-    );
+    let exact = store.range(RangeRequest { limit: under.len(), ..RangeRequest::prefix("p/") }).await.unwrap();
+    assert_eq!((exact.kvs.len(), exact.count, exact.more), (under.len(), under.len(), false));
 
-    let span = RangeRequest {
-        start: "p/a".into(),
-        end: Some("p/c".into()),
-        limit: 0,
-    };
-    assert_eq!(
-        keys(&store.range(span).await.unwrap().kvs),
-        ["p/a", "p/a0", "p/b"]
-    );
-    let backwards = RangeRequest {
-        start: "p/c".into(),
-        end: Some("p/a".into()),
-        limit: 0,
-    };
+    let span = RangeRequest { start: "p/a".into(), end: Some("p/c".into()), limit: 0 };
+    assert_eq!(keys(&store.range(span).await.unwrap().kvs), ["p/a", "p/a0", "p/b"]);
+    let backwards = RangeRequest { start: "p/c".into(), end: Some("p/a".into()), limit: 0 };
     assert_eq!(store.range(backwards).await.unwrap().count, 0);
 }
 
@@ -347,10 +242,7 @@ async fn delete_prefix_removes_exactly_the_prefix(store: SharedStore, _clock: Ar
     }
     let resp = txn_ok(&store, Txn::new().and_then([Op::delete_prefix("dp/")])).await;
     assert_eq!(resp.revision, 6, "one revision for the whole prefix");
-    assert_eq!(
-        keys(&get_prefix(store.as_ref(), "dp").await.unwrap()),
-        ["dp", "dpx"]
-    );
+    assert_eq!(keys(&get_prefix(store.as_ref(), "dp").await.unwrap()), ["dp", "dpx"]);
     let mut watch = store.watch("dp/", 6).await.unwrap();
     for key in ["dp/a", "dp/b", "dp/c/d"] {
         let event = next_event(&mut watch).await;
@@ -368,67 +260,29 @@ async fn lease_grant_keepalive_revoke(store: SharedStore, clock: Arc<ManualClock
     let other = store.lease_grant(10_000).await.unwrap();
     assert!(id != 0 && other != 0 && id != other);
     assert_eq!(store.revision().await.unwrap(), 0, "granting writes no key");
-    txn_ok(
-        &store,
-        Txn::new().and_then([
-            Op::put_with_lease("l/a", "1", id),
-            Op::put_with_lease("l/b", "1", id),
-        ]),
-    )
-    .await;
+    txn_ok(&store, Txn::new().and_then([Op::put_with_lease("l/a", "1", id), Op::put_with_lease("l/b", "1", id)])).await;
     // Re-putting a key without the lease detaches it.
-    txn_ok(
-        &store,
-        Txn::new().and_then([Op::put_with_lease("l/c", "1", id)]),
-    )
-    .await;
+    txn_ok(&store, Txn::new().and_then([Op::put_with_lease("l/c", "1", id)])).await;
     put(&store, "l/c", "2").await;
     assert_eq!(get_kv(&store, "l/a").await.unwrap().lease, id);
 
     clock.advance(4_000);
     let info = store.lease_info(id).await.unwrap();
-    assert_eq!(
-        info,
-        LeaseInfo {
-            id,
-            ttl_ms: 10_000,
-            remaining_ms: 6_000,
-            keys: vec!["l/a".into(), "l/b".into()]
-        }
-    );
+    assert_eq!(info, LeaseInfo { id, ttl_ms: 10_000, remaining_ms: 6_000, keys: vec!["l/a".into(), "l/b".into()] });
     assert_eq!(store.lease_keepalive(id).await.unwrap(), 10_000);
     assert_eq!(store.lease_info(id).await.unwrap().remaining_ms, 10_000);
 
     let before = store.revision().await.unwrap();
     store.lease_revoke(id).await.unwrap();
-    assert_eq!(
-        store.revision().await.unwrap(),
-        before + 1,
-        "a revoke deletes its keys in one revision"
-    );
-    assert_eq!(
-        keys(&get_prefix(store.as_ref(), "l/").await.unwrap()),
-        ["l/c"]
-    );
-    assert_eq!(
-        store.lease_info(id).await,
-        Err(StoreError::LeaseNotFound(id))
-    );
-    assert_eq!(
-        store.lease_keepalive(id).await,
-        Err(StoreError::LeaseNotFound(id))
-    );
-    assert_eq!(
-        store.lease_revoke(id).await,
-        Err(StoreError::LeaseNotFound(id))
-    );
+    assert_eq!(store.revision().await.unwrap(), before + 1, "a revoke deletes its keys in one revision");
+    assert_eq!(keys(&get_prefix(store.as_ref(), "l/").await.unwrap()), ["l/c"]);
+    assert_eq!(store.lease_info(id).await, Err(StoreError::LeaseNotFound(id)));
+    assert_eq!(store.lease_keepalive(id).await, Err(StoreError::LeaseNotFound(id)));
+    assert_eq!(store.lease_revoke(id).await, Err(StoreError::LeaseNotFound(id)));
     // Revoking a lease with no keys writes nothing.
     store.lease_revoke(other).await.unwrap();
     assert_eq!(store.revision().await.unwrap(), before + 1);
-    assert!(
-        store.lease_grant(0).await.is_err(),
-        "a lease needs a positive TTL"
-    );
+    assert!(store.lease_grant(0).await.is_err(), "a lease needs a positive TTL");
 }
 
 async fn keepalive_in_a_txn_renews_only_when_it_commits(store: SharedStore, clock: Arc<ManualClock>) {
@@ -453,33 +307,17 @@ async fn keepalive_in_a_txn_renews_only_when_it_commits(store: SharedStore, cloc
 
 async fn expired_lease_is_invisible_at_once(store: SharedStore, clock: Arc<ManualClock>) {
     let id = store.lease_grant(1_000).await.unwrap();
-    txn_ok(
-        &store,
-        Txn::new().and_then([
-            Op::put_with_lease("e/leased", "1", id),
-            Op::put("e/plain", "1"),
-        ]),
-    )
-    .await;
+    txn_ok(&store, Txn::new().and_then([Op::put_with_lease("e/leased", "1", id), Op::put("e/plain", "1")])).await;
     clock.advance(999);
     assert!(get_kv(&store, "e/leased").await.is_some());
     clock.advance(1); // now == expiry: gone, before anything reaps it
     assert!(get_kv(&store, "e/leased").await.is_none());
     let all = store.range(RangeRequest::prefix("e/")).await.unwrap();
     assert_eq!((keys(&all.kvs), all.count), (vec!["e/plain"], 1));
-    assert_eq!(
-        store.lease_info(id).await,
-        Err(StoreError::LeaseNotFound(id))
-    );
-    assert_eq!(
-        store.lease_keepalive(id).await,
-        Err(StoreError::LeaseNotFound(id))
-    );
+    assert_eq!(store.lease_info(id).await, Err(StoreError::LeaseNotFound(id)));
+    assert_eq!(store.lease_keepalive(id).await, Err(StoreError::LeaseNotFound(id)));
 
-    let txn = Txn::new().and_then([
-        Op::put("e/new", "1"),
-        Op::put_with_lease("e/again", "1", id),
-    ]);
+    let txn = Txn::new().and_then([Op::put("e/new", "1"), Op::put_with_lease("e/again", "1", id)]);
     assert_eq!(store.txn(txn).await, Err(StoreError::LeaseNotFound(id)));
     assert!(get_kv(&store, "e/new").await.is_none() && get_kv(&store, "e/again").await.is_none());
     assert_eq!(value_of(&store, "e/plain").await.as_deref(), Some("1"));
@@ -487,24 +325,14 @@ async fn expired_lease_is_invisible_at_once(store: SharedStore, clock: Arc<Manua
 
 async fn compares_treat_expired_keys_as_absent(store: SharedStore, clock: Arc<ManualClock>) {
     let id = store.lease_grant(500).await.unwrap();
-    let first = txn_ok(
-        &store,
-        Txn::new().and_then([Op::put_with_lease("owner", "old", id)]),
-    )
-    .await
-    .revision;
+    let first = txn_ok(&store, Txn::new().and_then([Op::put_with_lease("owner", "old", id)])).await.revision;
     clock.advance(500);
-    let claim = Txn::new()
-        .when([Compare::absent("owner")])
-        .and_then([Op::put("owner", "new")]);
+    let claim = Txn::new().when([Compare::absent("owner")]).and_then([Op::put("owner", "new")]);
     let resp = txn_ok(&store, claim).await;
     assert!(resp.succeeded);
     let kv = get_kv(&store, "owner").await.unwrap();
     assert!(kv.create_revision > first);
-    assert_eq!(
-        (kv.version, kv.lease, kv.mod_revision),
-        (1, 0, resp.revision)
-    );
+    assert_eq!((kv.version, kv.lease, kv.mod_revision), (1, 0, resp.revision));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -518,25 +346,13 @@ async fn watch_replays_then_streams_live(store: SharedStore, _clock: Arc<ManualC
     let mut watch = store.watch("w/", r1).await.unwrap();
     let first = next_event(&mut watch).await;
     assert_event(&first, EventKind::Put, "w/a", r1);
-    assert_eq!(
-        (
-            first.kv.value.as_slice(),
-            first.kv.version,
-            first.kv.create_revision
-        ),
-        (&b"1"[..], 1, r1)
-    );
+    assert_eq!((first.kv.value.as_slice(), first.kv.version, first.kv.create_revision), (&b"1"[..], 1, r1));
     assert_event(&next_event(&mut watch).await, EventKind::Put, "w/b", r3);
 
     let r4 = put(&store, "w/c", "1").await;
     assert_event(&next_event(&mut watch).await, EventKind::Put, "w/c", r4);
     put(&store, "other/y", "1").await;
-    let r6 = txn_ok(
-        &store,
-        Txn::new().and_then([Op::delete("w/a"), Op::put("w/b", "2")]),
-    )
-    .await
-    .revision;
+    let r6 = txn_ok(&store, Txn::new().and_then([Op::delete("w/a"), Op::put("w/b", "2")])).await.revision;
     assert_event(&next_event(&mut watch).await, EventKind::Delete, "w/a", r6);
     let update = next_event(&mut watch).await;
     assert_event(&update, EventKind::Put, "w/b", r6);
@@ -552,18 +368,8 @@ async fn watch_from_zero_sees_only_new_changes(store: SharedStore, _clock: Arc<M
     put(&store, "x/elsewhere", "1").await;
     let rev = put(&store, "w/new", "1").await;
     assert_event(&next_event(&mut watch).await, EventKind::Put, "w/new", rev);
-    assert_event(
-        &next_event(&mut everything).await,
-        EventKind::Put,
-        "x/elsewhere",
-        rev - 1,
-    );
-    assert_event(
-        &next_event(&mut everything).await,
-        EventKind::Put,
-        "w/new",
-        rev,
-    );
+    assert_event(&next_event(&mut everything).await, EventKind::Put, "x/elsewhere", rev - 1);
+    assert_event(&next_event(&mut everything).await, EventKind::Put, "w/new", rev);
     assert_quiet(&mut watch).await;
 }
 
@@ -572,10 +378,7 @@ async fn watch_sees_lease_expiry_and_revoke(store: SharedStore, clock: Arc<Manua
     let long = store.lease_grant(60_000).await.unwrap();
     txn_ok(
         &store,
-        Txn::new().and_then([
-            Op::put_with_lease("we/short", "1", short),
-            Op::put_with_lease("we/long", "1", long),
-        ]),
+        Txn::new().and_then([Op::put_with_lease("we/short", "1", short), Op::put_with_lease("we/long", "1", long)]),
     )
     .await;
     let mut watch = store.watch("we/", 0).await.unwrap();
@@ -585,12 +388,7 @@ async fn watch_sees_lease_expiry_and_revoke(store: SharedStore, clock: Arc<Manua
     assert_event(&event, EventKind::Delete, "we/short", 2);
     assert_eq!(store.revision().await.unwrap(), 2);
     store.lease_revoke(long).await.unwrap();
-    assert_event(
-        &next_event(&mut watch).await,
-        EventKind::Delete,
-        "we/long",
-        3,
-    );
+    assert_event(&next_event(&mut watch).await, EventKind::Delete, "we/long", 3);
     assert_quiet(&mut watch).await;
 }
 
@@ -601,16 +399,10 @@ async fn watch_from_compacted_revision_fails(store: SharedStore, _clock: Arc<Man
     let head = store.revision().await.unwrap();
     let oldest = head - HISTORY + 1;
     match store.watch("c/", 1).await {
-        Err(StoreError::Compacted {
-            requested,
-            oldest: o,
-        }) => assert_eq!((requested, o), (1, oldest)),
+        Err(StoreError::Compacted { requested, oldest: o }) => assert_eq!((requested, o), (1, oldest)),
         other => panic!("expected Compacted, got {:?}", other.map(|_| "a watch")),
     }
-    assert!(matches!(
-        store.watch("c/", oldest - 1).await,
-        Err(StoreError::Compacted { .. })
-    ));
+    assert!(matches!(store.watch("c/", oldest - 1).await, Err(StoreError::Compacted { .. })));
     let mut watch = store.watch("c/", oldest).await.unwrap();
     for rev in oldest..=head {
         assert_eq!(next_event(&mut watch).await.kv.mod_revision, rev);
@@ -618,26 +410,15 @@ async fn watch_from_compacted_revision_fails(store: SharedStore, _clock: Arc<Man
     assert_quiet(&mut watch).await;
 }
 
-async fn watch_that_falls_behind_the_history_is_compacted(
-    store: SharedStore,
-    _clock: Arc<ManualClock>,
-) {
+async fn watch_that_falls_behind_the_history_is_compacted(store: SharedStore, _clock: Arc<ManualClock>) {
     let mut watch = store.watch("", 0).await.unwrap();
     // Store calls never yield, so on this single-threaded test runtime the watch task does not
     // run until `recv` below: by then its cursor has fallen out of the retained history.
     for i in 0..HISTORY + 5 {
         put(&store, &format!("lag/{i}"), "v").await;
     }
-    let got = tokio::time::timeout(Duration::from_secs(5), watch.events.recv())
-        .await
-        .unwrap();
-    assert_eq!(
-        got,
-        Some(Err(StoreError::Compacted {
-            requested: 1,
-            oldest: 6
-        }))
-    );
+    let got = tokio::time::timeout(Duration::from_secs(5), watch.events.recv()).await.unwrap();
+    assert_eq!(got, Some(Err(StoreError::Compacted { requested: 1, oldest: 6 })));
     assert_eq!(watch.events.recv().await, None, "a compacted watch ends");
 }
 
@@ -658,10 +439,16 @@ async fn changes_catch_a_reader_up_and_report_compaction(store: SharedStore, clo
     let lease = store.lease_grant(1_000).await.unwrap();
     txn_ok(&store, Txn::new().and_then([Op::put_with_lease("ch/leased", "1", lease)])).await;
     let (events, upto) = store.changes("ch/", start).await.unwrap();
-    let seen: Vec<(EventKind, &str, Revision)> = events.iter().map(|e| (e.kind, e.kv.key.as_str(), e.kv.mod_revision)).collect();
+    let seen: Vec<(EventKind, &str, Revision)> =
+        events.iter().map(|e| (e.kind, e.kv.key.as_str(), e.kv.mod_revision)).collect();
     assert_eq!(
         seen,
-        [(EventKind::Put, "ch/b", 3), (EventKind::Delete, "ch/a", 4), (EventKind::Put, "ch/b", 4), (EventKind::Put, "ch/leased", 5)]
+        [
+            (EventKind::Put, "ch/b", 3),
+            (EventKind::Delete, "ch/a", 4),
+            (EventKind::Put, "ch/b", 4),
+            (EventKind::Put, "ch/leased", 5)
+        ]
     );
     assert_eq!(upto, 5);
     assert_eq!(String::from_utf8(events[2].kv.value.clone()).unwrap(), "2");

@@ -11,9 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use super::{
-    prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo,
-    Op, RangeRequest, RangeResponse, Revision, Store, StoreError, Txn, TxnResponse, Watch,
-    WatchEvent,
+    prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo, Op, RangeRequest, RangeResponse, Revision, Store,
+    StoreError, Txn, TxnResponse, Watch, WatchEvent,
 };
 
 /// Revisions of events kept for `watch(from_revision)` replay unless told otherwise.
@@ -21,7 +20,6 @@ pub const DEFAULT_HISTORY: i64 = 10_000;
 
 use super::rules::{check_ttl, compare_holds, delete_event, leases_used};
 use super::watch::{spawn_watch, WatchSource};
-
 
 /// An etcd-shaped store held in process memory. Revisions start at 0 (empty store); the first
 /// write is revision 1.
@@ -69,13 +67,7 @@ impl MemoryStore {
             retain: revisions.max(1),
             compacted: 0,
         };
-        Self {
-            shared: Arc::new(Shared {
-                clock,
-                state: Mutex::new(state),
-                changed: Notify::new(),
-            }),
-        }
+        Self { shared: Arc::new(Shared { clock, state: Mutex::new(state), changed: Notify::new() }) }
     }
 }
 
@@ -83,17 +75,12 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic under the lock cannot leave a half-applied write: ops are validated first and
         // applied without fallible steps, so the state is still consistent.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Run a write: reap expired leases first (their deletion is its own revision), then `body`.
     /// Watchers are woken if the revision moved, even when `body` fails.
-    fn write<T>(
-        &self,
-        body: impl FnOnce(&mut State, i64) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    fn write<T>(&self, body: impl FnOnce(&mut State, i64) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let now = self.clock.now_ms();
         let mut state = self.lock();
         let before = state.revision;
@@ -120,9 +107,7 @@ impl WatchSource for Shared {
 
 impl State {
     fn live(&self, lease: LeaseId, now: i64) -> bool {
-        self.leases
-            .get(&lease)
-            .is_some_and(|l| l.expires_at_ms > now)
+        self.leases.get(&lease).is_some_and(|l| l.expires_at_ms > now)
     }
 
     fn visible(&self, kv: &KeyValue, now: i64) -> bool {
@@ -137,49 +122,22 @@ impl State {
         let end = match &req.end {
             None => {
                 let kvs: Vec<KeyValue> = self.get(&req.start, now).cloned().into_iter().collect();
-                return RangeResponse {
-                    count: kvs.len(),
-                    kvs,
-                    more: false,
-                    revision: self.revision,
-                };
+                return RangeResponse { count: kvs.len(), kvs, more: false, revision: self.revision };
             }
-            Some(end) if *end <= req.start => {
-                return RangeResponse {
-                    revision: self.revision,
-                    ..Default::default()
-                }
-            }
+            Some(end) if *end <= req.start => return RangeResponse { revision: self.revision, ..Default::default() },
             Some(end) => end,
         };
-        let bounds = (
-            Bound::Included(req.start.as_str()),
-            Bound::Excluded(end.as_str()),
-        );
-        let limit = if req.limit == 0 {
-            usize::MAX
-        } else {
-            req.limit
-        };
+        let bounds = (Bound::Included(req.start.as_str()), Bound::Excluded(end.as_str()));
+        let limit = if req.limit == 0 { usize::MAX } else { req.limit };
         let mut kvs = Vec::new();
         let mut count = 0;
-        for kv in self
-            .kvs
-            .range::<str, _>(bounds)
-            .map(|(_, kv)| kv)
-            .filter(|kv| self.visible(kv, now))
-        {
+        for kv in self.kvs.range::<str, _>(bounds).map(|(_, kv)| kv).filter(|kv| self.visible(kv, now)) {
             if count < limit {
                 kvs.push(kv.clone());
             }
             count += 1;
         }
-        RangeResponse {
-            more: count > kvs.len(),
-            kvs,
-            count,
-            revision: self.revision,
-        }
+        RangeResponse { more: count > kvs.len(), kvs, count, revision: self.revision }
     }
 
     /// Remove a key, detaching it from its lease.
@@ -208,10 +166,7 @@ impl State {
             lease,
         };
         self.kvs.insert(kv.key.clone(), kv.clone());
-        WatchEvent {
-            kind: EventKind::Put,
-            kv,
-        }
+        WatchEvent { kind: EventKind::Put, kv }
     }
 
     /// Apply `ops` in order under revision `rev` at time `now`; returns the events (empty =
@@ -226,20 +181,11 @@ impl State {
                         l.expires_at_ms = now + l.ttl_ms;
                     }
                 }
-                Op::Delete { key } => {
-                    events.extend(self.remove(key).map(|kv| delete_event(kv.key, rev)))
-                }
+                Op::Delete { key } => events.extend(self.remove(key).map(|kv| delete_event(kv.key, rev))),
                 Op::DeletePrefix { prefix } => {
                     let end = prefix_end(prefix);
-                    let bounds = (
-                        Bound::Included(prefix.as_str()),
-                        Bound::Excluded(end.as_str()),
-                    );
-                    let keys: Vec<String> = self
-                        .kvs
-                        .range::<str, _>(bounds)
-                        .map(|(k, _)| k.clone())
-                        .collect();
+                    let bounds = (Bound::Included(prefix.as_str()), Bound::Excluded(end.as_str()));
+                    let keys: Vec<String> = self.kvs.range::<str, _>(bounds).map(|(k, _)| k.clone()).collect();
                     for key in keys {
                         self.remove(&key);
                         events.push(delete_event(key, rev));
@@ -253,22 +199,15 @@ impl State {
     /// Delete `keys` (those still present) as one new revision, if any were.
     fn delete_keys(&mut self, keys: BTreeSet<String>) {
         let rev = self.revision + 1;
-        let events: Vec<WatchEvent> = keys
-            .into_iter()
-            .filter(|key| self.remove(key).is_some())
-            .map(|key| delete_event(key, rev))
-            .collect();
+        let events: Vec<WatchEvent> =
+            keys.into_iter().filter(|key| self.remove(key).is_some()).map(|key| delete_event(key, rev)).collect();
         self.commit(events);
     }
 
     /// Drop every expired lease; their keys go in one revision.
     fn reap(&mut self, now: i64) {
-        let expired: Vec<LeaseId> = self
-            .leases
-            .iter()
-            .filter(|(_, l)| l.expires_at_ms <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let expired: Vec<LeaseId> =
+            self.leases.iter().filter(|(_, l)| l.expires_at_ms <= now).map(|(id, _)| *id).collect();
         let mut keys = BTreeSet::new();
         for id in expired {
             if let Some(lease) = self.leases.remove(&id) {
@@ -286,11 +225,7 @@ impl State {
         self.revision += 1;
         self.history.extend(events);
         let horizon = self.revision - self.retain;
-        while self
-            .history
-            .front()
-            .is_some_and(|e| e.kv.mod_revision <= horizon)
-        {
+        while self.history.front().is_some_and(|e| e.kv.mod_revision <= horizon) {
             self.history.pop_front();
         }
         self.compacted = self.compacted.max(horizon);
@@ -298,58 +233,33 @@ impl State {
 
     fn check_retained(&self, from: Revision) -> Result<(), StoreError> {
         if from <= self.compacted {
-            return Err(StoreError::Compacted {
-                requested: from,
-                oldest: self.compacted + 1,
-            });
+            return Err(StoreError::Compacted { requested: from, oldest: self.compacted + 1 });
         }
         Ok(())
     }
 
-    fn events_from(
-        &self,
-        prefix: &str,
-        cursor: &mut Revision,
-    ) -> Result<Vec<WatchEvent>, StoreError> {
+    fn events_from(&self, prefix: &str, cursor: &mut Revision) -> Result<Vec<WatchEvent>, StoreError> {
         self.check_retained(*cursor)?;
         let from = *cursor;
         let start = self.history.partition_point(|e| e.kv.mod_revision < from);
-        let events = self
-            .history
-            .range(start..)
-            .filter(|e| e.kv.key.starts_with(prefix))
-            .cloned()
-            .collect();
+        let events = self.history.range(start..).filter(|e| e.kv.key.starts_with(prefix)).cloned().collect();
         *cursor = (*cursor).max(self.revision + 1);
         Ok(events)
     }
 
     fn txn(&mut self, txn: &Txn, now: i64) -> Result<TxnResponse, StoreError> {
-        let succeeded = txn
-            .compares
-            .iter()
-            .all(|c| compare_holds(c, self.get(&c.key, now)));
-        let ops = if succeeded {
-            &txn.success
-        } else {
-            &txn.failure
-        };
+        let succeeded = txn.compares.iter().all(|c| compare_holds(c, self.get(&c.key, now)));
+        let ops = if succeeded { &txn.success } else { &txn.failure };
         if let Some(missing) = leases_used(ops).find(|id| !self.live(*id, now)) {
             return Err(StoreError::LeaseNotFound(missing));
         }
         let events = self.apply(ops, self.revision + 1, now);
         self.commit(events);
-        Ok(TxnResponse {
-            succeeded,
-            revision: self.revision,
-        })
+        Ok(TxnResponse { succeeded, revision: self.revision })
     }
 
     fn live_lease_mut(&mut self, id: LeaseId, now: i64) -> Result<&mut Lease, StoreError> {
-        self.leases
-            .get_mut(&id)
-            .filter(|l| l.expires_at_ms > now)
-            .ok_or(StoreError::LeaseNotFound(id))
+        self.leases.get_mut(&id).filter(|l| l.expires_at_ms > now).ok_or(StoreError::LeaseNotFound(id))
     }
 }
 
@@ -371,14 +281,7 @@ impl Store for MemoryStore {
         self.shared.write(|state, now| {
             let id = state.next_lease;
             state.next_lease += 1;
-            state.leases.insert(
-                id,
-                Lease {
-                    ttl_ms,
-                    expires_at_ms: now + ttl_ms,
-                    keys: BTreeSet::new(),
-                },
-            );
+            state.leases.insert(id, Lease { ttl_ms, expires_at_ms: now + ttl_ms, keys: BTreeSet::new() });
             Ok(id)
         })
     }
@@ -403,11 +306,7 @@ impl Store for MemoryStore {
     async fn lease_info(&self, id: LeaseId) -> Result<LeaseInfo, StoreError> {
         let now = self.shared.clock.now_ms();
         let state = self.shared.lock();
-        let lease = state
-            .leases
-            .get(&id)
-            .filter(|l| l.expires_at_ms > now)
-            .ok_or(StoreError::LeaseNotFound(id))?;
+        let lease = state.leases.get(&id).filter(|l| l.expires_at_ms > now).ok_or(StoreError::LeaseNotFound(id))?;
         Ok(LeaseInfo {
             id,
             ttl_ms: lease.ttl_ms,
@@ -457,11 +356,7 @@ mod tests {
     async fn watch_task_ends_when_the_receiver_is_dropped() {
         let store = MemoryStore::new(Arc::new(ManualClock::new(0)));
         let watch = store.watch("", 0).await.unwrap();
-        assert_eq!(
-            Arc::strong_count(&store.shared),
-            2,
-            "the watch task holds the store"
-        );
+        assert_eq!(Arc::strong_count(&store.shared), 2, "the watch task holds the store");
         drop(watch);
         for _ in 0..200 {
             if Arc::strong_count(&store.shared) == 1 {
@@ -471,5 +366,4 @@ mod tests {
         }
         panic!("watch task still running");
     }
-
 }

@@ -6,12 +6,12 @@
 //! prefix from a revision. Backends: [`sqlite`] (the default, shared by every process on one
 //! file) and [`memory`] (tests, `--db :memory:`). Nothing backend-specific leaks out of here.
 
+#[cfg(test)]
+mod conformance;
 pub mod memory;
 mod rules;
 pub mod sqlite;
 mod watch;
-#[cfg(test)]
-mod conformance;
 
 use std::sync::Arc;
 
@@ -78,15 +78,25 @@ impl Compare {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Put { key: String, value: Vec<u8>, lease: LeaseId },
-    Delete { key: String },
+    Put {
+        key: String,
+        value: Vec<u8>,
+        lease: LeaseId,
+    },
+    Delete {
+        key: String,
+    },
     /// Delete every key that starts with the prefix.
-    DeletePrefix { prefix: String },
+    DeletePrefix {
+        prefix: String,
+    },
     /// Push a live lease's expiry to its TTL from now, atomically with the rest of the
     /// transaction. A transaction that keeps alive an expired lease fails with `LeaseNotFound`,
     /// like one that attaches a key to it. (An etcd backend would send a `LeaseKeepAlive` after
     /// the transaction: renewal needs no atomicity, only the write does.)
-    KeepAlive { lease: LeaseId },
+    KeepAlive {
+        lease: LeaseId,
+    },
 }
 
 impl Op {
@@ -244,10 +254,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
     }
 }
 

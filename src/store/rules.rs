@@ -3,7 +3,6 @@
 
 use super::{Compare, CompareOp, CompareTarget, EventKind, KeyValue, LeaseId, Op, Revision, StoreError, WatchEvent};
 
-
 /// Whether `cmp` holds against `kv` (`None` = the key is absent or its lease has expired).
 ///
 /// An absent key has version, create and mod revision 0. A value compare against an absent key
@@ -35,27 +34,15 @@ pub(crate) fn leases_used(ops: &[Op]) -> impl Iterator<Item = LeaseId> + '_ {
 
 /// The event for a deleted key: as in etcd, only the key and the deletion revision are set.
 pub(crate) fn delete_event(key: String, rev: Revision) -> WatchEvent {
-    let kv = KeyValue {
-        key,
-        value: Vec::new(),
-        create_revision: 0,
-        mod_revision: rev,
-        version: 0,
-        lease: 0,
-    };
-    WatchEvent {
-        kind: EventKind::Delete,
-        kv,
-    }
+    let kv = KeyValue { key, value: Vec::new(), create_revision: 0, mod_revision: rev, version: 0, lease: 0 };
+    WatchEvent { kind: EventKind::Delete, kv }
 }
 
 pub(crate) fn check_ttl(ttl_ms: i64) -> Result<(), StoreError> {
     if ttl_ms > 0 {
         Ok(())
     } else {
-        Err(StoreError::Backend(format!(
-            "lease TTL must be positive, got {ttl_ms} ms"
-        )))
+        Err(StoreError::Backend(format!("lease TTL must be positive, got {ttl_ms} ms")))
     }
 }
 
@@ -65,16 +52,7 @@ mod tests {
 
     #[test]
     fn compare_rules_for_absent_keys() {
-        let absent = |target| {
-            compare_holds(
-                &Compare {
-                    key: "k".into(),
-                    op: CompareOp::Equal,
-                    target,
-                },
-                None,
-            )
-        };
+        let absent = |target| compare_holds(&Compare { key: "k".into(), op: CompareOp::Equal, target }, None);
         assert!(absent(CompareTarget::Version(0)));
         assert!(absent(CompareTarget::ModRevision(0)));
         assert!(absent(CompareTarget::CreateRevision(0)));

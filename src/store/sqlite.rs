@@ -33,8 +33,8 @@ use super::memory::DEFAULT_HISTORY;
 use super::rules::{check_ttl, compare_holds, delete_event, leases_used};
 use super::watch::{spawn_watch, WatchSource};
 use super::{
-    prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo, Op, RangeRequest, RangeResponse,
-    Revision, Store, StoreError, Txn, TxnResponse, Watch, WatchEvent,
+    prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo, Op, RangeRequest, RangeResponse, Revision, Store,
+    StoreError, Txn, TxnResponse, Watch, WatchEvent,
 };
 
 /// Bumped (with a migration) whenever the schema below changes.
@@ -100,10 +100,7 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self {
-            retain_revisions: DEFAULT_HISTORY,
-            sync_full: true,
-        }
+        Self { retain_revisions: DEFAULT_HISTORY, sync_full: true }
     }
 }
 
@@ -140,10 +137,7 @@ impl From<StoreError> for Fail {
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -155,16 +149,12 @@ fn with_retry<T>(mut attempt: impl FnMut() -> Result<T, Fail>) -> Result<T, Stor
     for n in 0..MAX_ATTEMPTS {
         match attempt() {
             Ok(value) => return Ok(value),
-            Err(Fail::Sql(e)) if is_busy(&e) => {
-                std::thread::sleep(Duration::from_millis(1 + u64::from(n.min(20))))
-            }
+            Err(Fail::Sql(e)) if is_busy(&e) => std::thread::sleep(Duration::from_millis(1 + u64::from(n.min(20)))),
             Err(Fail::Sql(e)) => return Err(backend(e)),
             Err(Fail::Store(e)) => return Err(e),
         }
     }
-    Err(StoreError::Busy {
-        attempts: MAX_ATTEMPTS,
-    })
+    Err(StoreError::Busy { attempts: MAX_ATTEMPTS })
 }
 
 /// The busy handler: our transactions hold the lock for tens of microseconds (plus an fsync),
@@ -172,13 +162,9 @@ fn with_retry<T>(mut attempt: impl FnMut() -> Result<T, Fail>) -> Result<T, Stor
 /// at 1 ms until the budget is spent.
 fn busy_wait(count: i32) -> bool {
     const FAST: i32 = 50;
-    let step = if count < FAST {
-        Duration::from_micros(50)
-    } else {
-        Duration::from_millis(1)
-    };
-    let spent = Duration::from_micros(50) * count.min(FAST) as u32
-        + Duration::from_millis(1) * (count - FAST).max(0) as u32;
+    let step = if count < FAST { Duration::from_micros(50) } else { Duration::from_millis(1) };
+    let spent =
+        Duration::from_micros(50) * count.min(FAST) as u32 + Duration::from_millis(1) * (count - FAST).max(0) as u32;
     if spent >= BUSY_BUDGET {
         return false;
     }
@@ -198,15 +184,8 @@ fn kv_from_row(row: &Row<'_>) -> rusqlite::Result<KeyValue> {
 }
 
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<WatchEvent> {
-    let kind = if row.get::<_, i64>(6)? == KIND_PUT {
-        EventKind::Put
-    } else {
-        EventKind::Delete
-    };
-    Ok(WatchEvent {
-        kind,
-        kv: kv_from_row(row)?,
-    })
+    let kind = if row.get::<_, i64>(6)? == KIND_PUT { EventKind::Put } else { EventKind::Delete };
+    Ok(WatchEvent { kind, kv: kv_from_row(row)? })
 }
 
 /// (revision, compacted) from `meta`.
@@ -217,11 +196,7 @@ fn read_meta(conn: &Connection) -> Result<(Revision, Revision), Fail> {
 
 fn check_retained(from: Revision, compacted: Revision) -> Result<(), Fail> {
     if from <= compacted {
-        return Err(StoreError::Compacted {
-            requested: from,
-            oldest: compacted + 1,
-        }
-        .into());
+        return Err(StoreError::Compacted { requested: from, oldest: compacted + 1 }.into());
     }
     Ok(())
 }
@@ -239,29 +214,19 @@ fn range_at(conn: &Connection, req: &RangeRequest, now: i64) -> Result<RangeResp
     let (revision, _) = read_meta(conn)?;
     let Some(end) = &req.end else {
         let kvs: Vec<KeyValue> = get_visible(conn, &req.start, now)?.into_iter().collect();
-        return Ok(RangeResponse {
-            count: kvs.len(),
-            kvs,
-            more: false,
-            revision,
-        });
+        return Ok(RangeResponse { count: kvs.len(), kvs, more: false, revision });
     };
     // Fetch one row past the limit to learn whether it cut the result; -1 = no limit.
     let fetch = match req.limit {
         0 => -1,
-        n => i64::try_from(n)
-            .ok()
-            .and_then(|n| n.checked_add(1))
-            .unwrap_or(-1),
+        n => i64::try_from(n).ok().and_then(|n| n.checked_add(1)).unwrap_or(-1),
     };
     let mut stmt = conn.prepare_cached(
         "SELECT key, value, create_rev, mod_rev, version, lease FROM kv WHERE key >= ?1 AND key < ?2 AND \
          (lease = 0 OR EXISTS (SELECT 1 FROM leases WHERE leases.id = kv.lease AND leases.expires_at_ms > ?3)) \
          ORDER BY key LIMIT ?4",
     )?;
-    let mut kvs = stmt
-        .query_map(params![req.start, end, now, fetch], kv_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut kvs = stmt.query_map(params![req.start, end, now, fetch], kv_from_row)?.collect::<Result<Vec<_>, _>>()?;
     let more = req.limit > 0 && kvs.len() > req.limit;
     let count = if more {
         kvs.truncate(req.limit);
@@ -269,12 +234,7 @@ fn range_at(conn: &Connection, req: &RangeRequest, now: i64) -> Result<RangeResp
     } else {
         kvs.len()
     };
-    Ok(RangeResponse {
-        kvs,
-        count,
-        more,
-        revision,
-    })
+    Ok(RangeResponse { kvs, count, more, revision })
 }
 
 fn count_range(conn: &Connection, start: &str, end: &str, now: i64) -> Result<usize, Fail> {
@@ -286,11 +246,7 @@ fn count_range(conn: &Connection, start: &str, end: &str, now: i64) -> Result<us
 }
 
 /// The change-log events under `prefix` from `cursor`, and the cursor to continue from.
-fn changes_from(
-    conn: &Connection,
-    prefix: &str,
-    cursor: Revision,
-) -> Result<(Vec<WatchEvent>, Revision), Fail> {
+fn changes_from(conn: &Connection, prefix: &str, cursor: Revision) -> Result<(Vec<WatchEvent>, Revision), Fail> {
     let (revision, compacted) = read_meta(conn)?;
     check_retained(cursor, compacted)?;
     if revision < cursor {
@@ -302,10 +258,7 @@ fn changes_from(
          WHERE rev >= ?1 AND rev <= ?2 AND key >= ?3 AND key < ?4 ORDER BY rev, seq",
     )?;
     let events = stmt
-        .query_map(
-            params![cursor, upto, prefix, prefix_end(prefix)],
-            event_from_row,
-        )?
+        .query_map(params![cursor, upto, prefix, prefix_end(prefix)], event_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok((events, upto + 1))
 }
@@ -326,23 +279,15 @@ fn changes_after(conn: &Connection, prefix: &str, after: Revision) -> Result<(Ve
 }
 
 fn lease_info_at(conn: &Connection, id: LeaseId, now: i64) -> Result<LeaseInfo, Fail> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT ttl_ms, expires_at_ms FROM leases WHERE id = ?1 AND expires_at_ms > ?2",
-    )?;
+    let mut stmt =
+        conn.prepare_cached("SELECT ttl_ms, expires_at_ms FROM leases WHERE id = ?1 AND expires_at_ms > ?2")?;
     let (ttl_ms, expires_at_ms): (i64, i64) = stmt
         .query_row(params![id, now], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .ok_or(StoreError::LeaseNotFound(id))?;
     let mut stmt = conn.prepare_cached("SELECT key FROM kv WHERE lease = ?1 ORDER BY key")?;
-    let keys = stmt
-        .query_map([id], |r| r.get(0))?
-        .collect::<Result<Vec<String>, _>>()?;
-    Ok(LeaseInfo {
-        id,
-        ttl_ms,
-        remaining_ms: expires_at_ms - now,
-        keys,
-    })
+    let keys = stmt.query_map([id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    Ok(LeaseInfo { id, ttl_ms, remaining_ms: expires_at_ms - now, keys })
 }
 
 /// Roll back a transaction left open by an earlier failure (or a panic under the mutex).
@@ -353,11 +298,7 @@ fn rollback(conn: &Connection) {
 }
 
 /// Run `body` inside `BEGIN <begin>` … `COMMIT`, rolling back if anything fails.
-fn in_txn<T>(
-    conn: &Connection,
-    begin: &str,
-    body: impl FnOnce() -> Result<T, Fail>,
-) -> Result<T, Fail> {
+fn in_txn<T>(conn: &Connection, begin: &str, body: impl FnOnce() -> Result<T, Fail>) -> Result<T, Fail> {
     rollback(conn);
     conn.prepare_cached(begin)?.execute([])?;
     let result = body().and_then(|value| {
@@ -387,11 +328,7 @@ impl<'c> Writer<'c> {
     }
 
     fn record(&mut self, event: &WatchEvent) -> Result<(), Fail> {
-        let kind = if event.kind == EventKind::Put {
-            KIND_PUT
-        } else {
-            KIND_DELETE
-        };
+        let kind = if event.kind == EventKind::Put { KIND_PUT } else { KIND_DELETE };
         let kv = &event.kv;
         self.conn
             .prepare_cached(
@@ -421,9 +358,8 @@ impl<'c> Writer<'c> {
     }
 
     fn lease_live(&self, id: LeaseId) -> Result<bool, Fail> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM leases WHERE id = ?1 AND expires_at_ms > ?2)",
-        )?;
+        let mut stmt =
+            self.conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM leases WHERE id = ?1 AND expires_at_ms > ?2)")?;
         Ok(stmt.query_row(params![id, self.now], |r| r.get(0))?)
     }
 
@@ -442,9 +378,8 @@ impl<'c> Writer<'c> {
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev, \
              version = kv.version + 1, lease = excluded.lease RETURNING create_rev, version",
         )?;
-        let (create_revision, version) = stmt.query_row(params![key, value, rev, lease], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+        let (create_revision, version) =
+            stmt.query_row(params![key, value, rev, lease], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let kv = KeyValue {
             key: key.to_string(),
             value: value.to_vec(),
@@ -453,17 +388,11 @@ impl<'c> Writer<'c> {
             version,
             lease,
         };
-        self.record(&WatchEvent {
-            kind: EventKind::Put,
-            kv,
-        })
+        self.record(&WatchEvent { kind: EventKind::Put, kv })
     }
 
     fn delete(&mut self, key: &str) -> Result<(), Fail> {
-        let deleted = self
-            .conn
-            .prepare_cached("DELETE FROM kv WHERE key = ?1")?
-            .execute([key])?;
+        let deleted = self.conn.prepare_cached("DELETE FROM kv WHERE key = ?1")?.execute([key])?;
         if deleted > 0 {
             self.record(&delete_event(key.to_string(), self.next_rev()))?;
         }
@@ -480,37 +409,23 @@ impl<'c> Writer<'c> {
     }
 
     fn delete_prefix(&mut self, prefix: &str) -> Result<(), Fail> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("DELETE FROM kv WHERE key >= ?1 AND key < ?2 RETURNING key")?;
-        let keys = stmt
-            .query_map(params![prefix, prefix_end(prefix)], |r| r.get(0))?
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = self.conn.prepare_cached("DELETE FROM kv WHERE key >= ?1 AND key < ?2 RETURNING key")?;
+        let keys = stmt.query_map(params![prefix, prefix_end(prefix)], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
         self.record_deletes(keys)
     }
 
     /// Delete a lease and its keys; returns the keys (deletion events not yet recorded).
     fn drop_lease(&mut self, id: LeaseId) -> Result<Vec<String>, Fail> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("DELETE FROM kv WHERE lease = ?1 RETURNING key")?;
-        let keys = stmt
-            .query_map([id], |r| r.get(0))?
-            .collect::<Result<Vec<String>, _>>()?;
-        self.conn
-            .prepare_cached("DELETE FROM leases WHERE id = ?1")?
-            .execute([id])?;
+        let mut stmt = self.conn.prepare_cached("DELETE FROM kv WHERE lease = ?1 RETURNING key")?;
+        let keys = stmt.query_map([id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        self.conn.prepare_cached("DELETE FROM leases WHERE id = ?1")?.execute([id])?;
         Ok(keys)
     }
 
     /// Drop every expired lease; their keys go in one revision.
     fn reap(&mut self) -> Result<(), Fail> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id FROM leases WHERE expires_at_ms <= ?1")?;
-        let expired = stmt
-            .query_map([self.now], |r| r.get(0))?
-            .collect::<Result<Vec<LeaseId>, _>>()?;
+        let mut stmt = self.conn.prepare_cached("SELECT id FROM leases WHERE expires_at_ms <= ?1")?;
+        let expired = stmt.query_map([self.now], |r| r.get(0))?.collect::<Result<Vec<LeaseId>, _>>()?;
         let mut keys = Vec::new();
         for id in expired {
             keys.extend(self.drop_lease(id)?);
@@ -539,11 +454,7 @@ impl<'c> Writer<'c> {
                 break;
             }
         }
-        let ops = if succeeded {
-            &txn.success
-        } else {
-            &txn.failure
-        };
+        let ops = if succeeded { &txn.success } else { &txn.failure };
         for id in leases_used(ops) {
             if !self.lease_live(id)? {
                 return Ok(Err(StoreError::LeaseNotFound(id)));
@@ -553,10 +464,7 @@ impl<'c> Writer<'c> {
             self.apply(op)?;
         }
         self.close_revision();
-        Ok(Ok(TxnResponse {
-            succeeded,
-            revision: self.rev,
-        }))
+        Ok(Ok(TxnResponse { succeeded, revision: self.rev }))
     }
 
     /// Persist the new revision and prune the change log to the retained window.
@@ -566,14 +474,10 @@ impl<'c> Writer<'c> {
         }
         let horizon = self.rev - retain;
         self.conn
-            .prepare_cached(
-                "UPDATE meta SET revision = ?1, compacted = max(compacted, ?2) WHERE id = 0",
-            )?
+            .prepare_cached("UPDATE meta SET revision = ?1, compacted = max(compacted, ?2) WHERE id = 0")?
             .execute(params![self.rev, horizon])?;
         if horizon > 0 {
-            self.conn
-                .prepare_cached("DELETE FROM changes WHERE rev <= ?1")?
-                .execute([horizon])?;
+            self.conn.prepare_cached("DELETE FROM changes WHERE rev <= ?1")?.execute([horizon])?;
         }
         Ok(())
     }
@@ -585,30 +489,18 @@ impl SqliteStore {
     }
 
     /// Open (creating if needed, parent directories included) the store at `path`.
-    pub fn open_with_options(
-        path: &Path,
-        clock: Arc<dyn Clock>,
-        options: SqliteOptions,
-    ) -> Result<Self, StoreError> {
+    pub fn open_with_options(path: &Path, clock: Arc<dyn Clock>, options: SqliteOptions) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| backend(format!("creating {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| backend(format!("creating {}: {e}", parent.display())))?;
         }
-        let mut conn = Connection::open(path)
-            .map_err(|e| backend(format!("opening {}: {e}", path.display())))?;
+        let mut conn = Connection::open(path).map_err(|e| backend(format!("opening {}: {e}", path.display())))?;
         conn.busy_handler(Some(busy_wait)).map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
         with_retry(|| configure(&conn, &options))?;
         with_retry(|| migrate(&conn))?;
-        let shared = Shared {
-            conn: Mutex::new(conn),
-            clock,
-            changed: Notify::new(),
-            retain: options.retain_revisions.max(1),
-        };
-        Ok(Self {
-            shared: Arc::new(shared),
-        })
+        let shared =
+            Shared { conn: Mutex::new(conn), clock, changed: Notify::new(), retain: options.retain_revisions.max(1) };
+        Ok(Self { shared: Arc::new(shared) })
     }
 }
 
@@ -622,17 +514,12 @@ fn configure(conn: &Connection, options: &SqliteOptions) -> Result<(), Fail> {
     // exclusive lock that other processes would have to wait out.
     let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(backend(format!("cannot enable WAL journal mode (got {mode})")).into());
         }
     }
-    conn.pragma_update(
-        None,
-        "synchronous",
-        if options.sync_full { "FULL" } else { "NORMAL" },
-    )?;
+    conn.pragma_update(None, "synchronous", if options.sync_full { "FULL" } else { "NORMAL" })?;
     // Checkpoint the WAL every ~40 MB of commits instead of SQLite's ~4 MB. The checkpoint runs
     // inside whichever commit crosses the mark; at the default that was about one write in 250,
     // and it set every write's p99. Measured: write p99 roughly halved (BENCHMARKS.md).
@@ -650,10 +537,9 @@ fn configure(conn: &Connection, options: &SqliteOptions) -> Result<(), Fail> {
 fn migrate(conn: &Connection) -> Result<(), Fail> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > SCHEMA_VERSION {
-        return Err(backend(format!(
-            "database schema version {version} is newer than this build ({SCHEMA_VERSION})"
-        ))
-        .into());
+        return Err(
+            backend(format!("database schema version {version} is newer than this build ({SCHEMA_VERSION})")).into()
+        );
     }
     if version == SCHEMA_VERSION {
         return Ok(());
@@ -665,16 +551,11 @@ fn migrate(conn: &Connection) -> Result<(), Fail> {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // Any transaction a panic left open is rolled back by the next `in_txn`.
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A consistent read (one snapshot) with busy retries.
-    fn read<T>(
-        &self,
-        mut body: impl FnMut(&Connection, i64) -> Result<T, Fail>,
-    ) -> Result<T, StoreError> {
+    fn read<T>(&self, mut body: impl FnMut(&Connection, i64) -> Result<T, Fail>) -> Result<T, StoreError> {
         let conn = self.lock();
         with_retry(|| in_txn(&conn, "BEGIN", || body(&conn, self.clock.now_ms())))
     }
@@ -689,12 +570,7 @@ impl Shared {
         let (out, advanced) = with_retry(|| {
             in_txn(&conn, "BEGIN IMMEDIATE", || {
                 let (start, _) = read_meta(&conn)?;
-                let mut writer = Writer {
-                    conn: &conn,
-                    now: self.clock.now_ms(),
-                    rev: start,
-                    pending: 0,
-                };
+                let mut writer = Writer { conn: &conn, now: self.clock.now_ms(), rev: start, pending: 0 };
                 writer.reap()?;
                 let out = body(&mut writer)?;
                 writer.close_revision();
@@ -711,8 +587,7 @@ impl Shared {
 
     fn reap_if_due(&self) -> Result<(), StoreError> {
         let due = self.read(|conn, now| {
-            let mut stmt = conn
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM leases WHERE expires_at_ms <= ?1)")?;
+            let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM leases WHERE expires_at_ms <= ?1)")?;
             Ok(stmt.query_row([now], |r| r.get::<_, bool>(0))?)
         })?;
         if due {
@@ -833,13 +708,9 @@ mod tests {
         let (a, b) = (open_at(&path), open_at(&path));
         let rev = a.txn(put_txn("k", "from-a")).await.unwrap().revision;
         let seen = get(b.as_ref(), "k").await.unwrap().unwrap();
-        assert_eq!(
-            (seen.value.as_slice(), seen.mod_revision),
-            (&b"from-a"[..], rev)
-        );
-        let cas = Txn::new()
-            .when([Compare::mod_revision("k", CompareOp::Equal, rev)])
-            .and_then([Op::put("k", "from-b")]);
+        assert_eq!((seen.value.as_slice(), seen.mod_revision), (&b"from-a"[..], rev));
+        let cas =
+            Txn::new().when([Compare::mod_revision("k", CompareOp::Equal, rev)]).and_then([Op::put("k", "from-b")]);
         assert!(b.txn(cas).await.unwrap().succeeded);
         assert_eq!(a.revision().await.unwrap(), rev + 1);
         assert_eq!(get(a.as_ref(), "k").await.unwrap().unwrap().version, 2);
@@ -860,15 +731,8 @@ mod tests {
         let (a, b) = (open_at(&path), open_at(&path));
         let mut watch = a.watch("x/", 0).await.unwrap();
         let rev = b.txn(put_txn("x/1", "v")).await.unwrap().revision;
-        let event = tokio::time::timeout(Duration::from_secs(2), watch.events.recv())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (event.kind, event.kv.key.as_str(), event.kv.mod_revision),
-            (EventKind::Put, "x/1", rev)
-        );
+        let event = tokio::time::timeout(Duration::from_secs(2), watch.events.recv()).await.unwrap().unwrap().unwrap();
+        assert_eq!((event.kind, event.kv.key.as_str(), event.kv.mod_revision), (EventKind::Put, "x/1", rev));
     }
 
     #[tokio::test]
@@ -876,11 +740,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open_at(&dir.path().join("mesh.db"));
         let watch = store.watch("", 0).await.unwrap();
-        assert_eq!(
-            Arc::strong_count(&store.shared),
-            2,
-            "the watch task holds the store"
-        );
+        assert_eq!(Arc::strong_count(&store.shared), 2, "the watch task holds the store");
         drop(watch);
         let deadline = Instant::now() + Duration::from_secs(2);
         while Arc::strong_count(&store.shared) > 1 {
@@ -899,22 +759,14 @@ mod tests {
             .map(|i| {
                 let store = stores[i % 2].clone();
                 std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                     rt.block_on(increment_times(&store, 50))
                 })
             })
             .collect();
         let conflicts: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let kv = rt
-            .block_on(get(stores[1].as_ref(), "counter"))
-            .unwrap()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let kv = rt.block_on(get(stores[1].as_ref(), "counter")).unwrap().unwrap();
         assert_eq!((kv.value.as_slice(), kv.version), (&b"400"[..], 400));
         eprintln!("400 increments, {conflicts} lost compare-and-swaps retried");
     }
@@ -926,10 +778,7 @@ mod tests {
             loop {
                 let current = get(store, "counter").await.expect("read never fails");
                 let (n, rev) = current.map_or((0, 0), |kv| {
-                    (
-                        String::from_utf8(kv.value).unwrap().parse::<u64>().unwrap(),
-                        kv.mod_revision,
-                    )
+                    (String::from_utf8(kv.value).unwrap().parse::<u64>().unwrap(), kv.mod_revision)
                 });
                 let txn = Txn::new()
                     .when([Compare::mod_revision("counter", CompareOp::Equal, rev)])
@@ -948,40 +797,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("deep").join("er").join("mesh.db");
         let clock = Arc::new(ManualClock::new(1_000));
-        let options = SqliteOptions {
-            retain_revisions: 3,
-            ..SqliteOptions::default()
-        };
+        let options = SqliteOptions { retain_revisions: 3, ..SqliteOptions::default() };
         let lease = {
-            let store =
-                SqliteStore::open_with_options(&path, clock.clone(), options.clone()).unwrap();
+            let store = SqliteStore::open_with_options(&path, clock.clone(), options.clone()).unwrap();
             for i in 0..10 {
                 store.txn(put_txn("k", &i.to_string())).await.unwrap();
             }
             let lease = store.lease_grant(5_000).await.unwrap();
-            store
-                .txn(Txn::new().and_then([Op::put_with_lease("leased", "v", lease)]))
-                .await
-                .unwrap();
+            store.txn(Txn::new().and_then([Op::put_with_lease("leased", "v", lease)])).await.unwrap();
             lease
         };
-        let store: SharedStore =
-            Arc::new(SqliteStore::open_with_options(&path, clock.clone(), options).unwrap());
+        let store: SharedStore = Arc::new(SqliteStore::open_with_options(&path, clock.clone(), options).unwrap());
         assert_eq!(store.revision().await.unwrap(), 11);
         let kv = get(store.as_ref(), "k").await.unwrap().unwrap();
-        assert_eq!(
-            (kv.value.as_slice(), kv.version, kv.create_revision),
-            (&b"9"[..], 10, 1)
-        );
+        assert_eq!((kv.value.as_slice(), kv.version, kv.create_revision), (&b"9"[..], 10, 1));
         assert_eq!(store.lease_info(lease).await.unwrap().keys, ["leased"]);
         assert!(store.lease_grant(5_000).await.unwrap() > lease);
-        assert!(matches!(
-            store.watch("", 8).await,
-            Err(StoreError::Compacted {
-                requested: 8,
-                oldest: 9
-            })
-        ));
+        assert!(matches!(store.watch("", 8).await, Err(StoreError::Compacted { requested: 8, oldest: 9 })));
         assert!(store.watch("", 9).await.is_ok());
     }
 
@@ -990,15 +822,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open_at(&dir.path().join("mesh.db"));
         let conn = store.shared.lock();
-        let mode: String = conn
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .unwrap();
-        let sync: i64 = conn
-            .pragma_query_value(None, "synchronous", |r| r.get(0))
-            .unwrap();
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!((mode.as_str(), sync, version), ("wal", 2, SCHEMA_VERSION));
         let checkpoint: i64 = conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)).unwrap();
         assert_eq!(checkpoint, WAL_AUTOCHECKPOINT_PAGES);
@@ -1010,50 +836,26 @@ mod tests {
     async fn latency() {
         for sync_full in [true, false] {
             let dir = tempfile::tempdir().unwrap();
-            let options = SqliteOptions {
-                sync_full,
-                ..SqliteOptions::default()
-            };
-            let store = SqliteStore::open_with_options(
-                &dir.path().join("mesh.db"),
-                Arc::new(SystemClock),
-                options,
-            )
-            .unwrap();
+            let options = SqliteOptions { sync_full, ..SqliteOptions::default() };
+            let store =
+                SqliteStore::open_with_options(&dir.path().join("mesh.db"), Arc::new(SystemClock), options).unwrap();
             let n = 2_000;
             let start = Instant::now();
             for i in 0..n {
-                store
-                    .txn(put_txn(
-                        &format!("bench/{}", i % 100),
-                        "some value of moderate length",
-                    ))
-                    .await
-                    .unwrap();
+                store.txn(put_txn(&format!("bench/{}", i % 100), "some value of moderate length")).await.unwrap();
             }
             let put = start.elapsed() / n;
             let start = Instant::now();
             for i in 0..n * 10 {
-                get(&store, &format!("bench/{}", i % 100))
-                    .await
-                    .unwrap()
-                    .unwrap();
+                get(&store, &format!("bench/{}", i % 100)).await.unwrap().unwrap();
             }
             let read = start.elapsed() / (n * 10);
             let start = Instant::now();
             for _ in 0..n {
-                store
-                    .range(RangeRequest {
-                        limit: 20,
-                        ..RangeRequest::prefix("bench/")
-                    })
-                    .await
-                    .unwrap();
+                store.range(RangeRequest { limit: 20, ..RangeRequest::prefix("bench/") }).await.unwrap();
             }
             let page = start.elapsed() / n;
-            eprintln!(
-                "sync_full={sync_full}: put {put:?}, get {read:?}, range(limit 20 of 100) {page:?}"
-            );
+            eprintln!("sync_full={sync_full}: put {put:?}, get {read:?}, range(limit 20 of 100) {page:?}");
         }
     }
 }

@@ -25,11 +25,7 @@ pub(crate) trait WatchSource: Send + Sync + 'static {
 }
 
 /// Start delivering `source`'s events under `prefix` from revision `cursor` on.
-pub(crate) fn spawn_watch<S: WatchSource>(
-    source: Arc<S>,
-    prefix: String,
-    cursor: Revision,
-) -> Watch {
+pub(crate) fn spawn_watch<S: WatchSource>(source: Arc<S>, prefix: String, cursor: Revision) -> Watch {
     let (tx, rx) = mpsc::channel(WATCH_CAPACITY);
     tokio::spawn(watch_loop(source, prefix, cursor, tx));
     Watch { events: rx }

@@ -53,7 +53,14 @@ impl HttpServer {
         Self::launch_command("serve", http, db, extra, env, dir)
     }
 
-    fn launch_command(subcommand: &str, http: &[&str], db: &Path, extra: &[&str], env: &[(&str, &str)], dir: Option<tempfile::TempDir>) -> Self {
+    fn launch_command(
+        subcommand: &str,
+        http: &[&str],
+        db: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        dir: Option<tempfile::TempDir>,
+    ) -> Self {
         let mut command = Command::new(super::bin());
         command
             .arg(subcommand)

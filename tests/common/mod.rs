@@ -170,7 +170,8 @@ impl RawServer {
     /// Read the next stdout line, checking that it is a JSON-RPC message.
     pub fn read(&mut self) -> Value {
         let line = self.lines.recv_timeout(Duration::from_secs(30)).expect("the server answered within 30 s");
-        let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+        let value: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
         assert_eq!(value["jsonrpc"], "2.0", "stdout line is not JSON-RPC 2.0: {line}");
         self.stdout_lines.push(line);
         value
@@ -214,7 +215,8 @@ impl RawServer {
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 while let Ok(line) = self.lines.try_recv() {
-                    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+                    let v: Value =
+                        serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
                     assert_eq!(v["jsonrpc"], "2.0");
                 }
                 return status;
@@ -262,7 +264,9 @@ pub fn embedding_model() -> Option<PathBuf> {
         Some(dir) if Path::new(&dir).join("model.safetensors").is_file() => Some(PathBuf::from(dir)),
         found => {
             let why = match found {
-                Some(dir) => format!("MESH_TEST_EMBEDDING_MODEL={} holds no model.safetensors", Path::new(&dir).display()),
+                Some(dir) => {
+                    format!("MESH_TEST_EMBEDDING_MODEL={} holds no model.safetensors", Path::new(&dir).display())
+                }
                 None => "MESH_TEST_EMBEDDING_MODEL is not set".to_string(),
             };
             assert!(std::env::var_os("CI").is_none(), "the real-model tests must run in CI: {why}");

@@ -86,8 +86,12 @@ impl CpuBert {
         // PyTorch's `outputs x inputs` linear layers, stacked row-wise into one product (Q, K and
         // V make one of `3h` outputs); `Dense::stacked` transposes them.
         let dense = |parts: &[String], inputs: usize, outputs: usize| -> candle_core::Result<Dense> {
-            let weights = parts.iter().map(|p| get(&format!("{p}.weight"), &[outputs, inputs])).collect::<candle_core::Result<Vec<_>>>()?;
-            let bias = parts.iter().map(|p| get(&format!("{p}.bias"), &[outputs])).collect::<candle_core::Result<Vec<_>>>()?;
+            let weights = parts
+                .iter()
+                .map(|p| get(&format!("{p}.weight"), &[outputs, inputs]))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let bias =
+                parts.iter().map(|p| get(&format!("{p}.bias"), &[outputs])).collect::<candle_core::Result<Vec<_>>>()?;
             let weights: Vec<&[f32]> = weights.iter().map(|w| w.as_ref()).collect();
             Ok(Dense::stacked(&weights, bias.concat(), inputs))
         };
@@ -150,9 +154,7 @@ impl CpuBert {
                 ));
             }
             if let Some(id) = s.iter().find(|&&id| id as usize >= vocab) {
-                return Err(format!(
-                    "token id {id} is outside the model's vocabulary of {vocab}"
-                ));
+                return Err(format!("token id {id} is outside the model's vocabulary of {vocab}"));
             }
         }
         let groups = self.balance(seqs, threads.max(1));
@@ -196,11 +198,7 @@ impl CpuBert {
             g.0 += cost(seqs[i].len());
             g.1.push(i);
         }
-        groups
-            .into_iter()
-            .map(|g| g.1)
-            .filter(|g| !g.is_empty())
-            .collect()
+        groups.into_iter().map(|g| g.1).filter(|g| !g.is_empty()).collect()
     }
 
     /// Multiply-adds per token in the dense layers: Q, K, V, the output projection and the two
@@ -217,9 +215,7 @@ impl CpuBert {
         let mut start = 0;
         while start < seqs.len() {
             let (mut end, mut tokens) = (start, 0);
-            while end < seqs.len()
-                && (end == start || tokens + seqs[end].len() <= MAX_TOKENS_PER_PASS)
-            {
+            while end < seqs.len() && (end == start || tokens + seqs[end].len() <= MAX_TOKENS_PER_PASS) {
                 tokens += seqs[end].len();
                 end += 1;
             }
@@ -239,10 +235,7 @@ impl CpuBert {
         for s in seqs {
             for (pos, &id) in s.iter().enumerate() {
                 let row = rows.next().expect("one row per token");
-                let (w, p) = (
-                    &self.word[id as usize * h..][..h],
-                    &self.position[pos * h..][..h],
-                );
+                let (w, p) = (&self.word[id as usize * h..][..h], &self.position[pos * h..][..h]);
                 for (((o, w), p), t) in row.iter_mut().zip(w).zip(p).zip(&self.token_type) {
                     *o = w + t + p;
                 }
@@ -259,9 +252,7 @@ impl CpuBert {
         for layer in &self.layers {
             layer.qkv.forward(&x, None, &mut qkv, par);
             self.attention(seqs, &qkv, &mut context, &mut scores, par);
-            layer
-                .attention_out
-                .forward(&context, Some(&x), &mut attended, par);
+            layer.attention_out.forward(&context, Some(&x), &mut attended, par);
             ops::layer_norm(&mut attended, &layer.attention_norm, self.eps);
             layer.up.forward(&attended, None, &mut mid, par);
             ops::activate(&mut mid, self.act);
@@ -288,14 +279,7 @@ impl CpuBert {
 
     /// Self-attention of each sequence with itself, per head: `softmax(Q_h K_hᵀ / √d_h) V_h`,
     /// written into the head's columns of `context`. Q, K and V are read in place from `qkv`.
-    fn attention(
-        &self,
-        seqs: &[&[u32]],
-        qkv: &[f32],
-        context: &mut [f32],
-        scores: &mut [f32],
-        par: Parallelism,
-    ) {
+    fn attention(&self, seqs: &[&[u32]], qkv: &[f32], context: &mut [f32], scores: &mut [f32], par: Parallelism) {
         let h = self.hidden;
         let dh = h / self.heads;
         let scale = 1.0 / (dh as f32).sqrt();

@@ -81,10 +81,8 @@ impl Dense {
         for (r, row) in out.chunks_exact_mut(self.outputs).enumerate() {
             match residual {
                 Some(res) => {
-                    for ((o, b), x) in row
-                        .iter_mut()
-                        .zip(&self.bias)
-                        .zip(&res[r * self.outputs..(r + 1) * self.outputs])
+                    for ((o, b), x) in
+                        row.iter_mut().zip(&self.bias).zip(&res[r * self.outputs..(r + 1) * self.outputs])
                     {
                         *o = b + x;
                     }
@@ -135,10 +133,7 @@ pub unsafe fn matmul_strided(
     scale: f32,
     par: Parallelism,
 ) {
-    gemm::gemm(
-        m, n, k, dst.0, dst.2, dst.1, false, a.0, a.2, a.1, b.0, b.2, b.1, 0.0, scale, false,
-        false, false, par,
-    );
+    gemm::gemm(m, n, k, dst.0, dst.2, dst.1, false, a.0, a.2, a.1, b.0, b.2, b.1, 0.0, scale, false, false, false, par);
 }
 
 wide! {

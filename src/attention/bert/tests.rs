@@ -37,12 +37,7 @@ fn weights(cfg: &Config, prefix: &str, seed: u64) -> HashMap<String, Tensor> {
         specs.push((format!("{at}.LayerNorm.bias"), vec![h], 0.0, 0.1));
     };
     for (name, rows) in [("word", VOCAB), ("position", POSITIONS), ("token_type", 2)] {
-        specs.push((
-            format!("embeddings.{name}_embeddings.weight"),
-            vec![rows, h],
-            0.0,
-            1.0,
-        ));
+        specs.push((format!("embeddings.{name}_embeddings.weight"), vec![rows, h], 0.0, 1.0));
     }
     norm(&mut specs, "embeddings");
     for l in 0..cfg.num_hidden_layers {
@@ -55,12 +50,7 @@ fn weights(cfg: &Config, prefix: &str, seed: u64) -> HashMap<String, Tensor> {
             ("intermediate.dense", i, h),
             ("output.dense", h, i),
         ] {
-            specs.push((
-                format!("{at}.{name}.weight"),
-                vec![out, inp],
-                0.0,
-                (3.0 / inp as f32).sqrt(),
-            ));
+            specs.push((format!("{at}.{name}.weight"), vec![out, inp], 0.0, (3.0 / inp as f32).sqrt()));
             specs.push((format!("{at}.{name}.bias"), vec![out], 0.0, 0.1));
         }
         norm(&mut specs, &format!("{at}.attention.output"));
@@ -71,13 +61,8 @@ fn weights(cfg: &Config, prefix: &str, seed: u64) -> HashMap<String, Tensor> {
         .into_iter()
         .map(|(name, shape, centre, spread)| {
             let n = shape.iter().product();
-            let v: Vec<f32> = (0..n)
-                .map(|_| centre + spread * (rng.random::<f32>() * 2.0 - 1.0))
-                .collect();
-            (
-                format!("{prefix}{name}"),
-                Tensor::from_vec(v, shape, &Device::Cpu).unwrap(),
-            )
+            let v: Vec<f32> = (0..n).map(|_| centre + spread * (rng.random::<f32>() * 2.0 - 1.0)).collect();
+            (format!("{prefix}{name}"), Tensor::from_vec(v, shape, &Device::Cpu).unwrap())
         })
         .collect()
 }
@@ -104,30 +89,17 @@ fn models(cfg: &Config, prefix: &str) -> (CpuBert, BertModel) {
 
 /// Sequences of every length from 1 to `longest`, ids spread over the vocabulary.
 fn sequences(count: usize, longest: usize) -> Vec<Vec<u32>> {
-    (0..count)
-        .map(|s| {
-            (0..1 + (s * 7) % longest)
-                .map(|t| ((s * 31 + t * 13) % VOCAB) as u32)
-                .collect()
-        })
-        .collect()
+    (0..count).map(|s| (0..1 + (s * 7) % longest).map(|t| ((s * 31 + t * 13) % VOCAB) as u32).collect()).collect()
 }
 
 fn assert_close(ours: &[Vec<f32>], theirs: &[Vec<f32>]) {
     assert_eq!(ours.len(), theirs.len());
     for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
         assert_eq!(a.len(), b.len());
-        let worst = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
+        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(worst < 2e-5, "sequence {i}: largest difference {worst}");
         let norm: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-        assert!(
-            (norm - 1.0).abs() < 1e-5,
-            "sequence {i} is not unit length: {norm}"
-        );
+        assert!((norm - 1.0).abs() < 1e-5, "sequence {i} is not unit length: {norm}");
     }
 }
 
@@ -187,16 +159,8 @@ fn threads_are_balanced_by_cost_not_count() {
     let groups = ours.balance(&seqs, 2);
     assert_eq!(groups.len(), 2);
     let tokens = |g: &Vec<usize>| g.iter().map(|&i| seqs[i].len()).sum::<usize>();
-    assert_eq!(
-        (tokens(&groups[0]), tokens(&groups[1])),
-        (80, 80),
-        "{groups:?}"
-    );
-    assert_eq!(
-        ours.balance(&seqs[..1], 2).len(),
-        1,
-        "one sequence: one group, split products instead"
-    );
+    assert_eq!((tokens(&groups[0]), tokens(&groups[1])), (80, 80), "{groups:?}");
+    assert_eq!(ours.balance(&seqs[..1], 2).len(), 1, "one sequence: one group, split products instead");
 }
 
 #[test]
@@ -204,18 +168,10 @@ fn out_of_range_input_is_an_error_and_an_empty_sequence_is_the_zero_vector() {
     let cfg = config("gelu", 16, 2, 1);
     let (ours, _) = models(&cfg, "");
     let e = ours.embed(&[&[1, VOCAB as u32]], 1).unwrap_err();
-    assert!(
-        e.contains(&format!(
-            "token id {VOCAB} is outside the model's vocabulary of {VOCAB}"
-        )),
-        "{e}"
-    );
+    assert!(e.contains(&format!("token id {VOCAB} is outside the model's vocabulary of {VOCAB}")), "{e}");
     let long = vec![1u32; POSITIONS + 1];
     let e = ours.embed(&[&long], 1).unwrap_err();
-    assert!(
-        e.contains(&format!("longer than the model's {POSITIONS} positions")),
-        "{e}"
-    );
+    assert!(e.contains(&format!("longer than the model's {POSITIONS} positions")), "{e}");
     assert_eq!(ours.embed(&[&[]], 2).unwrap(), vec![vec![0.0; 16]], "nothing but an empty sequence");
     assert!(ours.embed(&[], 2).unwrap().is_empty());
     let out = ours.embed(&[&[], &[1, 2]], 2).unwrap();

@@ -27,7 +27,14 @@ pub struct GossipRun {
 
 /// Run up to `max_rounds` rounds (at least one) over `x` (`n x d`) where `neighbours[i*n+j]`
 /// says whether `i` and `j` are linked (the diagonal is ignored: every agent keeps itself).
-pub fn gossip(att: &Attention, x: &[f32], n: usize, neighbours: &[bool], max_rounds: usize, tol: f64) -> Result<GossipRun> {
+pub fn gossip(
+    att: &Attention,
+    x: &[f32],
+    n: usize,
+    neighbours: &[bool],
+    max_rounds: usize,
+    tol: f64,
+) -> Result<GossipRun> {
     let mask: Vec<bool> = (0..n * n).map(|k| neighbours[k] || k / n == k % n).collect();
     let mut x = x.to_vec();
     let (mut rounds, mut residual) = (0, f64::INFINITY);
@@ -74,7 +81,8 @@ mod tests {
         let many = gossip(&att, &x, n, &ring(n), 500, GOSSIP_TOLERANCE).unwrap();
         assert!(many.rounds > 1 && many.rounds < 500, "settles before the cap: {} rounds", many.rounds);
         assert!(many.residual < GOSSIP_TOLERANCE);
-        let spread = |v: &[f32]| (1..n).map(|i| relative_change(&v[..16], &v[i * 16..(i + 1) * 16])).fold(0.0, f64::max);
+        let spread =
+            |v: &[f32]| (1..n).map(|i| relative_change(&v[..16], &v[i * 16..(i + 1) * 16])).fold(0.0, f64::max);
         assert!(spread(&many.x) < 0.1 * spread(&x), "agents drew together: {} -> {}", spread(&x), spread(&many.x));
     }
 

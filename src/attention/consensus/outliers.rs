@@ -52,7 +52,9 @@ pub fn byzantine(support: &[f64], max: usize) -> Vec<Outlier> {
         }
         // Lowest support; ties go to the later peer, so the earlier one is kept.
         let at = (0..remaining.len())
-            .min_by(|&a, &b| support[remaining[a]].total_cmp(&support[remaining[b]]).then(remaining[b].cmp(&remaining[a])))
+            .min_by(|&a, &b| {
+                support[remaining[a]].total_cmp(&support[remaining[b]]).then(remaining[b].cmp(&remaining[a]))
+            })
             .unwrap_or(0);
         let cand = remaining.remove(at);
         let rest: Vec<f64> = remaining.iter().map(|&i| support[i]).collect();

@@ -41,11 +41,7 @@ pub fn strength(weights: &[f64], x: &[f32], dim: usize, consensus: usize) -> f64
         return 0.0;
     }
     let c = &x[consensus * dim..(consensus + 1) * dim];
-    let backed: f64 = weights
-        .iter()
-        .enumerate()
-        .map(|(j, w)| w * cosine(&x[j * dim..(j + 1) * dim], c).max(0.0))
-        .sum();
+    let backed: f64 = weights.iter().enumerate().map(|(j, w)| w * cosine(&x[j * dim..(j + 1) * dim], c).max(0.0)).sum();
     (backed / total).clamp(0.0, 1.0)
 }
 

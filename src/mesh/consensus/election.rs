@@ -134,7 +134,12 @@ impl Engine {
 
     /// `action=elect`: take the lead if nobody holds it, renew it if the caller holds it, else
     /// stand as a candidate.
-    pub(crate) async fn elect(&self, swarm: &SwarmId, p: &ConsensusParams, agent: &AgentRecord) -> Result<ConsensusOutput> {
+    pub(crate) async fn elect(
+        &self,
+        swarm: &SwarmId,
+        p: &ConsensusParams,
+        agent: &AgentRecord,
+    ) -> Result<ConsensusOutput> {
         let view = self.load_swarm(swarm).await?;
         let secs = p.lease_secs.unwrap_or(view.swarm.settings.message_timeout);
         validate::seconds("leaseSecs", secs)?;
@@ -232,9 +237,15 @@ impl Engine {
 
     /// Check a fenced write: the caller must lead at exactly `term`. Returns the compare that
     /// pins the leader record in the write's own transaction.
-    pub(crate) async fn fence(&self, view: &SwarmView, caller: Option<&AgentRecord>, term: Option<u64>) -> Result<Option<Compare>> {
+    pub(crate) async fn fence(
+        &self,
+        view: &SwarmView,
+        caller: Option<&AgentRecord>,
+        term: Option<u64>,
+    ) -> Result<Option<Compare>> {
         let Some(term) = term else { return Ok(None) };
-        let caller = caller.ok_or_else(|| MeshError::invalid("term", "a fenced write needs the leader's agentId and agentToken"))?;
+        let caller = caller
+            .ok_or_else(|| MeshError::invalid("term", "a fenced write needs the leader's agentId and agentToken"))?;
         let swarm = &view.swarm.id;
         let l = self.leadership(swarm).await?;
         match &l.leader {
@@ -251,7 +262,10 @@ impl Engine {
                 rec.term,
                 name_of(view, &rec.agent_id)
             ))),
-            None => Err(MeshError::StaleTerm(format!("stale term {term}: no agent leads now (last term {})", l.term_rev().0))),
+            None => Err(MeshError::StaleTerm(format!(
+                "stale term {term}: no agent leads now (last term {})",
+                l.term_rev().0
+            ))),
         }
     }
 
@@ -265,38 +279,70 @@ impl Engine {
         let (old, reason, revoked) = match &l.leader {
             Some((rec, _)) if failed(&rec.agent_id) => {
                 revoke(self, rec.lease_id).await?;
-                (rec.agent_id.clone(), format!("leader `{}` (term {}) failed", name_of(view, &rec.agent_id), rec.term), true)
+                (
+                    rec.agent_id.clone(),
+                    format!("leader `{}` (term {}) failed", name_of(view, &rec.agent_id), rec.term),
+                    true,
+                )
             }
             Some(_) => return Ok(None),
-            None => (last.agent_id.clone(), format!("the lease of leader `{}` (term {}) ran out", name_of(view, &last.agent_id), last.term), false),
+            None => (
+                last.agent_id.clone(),
+                format!("the lease of leader `{}` (term {}) ran out", name_of(view, &last.agent_id), last.term),
+                false,
+            ),
         };
-        let mut candidates: Vec<CandidateRecord> =
-            store::get_prefix(&**self.store(), &keys::candidates(swarm)).await?.iter().map(decode).collect::<Result<_>>()?;
+        let mut candidates: Vec<CandidateRecord> = store::get_prefix(&**self.store(), &keys::candidates(swarm))
+            .await?
+            .iter()
+            .map(decode)
+            .collect::<Result<_>>()?;
         candidates.sort_by_key(|c| c.since_ms);
         let Some(next) = candidates.into_iter().find(|c| c.agent_id != old && !failed(&c.agent_id)) else {
-            return Ok(revoked.then(|| LeaderChange { from: Some(old.to_string()), to: None, term: last.term, reason }));
+            return Ok(revoked.then(|| LeaderChange {
+                from: Some(old.to_string()),
+                to: None,
+                term: last.term,
+                reason,
+            }));
         };
         let (term, term_rev) = l.term_rev();
         let ttl_ms = (view.swarm.settings.message_timeout * 1000.0).round() as i64;
         let lease = self.store().lease_grant(ttl_ms).await?;
         let now = self.now_ms();
-        let rec = LeaderRecord { agent_id: next.agent_id.clone(), term: term + 1, lease_id: lease, acquired_at_ms: now, renewed_at_ms: now, ttl_ms };
+        let rec = LeaderRecord {
+            agent_id: next.agent_id.clone(),
+            term: term + 1,
+            lease_id: lease,
+            acquired_at_ms: now,
+            renewed_at_ms: now,
+            ttl_ms,
+        };
         let mut ops = vec![
             Op::put(keys::term(swarm), encode(&TermRecord { term: term + 1, agent_id: next.agent_id.clone() })),
             Op::put_with_lease(keys::leader(swarm), encode(&rec), lease),
             Op::delete(keys::candidate(swarm, &next.agent_id)),
         ];
-        let payload = serde_json::json!({"event": "leader", "term": term + 1, "leader": next.agent_id, "reason": reason});
+        let payload =
+            serde_json::json!({"event": "leader", "term": term + 1, "leader": next.agent_id, "reason": reason});
         ops.extend(notice_op(view, &next.agent_id, &next.agent_id, payload, now));
         let txn = Txn::new()
-            .when([Compare::mod_revision(keys::term(swarm), CompareOp::Equal, term_rev), Compare::absent(keys::leader(swarm))])
+            .when([
+                Compare::mod_revision(keys::term(swarm), CompareOp::Equal, term_rev),
+                Compare::absent(keys::leader(swarm)),
+            ])
             .and_then(ops);
         if !self.store().txn(txn).await?.succeeded {
             // Another process handed over first.
             revoke(self, lease).await?;
             return Ok(None);
         }
-        Ok(Some(LeaderChange { from: Some(old.to_string()), to: Some(next.agent_id.to_string()), term: term + 1, reason }))
+        Ok(Some(LeaderChange {
+            from: Some(old.to_string()),
+            to: Some(next.agent_id.to_string()),
+            term: term + 1,
+            reason,
+        }))
     }
 }
 

@@ -43,7 +43,10 @@ impl LogHead {
         debug_assert_eq!(entry.sequence, self.last + 1);
         (
             Compare::mod_revision(keys::decision_seq(swarm), CompareOp::Equal, self.rev),
-            [Op::put(keys::decision(swarm, entry.sequence), encode(entry)), Op::put(keys::decision_seq(swarm), encode(&entry.sequence))],
+            [
+                Op::put(keys::decision(swarm, entry.sequence), encode(entry)),
+                Op::put(keys::decision_seq(swarm), encode(&entry.sequence)),
+            ],
         )
     }
 }

@@ -277,7 +277,9 @@ fn check_majority(view: &SwarmView, actor: Option<&AgentId>) -> Result<()> {
     if let Some(actor) = actor {
         let group = view.graph.components(usable).into_iter().find(|c| c.contains(actor)).map_or(1, |c| c.len());
         if group * 2 <= total {
-            return Err(MeshError::ReadOnly(format!("read-only: this agent's partition holds {group} of {total} agents")));
+            return Err(MeshError::ReadOnly(format!(
+                "read-only: this agent's partition holds {group} of {total} agents"
+            )));
         }
     }
     Ok(())
@@ -287,7 +289,8 @@ fn check_majority(view: &SwarmView, actor: Option<&AgentId>) -> Result<()> {
 /// live route joins them. A notice to oneself (a promotion) has the one-hop route `[to]`.
 fn notice_op(view: &SwarmView, from: &AgentId, to: &AgentId, payload: Value, now_ms: i64) -> Option<Op> {
     let live = view.live();
-    let route = if from == to { vec![to.clone()] } else { view.graph.shortest_path(from, to, |id| id == from || live(id))? };
+    let route =
+        if from == to { vec![to.clone()] } else { view.graph.shortest_path(from, to, |id| id == from || live(id))? };
     let record = MessageRecord {
         id: MessageId::generate(),
         from: from.clone(),

@@ -201,7 +201,13 @@ impl PbftState {
     }
 
     /// Move to the next view whose primary is usable (an effective voter).
-    pub fn advance_view(&mut self, voters: &[AgentId], effective: &[AgentId], reason: String, now_ms: i64) -> ViewChange {
+    pub fn advance_view(
+        &mut self,
+        voters: &[AgentId],
+        effective: &[AgentId],
+        reason: String,
+        now_ms: i64,
+    ) -> ViewChange {
         let from = self.view;
         let n = voters.len() as u64;
         let mut view = from + 1;
@@ -218,7 +224,8 @@ impl PbftState {
         self.commits.clear();
         self.view_change_requests.clear();
         self.last_progress_ms = now_ms;
-        let change = ViewChange { from_view: from, to_view: view, primary: self.primary.to_string(), reason, at_ms: now_ms };
+        let change =
+            ViewChange { from_view: from, to_view: view, primary: self.primary.to_string(), reason, at_ms: now_ms };
         self.view_changes.push(change.clone());
         change
     }
@@ -302,7 +309,8 @@ mod tests {
     #[test]
     fn pre_prepare_prepare_commit_commits_at_two_f_plus_one() {
         let (mut s, v) = state(4);
-        let ok = |s: &mut PbftState, who: &AgentId, phase| s.on_message(who, phase, VoteValue::Approve, &v, 1, 1).unwrap();
+        let ok =
+            |s: &mut PbftState, who: &AgentId, phase| s.on_message(who, phase, VoteValue::Approve, &v, 1, 1).unwrap();
         assert_eq!(s.next_phase(&v[1]), Phase::Prepare);
         assert!(s.on_message(&v[1], Phase::Commit, VoteValue::Approve, &v, 1, 1).is_err(), "commit before prepared");
         ok(&mut s, &v[1], Phase::Prepare);
@@ -348,7 +356,10 @@ mod tests {
         assert_eq!(s.primary, v[2]);
         assert!(!s.pre_prepared && s.prepares.is_empty());
         assert_eq!(s.next_phase(&v[2]), Phase::PrePrepare);
-        assert!(s.on_message(&v[3], Phase::Prepare, VoteValue::Approve, &v, 1, 6).is_err(), "prepare before the new pre-prepare");
+        assert!(
+            s.on_message(&v[3], Phase::Prepare, VoteValue::Approve, &v, 1, 6).is_err(),
+            "prepare before the new pre-prepare"
+        );
     }
 
     #[test]

@@ -239,7 +239,11 @@ impl Proposal {
             let left = self.expires_at_ms() - ctx.now_ms;
             if left <= 0 {
                 eval.outcome = Some(Outcome::Expired);
-                eval.reason = format!("expired after {:.1} s without a decision: {}", self.timeout_ms as f64 / 1000.0, eval.reason);
+                eval.reason = format!(
+                    "expired after {:.1} s without a decision: {}",
+                    self.timeout_ms as f64 / 1000.0,
+                    eval.reason
+                );
             } else {
                 eval.reason = format!("open: {}; expires in {:.1} s", eval.reason, left as f64 / 1000.0);
             }
@@ -264,13 +268,17 @@ impl Proposal {
         let outstanding = n - approvals - rejections;
         let rule = format!("ceil({} × {n} effective voters) = {needed}", self.threshold);
         let (outcome, reason) = if n == 0 {
-            (Some(Outcome::Rejected), format!("no effective voters left: all {} voters are failed or Byzantine", self.voters.len()))
+            (
+                Some(Outcome::Rejected),
+                format!("no effective voters left: all {} voters are failed or Byzantine", self.voters.len()),
+            )
         } else if approvals >= needed {
             (Some(Outcome::Approved), format!("{approvals} approvals reached the quorum {rule}"))
         } else if approvals + outstanding < needed {
-            (Some(Outcome::Rejected), format!(
-                "approval is impossible: {approvals} approvals + {outstanding} outstanding < {rule}"
-            ))
+            (
+                Some(Outcome::Rejected),
+                format!("approval is impossible: {approvals} approvals + {outstanding} outstanding < {rule}"),
+            )
         } else {
             (None, format!("{approvals} of {needed} approvals needed ({rule}); {rejections} rejections, {outstanding} outstanding"))
         };

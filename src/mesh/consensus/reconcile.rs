@@ -139,7 +139,11 @@ impl Engine {
             let pass = self.reconcile_proposal(&view, &kv.key[prefix.len()..]).await?;
             if let Some(d) = pass.decided {
                 last_seq = last_seq.max(Some(d.sequence));
-                if d.outcome == Outcome::Expired { out.expired.push(d) } else { out.decided.push(d) }
+                if d.outcome == Outcome::Expired {
+                    out.expired.push(d)
+                } else {
+                    out.decided.push(d)
+                }
             }
             out.quorum_changes.extend(pass.quorum);
             out.view_changes.extend(pass.view);
@@ -251,10 +255,12 @@ impl Engine {
             }
         }
         let head = self.log_head(swarm).await?;
-        let recent = self.decisions_between(swarm, (head.last - config::AGREEMENT_WINDOW as i64).max(0), head.last).await?;
+        let recent =
+            self.decisions_between(swarm, (head.last - config::AGREEMENT_WINDOW as i64).max(0), head.last).await?;
         let (mut matched, mut total) = (0usize, 0usize);
         for entry in recent.iter().filter(|e| e.outcome != Outcome::Expired) {
-            let want = if entry.outcome == Outcome::Approved { super::VoteValue::Approve } else { super::VoteValue::Reject };
+            let want =
+                if entry.outcome == Outcome::Approved { super::VoteValue::Approve } else { super::VoteValue::Reject };
             total += entry.votes.len();
             matched += entry.votes.values().filter(|v| **v == want).count();
         }
@@ -289,7 +295,12 @@ mod tests {
     async fn a_failed_voter_shrinks_the_quorum_and_reconcile_decides_and_reports_it() {
         let clock = Arc::new(ManualClock::new(1_000_000));
         let engine = Engine::new(Arc::new(MemoryStore::new(clock.clone())), clock.clone());
-        engine.swarm_init(params(json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 1, "messageTimeout": 10}))).await.unwrap();
+        engine
+            .swarm_init(params(
+                json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 1, "messageTimeout": 10}),
+            ))
+            .await
+            .unwrap();
         let mut agents = Vec::new();
         for i in 0..5 {
             agents.push(engine.agent_spawn(params(json!({"type": "coder", "name": format!("a{i}")}))).await.unwrap());
@@ -304,7 +315,10 @@ mod tests {
                 .unwrap();
             assert_eq!(out.proposal.unwrap().status, "open", "4 of 5 needed");
         }
-        engine.communicate(params(json!({"action": "receive", "agentId": "a3", "agentToken": agents[3].agent_token}))).await.unwrap();
+        engine
+            .communicate(params(json!({"action": "receive", "agentId": "a3", "agentToken": agents[3].agent_token})))
+            .await
+            .unwrap();
         // a4 never called: 11 s after its spawn it is failed; 4 voters need 3, which voted.
         clock.advance(5_000);
         let swarm = SwarmId::new("s");

@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 
 use super::log::{LogEntry, LogHead};
 use super::pbft::PbftState;
-use super::proposal::{faults_tolerated, Context, Decision, Evaluation, Proposal, Protocol, QuorumSize, VoteEffect, VoteValue};
+use super::proposal::{
+    faults_tolerated, Context, Decision, Evaluation, Proposal, Protocol, QuorumSize, VoteEffect, VoteValue,
+};
 use super::{
     check_majority, context, notice_op, proposal_view, required, with_missing_voters, ConsensusAction, ConsensusOutput,
     ConsensusParams,
@@ -99,7 +101,9 @@ fn resolve_voters(view: &SwarmView, agents: Option<&Value>, proposer: Option<&Ag
         Some(Value::Array(items)) => {
             let mut voters: Vec<AgentId> = Vec::new();
             for item in items {
-                let name = item.as_str().ok_or_else(|| MeshError::invalid("agents", "entries must be agent ids or names (strings)"))?;
+                let name = item
+                    .as_str()
+                    .ok_or_else(|| MeshError::invalid("agents", "entries must be agent ids or names (strings)"))?;
                 let agent = view.agent(name).ok_or_else(|| MeshError::not_found("agent", name))?;
                 if !voters.contains(&agent.id) {
                     voters.push(agent.id.clone());
@@ -241,7 +245,8 @@ impl Engine {
                         if effect == VoteEffect::Counted {
                             let state = prop.pbft.as_ref().expect("pbft");
                             for v in effective.iter().filter(|v| **v != agent.id) {
-                                let payload = phase_payload(&prop, state, phase.as_str(), &agent.id, value, p.reason.as_deref());
+                                let payload =
+                                    phase_payload(&prop, state, phase.as_str(), &agent.id, value, p.reason.as_deref());
                                 ops.extend(notice_op(&view, &agent.id, v, payload, now));
                             }
                         }
@@ -257,7 +262,8 @@ impl Engine {
                 };
                 if effect == VoteEffect::Equivocated {
                     prop.byzantine.insert(agent.id.clone());
-                    let flag = ByzantineFlag { agent_id: agent.id.clone(), proposal_id: prop.id.clone(), flagged_at_ms: now };
+                    let flag =
+                        ByzantineFlag { agent_id: agent.id.clone(), proposal_id: prop.id.clone(), flagged_at_ms: now };
                     ops.push(Op::put(keys::byzantine(swarm, &agent.id), encode(&flag)));
                 }
                 let eval = prop.evaluate(&ctx);
@@ -300,9 +306,16 @@ impl Engine {
             )));
         }
         if !prop.voters.contains(&agent.id) {
-            return Err(MeshError::Unauthorized(format!("agent `{}` is not a voter of proposal `{}`", agent.name, prop.id)));
+            return Err(MeshError::Unauthorized(format!(
+                "agent `{}` is not a voter of proposal `{}`",
+                agent.name, prop.id
+            )));
         }
-        let ctx = with_missing_voters(context(view, self.byzantine_flags(&view.swarm.id).await?, Some(&agent.id)), prop, view);
+        let ctx = with_missing_voters(
+            context(view, self.byzantine_flags(&view.swarm.id).await?, Some(&agent.id)),
+            prop,
+            view,
+        );
         if prop.is_byzantine(&agent.id, &ctx) {
             return Err(MeshError::Conflict(format!(
                 "agent `{}` is flagged Byzantine (it equivocated): its votes no longer count",
@@ -438,7 +451,14 @@ impl Engine {
 }
 
 /// The body of a pBFT phase message in a voter's mailbox.
-fn phase_payload(prop: &Proposal, state: &PbftState, phase: &str, from: &AgentId, vote: VoteValue, reason: Option<&str>) -> Value {
+fn phase_payload(
+    prop: &Proposal,
+    state: &PbftState,
+    phase: &str,
+    from: &AgentId,
+    vote: VoteValue,
+    reason: Option<&str>,
+) -> Value {
     let mut payload = json!({
         "proposalId": prop.id, "phase": phase, "view": state.view, "sequence": state.sequence,
         "digest": state.digest, "from": from, "vote": vote,

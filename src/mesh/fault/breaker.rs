@@ -37,7 +37,9 @@ pub enum Admission {
     /// Half-open: this delivery is the probe.
     Probe,
     /// Open: refuse, until the given time.
-    Reject { until_ms: i64 },
+    Reject {
+        until_ms: i64,
+    },
 }
 
 impl Breaker {

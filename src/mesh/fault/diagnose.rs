@@ -117,7 +117,11 @@ impl Engine {
     }
 
     /// The alert figures of a swarm, with its mailboxes measured.
-    pub(crate) fn health_figures(view: &SwarmView, mail: &MailboxFigures, agreement_rate: Option<f64>) -> HealthFigures {
+    pub(crate) fn health_figures(
+        view: &SwarmView,
+        mail: &MailboxFigures,
+        agreement_rate: Option<f64>,
+    ) -> HealthFigures {
         let live = view.live();
         let failed = view.agents.iter().filter(|a| !live(&a.id)).count();
         HealthFigures {
@@ -173,7 +177,12 @@ pub(crate) fn mailbox_findings(view: &SwarmView, mail: &MailboxFigures, only: Op
         }
         let name = view.agents.iter().find(|a| &a.id == agent).map_or(agent.as_str(), |a| a.name.as_str());
         if *n >= BACKLOG_FINDING {
-            out.push(Finding::new(Area::Performance, Severity::Warning, Some(agent), format!("`{name}` has {n} unacknowledged messages")));
+            out.push(Finding::new(
+                Area::Performance,
+                Severity::Warning,
+                Some(agent),
+                format!("`{name}` has {n} unacknowledged messages"),
+            ));
         }
         let live_agents = view.agents.len().max(1);
         if total >= 10 && live_agents > 1 && *n * 2 > total {

@@ -137,7 +137,11 @@ impl Engine {
                             }
                         }
                     }
-                    compares.push(Compare::mod_revision(keys::fault(swarm, &agent.id), CompareOp::Equal, view.fault_rev(&agent.id)));
+                    compares.push(Compare::mod_revision(
+                        keys::fault(swarm, &agent.id),
+                        CompareOp::Equal,
+                        view.fault_rev(&agent.id),
+                    ));
                     ops.push(Op::put(keys::fault(swarm, &agent.id), encode(&record)));
                     failed.push(FailedAgent::new(agent, &failure));
                 }
@@ -169,7 +173,11 @@ pub(crate) fn degraded_reasons(view: &SwarmView, agent: &AgentId) -> Vec<String>
     }
     let reports = live_reports(view, agent);
     if !reports.is_empty() {
-        why.push(format!("reported unreachable by {} of the {} live peers needed to fail it", reports.len(), peer_quorum(view, agent)));
+        why.push(format!(
+            "reported unreachable by {} of the {} live peers needed to fail it",
+            reports.len(),
+            peer_quorum(view, agent)
+        ));
     }
     if let Some(f) = view.fault(agent) {
         if f.breaker.state(view.now_ms, settings.recovery_ms()) == super::breaker::BreakerState::Open {

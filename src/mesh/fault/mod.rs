@@ -14,13 +14,13 @@ pub mod recovery;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::consensus::reconcile::{ConsensusHealth, ConsensusReconcile};
 use super::health::{self, AgentStatus};
 use super::model::encode;
 use super::{keys, Engine, SwarmView};
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
 use crate::store::{Compare, CompareOp, Op, Txn};
-use super::consensus::reconcile::{ConsensusHealth, ConsensusReconcile};
 use breaker::BreakerState;
 use diagnose::{Alert, Area, Finding, HealthFigures, Severity};
 use failover::FailedAgent;
@@ -199,7 +199,11 @@ pub(crate) fn liveness(view: &SwarmView, id: &AgentId) -> Option<Liveness> {
         mean_interval_ms: hb.filter(|h| h.arrivals.samples > 0).map(|h| h.arrivals.mean_ms.round()),
         intervals: hb.map_or(0, |h| h.arrivals.samples),
         lease_remaining_ms,
-        degraded_reasons: if status == AgentStatus::Degraded { failover::degraded_reasons(view, id) } else { Vec::new() },
+        degraded_reasons: if status == AgentStatus::Degraded {
+            failover::degraded_reasons(view, id)
+        } else {
+            Vec::new()
+        },
         breaker: fault.map_or(BreakerState::Closed, |f| f.breaker.state(view.now_ms, settings.recovery_ms())),
         failure: fault.and_then(|f| f.failed.as_ref()).map(|f| FailedAgent::new(agent, f)),
         failures: fault.map_or(0, |f| f.failures),
@@ -225,7 +229,8 @@ impl Engine {
         // Every agent failed now, not only those just failed over, so a pass that lost a race
         // is finished by the next one.
         let view = self.load_swarm(swarm).await?;
-        let failed_ids: Vec<AgentId> = view.agents.iter().filter(|a| view.status(a) == AgentStatus::Failed).map(|a| a.id.clone()).collect();
+        let failed_ids: Vec<AgentId> =
+            view.agents.iter().filter(|a| view.status(a) == AgentStatus::Failed).map(|a| a.id.clone()).collect();
         let tasks = self.release_tasks_of(swarm, &failed_ids).await?;
         Ok(Reconciled { failed, consensus, tasks })
     }
@@ -274,8 +279,14 @@ impl Engine {
             None => None,
         };
         let mut out = FaultOutput::new(p.strategy, &swarm, reconciled, view.revision);
-        let name = |s: FaultStrategy| serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        let need_target = || target.clone().ok_or_else(|| MeshError::invalid("agentId", format!("is required for strategy {}", name(p.strategy))));
+        let name = |s: FaultStrategy| {
+            serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+        };
+        let need_target = || {
+            target
+                .clone()
+                .ok_or_else(|| MeshError::invalid("agentId", format!("is required for strategy {}", name(p.strategy))))
+        };
         match p.strategy {
             FaultStrategy::HeartbeatMonitor => {
                 let ids: Vec<AgentId> = match &target {
@@ -304,7 +315,10 @@ impl Engine {
                         .when([Compare::version(keys::liveness(&swarm, &agent.id), CompareOp::Greater, 0)])
                         .and_then(view.heartbeat_ops(&agent));
                     if !self.store().txn(txn).await?.succeeded {
-                        return Err(MeshError::Conflict(format!("the lease of `{}` ran out during the call; call recover", agent.name)));
+                        return Err(MeshError::Conflict(format!(
+                            "the lease of `{}` ran out during the call; call recover",
+                            agent.name
+                        )));
                     }
                 }
                 let view = self.load_swarm(&swarm).await?;
@@ -326,7 +340,14 @@ impl Engine {
             }
             FaultStrategy::ReportUnreachable => {
                 let target = need_target()?;
-                let report = self.report_unreachable(&swarm, &target.id, required("reporterId", &p.reporter_id, "report_unreachable")?, p.agent_token.as_deref()).await?;
+                let report = self
+                    .report_unreachable(
+                        &swarm,
+                        &target.id,
+                        required("reporterId", &p.reporter_id, "report_unreachable")?,
+                        p.agent_token.as_deref(),
+                    )
+                    .await?;
                 let reconciled = self.reconcile(&swarm).await?;
                 let view = self.load_swarm(&swarm).await?;
                 let confirmed = reconciled.failed.iter().any(|f| f.agent_id == target.id.as_str())
@@ -368,7 +389,13 @@ impl Engine {
     }
 
     /// Record `reporter`'s report that `target` is unreachable; counts as a failed delivery.
-    async fn report_unreachable(&self, swarm: &SwarmId, target: &AgentId, reporter: &str, token: Option<&str>) -> Result<UnreachableReport> {
+    async fn report_unreachable(
+        &self,
+        swarm: &SwarmId,
+        target: &AgentId,
+        reporter: &str,
+        token: Option<&str>,
+    ) -> Result<UnreachableReport> {
         self.with_retry(|| async {
             let view = self.load_swarm(swarm).await?;
             let reporter = view.agent(reporter).cloned().ok_or_else(|| MeshError::not_found("agent", reporter))?;
@@ -399,7 +426,12 @@ impl Engine {
     }
 
     /// Findings for the whole swarm, or for one agent, with the figures behind the alerts.
-    async fn diagnose(&self, view: &SwarmView, only: Option<&AgentId>, consensus: &ConsensusHealth) -> Result<(Vec<Finding>, HealthFigures)> {
+    async fn diagnose(
+        &self,
+        view: &SwarmView,
+        only: Option<&AgentId>,
+        consensus: &ConsensusHealth,
+    ) -> Result<(Vec<Finding>, HealthFigures)> {
         let mail = self.mailbox_figures(view).await?;
         let figures = Self::health_figures(view, &mail, consensus.agreement_rate);
         let mut findings = Vec::new();
@@ -413,7 +445,10 @@ impl Engine {
                     Severity::Critical,
                     Some(&agent.id),
                     match &l.failure {
-                        Some(f) => format!("`{}` failed ({:?}): {age}; detected {} ms after its last sign of life", agent.name, f.cause, f.detection_ms),
+                        Some(f) => format!(
+                            "`{}` failed ({:?}): {age}; detected {} ms after its last sign of life",
+                            agent.name, f.cause, f.detection_ms
+                        ),
                         None => format!("`{}` failed: its lease ran out ({age}); failover pending", agent.name),
                     },
                 )),
@@ -427,11 +462,21 @@ impl Engine {
                     Area::Communication,
                     Severity::Info,
                     Some(&agent.id),
-                    format!("`{}` is {}: {age}, phi {}", agent.name, status.as_str(), l.phi.map_or("n/a".into(), |p| format!("{p:.2}"))),
+                    format!(
+                        "`{}` is {}: {age}, phi {}",
+                        agent.name,
+                        status.as_str(),
+                        l.phi.map_or("n/a".into(), |p| format!("{p:.2}"))
+                    ),
                 )),
             }
             if live(&agent.id) && view.graph.degree(&agent.id) == 0 && view.agents.len() > 1 {
-                findings.push(Finding::new(Area::Topology, Severity::Warning, Some(&agent.id), format!("`{}` has no links: it is unreachable", agent.name)));
+                findings.push(Finding::new(
+                    Area::Topology,
+                    Severity::Warning,
+                    Some(&agent.id),
+                    format!("`{}` has no links: it is unreachable", agent.name),
+                ));
             }
         }
         let total = view.agents.len();
@@ -448,7 +493,12 @@ impl Engine {
             let parts = view.graph.components(&live);
             if parts.len() > 1 {
                 let sizes: Vec<String> = parts.iter().map(|p| p.len().to_string()).collect();
-                findings.push(Finding::new(Area::Topology, Severity::Warning, None, format!("partitioned into {} groups of live agents ({})", parts.len(), sizes.join(", "))));
+                findings.push(Finding::new(
+                    Area::Topology,
+                    Severity::Warning,
+                    None,
+                    format!("partitioned into {} groups of live agents ({})", parts.len(), sizes.join(", ")),
+                ));
             }
         }
         if only.is_none() {
@@ -457,17 +507,38 @@ impl Engine {
                     Area::Consensus,
                     Severity::Warning,
                     None,
-                    format!("proposal `{}` open for {} ms of its {} ms: {}", stuck.proposal_id, stuck.open_for_ms, stuck.timeout_ms, stuck.reason),
+                    format!(
+                        "proposal `{}` open for {} ms of its {} ms: {}",
+                        stuck.proposal_id, stuck.open_for_ms, stuck.timeout_ms, stuck.reason
+                    ),
                 ));
             }
             for agent in &consensus.byzantine_agents {
-                findings.push(Finding::new(Area::Consensus, Severity::Warning, Some(&AgentId::new(agent.as_str())), format!("`{agent}` equivocated and is flagged Byzantine: its votes no longer count")));
+                findings.push(Finding::new(
+                    Area::Consensus,
+                    Severity::Warning,
+                    Some(&AgentId::new(agent.as_str())),
+                    format!("`{agent}` equivocated and is flagged Byzantine: its votes no longer count"),
+                ));
             }
             if let Some(rate) = consensus.agreement_rate {
-                findings.push(Finding::new(Area::Consensus, Severity::Info, None, format!("agreement rate {rate:.2} over {} decisions", consensus.decisions.min(crate::config::AGREEMENT_WINDOW as i64))));
+                findings.push(Finding::new(
+                    Area::Consensus,
+                    Severity::Info,
+                    None,
+                    format!(
+                        "agreement rate {rate:.2} over {} decisions",
+                        consensus.decisions.min(crate::config::AGREEMENT_WINDOW as i64)
+                    ),
+                ));
             }
             if consensus.leader.is_none() && consensus.term > 0 {
-                findings.push(Finding::new(Area::Consensus, Severity::Warning, None, format!("no leader since term {}: a live agent should call daa_consensus elect", consensus.term)));
+                findings.push(Finding::new(
+                    Area::Consensus,
+                    Severity::Warning,
+                    None,
+                    format!("no leader since term {}: a live agent should call daa_consensus elect", consensus.term),
+                ));
             }
         }
         findings.extend(diagnose::mailbox_findings(view, &mail, only));

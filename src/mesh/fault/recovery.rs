@@ -86,7 +86,8 @@ impl Engine {
             view = self.load_swarm(&swarm).await?;
         }
         let failure = view.fault(agent_id).and_then(|f| f.failed.clone());
-        if view.liveness.contains_key(agent_id) && view.fault(agent_id).is_none_or(|f| f.recovering_since_ms.is_none()) {
+        if view.liveness.contains_key(agent_id) && view.fault(agent_id).is_none_or(|f| f.recovering_since_ms.is_none())
+        {
             return Err(MeshError::Conflict(format!(
                 "agent `{}` is not failed (status {}); nothing to recover",
                 agent.name,
@@ -113,7 +114,10 @@ impl Engine {
                 ])
                 .and_then(ops);
             if !self.store().txn(txn).await?.succeeded {
-                return Err(MeshError::Conflict(format!("agent `{}` is being recovered by another call; retry", agent.name)));
+                return Err(MeshError::Conflict(format!(
+                    "agent `{}` is being recovered by another call; retry",
+                    agent.name
+                )));
             }
             transitions.push("failed→recovering".to_string());
         }
@@ -137,7 +141,11 @@ impl Engine {
                 let txn = Txn::new()
                     .when([
                         Compare::mod_revision(keys::graph(&swarm), CompareOp::Equal, view.graph_rev),
-                        Compare::mod_revision(keys::fault(&swarm, agent_id), CompareOp::Equal, view.fault_rev(agent_id)),
+                        Compare::mod_revision(
+                            keys::fault(&swarm, agent_id),
+                            CompareOp::Equal,
+                            view.fault_rev(agent_id),
+                        ),
                     ])
                     .and_then(ops);
                 let resp = self.store().txn(txn).await?;
@@ -159,7 +167,12 @@ impl Engine {
     }
 
     /// What an agent missed since `since` (a store revision).
-    async fn state_sync(&self, swarm: &crate::ids::SwarmId, agent: &AgentId, failure: Option<&Failure>) -> Result<StateSync> {
+    async fn state_sync(
+        &self,
+        swarm: &crate::ids::SwarmId,
+        agent: &AgentId,
+        failure: Option<&Failure>,
+    ) -> Result<StateSync> {
         let since = failure.map_or(0, |f| f.seen_revision);
         let last_seen_ms = failure.and_then(|f| f.last_heartbeat_ms).unwrap_or(0);
         let view = self.load_swarm(swarm).await?;
@@ -173,7 +186,8 @@ impl Engine {
             .collect();
         let log = self.store().range(RangeRequest::prefix(keys::decision_log(swarm))).await?;
         let missed: Vec<_> = log.kvs.iter().filter(|kv| kv.mod_revision > since).collect();
-        let decisions = missed.iter().take(SYNC_LIST_LIMIT).map(|kv| decode::<serde_json::Value>(kv)).collect::<Result<_>>()?;
+        let decisions =
+            missed.iter().take(SYNC_LIST_LIMIT).map(|kv| decode::<serde_json::Value>(kv)).collect::<Result<_>>()?;
         let topology = TopologySync {
             links_dropped: failure.map(|f| f.links_dropped.iter().map(|a| a.to_string()).collect()).unwrap_or_default(),
             agents_joined: view

@@ -166,7 +166,8 @@ pub fn analyze(mut events: Vec<Event>) -> Analysis {
         }
     }
     let groups = |map: &BTreeMap<&str, Vec<Sample>>| {
-        let mut g: Vec<GroupStats> = map.iter().map(|(name, s)| group(&name.chars().take(200).collect::<String>(), s)).collect();
+        let mut g: Vec<GroupStats> =
+            map.iter().map(|(name, s)| group(&name.chars().take(200).collect::<String>(), s)).collect();
         g.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
         g.truncate(config::PATTERN_ANALYZE_MAX_GROUPS);
         g

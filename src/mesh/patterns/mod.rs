@@ -197,7 +197,9 @@ fn metadata(value: &Option<Map<String, Value>>) -> Result<()> {
 
 fn latency(value: Option<f64>) -> Result<()> {
     match value {
-        Some(v) if !(v.is_finite() && v >= 0.0) => Err(MeshError::invalid("latencyMs", format!("must be a finite number >= 0, got {v}"))),
+        Some(v) if !(v.is_finite() && v >= 0.0) => {
+            Err(MeshError::invalid("latencyMs", format!("must be a finite number >= 0, got {v}")))
+        }
         _ => Ok(()),
     }
 }
@@ -248,9 +250,10 @@ impl Engine {
         }
         let embedder = self.embedder();
         let embed_text = PatternRecord::embedding_text(task, p.input.as_deref());
-        let vector = vectors::embed(embedder, vec![vectors::capped(&embed_text, config::EMBED_TEXT_MAX_CHARS).to_string()])
-            .await?
-            .remove(0);
+        let vector =
+            vectors::embed(embedder, vec![vectors::capped(&embed_text, config::EMBED_TEXT_MAX_CHARS).to_string()])
+                .await?
+                .remove(0);
         let record = PatternRecord {
             id: PatternId::generate(),
             task: task.clone(),
@@ -270,7 +273,11 @@ impl Engine {
         let key = keys::pattern(namespace, &record.id);
         let resp = self
             .store()
-            .txn(Txn::new().when([Compare::version(key.clone(), CompareOp::Equal, 0)]).and_then([Op::put(key, encode(&record))]))
+            .txn(
+                Txn::new()
+                    .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
+                    .and_then([Op::put(key, encode(&record))]),
+            )
             .await?;
         if !resp.succeeded {
             return Err(MeshError::Conflict(format!("pattern id {} is taken; nothing was stored, retry", record.id)));
@@ -304,7 +311,11 @@ impl Engine {
         let key = keys::outcome(namespace, &record.id);
         let resp = self
             .store()
-            .txn(Txn::new().when([Compare::version(key.clone(), CompareOp::Equal, 0)]).and_then([Op::put(key, encode(&record))]))
+            .txn(
+                Txn::new()
+                    .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
+                    .and_then([Op::put(key, encode(&record))]),
+            )
             .await?;
         if !resp.succeeded {
             return Err(MeshError::Conflict(format!("outcome id {} is taken; nothing was stored, retry", record.id)));
@@ -331,17 +342,21 @@ impl Engine {
             }
         }
         let embedder = self.embedder();
-        let query = vectors::embed(embedder, vec![vectors::capped(text, config::EMBED_TEXT_MAX_CHARS).to_string()]).await?.remove(0);
+        let query = vectors::embed(embedder, vec![vectors::capped(text, config::EMBED_TEXT_MAX_CHARS).to_string()])
+            .await?
+            .remove(0);
         let stored: Vec<Option<&StoredEmbedding>> = records.iter().map(|r| Some(&r.embedding)).collect();
         let resolved = vectors::resolve(embedder, &stored, |i| {
             let r = &records[i];
-            vectors::capped(&PatternRecord::embedding_text(&r.task, r.input.as_deref()), config::EMBED_TEXT_MAX_CHARS).to_string()
+            vectors::capped(&PatternRecord::embedding_text(&r.task, r.input.as_deref()), config::EMBED_TEXT_MAX_CHARS)
+                .to_string()
         })
         .await?;
         let scored = resolved.vectors.iter().enumerate().map(|(i, v)| (i, cosine(&query, v) as f64)).collect();
         let top = predict::top_k(scored, k);
         let mut slots: Vec<Option<PatternRecord>> = records.into_iter().map(Some).collect();
-        let hits = top.into_iter().map(|(i, s)| (slots[i].take().expect("top_k yields each index once"), round(s))).collect();
+        let hits =
+            top.into_iter().map(|(i, s)| (slots[i].take().expect("top_k yields each index once"), round(s))).collect();
         Ok(Ranked { hits, scanned: slots.len(), reembedded: resolved.embedded_now, revision: resp.revision })
     }
 
@@ -373,11 +388,16 @@ impl Engine {
 
     async fn pattern_predict(&self, p: &PatternsParams, namespace: &str) -> Result<PatternsOutput> {
         // claude-flow's shape names what to predict `operation`; ours names it `task`.
-        let task = p.task.as_ref().or(p.operation.as_ref()).ok_or_else(|| MeshError::invalid("task", "is required for action predict"))?;
+        let task = p
+            .task
+            .as_ref()
+            .or(p.operation.as_ref())
+            .ok_or_else(|| MeshError::invalid("task", "is required for action predict"))?;
         non_blank("task", task, config::MAX_PATTERN_TASK_BYTES)?;
         text("input", &p.input, config::MAX_PATTERN_TEXT_BYTES)?;
         let k = k(p.k)?;
-        let ranked = self.pattern_rank(namespace, &PatternRecord::embedding_text(task, p.input.as_deref()), k, |_| true).await?;
+        let ranked =
+            self.pattern_rank(namespace, &PatternRecord::embedding_text(task, p.input.as_deref()), k, |_| true).await?;
         if ranked.scanned == 0 {
             return Err(MeshError::NoData(format!(
                 "nothing can be predicted: namespace `{namespace}` holds no patterns (store some with action=store)"
@@ -386,7 +406,10 @@ impl Engine {
         let min = config::PATTERN_NEIGHBOUR_MIN_SIMILARITY;
         let neighbours: Vec<&(PatternRecord, f64)> = ranked.hits.iter().filter(|(_, s)| *s >= min).collect();
         let estimate = predict::estimate(
-            &neighbours.iter().map(|(r, s)| Neighbour { similarity: *s, reward: r.reward, success: r.success }).collect::<Vec<_>>(),
+            &neighbours
+                .iter()
+                .map(|(r, s)| Neighbour { similarity: *s, reward: r.reward, success: r.success })
+                .collect::<Vec<_>>(),
         );
         let Some(estimate) = estimate else {
             let best = ranked.hits.first().map_or(0.0, |(_, s)| *s);
@@ -410,7 +433,8 @@ impl Engine {
             Some(n) => format!("{estimate_note}; {n}"),
             None => estimate_note,
         });
-        out.neighbours = Some(neighbours.iter().map(|(r, s)| PatternHit { similarity: *s, pattern: r.into() }).collect());
+        out.neighbours =
+            Some(neighbours.iter().map(|(r, s)| PatternHit { similarity: *s, pattern: r.into() }).collect());
         out.prediction = Some(estimate);
         Ok(out)
     }
@@ -426,18 +450,30 @@ impl Engine {
                 let r: PatternRecord = decode(kv)?;
                 patterns += 1;
                 let sample = Sample { success: r.success, reward: Some(r.reward), latency_ms: r.latency_ms };
-                events.push(Event { order: (r.recorded_at_ms, kv.create_revision), task: Some(r.task), operation: r.operation, sample });
+                events.push(Event {
+                    order: (r.recorded_at_ms, kv.create_revision),
+                    task: Some(r.task),
+                    operation: r.operation,
+                    sample,
+                });
             } else if rest.starts_with("outcome/") {
                 let r: OutcomeRecord = decode(kv)?;
                 outcomes += 1;
                 let sample = Sample { success: r.success, reward: r.reward, latency_ms: r.latency_ms };
-                events.push(Event { order: (r.recorded_at_ms, kv.create_revision), task: None, operation: Some(r.operation), sample });
+                events.push(Event {
+                    order: (r.recorded_at_ms, kv.create_revision),
+                    task: None,
+                    operation: Some(r.operation),
+                    sample,
+                });
             }
         }
         let analysis = analyze::analyze(events);
         let mut out = PatternsOutput::new(PatternAction::Analyze, namespace, resp.revision);
         match &analysis.overall {
-            None => out.note = Some(format!("insufficient data: namespace `{namespace}` holds no patterns or outcomes")),
+            None => {
+                out.note = Some(format!("insufficient data: namespace `{namespace}` holds no patterns or outcomes"))
+            }
             Some(o) if o.trend.direction == analyze::TrendDirection::InsufficientData => {
                 out.note = Some(format!(
                     "insufficient data for a trend: {} rewarded records, a trend needs {}",

@@ -137,14 +137,28 @@ impl Board {
 
     /// Compares that every changed task is as it was read (absent when it is new).
     pub fn compares(&self, swarm: &crate::ids::SwarmId) -> Vec<Compare> {
-        self.changed.iter().map(|id| Compare::mod_revision(keys::task(swarm, id), CompareOp::Equal, self.revs.get(id).copied().unwrap_or(0))).collect()
+        self.changed
+            .iter()
+            .map(|id| {
+                Compare::mod_revision(keys::task(swarm, id), CompareOp::Equal, self.revs.get(id).copied().unwrap_or(0))
+            })
+            .collect()
     }
 
     pub fn ops(&self, view: &SwarmView) -> Vec<Op> {
         let swarm = &view.swarm.id;
-        let mut ops: Vec<Op> = self.changed.iter().map(|id| Op::put(keys::task(swarm, id), encode(&self.tasks[id]))).collect();
-        ops.extend(self.placed.iter().filter_map(|(task, agent)| self.tasks.get(task).map(|t| notice(view, agent, t, "task_assignment"))));
-        ops.extend(self.calls.iter().filter_map(|(task, agent)| self.tasks.get(task).map(|t| notice(view, agent, t, "task_call_for_bids"))));
+        let mut ops: Vec<Op> =
+            self.changed.iter().map(|id| Op::put(keys::task(swarm, id), encode(&self.tasks[id]))).collect();
+        ops.extend(
+            self.placed
+                .iter()
+                .filter_map(|(task, agent)| self.tasks.get(task).map(|t| notice(view, agent, t, "task_assignment"))),
+        );
+        ops.extend(
+            self.calls
+                .iter()
+                .filter_map(|(task, agent)| self.tasks.get(task).map(|t| notice(view, agent, t, "task_call_for_bids"))),
+        );
         ops
     }
 
@@ -179,7 +193,13 @@ impl Board {
             tasks += 1;
             busy.extend(t.required_capabilities.iter().filter(|c| agent.capabilities.contains(c)));
         }
-        LoadInputs { tasks, max_concurrent, busy_capabilities: busy.len(), capabilities: agent.capabilities.len(), resources: self.resources.get(&agent.id).copied() }
+        LoadInputs {
+            tasks,
+            max_concurrent,
+            busy_capabilities: busy.len(),
+            capabilities: agent.capabilities.len(),
+            resources: self.resources.get(&agent.id).copied(),
+        }
     }
 
     /// Where `t` goes now: its agent and, for DHT, the replica holders. `None` when no live agent
@@ -232,7 +252,8 @@ impl Board {
         t.state = TaskState::Bidding;
         t.assignee = None;
         t.claimed_at_ms = None;
-        t.auction = Some(AuctionRecord { invited, deadline_ms: view.now_ms + t.bid_window_ms, bids: Vec::new(), winner: None });
+        t.auction =
+            Some(AuctionRecord { invited, deadline_ms: view.now_ms + t.bid_window_ms, bids: Vec::new(), winner: None });
         self.set(t);
         true
     }
@@ -241,7 +262,10 @@ impl Board {
     /// suitability.
     pub fn decide_auction(&mut self, view: &SwarmView, mut t: TaskRecord) -> Option<AgentId> {
         let live = view.live();
-        let bids: Vec<Bid> = t.auction.as_ref().map_or_else(Vec::new, |a| a.bids.iter().filter(|b| live(&b.agent_id)).cloned().collect());
+        let bids: Vec<Bid> = t
+            .auction
+            .as_ref()
+            .map_or_else(Vec::new, |a| a.bids.iter().filter(|b| live(&b.agent_id)).cloned().collect());
         match score::auction_winner(&bids).map(|b| b.agent_id.clone()) {
             Some(winner) => {
                 if let Some(a) = t.auction.as_mut() {
@@ -263,13 +287,21 @@ impl Board {
         let late: Vec<TaskRecord> = self
             .tasks
             .values()
-            .filter(|t| t.state == TaskState::Running && t.timeout_ms.zip(t.claimed_at_ms).is_some_and(|(d, c)| c + d <= view.now_ms))
+            .filter(|t| {
+                t.state == TaskState::Running
+                    && t.timeout_ms.zip(t.claimed_at_ms).is_some_and(|(d, c)| c + d <= view.now_ms)
+            })
             .cloned()
             .collect();
         for mut t in late {
             let owner = t.assignee.clone().expect("a running task has an owner");
             let error = format!("timed out after {} ms", t.timeout_ms.unwrap_or_default());
-            t.attempts.push(super::record::Attempt { agent: owner.to_string(), outcome: "timed_out".into(), at_ms: view.now_ms, error: Some(error.clone()) });
+            t.attempts.push(super::record::Attempt {
+                agent: owner.to_string(),
+                outcome: "timed_out".into(),
+                at_ms: view.now_ms,
+                error: Some(error.clone()),
+            });
             t.failures += 1;
             t.error = Some(error);
             if t.failures >= view.swarm.settings.max_retry_attempts {
@@ -285,17 +317,23 @@ impl Board {
     /// Whether every live invited agent has bid.
     pub fn all_bids_in(view: &SwarmView, t: &TaskRecord) -> bool {
         let live = view.live();
-        t.auction.as_ref().is_some_and(|a| a.invited.iter().filter(|i| live(i)).all(|i| a.bids.iter().any(|b| &b.agent_id == i)))
+        t.auction
+            .as_ref()
+            .is_some_and(|a| a.invited.iter().filter(|i| live(i)).all(|i| a.bids.iter().any(|b| &b.agent_id == i)))
     }
 
     /// Put `t` on an agent outside `exclude` if one is capable, else on any capable live agent,
     /// else leave it ready for the next agent that can take it. Returns the agent. An auction
     /// task (not yet bid for) is called for bids instead.
     pub fn assign(&mut self, view: &SwarmView, mut t: TaskRecord, exclude: &[AgentId]) -> Option<AgentId> {
-        if t.assignment == Assignment::Auction && t.state != TaskState::Ready && self.open_auction(view, t.clone(), exclude) {
+        if t.assignment == Assignment::Auction
+            && t.state != TaskState::Ready
+            && self.open_auction(view, t.clone(), exclude)
+        {
             return None;
         }
-        let placed = self.place(view, &t, exclude).or_else(|| if exclude.is_empty() { None } else { self.place(view, &t, &[]) });
+        let placed =
+            self.place(view, &t, exclude).or_else(|| if exclude.is_empty() { None } else { self.place(view, &t, &[]) });
         match placed {
             Some((agent, replicas)) => {
                 self.put_on(view, t, agent.clone(), replicas);
@@ -322,7 +360,11 @@ impl Board {
             let due: Vec<TaskRecord> = self
                 .tasks
                 .values()
-                .filter(|t| t.state == TaskState::Bidding && (t.auction.as_ref().is_some_and(|a| a.deadline_ms <= view.now_ms) || Self::all_bids_in(view, t)))
+                .filter(|t| {
+                    t.state == TaskState::Bidding
+                        && (t.auction.as_ref().is_some_and(|a| a.deadline_ms <= view.now_ms)
+                            || Self::all_bids_in(view, t))
+                })
                 .cloned()
                 .collect();
             for t in due {
@@ -330,7 +372,8 @@ impl Board {
             }
             let mut waiting: Vec<&TaskRecord> =
                 self.tasks.values().filter(|t| matches!(t.state, TaskState::Pending | TaskState::Ready)).collect();
-            waiting.sort_by_key(|t| (std::cmp::Reverse(t.priority), self.created.get(&t.id).copied().unwrap_or(i64::MAX)));
+            waiting
+                .sort_by_key(|t| (std::cmp::Reverse(t.priority), self.created.get(&t.id).copied().unwrap_or(i64::MAX)));
             let ids: Vec<TaskId> = waiting.into_iter().map(|t| t.id.clone()).collect();
             let mut progressed = false;
             for id in ids {
@@ -373,7 +416,9 @@ fn capable_agents<'v>(view: &'v SwarmView, t: &TaskRecord, exclude: &[AgentId]) 
     let live = view.live();
     view.agents
         .iter()
-        .filter(|a| live(&a.id) && !exclude.contains(&a.id) && score::capable(&t.required_capabilities, &a.capabilities))
+        .filter(|a| {
+            live(&a.id) && !exclude.contains(&a.id) && score::capable(&t.required_capabilities, &a.capabilities)
+        })
         .collect()
 }
 

@@ -18,8 +18,8 @@ use super::assign::Board;
 use super::load::ResourceReport;
 use crate::error::Result;
 use crate::ids::{AgentId, SwarmId, TaskId};
-use crate::mesh::model::decode;
 use crate::mesh::keys;
+use crate::mesh::model::decode;
 use crate::store::{EventKind, KeyValue, RangeRequest, Store, StoreError};
 
 /// Boards at rest, one per swarm.
@@ -139,8 +139,8 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::mesh::Engine;
     use crate::mesh::testing::{params, two_processes};
+    use crate::mesh::Engine;
 
     /// What a fresh read of the swarm's tasks gives, to compare the cached board with.
     async fn fresh(engine: &Engine, swarm: &SwarmId) -> Value {
@@ -157,16 +157,29 @@ mod tests {
         let swarm = SwarmId::new("s");
         let mut agents = Vec::new();
         for i in 0..3 {
-            agents.push(a.agent_spawn(params(json!({"type": "coder", "name": format!("a{i}"), "capabilities": ["rust"]}))).await.unwrap());
+            agents.push(
+                a.agent_spawn(params(json!({"type": "coder", "name": format!("a{i}"), "capabilities": ["rust"]})))
+                    .await
+                    .unwrap(),
+            );
         }
-        let first = a.task_orchestrate(params(json!({"task": "one", "taskId": "t1", "requiredCapabilities": ["rust"]}))).await.unwrap();
+        let first = a
+            .task_orchestrate(params(json!({"task": "one", "taskId": "t1", "requiredCapabilities": ["rust"]})))
+            .await
+            .unwrap();
         assert_eq!(a.load_board(&swarm).await.unwrap().fingerprint(), fresh(&a, &swarm).await);
         // The other process writes: a task, a claim, a resource report.
         b.task_orchestrate(params(json!({"task": "two", "taskId": "t2", "dependencies": ["t1"]}))).await.unwrap();
         let owner = first.assigned[0].agent_id.clone();
         let token = &agents.iter().find(|x| x.agent_id == owner).unwrap().agent_token;
-        b.task_orchestrate(params(json!({"action": "claim", "taskId": "t1", "agentId": owner, "agentToken": token}))).await.unwrap();
-        b.task_orchestrate(params(json!({"action": "report", "agentId": owner, "agentToken": token, "resourceUtilization": 0.5}))).await.unwrap();
+        b.task_orchestrate(params(json!({"action": "claim", "taskId": "t1", "agentId": owner, "agentToken": token})))
+            .await
+            .unwrap();
+        b.task_orchestrate(params(
+            json!({"action": "report", "agentId": owner, "agentToken": token, "resourceUtilization": 0.5}),
+        ))
+        .await
+        .unwrap();
         let cached = a.load_board(&swarm).await.unwrap().fingerprint();
         assert_eq!(cached, fresh(&a, &swarm).await);
         assert_eq!(cached["tasks"].as_array().unwrap().len(), 2, "{cached}");
@@ -178,7 +191,11 @@ mod tests {
             t.assignee = None;
             board.set(t);
         }
-        let wrong = a.task_orchestrate(params(json!({"action": "complete", "taskId": "t1", "agentId": owner, "agentToken": token, "fencingToken": 1}))).await;
+        let wrong = a
+            .task_orchestrate(params(
+                json!({"action": "complete", "taskId": "t1", "agentId": owner, "agentToken": token, "fencingToken": 1}),
+            ))
+            .await;
         assert!(wrong.is_err(), "a stale fencing token is refused");
         assert_eq!(a.load_board(&swarm).await.unwrap().fingerprint(), fresh(&a, &swarm).await);
         // Completing t1 makes t2 ready and places it: both through the change log for `b`.
@@ -190,7 +207,10 @@ mod tests {
         assert_eq!(seen_by_b, fresh(&b, &swarm).await);
         assert_eq!(seen_by_b["tasks"][1]["state"], "assigned", "{seen_by_b}");
         // Deleting the swarm's tasks empties the cached board.
-        a.store().txn(crate::store::Txn::new().and_then([crate::store::Op::delete_prefix(keys::tasks(&swarm))])).await.unwrap();
+        a.store()
+            .txn(crate::store::Txn::new().and_then([crate::store::Op::delete_prefix(keys::tasks(&swarm))]))
+            .await
+            .unwrap();
         let emptied = b.load_board(&swarm).await.unwrap().fingerprint();
         assert_eq!(emptied, fresh(&b, &swarm).await);
         assert_eq!(emptied["tasks"], json!([]));

@@ -24,7 +24,11 @@ pub enum ExecStrategy {
 
 /// The dependencies a new task waits for: those it names, plus, for `sequential`, the swarm's
 /// previous sequential task.
-pub fn effective_dependencies(strategy: ExecStrategy, named: &[TaskId], previous_sequential: Option<&TaskId>) -> Vec<TaskId> {
+pub fn effective_dependencies(
+    strategy: ExecStrategy,
+    named: &[TaskId],
+    previous_sequential: Option<&TaskId>,
+) -> Vec<TaskId> {
     let mut deps: Vec<TaskId> = Vec::new();
     for d in named.iter().chain(previous_sequential.filter(|_| strategy == ExecStrategy::Sequential)) {
         if !deps.contains(d) {
@@ -41,7 +45,12 @@ pub fn find_cycle(graph: &BTreeMap<TaskId, Vec<TaskId>>) -> Option<Vec<TaskId>> 
         Open,
         Done,
     }
-    fn visit(n: &TaskId, g: &BTreeMap<TaskId, Vec<TaskId>>, marks: &mut BTreeMap<TaskId, Mark>, path: &mut Vec<TaskId>) -> Option<Vec<TaskId>> {
+    fn visit(
+        n: &TaskId,
+        g: &BTreeMap<TaskId, Vec<TaskId>>,
+        marks: &mut BTreeMap<TaskId, Mark>,
+        path: &mut Vec<TaskId>,
+    ) -> Option<Vec<TaskId>> {
         match marks.get(n) {
             Some(Mark::Done) => return None,
             Some(Mark::Open) => {

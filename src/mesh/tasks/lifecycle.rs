@@ -7,7 +7,9 @@ use super::assign::Board;
 use super::dag::{self, Readiness};
 use super::record::{Attempt, TaskRecord, TaskState, TaskView};
 use super::score;
-use super::{TaskAction, TaskIdParams, TaskOrchestrateOutput, TaskOrchestrateParams, TaskResultsOutput, TaskStatusOutput};
+use super::{
+    TaskAction, TaskIdParams, TaskOrchestrateOutput, TaskOrchestrateParams, TaskResultsOutput, TaskStatusOutput,
+};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId, TaskId};
@@ -42,10 +44,18 @@ impl Engine {
     }
 
     /// Commit a board: its changed tasks as read, the agents it placed tasks on still live.
-    pub(crate) async fn commit_board(&self, view: &SwarmView, board: &Board, mut compares: Vec<Compare>, extra: Vec<crate::store::Op>) -> Result<Option<i64>> {
+    pub(crate) async fn commit_board(
+        &self,
+        view: &SwarmView,
+        board: &Board,
+        mut compares: Vec<Compare>,
+        extra: Vec<crate::store::Op>,
+    ) -> Result<Option<i64>> {
         compares.extend(board.compares(&view.swarm.id));
         let placed: BTreeSet<&AgentId> = board.placed.iter().map(|(_, a)| a).collect();
-        compares.extend(placed.into_iter().map(|a| Compare::version(keys::liveness(&view.swarm.id, a), CompareOp::Greater, 0)));
+        compares.extend(
+            placed.into_iter().map(|a| Compare::version(keys::liveness(&view.swarm.id, a), CompareOp::Greater, 0)),
+        );
         let mut ops = extra;
         ops.extend(board.ops(view));
         let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
@@ -78,10 +88,21 @@ impl Engine {
                     let (view, agent) = self.task_actor(&swarm, &p, "report").await?;
                     let report = super::load::ResourceReport { utilization: u, reported_at_ms: view.now_ms };
                     let mut ops = view.heartbeat_ops(&agent);
-                    ops.push(crate::store::Op::put(keys::task_load(&swarm, &agent.id), crate::mesh::model::encode(&report)));
-                    let resp = self.store().txn(Txn::new().when([Compare::version(keys::liveness(&swarm, &agent.id), CompareOp::Greater, 0)]).and_then(ops)).await?;
+                    ops.push(crate::store::Op::put(
+                        keys::task_load(&swarm, &agent.id),
+                        crate::mesh::model::encode(&report),
+                    ));
+                    let resp = self
+                        .store()
+                        .txn(
+                            Txn::new()
+                                .when([Compare::version(keys::liveness(&swarm, &agent.id), CompareOp::Greater, 0)])
+                                .and_then(ops),
+                        )
+                        .await?;
                     Ok(resp.succeeded.then(|| {
-                        let mut out = TaskOrchestrateOutput::new(TaskAction::Report, &swarm, &Board::new(), None, resp.revision);
+                        let mut out =
+                            TaskOrchestrateOutput::new(TaskAction::Report, &swarm, &Board::new(), None, resp.revision);
                         out.note = Some(format!("`{}` reports resource utilisation {u}", agent.name));
                         out
                     }))
@@ -99,9 +120,18 @@ impl Engine {
         if text.len() > config::MAX_TASK_BYTES {
             return Err(MeshError::TooLarge { what: "task", size: text.len(), limit: config::MAX_TASK_BYTES });
         }
-        let named: Vec<TaskId> = p.dependencies.clone().unwrap_or_default().iter().map(|d| validate::name("dependencies", d).map(|_| TaskId::new(d.as_str()))).collect::<Result<_>>()?;
+        let named: Vec<TaskId> = p
+            .dependencies
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .map(|d| validate::name("dependencies", d).map(|_| TaskId::new(d.as_str())))
+            .collect::<Result<_>>()?;
         if named.len() > config::MAX_TASK_DEPENDENCIES {
-            return Err(MeshError::invalid("dependencies", format!("more than {} dependencies", config::MAX_TASK_DEPENDENCIES)));
+            return Err(MeshError::invalid(
+                "dependencies",
+                format!("more than {} dependencies", config::MAX_TASK_DEPENDENCIES),
+            ));
         }
         let caps = p.required_capabilities.clone().unwrap_or_default();
         if caps.len() > config::MAX_CAPABILITIES {
@@ -109,7 +139,10 @@ impl Engine {
         }
         let rf = p.replication_factor.unwrap_or(config::DHT_REPLICATION_FACTOR);
         if !(1..=config::MAX_REPLICATION_FACTOR).contains(&rf) {
-            return Err(MeshError::invalid("replicationFactor", format!("must be 1 to {}", config::MAX_REPLICATION_FACTOR)));
+            return Err(MeshError::invalid(
+                "replicationFactor",
+                format!("must be 1 to {}", config::MAX_REPLICATION_FACTOR),
+            ));
         }
         let id = match &p.task_id {
             Some(id) => {
@@ -150,7 +183,10 @@ impl Engine {
             }
             if let Some(cycle) = dag::find_cycle(&graph) {
                 let path: Vec<String> = cycle.iter().map(ToString::to_string).collect();
-                return Err(MeshError::invalid("dependencies", format!("they would form a cycle: {}", path.join(" → "))));
+                return Err(MeshError::invalid(
+                    "dependencies",
+                    format!("they would form a cycle: {}", path.join(" → ")),
+                ));
             }
             let record = TaskRecord {
                 id: id.clone(),
@@ -188,11 +224,16 @@ impl Engine {
                 Readiness::Ready => match board.assign(&view, record, &[]) {
                     Some(_) => None,
                     None if !board.calls.is_empty() => Some(format!("called {} agent(s) for bids", board.calls.len())),
-                    None => Some("no live agent holds 70% of the required capabilities; the task waits for one".to_string()),
+                    None => {
+                        Some("no live agent holds 70% of the required capabilities; the task waits for one".to_string())
+                    }
                 },
             };
             // The dependencies must still be as read, or a completion could miss this task.
-            let compares = deps.iter().map(|d| Compare::mod_revision(keys::task(swarm, d), CompareOp::Equal, board.revs[d])).collect();
+            let compares = deps
+                .iter()
+                .map(|d| Compare::mod_revision(keys::task(swarm, d), CompareOp::Equal, board.revs[d]))
+                .collect();
             let Some(rev) = self.commit_board(&view, &board, compares, Vec::new()).await? else { return Ok(None) };
             let mut out = TaskOrchestrateOutput::new(TaskAction::Create, swarm, &board, board.tasks.get(&id), rev);
             out.note = note;
@@ -202,7 +243,12 @@ impl Engine {
     }
 
     /// The acting agent, authenticated and live, with its swarm view.
-    async fn task_actor(&self, swarm: &SwarmId, p: &TaskOrchestrateParams, action: &str) -> Result<(SwarmView, AgentRecord)> {
+    async fn task_actor(
+        &self,
+        swarm: &SwarmId,
+        p: &TaskOrchestrateParams,
+        action: &str,
+    ) -> Result<(SwarmView, AgentRecord)> {
         let reference = required("agentId", &p.agent_id, action)?;
         let view = self.load_swarm(swarm).await?;
         let agent = view.agent(reference).cloned().ok_or_else(|| MeshError::not_found("agent", reference.as_str()))?;
@@ -221,11 +267,18 @@ impl Engine {
                 TaskState::Assigned if mine => {}
                 TaskState::Ready if score::capable(&t.required_capabilities, &agent.capabilities) => {}
                 TaskState::Running if mine => {
-                    return Err(MeshError::Conflict(format!("task `{id}` is already claimed by `{}`; its fencing token is {}", agent.name, board.revs[&id])));
+                    return Err(MeshError::Conflict(format!(
+                        "task `{id}` is already claimed by `{}`; its fencing token is {}",
+                        agent.name, board.revs[&id]
+                    )));
                 }
                 state => {
                     let holder = t.assignee.as_ref().map_or_else(|| "no agent".to_string(), |a| format!("`{a}`"));
-                    return Err(MeshError::Conflict(format!("task `{id}` is {} and assigned to {holder}, not to `{}`", state.as_str(), agent.name)));
+                    return Err(MeshError::Conflict(format!(
+                        "task `{id}` is {} and assigned to {holder}, not to `{}`",
+                        state.as_str(),
+                        agent.name
+                    )));
                 }
             }
             t.state = TaskState::Running;
@@ -233,7 +286,9 @@ impl Engine {
             t.claimed_at_ms = Some(view.now_ms);
             board.set(t);
             let compares = vec![Compare::version(keys::liveness(swarm, &agent.id), CompareOp::Greater, 0)];
-            let Some(rev) = self.commit_board(&view, &board, compares, view.heartbeat_ops(&agent)).await? else { return Ok(None) };
+            let Some(rev) = self.commit_board(&view, &board, compares, view.heartbeat_ops(&agent)).await? else {
+                return Ok(None);
+            };
             let mut out = TaskOrchestrateOutput::new(TaskAction::Claim, swarm, &board, board.tasks.get(&id), rev);
             // The claim wrote the task at `rev`; any later placement rewrites it.
             out.fencing_token = Some(rev);
@@ -302,15 +357,23 @@ impl Engine {
         self.with_retry(|| async {
             let (view, agent) = self.task_actor(swarm, p, "steal").await?;
             let mut board = self.load_board(swarm).await?;
-            let own = board.tasks.values().filter(|t| t.state.is_active() && t.assignee.as_ref() == Some(&agent.id)).count();
+            let own =
+                board.tasks.values().filter(|t| t.state.is_active() && t.assignee.as_ref() == Some(&agent.id)).count();
             if own > 0 {
-                return Err(MeshError::Conflict(format!("`{}` has {own} task(s) of its own; only an idle agent steals", agent.name)));
+                return Err(MeshError::Conflict(format!(
+                    "`{}` has {own} task(s) of its own; only an idle agent steals",
+                    agent.name
+                )));
             }
             // Queued (unclaimed) tasks per live peer, oldest first.
             let live = view.live();
             let mut queues: BTreeMap<&AgentId, Vec<&TaskRecord>> = BTreeMap::new();
             // Only work-stealing tasks sit in stealable queues; DHT and auction placements are decided.
-            for t in board.tasks.values().filter(|t| t.state == TaskState::Assigned && t.assignment == super::record::Assignment::WorkStealing) {
+            for t in board
+                .tasks
+                .values()
+                .filter(|t| t.state == TaskState::Assigned && t.assignment == super::record::Assignment::WorkStealing)
+            {
                 if let Some(a) = t.assignee.as_ref().filter(|a| **a != agent.id && live(a)) {
                     queues.entry(a).or_default().push(t);
                 }
@@ -323,19 +386,34 @@ impl Engine {
                 .iter()
                 .filter(|(_, q)| q.iter().any(|t| score::capable(&t.required_capabilities, &agent.capabilities)))
                 .max_by(|(a, qa), (b, qb)| qa.len().cmp(&qb.len()).then_with(|| b.cmp(a)))
-                .map(|(a, q)| ((*a).clone(), q.iter().rev().find(|t| score::capable(&t.required_capabilities, &agent.capabilities)).map(|t| (*t).clone())));
+                .map(|(a, q)| {
+                    (
+                        (*a).clone(),
+                        q.iter()
+                            .rev()
+                            .find(|t| score::capable(&t.required_capabilities, &agent.capabilities))
+                            .map(|t| (*t).clone()),
+                    )
+                });
             let Some((from, Some(mut t))) = victim else {
                 let mut out = TaskOrchestrateOutput::new(TaskAction::Steal, swarm, &board, None, view.revision);
                 out.note = Some("no live peer has a queued task this agent can do".into());
                 return Ok(Some(out));
             };
-            t.attempts.push(Attempt { agent: from.to_string(), outcome: "stolen".into(), at_ms: view.now_ms, error: None });
+            t.attempts.push(Attempt {
+                agent: from.to_string(),
+                outcome: "stolen".into(),
+                at_ms: view.now_ms,
+                error: None,
+            });
             let id = t.id.clone();
             t.assignee = Some(agent.id.clone());
             t.assigned_at_ms = Some(view.now_ms);
             board.placed.push((id.clone(), agent.id.clone()));
             board.set(t);
-            let Some(rev) = self.commit_board(&view, &board, Vec::new(), view.heartbeat_ops(&agent)).await? else { return Ok(None) };
+            let Some(rev) = self.commit_board(&view, &board, Vec::new(), view.heartbeat_ops(&agent)).await? else {
+                return Ok(None);
+            };
             let mut out = TaskOrchestrateOutput::new(TaskAction::Steal, swarm, &board, board.tasks.get(&id), rev);
             out.note = Some(format!("stolen from the tail of `{from}`'s queue"));
             Ok(Some(out))
@@ -356,7 +434,9 @@ impl Engine {
             let mut t = board.tasks.get(&id).cloned().ok_or_else(|| MeshError::not_found("task", id.as_str()))?;
             let auction = match (&t.state, t.auction.as_ref()) {
                 (TaskState::Bidding, Some(a)) => a,
-                _ => return Err(MeshError::Conflict(format!("task `{id}` is {}, not open for bids", t.state.as_str()))),
+                _ => {
+                    return Err(MeshError::Conflict(format!("task `{id}` is {}, not open for bids", t.state.as_str())))
+                }
             };
             if !auction.invited.contains(&agent.id) {
                 return Err(MeshError::Conflict(format!("`{}` was not called to bid for task `{id}`", agent.name)));
@@ -365,7 +445,10 @@ impl Engine {
                 return Err(MeshError::Conflict(format!("`{}` has already bid for task `{id}`", agent.name)));
             }
             if auction.deadline_ms <= view.now_ms {
-                return Err(MeshError::Conflict(format!("bidding for task `{id}` closed at {} ms; it is decided on the next call", auction.deadline_ms)));
+                return Err(MeshError::Conflict(format!(
+                    "bidding for task `{id}` closed at {} ms; it is decided on the next call",
+                    auction.deadline_ms
+                )));
             }
             // Past performance: completions over finished attempts, with one of each assumed
             // (Laplace), so an agent with no history scores 0.5 rather than 0 or 1.
@@ -398,7 +481,9 @@ impl Engine {
                     note.push_str(&format!("; every bid is in and `{w}` wins"));
                 }
             }
-            let Some(rev) = self.commit_board(&view, &board, Vec::new(), view.heartbeat_ops(&agent)).await? else { return Ok(None) };
+            let Some(rev) = self.commit_board(&view, &board, Vec::new(), view.heartbeat_ops(&agent)).await? else {
+                return Ok(None);
+            };
             let mut out = TaskOrchestrateOutput::new(TaskAction::Bid, swarm, &board, board.tasks.get(&id), rev);
             out.note = Some(note);
             Ok(Some(out))
@@ -433,7 +518,9 @@ impl Engine {
             Readiness::Waiting(w) => w.iter().map(ToString::to_string).collect(),
             _ => Vec::new(),
         };
-        let owner = matches!(t.state, TaskState::Running | TaskState::Completed).then(|| t.assignee.as_ref().map(ToString::to_string)).flatten();
+        let owner = matches!(t.state, TaskState::Running | TaskState::Completed)
+            .then(|| t.assignee.as_ref().map(ToString::to_string))
+            .flatten();
         Ok(TaskStatusOutput {
             task_id: id.to_string(),
             status: t.state,

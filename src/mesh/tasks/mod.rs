@@ -22,10 +22,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub(crate) use cache::BoardCache;
 use dag::ExecStrategy;
 pub use record::{Assignment, Attempt, AuctionView, BidView, Priority, TaskState, TaskView};
 pub use release::TaskMove;
-pub(crate) use cache::BoardCache;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -204,7 +204,11 @@ impl From<&TaskRecord> for TaskView {
             assigned_at_ms: t.assigned_at_ms,
             claimed_at_ms: t.claimed_at_ms,
             finished_at_ms: t.finished_at_ms,
-            deadline_ms: t.timeout_ms.zip(t.claimed_at_ms).filter(|_| t.state == TaskState::Running).map(|(d, c)| c + d),
+            deadline_ms: t
+                .timeout_ms
+                .zip(t.claimed_at_ms)
+                .filter(|_| t.state == TaskState::Running)
+                .map(|(d, c)| c + d),
             auction: t.auction.as_ref().map(|a| AuctionView {
                 invited: a.invited.iter().map(ToString::to_string).collect(),
                 deadline_ms: a.deadline_ms,

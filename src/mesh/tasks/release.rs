@@ -33,7 +33,10 @@ impl Engine {
                 .filter(|t| t.state.is_active() && t.assignee.as_ref().is_some_and(|a| failed.contains(a)))
                 .cloned()
                 .collect();
-            let waiting = board.tasks.values().any(|t| matches!(t.state, TaskState::Ready | TaskState::Pending | TaskState::Bidding) || (t.state == TaskState::Running && t.timeout_ms.is_some()));
+            let waiting = board.tasks.values().any(|t| {
+                matches!(t.state, TaskState::Ready | TaskState::Pending | TaskState::Bidding)
+                    || (t.state == TaskState::Running && t.timeout_ms.is_some())
+            });
             if stranded.is_empty() && !waiting {
                 return Ok(Some(Vec::new()));
             }
@@ -41,10 +44,20 @@ impl Engine {
             let mut moves = Vec::new();
             for mut t in stranded {
                 let from = t.assignee.clone().expect("stranded tasks have an assignee");
-                let outcome = if t.state == TaskState::Running { "released: owner failed" } else { "released: assignee failed" };
-                t.attempts.push(Attempt { agent: from.to_string(), outcome: outcome.into(), at_ms: view.now_ms, error: None });
+                let outcome =
+                    if t.state == TaskState::Running { "released: owner failed" } else { "released: assignee failed" };
+                t.attempts.push(Attempt {
+                    agent: from.to_string(),
+                    outcome: outcome.into(),
+                    at_ms: view.now_ms,
+                    error: None,
+                });
                 let to = board.assign(&view, t.clone(), failed);
-                moves.push(TaskMove { task_id: t.id.to_string(), from: from.to_string(), to: to.map(|a| a.to_string()) });
+                moves.push(TaskMove {
+                    task_id: t.id.to_string(),
+                    from: from.to_string(),
+                    to: to.map(|a| a.to_string()),
+                });
             }
             board.advance(&view);
             if board.changed.is_empty() {

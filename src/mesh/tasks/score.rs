@@ -44,7 +44,8 @@ pub fn load_score(l: &LoadInputs) -> f64 {
     let base = l.tasks as f64 / f64::from(l.max_concurrent.max(1));
     let caps = if l.capabilities == 0 { 0.0 } else { l.busy_capabilities as f64 / l.capabilities as f64 };
     let res = l.resources.unwrap_or(0.0).clamp(0.0, 1.0);
-    (config::LOAD_WEIGHT_TASKS * base + config::LOAD_WEIGHT_CAPABILITIES * caps + config::LOAD_WEIGHT_RESOURCES * res).min(1.0)
+    (config::LOAD_WEIGHT_TASKS * base + config::LOAD_WEIGHT_CAPABILITIES * caps + config::LOAD_WEIGHT_RESOURCES * res)
+        .min(1.0)
 }
 
 /// suitability = capability_match × priority_weight / (1 + load_score).
@@ -64,7 +65,10 @@ pub struct Candidate {
 /// The most suitable candidate; equal suitability goes to the smaller agent id.
 pub fn most_suitable(candidates: &[Candidate]) -> Option<&Candidate> {
     candidates.iter().max_by(|a, b| {
-        let (sa, sb) = (suitability(a.capability_match, a.priority_weight, a.load_score), suitability(b.capability_match, b.priority_weight, b.load_score));
+        let (sa, sb) = (
+            suitability(a.capability_match, a.priority_weight, a.load_score),
+            suitability(b.capability_match, b.priority_weight, b.load_score),
+        );
         sa.total_cmp(&sb).then_with(|| b.agent.cmp(&a.agent))
     })
 }
@@ -115,7 +119,8 @@ mod tests {
     fn load_score_weighs_tasks_capabilities_and_resources_as_the_manual_does() {
         let l = LoadInputs { tasks: 2, max_concurrent: 4, busy_capabilities: 1, capabilities: 2, resources: Some(0.5) };
         assert!((load_score(&l) - (0.4 * 0.5 + 0.3 * 0.5 + 0.3 * 0.5)).abs() < 1e-12);
-        let full = LoadInputs { tasks: 10, max_concurrent: 2, busy_capabilities: 2, capabilities: 2, resources: Some(1.0) };
+        let full =
+            LoadInputs { tasks: 10, max_concurrent: 2, busy_capabilities: 2, capabilities: 2, resources: Some(1.0) };
         assert_eq!(load_score(&full), 1.0);
         let unreported = LoadInputs { resources: None, ..l };
         assert!((load_score(&unreported) - 0.35).abs() < 1e-12);
@@ -130,7 +135,12 @@ mod tests {
 
     #[test]
     fn the_most_suitable_agent_wins_and_ties_go_to_the_smaller_id() {
-        let c = |id: &str, m: f64, w: f64, l: f64| Candidate { agent: AgentId::new(id), capability_match: m, priority_weight: w, load_score: l };
+        let c = |id: &str, m: f64, w: f64, l: f64| Candidate {
+            agent: AgentId::new(id),
+            capability_match: m,
+            priority_weight: w,
+            load_score: l,
+        };
         let busy = [c("a", 1.0, 1.0, 0.9), c("b", 1.0, 0.8, 0.0)];
         assert_eq!(most_suitable(&busy).unwrap().agent.as_str(), "b");
         let tie = [c("z", 1.0, 1.0, 0.0), c("m", 1.0, 1.0, 0.0)];
@@ -140,7 +150,13 @@ mod tests {
 
     #[test]
     fn auction_scores_with_the_manual_weights_and_is_deterministic_for_equal_bids() {
-        let b = |id: &str, cm: f64, load: f64| Bid { agent_id: AgentId::new(id), capability_match: cm, current_load: load, past_performance: 0.5, resource_availability: 1.0 };
+        let b = |id: &str, cm: f64, load: f64| Bid {
+            agent_id: AgentId::new(id),
+            capability_match: cm,
+            current_load: load,
+            past_performance: 0.5,
+            resource_availability: 1.0,
+        };
         assert!((bid_score(&b("x", 1.0, 0.5)) - (0.4 + 0.15 + 0.1 + 0.1)).abs() < 1e-12);
         let bids = [b("q", 1.0, 0.2), b("p", 1.0, 0.2), b("r", 0.8, 0.0)];
         for _ in 0..3 {

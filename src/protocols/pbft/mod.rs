@@ -58,17 +58,37 @@ pub type State = Arc<Vec<u64>>;
 /// pBFT messages. `from` is the network sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
-    PrePrepare { view: u64, seq: u64, value: u64 },
-    Prepare { view: u64, seq: u64, value: u64 },
-    Commit { view: u64, seq: u64, value: u64 },
+    PrePrepare {
+        view: u64,
+        seq: u64,
+        value: u64,
+    },
+    Prepare {
+        view: u64,
+        seq: u64,
+        value: u64,
+    },
+    Commit {
+        view: u64,
+        seq: u64,
+        value: u64,
+    },
     /// The sender executed up to `seq`, reaching `state` (whose digest is `digest`).
-    Checkpoint { seq: u64, digest: u64, state: State },
+    Checkpoint {
+        seq: u64,
+        digest: u64,
+        state: State,
+    },
     ViewChange(Arc<ViewChange>),
     NewView(Arc<NewView>),
     /// "I have executed everything below `next`": answered with `Decided` and `Checkpoint`.
-    Fetch { next: u64 },
+    Fetch {
+        next: u64,
+    },
     /// (seq, value) pairs the sender executed; f + 1 matching ones prove a commit.
-    Decided { decided: Vec<(u64, u64)> },
+    Decided {
+        decided: Vec<(u64, u64)>,
+    },
 }
 
 /// What one replica knows about one sequence number.

@@ -19,7 +19,15 @@ pub fn digest(seq: u64, state: &[u64]) -> u64 {
 }
 
 impl Pbft {
-    pub(super) fn on_checkpoint(&mut self, from: NodeId, seq: u64, d: u64, state: State, now: u64, out: &mut Outbox<Msg>) {
+    pub(super) fn on_checkpoint(
+        &mut self,
+        from: NodeId,
+        seq: u64,
+        d: u64,
+        state: State,
+        now: u64,
+        out: &mut Outbox<Msg>,
+    ) {
         if seq <= self.stable || digest(seq, &state) != d {
             return;
         }
@@ -63,7 +71,8 @@ impl Pbft {
     /// No progress for `retransmit` ms while work is waiting: ask the others, and repeat our
     /// VIEW-CHANGE in case it was lost.
     pub(super) fn catch_up(&mut self, now: u64, out: &mut Outbox<Msg>) {
-        let waiting = !self.pending.is_empty() || self.slots.keys().next_back().is_some_and(|&s| s > self.executed_upto);
+        let waiting =
+            !self.pending.is_empty() || self.slots.keys().next_back().is_some_and(|&s| s > self.executed_upto);
         if !waiting || now < self.progress_at + self.cfg.retransmit {
             return;
         }

@@ -20,7 +20,13 @@ struct Cluster {
 
 impl Cluster {
     fn new(n: u32, cfg: Config) -> Self {
-        Self { nodes: (0..n).map(|i| Pbft::new(i, n, cfg)).collect(), byzantine: vec![], cut: vec![], now: 0, rng: StdRng::seed_from_u64(0) }
+        Self {
+            nodes: (0..n).map(|i| Pbft::new(i, n, cfg)).collect(),
+            byzantine: vec![],
+            cut: vec![],
+            now: 0,
+            rng: StdRng::seed_from_u64(0),
+        }
     }
 
     fn deliver(&mut self, mut out: Outbox<Msg>) {

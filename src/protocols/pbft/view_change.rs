@@ -128,7 +128,8 @@ impl Pbft {
         self.changing = false;
         self.new_view = Some(nv.clone());
         self.view_changes = self.view_changes.split_off(&(self.view + 1));
-        self.vc_deadline = if self.pending.is_empty() { None } else { Some(now + (self.cfg.view_timeout << self.vc_backoff)) };
+        self.vc_deadline =
+            if self.pending.is_empty() { None } else { Some(now + (self.cfg.view_timeout << self.vc_backoff)) };
         if min_s > self.stable {
             let vc = nv.proofs.iter().find(|vc| vc.stable == min_s).expect("min_s comes from a proof");
             let state = vc.state.clone();

@@ -49,7 +49,9 @@ pub async fn read(engine: &Engine) -> Result<Charts> {
     let samples = series::frame(&**engine.raw_store(), engine.metrics(), from_ms, to_ms).await?;
     let mut charts = charts(&samples, from_ms, to_ms);
     if !engine.metrics().enabled() {
-        charts.note = Some("this process records no metrics (MESH_METRICS=off); the charts show what other processes stored".into());
+        charts.note = Some(
+            "this process records no metrics (MESH_METRICS=off); the charts show what other processes stored".into(),
+        );
     }
     Ok(charts)
 }
@@ -96,10 +98,12 @@ pub fn charts(samples: &[Sample], from_ms: i64, to_ms: i64) -> Charts {
         unit,
         points: buckets.iter().filter_map(|(end, b)| value(b).map(|v| (*end, v))).collect(),
     };
-    let tools = |b: &Bucket| b.counts.tools.values().fold((0u64, 0u64, HistCounts::default()), |(c, e, mut h), t| {
-        h.add(&t.latency);
-        (c + t.calls, e + t.errors, h)
-    });
+    let tools = |b: &Bucket| {
+        b.counts.tools.values().fold((0u64, 0u64, HistCounts::default()), |(c, e, mut h), t| {
+            h.add(&t.latency);
+            (c + t.calls, e + t.errors, h)
+        })
+    };
     let series = vec![
         series_of("tool_calls", "Tool calls", "per min", &|b| Some(tools(b).0 as f64)),
         series_of("tool_errors", "Tool errors", "per min", &|b| Some(tools(b).1 as f64)),

@@ -87,7 +87,11 @@ fn edges(agents: &[AgentView]) -> Vec<Edge> {
     let mut edges = Vec::new();
     for agent in agents {
         for other in agent.links.iter().filter(|other| agent.agent_id.as_str() < other.as_str()) {
-            edges.push(Edge { from: agent.agent_id.clone(), to: other.clone(), live: !failed(&agent.agent_id) && !failed(other) });
+            edges.push(Edge {
+                from: agent.agent_id.clone(),
+                to: other.clone(),
+                live: !failed(&agent.agent_id) && !failed(other),
+            });
         }
     }
     edges

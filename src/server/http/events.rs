@@ -51,10 +51,8 @@ async fn events(State(feed): State<Feed>) -> Result<Sse<impl Stream<Item = Resul
             }
         }
     });
-    let stream = futures::stream::once(async { ready })
-        .chain(changes)
-        .map(Ok)
-        .take_until(feed.shutdown.cancelled_owned());
+    let stream =
+        futures::stream::once(async { ready }).chain(changes).map(Ok).take_until(feed.shutdown.cancelled_owned());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(feed.keep_alive)))
 }
 

@@ -113,7 +113,10 @@ fn page(guard: security::Guard) -> Router {
 
 /// rmcp answers a successful session DELETE with 202; clients (the Python SDK among them) expect
 /// 200 or 204, and nothing is pending after a session ends, so say 204.
-async fn session_delete_is_no_content(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn session_delete_is_no_content(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let is_delete = request.method() == http::Method::DELETE;
     let mut response = next.run(request).await;
     if is_delete && response.status() == http::StatusCode::ACCEPTED {
@@ -123,7 +126,11 @@ async fn session_delete_is_no_content(request: axum::extract::Request, next: axu
 }
 
 /// rmcp's streamable HTTP service, one `MeshServer` session handler per session.
-fn streamable(server: MeshServer, extra_hosts: &[String], ct: CancellationToken) -> StreamableHttpService<MeshServer, LocalSessionManager> {
+fn streamable(
+    server: MeshServer,
+    extra_hosts: &[String],
+    ct: CancellationToken,
+) -> StreamableHttpService<MeshServer, LocalSessionManager> {
     let hosts = security::LOOPBACK_HOSTS.iter().map(|h| h.to_string()).chain(extra_hosts.iter().cloned());
     // Sessions stay on (legacy_session_mode): clients before 2026-07-28 and the conformance
     // suite's lifecycle scenarios expect Mcp-Session-Id. Requests negotiating 2026-07-28 are
@@ -154,7 +161,8 @@ pub async fn serve_dashboard(engine: Engine, opts: HttpOptions) -> anyhow::Resul
 
 async fn run(app: Router, opts: &HttpOptions, ct: CancellationToken, what: &'static str) -> anyhow::Result<()> {
     opts.check_exposure()?;
-    let listener = tokio::net::TcpListener::bind(opts.bind).await.with_context(|| format!("cannot bind {}", opts.bind))?;
+    let listener =
+        tokio::net::TcpListener::bind(opts.bind).await.with_context(|| format!("cannot bind {}", opts.bind))?;
     let addr = listener.local_addr()?;
 
     // Poll the signal future once so its handlers are installed before the address is announced:

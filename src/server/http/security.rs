@@ -65,7 +65,10 @@ impl Guard {
     /// request as `Authorization: Bearer <token>`.
     pub fn new(hosts: &[String], token: Option<&str>) -> Self {
         let hosts = LOOPBACK_HOSTS.iter().map(|h| h.to_string()).chain(hosts.iter().cloned());
-        Self { hosts: hosts.filter_map(|h| HostPattern::parse(&h)).collect(), token_digest: token.map(|t| Arc::new(digest(t))) }
+        Self {
+            hosts: hosts.filter_map(|h| HostPattern::parse(&h)).collect(),
+            token_digest: token.map(|t| Arc::new(digest(t))),
+        }
     }
 
     fn allows(&self, host: &str, port: Option<u16>) -> bool {
@@ -92,7 +95,10 @@ impl Guard {
             None => uri.authority().cloned(),
         };
         let Some(authority) = authority else {
-            return Err(Rejection::new(StatusCode::BAD_REQUEST, "Bad Request: missing or malformed Host header".into()));
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: missing or malformed Host header".into(),
+            ));
         };
         let host = normalize(authority.host());
         if self.allows(&host, authority.port_u16()) {
@@ -195,7 +201,8 @@ impl Rejection {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        let mut response = (self.status, [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], self.message).into_response();
+        let mut response =
+            (self.status, [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], self.message).into_response();
         // RFC 6750: a 401 names the scheme the client should use.
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
@@ -244,7 +251,10 @@ mod tests {
         assert_eq!(status(&guard, &[("host", "proxy.example:8443")]), None);
         assert_eq!(status(&guard, &[("host", "proxy.example:80")]), Some(StatusCode::FORBIDDEN));
         assert_eq!(status(&guard, &[("host", "localhost"), ("origin", "https://proxy.example:8443")]), None);
-        assert_eq!(status(&guard, &[("host", "localhost"), ("origin", "https://proxy.example")]), Some(StatusCode::FORBIDDEN));
+        assert_eq!(
+            status(&guard, &[("host", "localhost"), ("origin", "https://proxy.example")]),
+            Some(StatusCode::FORBIDDEN)
+        );
     }
 
     #[test]
@@ -253,7 +263,11 @@ mod tests {
         assert_eq!(status(&guard, &[("host", "localhost"), ("origin", "http://localhost:3000")]), None);
         assert_eq!(status(&guard, &[("host", "localhost"), ("origin", "http://[::1]")]), None);
         for origin in ["http://evil.example", "null", "garbage"] {
-            assert_eq!(status(&guard, &[("host", "localhost"), ("origin", origin)]), Some(StatusCode::FORBIDDEN), "{origin}");
+            assert_eq!(
+                status(&guard, &[("host", "localhost"), ("origin", origin)]),
+                Some(StatusCode::FORBIDDEN),
+                "{origin}"
+            );
         }
     }
 
@@ -261,18 +275,29 @@ mod tests {
     fn bearer_token_is_required_when_set() {
         let guard = Guard::new(&[], Some("s3cret"));
         assert_eq!(status(&guard, &[("host", "localhost")]), Some(StatusCode::UNAUTHORIZED));
-        assert_eq!(status(&guard, &[("host", "localhost"), ("authorization", "Bearer nope")]), Some(StatusCode::UNAUTHORIZED));
-        assert_eq!(status(&guard, &[("host", "localhost"), ("authorization", "Basic s3cret")]), Some(StatusCode::UNAUTHORIZED));
+        assert_eq!(
+            status(&guard, &[("host", "localhost"), ("authorization", "Bearer nope")]),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(
+            status(&guard, &[("host", "localhost"), ("authorization", "Basic s3cret")]),
+            Some(StatusCode::UNAUTHORIZED)
+        );
         assert_eq!(status(&guard, &[("host", "localhost"), ("authorization", "Bearer s3cret")]), None);
         assert_eq!(status(&guard, &[("host", "localhost"), ("authorization", "bearer s3cret")]), None);
-        let denied = guard.check(&Method::GET, &Uri::from_static("/"), &headers(&[("host", "localhost")])).unwrap_err().into_response();
+        let denied = guard
+            .check(&Method::GET, &Uri::from_static("/"), &headers(&[("host", "localhost")]))
+            .unwrap_err()
+            .into_response();
         assert_eq!(denied.headers()[WWW_AUTHENTICATE], "Bearer");
     }
 
     #[test]
     fn the_query_token_counts_on_get_only() {
         let guard = Guard::new(&[], Some("s3 cret"));
-        let check = |method: &Method, uri: &'static str| guard.check(method, &Uri::from_static(uri), &headers(&[("host", "localhost")])).err().map(|r| r.status);
+        let check = |method: &Method, uri: &'static str| {
+            guard.check(method, &Uri::from_static(uri), &headers(&[("host", "localhost")])).err().map(|r| r.status)
+        };
         assert_eq!(check(&Method::GET, "/events?access_token=s3%20cret"), None);
         assert_eq!(check(&Method::GET, "/events?x=1&access_token=s3+cret"), None);
         assert_eq!(check(&Method::GET, "/events?access_token=nope"), Some(StatusCode::UNAUTHORIZED));
@@ -284,9 +309,15 @@ mod tests {
         let guard = Guard::new(&[], Some("s3cret"));
         let uri = Uri::from_static("/");
         assert!(guard.check_page(&uri, &headers(&[("host", "localhost:7071")])).is_ok());
-        assert_eq!(guard.check_page(&uri, &headers(&[("host", "evil.example")])).unwrap_err().status, StatusCode::FORBIDDEN);
         assert_eq!(
-            guard.check_page(&uri, &headers(&[("host", "localhost"), ("origin", "http://evil.example")])).unwrap_err().status,
+            guard.check_page(&uri, &headers(&[("host", "evil.example")])).unwrap_err().status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            guard
+                .check_page(&uri, &headers(&[("host", "localhost"), ("origin", "http://evil.example")]))
+                .unwrap_err()
+                .status,
             StatusCode::FORBIDDEN
         );
     }

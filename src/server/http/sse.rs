@@ -74,7 +74,13 @@ async fn open(State(legacy): State<Legacy>) -> Sse<impl Stream<Item = Result<Eve
 }
 
 /// Serve one session until its transport or token ends, then forget it.
-async fn run_session(server: MeshServer, transport: ChannelTransport, ct: CancellationToken, sessions: Sessions, id: String) {
+async fn run_session(
+    server: MeshServer,
+    transport: ChannelTransport,
+    ct: CancellationToken,
+    sessions: Sessions,
+    id: String,
+) {
     match server.serve_with_ct(transport, ct).await {
         Ok(running) => {
             let reason = running.waiting().await;
@@ -125,7 +131,8 @@ fn malformed(e: &serde_json::Error) -> Response {
     } else {
         ErrorData::new(ErrorCode::PARSE_ERROR, format!("Parse error: the body is not valid JSON: {e}"), None)
     };
-    let body = serde_json::to_string(&ServerJsonRpcMessage::error(error, None)).expect("JSON-RPC errors always serialize");
+    let body =
+        serde_json::to_string(&ServerJsonRpcMessage::error(error, None)).expect("JSON-RPC errors always serialize");
     (StatusCode::BAD_REQUEST, [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -153,7 +160,10 @@ struct ChannelTransport {
 impl Transport<RoleServer> for ChannelTransport {
     type Error = mpsc::error::SendError<ServerJsonRpcMessage>;
 
-    fn send(&mut self, item: ServerJsonRpcMessage) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send + 'static {
+    fn send(
+        &mut self,
+        item: ServerJsonRpcMessage,
+    ) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send + 'static {
         let outbound = self.outbound.clone();
         async move { outbound.send(item).await }
     }
