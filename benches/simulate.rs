@@ -1,8 +1,9 @@
 //! The protocol simulator's figures against N: `cargo bench --bench simulate` (release profile).
 //!
-//! Runs the library's simulator (no process, no I/O) fault-free with the default delays (1..10 ms
-//! per message): gossip (fanout 3, 4 keys), pBFT and Raft (20 client requests), a few seeds per
-//! size, and prints one markdown table per protocol on stdout: mean rounds or 10 ms ticks, mean
+//! Runs the library's simulator fault-free with the default delays (1..10 ms per message): gossip
+//! (fanout 3, 4 keys), the engine's pBFT (20 client requests) and its leader election (20 fenced
+//! writes), a few seeds per size; pBFT and the election run the engine itself on an in-memory
+//! store. It prints one markdown table per protocol on stdout: mean rounds or 10 ms ticks, mean
 //! messages, messages per decision (per node for gossip), simulated time to the first decision
 //! and to all decisions or convergence, and wall time per run. It exits non-zero if any run
 //! violates a safety property or fails to finish. Without `--bench` (`cargo test --benches`) it
@@ -55,7 +56,7 @@ fn main() -> ExitCode {
     let plan: [(Protocol, &[u32]); 3] = [
         (Protocol::Gossip, &[10, 100, 1000, 10_000]),
         (Protocol::Pbft, &[4, 7, 16, 31, 64, 100]),
-        (Protocol::Raft, &[3, 5, 9, 33, 101]),
+        (Protocol::Election, &[3, 5, 9, 33, 101]),
     ];
     let mut failed = false;
     for (protocol, sizes) in plan {

@@ -82,21 +82,22 @@ enum Command {
         #[arg(long, default_value = "schemas")]
         dir: std::path::PathBuf,
     },
-    /// Run pBFT, Raft or gossip on a deterministic simulated network and check their properties
+    /// Run the engine's pBFT or leader election (the code behind `daa_consensus`), or the
+    /// reference gossip core, on a deterministic simulated network and check their properties
     /// (exit 1 if a safety property fails).
     #[command(after_help = "Examples:\n  mesh-mcp simulate --protocol pbft --nodes 100 --faulty 33 --seed 7\n  \
-        mesh-mcp simulate --protocol raft --nodes 5 --faulty 2 --drop 0.1 --partition 0-1|2-4@500..3000\n  \
+        mesh-mcp simulate --protocol election --nodes 5 --faulty 2 --drop 0.1 --partition 0-1|2-4@500..3000\n  \
         mesh-mcp simulate --protocol gossip --nodes 10000 --faulty 100 --json")]
     Simulate {
-        /// pbft, raft or gossip.
-        #[arg(long, value_parser = ["pbft", "raft", "gossip"])]
+        /// pbft, election or gossip.
+        #[arg(long, value_parser = ["pbft", "election", "gossip"])]
         protocol: String,
         /// Number of nodes.
         #[arg(long, default_value_t = 7)]
         nodes: u32,
-        /// Faulty nodes, chosen by the seed. pbft: Byzantine replicas that equivocate (at most
-        /// (n-1)/3); raft: nodes that crash and restart again and again, keeping term, vote and
-        /// log (at most (n-1)/2); gossip: nodes that crash for good in the first 10 rounds.
+        /// Faulty nodes, chosen by the seed. pbft: Byzantine agents that rush, refuse or
+        /// equivocate (at most (n-1)/3); election: agents that crash and restart again and again
+        /// (at most (n-1)/2); gossip: nodes that crash for good in the first 10 rounds.
         #[arg(long, default_value_t = 0)]
         faulty: u32,
         /// Probability that a message is lost (until --gst).
@@ -114,7 +115,8 @@ enum Command {
         /// Global stabilization time (ms): from then on nothing is dropped and no partition holds.
         #[arg(long, value_name = "MS")]
         gst: Option<u64>,
-        /// pbft and raft: client requests to decide; gossip: keys written by random live nodes
+        /// pbft: client requests to decide; election: fenced writes to get accepted; gossip: keys
+        /// written by random live nodes
         /// (default 20, gossip 4).
         #[arg(long)]
         requests: Option<u32>,

@@ -53,6 +53,7 @@ fn simulate_pbft_with_byzantine_replicas_agrees_and_decides_after_heal() {
     assert_eq!(r["protocol"], "pbft");
     assert_eq!(r["faulty_ids"].as_array().unwrap().len(), 2);
     assert_eq!(verdict(&r, "agreement")["ok"], true);
+    assert_eq!(verdict(&r, "commit certificate")["ok"], true);
     assert_eq!(verdict(&r, "progress")["ok"], true);
     assert_eq!(r["decisions"], 20);
     assert!(r["all_decisions_ms"].as_u64().unwrap() >= 500);
@@ -60,10 +61,10 @@ fn simulate_pbft_with_byzantine_replicas_agrees_and_decides_after_heal() {
 }
 
 #[test]
-fn simulate_raft_with_crashing_nodes_keeps_one_leader_per_term_and_its_commits() {
-    let r = report(&["--protocol", "raft", "--nodes", "5", "--faulty", "2", "--drop", "0.05", "--seed", "9"]);
+fn simulate_election_with_crashing_agents_keeps_one_leader_per_term_and_fences_old_ones() {
+    let r = report(&["--protocol", "election", "--nodes", "5", "--faulty", "2", "--drop", "0.05", "--seed", "9"]);
     assert_eq!(verdict(&r, "one leader per term")["ok"], true);
-    assert_eq!(verdict(&r, "committed entries never lost")["ok"], true);
+    assert_eq!(verdict(&r, "fenced writes only by the current leader")["ok"], true);
     assert_eq!(verdict(&r, "progress")["ok"], true);
     assert_eq!(r["decisions"], 20);
 }
@@ -79,7 +80,7 @@ fn simulate_gossip_converges_and_reports_rounds() {
 
 #[test]
 fn simulate_is_deterministic_by_seed() {
-    for protocol in ["pbft", "raft", "gossip"] {
+    for protocol in ["pbft", "election", "gossip"] {
         let args = ["--protocol", protocol, "--nodes", "7", "--faulty", "1", "--drop", "0.2", "--seed", "11"];
         let a = without_wall_time(report(&args));
         let b = without_wall_time(report(&args));
@@ -93,7 +94,7 @@ fn simulate_is_deterministic_by_seed() {
 
 #[test]
 fn simulate_prints_a_table_by_default() {
-    let out = simulate(&["--protocol", "raft", "--nodes", "3"]);
+    let out = simulate(&["--protocol", "election", "--nodes", "3"]);
     assert!(out.status.success());
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.contains("PASS safety   one leader per term"), "{table}");
@@ -102,10 +103,11 @@ fn simulate_prints_a_table_by_default() {
 
 #[test]
 fn simulate_rejects_bad_arguments_with_a_clear_message() {
-    let cases: [(&[&str], &str); 5] = [
-        (&["--protocol", "raft", "--nodes", "0"], "--nodes must be at least 1"),
+    let cases: [(&[&str], &str); 6] = [
+        (&["--protocol", "election", "--nodes", "0"], "--nodes must be at least 1"),
         (&["--protocol", "pbft", "--nodes", "6", "--faulty", "2"], "n >= 3f + 1"),
-        (&["--protocol", "raft", "--nodes", "4", "--faulty", "2"], "live majority"),
+        (&["--protocol", "election", "--nodes", "4", "--faulty", "2"], "live majority"),
+        (&["--protocol", "raft"], "invalid value 'raft'"),
         (&["--protocol", "gossip", "--nodes", "4", "--partition", "0-9|2"], "bad --partition"),
         (&["--protocol", "paxos"], "invalid value 'paxos'"),
     ];

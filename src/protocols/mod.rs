@@ -1,4 +1,6 @@
-//! Distributed-protocol cores as pure state machines: [`pbft`], [`raft`] and [`gossip`].
+//! The reference gossip core ([`gossip`]) as a pure state machine. No tool runs gossip: it is
+//! here for `mesh-mcp simulate --protocol gossip`. The consensus and election the tools run are
+//! the engine's own ([`crate::mesh::consensus`]), and the simulator drives those directly.
 //!
 //! Each core is synchronous and deterministic. It never reads a clock or an entropy source:
 //! the caller passes the time (`now`, in simulated milliseconds) and a random number generator,
@@ -10,8 +12,6 @@
 //! bit for bit from its seed.
 
 pub mod gossip;
-pub mod pbft;
-pub mod raft;
 
 use rand::Rng;
 

@@ -5,10 +5,9 @@
 use std::collections::BTreeMap;
 
 use super::report::{Kind, Verdict};
-use crate::protocols::raft::Entry;
 use crate::protocols::NodeId;
 
-/// pBFT agreement: no two honest replicas decide different values at one sequence number.
+/// Agreement: no two nodes decide different values at one sequence number.
 pub fn agreement<I: IntoIterator<Item = (NodeId, u64, u64)>>(decisions: I) -> Verdict {
     let mut first: BTreeMap<u64, (NodeId, u64)> = BTreeMap::new();
     let mut count = 0u64;
@@ -24,7 +23,7 @@ pub fn agreement<I: IntoIterator<Item = (NodeId, u64, u64)>>(decisions: I) -> Ve
     Verdict::new("agreement", Kind::Safety, true, detail)
 }
 
-/// Raft election safety: at most one leader per term, over the whole run.
+/// Election safety: at most one leader per term, over the whole run.
 #[derive(Debug, Default)]
 pub struct LeaderLog {
     leaders: BTreeMap<u64, NodeId>,
@@ -65,82 +64,9 @@ impl LeaderLog {
     }
 }
 
-/// Raft state-machine safety and leader completeness: every node's committed prefix agrees with
-/// every other's, and every later leader's log holds every committed entry.
-#[derive(Debug, Default)]
-pub struct CommitLog {
-    /// The entry committed at index i + 1.
-    committed: Vec<Entry>,
-    violation: Option<String>,
-}
-
-impl CommitLog {
-    /// `node` says `entry` is committed at `index` (1-based); answers whether the index is newly
-    /// committed anywhere.
-    pub fn observe(&mut self, node: NodeId, index: u64, entry: Entry) -> bool {
-        let i = index as usize - 1;
-        match self.committed.get(i) {
-            Some(known) if *known != entry => {
-                self.violation
-                    .get_or_insert(format!("index {index}: node {node} committed {entry:?}, earlier {known:?}"));
-                false
-            }
-            Some(_) => false,
-            None if i == self.committed.len() => {
-                self.committed.push(entry);
-                true
-            }
-            None => {
-                self.violation.get_or_insert(format!("node {node} committed index {index} past the known prefix"));
-                false
-            }
-        }
-    }
-
-    /// A new leader's log must contain every committed entry.
-    pub fn check_leader(&mut self, node: NodeId, term: u64, log: &[Entry]) {
-        for (i, entry) in self.committed.iter().enumerate() {
-            if log.get(i) != Some(entry) {
-                let had = log.get(i);
-                self.violation.get_or_insert(format!(
-                    "leader {node} of term {term} lacks committed index {}: {entry:?}, has {had:?}",
-                    i + 1
-                ));
-                return;
-            }
-        }
-    }
-
-    /// Entries committed so far.
-    pub fn len(&self) -> usize {
-        self.committed.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.committed.is_empty()
-    }
-
-    pub fn verdict(&self) -> Verdict {
-        match &self.violation {
-            Some(v) => Verdict::new("committed entries never lost", Kind::Safety, false, v.clone()),
-            None => {
-                let detail = format!(
-                    "{} committed entries agree on every node and every later leader holds them",
-                    self.committed.len()
-                );
-                Verdict::new("committed entries never lost", Kind::Safety, true, detail)
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn e(term: u64, value: u64) -> Entry {
-        Entry { term, value }
-    }
 
     #[test]
     fn agreement_catches_two_values_at_one_sequence_number() {
@@ -160,27 +86,5 @@ mod tests {
         log.observe(2, 3);
         assert!(!log.verdict().ok);
         assert!(log.verdict().detail.contains("term 2"));
-    }
-
-    #[test]
-    fn commit_log_catches_a_conflicting_commit() {
-        let mut log = CommitLog::default();
-        assert!(log.observe(0, 1, e(1, 5)));
-        assert!(!log.observe(1, 1, e(1, 5)));
-        assert!(log.verdict().ok);
-        log.observe(2, 1, e(2, 6));
-        assert!(!log.verdict().ok);
-    }
-
-    #[test]
-    fn commit_log_catches_a_leader_missing_a_committed_entry() {
-        let mut log = CommitLog::default();
-        log.observe(0, 1, e(1, 5));
-        log.observe(0, 2, e(1, 6));
-        log.check_leader(1, 2, &[e(1, 5), e(1, 6), e(2, 0)]);
-        assert!(log.verdict().ok);
-        log.check_leader(2, 3, &[e(1, 5), e(2, 0)]);
-        let v = log.verdict();
-        assert!(!v.ok && v.detail.contains("lacks committed index 2"), "{}", v.detail);
     }
 }

@@ -9,8 +9,11 @@ use super::faults::Partition;
 /// The protocols the simulator can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
+    /// `daa_consensus` pBFT, the engine's.
     Pbft,
-    Raft,
+    /// `daa_consensus elect` and fenced writes, the engine's.
+    Election,
+    /// The reference gossip core ([`crate::protocols::gossip`]).
     Gossip,
 }
 
@@ -19,7 +22,7 @@ impl FromStr for Protocol {
     fn from_str(s: &str) -> Result<Self, SimError> {
         match s {
             "pbft" => Ok(Self::Pbft),
-            "raft" => Ok(Self::Raft),
+            "election" => Ok(Self::Election),
             "gossip" => Ok(Self::Gossip),
             other => Err(SimError::UnknownProtocol(other.to_string())),
         }
@@ -30,7 +33,7 @@ impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Pbft => "pbft",
-            Self::Raft => "raft",
+            Self::Election => "election",
             Self::Gossip => "gossip",
         })
     }
@@ -39,7 +42,7 @@ impl fmt::Display for Protocol {
 /// Why a simulation cannot run as asked.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SimError {
-    #[error("unknown protocol `{0}` (expected pbft, raft or gossip)")]
+    #[error("unknown protocol `{0}` (expected pbft, election or gossip)")]
     UnknownProtocol(String),
     #[error("--nodes must be at least 1")]
     NoNodes,
@@ -67,8 +70,8 @@ pub const DEFAULT_MAX_TIME_MS: u64 = 120_000;
 pub struct SimConfig {
     pub protocol: Protocol,
     pub nodes: u32,
-    /// pBFT: Byzantine replicas that equivocate; Raft: nodes that crash and restart again and
-    /// again; gossip: nodes that crash for good.
+    /// pBFT: Byzantine agents (each rushes, refuses or equivocates); election: agents that crash
+    /// and restart again and again; gossip: nodes that crash for good.
     pub faulty: u32,
     /// Probability that a message is lost (until `gst`).
     pub drop: f64,
@@ -77,7 +80,8 @@ pub struct SimConfig {
     pub partitions: Vec<Partition>,
     /// Global stabilization time: from then on no message is dropped and partitions are over.
     pub gst: Option<u64>,
-    /// pBFT and Raft: client requests to decide. Gossip: keys written (each by a random live node).
+    /// pBFT: client requests to decide; election: fenced writes the leaders must get accepted;
+    /// gossip: keys written (each by a random live node).
     pub requests: u32,
     /// Gossip: peers contacted per round.
     pub fanout: u32,
@@ -108,7 +112,7 @@ impl SimConfig {
     pub fn max_faulty(protocol: Protocol, nodes: u32) -> (u32, &'static str) {
         match protocol {
             Protocol::Pbft => ((nodes.saturating_sub(1)) / 3, ": pBFT needs n >= 3f + 1"),
-            Protocol::Raft => ((nodes.saturating_sub(1)) / 2, ": Raft needs a live majority"),
+            Protocol::Election => ((nodes.saturating_sub(1)) / 2, ": the swarm needs a live majority"),
             Protocol::Gossip => (nodes.saturating_sub(1), ": at least one node must stay up"),
         }
     }
@@ -169,7 +173,7 @@ mod tests {
 
     #[test]
     fn config_rejects_zero_nodes_and_too_many_byzantine() {
-        assert_eq!(SimConfig::new(Protocol::Raft, 0, 1).validate(), Err(SimError::NoNodes));
+        assert_eq!(SimConfig::new(Protocol::Election, 0, 1).validate(), Err(SimError::NoNodes));
         let mut c = SimConfig::new(Protocol::Pbft, 6, 1);
         c.faulty = 1;
         assert!(c.validate().is_ok());

@@ -1,19 +1,22 @@
-//! A deterministic discrete-event simulator for the [`crate::protocols`] cores.
+//! A deterministic discrete-event simulator: `mesh-mcp simulate`.
 //!
 //! Events (deliveries, timer ticks, crashes, restarts, client requests) sit in one queue ordered by
 //! `(time, sequence number)`, and one seeded generator draws every random choice in event order, so
 //! a run is reproducible bit for bit from its seed. [`faults`] decides each message's fate (loss,
-//! delay, partitions); the per-protocol drivers ([`pbft`], [`raft`], [`gossip`]) inject requests
-//! and faults, watch the nodes after every event and check properties with [`checks`]; [`report`]
-//! prints what happened.
+//! delay, partitions). The [`pbft`] and [`election`] drivers run the engine itself ([`host`]: the
+//! tool table behind `daa_consensus` on an in-memory store with the simulated clock), its agents
+//! talking to it over the simulated network ([`peer`]); the [`gossip`] driver runs the reference
+//! gossip core of [`crate::protocols`]. Drivers check properties with [`checks`]; [`report`] prints
+//! what happened.
 
-pub mod byzantine;
 pub mod checks;
 pub mod config;
+pub mod election;
 pub mod faults;
 pub mod gossip;
+pub mod host;
 pub mod pbft;
-pub mod raft;
+pub mod peer;
 pub mod report;
 
 use std::cmp::{Ordering, Reverse};
@@ -33,7 +36,7 @@ pub fn run(cfg: &SimConfig) -> Result<Report, SimError> {
     cfg.validate()?;
     Ok(match cfg.protocol {
         Protocol::Pbft => pbft::run(cfg),
-        Protocol::Raft => raft::run(cfg),
+        Protocol::Election => election::run(cfg),
         Protocol::Gossip => gossip::run(cfg),
     })
 }
@@ -93,9 +96,6 @@ pub struct Traffic {
     pub lost: u64,
 }
 
-/// How a Byzantine sender rewrites a message for one receiver.
-pub type Tamper<M> = fn(&M, NodeId) -> M;
-
 /// Nodes of one protocol on a simulated network.
 pub struct Sim<N: Node> {
     pub nodes: Vec<N>,
@@ -103,8 +103,6 @@ pub struct Sim<N: Node> {
     pub rng: StdRng,
     pub down: Vec<bool>,
     pub traffic: Traffic,
-    /// What a Byzantine sender does to each message, per receiver; `None` for honest senders.
-    tamper: Vec<Option<Tamper<N::Msg>>>,
     queue: BinaryHeap<Reverse<Queued<N::Msg>>>,
     seq: u64,
     net: Network,
@@ -121,7 +119,6 @@ impl<N: Node> Sim<N> {
             rng,
             down: vec![false; n],
             traffic: Traffic::default(),
-            tamper: vec![None; n],
             queue: BinaryHeap::new(),
             seq: 0,
             net,
@@ -139,11 +136,6 @@ impl<N: Node> Sim<N> {
         StdRng::seed_from_u64(seed ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
 
-    /// Make `id` Byzantine: every message it sends goes through `tamper`.
-    pub fn set_byzantine(&mut self, id: NodeId, tamper: Tamper<N::Msg>) {
-        self.tamper[id as usize] = Some(tamper);
-    }
-
     pub fn schedule(&mut self, time: u64, event: Event<N::Msg>) {
         self.seq += 1;
         self.queue.push(Reverse(Queued { time, seq: self.seq, event }));
@@ -151,11 +143,8 @@ impl<N: Node> Sim<N> {
 
     /// Put messages on the network: each is lost or delivered after a random delay.
     pub fn send(&mut self, out: Outbox<N::Msg>) {
-        for mut env in out {
+        for env in out {
             self.traffic.sent += 1;
-            if let Some(tamper) = self.tamper[env.from as usize] {
-                env.msg = tamper(&env.msg, env.to);
-            }
             match self.net.fate(env.from, env.to, self.now, &mut self.rng) {
                 Some(delay) => self.schedule(self.now + delay, Event::Deliver(env)),
                 None => self.traffic.lost += 1,
@@ -208,6 +197,18 @@ impl<N: Node> Sim<N> {
     pub fn separated(&self, a: NodeId, b: NodeId) -> bool {
         self.net.separated(a, b, self.now)
     }
+}
+
+/// The partitions of a run whose nodes `0..n` are agents and node `n` the store: the store sits
+/// in node 0's group of each partition.
+pub fn store_with_node_zero(partitions: &[Partition], n: u32) -> Vec<Partition> {
+    let mut partitions = partitions.to_vec();
+    for p in &mut partitions {
+        if let Some(group) = p.groups.iter_mut().find(|g| g.contains(&0)) {
+            group.push(n);
+        }
+    }
+    partitions
 }
 
 /// `k` distinct node ids out of `n`, in increasing order.

@@ -35,22 +35,22 @@ pub struct Report {
     pub protocol: String,
     pub nodes: u32,
     pub faulty: u32,
-    /// Which nodes were faulty (Byzantine for pBFT, crashing for Raft and gossip).
+    /// Which nodes were faulty (Byzantine for pBFT, crashing for the election and gossip).
     pub faulty_ids: Vec<u32>,
     pub seed: u64,
     pub drop: f64,
     pub delay_ms: (u64, u64),
     pub partitions: Vec<String>,
     pub gst_ms: Option<u64>,
-    /// Gossip: rounds until every live node converged. pBFT and Raft: tick periods (10 ms) until
+    /// Gossip: rounds until every live node converged. pBFT and election: tick periods (10 ms) until
     /// the last decision. Without convergence or all decisions: up to the end of the run.
     pub rounds: u64,
     pub messages: u64,
     pub delivered: u64,
     pub lost: u64,
-    /// pBFT and Raft: client requests decided. Gossip: live nodes that converged.
+    /// pBFT: requests decided and known to every honest agent; election: fenced writes accepted. Gossip: live nodes that converged.
     pub decisions: u64,
-    /// pBFT and Raft: messages per decided request. Gossip: messages per live node.
+    /// pBFT and election: messages per decision. Gossip: messages per live node.
     pub messages_per_decision: f64,
     /// Simulated ms to the first decision (gossip: the first node holding every update).
     pub first_decision_ms: Option<u64>,
@@ -157,7 +157,7 @@ mod tests {
 
     fn report(properties: Vec<Verdict>) -> Report {
         Report {
-            protocol: "raft".into(),
+            protocol: "election".into(),
             nodes: 3,
             faulty: 0,
             faulty_ids: vec![],

@@ -269,6 +269,10 @@ impl ManualClock {
     pub fn advance(&self, ms: i64) {
         self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
     }
+    /// Move to `ms` (the simulator sets it to each event's simulated time).
+    pub fn set(&self, ms: i64) {
+        self.0.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Clock for ManualClock {

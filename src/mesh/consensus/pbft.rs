@@ -115,7 +115,7 @@ impl PbftState {
     }
 
     pub fn is_prepared(&self, effective: &[AgentId], f: usize) -> bool {
-        self.pre_prepared && Self::approvals(&self.prepares, effective) > 2 * f
+        self.pre_prepared && Self::approvals(&self.prepares, effective) >= quorum(f)
     }
 
     /// Apply one phase message from `voter`. Equivocation (a different value for the same phase
@@ -163,7 +163,7 @@ impl PbftState {
                         "not prepared in view {}: {} of {} prepares",
                         self.view,
                         Self::approvals(&self.prepares, effective),
-                        2 * f + 1
+                        quorum(f)
                     )));
                 }
                 record(&mut self.commits, voter, value)
@@ -194,8 +194,8 @@ impl PbftState {
     ) -> Option<ViewChange> {
         self.view_change_requests.insert(voter.clone());
         let asking = effective.iter().filter(|v| self.view_change_requests.contains(*v)).count();
-        (asking > 2 * f).then(|| {
-            let reason = format!("{asking} replicas asked for a view change (2f+1 = {})", 2 * f + 1);
+        (asking >= quorum(f)).then(|| {
+            let reason = format!("{asking} replicas asked for a view change (2f+1 = {})", quorum(f));
             self.advance_view(voters, effective, reason, now_ms)
         })
     }
@@ -239,7 +239,7 @@ impl PbftState {
     }
 
     pub fn evaluate(&self, effective: &[AgentId], f: usize) -> Evaluation {
-        let needed = 2 * f + 1;
+        let needed = quorum(f);
         let commits = Self::approvals(&self.commits, effective);
         let prepares = Self::approvals(&self.prepares, effective);
         let refusals = self.refusals(effective);
@@ -282,6 +282,24 @@ impl PbftState {
         self.commits.clear();
         self.view_change_requests.clear();
         self.collected_at_checkpoint = Some(checkpoint);
+    }
+}
+
+/// 2f + 1 of 3f + 1: any two such quorums share f + 1 replicas, so at least one honest one.
+fn quorum(f: usize) -> usize {
+    #[cfg(test)]
+    if mutant::BROKEN_QUORUM.get() {
+        return f + 1;
+    }
+    2 * f + 1
+}
+
+/// A deliberately broken quorum rule, switched on by the simulator's test that proves the
+/// simulator exercises this core (`sim::pbft` tests): unit tests only, one thread at a time.
+#[cfg(test)]
+pub(crate) mod mutant {
+    thread_local! {
+        pub static BROKEN_QUORUM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
 }
 
