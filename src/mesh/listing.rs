@@ -7,8 +7,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::consensus::log::LogEntry;
-use super::model::{decode, SwarmRecord};
-use super::swarm::Strategy;
+use super::model::{decode, Strategy, SwarmRecord};
 use super::topology::TopologyKind;
 use super::{keys, validate, Engine};
 use crate::config;

@@ -6,24 +6,13 @@ use serde::{Deserialize, Serialize};
 use super::consensus::read_only_reason;
 use super::fault::diagnose::{alerts, Alert, HealthFigures};
 use super::health::AgentStatus;
-use super::model::{encode, SwarmRecord, SwarmSettings};
+use super::model::{encode, Strategy, SwarmRecord, SwarmSettings};
 use super::topology::{Graph, LinkChange, TopologyKind};
 use super::{keys, validate, Engine, SwarmView};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::SwarmId;
 use crate::store::{self, Compare, CompareOp, Op, Txn};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    #[default]
-    Balanced,
-    Specialized,
-    Adaptive,
-    Distributed,
-    Auto,
-}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -140,7 +129,7 @@ pub struct SwarmStatusOutput {
     pub alerts: Vec<Alert>,
     /// Task load of the live agents: scores, variance, hotspots (> 0.8).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub load: Option<super::tasks::load::LoadSummary>,
+    pub load: Option<super::tasks::api::LoadSummary>,
     /// Store revision the status was read at.
     pub revision: i64,
 }

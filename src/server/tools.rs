@@ -92,7 +92,7 @@ pub static TOOLS: &[ToolDef] = &[
     tool!("task_orchestrate", tasks::TaskOrchestrateParams, tasks::TaskOrchestrateOutput, task_orchestrate),
     tool!("task_status", tasks::TaskIdParams, tasks::TaskStatusOutput, task_status),
     tool!("task_results", tasks::TaskIdParams, tasks::TaskResultsOutput, task_results),
-    tool!("load_balance", swarm::SwarmIdParams, tasks::load::LoadBalanceOutput, load_balance),
+    tool!("load_balance", swarm::SwarmIdParams, tasks::api::LoadBalanceOutput, load_balance),
     tool!("neural_patterns", patterns::PatternsParams, patterns::PatternsOutput, neural_patterns),
     tool!("memory_search", memory_search::MemorySearchParams, memory_search::MemorySearchOutput, memory_search),
     tool!("performance_report", report::PerformanceReportParams, report::PerformanceReportOutput, performance_report),

@@ -13,7 +13,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::election::LeaderChange;
-use super::proposal::{Outcome, QuorumSize};
+use super::proposal::QuorumSize;
+use super::vote::Outcome;
 use super::voting::write_proposal;
 use super::{check_majority, context, notice_op, with_missing_voters};
 use crate::config;
