@@ -34,6 +34,7 @@
 pub mod attention;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod doctor;
 pub mod error;
 pub mod ids;

@@ -1,6 +1,6 @@
 //! The change feed both live views share: a store watch over every key, read in batches, and a
-//! pure summary of what a batch touched. Resource subscriptions ([`super::subscriptions`]) and
-//! the `/events` stream of the HTTP server ([`super::http::events`]) are built on it.
+//! pure summary of what a batch touched. Resource subscriptions ([`crate::server::subscriptions`]) and
+//! the `/events` stream of the HTTP server ([`crate::server::http::events`]) are built on it.
 
 use std::collections::BTreeSet;
 

@@ -16,8 +16,8 @@ use rmcp::model::{Resource, ResourceTemplate};
 
 use crate::config;
 use crate::error::{MeshError, Result};
-use crate::mesh::agents::AgentListParams;
 use crate::mesh::memory::{MemoryAction, MemoryParams};
+use crate::mesh::swarm::agents::AgentListParams;
 use crate::mesh::swarm::SwarmIdParams;
 use crate::mesh::{validate, Engine};
 

@@ -18,10 +18,10 @@ use rmcp::service::{Peer, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer};
 use tokio::task::AbortHandle;
 
-use super::changes::next_batch;
 use super::errors;
 use super::resources::MeshResource;
 use crate::ids::SwarmId;
+use crate::mesh::changes::next_batch;
 use crate::mesh::keys;
 use crate::store::{SharedStore, StoreError, Watch};
 

@@ -2,7 +2,7 @@
 //!
 //! The first event, `ready`, carries the store revision the stream starts after. Then each batch
 //! of commits, by any process sharing the database, becomes one `change` event whose data is a
-//! [`StateChanged`](crate::server::changes::StateChanged): the newest revision, the swarms and
+//! [`StateChanged`](crate::mesh::changes::StateChanged): the newest revision, the swarms and
 //! memory namespaces touched, and how many keys. A watch that fails ends the stream after an
 //! `error` event; the client reconnects and reads state afresh.
 
@@ -18,7 +18,7 @@ use http::StatusCode;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::server::changes::{next_batch, summarize};
+use crate::mesh::changes::{next_batch, summarize};
 use crate::store::{SharedStore, Watch};
 
 #[derive(Clone)]

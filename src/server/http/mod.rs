@@ -4,7 +4,7 @@
 //! - `/sse` + `/message`: the older HTTP+SSE transport of protocol 2024-11-05 ([`sse`]).
 //! - `/events`: a server-sent event per batch of store changes, for live views ([`events`]).
 //! - `/metrics`: Prometheus text exposition of this process's metrics ([`metrics`]).
-//! - `/`, `/api/`: the live dashboard and the JSON it reads ([`crate::server::dashboard`]);
+//! - `/`, `/api/`: the live dashboard and the JSON it reads ([`crate::dashboard`]);
 //!   `mesh-mcp dashboard` serves these two and `/events` alone ([`serve_dashboard`]).
 //!
 //! Every route sits behind one [`security`] guard (Host/Origin checks against DNS rebinding, and
@@ -31,7 +31,8 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use super::{dashboard, MeshServer};
+use super::MeshServer;
+use crate::dashboard;
 use crate::mesh::Engine;
 
 /// Largest request body accepted. Well above the tools' own limits (1 MiB memory values), so an
