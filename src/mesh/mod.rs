@@ -2,12 +2,14 @@
 //! task distribution over one [`Store`].
 //!
 //! The engine knows nothing of MCP. Each operation takes a parameter struct (which doubles as the
-//! tool's input schema) and returns an output struct (its output schema). Pure cores live in their
-//! own modules ([`topology`], [`health`], [`fault::phi`], [`fault::breaker`],
-//! [`consensus::proposal`], [`consensus::pbft`]); the `impl Engine` blocks in `swarm`, `agents`,
-//! `messaging`, `memory`, `consensus` and `fault` read state, decide, and commit with one
-//! compare-and-swap transaction, so several processes can share one store without locks of their
-//! own.
+//! tool's input schema) and returns an output struct (its output schema). Each area is a folder
+//! ([`swarm`], [`messaging`], [`memory`], [`consensus`], [`fault`], [`tasks`], [`patterns`],
+//! [`reports`], [`attend`]) whose entry points are `Engine` methods named after their tools
+//! (`daa_consensus` is [`Engine::daa_consensus`]). Pure cores ([`topology`], [`health`],
+//! [`fault::phi`], [`fault::breaker`], [`consensus::proposal`], [`consensus::pbft`]) and the shared
+//! parts ([`keys`], [`model`], [`validate`], [`vectors`], [`changes`]) sit at the root. Operations
+//! read state, decide, and commit with one compare-and-swap transaction, so several processes can
+//! share one store without locks of their own.
 
 pub mod attend;
 pub mod call;
