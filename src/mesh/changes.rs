@@ -1,12 +1,111 @@
-//! The change feed both live views share: a store watch over every key, read in batches, and a
-//! pure summary of what a batch touched. Resource subscriptions ([`crate::server::subscriptions`]) and
-//! the `/events` stream of the HTTP server ([`crate::server::http::events`]) are built on it.
+//! The change feed of live views: one store watch over every key, read in batches, and what a
+//! batch touched, in the engine's terms. Resource subscriptions ([`crate::server::subscriptions`])
+//! and the `/events` stream of the HTTP server ([`crate::server::http::events`]) are built on it
+//! and know no store keys: a view names what it reads as a [`Watched`], and a [`ChangeBatch`]
+//! says whether it touched that.
 
 use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use super::{keys, Engine};
+use crate::error::Result;
+use crate::ids::SwarmId;
 use crate::store::{StoreError, Watch, WatchEvent};
+
+/// What a live view reads, as far as its changes go: each MCP resource names one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watched {
+    /// Every swarm in brief, and which one is the default.
+    Swarms,
+    /// One swarm's status (what `swarm_status` reads).
+    Swarm(SwarmId),
+    /// One swarm's agents (what `agent_list` reads).
+    Agents(SwarmId),
+    /// One swarm's decision log.
+    Decisions(SwarmId),
+    /// The entries of one memory namespace.
+    Memory(String),
+}
+
+impl Watched {
+    /// Whether a write to `key` can change what this view reads.
+    pub fn touched_by(&self, key: &str) -> bool {
+        match self {
+            // The swarm records and agent counts, and which swarm is the default.
+            Self::Swarms => {
+                key == keys::DEFAULT_SWARM
+                    || key
+                        .strip_prefix("swarm/")
+                        .and_then(|rest| rest.split_once('/'))
+                        .is_some_and(|(_, rest)| rest == "config" || rest.starts_with("agent/"))
+            }
+            // swarm_status reads the swarm, its mailboxes (latency), consensus (leader, agreement)
+            // and task loads.
+            Self::Swarm(s) => [keys::swarm_prefix(s), keys::mailboxes(s), keys::consensus(s), keys::tasks(s)]
+                .iter()
+                .any(|p| key.starts_with(p)),
+            // agent_list reads the swarm (records, heartbeats, liveness, faults, graph) and counts
+            // pending mail.
+            Self::Agents(s) => key.starts_with(&keys::swarm_prefix(s)) || key.starts_with(&keys::mailboxes(s)),
+            Self::Decisions(s) => key.starts_with(&keys::decision_log(s)) || key == keys::swarm(s),
+            Self::Memory(ns) => key.starts_with(&keys::memory_namespace(ns)),
+        }
+    }
+}
+
+/// A stream of [`ChangeBatch`]es: every commit after it opened, by any process sharing the
+/// store (the SQLite backend's watches poll the shared file for other processes' commits).
+pub struct ChangeFeed {
+    watch: Watch,
+}
+
+impl Engine {
+    /// Open a change feed over the whole store. Commits after this call are not missed.
+    pub async fn changes(&self) -> Result<ChangeFeed> {
+        Ok(ChangeFeed { watch: self.store.watch("", 0).await? })
+    }
+}
+
+impl ChangeFeed {
+    /// The next batch of changes: waits for one commit, then takes whatever else is already
+    /// queued, so a burst of commits becomes one batch. An error means changes may have been
+    /// missed: open a new feed and read again.
+    pub async fn next_batch(&mut self) -> Result<ChangeBatch> {
+        Ok(ChangeBatch::from_events(&next_batch(&mut self.watch).await?))
+    }
+}
+
+/// One batch of commits: the keys written or deleted, and the newest revision among them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeBatch {
+    revision: i64,
+    keys: Vec<String>,
+}
+
+impl ChangeBatch {
+    /// A batch of these keys, the newest at `revision`.
+    pub fn new(revision: i64, keys: Vec<String>) -> Self {
+        Self { revision, keys }
+    }
+
+    fn from_events(events: &[WatchEvent]) -> Self {
+        Self {
+            revision: events.iter().map(|e| e.kv.mod_revision).max().unwrap_or(0),
+            keys: events.iter().map(|e| e.kv.key.clone()).collect(),
+        }
+    }
+
+    /// Whether any change in the batch can change what `watched` reads.
+    pub fn touches(&self, watched: &Watched) -> bool {
+        self.keys.iter().any(|k| watched.touched_by(k))
+    }
+
+    /// What the batch changed, as `/events` sends it.
+    pub fn summary(&self) -> StateChanged {
+        summarize(self)
+    }
+}
 
 /// What one batch of commits changed, as `/events` sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,22 +135,21 @@ pub fn namespace_of(key: &str) -> Option<&str> {
     key.strip_prefix("memory/")?.split_once('/').map(|(ns, _)| ns)
 }
 
-/// Summarise a batch of watch events.
-pub fn summarize(events: &[WatchEvent]) -> StateChanged {
-    let keys = || events.iter().map(|e| e.kv.key.as_str());
+/// Summarise a batch.
+fn summarize(batch: &ChangeBatch) -> StateChanged {
+    let keys = || batch.keys.iter().map(String::as_str);
     let swarms: BTreeSet<&str> = keys().filter_map(swarm_of).collect();
     let memory: BTreeSet<&str> = keys().filter_map(namespace_of).collect();
     StateChanged {
-        revision: events.iter().map(|e| e.kv.mod_revision).max().unwrap_or(0),
+        revision: batch.revision,
         swarms: swarms.into_iter().map(str::to_string).collect(),
         memory: memory.into_iter().map(str::to_string).collect(),
-        keys: events.len(),
+        keys: batch.keys.len(),
     }
 }
 
-/// The next events: waits for one, then takes whatever else is already queued, so a burst of
-/// commits becomes one batch.
-pub async fn next_batch(watch: &mut Watch) -> Result<Vec<WatchEvent>, StoreError> {
+/// The next events: waits for one, then takes whatever else is already queued.
+async fn next_batch(watch: &mut Watch) -> std::result::Result<Vec<WatchEvent>, StoreError> {
     let first = watch.events.recv().await.ok_or_else(|| StoreError::Backend("the watch ended".into()))??;
     let mut events = vec![first];
     while let Ok(next) = watch.events.try_recv() {
@@ -93,7 +191,7 @@ mod tests {
             put("memory/n/k", 9),
             put("default-swarm", 9),
         ];
-        let summary = summarize(&batch);
+        let summary = ChangeBatch::from_events(&batch).summary();
         assert_eq!(
             summary,
             StateChanged { revision: 9, swarms: vec!["a".into(), "b".into()], memory: vec!["n".into()], keys: 5 }

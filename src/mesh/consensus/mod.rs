@@ -198,7 +198,7 @@ fn required<'a, T>(field: &'static str, value: &'a Option<T>, action: &str) -> R
 }
 
 impl Engine {
-    pub async fn consensus(&self, p: ConsensusParams) -> Result<ConsensusOutput> {
+    pub async fn daa_consensus(&self, p: ConsensusParams) -> Result<ConsensusOutput> {
         let swarm = match &p.agent_id {
             Some(agent) => self.resolve_agent_swarm(agent, p.swarm_id.as_deref()).await?,
             None => self.resolve_swarm(p.swarm_id.as_deref()).await?,

@@ -149,7 +149,7 @@ fn required_key(p: &MemoryParams) -> Result<&str> {
 }
 
 impl Engine {
-    pub async fn memory(&self, p: MemoryParams) -> Result<MemoryOutput> {
+    pub async fn memory_usage(&self, p: MemoryParams) -> Result<MemoryOutput> {
         let namespace = p.namespace.clone().unwrap_or_else(|| "default".to_string());
         validate::name("namespace", &namespace)?;
         match p.action {

@@ -141,7 +141,7 @@ fn required<'a, T>(field: &'static str, value: &'a Option<T>, action: &str) -> R
 }
 
 impl Engine {
-    pub async fn communicate(&self, p: CommunicationParams) -> Result<CommunicationOutput> {
+    pub async fn daa_communication(&self, p: CommunicationParams) -> Result<CommunicationOutput> {
         match p.action {
             CommAction::Send => self.send(&p).await,
             CommAction::Receive => self.receive(&p).await,

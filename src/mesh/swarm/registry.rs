@@ -236,9 +236,11 @@ mod tests {
         for _ in 0..ttl_ms / 5_000 + 1 {
             clock.advance(5_000);
             for x in &agents[..3] {
-                b.communicate(params(json!({"action": "receive", "agentId": x.agent_id, "agentToken": x.agent_token})))
-                    .await
-                    .unwrap();
+                b.daa_communication(params(
+                    json!({"action": "receive", "agentId": x.agent_id, "agentToken": x.agent_token}),
+                ))
+                .await
+                .unwrap();
             }
         }
         let seen = check(&a).await;
@@ -249,7 +251,7 @@ mod tests {
         );
         assert_eq!(seen["liveness"].as_object().unwrap().len(), 3);
         // Failover records the fault; recovery brings the agent back with a new lease.
-        a.fault_tolerance(params(
+        a.daa_fault_tolerance(params(
             json!({"strategy": "recover", "agentId": agents[3].agent_id, "agentToken": agents[3].agent_token}),
         ))
         .await

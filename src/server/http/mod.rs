@@ -87,7 +87,7 @@ pub fn app(server: MeshServer, opts: &HttpOptions, ct: CancellationToken) -> Rou
     let guarded = Router::new()
         .nest_service("/mcp", streamable(server.clone(), &extra_hosts, ct.child_token()))
         .layer(axum::middleware::from_fn(session_delete_is_no_content))
-        .merge(events::routes(engine.store().clone(), ct.clone(), SSE_KEEP_ALIVE))
+        .merge(events::routes(engine.clone(), ct.clone(), SSE_KEEP_ALIVE))
         .merge(metrics::routes(engine.clone()))
         .merge(dashboard::api_routes(engine))
         .merge(sse::routes(server, ct, SSE_KEEP_ALIVE))
@@ -101,7 +101,7 @@ pub fn app(server: MeshServer, opts: &HttpOptions, ct: CancellationToken) -> Rou
 pub fn dashboard_app(engine: Engine, opts: &HttpOptions, ct: CancellationToken) -> Router {
     let guard = security::Guard::new(&opts.extra_hosts(), opts.auth_token.as_deref());
     Router::new()
-        .merge(events::routes(engine.store().clone(), ct, SSE_KEEP_ALIVE))
+        .merge(events::routes(engine.clone(), ct, SSE_KEEP_ALIVE))
         .merge(dashboard::api_routes(engine))
         .layer(axum::middleware::from_fn_with_state(guard.clone(), security::guard))
         .merge(page(guard))
