@@ -6,17 +6,21 @@
 //! ## Layout
 //! - [`store`]: the storage boundary, shaped like etcd v3 (revisions, transactions, leases,
 //!   watches), with SQLite and in-memory backends.
-//! - [`mesh`]: the engine. Swarms, agents, topology graphs, mailboxes, memory, consensus, fault
-//!   tolerance (liveness leases, failover, recovery), task distribution. Pure cores
-//!   ([`mesh::topology`], [`mesh::health`], [`mesh::fault::phi`], [`mesh::fault::breaker`],
-//!   [`mesh::consensus::proposal`], [`mesh::consensus::pbft`], [`mesh::tasks::dag`],
-//!   [`mesh::tasks::score`], [`mesh::tasks::dht`], [`mesh::patterns::analyze`],
-//!   [`mesh::patterns::predict`]) plus operations that read, decide and commit with one
-//!   compare-and-swap transaction. The ReasoningBank ([`mesh::patterns`]) and memory search
-//!   ([`mesh::memory_search`]) keep embeddings with what they store ([`mesh::vectors`]).
+//! - [`mesh`]: the engine, one folder per area, each tool's entry point an `Engine` method named
+//!   after the tool: [`mesh::swarm`] (swarms, agents, the registry cache), [`mesh::messaging`],
+//!   [`mesh::memory`] (key-value memory and its search), [`mesh::consensus`], [`mesh::fault`]
+//!   (liveness leases, failover, recovery), [`mesh::tasks`], [`mesh::patterns`] (the
+//!   ReasoningBank), [`mesh::reports`] (`performance_report`, `swarm_monitor` and the read-only
+//!   reads behind resources and the dashboard) and [`mesh::attend`]. Shared at its root: pure cores
+//!   ([`mesh::topology`], [`mesh::health`]), the key layout ([`mesh::keys`]), the records
+//!   ([`mesh::model`]), stored embeddings ([`mesh::vectors`]) and the change feed of live views
+//!   ([`mesh::changes`]). Operations read, decide and commit with one compare-and-swap
+//!   transaction; `tests/layout.rs` keeps import cycles out.
 //! - [`server`]: the MCP edge. The rmcp handler, the tool table (shared with the CLI), schemas,
-//!   the catalogue under `tools/`, error mapping, the stdio and HTTP transports, and the reconcile
-//!   sweep every server runs.
+//!   the catalogue under `tools/`, error mapping, the stdio and HTTP transports, resources and
+//!   their subscriptions, and the reconcile sweep every server runs.
+//! - [`dashboard`]: the live dashboard page (embedded) and the JSON it reads, served by the HTTP
+//!   transport.
 //! - [`protocols`]: pBFT, Raft and gossip as pure state machines (time and randomness passed in).
 //! - [`sim`]: `mesh-mcp simulate`, a deterministic discrete-event network simulator that runs
 //!   those cores under crashes, Byzantine equivocation, loss, delay and partitions and checks
@@ -34,6 +38,7 @@
 pub mod attention;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod doctor;
 pub mod error;
 pub mod ids;

@@ -2,31 +2,27 @@
 //! task distribution over one [`Store`].
 //!
 //! The engine knows nothing of MCP. Each operation takes a parameter struct (which doubles as the
-//! tool's input schema) and returns an output struct (its output schema). Pure cores live in their
-//! own modules ([`topology`], [`health`], [`fault::phi`], [`fault::breaker`],
-//! [`consensus::proposal`], [`consensus::pbft`]); the `impl Engine` blocks in `swarm`, `agents`,
-//! `messaging`, `memory`, `consensus` and `fault` read state, decide, and commit with one
-//! compare-and-swap transaction, so several processes can share one store without locks of their
-//! own.
+//! tool's input schema) and returns an output struct (its output schema). Each area is a folder
+//! ([`swarm`], [`messaging`], [`memory`], [`consensus`], [`fault`], [`tasks`], [`patterns`],
+//! [`reports`], [`attend`]) whose entry points are `Engine` methods named after their tools
+//! (`daa_consensus` is [`Engine::daa_consensus`]). Pure cores ([`topology`], [`health`],
+//! [`fault::phi`], [`fault::breaker`], [`consensus::proposal`], [`consensus::pbft`]) and the shared
+//! parts ([`keys`], [`model`], [`validate`], [`vectors`], [`changes`]) sit at the root. Operations
+//! read state, decide, and commit with one compare-and-swap transaction, so several processes can
+//! share one store without locks of their own.
 
-pub mod activity;
-pub mod agents;
 pub mod attend;
 pub mod call;
+pub mod changes;
 pub mod consensus;
 pub mod fault;
 pub mod health;
 pub mod keys;
-pub mod listing;
 pub mod memory;
-pub mod memory_search;
 pub mod messaging;
 pub mod model;
-pub mod monitor;
 pub mod patterns;
-mod registry;
-pub mod report;
-pub mod stats;
+pub mod reports;
 pub mod swarm;
 pub mod tasks;
 #[cfg(test)]
@@ -62,8 +58,8 @@ pub struct Engine {
     metrics: SharedMetrics,
     /// Each swarm's decoded tasks between operations ([`tasks::BoardCache`]).
     boards: Arc<tasks::BoardCache>,
-    /// Each swarm's decoded registry between operations ([`registry`]).
-    registries: Arc<registry::RegistryCache>,
+    /// Each swarm's decoded registry between operations ([`swarm::registry`]).
+    registries: Arc<swarm::registry::RegistryCache>,
 }
 
 /// Everything about one swarm that an operation needs, read at one revision per key.
@@ -73,7 +69,7 @@ pub(crate) struct SwarmView {
     pub graph: Arc<Graph>,
     /// Mod revision of the graph key (0 when absent), for compare-and-swap.
     pub graph_rev: Revision,
-    /// Shared with the registry cache ([`registry`]), like the maps below: a view is read-only,
+    /// Shared with the registry cache ([`swarm::registry`]), like the maps below: a view is read-only,
     /// and copying 1,000 agents per call was two thirds of a task bid.
     pub agents: Arc<Vec<AgentRecord>>,
     /// Position of each agent in `agents`: status lookups run inside loops over agents, and a
@@ -251,7 +247,7 @@ impl Engine {
     }
 
     /// A swarm's record, graph, agents, heartbeats, liveness and faults, all as of one store
-    /// revision, from this process's cache ([`registry`]).
+    /// revision, from this process's cache ([`swarm::registry`]).
     pub(crate) async fn load_swarm(&self, id: &SwarmId) -> Result<SwarmView> {
         self.registries.view(&*self.store, id, self.now_ms()).await
     }

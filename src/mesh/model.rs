@@ -55,13 +55,25 @@ impl SwarmSettings {
     }
 }
 
+// How a swarm means to place its work (`swarm_init`'s `strategy`), kept in its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    #[default]
+    Balanced,
+    Specialized,
+    Adaptive,
+    Distributed,
+    Auto,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SwarmRecord {
     pub id: SwarmId,
     pub topology: TopologyKind,
     pub max_agents: u32,
-    pub strategy: super::swarm::Strategy,
+    pub strategy: Strategy,
     pub settings: SwarmSettings,
     pub created_at_ms: i64,
 }

@@ -24,3 +24,8 @@ pub fn two_processes() -> (tempfile::TempDir, Arc<ManualClock>, Engine, Engine) 
     let (a, b) = (open(), open());
     (dir, clock, a, b)
 }
+
+/// `n` agent ids, `a0` to `a{n-1}`, for the pure cores' tests.
+pub fn ids(n: usize) -> Vec<crate::ids::AgentId> {
+    (0..n).map(|i| crate::ids::AgentId::new(format!("a{i}"))).collect()
+}

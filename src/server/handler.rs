@@ -170,9 +170,9 @@ impl ServerHandler for MeshServer {
         // Subscribe to what exists: reading it first answers an unknown swarm with not found.
         resource.read(&self.engine).await.map_err(|e| errors::resource_error(&r.uri, &e))?;
         self.subscriptions
-            .subscribe(self.engine.store(), context.peer, resource)
+            .subscribe(&self.engine, context.peer, resource)
             .await
-            .map_err(|e| errors::resource_error(&r.uri, &e.into()))
+            .map_err(|e| errors::resource_error(&r.uri, &e))
     }
 
     /// Protocol 2026-07-28 subscribes with `subscriptions/listen`: accept the URIs that name a
@@ -182,7 +182,7 @@ impl ServerHandler for MeshServer {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        subscriptions::listen(self.engine.store(), context).await
+        subscriptions::listen(&self.engine, context).await
     }
 
     #[allow(deprecated)]

@@ -1,9 +1,7 @@
-//! The MCP edge: the rmcp handler, the tool table, resources and their change feed, error mapping
-//! and the transports.
+//! The MCP edge: the rmcp handler, the tool table, resources and their subscriptions, error
+//! mapping and the transports.
 
 pub mod catalogue;
-pub mod changes;
-pub mod dashboard;
 pub mod errors;
 pub mod flusher;
 pub mod handler;

@@ -10,14 +10,16 @@
 //! | `mesh://memory/{namespace}`  | the namespace's entries (`memory_usage` list)    |
 //!
 //! Each read is one existing engine operation, so a resource and its tool cannot disagree.
-//! Which store keys back each resource lives in [`super::subscriptions`].
+//! What each resource watches for changes is its [`Watched`], which the engine maps to store keys.
 
 use rmcp::model::{Resource, ResourceTemplate};
 
 use crate::config;
 use crate::error::{MeshError, Result};
-use crate::mesh::agents::AgentListParams;
+use crate::ids::SwarmId;
+use crate::mesh::changes::Watched;
 use crate::mesh::memory::{MemoryAction, MemoryParams};
+use crate::mesh::swarm::agents::AgentListParams;
 use crate::mesh::swarm::SwarmIdParams;
 use crate::mesh::{validate, Engine};
 
@@ -78,9 +80,20 @@ impl MeshResource {
                 &engine.agent_list(AgentListParams { swarm_id: Some(id.clone()), status: None }).await?,
             ),
             Self::Decisions(id) => serde_json::to_string(&engine.decision_log(id, config::MAX_LIST_LIMIT).await?),
-            Self::Memory(ns) => serde_json::to_string(&engine.memory(memory_list(ns)).await?),
+            Self::Memory(ns) => serde_json::to_string(&engine.memory_usage(memory_list(ns)).await?),
         };
         json.map_err(|e| MeshError::Corrupt { key: self.uri(), reason: e.to_string() })
+    }
+
+    /// What the resource reads, for its change feed ([`crate::mesh::changes`]).
+    pub fn watched(&self) -> Watched {
+        match self {
+            Self::Swarms => Watched::Swarms,
+            Self::Swarm(id) => Watched::Swarm(SwarmId::new(id)),
+            Self::Agents(id) => Watched::Agents(SwarmId::new(id)),
+            Self::Decisions(id) => Watched::Decisions(SwarmId::new(id)),
+            Self::Memory(ns) => Watched::Memory(ns.clone()),
+        }
     }
 
     fn describe(&self) -> (String, &'static str) {

@@ -1,12 +1,11 @@
-//! Change detection for resource subscriptions: which store keys back each resource, and one
-//! store watch per MCP session that turns commits into `notifications/resources/updated`, for
+//! Change detection for resource subscriptions: one engine change feed per MCP session
+//! ([`crate::mesh::changes`]) that turns commits into `notifications/resources/updated`, for
 //! `resources/subscribe` (protocols with `initialize`) and for `subscriptions/listen` streams
 //! (protocol 2026-07-28) alike.
 //!
-//! The watch covers the whole key space, so it sees every commit to the database, whichever
-//! process made it (the SQLite backend's watches poll the shared file for commits by other
-//! processes). Events that arrive together are coalesced: one notification per subscribed
-//! resource per batch, not one per key. The watch runs only while the session has
+//! The feed covers the whole store, so it sees every commit to the database, whichever process
+//! made it. Commits that arrive together are coalesced: one notification per subscribed
+//! resource per batch, not one per key. The feed runs only while the session has
 //! subscriptions, and stops with the session.
 
 use std::collections::BTreeMap;
@@ -18,53 +17,18 @@ use rmcp::service::{Peer, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer};
 use tokio::task::AbortHandle;
 
-use super::changes::next_batch;
 use super::errors;
 use super::resources::MeshResource;
-use crate::ids::SwarmId;
-use crate::mesh::keys;
-use crate::store::{SharedStore, StoreError, Watch};
+use crate::error::Result;
+use crate::mesh::changes::{ChangeBatch, ChangeFeed};
+use crate::mesh::Engine;
 
 /// How long to wait before reopening a watch that ended with an error.
 const REOPEN_DELAY: Duration = Duration::from_millis(200);
 
-/// Whether a write to `key` can change what `resource` reads.
-pub fn affects(resource: &MeshResource, key: &str) -> bool {
-    let swarm = |id: &str| SwarmId::new(id);
-    match resource {
-        // The swarm records and agent counts, and which swarm is the default.
-        MeshResource::Swarms => {
-            key == keys::DEFAULT_SWARM
-                || key
-                    .strip_prefix("swarm/")
-                    .and_then(|rest| rest.split_once('/'))
-                    .is_some_and(|(_, rest)| rest == "config" || rest.starts_with("agent/"))
-        }
-        // swarm_status reads the swarm, its mailboxes (latency), consensus (leader, agreement)
-        // and task loads.
-        MeshResource::Swarm(id) => {
-            let s = swarm(id);
-            [keys::swarm_prefix(&s), keys::mailboxes(&s), keys::consensus(&s), keys::tasks(&s)]
-                .iter()
-                .any(|p| key.starts_with(p))
-        }
-        // agent_list reads the swarm (records, heartbeats, liveness, faults, graph) and counts
-        // pending mail.
-        MeshResource::Agents(id) => {
-            let s = swarm(id);
-            key.starts_with(&keys::swarm_prefix(&s)) || key.starts_with(&keys::mailboxes(&s))
-        }
-        MeshResource::Decisions(id) => {
-            let s = swarm(id);
-            key.starts_with(&keys::decision_log(&s)) || key == keys::swarm(&s)
-        }
-        MeshResource::Memory(ns) => key.starts_with(&keys::memory_namespace(ns)),
-    }
-}
-
-/// The subscribed resources (by URI) that any of `changed` keys affects, each once.
-pub fn touched<'a>(subscribed: &'a BTreeMap<String, MeshResource>, changed: &[&str]) -> Vec<&'a str> {
-    subscribed.iter().filter(|(_, r)| changed.iter().any(|k| affects(r, k))).map(|(uri, _)| uri.as_str()).collect()
+/// The subscribed resources (by URI) that `batch` touched, each once.
+pub fn touched<'a>(subscribed: &'a BTreeMap<String, MeshResource>, batch: &ChangeBatch) -> Vec<&'a str> {
+    subscribed.iter().filter(|(_, r)| batch.touches(&r.watched())).map(|(uri, _)| uri.as_str()).collect()
 }
 
 type Subscribed = Arc<Mutex<BTreeMap<String, MeshResource>>>;
@@ -85,18 +49,13 @@ impl Drop for Subscriptions {
 }
 
 impl Subscriptions {
-    /// Subscribe `peer` to `resource`. The first subscription opens the store watch before
+    /// Subscribe `peer` to `resource`. The first subscription opens the change feed before
     /// returning, so any commit after the reply is seen.
-    pub async fn subscribe(
-        &self,
-        store: &SharedStore,
-        peer: Peer<RoleServer>,
-        resource: MeshResource,
-    ) -> Result<(), StoreError> {
+    pub async fn subscribe(&self, engine: &Engine, peer: Peer<RoleServer>, resource: MeshResource) -> Result<()> {
         let running = self.task.lock().expect("subscriptions lock").as_ref().is_some_and(|t| !t.is_finished());
         if !running {
-            let watch = store.watch("", 0).await?;
-            let task = tokio::spawn(notify_loop(store.clone(), watch, peer, self.subscribed.clone()));
+            let feed = engine.changes().await?;
+            let task = tokio::spawn(notify_loop(engine.clone(), feed, peer, self.subscribed.clone()));
             if let Some(old) = self.task.lock().expect("subscriptions lock").replace(task.abort_handle()) {
                 old.abort(); // a concurrent subscribe also started one
             }
@@ -118,16 +77,13 @@ impl Subscriptions {
     }
 }
 
-async fn notify_loop(store: SharedStore, mut watch: Watch, peer: Peer<RoleServer>, subscribed: Subscribed) {
+async fn notify_loop(engine: Engine, mut feed: ChangeFeed, peer: Peer<RoleServer>, subscribed: Subscribed) {
     loop {
-        let batch = next_batch(&mut watch).await;
+        let batch = feed.next_batch().await;
         let uris: Vec<String> = {
             let subscribed = subscribed.lock().expect("subscriptions lock");
             match &batch {
-                Ok(events) => {
-                    let changed: Vec<&str> = events.iter().map(|e| e.kv.key.as_str()).collect();
-                    touched(&subscribed, &changed).into_iter().map(str::to_string).collect()
-                }
+                Ok(batch) => touched(&subscribed, batch).into_iter().map(str::to_string).collect(),
                 // Changes may have been missed: every subscriber should read again.
                 Err(_) => subscribed.keys().cloned().collect(),
             }
@@ -143,8 +99,8 @@ async fn notify_loop(store: SharedStore, mut watch: Watch, peer: Peer<RoleServer
         if let Err(e) = batch {
             tracing::warn!(error = %e, "resource watch ended; reopening it");
             tokio::time::sleep(REOPEN_DELAY).await;
-            match store.watch("", 0).await {
-                Ok(w) => watch = w,
+            match engine.changes().await {
+                Ok(f) => feed = f,
                 Err(e) => tracing::warn!(error = %e, "cannot reopen the resource watch; will retry"),
             }
         }
@@ -160,7 +116,7 @@ pub fn accept(requested: &SubscriptionFilter) -> SubscriptionFilter {
 /// Serve one `subscriptions/listen` stream until the client cancels it or goes away. The SDK
 /// acknowledges before this runs, so each resource is notified once as soon as the watch is
 /// open: a change that landed in between is then not lost, only reported conservatively.
-pub async fn listen(store: &SharedStore, context: SubscriptionContext) -> Result<(), ErrorData> {
+pub async fn listen(engine: &Engine, context: SubscriptionContext) -> std::result::Result<(), ErrorData> {
     let subscribed: BTreeMap<String, MeshResource> = context
         .accepted()
         .resource_subscriptions
@@ -172,7 +128,7 @@ pub async fn listen(store: &SharedStore, context: SubscriptionContext) -> Result
         context.cancelled().await;
         return Ok(());
     }
-    let mut watch = store.watch("", 0).await.map_err(|e| errors::resource_error("mesh://", &e.into()))?;
+    let mut feed = engine.changes().await.map_err(|e| errors::resource_error("mesh://", &e))?;
     let mut due: Vec<String> = subscribed.keys().cloned().collect();
     loop {
         for uri in due.drain(..) {
@@ -182,17 +138,14 @@ pub async fn listen(store: &SharedStore, context: SubscriptionContext) -> Result
         }
         let batch = tokio::select! {
             _ = context.cancelled() => return Ok(()),
-            batch = next_batch(&mut watch) => batch,
+            batch = feed.next_batch() => batch,
         };
         match batch {
-            Ok(events) => {
-                let changed: Vec<&str> = events.iter().map(|e| e.kv.key.as_str()).collect();
-                due = touched(&subscribed, &changed).into_iter().map(str::to_string).collect();
-            }
+            Ok(batch) => due = touched(&subscribed, &batch).into_iter().map(str::to_string).collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "listen watch ended; reopening it");
                 tokio::time::sleep(REOPEN_DELAY).await;
-                watch = store.watch("", 0).await.map_err(|e| errors::resource_error("mesh://", &e.into()))?;
+                feed = engine.changes().await.map_err(|e| errors::resource_error("mesh://", &e))?;
                 due = subscribed.keys().cloned().collect();
             }
         }
@@ -205,6 +158,15 @@ mod tests {
 
     fn r(uri: &str) -> MeshResource {
         MeshResource::parse(uri).unwrap()
+    }
+
+    /// Whether a write to `key` can change what `resource` reads.
+    fn affects(resource: &MeshResource, key: &str) -> bool {
+        resource.watched().touched_by(key)
+    }
+
+    fn batch(keys: &[&str]) -> ChangeBatch {
+        ChangeBatch::new(1, keys.iter().map(|k| k.to_string()).collect())
     }
 
     #[test]
@@ -252,7 +214,7 @@ mod tests {
         let subscribed: BTreeMap<_, _> =
             ["mesh://swarm/s1/agents", "mesh://memory/ns"].into_iter().map(|u| (u.to_string(), r(u))).collect();
         let changed = ["swarm/s1/agent/a", "swarm/s1/graph", "mbox/s1/a/m1", "swarm/s2/agent/b"];
-        assert_eq!(touched(&subscribed, &changed), vec!["mesh://swarm/s1/agents"]);
-        assert!(touched(&subscribed, &["default-swarm"]).is_empty());
+        assert_eq!(touched(&subscribed, &batch(&changed)), vec!["mesh://swarm/s1/agents"]);
+        assert!(touched(&subscribed, &batch(&["default-swarm"])).is_empty());
     }
 }

@@ -8,7 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::proposal::{Outcome, Protocol, VoteValue};
+use super::proposal::Protocol;
+use super::vote::{Outcome, VoteValue};
 use crate::error::Result;
 use crate::ids::SwarmId;
 use crate::mesh::model::{decode, encode};

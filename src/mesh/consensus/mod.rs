@@ -16,6 +16,7 @@ pub mod log;
 pub mod pbft;
 pub mod proposal;
 pub mod reconcile;
+pub mod vote;
 mod voting;
 
 use std::collections::BTreeSet;
@@ -33,8 +34,9 @@ use crate::store::{self, Op};
 use election::LeaderView;
 use log::LogEntry;
 use pbft::{Phase, ViewChange};
-use proposal::{Context, Proposal, Protocol, Tally, VoteEffect, VoteValue};
+use proposal::{Context, Proposal, Protocol};
 pub use reconcile::{ConsensusHealth, ConsensusReconcile};
+use vote::{Tally, VoteEffect, VoteValue};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -196,7 +198,7 @@ fn required<'a, T>(field: &'static str, value: &'a Option<T>, action: &str) -> R
 }
 
 impl Engine {
-    pub async fn consensus(&self, p: ConsensusParams) -> Result<ConsensusOutput> {
+    pub async fn daa_consensus(&self, p: ConsensusParams) -> Result<ConsensusOutput> {
         let swarm = match &p.agent_id {
             Some(agent) => self.resolve_agent_swarm(agent, p.swarm_id.as_deref()).await?,
             None => self.resolve_swarm(p.swarm_id.as_deref()).await?,

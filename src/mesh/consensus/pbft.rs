@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::proposal::{Evaluation, Outcome, Tally, VoteEffect, VoteValue};
+use super::vote::{Evaluation, Outcome, Tally, VoteEffect, VoteValue};
 use crate::ids::AgentId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -316,8 +316,8 @@ fn record(map: &mut BTreeMap<AgentId, VoteValue>, voter: &AgentId, value: VoteVa
 
 #[cfg(test)]
 mod tests {
-    use super::super::proposal::tests::ids;
     use super::*;
+    use crate::mesh::testing::ids;
 
     fn state(n: usize) -> (PbftState, Vec<AgentId>) {
         let v = ids(n);

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::pbft::PbftState;
+use super::vote::{Evaluation, Outcome, Tally, VoteEffect, VoteValue};
 use crate::ids::{AgentId, ProposalId, SwarmId};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -35,31 +36,6 @@ impl Protocol {
             Self::Quorum => "quorum",
             Self::Bft => "bft",
             Self::Pbft => "pbft",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum VoteValue {
-    Approve,
-    Reject,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Approved,
-    Rejected,
-    Expired,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-            Self::Expired => "expired",
         }
     }
 }
@@ -115,51 +91,6 @@ pub struct Context {
     /// Agents flagged Byzantine anywhere in the swarm.
     pub byzantine: BTreeSet<AgentId>,
     pub now_ms: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum VoteEffect {
-    /// The vote was recorded.
-    Counted,
-    /// The same vote again: nothing changed.
-    Repeated,
-    /// A different vote than before: the voter is flagged Byzantine and its votes discarded.
-    Equivocated,
-}
-
-/// The numbers behind a proposal's state, computed from the record and the context.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Tally {
-    /// Approvals from effective voters (pbft: commits).
-    pub approvals: usize,
-    /// Rejections from effective voters (pbft: replicas that refused to prepare or commit).
-    pub rejections: usize,
-    /// Effective voters that have not voted yet (pbft: not yet committed or refused).
-    pub outstanding: usize,
-    /// Votes needed to decide.
-    pub needed: usize,
-    /// Voters fixed at proposal time.
-    pub voters: usize,
-    /// Voters that still count: not failed, not Byzantine.
-    pub effective_voters: usize,
-    /// Faults tolerated (bft, pbft).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub f: Option<usize>,
-    /// Voters flagged Byzantine, whose votes are discarded.
-    pub byzantine: Vec<String>,
-    /// Voters that are failed now and do not count.
-    pub failed: Vec<String>,
-}
-
-/// The tally, and the outcome when the proposal is decided by it.
-#[derive(Debug, Clone)]
-pub struct Evaluation {
-    pub tally: Tally,
-    pub outcome: Option<Outcome>,
-    /// Exactly why the proposal is or is not decided.
-    pub reason: String,
 }
 
 /// ceil(share × n), tolerant of float noise (ceil(0.7 × 10) is 7, not 8).
@@ -311,10 +242,7 @@ impl Proposal {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-
-    pub fn ids(n: usize) -> Vec<AgentId> {
-        (0..n).map(|i| AgentId::new(format!("a{i}"))).collect()
-    }
+    use crate::mesh::testing::ids;
 
     pub fn proposal(protocol: Protocol, n: usize, threshold: f64) -> Proposal {
         Proposal {

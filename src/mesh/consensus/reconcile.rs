@@ -13,7 +13,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::election::LeaderChange;
-use super::proposal::{Outcome, QuorumSize};
+use super::proposal::QuorumSize;
+use super::vote::Outcome;
 use super::voting::write_proposal;
 use super::{check_majority, context, notice_op, with_missing_voters};
 use crate::config;
@@ -305,18 +306,21 @@ mod tests {
         for i in 0..5 {
             agents.push(engine.agent_spawn(params(json!({"type": "coder", "name": format!("a{i}")}))).await.unwrap());
         }
-        let p = engine.consensus(params(json!({"agents": "all", "proposal": "x", "threshold": 0.75}))).await.unwrap();
+        let p =
+            engine.daa_consensus(params(json!({"agents": "all", "proposal": "x", "threshold": 0.75}))).await.unwrap();
         let pid = p.proposal.unwrap().proposal_id;
         clock.advance(6_000);
         for a in &agents[..3] {
             let out = engine
-                .consensus(params(json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": a.agent_id, "agentToken": a.agent_token})))
+                .daa_consensus(params(json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": a.agent_id, "agentToken": a.agent_token})))
                 .await
                 .unwrap();
             assert_eq!(out.proposal.unwrap().status, "open", "4 of 5 needed");
         }
         engine
-            .communicate(params(json!({"action": "receive", "agentId": "a3", "agentToken": agents[3].agent_token})))
+            .daa_communication(params(
+                json!({"action": "receive", "agentId": "a3", "agentToken": agents[3].agent_token}),
+            ))
             .await
             .unwrap();
         // a4 never called: 11 s after its spawn it is failed; 4 voters need 3, which voted.

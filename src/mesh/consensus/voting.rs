@@ -8,9 +8,8 @@ use serde_json::{json, Value};
 
 use super::log::{LogEntry, LogHead};
 use super::pbft::PbftState;
-use super::proposal::{
-    faults_tolerated, Context, Decision, Evaluation, Proposal, Protocol, QuorumSize, VoteEffect, VoteValue,
-};
+use super::proposal::{faults_tolerated, Context, Decision, Proposal, Protocol, QuorumSize};
+use super::vote::{Evaluation, VoteEffect, VoteValue};
 use super::{
     check_majority, context, notice_op, proposal_view, required, with_missing_voters, ConsensusAction, ConsensusOutput,
     ConsensusParams,

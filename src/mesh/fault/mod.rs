@@ -266,7 +266,7 @@ impl Engine {
         Ok(std::time::Duration::from_millis(next_ms as u64))
     }
 
-    pub async fn fault_tolerance(&self, p: FaultParams) -> Result<FaultOutput> {
+    pub async fn daa_fault_tolerance(&self, p: FaultParams) -> Result<FaultOutput> {
         let reference = p.agent_id.as_deref();
         let swarm = match reference {
             Some(r) => self.resolve_agent_swarm(r, p.swarm_id.as_deref()).await?,

@@ -8,6 +8,7 @@
 //! swarm's tasks, which `cache` keeps between operations; `lifecycle` and `release` are the
 //! engine operations, each one compare-and-swap transaction. Tasks live under `tasks/<swarm>/`.
 
+pub mod api;
 pub mod assign;
 mod cache;
 pub mod dag;

@@ -2,7 +2,7 @@
 //!
 //! The first event, `ready`, carries the store revision the stream starts after. Then each batch
 //! of commits, by any process sharing the database, becomes one `change` event whose data is a
-//! [`StateChanged`](crate::server::changes::StateChanged): the newest revision, the swarms and
+//! [`StateChanged`](crate::mesh::changes::StateChanged): the newest revision, the swarms and
 //! memory namespaces touched, and how many keys. A watch that fails ends the stream after an
 //! `error` event; the client reconnects and reads state afresh.
 
@@ -18,32 +18,32 @@ use http::StatusCode;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::server::changes::{next_batch, summarize};
-use crate::store::{SharedStore, Watch};
+use crate::mesh::changes::ChangeFeed;
+use crate::mesh::Engine;
 
 #[derive(Clone)]
 struct Feed {
-    store: SharedStore,
+    engine: Engine,
     shutdown: CancellationToken,
     keep_alive: Duration,
 }
 
 /// The `/events` route. Streams end when `shutdown` is cancelled.
-pub fn routes(store: SharedStore, shutdown: CancellationToken, keep_alive: Duration) -> Router {
-    Router::new().route("/events", get(events)).with_state(Feed { store, shutdown, keep_alive })
+pub fn routes(engine: Engine, shutdown: CancellationToken, keep_alive: Duration) -> Router {
+    Router::new().route("/events", get(events)).with_state(Feed { engine, shutdown, keep_alive })
 }
 
 async fn events(State(feed): State<Feed>) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, StatusCode> {
-    // Open the watch before reading the revision: a commit in between is then sent, not lost.
-    let watch = feed.store.watch("", 0).await.map_err(|e| internal(&e))?;
-    let revision = feed.store.revision().await.map_err(|e| internal(&e))?;
+    // Open the feed before reading the revision: a commit in between is then sent, not lost.
+    let changes = feed.engine.changes().await.map_err(|e| internal(&e))?;
+    let revision = feed.engine.store().revision().await.map_err(|e| internal(&e.into()))?;
     let ready = Event::default().event("ready").data(json!({ "revision": revision }).to_string());
-    let changes = futures::stream::unfold(Some(watch), |watch: Option<Watch>| async move {
-        let mut watch = watch?;
-        match next_batch(&mut watch).await {
+    let changes = futures::stream::unfold(Some(changes), |changes: Option<ChangeFeed>| async move {
+        let mut changes = changes?;
+        match changes.next_batch().await {
             Ok(batch) => {
-                let data = serde_json::to_string(&summarize(&batch)).expect("a summary serializes");
-                Some((Event::default().event("change").data(data), Some(watch)))
+                let data = serde_json::to_string(&batch.summary()).expect("a summary serializes");
+                Some((Event::default().event("change").data(data), Some(changes)))
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the /events watch failed; ending the stream");
@@ -56,7 +56,7 @@ async fn events(State(feed): State<Feed>) -> Result<Sse<impl Stream<Item = Resul
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(feed.keep_alive)))
 }
 
-fn internal(e: &crate::store::StoreError) -> StatusCode {
+fn internal(e: &crate::error::MeshError) -> StatusCode {
     tracing::error!(error = %e, "cannot open the /events watch");
     StatusCode::INTERNAL_SERVER_ERROR
 }

@@ -4,7 +4,7 @@
 //! - `/sse` + `/message`: the older HTTP+SSE transport of protocol 2024-11-05 ([`sse`]).
 //! - `/events`: a server-sent event per batch of store changes, for live views ([`events`]).
 //! - `/metrics`: Prometheus text exposition of this process's metrics ([`metrics`]).
-//! - `/`, `/api/`: the live dashboard and the JSON it reads ([`crate::server::dashboard`]);
+//! - `/`, `/api/`: the live dashboard and the JSON it reads ([`crate::dashboard`]);
 //!   `mesh-mcp dashboard` serves these two and `/events` alone ([`serve_dashboard`]).
 //!
 //! Every route sits behind one [`security`] guard (Host/Origin checks against DNS rebinding, and
@@ -31,7 +31,8 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use super::{dashboard, MeshServer};
+use super::MeshServer;
+use crate::dashboard;
 use crate::mesh::Engine;
 
 /// Largest request body accepted. Well above the tools' own limits (1 MiB memory values), so an
@@ -86,7 +87,7 @@ pub fn app(server: MeshServer, opts: &HttpOptions, ct: CancellationToken) -> Rou
     let guarded = Router::new()
         .nest_service("/mcp", streamable(server.clone(), &extra_hosts, ct.child_token()))
         .layer(axum::middleware::from_fn(session_delete_is_no_content))
-        .merge(events::routes(engine.store().clone(), ct.clone(), SSE_KEEP_ALIVE))
+        .merge(events::routes(engine.clone(), ct.clone(), SSE_KEEP_ALIVE))
         .merge(metrics::routes(engine.clone()))
         .merge(dashboard::api_routes(engine))
         .merge(sse::routes(server, ct, SSE_KEEP_ALIVE))
@@ -100,7 +101,7 @@ pub fn app(server: MeshServer, opts: &HttpOptions, ct: CancellationToken) -> Rou
 pub fn dashboard_app(engine: Engine, opts: &HttpOptions, ct: CancellationToken) -> Router {
     let guard = security::Guard::new(&opts.extra_hosts(), opts.auth_token.as_deref());
     Router::new()
-        .merge(events::routes(engine.store().clone(), ct, SSE_KEEP_ALIVE))
+        .merge(events::routes(engine.clone(), ct, SSE_KEEP_ALIVE))
         .merge(dashboard::api_routes(engine))
         .layer(axum::middleware::from_fn_with_state(guard.clone(), security::guard))
         .merge(page(guard))

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::model::{decode, MessageRecord};
-use super::tasks::record::TaskState;
-use super::{keys, Engine};
 use crate::error::Result;
 use crate::ids::SwarmId;
+use crate::mesh::model::{decode, MessageRecord};
+use crate::mesh::tasks::record::TaskState;
+use crate::mesh::{keys, Engine};
 use crate::store::RangeRequest;
 
 /// Mailbox messages read at most; the count says when there were more.

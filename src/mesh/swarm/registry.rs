@@ -1,6 +1,6 @@
 //! A swarm's registry (its record, graph, agents, heartbeats, liveness keys and fault records)
 //! kept decoded between operations in this process and brought up to date from the store's
-//! change log, as the task boards are ([`super::tasks`]'s cache). Reading and decoding every agent
+//! change log, as the task boards are ([`crate::mesh::tasks`]'s cache). Reading and decoding every agent
 //! of the swarm was three quarters of a task call at 1,000 agents; now a call reads what changed
 //! since the last one, whoever wrote it.
 //!
@@ -14,11 +14,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use super::model::{decode, AgentRecord, FaultRecord, HeartbeatRecord, LivenessRecord, SwarmRecord};
-use super::topology::Graph;
-use super::{keys, SwarmView};
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
+use crate::mesh::model::{decode, AgentRecord, FaultRecord, HeartbeatRecord, LivenessRecord, SwarmRecord};
+use crate::mesh::topology::Graph;
+use crate::mesh::{keys, SwarmView};
 use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError};
 
 /// Agents in join order, and each one's position.
@@ -236,9 +236,11 @@ mod tests {
         for _ in 0..ttl_ms / 5_000 + 1 {
             clock.advance(5_000);
             for x in &agents[..3] {
-                b.communicate(params(json!({"action": "receive", "agentId": x.agent_id, "agentToken": x.agent_token})))
-                    .await
-                    .unwrap();
+                b.daa_communication(params(
+                    json!({"action": "receive", "agentId": x.agent_id, "agentToken": x.agent_token}),
+                ))
+                .await
+                .unwrap();
             }
         }
         let seen = check(&a).await;
@@ -249,7 +251,7 @@ mod tests {
         );
         assert_eq!(seen["liveness"].as_object().unwrap().len(), 3);
         // Failover records the fault; recovery brings the agent back with a new lease.
-        a.fault_tolerance(params(
+        a.daa_fault_tolerance(params(
             json!({"strategy": "recover", "agentId": agents[3].agent_id, "agentToken": agents[3].agent_token}),
         ))
         .await

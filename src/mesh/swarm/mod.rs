@@ -1,29 +1,23 @@
-//! Swarm lifecycle: `swarm_init`, `swarm_destroy`, `swarm_status`, `topology_optimize`.
+//! Swarms and their agents: `swarm_init`, `swarm_destroy`, `swarm_status` and
+//! `topology_optimize` here, `agent_spawn` and `agent_list` in [`agents`], and the registry of a
+//! swarm that every operation reads ([`registry`]).
+
+pub mod agents;
+pub(crate) mod registry;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::consensus::read_only_reason;
-use super::fault::diagnose::{alerts, Alert, HealthFigures};
-use super::health::AgentStatus;
-use super::model::{encode, SwarmRecord, SwarmSettings};
-use super::topology::{Graph, LinkChange, TopologyKind};
-use super::{keys, validate, Engine, SwarmView};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::SwarmId;
+use crate::mesh::consensus::read_only_reason;
+use crate::mesh::fault::diagnose::{alerts, Alert, HealthFigures};
+use crate::mesh::health::AgentStatus;
+use crate::mesh::model::{encode, Strategy, SwarmRecord, SwarmSettings};
+use crate::mesh::topology::{Graph, LinkChange, TopologyKind};
+use crate::mesh::{keys, validate, Engine, SwarmView};
 use crate::store::{self, Compare, CompareOp, Op, Txn};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    #[default]
-    Balanced,
-    Specialized,
-    Adaptive,
-    Distributed,
-    Auto,
-}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -140,7 +134,7 @@ pub struct SwarmStatusOutput {
     pub alerts: Vec<Alert>,
     /// Task load of the live agents: scores, variance, hotspots (> 0.8).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub load: Option<super::tasks::load::LoadSummary>,
+    pub load: Option<crate::mesh::tasks::api::LoadSummary>,
     /// Store revision the status was read at.
     pub revision: i64,
 }

@@ -11,8 +11,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{self, Scope};
-use super::Engine;
 use crate::error::Result;
+use crate::mesh::Engine;
 use crate::metrics::{series, Counts, HistCounts, FAST_MS, SLOW_MS};
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
@@ -248,11 +248,11 @@ impl Engine {
             created: tasks.iter().filter(|t| in_frame(Some(t.created_at_ms))).count() as u64,
             completed: tasks
                 .iter()
-                .filter(|t| t.state == super::tasks::record::TaskState::Completed && in_frame(t.finished_at_ms))
+                .filter(|t| t.state == crate::mesh::tasks::record::TaskState::Completed && in_frame(t.finished_at_ms))
                 .count() as u64,
             failed: tasks
                 .iter()
-                .filter(|t| t.state == super::tasks::record::TaskState::Failed && in_frame(t.finished_at_ms))
+                .filter(|t| t.state == crate::mesh::tasks::record::TaskState::Failed && in_frame(t.finished_at_ms))
                 .count() as u64,
             by_state_now: stats::tasks_by_state(&tasks),
         };
@@ -343,7 +343,11 @@ fn process_figures(samples: &[series::Sample]) -> Vec<ProcessFigures> {
 }
 
 /// Consensus over `[from, to]` from proposal records: created and decided times are in state.
-pub fn consensus_figures(proposals: &[super::consensus::proposal::Proposal], from: i64, to: i64) -> ConsensusFigures {
+pub fn consensus_figures(
+    proposals: &[crate::mesh::consensus::proposal::Proposal],
+    from: i64,
+    to: i64,
+) -> ConsensusFigures {
     let in_frame = |t: i64| t >= from && t <= to;
     let mut by = BTreeMap::<&str, u64>::new();
     let mut latencies: Vec<i64> = Vec::new();

@@ -9,11 +9,11 @@ use serde_json::json;
 use super::charts::Charts;
 use crate::error::{MeshError, Result};
 use crate::ids::SwarmId;
-use crate::mesh::activity::{MailboxActivity, TaskQueues};
-use crate::mesh::agents::{AgentListParams, AgentView};
 use crate::mesh::consensus::log::LogEntry;
 use crate::mesh::consensus::{ConsensusParams, ProposalView};
 use crate::mesh::health::AgentStatus;
+use crate::mesh::reports::activity::{MailboxActivity, TaskQueues};
+use crate::mesh::swarm::agents::{AgentListParams, AgentView};
 use crate::mesh::swarm::{SwarmIdParams, SwarmStatusOutput};
 use crate::mesh::Engine;
 

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use super::consensus::proposal::Proposal;
-use super::model::decode;
-use super::tasks::record::{TaskRecord, TaskState};
-use super::Engine;
 use crate::error::Result;
 use crate::ids::SwarmId;
+use crate::mesh::consensus::proposal::Proposal;
+use crate::mesh::model::decode;
+use crate::mesh::tasks::record::{TaskRecord, TaskState};
+use crate::mesh::Engine;
 use crate::store::RangeRequest;
 
 /// Which swarms a read covers.
@@ -83,8 +83,10 @@ impl Engine {
     /// Tasks, proposals and agents of every swarm, counted by state, for the Prometheus gauges.
     pub async fn state_gauges(&self) -> Result<crate::metrics::prometheus::StateGauges> {
         let mut agents_by_status = BTreeMap::new();
-        let index =
-            self.store().range(RangeRequest::prefix(super::keys::agent_index(&crate::ids::AgentId::new("")))).await?;
+        let index = self
+            .store()
+            .range(RangeRequest::prefix(crate::mesh::keys::agent_index(&crate::ids::AgentId::new(""))))
+            .await?;
         let swarms: std::collections::BTreeSet<String> =
             index.kvs.iter().map(|kv| String::from_utf8_lossy(&kv.value).into_owned()).collect();
         for swarm in swarms {

@@ -6,12 +6,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::fault::breaker::Admission;
-use super::model::{decode, encode, AgentRecord, FaultRecord, MessageRecord};
-use super::{keys, validate, Engine, SwarmView};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, MessageId};
+use crate::mesh::fault::breaker::Admission;
+use crate::mesh::model::{decode, encode, AgentRecord, FaultRecord, MessageRecord};
+use crate::mesh::{keys, validate, Engine, SwarmView};
 use crate::store::{Compare, CompareOp, KeyValue, Op, RangeRequest, Txn};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -141,7 +141,7 @@ fn required<'a, T>(field: &'static str, value: &'a Option<T>, action: &str) -> R
 }
 
 impl Engine {
-    pub async fn communicate(&self, p: CommunicationParams) -> Result<CommunicationOutput> {
+    pub async fn daa_communication(&self, p: CommunicationParams) -> Result<CommunicationOutput> {
         match p.action {
             CommAction::Send => self.send(&p).await,
             CommAction::Receive => self.receive(&p).await,

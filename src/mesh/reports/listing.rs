@@ -6,14 +6,13 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::consensus::log::LogEntry;
-use super::model::{decode, SwarmRecord};
-use super::swarm::Strategy;
-use super::topology::TopologyKind;
-use super::{keys, validate, Engine};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::SwarmId;
+use crate::mesh::consensus::log::LogEntry;
+use crate::mesh::model::{decode, Strategy, SwarmRecord};
+use crate::mesh::topology::TopologyKind;
+use crate::mesh::{keys, validate, Engine};
 use crate::store::{self, prefix_end, RangeRequest};
 
 /// One swarm, in brief.

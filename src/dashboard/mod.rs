@@ -1,9 +1,9 @@
 //! The live dashboard: one page (HTML, script and style embedded in the binary, nothing fetched
 //! from elsewhere) and the JSON it reads. `mesh-mcp serve --http` serves it at `/`, and
-//! `mesh-mcp dashboard` serves it alone ([`super::http::serve_dashboard`]).
+//! `mesh-mcp dashboard` serves it alone ([`crate::server::http::serve_dashboard`]).
 //!
 //! - `GET /`, `/dashboard.js`, `/dashboard.css`: the page. It holds no state, so it passes the
-//!   Host/Origin checks without a token (see [`super::http::security`]).
+//!   Host/Origin checks without a token (see [`crate::server::http::security`]).
 //! - `GET /api/swarms`: the swarms for the selector (`swarm_list`).
 //! - `GET /api/swarm/{id}`: everything the page shows of one swarm ([`snapshot::Snapshot`]),
 //!   with the charts of the recorded metrics ([`charts`]), which cover the whole store.

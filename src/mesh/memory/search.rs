@@ -6,7 +6,7 @@
 //!
 //! `score = w · min(keyword, 1) + (1 − w) · max(cosine, 0)`, `w` = [`config::MEMORY_HYBRID_KEYWORD_WEIGHT`],
 //!
-//! where `keyword` is [`super::memory::keyword_score`] (share of query words found, key matches
+//! where `keyword` is [`super::keyword_score`] (share of query words found, key matches
 //! counting double) and `cosine` compares the query's vector with the entry's. An entry is listed
 //! when some query word matches or its cosine reaches [`config::MEMORY_HYBRID_MIN_SIMILARITY`].
 //!
@@ -18,13 +18,13 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::memory::{entry, keyword_score, MemoryEntry};
-use super::model::{decode, MemoryRecord};
-use super::vectors::{self, StoredEmbedding};
-use super::{keys, validate, Engine};
+use super::{entry, keyword_score, MemoryEntry};
 use crate::attention::{cosine, EmbedderInfo, EmbedderKind};
 use crate::config;
 use crate::error::{MeshError, Result};
+use crate::mesh::model::{decode, MemoryRecord};
+use crate::mesh::vectors::{self, StoredEmbedding};
+use crate::mesh::{keys, validate, Engine};
 use crate::store::{RangeRequest, Revision};
 
 /// Characters of a value shown in search results.

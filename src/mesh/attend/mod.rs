@@ -10,11 +10,11 @@ use std::time::Instant;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Engine, SwarmView};
 use crate::attention::consensus::{self, gossip, graph, outliers, strength};
 use crate::attention::{Attention, AttentionConfig, ComputeDevice, Embedder, EmbedderInfo};
 use crate::config;
 use crate::error::{MeshError, Result};
+use crate::mesh::{Engine, SwarmView};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

@@ -1,15 +1,17 @@
 //! `memory_usage`: a durable namespaced key-value memory with TTLs (store leases), prefix listing
 //! with cursor pagination, and search (keyword, or hybrid under a semantic embedder:
-//! [`super::memory_search`]).
+//! [`search`]).
+
+pub mod search;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::model::{decode, encode, MemoryRecord};
-use super::{keys, validate, Engine};
 use crate::attention::EmbedderInfo;
 use crate::config;
 use crate::error::{MeshError, Result};
+use crate::mesh::model::{decode, encode, MemoryRecord};
+use crate::mesh::{keys, validate, Engine};
 use crate::store::{self, Compare, CompareOp, KeyValue, Op, RangeRequest, Txn};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -147,7 +149,7 @@ fn required_key(p: &MemoryParams) -> Result<&str> {
 }
 
 impl Engine {
-    pub async fn memory(&self, p: MemoryParams) -> Result<MemoryOutput> {
+    pub async fn memory_usage(&self, p: MemoryParams) -> Result<MemoryOutput> {
         let namespace = p.namespace.clone().unwrap_or_else(|| "default".to_string());
         validate::name("namespace", &namespace)?;
         match p.action {

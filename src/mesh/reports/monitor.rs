@@ -10,11 +10,11 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::call::CallContext;
 use super::stats::{self, Scope};
-use super::swarm::{StatusCounts, SwarmIdParams};
-use super::Engine;
 use crate::error::{MeshError, Result};
+use crate::mesh::call::CallContext;
+use crate::mesh::swarm::{StatusCounts, SwarmIdParams};
+use crate::mesh::Engine;
 use crate::metrics::process;
 
 /// Longest monitoring run, seconds.

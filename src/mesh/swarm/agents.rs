@@ -3,12 +3,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::health::AgentStatus;
-use super::model::{encode, AgentRecord, LivenessRecord};
-use super::{keys, validate, Engine};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::AgentId;
+use crate::mesh::health::AgentStatus;
+use crate::mesh::model::{encode, AgentRecord, LivenessRecord};
+use crate::mesh::{keys, validate, Engine};
 use crate::secret;
 use crate::store::{Compare, CompareOp, Op, RangeRequest, Txn};
 
