@@ -17,9 +17,10 @@ pub enum MeshError {
     /// Something named does not exist.
     #[error("{kind} `{id}` not found")]
     NotFound { kind: &'static str, id: String },
-    /// The request conflicts with the current state (a duplicate, a full swarm).
-    #[error("{0}")]
-    Conflict(String),
+    /// The request conflicts with the current state of one thing (a duplicate, a full swarm, a
+    /// task in the wrong state): `kind` and `id` name the thing, `reason` says what is in the way.
+    #[error("{kind} `{id}` {reason}")]
+    Conflict { kind: &'static str, id: String, reason: String },
     /// The agent token is missing or wrong.
     #[error("{0}")]
     Unauthorized(String),
@@ -41,12 +42,19 @@ pub enum MeshError {
     /// The swarm refuses consensus decisions: no majority of its agents is live and connected.
     #[error("{0}")]
     ReadOnly(String),
-    /// A write fenced with a leader term that is no longer current.
-    #[error("{0}")]
-    StaleTerm(String),
-    /// A task write by an owner whose claim is no longer current (its fencing token is stale).
-    #[error("{0}")]
-    Fenced(String),
+    /// A write fenced with a leader term that is no longer current: `caller` presented term
+    /// `presented`; the current term is `current`, led by `leader` (none when no agent leads).
+    #[error("{}", stale_term(*.presented, *.current, .leader.as_deref(), .caller))]
+    StaleTerm { presented: u64, current: u64, leader: Option<String>, caller: String },
+    /// A task write by an owner whose claim is no longer current: `agent` presented fencing token
+    /// `presented` for `task`, which was last written at revision `current`, is now in `state`
+    /// and held by `holder` (none when unassigned).
+    #[error(
+        "fencing token {presented} of `{agent}` is stale: task `{task}` is now {state} and held by {} \
+         (last written at revision {current}); nothing was changed",
+        holder_text(.holder.as_deref())
+    )]
+    Fenced { task: String, agent: String, presented: i64, current: i64, state: &'static str, holder: Option<String> },
     /// A tensor computation failed (candle: device, allocation, kernel).
     #[error("computation failed: {0}")]
     Compute(String),
@@ -64,6 +72,9 @@ impl MeshError {
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidArgument { field, reason: reason.into() }
     }
+    pub fn conflict(kind: &'static str, id: impl std::fmt::Display, reason: impl Into<String>) -> Self {
+        Self::Conflict { kind, id: id.to_string(), reason: reason.into() }
+    }
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
         Self::NotFound { kind, id: id.into() }
     }
@@ -73,7 +84,7 @@ impl MeshError {
             Self::InvalidArgument { .. } => "invalid_argument",
             Self::BadArguments(_) => "invalid_argument",
             Self::NotFound { .. } => "not_found",
-            Self::Conflict(_) => "conflict",
+            Self::Conflict { .. } => "conflict",
             Self::Unauthorized(_) => "unauthorized",
             Self::NoRoute { .. } => "no_route",
             Self::AgentFailed(_) => "agent_failed",
@@ -81,12 +92,27 @@ impl MeshError {
             Self::TooLarge { .. } => "too_large",
             Self::Contention(_) => "contention",
             Self::ReadOnly(_) => "read_only",
-            Self::StaleTerm(_) => "stale_term",
-            Self::Fenced(_) => "fenced",
+            Self::StaleTerm { .. } => "stale_term",
+            Self::Fenced { .. } => "fenced",
             Self::Compute(_) => "compute",
             Self::Store(_) => "store",
             Self::Corrupt { .. } => "corrupt",
             Self::NoData(_) => "no_data",
         }
     }
+}
+
+/// The text of [`MeshError::StaleTerm`]: whose term it is, or which term is current.
+fn stale_term(presented: u64, current: u64, leader: Option<&str>, caller: &str) -> String {
+    match leader {
+        Some(leader) if presented == current => {
+            format!("term {presented} belongs to leader `{leader}`, not `{caller}`")
+        }
+        Some(leader) => format!("stale term {presented}: the current term is {current} (leader `{leader}`)"),
+        None => format!("stale term {presented}: no agent leads now (last term {current})"),
+    }
+}
+
+fn holder_text(holder: Option<&str>) -> String {
+    holder.map_or_else(|| "no agent".to_string(), |a| format!("`{a}`"))
 }

@@ -35,6 +35,8 @@
 //!   embedding model, a real client handshake).
 //! - [`config`]: named defaults and limits; [`error`]: `MeshError`; [`ids`]: identity newtypes.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod attention;
 pub mod cli;
 pub mod config;

@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{temp_db, RawServer};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use common::{bin, cli, temp_db, RawServer};
 use serde_json::{json, Value};
 
 fn setup(server: &mut RawServer) -> (String, String) {
@@ -184,4 +187,73 @@ fn methods_of_undeclared_capabilities_are_not_answered_as_supported() {
         let resp = server.request(method, json!({}));
         assert_eq!(resp["error"]["code"], -32601, "{method}: {resp}");
     }
+}
+
+/// The key of the record the corruption test breaks, and a fragment of serde's decoding error:
+/// storage internals that must stay in the log.
+const CORRUPT_KEY: &str = "swarm/s/config";
+const DECODER_TEXT: &str = "line 1 column";
+
+/// A stored record the engine cannot decode reaches a client as the `corrupt` code and a
+/// correlation id, never the key or the decoder's text; the log (stderr) has both, under that id.
+#[test]
+fn corrupt_record_reaches_the_client_as_a_code_and_a_ref_and_the_log_has_the_detail() {
+    let (_dir, db) = temp_db();
+    let (code, body) = cli(&db, &["swarm_init", "mesh", "--swarmId=s"]);
+    assert_eq!(code, 0, "{body}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let changed =
+        conn.execute("UPDATE kv SET value = ?1 WHERE key = ?2", (b"{not json".as_slice(), CORRUPT_KEY)).unwrap();
+    assert_eq!(changed, 1, "the swarm record is stored under {CORRUPT_KEY}");
+    drop(conn);
+
+    // `mesh-mcp call`: the body on stdout, the log on stderr.
+    let out = Command::new(bin()).arg("--db").arg(&db).args(["call", "swarm_status", "--swarmId=s"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let body: Value = serde_json::from_slice(&out.stdout).expect("the error body is JSON");
+    assert_hidden_with_ref(&body, &String::from_utf8_lossy(&out.stderr));
+
+    // An MCP session over stdio: the tool result, then the log once the server has exited.
+    let mut child = Command::new(bin())
+        .args(["serve", "--db", db.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let init =
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}});
+    for line in [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "swarm_status", "arguments": {"swarmId": "s"}}}),
+    ] {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    let mut result = Value::Null;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let msg: Value = serde_json::from_str(&line.unwrap()).expect("stdout carries JSON-RPC only");
+        if msg["id"] == 2 {
+            result = msg["result"].clone();
+            break;
+        }
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(result["isError"], true, "{result}");
+    let body: Value = serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_hidden_with_ref(&body, &String::from_utf8_lossy(&out.stderr));
+}
+
+/// `body` names the code and a ref but no internals; `log` has a line with that ref and the key.
+fn assert_hidden_with_ref(body: &Value, log: &str) {
+    assert_eq!(body["error"]["code"], "corrupt", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(!message.contains(CORRUPT_KEY) && !message.contains(DECODER_TEXT), "internals leaked: {message}");
+    let (_, id) = message.rsplit_once("ref ").unwrap_or_else(|| panic!("no correlation id in {message:?}"));
+    assert!(id.len() >= 8 && id.chars().all(|c| c.is_ascii_hexdigit()), "not an id: {id:?}");
+    let line = log.lines().find(|l| l.contains(id)).unwrap_or_else(|| panic!("ref {id} is not in the log:\n{log}"));
+    assert!(line.contains(CORRUPT_KEY) && line.contains(DECODER_TEXT), "the log line lacks the detail: {line}");
 }

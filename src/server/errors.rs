@@ -3,6 +3,13 @@
 //! A failure of the tool (bad arguments, unknown agent, conflict, no route...) is a successful
 //! JSON-RPC response carrying `isError: true` and a JSON body the model can read and act on.
 //! Only failures of the protocol itself (an unknown tool name) are JSON-RPC errors.
+//!
+//! Clients never read storage internals (SQLite text, file paths, keys of corrupt records): an
+//! internal error reaches them as its stable code and a message naming a correlation id, and the
+//! full detail goes to the log (stderr) under that same id. Every exit (tool results, resource
+//! reads, the dashboard's JSON API, `/events`, `/metrics`, `mesh-mcp call`) goes through here.
+
+use std::fmt::Display;
 
 use rmcp::model::{CallToolResult, ContentBlock as Content};
 use rmcp::ErrorData;
@@ -10,15 +17,43 @@ use serde_json::json;
 
 use crate::error::MeshError;
 
-/// The JSON body of a tool error: `{"error": {"code", "message"}}`.
+/// Whether `e` carries internals that stay in the log: the store's own errors, and corrupt
+/// records (whose key and decoding error name the storage layout).
+pub fn is_internal(e: &MeshError) -> bool {
+    matches!(e, MeshError::Store(_) | MeshError::Corrupt { .. })
+}
+
+/// Log `detail` at error level under a fresh correlation id, and return the id for the client.
+pub fn log_internal(context: &str, detail: &dyn Display) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    tracing::error!(error_ref = %id, error = %detail, "{context}");
+    id
+}
+
+/// What a client reads for an internal failure: no detail, only where to look.
+pub fn internal_message(id: &str) -> String {
+    format!("internal storage error; see the server log, ref {id}")
+}
+
+/// The message a client may read for `e`: its text, or for an internal error, a pointer to the
+/// log entry that this call writes.
+pub fn client_message(e: &MeshError, context: &str) -> String {
+    if is_internal(e) {
+        internal_message(&log_internal(context, e))
+    } else {
+        e.to_string()
+    }
+}
+
+/// The JSON body of a tool error: `{"error": {"code", "message"}}`. An internal error's detail is
+/// logged here, with the id its message names.
 pub fn error_body(e: &MeshError) -> serde_json::Value {
-    json!({ "error": { "code": e.code(), "message": e.to_string() } })
+    json!({ "error": { "code": e.code(), "message": client_message(e, "call failed in the store") } })
 }
 
 pub fn tool_error(e: &MeshError) -> CallToolResult {
-    match e {
-        MeshError::Store(_) | MeshError::Corrupt { .. } => tracing::error!(error = %e, "tool failed in the store"),
-        _ => tracing::debug!(error = %e, "tool error"),
+    if !is_internal(e) {
+        tracing::debug!(error = %e, "tool error");
     }
     CallToolResult::error(vec![Content::text(error_body(e).to_string())])
 }
@@ -50,8 +85,11 @@ pub fn resource_error(uri: &str, e: &MeshError) -> ErrorData {
             ErrorData::invalid_params(e.to_string(), None)
         }
         _ => {
-            tracing::error!(error = %e, %uri, "resource read failed");
-            ErrorData::internal_error(format!("reading `{uri}` failed: {}", e.code()), None)
+            let id = log_internal(&format!("reading `{uri}` failed"), e);
+            ErrorData::internal_error(
+                format!("reading `{uri}` failed: {}; see the server log, ref {id}", e.code()),
+                None,
+            )
         }
     }
 }
@@ -65,11 +103,9 @@ pub fn http_error(e: &MeshError) -> (http::StatusCode, serde_json::Value) {
             (http::StatusCode::BAD_REQUEST, error_body(e))
         }
         _ => {
-            tracing::error!(error = %e, "dashboard read failed");
-            (
-                http::StatusCode::INTERNAL_SERVER_ERROR,
-                json!({ "error": { "code": e.code(), "message": "the read failed; see the server log" } }),
-            )
+            let id = log_internal("dashboard read failed", e);
+            let message = format!("the read failed; see the server log, ref {id}");
+            (http::StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": { "code": e.code(), "message": message } }))
         }
     }
 }

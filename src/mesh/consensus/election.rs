@@ -91,6 +91,29 @@ impl Leadership {
     }
 }
 
+/// What `elect` does, decided from the leadership as read.
+enum ElectStep<'a> {
+    /// The caller leads: renew its lease and its record (pinned to the record's revision).
+    Renew(&'a LeaderRecord, Revision),
+    /// Another agent leads: the caller stands as a candidate.
+    Stand(&'a LeaderRecord),
+    /// Nobody leads: the caller takes the term after `term` (pinned to the term key's revision).
+    Take { term: u64, term_rev: Revision },
+}
+
+impl<'a> ElectStep<'a> {
+    fn decide(l: &'a Leadership, caller: &AgentId) -> Self {
+        match &l.leader {
+            Some((rec, rev)) if rec.agent_id == *caller => Self::Renew(rec, *rev),
+            Some((rec, _)) => Self::Stand(rec),
+            None => {
+                let (term, term_rev) = l.term_rev();
+                Self::Take { term, term_rev }
+            }
+        }
+    }
+}
+
 fn name_of(view: &SwarmView, id: &AgentId) -> String {
     view.agent(id.as_str()).map_or_else(|| id.to_string(), |a| a.name.clone())
 }
@@ -146,79 +169,101 @@ impl Engine {
         let ttl_ms = (secs * 1000.0).round().max(1.0) as i64;
         self.with_retry(|| async {
             let l = self.leadership(swarm).await?;
-            let now = self.now_ms();
-            let heartbeat = view.heartbeat_ops(agent);
-            let (elected, note, resp) = match &l.leader {
-                Some((rec, rev)) if rec.agent_id == agent.id => {
-                    match self.store().lease_keepalive(rec.lease_id).await {
-                        Err(StoreError::LeaseNotFound(_)) => return Ok(None),
-                        other => other?,
-                    };
-                    let renewed = LeaderRecord { renewed_at_ms: now, ..rec.clone() };
-                    let txn = Txn::new()
-                        .when([Compare::mod_revision(keys::leader(swarm), CompareOp::Equal, *rev)])
-                        .and_then([Op::put_with_lease(keys::leader(swarm), encode(&renewed), rec.lease_id)].into_iter().chain(heartbeat));
-                    (true, format!("renewed the lease at term {}", rec.term), self.store().txn(txn).await?)
-                }
-                Some((rec, _)) => {
-                    let candidate = CandidateRecord { agent_id: agent.id.clone(), since_ms: now };
-                    let key = keys::candidate(swarm, &agent.id);
-                    // A standing candidate keeps its place in line.
-                    let txn = Txn::new()
-                        .when([Compare::absent(key.clone())])
-                        .and_then([Op::put(key, encode(&candidate))].into_iter().chain(heartbeat.clone()))
-                        .or_else(heartbeat);
-                    let note = format!(
-                        "`{}` leads at term {}; `{}` stands as a candidate and is promoted if the leader fails or its lease runs out",
-                        name_of(&view, &rec.agent_id),
-                        rec.term,
-                        agent.name
-                    );
-                    let mut resp = self.store().txn(txn).await?;
-                    resp.succeeded = true;
-                    (false, note, resp)
-                }
-                None => {
-                    let (term, term_rev) = l.term_rev();
-                    let lease = self.store().lease_grant(ttl_ms).await?;
-                    let rec = LeaderRecord {
-                        agent_id: agent.id.clone(),
-                        term: term + 1,
-                        lease_id: lease,
-                        acquired_at_ms: now,
-                        renewed_at_ms: now,
-                        ttl_ms,
-                    };
-                    let txn = Txn::new()
-                        .when([
-                            Compare::mod_revision(keys::term(swarm), CompareOp::Equal, term_rev),
-                            Compare::absent(keys::leader(swarm)),
-                        ])
-                        .and_then([
-                            Op::put(keys::term(swarm), encode(&TermRecord { term: term + 1, agent_id: agent.id.clone() })),
-                            Op::put_with_lease(keys::leader(swarm), encode(&rec), lease),
-                            Op::delete(keys::candidate(swarm, &agent.id)),
-                        ]
-                        .into_iter()
-                        .chain(heartbeat));
-                    let resp = self.store().txn(txn).await?;
-                    if !resp.succeeded {
-                        revoke(self, lease).await?;
-                    }
-                    (true, format!("elected leader at term {}", term + 1), resp)
-                }
-            };
-            if !resp.succeeded {
+            let step = ElectStep::decide(&l, &agent.id);
+            let Some((elected, note, revision)) = self.elect_commit(swarm, &view, agent, step, ttl_ms).await? else {
                 return Ok(None);
-            }
+            };
             let leader = self.leader_view(&view, &self.leadership(swarm).await?).await?;
-            let mut out = ConsensusOutput::new(ConsensusAction::Elect, swarm, resp.revision);
+            let mut out = ConsensusOutput::new(ConsensusAction::Elect, swarm, revision);
             out.elected = Some(elected);
             out.leader = Some(leader);
             out.note = Some(note);
             Ok(Some(out))
         })
         .await
+    }
+
+    /// Run one election step in a transaction: whether the caller leads, a note, and the
+    /// revision; `None` when another writer got there first (the caller retries).
+    async fn elect_commit(
+        &self,
+        swarm: &SwarmId,
+        view: &SwarmView,
+        agent: &AgentRecord,
+        step: ElectStep<'_>,
+        ttl_ms: i64,
+    ) -> Result<Option<(bool, String, Revision)>> {
+        let now = self.now_ms();
+        let heartbeat = view.heartbeat_ops(agent);
+        match step {
+            ElectStep::Renew(rec, rev) => {
+                match self.store().lease_keepalive(rec.lease_id).await {
+                    Err(StoreError::LeaseNotFound(_)) => return Ok(None),
+                    other => other?,
+                };
+                let renewed = LeaderRecord { renewed_at_ms: now, ..rec.clone() };
+                let txn =
+                    Txn::new().when([Compare::mod_revision(keys::leader(swarm), CompareOp::Equal, rev)]).and_then(
+                        [Op::put_with_lease(keys::leader(swarm), encode(&renewed), rec.lease_id)]
+                            .into_iter()
+                            .chain(heartbeat),
+                    );
+                let resp = self.store().txn(txn).await?;
+                Ok(resp.succeeded.then(|| (true, format!("renewed the lease at term {}", rec.term), resp.revision)))
+            }
+            ElectStep::Stand(rec) => {
+                let candidate = CandidateRecord { agent_id: agent.id.clone(), since_ms: now };
+                let key = keys::candidate(swarm, &agent.id);
+                // A standing candidate keeps its place in line.
+                let txn = Txn::new()
+                    .when([Compare::absent(key.clone())])
+                    .and_then([Op::put(key, encode(&candidate))].into_iter().chain(heartbeat.clone()))
+                    .or_else(heartbeat);
+                let note = format!(
+                    "`{}` leads at term {}; `{}` stands as a candidate and is promoted if the leader fails or its lease runs out",
+                    name_of(view, &rec.agent_id),
+                    rec.term,
+                    agent.name
+                );
+                // Either branch of the transaction is a success: new candidate, or standing one.
+                let resp = self.store().txn(txn).await?;
+                Ok(Some((false, note, resp.revision)))
+            }
+            ElectStep::Take { term, term_rev } => {
+                let lease = self.store().lease_grant(ttl_ms).await?;
+                let rec = LeaderRecord {
+                    agent_id: agent.id.clone(),
+                    term: term + 1,
+                    lease_id: lease,
+                    acquired_at_ms: now,
+                    renewed_at_ms: now,
+                    ttl_ms,
+                };
+                let txn = Txn::new()
+                    .when([
+                        Compare::mod_revision(keys::term(swarm), CompareOp::Equal, term_rev),
+                        Compare::absent(keys::leader(swarm)),
+                    ])
+                    .and_then(
+                        [
+                            Op::put(
+                                keys::term(swarm),
+                                encode(&TermRecord { term: term + 1, agent_id: agent.id.clone() }),
+                            ),
+                            Op::put_with_lease(keys::leader(swarm), encode(&rec), lease),
+                            Op::delete(keys::candidate(swarm, &agent.id)),
+                        ]
+                        .into_iter()
+                        .chain(heartbeat),
+                    );
+                let resp = self.store().txn(txn).await?;
+                if !resp.succeeded {
+                    revoke(self, lease).await?;
+                    return Ok(None);
+                }
+                Ok(Some((true, format!("elected leader at term {}", term + 1), resp.revision)))
+            }
+        }
     }
 
     /// `action=leader`.
@@ -252,20 +297,18 @@ impl Engine {
             Some((rec, rev)) if rec.term == term && rec.agent_id == caller.id => {
                 Ok(Some(Compare::mod_revision(keys::leader(swarm), CompareOp::Equal, *rev)))
             }
-            Some((rec, _)) if rec.term == term => Err(MeshError::StaleTerm(format!(
-                "term {term} belongs to leader `{}`, not `{}`",
-                name_of(view, &rec.agent_id),
-                caller.name
-            ))),
-            Some((rec, _)) => Err(MeshError::StaleTerm(format!(
-                "stale term {term}: the current term is {} (leader `{}`)",
-                rec.term,
-                name_of(view, &rec.agent_id)
-            ))),
-            None => Err(MeshError::StaleTerm(format!(
-                "stale term {term}: no agent leads now (last term {})",
-                l.term_rev().0
-            ))),
+            Some((rec, _)) => Err(MeshError::StaleTerm {
+                presented: term,
+                current: rec.term,
+                leader: Some(name_of(view, &rec.agent_id)),
+                caller: caller.name.clone(),
+            }),
+            None => Err(MeshError::StaleTerm {
+                presented: term,
+                current: l.term_rev().0,
+                leader: None,
+                caller: caller.name.clone(),
+            }),
         }
     }
 

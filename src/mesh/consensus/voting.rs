@@ -85,6 +85,55 @@ pub(super) fn write_proposal(
     seq
 }
 
+/// The checked arguments of `propose`: the proposal, its protocol and its timeout in seconds.
+fn check_proposal(p: &ConsensusParams) -> Result<(Value, Protocol, f64)> {
+    let body = required("proposal", &p.proposal, "propose")?.clone();
+    let size = body.to_string().len();
+    if size > config::MAX_PROPOSAL_BYTES {
+        return Err(MeshError::TooLarge { what: "proposal", size, limit: config::MAX_PROPOSAL_BYTES });
+    }
+    let protocol = p.protocol.unwrap_or_default();
+    if let Some(t) = p.threshold {
+        validate::fraction("threshold", t)?;
+    }
+    let timeout_secs = p.timeout_secs.unwrap_or(config::PROPOSAL_TIMEOUT_SECS);
+    validate::seconds("timeoutSecs", timeout_secs)?;
+    if protocol == Protocol::Pbft && p.agent_id.is_none() {
+        return Err(MeshError::invalid(
+            "agentId",
+            "a pbft proposal needs its proposer (agentId and agentToken): it is the primary and its propose is the pre-prepare",
+        ));
+    }
+    Ok((body, protocol, timeout_secs))
+}
+
+/// The voters of a new proposal, in view order: the primary of view v is voters[v mod n], so a
+/// pbft proposer comes first. The Byzantine protocols need four voters to tolerate one fault.
+fn order_voters(
+    view: &SwarmView,
+    agents: Option<&Value>,
+    protocol: Protocol,
+    proposer: Option<&AgentId>,
+) -> Result<Vec<AgentId>> {
+    let mut voters = resolve_voters(view, agents, proposer)?;
+    let n = voters.len();
+    if protocol != Protocol::Quorum && n < 4 {
+        return Err(MeshError::invalid(
+            "protocol",
+            format!("{} needs at least 4 voters to tolerate one fault (n={n} gives f=0)", protocol.as_str()),
+        ));
+    }
+    if protocol == Protocol::Pbft {
+        let me = proposer.expect("checked by check_proposal");
+        let at = voters.iter().position(|v| v == me).ok_or_else(|| {
+            MeshError::invalid("agents", "the pbft proposer must be one of the voters: it is the primary of view 0")
+        })?;
+        // The primary of view v is voters[v mod n]: the proposer leads view 0.
+        voters.rotate_left(at);
+    }
+    Ok(voters)
+}
+
 /// The voters a proposal names: ids or names, or "all" (every agent not failed).
 fn resolve_voters(view: &SwarmView, agents: Option<&Value>, proposer: Option<&AgentId>) -> Result<Vec<AgentId>> {
     let all = || {
@@ -120,47 +169,34 @@ fn resolve_voters(view: &SwarmView, agents: Option<&Value>, proposer: Option<&Ag
 
 impl Engine {
     pub(super) async fn propose(&self, swarm: &SwarmId, p: &ConsensusParams) -> Result<ConsensusOutput> {
-        let body = required("proposal", &p.proposal, "propose")?.clone();
-        let size = body.to_string().len();
-        if size > config::MAX_PROPOSAL_BYTES {
-            return Err(MeshError::TooLarge { what: "proposal", size, limit: config::MAX_PROPOSAL_BYTES });
-        }
-        let protocol = p.protocol.unwrap_or_default();
-        if let Some(t) = p.threshold {
-            validate::fraction("threshold", t)?;
-        }
-        let timeout_secs = p.timeout_secs.unwrap_or(config::PROPOSAL_TIMEOUT_SECS);
-        validate::seconds("timeoutSecs", timeout_secs)?;
-        if protocol == Protocol::Pbft && p.agent_id.is_none() {
-            return Err(MeshError::invalid(
-                "agentId",
-                "a pbft proposal needs its proposer (agentId and agentToken): it is the primary and its propose is the pre-prepare",
-            ));
-        }
+        let (body, protocol, timeout_secs) = check_proposal(p)?;
         let proposer = match &p.agent_id {
             Some(_) => Some(self.acting(swarm, p, "propose").await?.1),
             None => None,
         };
         let proposer_id = proposer.as_ref().map(|a| a.id.clone());
         let view = self.load_swarm(swarm).await?;
-        let mut voters = resolve_voters(&view, p.agents.as_ref(), proposer_id.as_ref())?;
-        let n = voters.len();
-        if protocol != Protocol::Quorum && n < 4 {
-            return Err(MeshError::invalid(
-                "protocol",
-                format!("{} needs at least 4 voters to tolerate one fault (n={n} gives f=0)", protocol.as_str()),
-            ));
-        }
-        if protocol == Protocol::Pbft {
-            let me = proposer_id.clone().expect("checked above");
-            let at = voters.iter().position(|v| *v == me).ok_or_else(|| {
-                MeshError::invalid("agents", "the pbft proposer must be one of the voters: it is the primary of view 0")
-            })?;
-            // The primary of view v is voters[v mod n]: the proposer leads view 0.
-            voters.rotate_left(at);
-        }
-        let id = ProposalId::generate();
-        let digest = secret::digest(&body.to_string())[..16].to_string();
+        let voters = order_voters(&view, p.agents.as_ref(), protocol, proposer_id.as_ref())?;
+        // What the arguments decide; the threshold default and the creation time come from the
+        // view each attempt reads.
+        let draft = Proposal {
+            id: ProposalId::generate(),
+            swarm_id: swarm.clone(),
+            proposal: body,
+            protocol,
+            threshold: 0.0,
+            f: faults_tolerated(voters.len()),
+            voters,
+            proposer: proposer_id.clone(),
+            created_at_ms: 0,
+            timeout_ms: (timeout_secs * 1000.0).round() as i64,
+            votes: Default::default(),
+            byzantine: Default::default(),
+            pbft: None,
+            last_quorum: None,
+            decision: None,
+        };
+        let digest = secret::digest(&draft.proposal.to_string())[..16].to_string();
         let (prop, ctx, seq, revision) = self
             .with_retry(|| async {
                 let view = self.load_swarm(swarm).await?;
@@ -168,42 +204,15 @@ impl Engine {
                 let fence = self.fence(&view, proposer.as_ref(), p.term).await?;
                 let ctx = context(&view, self.byzantine_flags(swarm).await?, proposer_id.as_ref());
                 let now = view.now_ms;
-                let mut prop = Proposal {
-                    id: id.clone(),
-                    swarm_id: swarm.clone(),
-                    proposal: body.clone(),
-                    protocol,
-                    threshold: p.threshold.unwrap_or(view.swarm.settings.consensus_threshold),
-                    voters: voters.clone(),
-                    f: faults_tolerated(n),
-                    proposer: proposer_id.clone(),
-                    created_at_ms: now,
-                    timeout_ms: (timeout_secs * 1000.0).round() as i64,
-                    votes: Default::default(),
-                    byzantine: Default::default(),
-                    pbft: None,
-                    last_quorum: None,
-                    decision: None,
-                };
+                let threshold = p.threshold.unwrap_or(view.swarm.settings.consensus_threshold);
+                let mut prop = Proposal { threshold, created_at_ms: now, ..draft.clone() };
                 let mut compares: Vec<Compare> = fence.into_iter().collect();
                 let mut ops = Vec::new();
                 if let Some(agent) = &proposer {
                     ops.extend(view.heartbeat_ops(agent));
                 }
                 if protocol == Protocol::Pbft {
-                    let me = proposer_id.as_ref().expect("pbft has a proposer");
-                    let (last, rev) = match store::get(&**self.store(), &keys::pbft_seq(swarm)).await? {
-                        Some(kv) => (decode::<i64>(&kv)?, kv.mod_revision),
-                        None => (0, 0),
-                    };
-                    compares.push(Compare::mod_revision(keys::pbft_seq(swarm), CompareOp::Equal, rev));
-                    ops.push(Op::put(keys::pbft_seq(swarm), encode(&(last + 1))));
-                    let state = PbftState::new(me.clone(), last + 1, digest.clone(), now);
-                    for v in voters.iter().filter(|v| *v != me) {
-                        let payload = phase_payload(&prop, &state, "pre-prepare", me, VoteValue::Approve, None);
-                        ops.extend(notice_op(&view, me, v, payload, now));
-                    }
-                    prop.pbft = Some(state);
+                    self.pre_prepare(&view, &mut prop, &digest, &mut compares, &mut ops).await?;
                 }
                 let eval = prop.evaluate(&ctx);
                 let head = self.log_head(swarm).await?;
@@ -216,6 +225,33 @@ impl Engine {
         out.checkpoint = self.after_decision(swarm, seq).await?;
         out.proposal = Some(proposal_view(&prop, &ctx));
         Ok(out)
+    }
+
+    /// A pbft proposal's start: the next sequence number (under a compare on its key), and the
+    /// primary's pre-prepare sent to every other voter.
+    async fn pre_prepare(
+        &self,
+        view: &SwarmView,
+        prop: &mut Proposal,
+        digest: &str,
+        compares: &mut Vec<Compare>,
+        ops: &mut Vec<Op>,
+    ) -> Result<()> {
+        let swarm = &prop.swarm_id;
+        let me = prop.proposer.clone().expect("pbft has a proposer");
+        let (last, rev) = match store::get(&**self.store(), &keys::pbft_seq(swarm)).await? {
+            Some(kv) => (decode::<i64>(&kv)?, kv.mod_revision),
+            None => (0, 0),
+        };
+        compares.push(Compare::mod_revision(keys::pbft_seq(swarm), CompareOp::Equal, rev));
+        ops.push(Op::put(keys::pbft_seq(swarm), encode(&(last + 1))));
+        let state = PbftState::new(me.clone(), last + 1, digest.to_string(), view.now_ms);
+        for v in prop.voters.iter().filter(|v| **v != me) {
+            let payload = phase_payload(prop, &state, "pre-prepare", &me, VoteValue::Approve, None);
+            ops.extend(notice_op(view, &me, v, payload, view.now_ms));
+        }
+        prop.pbft = Some(state);
+        Ok(())
     }
 
     pub(super) async fn vote(&self, swarm: &SwarmId, p: &ConsensusParams) -> Result<ConsensusOutput> {
@@ -238,9 +274,14 @@ impl Engine {
                     Some(state) => {
                         let phase = p.phase.unwrap_or_else(|| state.next_phase(&agent.id));
                         let value = p.vote.unwrap_or(VoteValue::Approve);
-                        let effect = state
-                            .on_message(&agent.id, phase, value, &effective, prop.f, now)
-                            .map_err(|refused| MeshError::Conflict(refused.0))?;
+                        let effect =
+                            state.on_message(&agent.id, phase, value, &effective, prop.f, now).map_err(|refused| {
+                                MeshError::conflict(
+                                    "proposal",
+                                    &prop.id,
+                                    format!("refuses this {} message: {}", phase.as_str(), refused.0),
+                                )
+                            })?;
                         if effect == VoteEffect::Counted {
                             let state = prop.pbft.as_ref().expect("pbft");
                             for v in effective.iter().filter(|v| **v != agent.id) {
@@ -296,13 +337,11 @@ impl Engine {
     /// The checks every voter's write passes; returns the tally context.
     async fn voter_checks(&self, view: &SwarmView, prop: &Proposal, agent: &AgentRecord) -> Result<Context> {
         if let Some(d) = &prop.decision {
-            return Err(MeshError::Conflict(format!(
-                "proposal `{}` is already decided: {} (sequence {}): {}",
-                prop.id,
-                d.outcome.as_str(),
-                d.sequence,
-                d.reason
-            )));
+            return Err(MeshError::conflict(
+                "proposal",
+                &prop.id,
+                format!("is already decided: {} (sequence {}): {}", d.outcome.as_str(), d.sequence, d.reason),
+            ));
         }
         if !prop.voters.contains(&agent.id) {
             return Err(MeshError::Unauthorized(format!(
@@ -316,10 +355,11 @@ impl Engine {
             view,
         );
         if prop.is_byzantine(&agent.id, &ctx) {
-            return Err(MeshError::Conflict(format!(
-                "agent `{}` is flagged Byzantine (it equivocated): its votes no longer count",
-                agent.name
-            )));
+            return Err(MeshError::conflict(
+                "agent",
+                &agent.name,
+                "is flagged Byzantine (it equivocated): its votes no longer count",
+            ));
         }
         Ok(ctx)
     }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::consensus::reconcile::{ConsensusHealth, ConsensusReconcile};
 use super::health::{self, AgentStatus};
-use super::model::encode;
+use super::model::{encode, AgentRecord};
 use super::{keys, Engine, SwarmView};
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
@@ -53,6 +53,163 @@ pub struct FaultParams {
     pub reporter_id: Option<String>,
     /// Swarm of the agents when they are named rather than given by id.
     pub swarm_id: Option<String>,
+}
+
+/// `failover_recovery`: the failure of a failed agent; any other agent is refused.
+fn failover_view(view: &SwarmView, agent: &AgentRecord) -> Result<FailedAgent> {
+    let Some(failure) = view.fault(&agent.id).and_then(|f| f.failed.as_ref()) else {
+        return Err(MeshError::conflict(
+            "agent",
+            &agent.name,
+            format!(
+                "is {}, not failed: failover applies to failed agents (its lease runs out after \
+                 messageTimeout without a call, or a majority of live peers report it with \
+                 report_unreachable)",
+                view.status(agent).as_str()
+            ),
+        ));
+    };
+    Ok(FailedAgent::new(agent, failure))
+}
+
+/// `circuit_breaker`: the state of the breaker in front of `agent`.
+fn breaker_view(view: &SwarmView, agent: &AgentRecord) -> BreakerView {
+    let settings = &view.swarm.settings;
+    let b = view.fault(&agent.id).map(|f| f.breaker.clone()).unwrap_or_default();
+    let state = b.state(view.now_ms, settings.recovery_ms());
+    BreakerView {
+        agent_id: agent.id.to_string(),
+        state,
+        consecutive_failures: b.failures,
+        threshold: settings.circuit_breaker_threshold,
+        trips: b.trips,
+        half_opens_in_ms: (state == BreakerState::Open)
+            .then(|| b.opened_at_ms.map(|at| (at + settings.recovery_ms() - view.now_ms).max(0)))
+            .flatten(),
+    }
+}
+
+/// Per-agent findings: each agent's status, and live agents with no links.
+fn agent_findings(view: &SwarmView, only: Option<&AgentId>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let live = view.live();
+    for agent in view.agents.iter().filter(|a| only.is_none_or(|o| *o == a.id)) {
+        let Some(l) = liveness(view, &agent.id) else { continue };
+        let age = l.heartbeat_age_ms.map_or("never called".to_string(), |a| format!("last heartbeat {a} ms ago"));
+        match l.status {
+            AgentStatus::Failed => findings.push(Finding::new(
+                Area::Communication,
+                Severity::Critical,
+                Some(&agent.id),
+                match &l.failure {
+                    Some(f) => format!(
+                        "`{}` failed ({:?}): {age}; detected {} ms after its last sign of life",
+                        agent.name, f.cause, f.detection_ms
+                    ),
+                    None => format!("`{}` failed: its lease ran out ({age}); failover pending", agent.name),
+                },
+            )),
+            AgentStatus::Degraded => findings.push(Finding::new(
+                Area::Communication,
+                Severity::Warning,
+                Some(&agent.id),
+                format!("`{}` is degraded: {}", agent.name, l.degraded_reasons.join("; ")),
+            )),
+            status => findings.push(Finding::new(
+                Area::Communication,
+                Severity::Info,
+                Some(&agent.id),
+                format!(
+                    "`{}` is {}: {age}, phi {}",
+                    agent.name,
+                    status.as_str(),
+                    l.phi.map_or("n/a".into(), |p| format!("{p:.2}"))
+                ),
+            )),
+        }
+        if live(&agent.id) && view.graph.degree(&agent.id) == 0 && view.agents.len() > 1 {
+            findings.push(Finding::new(
+                Area::Topology,
+                Severity::Warning,
+                Some(&agent.id),
+                format!("`{}` has no links: it is unreachable", agent.name),
+            ));
+        }
+    }
+    findings
+}
+
+/// Swarm-wide findings: no majority of live agents, live agents split into groups.
+fn swarm_findings(view: &SwarmView) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let live = view.live();
+    let total = view.agents.len();
+    let live_count = view.agents.iter().filter(|a| live(&a.id)).count();
+    if total > 0 {
+        if live_count * 2 <= total {
+            findings.push(Finding::new(
+                Area::Consensus,
+                Severity::Critical,
+                None,
+                format!("read-only: no majority ({live_count} of {total} agents live); new decisions are refused"),
+            ));
+        }
+        let parts = view.graph.components(&live);
+        if parts.len() > 1 {
+            let sizes: Vec<String> = parts.iter().map(|p| p.len().to_string()).collect();
+            findings.push(Finding::new(
+                Area::Topology,
+                Severity::Warning,
+                None,
+                format!("partitioned into {} groups of live agents ({})", parts.len(), sizes.join(", ")),
+            ));
+        }
+    }
+    findings
+}
+
+/// Consensus findings: stuck proposals, Byzantine agents, the agreement rate, a missing leader.
+fn consensus_findings(consensus: &ConsensusHealth) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for stuck in &consensus.stuck {
+        findings.push(Finding::new(
+            Area::Consensus,
+            Severity::Warning,
+            None,
+            format!(
+                "proposal `{}` open for {} ms of its {} ms: {}",
+                stuck.proposal_id, stuck.open_for_ms, stuck.timeout_ms, stuck.reason
+            ),
+        ));
+    }
+    for agent in &consensus.byzantine_agents {
+        findings.push(Finding::new(
+            Area::Consensus,
+            Severity::Warning,
+            Some(&AgentId::new(agent.as_str())),
+            format!("`{agent}` equivocated and is flagged Byzantine: its votes no longer count"),
+        ));
+    }
+    if let Some(rate) = consensus.agreement_rate {
+        findings.push(Finding::new(
+            Area::Consensus,
+            Severity::Info,
+            None,
+            format!(
+                "agreement rate {rate:.2} over {} decisions",
+                consensus.decisions.min(crate::config::AGREEMENT_WINDOW as i64)
+            ),
+        ));
+    }
+    if consensus.leader.is_none() && consensus.term > 0 {
+        findings.push(Finding::new(
+            Area::Consensus,
+            Severity::Warning,
+            None,
+            format!("no leader since term {}: a live agent should call daa_consensus elect", consensus.term),
+        ));
+    }
+    findings
 }
 
 /// One agent's liveness as the detector sees it.
@@ -298,83 +455,15 @@ impl Engine {
             FaultStrategy::Heartbeat | FaultStrategy::Recover => {
                 let agent = need_target()?;
                 Engine::authenticate(&agent, p.agent_token.as_deref())?;
-                let failed = !view.liveness.contains_key(&agent.id)
-                    || view.fault(&agent.id).is_some_and(|f| f.recovering_since_ms.is_some());
-                if failed {
-                    let recovery = self.recover(view, &agent.id).await?;
-                    out.revision = recovery.revision;
-                    out.recovery = Some(recovery);
-                } else if p.strategy == FaultStrategy::Recover {
-                    return Err(MeshError::Conflict(format!(
-                        "agent `{}` is not failed (status {}); nothing to recover",
-                        agent.name,
-                        view.status(&agent).as_str()
-                    )));
-                } else {
-                    let txn = Txn::new()
-                        .when([Compare::version(keys::liveness(&swarm, &agent.id), CompareOp::Greater, 0)])
-                        .and_then(view.heartbeat_ops(&agent));
-                    if !self.store().txn(txn).await?.succeeded {
-                        return Err(MeshError::Conflict(format!(
-                            "the lease of `{}` ran out during the call; call recover",
-                            agent.name
-                        )));
-                    }
-                }
-                let view = self.load_swarm(&swarm).await?;
-                out.revision = view.revision;
-                out.agents = Some(liveness(&view, &agent.id).into_iter().collect());
+                self.fault_heartbeat(view, &agent, p.strategy, &mut out).await?;
             }
-            FaultStrategy::FailoverRecovery => {
-                let agent = need_target()?;
-                let failure = view.fault(&agent.id).and_then(|f| f.failed.as_ref());
-                let Some(failure) = failure else {
-                    return Err(MeshError::Conflict(format!(
-                        "agent `{}` is {}, not failed: failover applies to failed agents (its lease runs out after \
-                         messageTimeout without a call, or a majority of live peers report it with report_unreachable)",
-                        agent.name,
-                        view.status(&agent).as_str()
-                    )));
-                };
-                out.failover = Some(FailedAgent::new(&agent, failure));
-            }
+            FaultStrategy::FailoverRecovery => out.failover = Some(failover_view(&view, &need_target()?)?),
             FaultStrategy::ReportUnreachable => {
                 let target = need_target()?;
-                let report = self
-                    .report_unreachable(
-                        &swarm,
-                        &target.id,
-                        required("reporterId", &p.reporter_id, "report_unreachable")?,
-                        p.agent_token.as_deref(),
-                    )
-                    .await?;
-                let reconciled = self.reconcile(&swarm).await?;
-                let view = self.load_swarm(&swarm).await?;
-                let confirmed = reconciled.failed.iter().any(|f| f.agent_id == target.id.as_str())
-                    || view.fault(&target.id).and_then(|f| f.failed.as_ref()).is_some();
-                out.failed_over.extend(reconciled.failed);
-                if out.consensus.is_empty() {
-                    out.consensus = reconciled.consensus;
-                }
-                out.report = Some(UnreachableReport { confirmed, ..report });
-                out.revision = view.revision;
+                let reporter = required("reporterId", &p.reporter_id, "report_unreachable")?;
+                self.fault_report_unreachable(&swarm, &target, reporter, p.agent_token.as_deref(), &mut out).await?;
             }
-            FaultStrategy::CircuitBreaker => {
-                let agent = need_target()?;
-                let settings = &view.swarm.settings;
-                let b = view.fault(&agent.id).map(|f| f.breaker.clone()).unwrap_or_default();
-                let state = b.state(view.now_ms, settings.recovery_ms());
-                out.breaker = Some(BreakerView {
-                    agent_id: agent.id.to_string(),
-                    state,
-                    consecutive_failures: b.failures,
-                    threshold: settings.circuit_breaker_threshold,
-                    trips: b.trips,
-                    half_opens_in_ms: (state == BreakerState::Open)
-                        .then(|| b.opened_at_ms.map(|at| (at + settings.recovery_ms() - view.now_ms).max(0)))
-                        .flatten(),
-                });
-            }
+            FaultStrategy::CircuitBreaker => out.breaker = Some(breaker_view(&view, &need_target()?)),
             FaultStrategy::Diagnose => {
                 let only = target.as_ref().map(|a| &a.id);
                 let health = self.consensus_health(&view).await?;
@@ -386,6 +475,66 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// `heartbeat` and `recover`: a failed (or half-recovered) agent recovers; a live one renews
+    /// its lease on `heartbeat` and is refused on `recover`.
+    async fn fault_heartbeat(
+        &self,
+        view: SwarmView,
+        agent: &AgentRecord,
+        strategy: FaultStrategy,
+        out: &mut FaultOutput,
+    ) -> Result<()> {
+        let swarm = view.swarm.id.clone();
+        let failed = !view.liveness.contains_key(&agent.id)
+            || view.fault(&agent.id).is_some_and(|f| f.recovering_since_ms.is_some());
+        if failed {
+            let recovery = self.recover(view, &agent.id).await?;
+            out.revision = recovery.revision;
+            out.recovery = Some(recovery);
+        } else if strategy == FaultStrategy::Recover {
+            return Err(MeshError::conflict(
+                "agent",
+                &agent.name,
+                format!("is not failed (status {}); nothing to recover", view.status(agent).as_str()),
+            ));
+        } else {
+            let txn = Txn::new()
+                .when([Compare::version(keys::liveness(&swarm, &agent.id), CompareOp::Greater, 0)])
+                .and_then(view.heartbeat_ops(agent));
+            if !self.store().txn(txn).await?.succeeded {
+                return Err(MeshError::conflict("agent", &agent.name, "lost its lease during the call; call recover"));
+            }
+        }
+        let view = self.load_swarm(&swarm).await?;
+        out.revision = view.revision;
+        out.agents = Some(liveness(&view, &agent.id).into_iter().collect());
+        Ok(())
+    }
+
+    /// `report_unreachable`: record the report, then reconcile, which fails the agent over once
+    /// a majority of live peers report it.
+    async fn fault_report_unreachable(
+        &self,
+        swarm: &SwarmId,
+        target: &AgentRecord,
+        reporter: &str,
+        token: Option<&str>,
+        out: &mut FaultOutput,
+    ) -> Result<()> {
+        let report = self.report_unreachable(swarm, &target.id, reporter, token).await?;
+        let reconciled = self.reconcile(swarm).await?;
+        let view = self.load_swarm(swarm).await?;
+        let confirmed = reconciled.failed.iter().any(|f| f.agent_id == target.id.as_str())
+            || view.fault(&target.id).and_then(|f| f.failed.as_ref()).is_some();
+        out.failed_over.extend(reconciled.failed);
+        if out.consensus.is_empty() {
+            out.consensus = reconciled.consensus;
+        }
+        out.report = Some(UnreachableReport { confirmed, ..report });
+        out.revision = view.revision;
+        Ok(())
     }
 
     /// Record `reporter`'s report that `target` is unreachable; counts as a failed delivery.
@@ -434,112 +583,10 @@ impl Engine {
     ) -> Result<(Vec<Finding>, HealthFigures)> {
         let mail = self.mailbox_figures(view).await?;
         let figures = Self::health_figures(view, &mail, consensus.agreement_rate);
-        let mut findings = Vec::new();
-        let live = view.live();
-        for agent in view.agents.iter().filter(|a| only.is_none_or(|o| *o == a.id)) {
-            let Some(l) = liveness(view, &agent.id) else { continue };
-            let age = l.heartbeat_age_ms.map_or("never called".to_string(), |a| format!("last heartbeat {a} ms ago"));
-            match l.status {
-                AgentStatus::Failed => findings.push(Finding::new(
-                    Area::Communication,
-                    Severity::Critical,
-                    Some(&agent.id),
-                    match &l.failure {
-                        Some(f) => format!(
-                            "`{}` failed ({:?}): {age}; detected {} ms after its last sign of life",
-                            agent.name, f.cause, f.detection_ms
-                        ),
-                        None => format!("`{}` failed: its lease ran out ({age}); failover pending", agent.name),
-                    },
-                )),
-                AgentStatus::Degraded => findings.push(Finding::new(
-                    Area::Communication,
-                    Severity::Warning,
-                    Some(&agent.id),
-                    format!("`{}` is degraded: {}", agent.name, l.degraded_reasons.join("; ")),
-                )),
-                status => findings.push(Finding::new(
-                    Area::Communication,
-                    Severity::Info,
-                    Some(&agent.id),
-                    format!(
-                        "`{}` is {}: {age}, phi {}",
-                        agent.name,
-                        status.as_str(),
-                        l.phi.map_or("n/a".into(), |p| format!("{p:.2}"))
-                    ),
-                )),
-            }
-            if live(&agent.id) && view.graph.degree(&agent.id) == 0 && view.agents.len() > 1 {
-                findings.push(Finding::new(
-                    Area::Topology,
-                    Severity::Warning,
-                    Some(&agent.id),
-                    format!("`{}` has no links: it is unreachable", agent.name),
-                ));
-            }
-        }
-        let total = view.agents.len();
-        let live_count = view.agents.iter().filter(|a| live(&a.id)).count();
-        if only.is_none() && total > 0 {
-            if live_count * 2 <= total {
-                findings.push(Finding::new(
-                    Area::Consensus,
-                    Severity::Critical,
-                    None,
-                    format!("read-only: no majority ({live_count} of {total} agents live); new decisions are refused"),
-                ));
-            }
-            let parts = view.graph.components(&live);
-            if parts.len() > 1 {
-                let sizes: Vec<String> = parts.iter().map(|p| p.len().to_string()).collect();
-                findings.push(Finding::new(
-                    Area::Topology,
-                    Severity::Warning,
-                    None,
-                    format!("partitioned into {} groups of live agents ({})", parts.len(), sizes.join(", ")),
-                ));
-            }
-        }
+        let mut findings = agent_findings(view, only);
         if only.is_none() {
-            for stuck in &consensus.stuck {
-                findings.push(Finding::new(
-                    Area::Consensus,
-                    Severity::Warning,
-                    None,
-                    format!(
-                        "proposal `{}` open for {} ms of its {} ms: {}",
-                        stuck.proposal_id, stuck.open_for_ms, stuck.timeout_ms, stuck.reason
-                    ),
-                ));
-            }
-            for agent in &consensus.byzantine_agents {
-                findings.push(Finding::new(
-                    Area::Consensus,
-                    Severity::Warning,
-                    Some(&AgentId::new(agent.as_str())),
-                    format!("`{agent}` equivocated and is flagged Byzantine: its votes no longer count"),
-                ));
-            }
-            if let Some(rate) = consensus.agreement_rate {
-                findings.push(Finding::new(
-                    Area::Consensus,
-                    Severity::Info,
-                    None,
-                    format!(
-                        "agreement rate {rate:.2} over {} decisions",
-                        consensus.decisions.min(crate::config::AGREEMENT_WINDOW as i64)
-                    ),
-                ));
-            }
-            if consensus.leader.is_none() && consensus.term > 0 {
-                findings.push(Finding::new(
-                    Area::Consensus,
-                    Severity::Warning,
-                    None,
-                    format!("no leader since term {}: a live agent should call daa_consensus elect", consensus.term),
-                ));
-            }
+            findings.extend(swarm_findings(view));
+            findings.extend(consensus_findings(consensus));
         }
         findings.extend(diagnose::mailbox_findings(view, &mail, only));
         Ok((findings, figures))

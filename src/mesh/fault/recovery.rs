@@ -13,7 +13,7 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::super::model::{decode, encode, Failure, LivenessRecord};
+use super::super::model::{decode, encode, AgentRecord, Failure, LivenessRecord};
 use super::super::{keys, Engine, SwarmView};
 use super::failover::FailedAgent;
 use crate::error::{MeshError, Result};
@@ -86,39 +86,10 @@ impl Engine {
             view = self.load_swarm(&swarm).await?;
         }
         let failure = view.fault(agent_id).and_then(|f| f.failed.clone());
-        if view.liveness.contains_key(agent_id) && view.fault(agent_id).is_none_or(|f| f.recovering_since_ms.is_none())
-        {
-            return Err(MeshError::Conflict(format!(
-                "agent `{}` is not failed (status {}); nothing to recover",
-                agent.name,
-                view.status(&agent).as_str()
-            )));
-        }
+        check_recoverable(&view, &agent)?;
         // Step 1: a fresh lease, and the agent is recovering.
         if !view.liveness.contains_key(agent_id) {
-            let ttl_ms = view.swarm.settings.lease_ttl_ms();
-            let lease = self.store().lease_grant(ttl_ms).await?;
-            let mut record = view.fault(agent_id).cloned().unwrap_or_default();
-            record.recovering_since_ms = Some(view.now_ms);
-            let mut ops = view.heartbeat_ops(&agent);
-            ops.push(Op::put_with_lease(
-                keys::liveness(&swarm, agent_id),
-                encode(&LivenessRecord { lease, ttl_ms, since_ms: view.now_ms }),
-                lease,
-            ));
-            ops.push(Op::put(keys::fault(&swarm, agent_id), encode(&record)));
-            let txn = Txn::new()
-                .when([
-                    Compare::absent(keys::liveness(&swarm, agent_id)),
-                    Compare::mod_revision(keys::fault(&swarm, agent_id), CompareOp::Equal, view.fault_rev(agent_id)),
-                ])
-                .and_then(ops);
-            if !self.store().txn(txn).await?.succeeded {
-                return Err(MeshError::Conflict(format!(
-                    "agent `{}` is being recovered by another call; retry",
-                    agent.name
-                )));
-            }
+            self.begin_recovery(&view, &agent).await?;
             transitions.push("failed→recovering".to_string());
         }
         let sync = self.state_sync(&swarm, agent_id, failure.as_ref()).await?;
@@ -126,30 +97,8 @@ impl Engine {
         let (links, revision) = self
             .with_retry(|| async {
                 let view = self.load_swarm(&swarm).await?;
-                let mut graph = crate::mesh::topology::Graph::clone(&view.graph);
-                graph.leave(agent_id);
-                graph.join(view.swarm.topology, agent_id.clone(), agent.agent_type == "coordinator");
-                let mut record = view.fault(agent_id).cloned().unwrap_or_default();
-                record.failed = None;
-                record.recovering_since_ms = None;
-                record.unreachable.clear();
-                record.breaker.on_success();
-                record.recoveries += 1;
-                let mut ops = view.heartbeat_ops(&agent);
-                ops.push(Op::put(keys::graph(&swarm), encode(&graph)));
-                ops.push(Op::put(keys::fault(&swarm, agent_id), encode(&record)));
-                let txn = Txn::new()
-                    .when([
-                        Compare::mod_revision(keys::graph(&swarm), CompareOp::Equal, view.graph_rev),
-                        Compare::mod_revision(
-                            keys::fault(&swarm, agent_id),
-                            CompareOp::Equal,
-                            view.fault_rev(agent_id),
-                        ),
-                    ])
-                    .and_then(ops);
+                let (txn, links) = rejoin(&view, &agent);
                 let resp = self.store().txn(txn).await?;
-                let links = graph.neighbours(agent_id).into_iter().map(|n| n.to_string()).collect::<Vec<_>>();
                 Ok(resp.succeeded.then_some((links, resp.revision)))
             })
             .await?;
@@ -164,6 +113,33 @@ impl Engine {
             links,
             revision,
         })
+    }
+
+    /// Step 1 of a recovery: a fresh liveness lease, and the agent marked recovering, unless
+    /// another call got there first.
+    async fn begin_recovery(&self, view: &SwarmView, agent: &AgentRecord) -> Result<()> {
+        let (swarm, agent_id) = (&view.swarm.id, &agent.id);
+        let ttl_ms = view.swarm.settings.lease_ttl_ms();
+        let lease = self.store().lease_grant(ttl_ms).await?;
+        let mut record = view.fault(agent_id).cloned().unwrap_or_default();
+        record.recovering_since_ms = Some(view.now_ms);
+        let mut ops = view.heartbeat_ops(agent);
+        ops.push(Op::put_with_lease(
+            keys::liveness(swarm, agent_id),
+            encode(&LivenessRecord { lease, ttl_ms, since_ms: view.now_ms }),
+            lease,
+        ));
+        ops.push(Op::put(keys::fault(swarm, agent_id), encode(&record)));
+        let txn = Txn::new()
+            .when([
+                Compare::absent(keys::liveness(swarm, agent_id)),
+                Compare::mod_revision(keys::fault(swarm, agent_id), CompareOp::Equal, view.fault_rev(agent_id)),
+            ])
+            .and_then(ops);
+        if !self.store().txn(txn).await?.succeeded {
+            return Err(MeshError::conflict("agent", &agent.name, "is being recovered by another call; retry"));
+        }
+        Ok(())
     }
 
     /// What an agent missed since `since` (a store revision).
@@ -212,4 +188,43 @@ impl Engine {
             topology,
         })
     }
+}
+
+/// A live agent that is not half-recovered has nothing to recover.
+fn check_recoverable(view: &SwarmView, agent: &AgentRecord) -> Result<()> {
+    let id = &agent.id;
+    if view.liveness.contains_key(id) && view.fault(id).is_none_or(|f| f.recovering_since_ms.is_none()) {
+        return Err(MeshError::conflict(
+            "agent",
+            &agent.name,
+            format!("is not failed (status {}); nothing to recover", view.status(agent).as_str()),
+        ));
+    }
+    Ok(())
+}
+
+/// Step 2 of a recovery, decided from one view: the transaction that wires the agent back into
+/// the topology and closes its failure, and the links it will have.
+fn rejoin(view: &SwarmView, agent: &AgentRecord) -> (Txn, Vec<String>) {
+    let (swarm, agent_id) = (&view.swarm.id, &agent.id);
+    let mut graph = crate::mesh::topology::Graph::clone(&view.graph);
+    graph.leave(agent_id);
+    graph.join(view.swarm.topology, agent_id.clone(), agent.agent_type == "coordinator");
+    let mut record = view.fault(agent_id).cloned().unwrap_or_default();
+    record.failed = None;
+    record.recovering_since_ms = None;
+    record.unreachable.clear();
+    record.breaker.on_success();
+    record.recoveries += 1;
+    let mut ops = view.heartbeat_ops(agent);
+    ops.push(Op::put(keys::graph(swarm), encode(&graph)));
+    ops.push(Op::put(keys::fault(swarm, agent_id), encode(&record)));
+    let txn = Txn::new()
+        .when([
+            Compare::mod_revision(keys::graph(swarm), CompareOp::Equal, view.graph_rev),
+            Compare::mod_revision(keys::fault(swarm, agent_id), CompareOp::Equal, view.fault_rev(agent_id)),
+        ])
+        .and_then(ops);
+    let links = graph.neighbours(agent_id).into_iter().map(|n| n.to_string()).collect();
+    (txn, links)
 }

@@ -287,8 +287,10 @@ impl Engine {
         }
         let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
         if !resp.succeeded {
-            return Err(MeshError::Conflict(
-                "some of these messages were acknowledged concurrently; nothing was changed".into(),
+            return Err(MeshError::conflict(
+                "mailbox",
+                &agent.name,
+                "had some of these messages acknowledged concurrently; nothing was changed",
             ));
         }
         self.metrics().add(&self.metrics().messages_acknowledged, unique.len() as u64);

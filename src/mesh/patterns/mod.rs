@@ -280,7 +280,7 @@ impl Engine {
             )
             .await?;
         if !resp.succeeded {
-            return Err(MeshError::Conflict(format!("pattern id {} is taken; nothing was stored, retry", record.id)));
+            return Err(MeshError::conflict("pattern", &record.id, "is taken; nothing was stored, retry"));
         }
         let mut out = PatternsOutput::new(PatternAction::Store, namespace, resp.revision);
         out.pattern = Some(PatternView::from(&record));
@@ -318,7 +318,7 @@ impl Engine {
             )
             .await?;
         if !resp.succeeded {
-            return Err(MeshError::Conflict(format!("outcome id {} is taken; nothing was stored, retry", record.id)));
+            return Err(MeshError::conflict("outcome", &record.id, "is taken; nothing was stored, retry"));
         }
         let mut out = PatternsOutput::new(PatternAction::Learn, namespace, resp.revision);
         out.outcome = Some(OutcomeView::from(&record));

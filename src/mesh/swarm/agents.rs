@@ -115,20 +115,18 @@ impl Engine {
         self.with_retry(|| async {
             let view = self.load_swarm(&swarm_id).await?;
             if view.agents.len() >= view.swarm.max_agents as usize {
-                return Err(MeshError::Conflict(format!(
-                    "swarm `{swarm_id}` is full: it has {} of maxAgents {}",
-                    view.agents.len(),
-                    view.swarm.max_agents
-                )));
+                return Err(MeshError::conflict(
+                    "swarm",
+                    &swarm_id,
+                    format!("is full: it has {} of maxAgents {}", view.agents.len(), view.swarm.max_agents),
+                ));
             }
             let name = match &p.name {
                 Some(n) => n.clone(),
                 None => next_name(&p.agent_type, &view.agents),
             };
             if view.agent(&name).is_some() {
-                return Err(MeshError::Conflict(format!(
-                    "an agent named `{name}` already exists in swarm `{swarm_id}`"
-                )));
+                return Err(MeshError::conflict("agent", &name, format!("already exists in swarm `{swarm_id}`")));
             }
             let record = AgentRecord {
                 id: id.clone(),

@@ -242,9 +242,11 @@ impl Engine {
         ]);
         let resp = self.store().txn(txn).await?;
         if !resp.succeeded {
-            return Err(MeshError::Conflict(format!(
-                "swarm `{id}` already exists; pick another swarmId or swarm_destroy it first"
-            )));
+            return Err(MeshError::conflict(
+                "swarm",
+                &id,
+                "already exists; pick another swarmId or swarm_destroy it first",
+            ));
         }
         Ok(SwarmInitOutput {
             swarm_id: id.to_string(),

@@ -113,122 +113,12 @@ impl Engine {
     }
 
     async fn task_create(&self, swarm: &SwarmId, p: &TaskOrchestrateParams) -> Result<TaskOrchestrateOutput> {
-        let text = required("task", &p.task, "create")?;
-        if text.trim().is_empty() {
-            return Err(MeshError::invalid("task", "must not be empty"));
-        }
-        if text.len() > config::MAX_TASK_BYTES {
-            return Err(MeshError::TooLarge { what: "task", size: text.len(), limit: config::MAX_TASK_BYTES });
-        }
-        let named: Vec<TaskId> = p
-            .dependencies
-            .clone()
-            .unwrap_or_default()
-            .iter()
-            .map(|d| validate::name("dependencies", d).map(|_| TaskId::new(d.as_str())))
-            .collect::<Result<_>>()?;
-        if named.len() > config::MAX_TASK_DEPENDENCIES {
-            return Err(MeshError::invalid(
-                "dependencies",
-                format!("more than {} dependencies", config::MAX_TASK_DEPENDENCIES),
-            ));
-        }
-        let caps = p.required_capabilities.clone().unwrap_or_default();
-        if caps.len() > config::MAX_CAPABILITIES {
-            return Err(MeshError::invalid("requiredCapabilities", format!("more than {}", config::MAX_CAPABILITIES)));
-        }
-        let rf = p.replication_factor.unwrap_or(config::DHT_REPLICATION_FACTOR);
-        if !(1..=config::MAX_REPLICATION_FACTOR).contains(&rf) {
-            return Err(MeshError::invalid(
-                "replicationFactor",
-                format!("must be 1 to {}", config::MAX_REPLICATION_FACTOR),
-            ));
-        }
-        let id = match &p.task_id {
-            Some(id) => {
-                validate::name("taskId", id)?;
-                TaskId::new(id.as_str())
-            }
-            None => TaskId::generate(),
-        };
-        let strategy = p.strategy.unwrap_or_default();
-        let bid_secs = p.bid_secs.unwrap_or(config::AUCTION_BID_SECS);
-        if !(bid_secs > 0.0 && bid_secs <= config::MAX_TTL_SECS as f64) {
-            return Err(MeshError::invalid("bidSecs", "must be a positive number of seconds"));
-        }
-        if p.timeout_secs.is_some_and(|s| !(s > 0.0 && s <= config::MAX_TTL_SECS as f64)) {
-            return Err(MeshError::invalid("timeoutSecs", "must be a positive number of seconds"));
-        }
+        let (template, named) = new_task(p)?;
+        let id = template.id.clone();
         self.with_retry(|| async {
             let view = self.load_swarm(swarm).await?;
             let mut board = self.load_board(swarm).await?;
-            if board.tasks.contains_key(&id) {
-                return Err(MeshError::Conflict(format!("task `{id}` already exists")));
-            }
-            if let Some(d) = named.iter().find(|d| **d != id && !board.tasks.contains_key(*d)) {
-                return Err(MeshError::invalid("dependencies", format!("unknown task `{d}` in swarm `{swarm}`")));
-            }
-            let deps = dag::effective_dependencies(strategy, &named, board.last_sequential());
-            // Only what the new task reaches: the DAG was acyclic before it, so a cycle it closes
-            // runs through it (checking every task on every create was a tenth of a create at
-            // 2,500 tasks).
-            let mut graph: BTreeMap<TaskId, Vec<TaskId>> = BTreeMap::from([(id.clone(), deps.clone())]);
-            let mut stack = deps.clone();
-            while let Some(d) = stack.pop() {
-                if let std::collections::btree_map::Entry::Vacant(slot) = graph.entry(d) {
-                    let next = board.tasks.get(slot.key()).map(|t| t.dependencies.clone()).unwrap_or_default();
-                    stack.extend(next.iter().cloned());
-                    slot.insert(next);
-                }
-            }
-            if let Some(cycle) = dag::find_cycle(&graph) {
-                let path: Vec<String> = cycle.iter().map(ToString::to_string).collect();
-                return Err(MeshError::invalid(
-                    "dependencies",
-                    format!("they would form a cycle: {}", path.join(" → ")),
-                ));
-            }
-            let record = TaskRecord {
-                id: id.clone(),
-                task: text.clone(),
-                strategy,
-                priority: p.priority.unwrap_or_default(),
-                dependencies: deps.clone(),
-                required_capabilities: caps.clone(),
-                assignment: p.assignment.unwrap_or_default(),
-                replication_factor: rf,
-                state: TaskState::Pending,
-                assignee: None,
-                replicas: Vec::new(),
-                failures: 0,
-                attempts: Vec::new(),
-                result: None,
-                error: None,
-                created_at_ms: view.now_ms,
-                assigned_at_ms: None,
-                claimed_at_ms: None,
-                finished_at_ms: None,
-                bid_window_ms: (bid_secs * 1000.0).round() as i64,
-                timeout_ms: p.timeout_secs.map(|s| (s * 1000.0).round() as i64),
-                auction: None,
-            };
-            let note = match board.readiness(&record) {
-                Readiness::Blocked(dep) => {
-                    return Err(MeshError::Conflict(format!("dependency `{dep}` failed; the task could never run")));
-                }
-                Readiness::Waiting(w) => {
-                    let w: Vec<String> = w.iter().map(ToString::to_string).collect();
-                    board.set(record);
-                    Some(format!("pending until {} complete", w.join(", ")))
-                }
-                Readiness::Ready => match board.assign(&view, record, &[]) {
-                    Some(_) => None,
-                    None if !board.calls.is_empty() => Some(format!("called {} agent(s) for bids", board.calls.len())),
-                    None => {
-                        Some("no live agent holds 70% of the required capabilities; the task waits for one".to_string())
-                    }
-                },
-            };
+            let (deps, note) = plan_create(template.clone(), &named, &view, &mut board)?;
             // The dependencies must still be as read, or a completion could miss this task.
             let compares = deps
                 .iter()
@@ -267,18 +157,19 @@ impl Engine {
                 TaskState::Assigned if mine => {}
                 TaskState::Ready if score::capable(&t.required_capabilities, &agent.capabilities) => {}
                 TaskState::Running if mine => {
-                    return Err(MeshError::Conflict(format!(
-                        "task `{id}` is already claimed by `{}`; its fencing token is {}",
-                        agent.name, board.revs[&id]
-                    )));
+                    return Err(MeshError::conflict(
+                        "task",
+                        &id,
+                        format!("is already claimed by `{}`; its fencing token is {}", agent.name, board.revs[&id]),
+                    ));
                 }
                 state => {
                     let holder = t.assignee.as_ref().map_or_else(|| "no agent".to_string(), |a| format!("`{a}`"));
-                    return Err(MeshError::Conflict(format!(
-                        "task `{id}` is {} and assigned to {holder}, not to `{}`",
-                        state.as_str(),
-                        agent.name
-                    )));
+                    return Err(MeshError::conflict(
+                        "task",
+                        &id,
+                        format!("is {} and assigned to {holder}, not to `{}`", state.as_str(), agent.name),
+                    ));
                 }
             }
             t.state = TaskState::Running;
@@ -314,14 +205,21 @@ impl Engine {
             let mut t = board.tasks.get(&id).cloned().ok_or_else(|| MeshError::not_found("task", id.as_str()))?;
             let current = board.revs[&id];
             if t.state != TaskState::Running || t.assignee.as_ref() != Some(&agent.id) || current != fence {
-                let holder = t.assignee.as_ref().map_or_else(|| "no agent".to_string(), |a| format!("`{a}`"));
-                return Err(MeshError::Fenced(format!(
-                    "fencing token {fence} of `{}` is stale: task `{id}` is now {} and held by {holder} (last written at revision {current}); nothing was changed",
-                    agent.name,
-                    t.state.as_str()
-                )));
+                return Err(MeshError::Fenced {
+                    task: id.to_string(),
+                    agent: agent.name.clone(),
+                    presented: fence,
+                    current,
+                    state: t.state.as_str(),
+                    holder: t.assignee.as_ref().map(ToString::to_string),
+                });
             }
-            t.attempts.push(Attempt { agent: agent.id.to_string(), outcome: action.to_string(), at_ms: view.now_ms, error: error.clone() });
+            t.attempts.push(Attempt {
+                agent: agent.id.to_string(),
+                outcome: action.to_string(),
+                at_ms: view.now_ms,
+                error: error.clone(),
+            });
             let mut note = None;
             if complete {
                 t.state = TaskState::Completed;
@@ -339,13 +237,19 @@ impl Engine {
                 } else {
                     let to = board.assign(&view, t.clone(), std::slice::from_ref(&agent.id));
                     note = Some(match to {
-                        Some(a) => format!("retry {} of {} placed on `{a}`", t.failures + 1, view.swarm.settings.max_retry_attempts),
+                        Some(a) => format!(
+                            "retry {} of {} placed on `{a}`",
+                            t.failures + 1,
+                            view.swarm.settings.max_retry_attempts
+                        ),
                         None => "no live capable agent for the retry; it waits for one".to_string(),
                     });
                 }
             }
             board.advance(&view);
-            let Some(rev) = self.commit_board(&view, &board, Vec::new(), view.heartbeat_ops(&agent)).await? else { return Ok(None) };
+            let Some(rev) = self.commit_board(&view, &board, Vec::new(), view.heartbeat_ops(&agent)).await? else {
+                return Ok(None);
+            };
             let mut out = TaskOrchestrateOutput::new(p.action, swarm, &board, board.tasks.get(&id), rev);
             out.note = note;
             Ok(Some(out))
@@ -360,10 +264,11 @@ impl Engine {
             let own =
                 board.tasks.values().filter(|t| t.state.is_active() && t.assignee.as_ref() == Some(&agent.id)).count();
             if own > 0 {
-                return Err(MeshError::Conflict(format!(
-                    "`{}` has {own} task(s) of its own; only an idle agent steals",
-                    agent.name
-                )));
+                return Err(MeshError::conflict(
+                    "agent",
+                    &agent.name,
+                    format!("has {own} task(s) of its own; only an idle agent steals"),
+                ));
             }
             // Queued (unclaimed) tasks per live peer, oldest first.
             let live = view.live();
@@ -435,20 +340,25 @@ impl Engine {
             let auction = match (&t.state, t.auction.as_ref()) {
                 (TaskState::Bidding, Some(a)) => a,
                 _ => {
-                    return Err(MeshError::Conflict(format!("task `{id}` is {}, not open for bids", t.state.as_str())))
+                    return Err(MeshError::conflict("task", &id, format!("is {}, not open for bids", t.state.as_str())))
                 }
             };
             if !auction.invited.contains(&agent.id) {
-                return Err(MeshError::Conflict(format!("`{}` was not called to bid for task `{id}`", agent.name)));
+                return Err(MeshError::conflict(
+                    "agent",
+                    &agent.name,
+                    format!("was not called to bid for task `{id}`"),
+                ));
             }
             if auction.bids.iter().any(|b| b.agent_id == agent.id) {
-                return Err(MeshError::Conflict(format!("`{}` has already bid for task `{id}`", agent.name)));
+                return Err(MeshError::conflict("agent", &agent.name, format!("has already bid for task `{id}`")));
             }
             if auction.deadline_ms <= view.now_ms {
-                return Err(MeshError::Conflict(format!(
-                    "bidding for task `{id}` closed at {} ms; it is decided on the next call",
-                    auction.deadline_ms
-                )));
+                return Err(MeshError::conflict(
+                    "task",
+                    &id,
+                    format!("closed its bidding at {} ms; it is decided on the next call", auction.deadline_ms),
+                ));
             }
             // Past performance: completions over finished attempts, with one of each assumed
             // (Laplace), so an agent with no history scores 0.5 rather than 0 or 1.
@@ -547,4 +457,137 @@ impl Engine {
             revision: board.revs[&id],
         })
     }
+}
+
+/// The task that `create` describes, checked: its record as far as the arguments decide it
+/// (dependencies and creation time are set against the board), and the dependencies named.
+fn new_task(p: &TaskOrchestrateParams) -> Result<(TaskRecord, Vec<TaskId>)> {
+    let text = required("task", &p.task, "create")?;
+    if text.trim().is_empty() {
+        return Err(MeshError::invalid("task", "must not be empty"));
+    }
+    if text.len() > config::MAX_TASK_BYTES {
+        return Err(MeshError::TooLarge { what: "task", size: text.len(), limit: config::MAX_TASK_BYTES });
+    }
+    let named: Vec<TaskId> = p
+        .dependencies
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|d| validate::name("dependencies", d).map(|_| TaskId::new(d.as_str())))
+        .collect::<Result<_>>()?;
+    if named.len() > config::MAX_TASK_DEPENDENCIES {
+        return Err(MeshError::invalid(
+            "dependencies",
+            format!("more than {} dependencies", config::MAX_TASK_DEPENDENCIES),
+        ));
+    }
+    let caps = p.required_capabilities.clone().unwrap_or_default();
+    if caps.len() > config::MAX_CAPABILITIES {
+        return Err(MeshError::invalid("requiredCapabilities", format!("more than {}", config::MAX_CAPABILITIES)));
+    }
+    let rf = p.replication_factor.unwrap_or(config::DHT_REPLICATION_FACTOR);
+    if !(1..=config::MAX_REPLICATION_FACTOR).contains(&rf) {
+        return Err(MeshError::invalid(
+            "replicationFactor",
+            format!("must be 1 to {}", config::MAX_REPLICATION_FACTOR),
+        ));
+    }
+    let id = match &p.task_id {
+        Some(id) => {
+            validate::name("taskId", id)?;
+            TaskId::new(id.as_str())
+        }
+        None => TaskId::generate(),
+    };
+    let bid_secs = p.bid_secs.unwrap_or(config::AUCTION_BID_SECS);
+    if !(bid_secs > 0.0 && bid_secs <= config::MAX_TTL_SECS as f64) {
+        return Err(MeshError::invalid("bidSecs", "must be a positive number of seconds"));
+    }
+    if p.timeout_secs.is_some_and(|s| !(s > 0.0 && s <= config::MAX_TTL_SECS as f64)) {
+        return Err(MeshError::invalid("timeoutSecs", "must be a positive number of seconds"));
+    }
+    let record = TaskRecord {
+        id,
+        task: text.clone(),
+        strategy: p.strategy.unwrap_or_default(),
+        priority: p.priority.unwrap_or_default(),
+        dependencies: Vec::new(),
+        required_capabilities: caps,
+        assignment: p.assignment.unwrap_or_default(),
+        replication_factor: rf,
+        state: TaskState::Pending,
+        assignee: None,
+        replicas: Vec::new(),
+        failures: 0,
+        attempts: Vec::new(),
+        result: None,
+        error: None,
+        created_at_ms: 0,
+        assigned_at_ms: None,
+        claimed_at_ms: None,
+        finished_at_ms: None,
+        bid_window_ms: (bid_secs * 1000.0).round() as i64,
+        timeout_ms: p.timeout_secs.map(|s| (s * 1000.0).round() as i64),
+        auction: None,
+    };
+    Ok((record, named))
+}
+
+/// Decide a create on the board as read: the task goes on the board (placed if it is ready);
+/// returns its effective dependencies, to pin in the commit, and a note for the caller.
+fn plan_create(
+    mut record: TaskRecord,
+    named: &[TaskId],
+    view: &SwarmView,
+    board: &mut Board,
+) -> Result<(Vec<TaskId>, Option<String>)> {
+    let (id, swarm) = (record.id.clone(), &view.swarm.id);
+    if board.tasks.contains_key(&id) {
+        return Err(MeshError::conflict("task", &id, "already exists"));
+    }
+    if let Some(d) = named.iter().find(|d| **d != id && !board.tasks.contains_key(*d)) {
+        return Err(MeshError::invalid("dependencies", format!("unknown task `{d}` in swarm `{swarm}`")));
+    }
+    let deps = dag::effective_dependencies(record.strategy, named, board.last_sequential());
+    check_acyclic(board, &id, &deps)?;
+    record.dependencies = deps.clone();
+    record.created_at_ms = view.now_ms;
+    let note = match board.readiness(&record) {
+        Readiness::Blocked(dep) => {
+            return Err(MeshError::conflict("dependency", dep, "failed; the task could never run"));
+        }
+        Readiness::Waiting(w) => {
+            let w: Vec<String> = w.iter().map(ToString::to_string).collect();
+            board.set(record);
+            Some(format!("pending until {} complete", w.join(", ")))
+        }
+        Readiness::Ready => match board.assign(view, record, &[]) {
+            Some(_) => None,
+            None if !board.calls.is_empty() => Some(format!("called {} agent(s) for bids", board.calls.len())),
+            None => Some("no live agent holds 70% of the required capabilities; the task waits for one".to_string()),
+        },
+    };
+    Ok((deps, note))
+}
+
+/// Refuse dependencies that would close a cycle through the new task `id`.
+fn check_acyclic(board: &Board, id: &TaskId, deps: &[TaskId]) -> Result<()> {
+    // Only what the new task reaches: the DAG was acyclic before it, so a cycle it closes
+    // runs through it (checking every task on every create was a tenth of a create at
+    // 2,500 tasks).
+    let mut graph: BTreeMap<TaskId, Vec<TaskId>> = BTreeMap::from([(id.clone(), deps.to_vec())]);
+    let mut stack = deps.to_vec();
+    while let Some(d) = stack.pop() {
+        if let std::collections::btree_map::Entry::Vacant(slot) = graph.entry(d) {
+            let next = board.tasks.get(slot.key()).map(|t| t.dependencies.clone()).unwrap_or_default();
+            stack.extend(next.iter().cloned());
+            slot.insert(next);
+        }
+    }
+    if let Some(cycle) = dag::find_cycle(&graph) {
+        let path: Vec<String> = cycle.iter().map(ToString::to_string).collect();
+        return Err(MeshError::invalid("dependencies", format!("they would form a cycle: {}", path.join(" → "))));
+    }
+    Ok(())
 }

@@ -72,81 +72,8 @@ impl Engine {
             let view = self.load_swarm(&swarm).await?;
             let mut board = self.load_board(&swarm).await?;
             let before = summary(&view, &board);
-            let live = view.live();
-            let score_of = |board: &Board, id: &AgentId| {
-                view.agents.iter().find(|a| &a.id == id).map_or(0.0, |a| score::load_score(&board.load(a)))
-            };
-            let mut moved = Vec::new();
-            // Queued DHT tasks follow their ring owner, so a join or a leave moves about 1/n.
-            let rehash: Vec<_> = board
-                .tasks
-                .values()
-                .filter(|t| t.state == TaskState::Assigned && t.assignment == super::record::Assignment::Dht)
-                .cloned()
-                .collect();
-            for mut t in rehash {
-                let Some((owner, replicas)) = board.place(&view, &t, &[]) else { continue };
-                let from = t.assignee.clone().expect("an assigned task has an assignee");
-                if owner != from {
-                    moved.push(Moved {
-                        task_id: t.id.to_string(),
-                        from: from.to_string(),
-                        to: owner.to_string(),
-                        reason: "rehash".into(),
-                    });
-                    t.assignee = Some(owner.clone());
-                    t.replicas = replicas;
-                    t.assigned_at_ms = Some(view.now_ms);
-                    board.placed.push((t.id.clone(), owner));
-                    board.set(t);
-                } else if t.replicas != replicas {
-                    t.replicas = replicas;
-                    board.set(t);
-                }
-            }
-            let mut hot: Vec<&crate::mesh::model::AgentRecord> =
-                view.agents.iter().filter(|a| live(&a.id) && score_of(&board, &a.id) > config::LOAD_HOT).collect();
-            hot.sort_by(|a, b| {
-                score_of(&board, &b.id).total_cmp(&score_of(&board, &a.id)).then_with(|| a.id.cmp(&b.id))
-            });
-            for h in hot {
-                // Its queued tasks, newest first: the ones it would reach last.
-                let mut queued: Vec<_> = board
-                    .tasks
-                    .values()
-                    .filter(|t| t.state == TaskState::Assigned && t.assignee.as_ref() == Some(&h.id))
-                    .cloned()
-                    .collect();
-                queued.sort_by_key(|t| std::cmp::Reverse(board.created.get(&t.id).copied()));
-                for mut t in queued {
-                    if score_of(&board, &h.id) <= config::LOAD_HOT {
-                        break;
-                    }
-                    let cold = view
-                        .agents
-                        .iter()
-                        .filter(|a| {
-                            live(&a.id)
-                                && a.id != h.id
-                                && score::capable(&t.required_capabilities, &a.capabilities)
-                                && score_of(&board, &a.id) < config::LOAD_COLD
-                        })
-                        .min_by(|a, b| {
-                            score_of(&board, &a.id).total_cmp(&score_of(&board, &b.id)).then_with(|| a.id.cmp(&b.id))
-                        });
-                    let Some(to) = cold else { continue };
-                    moved.push(Moved {
-                        task_id: t.id.to_string(),
-                        from: h.id.to_string(),
-                        to: to.id.to_string(),
-                        reason: "hot".into(),
-                    });
-                    t.assignee = Some(to.id.clone());
-                    t.assigned_at_ms = Some(view.now_ms);
-                    board.placed.push((t.id.clone(), to.id.clone()));
-                    board.set(t);
-                }
-            }
+            let mut moved = rehash(&view, &mut board);
+            moved.extend(cool_hot_agents(&view, &mut board));
             let after = summary(&view, &board);
             let revision = if board.changed.is_empty() {
                 view.revision
@@ -165,4 +92,86 @@ impl Engine {
 /// Placements as `task_orchestrate` reports them.
 pub(crate) fn placements(board: &Board) -> Vec<Placement> {
     board.placed.iter().map(|(t, a)| Placement { task_id: t.to_string(), agent_id: a.to_string() }).collect()
+}
+
+/// Queued DHT tasks follow their ring owner, so a join or a leave moves about 1/n.
+fn rehash(view: &SwarmView, board: &mut Board) -> Vec<Moved> {
+    let mut moved = Vec::new();
+    let rehash: Vec<_> = board
+        .tasks
+        .values()
+        .filter(|t| t.state == TaskState::Assigned && t.assignment == super::record::Assignment::Dht)
+        .cloned()
+        .collect();
+    for mut t in rehash {
+        let Some((owner, replicas)) = board.place(view, &t, &[]) else { continue };
+        let from = t.assignee.clone().expect("an assigned task has an assignee");
+        if owner != from {
+            moved.push(Moved {
+                task_id: t.id.to_string(),
+                from: from.to_string(),
+                to: owner.to_string(),
+                reason: "rehash".into(),
+            });
+            t.assignee = Some(owner.clone());
+            t.replicas = replicas;
+            t.assigned_at_ms = Some(view.now_ms);
+            board.placed.push((t.id.clone(), owner));
+            board.set(t);
+        } else if t.replicas != replicas {
+            t.replicas = replicas;
+            board.set(t);
+        }
+    }
+    moved
+}
+
+/// Move queued tasks off live agents above the hot load score, hottest first, each to the
+/// coldest capable live agent below the cold score, until the hot agent cools.
+fn cool_hot_agents(view: &SwarmView, board: &mut Board) -> Vec<Moved> {
+    let live = view.live();
+    let score_of = |board: &Board, id: &AgentId| {
+        view.agents.iter().find(|a| &a.id == id).map_or(0.0, |a| score::load_score(&board.load(a)))
+    };
+    let mut moved = Vec::new();
+    let mut hot: Vec<&crate::mesh::model::AgentRecord> =
+        view.agents.iter().filter(|a| live(&a.id) && score_of(board, &a.id) > config::LOAD_HOT).collect();
+    hot.sort_by(|a, b| score_of(board, &b.id).total_cmp(&score_of(board, &a.id)).then_with(|| a.id.cmp(&b.id)));
+    for h in hot {
+        // Its queued tasks, newest first: the ones it would reach last.
+        let mut queued: Vec<_> = board
+            .tasks
+            .values()
+            .filter(|t| t.state == TaskState::Assigned && t.assignee.as_ref() == Some(&h.id))
+            .cloned()
+            .collect();
+        queued.sort_by_key(|t| std::cmp::Reverse(board.created.get(&t.id).copied()));
+        for mut t in queued {
+            if score_of(board, &h.id) <= config::LOAD_HOT {
+                break;
+            }
+            let cold = view
+                .agents
+                .iter()
+                .filter(|a| {
+                    live(&a.id)
+                        && a.id != h.id
+                        && score::capable(&t.required_capabilities, &a.capabilities)
+                        && score_of(board, &a.id) < config::LOAD_COLD
+                })
+                .min_by(|a, b| score_of(board, &a.id).total_cmp(&score_of(board, &b.id)).then_with(|| a.id.cmp(&b.id)));
+            let Some(to) = cold else { continue };
+            moved.push(Moved {
+                task_id: t.id.to_string(),
+                from: h.id.to_string(),
+                to: to.id.to_string(),
+                reason: "hot".into(),
+            });
+            t.assignee = Some(to.id.clone());
+            t.assigned_at_ms = Some(view.now_ms);
+            board.placed.push((t.id.clone(), to.id.clone()));
+            board.set(t);
+        }
+    }
+    moved
 }

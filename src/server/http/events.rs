@@ -46,8 +46,9 @@ async fn events(State(feed): State<Feed>) -> Result<Sse<impl Stream<Item = Resul
                 Some((Event::default().event("change").data(data), Some(changes)))
             }
             Err(e) => {
-                tracing::warn!(error = %e, "the /events watch failed; ending the stream");
-                Some((Event::default().event("error").data(json!({ "error": e.to_string() }).to_string()), None))
+                let id = crate::server::errors::log_internal("the /events watch failed; ending the stream", &e);
+                let message = crate::server::errors::internal_message(&id);
+                Some((Event::default().event("error").data(json!({ "error": message }).to_string()), None))
             }
         }
     });

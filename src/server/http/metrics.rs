@@ -21,8 +21,9 @@ async fn page(State(engine): State<Engine>) -> Response {
     let gauges = match engine.state_gauges().await {
         Ok(g) => g,
         Err(e) => {
-            tracing::error!(error = %e, "reading the state gauges for /metrics failed");
-            return (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the store: {e}\n")).into_response();
+            let id = crate::server::errors::log_internal("reading the state gauges for /metrics failed", &e);
+            let message = format!("cannot read the store: {}\n", crate::server::errors::internal_message(&id));
+            return (StatusCode::INTERNAL_SERVER_ERROR, message).into_response();
         }
     };
     let m = engine.metrics();
