@@ -300,7 +300,12 @@ fn paths(sizes: &[usize], budget: Duration) {
         eprintln!("paths N={n}");
         let x = random(n * D, n as u64);
         let req = AttentionRequest::new(&x, n);
-        let on = |path: Path| time(budget, 2000, || drop(att.forward_on(path, &req).expect("forward"))).0;
+        let on = |path: Path| {
+            time(budget, 2000, || {
+                att.forward_on(path, &req).expect("forward");
+            })
+            .0
+        };
         let fused = on(Path::Fused);
         let one = on(Path::Candle { chunk: n, threads: 1 });
         let all = on(Path::Candle { chunk: n, threads });

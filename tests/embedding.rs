@@ -58,8 +58,8 @@ fn the_reference_set_covers_long_accented_non_latin_emoji_and_tiny_texts() {
 #[test]
 fn vectors_match_python_sentence_transformers_in_one_batch_and_one_by_one() {
     let model = load();
-    let candle = MiniLmEmbedder::load_candle(&embedding_model(), ComputeDevice::Cpu)
-        .expect("the model loads into candle");
+    let candle =
+        MiniLmEmbedder::load_candle(&embedding_model(), ComputeDevice::Cpu).expect("the model loads into candle");
     let (max_seq, cases) = reference();
     let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
     // The CPU encoder (what the server runs), and candle's BertModel (what CUDA runs).

@@ -36,7 +36,7 @@ pub fn poll<T, E>(mut probe: impl FnMut() -> Result<T, E>) -> Result<T, E> {
     let deadline = Instant::now() + WAIT;
     loop {
         match probe() {
-            Err(seen) if Instant::now() < deadline => drop(seen),
+            Err(_) if Instant::now() < deadline => {}
             done => return done,
         }
         std::thread::sleep(POLL_INTERVAL);
