@@ -18,6 +18,10 @@
 //!    serve --db :memory:`, a raw JSON-RPC client, round trips timed at N = 4, 12 and 100
 //!    outputs (peers and byzantine modes), next to the server's own `executionMs`.
 //!
+//! 4. **Which path at which size**: the fused plain-Rust pass against candle on one thread and
+//!    on all threads, at N = 4 to 1000, next to the path `choose_path` picks; the measurement
+//!    behind the constants in `src/attention/path.rs`.
+//!
 //! Knobs: `MESH_BENCH_BUDGET_MS` time spent per measurement (default 1000). Without `--bench`
 //! (`cargo test --benches`) it is a smoke test: small N, tiny budgets.
 
@@ -27,12 +31,12 @@ use std::time::{Duration, Instant};
 
 use mesh_mcp::attention::projection::SplitMix64;
 use mesh_mcp::attention::single::attend_one;
-use mesh_mcp::attention::{Attention, AttentionConfig, AttentionRequest};
+use mesh_mcp::attention::{choose_path, Attention, AttentionConfig, AttentionRequest, ComputeDevice, Path};
 use serde_json::{json, Value};
 
-#[path = "support/client.rs"]
-mod client;
-use client::Client;
+#[path = "../tests/common/rpc.rs"]
+mod rpc;
+use rpc::RawServer;
 
 const D: usize = 384;
 const H: usize = 8;
@@ -246,7 +250,7 @@ fn end_to_end(sizes: &[usize], budget: Duration) {
     let bin = std::env::var_os("MESH_BENCH_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mesh-mcp")));
-    let mut server = Client::spawn(bin.to_str().expect("a UTF-8 binary path"), ":memory:");
+    let mut server = RawServer::launch(bin.to_str().expect("a UTF-8 binary path"), ":memory:", &[]);
     println!("## attention_consensus over stdio (release binary, `serve --db :memory:`, lexical embedder)\n");
     println!("Round trip = request line written to the reply line read; executionMs = the server's own measurement.\n");
     println!("| N outputs | mode | calls | round trip mean | round trip median | executionMs mean | embedMs mean |");
@@ -286,6 +290,31 @@ fn end_to_end(sizes: &[usize], budget: Duration) {
     println!();
 }
 
+fn paths(sizes: &[usize], budget: Duration) {
+    let att = Attention::new(AttentionConfig::default()).expect("attention");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("## Path crossover (d = {D}, {H} heads, identity projections; mean per forward)\n");
+    println!("| N | fused | candle 1 thread | candle {threads} threads | chosen |");
+    println!("|---|---|---|---|---|");
+    for &n in sizes {
+        eprintln!("paths N={n}");
+        let x = random(n * D, n as u64);
+        let req = AttentionRequest::new(&x, n);
+        let on = |path: Path| {
+            time(budget, 2000, || {
+                att.forward_on(path, &req).expect("forward");
+            })
+            .0
+        };
+        let fused = on(Path::Fused);
+        let one = on(Path::Candle { chunk: n, threads: 1 });
+        let all = on(Path::Candle { chunk: n, threads });
+        let chosen = choose_path(n, D, H, ComputeDevice::Cpu);
+        println!("| {n} | {} | {} | {} | {chosen:?} |", fmt(fused), fmt(one), fmt(all));
+    }
+    println!();
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let budget_ms = std::env::var("MESH_BENCH_BUDGET_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
@@ -300,4 +329,6 @@ fn main() {
     vs_reference(sizes, budget);
     vs_ruvector(sizes, budget);
     end_to_end(e2e, budget);
+    let crossover: &[usize] = if bench { &[4, 12, 32, 64, 100, 256, 1000] } else { &[4, 12] };
+    paths(crossover, budget);
 }

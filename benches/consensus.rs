@@ -2,9 +2,9 @@
 //! quorum decision (propose + sequential votes until decided) and a 4-voter pbft decision
 //! (propose = pre-prepare, 2 prepares, 3 commits), each repeated a few times on one server.
 //!
-//! `cargo bench --bench consensus` (release profile). The client is the same dumb raw JSON-RPC
-//! line client as `benches/stdio.rs`: one request line written, stdout read up to the matching
-//! id, timed with `Instant`. `MESH_BENCH_BIN` overrides the binary, `MESH_BENCH_REPS` the
+//! `cargo bench --bench consensus` (release profile). The client is the raw JSON-RPC line client
+//! the tests use (`tests/common/rpc.rs`): one request line written, stdout read up to the
+//! matching id, timed with `Instant`. `MESH_BENCH_BIN` overrides the binary, `MESH_BENCH_REPS` the
 //! repetitions (default 5). Without `--bench` it is a smoke test with one repetition.
 //! Output: a markdown table on stdout.
 
@@ -12,21 +12,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-#[path = "support/client.rs"]
-mod client;
-use client::Client;
+#[path = "../tests/common/rpc.rs"]
+mod rpc;
+use rpc::RawServer;
 
 struct Agent {
     id: String,
     token: String,
 }
 
-fn spawn_swarm(c: &mut Client, swarm: &str, n: usize) -> Vec<Agent> {
+fn spawn_swarm(c: &mut RawServer, swarm: &str, n: usize) -> Vec<Agent> {
     let topology = if n > 10 { "star" } else { "mesh" };
-    c.call("swarm_init", json!({"topology": topology, "swarmId": swarm, "maxAgents": n, "heartbeatInterval": 600, "messageTimeout": 3600}));
+    c.timed("swarm_init", json!({"topology": topology, "swarmId": swarm, "maxAgents": n, "heartbeatInterval": 600, "messageTimeout": 3600}));
     (0..n)
         .map(|i| {
-            let (_, a) = c.call("agent_spawn", json!({"type": "coder", "name": format!("v{i}"), "swarmId": swarm}));
+            let (_, a) = c.timed("agent_spawn", json!({"type": "coder", "name": format!("v{i}"), "swarmId": swarm}));
             Agent { id: a["agentId"].as_str().unwrap().into(), token: a["agentToken"].as_str().unwrap().into() }
         })
         .collect()
@@ -39,14 +39,14 @@ struct Sample {
     calls: usize,
 }
 
-fn quorum_decision(c: &mut Client, swarm: &str, voters: &[Agent], s: &mut Sample) {
+fn quorum_decision(c: &mut RawServer, swarm: &str, voters: &[Agent], s: &mut Sample) {
     let start = Instant::now();
     let (t, p) =
-        c.call("daa_consensus", json!({"swarmId": swarm, "agents": "all", "proposal": "bench", "threshold": 1.0}));
+        c.timed("daa_consensus", json!({"swarmId": swarm, "agents": "all", "proposal": "bench", "threshold": 1.0}));
     s.per_call.push(t);
     let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
     for v in voters {
-        let (t, out) = c.call(
+        let (t, out) = c.timed(
             "daa_consensus",
             json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": v.id, "agentToken": v.token}),
         );
@@ -59,9 +59,9 @@ fn quorum_decision(c: &mut Client, swarm: &str, voters: &[Agent], s: &mut Sample
     s.totals.push(start.elapsed());
 }
 
-fn pbft_decision(c: &mut Client, a: &[Agent], s: &mut Sample) {
+fn pbft_decision(c: &mut RawServer, a: &[Agent], s: &mut Sample) {
     let start = Instant::now();
-    let (t, p) = c.call(
+    let (t, p) = c.timed(
         "daa_consensus",
         json!({"protocol": "pbft", "proposal": "bench", "agentId": a[0].id, "agentToken": a[0].token}),
     );
@@ -69,7 +69,7 @@ fn pbft_decision(c: &mut Client, a: &[Agent], s: &mut Sample) {
     let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
     let mut status = Value::Null;
     for v in [&a[1], &a[2], &a[0], &a[1], &a[2]] {
-        let (t, out) = c.call(
+        let (t, out) = c.timed(
             "daa_consensus",
             json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": v.id, "agentToken": v.token}),
         );
@@ -106,7 +106,7 @@ fn main() {
     let bin = std::env::var("MESH_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_mesh-mcp").to_string());
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("bench.db");
-    let mut c = Client::spawn(&bin, db.to_str().unwrap());
+    let mut c = RawServer::launch(&bin, db.to_str().unwrap(), &[]);
 
     let hundred = spawn_swarm(&mut c, "q100", 100);
     let mut quorum = Sample::default();

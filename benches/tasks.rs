@@ -20,9 +20,9 @@ use mesh_mcp::mesh::Engine;
 use mesh_mcp::server::tools;
 use serde_json::{json, Value};
 
-#[path = "support/client.rs"]
-mod client;
-use client::Client;
+#[path = "../tests/common/rpc.rs"]
+mod rpc;
+use rpc::RawServer;
 
 const CAPABILITIES: usize = 200;
 const STRATEGIES: [&str; 4] = ["capability", "dht", "auction", "work_stealing"];
@@ -120,14 +120,14 @@ async fn throughput(engine: &Engine, strategy: &'static str, agents: usize, task
 /// Claim and complete latencies over stdio, sorted.
 fn round_trips(db: &str, rounds: usize) -> (Vec<Duration>, Vec<Duration>) {
     let bin = std::env::var("MESH_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_mesh-mcp").to_string());
-    let mut c = Client::spawn(&bin, db);
-    c.call(
+    let mut c = RawServer::launch(&bin, db, &[]);
+    c.timed(
         "swarm_init",
         json!({"topology": "mesh", "swarmId": "rt", "maxAgents": 8, "heartbeatInterval": 3600, "messageTimeout": 7200}),
     );
     let mut agents = std::collections::HashMap::new();
     for i in 0..8 {
-        let (_, a) = c.call(
+        let (_, a) = c.timed(
             "agent_spawn",
             json!({"type": "coder", "name": format!("w{i}"), "capabilities": ["rust"], "swarmId": "rt"}),
         );
@@ -135,18 +135,18 @@ fn round_trips(db: &str, rounds: usize) -> (Vec<Duration>, Vec<Duration>) {
     }
     let (mut claims, mut completes) = (Vec::new(), Vec::new());
     for i in 0..rounds {
-        let (_, t) = c.call(
+        let (_, t) = c.timed(
             "task_orchestrate",
             json!({"task": format!("job {i}"), "requiredCapabilities": ["rust"], "swarmId": "rt"}),
         );
         let id = t["taskId"].as_str().unwrap().to_string();
         let owner = t["assigned"][0]["agentId"].as_str().expect("placed on an agent").to_string();
         let token = agents[&owner].clone();
-        let (took, claim) =
-            c.call("task_orchestrate", json!({"action": "claim", "taskId": id, "agentId": owner, "agentToken": token}));
+        let (took, claim) = c
+            .timed("task_orchestrate", json!({"action": "claim", "taskId": id, "agentId": owner, "agentToken": token}));
         claims.push(took);
         let fence = claim["fencingToken"].as_i64().unwrap();
-        let (took, _) = c.call("task_orchestrate", json!({"action": "complete", "taskId": id, "agentId": owner, "agentToken": token, "fencingToken": fence, "result": {"ok": i}}));
+        let (took, _) = c.timed("task_orchestrate", json!({"action": "complete", "taskId": id, "agentId": owner, "agentToken": token, "fencingToken": fence, "result": {"ok": i}}));
         completes.push(took);
     }
     claims.sort();

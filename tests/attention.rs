@@ -89,7 +89,7 @@ async fn the_debate_splits_into_two_camps_and_flags_the_planted_output_with_the_
 
 #[tokio::test]
 async fn the_debate_splits_into_two_camps_and_flags_the_planted_output_with_the_real_model() {
-    let Some(model) = embedding_model() else { return };
+    let model = embedding_model();
     let dir = model.to_str().unwrap();
     let mcp = Mcp::stdio_with(":memory:", &["--embedding-model", dir]).await;
     let peers = mcp.ok("attention_consensus", json!({"mode": "peers", "outputs": debate()})).await;

@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{temp_db, Mcp};
+use common::{eventually, temp_db, Mcp};
 use serde_json::{json, Value};
 
 /// An agent as the tests drive it.
@@ -51,6 +49,23 @@ async fn receive(mcp: &Mcp, who: &Agent) -> Vec<Value> {
         .ok("daa_communication", json!({"action": "receive", "agentId": who.id, "agentToken": who.token, "limit": 100}))
         .await;
     got["messages"].as_array().unwrap().clone()
+}
+
+/// Keep the `live` agents calling until `n` agents of `swarm` show as failed: the others went
+/// silent and their liveness leases run out.
+async fn until_failed(mcp: &Mcp, swarm: &str, live: &[&Agent], n: usize) {
+    eventually(&format!("{n} agents of {swarm} to fail"), async || {
+        for r in live {
+            receive(mcp, r).await;
+        }
+        let failed = mcp.ok("agent_list", json!({"swarmId": swarm, "status": "failed"})).await;
+        if failed["count"] == n {
+            Ok(())
+        } else {
+            Err(failed)
+        }
+    })
+    .await
 }
 
 fn names(agents: &[Agent]) -> Value {
@@ -130,8 +145,15 @@ async fn quorum_rejects_as_soon_as_approval_is_impossible_and_expires_at_its_tim
     let p = mcp.ok("daa_consensus", json!({"agents": "all", "proposal": "wait", "timeoutSecs": 0.5})).await;
     let pid = p["proposal"]["proposalId"].as_str().unwrap();
     vote(&mcp, &agents[0], pid, "approve").await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let s = status(&mcp, "rx", pid).await;
+    let s = eventually("the proposal to expire at its timeout", async || {
+        let s = status(&mcp, "rx", pid).await;
+        if s["proposal"]["status"] == "open" {
+            Err(s)
+        } else {
+            Ok(s)
+        }
+    })
+    .await;
     assert_eq!(s["proposal"]["status"], "expired", "{s}");
     assert_eq!(s["reconciled"]["expired"][0]["proposalId"], pid, "{s}");
     let list = mcp.ok("daa_consensus", json!({"action": "list"})).await;
@@ -228,14 +250,19 @@ async fn pbft_changes_view_when_the_primary_goes_silent_and_the_new_primary_comp
         .await;
     let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
     vote(&mcp, &a[1], &pid, "approve").await;
-    // The primary goes silent; the replicas keep calling.
-    for _ in 0..6 {
+    // The primary goes silent; the replicas keep calling until the view changes.
+    let s = eventually("a view change", async || {
         for r in &a[1..] {
             receive(&mcp, r).await;
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let s = status(&mcp, "vc", &pid).await;
+        let s = status(&mcp, "vc", &pid).await;
+        if s["proposal"]["pbft"]["view"] == 0 {
+            Err(s)
+        } else {
+            Ok(s)
+        }
+    })
+    .await;
     assert_eq!(s["proposal"]["pbft"]["view"], 1, "{s}");
     assert_eq!(s["proposal"]["pbft"]["primary"], a[1].id);
     // The view change was made by the server's reconcile sweep or by this call's reconcile.
@@ -337,12 +364,7 @@ async fn a_swarm_without_a_live_majority_is_read_only_until_the_majority_returns
     let a = swarm(&mcp, "ro", 5, json!({"heartbeatInterval": 0.3, "messageTimeout": 1.0})).await;
     let p = mcp.ok("daa_consensus", json!({"agents": "all", "proposal": "x", "threshold": 0.6})).await;
     let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
-    for _ in 0..5 {
-        for r in &a[..2] {
-            receive(&mcp, r).await;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    until_failed(&mcp, "ro", &[&a[0], &a[1]], 3).await;
     let (is_error, body) = mcp.call("daa_consensus", json!({"agents": "all", "proposal": "y"})).await;
     assert!(is_error);
     assert_eq!(body["error"]["code"], "read_only");
@@ -392,8 +414,15 @@ async fn leader_lease_is_renewed_replaced_when_it_runs_out_and_fences_the_stale_
     mcp.ok("daa_consensus", json!({"proposal": "fenced", "agentId": a[0].id, "agentToken": a[0].token, "term": 1}))
         .await;
     // It stops renewing; the lease runs out and the standing candidate takes term 2.
-    tokio::time::sleep(Duration::from_millis(1300)).await;
-    let leader = mcp.ok("daa_consensus", json!({"action": "leader", "swarmId": "le"})).await;
+    let leader = eventually("the standing candidate to take over", async || {
+        let leader = mcp.ok("daa_consensus", json!({"action": "leader", "swarmId": "le"})).await;
+        if leader["leader"]["agentId"] == a[1].id {
+            Ok(leader)
+        } else {
+            Err(leader)
+        }
+    })
+    .await;
     assert_eq!(leader["leader"]["agentId"], a[1].id, "{leader}");
     assert_eq!(leader["leader"]["term"], 2);
     let (is_error, body) = mcp
@@ -479,12 +508,7 @@ async fn a_partitioned_majority_keeps_deciding_while_the_minority_is_read_only()
     let p = mcp.ok("daa_consensus", json!({"agents": "all", "proposal": "x", "threshold": 0.5})).await;
     let pid = p["proposal"]["proposalId"].as_str().unwrap().to_string();
     // a0 and a2 go silent: the ring splits into {a1} and {a3, a4, a5, a6}.
-    for _ in 0..5 {
-        for i in [1, 3, 4, 5, 6] {
-            receive(&mcp, &a[i]).await;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    until_failed(&mcp, "split", &[&a[1], &a[3], &a[4], &a[5], &a[6]], 2).await;
     let (is_error, body) = mcp.call("daa_consensus", json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": a[1].id, "agentToken": a[1].token})).await;
     assert!(is_error, "{body}");
     assert_eq!(body["error"]["code"], "read_only");

@@ -5,8 +5,8 @@
 //!
 //! The reference vectors (`tests/data/minilm_reference.json`) were written by
 //! `tests/data/make_minilm_reference.py` from the same model files. The model comes from
-//! `MESH_TEST_EMBEDDING_MODEL` (`.ci/run` fetches it with `scripts/fetch-model.sh`): these tests
-//! skip without it outside CI and fail without it under CI.
+//! `MESH_TEST_EMBEDDING_MODEL` (`bash scripts/test.sh` fetches it with `scripts/fetch-model.sh`
+//! and sets it): without it these tests fail, naming what is missing.
 
 mod common;
 
@@ -38,9 +38,8 @@ fn reference() -> (usize, Vec<Case>) {
     (doc["maxSeqLength"].as_u64().unwrap() as usize, cases)
 }
 
-fn load() -> Option<MiniLmEmbedder> {
-    let dir = embedding_model()?;
-    Some(MiniLmEmbedder::load(&dir, ComputeDevice::Cpu).expect("the model loads"))
+fn load() -> MiniLmEmbedder {
+    MiniLmEmbedder::load(&embedding_model(), ComputeDevice::Cpu).expect("the model loads")
 }
 
 #[test]
@@ -58,9 +57,9 @@ fn the_reference_set_covers_long_accented_non_latin_emoji_and_tiny_texts() {
 
 #[test]
 fn vectors_match_python_sentence_transformers_in_one_batch_and_one_by_one() {
-    let Some(model) = load() else { return };
-    let candle = MiniLmEmbedder::load_candle(&embedding_model().unwrap(), ComputeDevice::Cpu)
-        .expect("the model loads into candle");
+    let model = load();
+    let candle =
+        MiniLmEmbedder::load_candle(&embedding_model(), ComputeDevice::Cpu).expect("the model loads into candle");
     let (max_seq, cases) = reference();
     let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
     // The CPU encoder (what the server runs), and candle's BertModel (what CUDA runs).
@@ -89,7 +88,7 @@ fn vectors_match_python_sentence_transformers_in_one_batch_and_one_by_one() {
 
 #[test]
 fn truncation_matters_for_the_long_text_so_the_check_can_fail() {
-    let Some(model) = load() else { return };
+    let model = load();
     let (_, cases) = reference();
     let long = cases.iter().find(|c| c.tokens > 256).unwrap();
     // The first half of the words: what a tokenizer left at the shipped 128-token limit would see.
@@ -102,7 +101,7 @@ fn truncation_matters_for_the_long_text_so_the_check_can_fail() {
 
 #[test]
 fn paraphrases_land_closer_than_unrelated_texts_and_more_texts_than_a_batch_keep_their_order() {
-    let Some(model) = load() else { return };
+    let model = load();
     let v = model
         .embed(&["How do I reset my password?", "I forgot my login credentials", "The recipe needs two eggs and flour"])
         .unwrap();
@@ -121,7 +120,7 @@ fn paraphrases_land_closer_than_unrelated_texts_and_more_texts_than_a_batch_keep
 
 #[test]
 fn an_empty_batch_is_an_error_and_huge_text_is_truncated_not_a_panic() {
-    let Some(model) = load() else { return };
+    let model = load();
     let e = model.embed(&[]).unwrap_err().to_string();
     assert!(e.contains("nothing to embed"), "{e}");
     let huge = "lorem ipsum dolor sit amet ".repeat(4000);
@@ -132,7 +131,7 @@ fn an_empty_batch_is_an_error_and_huge_text_is_truncated_not_a_panic() {
 
 #[tokio::test]
 async fn a_server_started_with_embedding_model_serves() {
-    let Some(dir) = embedding_model() else { return };
+    let dir = embedding_model();
     let (_tmp, db) = temp_db();
     let mcp = Mcp::stdio_with(db.to_str().unwrap(), &["--embedding-model", dir.to_str().unwrap()]).await;
     let init = json!({"topology": "mesh", "swarmId": "emb", "maxAgents": 3});
@@ -142,7 +141,7 @@ async fn a_server_started_with_embedding_model_serves() {
 
 #[test]
 fn the_environment_variable_loads_the_model_too() {
-    let Some(dir) = embedding_model() else { return };
+    let dir = embedding_model();
     let (_tmp, db) = temp_db();
     let mut server = RawServer::spawn_with(db.to_str().unwrap(), &[("MESH_EMBEDDING_MODEL", dir.to_str().unwrap())]);
     server.ok("swarm_init", json!({"topology": "mesh", "swarmId": "emb", "maxAgents": 3}));

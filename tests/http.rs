@@ -7,7 +7,6 @@
 use std::io::Read;
 use std::pin::Pin;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use rmcp::model::{CallToolRequestParams, ClientConfig};
@@ -19,7 +18,7 @@ use serde_json::{json, Value};
 
 mod common;
 
-use common::{wait_exit, HttpServer as Server, WAIT};
+use common::{eventually, wait_exit, HttpServer as Server, WAIT};
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
@@ -238,16 +237,14 @@ async fn legacy_sse_transport_serves_a_session() {
 
     // Closing the stream ends the session.
     drop(events);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let status =
-            post(&server, &endpoint, json!({"jsonrpc": "2.0", "id": 4, "method": "ping"}).to_string()).await.status();
-        if status == 404 {
-            break;
+    eventually("the session to end with its stream", async || {
+        let ping = json!({"jsonrpc": "2.0", "id": 4, "method": "ping"}).to_string();
+        match post(&server, &endpoint, ping).await.status() {
+            reqwest::StatusCode::NOT_FOUND => Ok(()),
+            status => Err(format!("status {status}")),
         }
-        assert!(Instant::now() < deadline, "the session outlived its stream (last status {status})");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
 }
 
 // ---- security ----

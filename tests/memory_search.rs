@@ -62,7 +62,7 @@ async fn memory_search_rejects_bad_input() {
 
 #[tokio::test]
 async fn real_model_ranks_the_relevant_entry_first_where_keyword_search_fails() {
-    let Some(model) = embedding_model() else { return };
+    let model = embedding_model();
     let (_dir, db) = temp_db();
     let db = db.to_str().unwrap();
     // Stored under the lexical embedder: no vectors kept, so the model server embeds them on search.

@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{cli, temp_db, Mcp, RawServer};
+use common::{cli, eventually, temp_db, wait_until, Mcp, RawServer};
 use rmcp::model::{
     CallToolRequestParams, CancelledNotificationParam, ClientRequest, ProgressNotificationParam, Request,
 };
@@ -183,6 +183,9 @@ impl ClientHandler for ProgressClient {
     }
 }
 
+/// How often the cancelled monitor below samples.
+const MONITOR_INTERVAL: Duration = Duration::from_millis(200);
+
 #[tokio::test]
 async fn swarm_monitor_reports_progress_and_stops_when_cancelled() {
     let (_dir, db) = temp_db();
@@ -203,7 +206,7 @@ async fn swarm_monitor_reports_progress_and_stops_when_cancelled() {
     // The longest run allowed; it must end long before that once cancelled.
     let handle = peer
         .send_cancellable_request(
-            call("swarm_monitor", json!({"interval": 0.2, "duration": 300})),
+            call("swarm_monitor", json!({"interval": MONITOR_INTERVAL.as_secs_f64(), "duration": 300})),
             PeerRequestOptions::no_options(),
         )
         .await
@@ -225,26 +228,27 @@ async fn swarm_monitor_reports_progress_and_stops_when_cancelled() {
         .await
         .unwrap();
     // The monitor's call is counted when it returns: it has returned once the report shows it.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let report = async || {
         let result = peer.send_request(call("performance_report", json!({"format": "json"}))).await.unwrap();
         let rmcp::model::ServerResult::CallToolResult(result) = result else { panic!("unexpected {result:?}") };
-        let (_, report) = common::decode(&result);
+        common::decode(&result).1
+    };
+    eventually("swarm_monitor to return after cancellation", async || {
+        let report = report().await;
         if tool(&report, "swarm_monitor").is_some_and(|t| t["calls"] == 1) {
-            break;
+            Ok(())
+        } else {
+            Err(report)
         }
-        assert!(Instant::now() < deadline, "swarm_monitor still running after cancellation: {report}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // No more samples after it stopped: whatever was in flight has arrived by now.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    })
+    .await;
+    // What it sent before returning came down the pipe ahead of that report; one more round trip
+    // lets the client hand all of it over.
+    report().await;
     let before = std::iter::from_fn(|| progress.try_recv().ok()).count();
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(
-        std::iter::from_fn(|| progress.try_recv().ok()).count(),
-        0,
-        "progress went on after the stop (had {before} more)"
-    );
+    // No more samples after it stopped: none within three of its intervals.
+    let late = tokio::time::timeout(3 * MONITOR_INTERVAL, progress.recv()).await;
+    assert!(late.is_err(), "progress went on after the stop (had {before} more): {late:?}");
     client.cancel().await.unwrap();
 }
 
@@ -255,17 +259,16 @@ fn a_running_server_writes_its_sample_on_the_timer() {
     server.ok("swarm_init", json!({"topology": "mesh", "swarmId": "t"}));
     server.ok("agent_spawn", json!({"type": "coder"}));
     // The server keeps running; another process sees its calls once a sample is written.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let r = wait_until("a sample from the running server", || {
         let (code, r) = cli(&db, &["performance_report", "1h", "json"]);
         assert_eq!(code, 0, "{r}");
         if tool(&r, "agent_spawn").is_some_and(|t| t["calls"] == 1) {
-            // (Earlier rounds of this loop were CLI processes of their own, counted too.)
-            assert_eq!(tool(&r, "swarm_init").unwrap()["calls"], 1, "{r}");
-            break;
+            Ok(r)
+        } else {
+            Err(r)
         }
-        assert!(Instant::now() < deadline, "no sample from the running server: {r}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
+    // (Earlier rounds of the wait were CLI processes of their own, counted too.)
+    assert_eq!(tool(&r, "swarm_init").unwrap()["calls"], 1, "{r}");
     assert!(server.finish().success());
 }

@@ -267,7 +267,7 @@ async fn claude_flow_shaped_calls_work_learn_with_metadata_and_predict_by_operat
 /// compared across embedders.
 #[tokio::test]
 async fn real_model_predicts_from_paraphrases_and_reembeds_lexical_patterns() {
-    let Some(model) = embedding_model() else { return };
+    let model = embedding_model();
     let (_dir, db) = temp_db();
     let db = db.to_str().unwrap();
     let lexical = Mcp::stdio(db).await;

@@ -1,8 +1,7 @@
 //! `GET /metrics` of `mesh-mcp serve --http` parses with the reference Prometheus parser (the
 //! Python `prometheus_client`, from the tests/thirdparty venv) and carries exactly the calls this
-//! test made, the same numbers `performance_report` gives. Without the venv the test is skipped
-//! with a note, except under CI (`CI` set), where that is a failure: run
-//! `bash tests/thirdparty/setup.sh` first.
+//! test made, the same numbers `performance_report` gives. Without the venv the test fails, naming
+//! it; `bash scripts/test.sh` installs it.
 
 mod common;
 
@@ -15,21 +14,18 @@ use rmcp::model::CallToolRequestParams;
 use rmcp::ServiceExt;
 use serde_json::{json, Value};
 
-/// The venv's python, found as tests/thirdparty/lib.sh finds it, if it has the parser.
-fn parser_python() -> Option<PathBuf> {
-    let cache = std::env::var_os("MESH_MCP_CI_CACHE").map(PathBuf::from).or_else(|| {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-        Some(base.join("mesh-mcp-ci"))
-    })?;
-    let python = cache.join("venv/bin/python");
+/// The venv's python, found as tests/thirdparty/lib.sh finds it; it must have the parser.
+fn parser_python() -> PathBuf {
+    let python = common::thirdparty_cache().join("venv/bin/python");
     let ok = Command::new(&python)
         .args(["-c", "import prometheus_client.parser"])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    ok.then_some(python)
+    if !ok {
+        common::missing(&format!("{} with prometheus-client (tests/thirdparty/setup.sh)", python.display()));
+    }
+    python
 }
 
 fn parse(python: &PathBuf, text: &str) -> Vec<Value> {
@@ -61,14 +57,7 @@ fn value(families: &[Value], name: &str, labels: &[(&str, &str)]) -> Option<f64>
 
 #[tokio::test]
 async fn metrics_page_parses_and_counts_what_the_test_did() {
-    let Some(python) = parser_python() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have the tests/thirdparty venv with prometheus-client (setup.sh)"
-        );
-        eprintln!("SKIPPED: no tests/thirdparty venv with prometheus-client; run bash tests/thirdparty/setup.sh");
-        return;
-    };
+    let python = parser_python();
     let server = HttpServer::start(&[]);
     let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(server.url("/mcp"));
     let client = ().serve(transport).await.expect("MCP initialize over HTTP");

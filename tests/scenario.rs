@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{temp_db, Mcp, Transport};
+use common::{eventually, temp_db, Mcp, Transport};
 use serde_json::json;
 
 #[tokio::test]
@@ -96,8 +94,15 @@ async fn swarm_scenario(transport: Transport) {
     .await;
     let flash = mcp.ok("memory_usage", json!({"action": "retrieve", "key": "flash", "namespace": "e2e"})).await;
     assert_eq!(flash["found"], true);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let flash = mcp.ok("memory_usage", json!({"action": "retrieve", "key": "flash", "namespace": "e2e"})).await;
+    let flash = eventually("the TTL to run out", async || {
+        let flash = mcp.ok("memory_usage", json!({"action": "retrieve", "key": "flash", "namespace": "e2e"})).await;
+        if flash["found"] == true {
+            Err(flash)
+        } else {
+            Ok(flash)
+        }
+    })
+    .await;
     assert_eq!(flash["found"], false, "the TTL ran out: {flash}");
     let listed = mcp.ok("memory_usage", json!({"action": "list", "namespace": "e2e"})).await;
     assert_eq!(listed["total"], 1);
@@ -139,14 +144,19 @@ async fn routes_go_around_failed_agents_and_fail_when_cut_off() {
                 .to_string(),
         );
     }
-    // Ring a-b-c-d-e-a. Keep a, c, d alive; b and e go silent and fail. The margins (about 1.5 s
-    // either way) keep this independent of how loaded the machine is.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    for (i, name) in [(0, "a"), (2, "c"), (3, "d")] {
-        mcp.ok("daa_communication", json!({"action": "receive", "agentId": name, "agentToken": tokens[i]})).await;
-    }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let status = mcp.ok("swarm_status", json!({})).await;
+    // Ring a-b-c-d-e-a. Keep a, c, d alive; b and e go silent and fail.
+    let status = eventually("b and e to fail", async || {
+        for (i, name) in [(0, "a"), (2, "c"), (3, "d")] {
+            mcp.ok("daa_communication", json!({"action": "receive", "agentId": name, "agentToken": tokens[i]})).await;
+        }
+        let status = mcp.ok("swarm_status", json!({})).await;
+        if status["agents"]["failed"].as_u64() < Some(2) {
+            Err(status)
+        } else {
+            Ok(status)
+        }
+    })
+    .await;
     assert_eq!(status["agents"]["failed"], 2, "{status}");
     assert_eq!(status["partitions"], 2, "a is cut off from c-d: {status}");
     // c -> d is direct; a -> c has no live path (b and e are failed).

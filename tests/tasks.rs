@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::{temp_db, Mcp};
+use common::{eventually, temp_db, Mcp};
 use serde_json::{json, Value};
 
 struct Agent {
@@ -234,19 +232,18 @@ async fn an_agent_killed_mid_task_loses_it_to_a_live_agent_and_cannot_complete_i
         if assignee(&mcp, "t").await.as_deref() == Some(a.id.as_str()) { (&a, &b) } else { (&b, &a) };
     let stale = claim(&mcp, "t", victim).await;
     // The victim goes silent; the survivor keeps heartbeating until the sweep moves the task.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("the task to leave the failed agent", async || {
         mcp.ok(
             "daa_fault_tolerance",
             json!({"strategy": "heartbeat", "agentId": survivor.id, "agentToken": survivor.token}),
         )
         .await;
-        if assignee(&mcp, "t").await.as_deref() == Some(survivor.id.as_str()) {
-            break;
+        match assignee(&mcp, "t").await {
+            Some(id) if id == survivor.id => Ok(()),
+            other => Err(format!("assignee {other:?}")),
         }
-        assert!(Instant::now() < deadline, "the task never left the failed agent");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
     let status = mcp.ok("task_status", json!({"taskId": "t"})).await;
     assert_eq!(status["status"], "assigned");
     let fresh = claim(&mcp, "t", survivor).await;
@@ -316,11 +313,7 @@ async fn an_auction_is_decided_at_its_deadline_with_the_bids_in() {
     let _silent = spawn(&mcp, "silent", "coder", &[]).await;
     create(&mcp, json!({"taskId": "t", "task": "t", "assignment": "auction", "bidSecs": 0.3})).await;
     mcp.ok("task_orchestrate", json!({"action": "bid", "taskId": "t", "agentId": "x", "agentToken": x.token})).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while assignee(&mcp, "t").await.is_none() {
-        assert!(Instant::now() < deadline, "the auction was never decided");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the auction to be decided", async || assignee(&mcp, "t").await.ok_or("no assignee")).await;
     assert_eq!(assignee(&mcp, "t").await.as_deref(), Some(x.id.as_str()));
     mcp.close().await;
 }
@@ -366,11 +359,11 @@ async fn a_claim_that_runs_past_its_timeout_is_retried_on_another_agent() {
     create(&mcp, json!({"taskId": "t", "task": "t", "timeoutSecs": 0.3})).await;
     let (slow, other) = if assignee(&mcp, "t").await.as_deref() == Some(a.id.as_str()) { (&a, &b) } else { (&b, &a) };
     let fence = claim(&mcp, "t", slow).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while assignee(&mcp, "t").await.as_deref() != Some(other.id.as_str()) {
-        assert!(Instant::now() < deadline, "the claim never timed out");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the claim to time out", async || match assignee(&mcp, "t").await {
+        Some(id) if id == other.id => Ok(()),
+        seen => Err(format!("assignee {seen:?}")),
+    })
+    .await;
     assert_eq!(mcp.err("task_orchestrate", complete_args("t", slow, fence, json!("late"))).await, "fenced");
     let r = mcp.ok("task_results", json!({"taskId": "t"})).await;
     assert_eq!(r["attempts"][0]["outcome"], "timed_out");

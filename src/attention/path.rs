@@ -3,7 +3,7 @@
 //! Small N (4 to 12 agents, the common case) is dominated by candle's per-op dispatch and
 //! allocation, so a fused plain-Rust pass wins there; past a crossover the blocked, vectorised
 //! matmuls of candle win. The constants below come from measurements on the development machine
-//! (`cargo test --release --lib attention::path::tests::measure_paths -- --ignored --nocapture`);
+//! (`cargo bench --bench attention`, its path-crossover table);
 //! BENCHMARKS.md has the table.
 
 use std::sync::OnceLock;
@@ -82,38 +82,5 @@ mod tests {
         assert!(8 * chunk * 10_000 * 4 * 2 <= CHUNK_BYTES);
         let Path::Candle { chunk, .. } = choose_path(100, 384, 8, ComputeDevice::Cpu) else { panic!() };
         assert_eq!(chunk, 100, "small N runs in one chunk");
-    }
-
-    /// Times both paths and prints a table; run in release with `--ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn measure_paths() {
-        use super::super::{Attention, AttentionConfig, AttentionRequest};
-        use crate::attention::projection::SplitMix64;
-        use std::time::Instant;
-
-        let att = Attention::new(AttentionConfig::default()).unwrap();
-        let threads = available_threads();
-        eprintln!("| N | fused | candle 1 thread | candle {threads} threads | chosen |");
-        eprintln!("|---|---|---|---|---|");
-        for n in [4usize, 12, 32, 64, 100, 256, 1000] {
-            let mut rng = SplitMix64::new(n as u64);
-            let x: Vec<f32> = (0..n * 384).map(|_| rng.next_symmetric() as f32).collect();
-            let req = AttentionRequest::new(&x, n);
-            let time = |path: Path| {
-                let reps = (2_000_000 / (n * n * 8 + 1)).clamp(3, 2000);
-                att.forward_on(path, &req).unwrap();
-                let t = Instant::now();
-                for _ in 0..reps {
-                    att.forward_on(path, &req).unwrap();
-                }
-                t.elapsed().as_secs_f64() * 1e6 / reps as f64
-            };
-            let fused = time(Path::Fused);
-            let one = time(Path::Candle { chunk: n, threads: 1 });
-            let all = time(Path::Candle { chunk: n, threads });
-            let chosen = choose_path(n, 384, 8, ComputeDevice::Cpu);
-            eprintln!("| {n} | {fused:.1} µs | {one:.1} µs | {all:.1} µs | {chosen:?} |");
-        }
     }
 }

@@ -829,33 +829,4 @@ mod tests {
         let checkpoint: i64 = conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)).unwrap();
         assert_eq!(checkpoint, WAL_AUTOCHECKPOINT_PAGES);
     }
-
-    /// Indicative latencies: `cargo test --release latency -- --ignored --nocapture`.
-    #[tokio::test]
-    #[ignore]
-    async fn latency() {
-        for sync_full in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
-            let options = SqliteOptions { sync_full, ..SqliteOptions::default() };
-            let store =
-                SqliteStore::open_with_options(&dir.path().join("mesh.db"), Arc::new(SystemClock), options).unwrap();
-            let n = 2_000;
-            let start = Instant::now();
-            for i in 0..n {
-                store.txn(put_txn(&format!("bench/{}", i % 100), "some value of moderate length")).await.unwrap();
-            }
-            let put = start.elapsed() / n;
-            let start = Instant::now();
-            for i in 0..n * 10 {
-                get(&store, &format!("bench/{}", i % 100)).await.unwrap().unwrap();
-            }
-            let read = start.elapsed() / (n * 10);
-            let start = Instant::now();
-            for _ in 0..n {
-                store.range(RangeRequest { limit: 20, ..RangeRequest::prefix("bench/") }).await.unwrap();
-            }
-            let page = start.elapsed() / n;
-            eprintln!("sync_full={sync_full}: put {put:?}, get {read:?}, range(limit 20 of 100) {page:?}");
-        }
-    }
 }

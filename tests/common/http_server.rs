@@ -5,11 +5,9 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
 
-/// How long a test waits for a server to start, answer or exit. Generous: CI is a loaded
-/// 2-core machine, and nothing asserts on timing.
-pub const WAIT: Duration = Duration::from_secs(30);
+use super::WAIT;
+
 const LISTENING: &str = "mesh-mcp: listening on http://";
 
 pub struct HttpServer {
@@ -127,12 +125,5 @@ fn drain_stderr(child: &mut Child, log: Arc<Mutex<String>>, addr: mpsc::Sender<S
 
 /// Wait for a child to exit, up to [`WAIT`].
 pub fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
+    super::poll(|| child.try_wait().unwrap().ok_or(())).ok()
 }

@@ -3,25 +3,24 @@
 #![allow(dead_code)]
 
 mod http_server;
+mod rpc;
+mod wait;
 
 #[allow(unused_imports)] // each test crate uses its own part of these
-pub use http_server::{wait_exit, HttpServer, WAIT};
+pub use http_server::{wait_exit, HttpServer};
+#[allow(unused_imports)]
+pub use rpc::{RawServer, METRICS_FLUSH};
+#[allow(unused_imports)]
+pub use wait::{eventually, poll, wait_until, POLL_INTERVAL, WAIT};
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
-use serde_json::{json, Value};
-
-/// Servers under test write their metrics sample only at shutdown, so that a periodic sample never
-/// lands between two reads of the store revision a test compares; a test may override it.
-pub const METRICS_FLUSH: (&str, &str) = ("MESH_METRICS_FLUSH_SECS", "0");
+use serde_json::Value;
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mesh-mcp")
@@ -114,126 +113,6 @@ pub fn decode(result: &CallToolResult) -> (bool, Value) {
     (result.is_error.unwrap_or(false), body)
 }
 
-/// A `mesh-mcp serve` child spoken to with raw JSON-RPC lines. Every line it writes on stdout is
-/// checked to be a JSON-RPC 2.0 message.
-pub struct RawServer {
-    pub child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    pub stdout_lines: Vec<String>,
-    next_id: i64,
-}
-
-impl RawServer {
-    pub fn spawn(db: &str) -> RawServer {
-        Self::spawn_with(db, &[])
-    }
-
-    pub fn spawn_with(db: &str, env: &[(&str, &str)]) -> RawServer {
-        let mut child = Command::new(bin())
-            .args(["serve", "--db", db])
-            .env(METRICS_FLUSH.0, METRICS_FLUSH.1)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mesh-mcp");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = RawServer { child, stdin: Some(stdin), lines: rx, stdout_lines: Vec::new(), next_id: 1 };
-        let init = server.request(
-            "initialize",
-            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}),
-        );
-        assert!(init.get("result").is_some(), "initialize failed: {init}");
-        server.send_line(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string());
-        server
-    }
-
-    pub fn send_line(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        stdin.write_all(line.as_bytes()).unwrap();
-        stdin.write_all(b"\n").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Read the next stdout line, checking that it is a JSON-RPC message.
-    pub fn read(&mut self) -> Value {
-        let line = self.lines.recv_timeout(Duration::from_secs(30)).expect("the server answered within 30 s");
-        let value: Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-        assert_eq!(value["jsonrpc"], "2.0", "stdout line is not JSON-RPC 2.0: {line}");
-        self.stdout_lines.push(line);
-        value
-    }
-
-    /// Read until the response with this id, checking every line on the way.
-    pub fn read_response(&mut self, id: &Value) -> Value {
-        loop {
-            let msg = self.read();
-            if msg.get("id") == Some(id) && (msg.get("result").is_some() || msg.get("error").is_some()) {
-                return msg;
-            }
-        }
-    }
-
-    pub fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = json!(self.next_id);
-        self.next_id += 1;
-        self.send_line(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string());
-        self.read_response(&id)
-    }
-
-    /// tools/call; returns (isError, body).
-    pub fn call(&mut self, tool: &str, args: Value) -> (bool, Value) {
-        let resp = self.request("tools/call", json!({"name": tool, "arguments": args}));
-        let result = resp.get("result").unwrap_or_else(|| panic!("{tool}: JSON-RPC error {resp}"));
-        let text = result["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text content: {resp}"));
-        (result["isError"].as_bool().unwrap_or(false), serde_json::from_str(text).expect("tool text is JSON"))
-    }
-
-    pub fn ok(&mut self, tool: &str, args: Value) -> Value {
-        let (is_error, body) = self.call(tool, args.clone());
-        assert!(!is_error, "{tool} {args} failed: {body}");
-        body
-    }
-
-    /// Close stdin and wait for a clean exit.
-    pub fn finish(mut self) -> std::process::ExitStatus {
-        drop(self.stdin.take());
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                while let Ok(line) = self.lines.try_recv() {
-                    let v: Value =
-                        serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-                    assert_eq!(v["jsonrpc"], "2.0");
-                }
-                return status;
-            }
-            assert!(std::time::Instant::now() < deadline, "server did not exit on stdin EOF");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for RawServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Run `mesh-mcp call` and return (exit code, stdout JSON).
 pub fn cli(db: &Path, args: &[&str]) -> (i32, Value) {
     let out = Command::new(bin()).arg("--db").arg(db).arg("call").args(args).output().expect("run mesh-mcp call");
@@ -256,22 +135,35 @@ pub fn contains(actual: &Value, expected: &Value) -> bool {
 }
 
 /// Where the real sentence-embedding model (all-MiniLM-L6-v2) lies, from
-/// `MESH_TEST_EMBEDDING_MODEL` (`.ci/run` fetches it and sets it). Outside CI a machine without
-/// the model skips the real-model tests with a note on stderr; under CI (`CI` set) a missing
-/// model fails the test, so those tests cannot pass by not running.
-pub fn embedding_model() -> Option<PathBuf> {
+/// `MESH_TEST_EMBEDDING_MODEL`, which `bash scripts/test.sh` fetches and sets. Without it the
+/// real-model tests fail, saying so: they never pass by not running.
+pub fn embedding_model() -> PathBuf {
     match std::env::var_os("MESH_TEST_EMBEDDING_MODEL") {
-        Some(dir) if Path::new(&dir).join("model.safetensors").is_file() => Some(PathBuf::from(dir)),
-        found => {
-            let why = match found {
-                Some(dir) => {
-                    format!("MESH_TEST_EMBEDDING_MODEL={} holds no model.safetensors", Path::new(&dir).display())
-                }
-                None => "MESH_TEST_EMBEDDING_MODEL is not set".to_string(),
-            };
-            assert!(std::env::var_os("CI").is_none(), "the real-model tests must run in CI: {why}");
-            eprintln!("skipping a real-model test: {why}");
-            None
-        }
+        Some(dir) if Path::new(&dir).join("model.safetensors").is_file() => PathBuf::from(dir),
+        Some(dir) => missing(&format!(
+            "the embedding model: MESH_TEST_EMBEDDING_MODEL={} holds no model.safetensors",
+            Path::new(&dir).display()
+        )),
+        None => missing("the embedding model: MESH_TEST_EMBEDDING_MODEL is not set"),
     }
+}
+
+/// Where `tests/thirdparty/setup.sh` installs the third-party tools (Node 22, playwright-core,
+/// the Python venv): `$MESH_MCP_CI_CACHE`, else `${XDG_CACHE_HOME:-$HOME/.cache}/mesh-mcp-ci`, as
+/// `tests/thirdparty/lib.sh` has it.
+pub fn thirdparty_cache() -> PathBuf {
+    std::env::var_os("MESH_MCP_CI_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache"));
+        base.join("mesh-mcp-ci")
+    })
+}
+
+/// Fail a test that needs something this machine lacks, naming it and how to get it.
+pub fn missing(what: &str) -> ! {
+    panic!(
+        "this test needs {what}. `bash scripts/test.sh` installs everything the tests need and runs \
+         them all (or run `bash scripts/test.sh --install` once, then export what it prints)"
+    )
 }

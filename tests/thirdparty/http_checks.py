@@ -8,7 +8,7 @@ Usage: http_checks.py BASE   (e.g. http://127.0.0.1:PORT; /mcp and /sse are appe
 MUST-level rules fail the run; SHOULD-level rules print WARN and do not.
   MUST  initialize -> 200 with a result; the server assigns an Mcp-Session-Id (visible ASCII)
   MUST  notifications/initialized -> 202 Accepted, no body
-  MUST  tools/list on the session (with MCP-Protocol-Version) -> 200 with the 8 tools
+  MUST  tools/list on the session (with MCP-Protocol-Version) -> 200 with every tool in tools/
   MUST  an unknown Mcp-Session-Id -> 404 Not Found
   MUST  an unsupported MCP-Protocol-Version -> 400 Bad Request
   MUST  a present, invalid Origin -> 403 Forbidden (on /mcp and on the legacy /sse)

@@ -8,8 +8,8 @@
 #     playwright-core (the dashboard's browser test), exactly as pinned in package-lock.json
 #     (npm ci)
 #   - Debian's chromium, with apt, when /usr/bin/chromium is missing (the browser test; CI runs
-#     as root). Without root outside CI it only warns: tests/dashboard.rs then skips the browser
-#     part, while under CI it fails.
+#     as root). Without root outside CI it only warns: the browser tests in tests/dashboard.rs
+#     then fail, naming it (scripts/test.sh also tries `sudo -n`).
 #   - a Python venv with the official MCP Python SDK and the Prometheus text parser
 #     (prometheus-client, for tests/prometheus.rs), as pinned in requirements.txt
 set -euo pipefail
@@ -32,7 +32,7 @@ if [[ ! -x "$CHROMIUM" ]]; then
   if [[ $(id -u) -eq 0 || -n "${CI:-}" ]]; then
     apt_install chromium
   else
-    tp_log "setup: WARNING: no browser at $CHROMIUM; the dashboard's browser test will be skipped (apt-get install chromium)"
+    tp_log "setup: WARNING: no browser at $CHROMIUM and not root; the dashboard's browser tests will fail (apt-get install chromium)"
   fi
 fi
 
