@@ -14,9 +14,10 @@
 //!   [`mesh::patterns::predict`]) plus operations that read, decide and commit with one
 //!   compare-and-swap transaction. The ReasoningBank ([`mesh::patterns`]) and memory search
 //!   ([`mesh::memory_search`]) keep embeddings with what they store ([`mesh::vectors`]).
+//!   [`mesh::background`] is the work every server runs on it: the reconcile sweep and the metrics
+//!   flush.
 //! - [`server`]: the MCP edge. The rmcp handler, the tool table (shared with the CLI), schemas,
-//!   the catalogue under `tools/`, error mapping, the stdio and HTTP transports, and the reconcile
-//!   sweep every server runs.
+//!   the catalogue under `tools/`, error mapping, the stdio and HTTP transports.
 //! - [`protocols`]: pBFT, Raft and gossip as pure state machines (time and randomness passed in).
 //! - [`sim`]: `mesh-mcp simulate`, a deterministic discrete-event network simulator that runs
 //!   those cores under crashes, Byzantine equivocation, loss, delay and partitions and checks
@@ -26,7 +27,8 @@
 //! - [`metrics`]: measured counters (tool calls, messages, failures, store operations, process
 //!   resources) and their time series in the store, read by `performance_report`, `swarm_monitor`
 //!   and the Prometheus `/metrics` page.
-//! - [`cli`]: `mesh-mcp call`, which runs a tool handler from a shell (hook scripts).
+//! - [`cli`]: the commands of the binary, one file each (`mesh-mcp call` runs a tool handler from
+//!   a shell, for hook scripts), and the one startup path of `serve` and `dashboard`.
 //! - [`doctor`]: `mesh-mcp doctor`, the health check of an installation (database, settings,
 //!   embedding model, a real client handshake).
 //! - [`config`]: named defaults and limits; [`error`]: `MeshError`; [`ids`]: identity newtypes.

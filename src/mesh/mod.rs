@@ -12,6 +12,7 @@
 pub mod activity;
 pub mod agents;
 pub mod attend;
+pub mod background;
 pub mod call;
 pub mod consensus;
 pub mod fault;

@@ -5,14 +5,12 @@ pub mod catalogue;
 pub mod changes;
 pub mod dashboard;
 pub mod errors;
-pub mod flusher;
 pub mod handler;
 pub mod http;
 pub mod resources;
 pub mod schema;
 pub mod stdio;
 pub mod subscriptions;
-pub mod sweeper;
 pub mod tools;
 
 pub use handler::MeshServer;
