@@ -15,22 +15,26 @@
 //!   ([`mesh::topology`], [`mesh::health`]), the key layout ([`mesh::keys`]), the records
 //!   ([`mesh::model`]), stored embeddings ([`mesh::vectors`]) and the change feed of live views
 //!   ([`mesh::changes`]). Operations read, decide and commit with one compare-and-swap
-//!   transaction; `tests/layout.rs` keeps import cycles out.
+//!   transaction; `tests/layout.rs` keeps import cycles out. [`mesh::background`] is the work
+//!   every server runs on the engine: the reconcile sweep and the metrics flush.
 //! - [`server`]: the MCP edge. The rmcp handler, the tool table (shared with the CLI), schemas,
 //!   the catalogue under `tools/`, error mapping, the stdio and HTTP transports, resources and
-//!   their subscriptions, and the reconcile sweep every server runs.
+//!   their subscriptions.
 //! - [`dashboard`]: the live dashboard page (embedded) and the JSON it reads, served by the HTTP
 //!   transport.
-//! - [`protocols`]: pBFT, Raft and gossip as pure state machines (time and randomness passed in).
-//! - [`sim`]: `mesh-mcp simulate`, a deterministic discrete-event network simulator that runs
-//!   those cores under crashes, Byzantine equivocation, loss, delay and partitions and checks
-//!   their safety and liveness properties.
+//! - [`sim`]: `mesh-mcp simulate`, a deterministic discrete-event network simulator. It runs the
+//!   engine itself (the tool table behind `daa_consensus`: pBFT and leader election) with its
+//!   agents on a simulated network under crashes, Byzantine agents, loss, delay and partitions,
+//!   and checks safety and liveness properties.
+//! - [`protocols`]: the reference gossip core, a pure state machine; no tool runs gossip, only
+//!   `simulate --protocol gossip`.
 //! - [`attention`]: the compute core of attention-based coordination: the `Embedder` trait with a
 //!   built-in lexical embedder, and multi-head attention (candle, plus a fused kernel for small N).
 //! - [`metrics`]: measured counters (tool calls, messages, failures, store operations, process
 //!   resources) and their time series in the store, read by `performance_report`, `swarm_monitor`
 //!   and the Prometheus `/metrics` page.
-//! - [`cli`]: `mesh-mcp call`, which runs a tool handler from a shell (hook scripts).
+//! - [`cli`]: the commands of the binary, one file each (`mesh-mcp call` runs a tool handler from
+//!   a shell, for hook scripts), and the one startup path of `serve` and `dashboard`.
 //! - [`doctor`]: `mesh-mcp doctor`, the health check of an installation (database, settings,
 //!   embedding model, a real client handshake).
 //! - [`config`]: named defaults and limits; [`error`]: `MeshError`; [`ids`]: identity newtypes.

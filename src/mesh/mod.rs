@@ -12,6 +12,7 @@
 //! share one store without locks of their own.
 
 pub mod attend;
+pub mod background;
 pub mod call;
 pub mod changes;
 pub mod consensus;

@@ -3,14 +3,12 @@
 
 pub mod catalogue;
 pub mod errors;
-pub mod flusher;
 pub mod handler;
 pub mod http;
 pub mod resources;
 pub mod schema;
 pub mod stdio;
 pub mod subscriptions;
-pub mod sweeper;
 pub mod tools;
 
 pub use handler::MeshServer;

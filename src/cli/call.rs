@@ -1,5 +1,6 @@
 //! `mesh-mcp call TOOL [JSON | positional words | --key=value ...]`: run one tool handler against
-//! the shared store from a shell, for hook scripts.
+//! the shared store from a shell, for hook scripts. It prints the tool's JSON result and exits 0,
+//! or prints the error body, says why on stderr and exits 1; bad arguments exit 2.
 //!
 //! Arguments merge in order: a leading JSON object, then bare words filling the tool's positional
 //! arguments (from its catalogue entry), then `--key=value` / `--key value` flags. A value goes in
@@ -11,11 +12,56 @@
 //! database file can already act as anyone, so a file beside it adds no new trust.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use serde_json::{Map, Value};
 
+use super::Global;
 use crate::config;
-use crate::server::{catalogue, tools};
+use crate::mesh::Engine;
+use crate::server::{catalogue, errors, tools};
+
+#[derive(clap::Args)]
+pub struct CallArgs {
+    /// Tool name, e.g. swarm_init.
+    pub tool: String,
+    /// A JSON object, positional words, and --key=value flags.
+    #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+    pub args: Vec<String>,
+}
+
+pub fn run(global: &Global, args: CallArgs) -> anyhow::Result<ExitCode> {
+    super::runtime(false)?.block_on(call(global, &args.tool, &args.args))
+}
+
+async fn call(global: &Global, tool: &str, words: &[String]) -> anyhow::Result<ExitCode> {
+    let mut arguments = match parse_args(tool, words) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mesh-mcp call: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let engine = global.open_engine()?;
+    attach_token(&global.db, &engine, &mut arguments).await;
+    let result = tools::call(&engine, tool, Value::Object(arguments)).await;
+    // A CLI call is one process's whole life: its sample goes to the series now.
+    if let Err(e) = engine.flush_metrics().await {
+        tracing::warn!(error = %e, "writing the metrics sample failed");
+    }
+    match result.expect("parse_args accepted the tool name") {
+        Ok(json) => {
+            save_issued_token(&global.db, &json)?;
+            println!("{json}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("{}", errors::error_body(&e));
+            eprintln!("mesh-mcp call {tool}: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
 
 /// Build the arguments object for `tool` from command-line words.
 pub fn parse_args(tool: &str, words: &[String]) -> Result<Map<String, Value>, String> {
@@ -104,7 +150,7 @@ fn token_file(db: &str, swarm: &str, agent: &str) -> Option<PathBuf> {
 /// Fill in `agentToken` for calls that act as an agent, when the caller gave none: from
 /// `MESH_AGENT_TOKEN`, else from the token file of that agent in the swarm the call will act in
 /// (the agent's own swarm for an id; `swarmId`, else the default swarm, for a name).
-pub async fn attach_token(db: &str, engine: &crate::mesh::Engine, args: &mut Map<String, Value>) {
+pub async fn attach_token(db: &str, engine: &Engine, args: &mut Map<String, Value>) {
     if args.contains_key("agentToken") {
         return;
     }
@@ -126,8 +172,15 @@ pub async fn attach_token(db: &str, engine: &crate::mesh::Engine, args: &mut Map
     }
 }
 
-/// After `agent_spawn` through the CLI, keep the token where later hook calls will find it.
-pub fn save_token(db: &str, result: &Value) -> std::io::Result<()> {
+/// When a result issues an agent token (one carrying `agentToken` with its `swarmId`, `agentId`
+/// and `name`: today only `agent_spawn`'s), keep the token where later hook calls will find it,
+/// under both the agent's id and its name. Any other result is left alone.
+pub fn save_issued_token(db: &str, result: &str) -> std::io::Result<()> {
+    // Only a result that names a token is worth parsing again.
+    if !result.contains("\"agentToken\"") {
+        return Ok(());
+    }
+    let Ok(result) = serde_json::from_str::<Value>(result) else { return Ok(()) };
     let get = |k: &str| result.get(k).and_then(Value::as_str);
     let (Some(swarm), Some(id), Some(name), Some(token)) =
         (get("swarmId"), get("agentId"), get("name"), get("agentToken"))
@@ -205,6 +258,20 @@ mod tests {
             Value::Object(args),
             serde_json::json!({"type": "coder", "capabilities": ["rust", "review"], "swarmId": "s1"})
         );
+    }
+
+    #[test]
+    fn only_a_result_that_issues_a_token_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("mesh.db").to_string_lossy().into_owned();
+        save_issued_token(&db, r#"{"swarmId":"s1","agentId":"a1","value":"agentToken"}"#).unwrap();
+        assert!(!dir.path().join("agents").exists());
+        let spawned = r#"{"swarmId":"s1","agentId":"a1","name":"coder-1","agentToken":"secret"}"#;
+        save_issued_token(&db, spawned).unwrap();
+        for agent in ["a1", "coder-1"] {
+            let path = dir.path().join("agents").join("s1").join(format!("{agent}.token"));
+            assert_eq!(std::fs::read_to_string(path).unwrap(), "secret");
+        }
     }
 
     #[test]

@@ -1,0 +1,40 @@
+//! `mesh-mcp serve`: MCP on stdio, or on HTTP (with the dashboard) with `--http`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use super::Global;
+use crate::config;
+use crate::server::{self, http::HttpOptions, MeshServer};
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Serve streamable HTTP at /mcp (and legacy SSE at /sse + /message) on this address
+    /// (`--http` alone: 127.0.0.1:7070, loopback only).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:7070")]
+    pub http: Option<SocketAddr>,
+    /// Bearer token HTTP clients must present; required when binding a non-loopback address.
+    #[arg(long, env = config::ENV_AUTH_TOKEN, hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Extra Host names to accept (besides loopback names), e.g. for a reverse proxy.
+    #[arg(long = "allow-host")]
+    pub allow_hosts: Vec<String>,
+    /// Run the server on a multi-threaded runtime (default: one thread; see BENCHMARKS.md).
+    #[arg(long)]
+    pub multi_thread: bool,
+}
+
+pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let ServeArgs { http, auth_token, allow_hosts, multi_thread } = args;
+    // HTTP serves many sessions at once: it always gets the multi-threaded runtime.
+    super::run_server(global, multi_thread || http.is_some(), |engine| async move {
+        let server = MeshServer::new(engine);
+        match http {
+            None => server::stdio::serve(server).await,
+            Some(bind) => {
+                let opts = HttpOptions { bind, auth_token, allowed_hosts: allow_hosts };
+                server::http::serve(server, opts).await
+            }
+        }
+    })
+}
