@@ -374,6 +374,7 @@ fn finish(
     ];
     // Agreement: what each honest agent learned, and the engine's decision (node n), agree.
     let index: BTreeMap<&String, u64> = watch.decided.keys().zip(1..).collect();
+    let index = &index;
     let code = |outcome: &str| ["approved", "rejected", "expired"].iter().position(|o| *o == outcome).unwrap_or(9);
     let learned = agents().flat_map(|(i, a)| {
         a.learned.iter().map(move |(id, (_, o))| (i, index.get(id).copied().unwrap_or(0), code(o) as u64))
