@@ -403,7 +403,7 @@ mod tests {
         c.requests = 8;
         c.gst = Some(3_000);
         c.max_time = 60_000;
-        if seed % 4 == 0 {
+        if seed.is_multiple_of(4) {
             c.partitions = vec![format!("0-{}|{}-{}@50..1500", n / 2 - 1, n / 2, n - 1).parse().unwrap()];
         }
         c
