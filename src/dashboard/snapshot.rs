@@ -12,9 +12,8 @@ use crate::ids::SwarmId;
 use crate::mesh::consensus::log::LogEntry;
 use crate::mesh::consensus::{ConsensusParams, ProposalView};
 use crate::mesh::health::AgentStatus;
-use crate::mesh::reports::activity::{MailboxActivity, TaskQueues};
-use crate::mesh::swarm::agents::{AgentListParams, AgentView};
-use crate::mesh::swarm::{SwarmIdParams, SwarmStatusOutput};
+use crate::mesh::reports::{MailboxActivity, TaskQueues};
+use crate::mesh::swarm::{AgentListParams, AgentView, SwarmIdParams, SwarmStatusOutput};
 use crate::mesh::Engine;
 
 /// Decisions shown, newest first.

@@ -19,8 +19,7 @@ use crate::error::{MeshError, Result};
 use crate::ids::SwarmId;
 use crate::mesh::changes::Watched;
 use crate::mesh::memory::{MemoryAction, MemoryParams};
-use crate::mesh::swarm::agents::AgentListParams;
-use crate::mesh::swarm::SwarmIdParams;
+use crate::mesh::swarm::{AgentListParams, SwarmIdParams};
 use crate::mesh::{validate, Engine};
 
 pub const SCHEME: &str = "mesh://";

@@ -14,9 +14,7 @@ use serde_json::{Map, Value};
 use super::{catalogue, schema};
 use crate::error::{MeshError, Result};
 use crate::mesh::call::CallContext;
-use crate::mesh::reports::{monitor, performance};
-use crate::mesh::swarm::agents;
-use crate::mesh::{attend, consensus, fault, memory, messaging, patterns, swarm, tasks, Engine};
+use crate::mesh::{attend, consensus, fault, memory, messaging, patterns, reports, swarm, tasks, Engine};
 
 /// A handler returns its result already serialized: the JSON text is what goes on the wire. The
 /// context matters only to long tools (progress, cancellation); the others ignore it.
@@ -82,8 +80,8 @@ pub static TOOLS: &[ToolDef] = &[
     tool!("swarm_init", swarm::SwarmInitParams, swarm::SwarmInitOutput, swarm_init),
     tool!("swarm_status", swarm::SwarmIdParams, swarm::SwarmStatusOutput, swarm_status),
     tool!("swarm_destroy", swarm::SwarmIdParams, swarm::SwarmDestroyOutput, swarm_destroy),
-    tool!("agent_spawn", agents::AgentSpawnParams, agents::AgentSpawnOutput, agent_spawn),
-    tool!("agent_list", agents::AgentListParams, agents::AgentListOutput, agent_list),
+    tool!("agent_spawn", swarm::AgentSpawnParams, swarm::AgentSpawnOutput, agent_spawn),
+    tool!("agent_list", swarm::AgentListParams, swarm::AgentListOutput, agent_list),
     tool!("daa_communication", messaging::CommunicationParams, messaging::CommunicationOutput, daa_communication),
     tool!("memory_usage", memory::MemoryParams, memory::MemoryOutput, memory_usage),
     tool!("topology_optimize", swarm::SwarmIdParams, swarm::TopologyOptimizeOutput, topology_optimize),
@@ -92,16 +90,11 @@ pub static TOOLS: &[ToolDef] = &[
     tool!("task_orchestrate", tasks::TaskOrchestrateParams, tasks::TaskOrchestrateOutput, task_orchestrate),
     tool!("task_status", tasks::TaskIdParams, tasks::TaskStatusOutput, task_status),
     tool!("task_results", tasks::TaskIdParams, tasks::TaskResultsOutput, task_results),
-    tool!("load_balance", swarm::SwarmIdParams, tasks::api::LoadBalanceOutput, load_balance),
+    tool!("load_balance", swarm::SwarmIdParams, tasks::LoadBalanceOutput, load_balance),
     tool!("neural_patterns", patterns::PatternsParams, patterns::PatternsOutput, neural_patterns),
-    tool!("memory_search", memory::search::MemorySearchParams, memory::search::MemorySearchOutput, memory_search),
-    tool!(
-        "performance_report",
-        performance::PerformanceReportParams,
-        performance::PerformanceReportOutput,
-        performance_report
-    ),
-    tool!("swarm_monitor", monitor::SwarmMonitorParams, monitor::SwarmMonitorOutput, swarm_monitor, context),
+    tool!("memory_search", memory::MemorySearchParams, memory::MemorySearchOutput, memory_search),
+    tool!("performance_report", reports::PerformanceReportParams, reports::PerformanceReportOutput, performance_report),
+    tool!("swarm_monitor", reports::SwarmMonitorParams, reports::SwarmMonitorOutput, swarm_monitor, context),
     tool!(
         "attention_consensus",
         attend::AttentionConsensusParams,

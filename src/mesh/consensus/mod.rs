@@ -3,7 +3,8 @@
 //!
 //! The pure cores are [`proposal`] (the record and its tally) and [`pbft`] (the phases inside a
 //! proposal); [`election`] keeps the leader lease and the term; [`log`] the decision log;
-//! `voting` and `reconcile` are the engine operations. Consensus state lives under
+//! `voting` and `reconcile` are the engine operations; `api.rs` holds the wire types (the
+//! params, the output and the reports it carries), re-exported here. Consensus state lives under
 //! `consensus/<swarm>/`, apart from the swarm view, and every write is one compare-and-swap
 //! transaction, so several processes can vote on one store.
 //!
@@ -11,6 +12,7 @@
 //! group of live agents holds a majority: otherwise `propose` and `vote` are refused
 //! (`read_only`), and they resume when the majority returns.
 
+mod api;
 pub mod election;
 pub mod log;
 pub mod pbft;
@@ -21,8 +23,6 @@ mod voting;
 
 use std::collections::BTreeSet;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::health::AgentStatus;
@@ -31,167 +31,9 @@ use super::{keys, Engine, SwarmView};
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, MessageId, SwarmId};
 use crate::store::{self, Op};
-use election::LeaderView;
-use log::LogEntry;
-use pbft::{Phase, ViewChange};
-use proposal::{Context, Proposal, Protocol};
-pub use reconcile::{ConsensusHealth, ConsensusReconcile};
-use vote::{Tally, VoteEffect, VoteValue};
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ConsensusAction {
-    #[default]
-    Propose,
-    Vote,
-    ViewChange,
-    Status,
-    List,
-    Elect,
-    Leader,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ConsensusParams {
-    /// propose (default), vote, view_change, status, list, elect or leader.
-    #[serde(default)]
-    pub action: ConsensusAction,
-    /// propose: voter ids/names, or "all" (default: agents not failed).
-    pub agents: Option<Value>,
-    /// propose: what is decided, any JSON.
-    pub proposal: Option<Value>,
-    /// propose: quorum (default), bft or pbft.
-    pub protocol: Option<Protocol>,
-    /// propose: approval share in (0, 1] (default: the swarm's).
-    pub threshold: Option<f64>,
-    /// propose: seconds before it expires (default 300).
-    pub timeout_secs: Option<f64>,
-    /// vote, view_change, status: the proposal.
-    pub proposal_id: Option<String>,
-    /// vote: approve or reject.
-    pub vote: Option<VoteValue>,
-    /// vote, pbft: the phase (default: the one owed next).
-    pub phase: Option<Phase>,
-    /// The acting agent, by id or name.
-    pub agent_id: Option<String>,
-    /// Token of the acting agent.
-    pub agent_token: Option<String>,
-    /// vote: why (sent with pbft phase messages).
-    pub reason: Option<String>,
-    /// propose, vote: fencing term; the caller must lead at it.
-    pub term: Option<u64>,
-    /// elect: lease seconds (default: messageTimeout).
-    pub lease_secs: Option<f64>,
-    /// list: decisions to return, newest first (default 20).
-    pub limit: Option<usize>,
-    /// Swarm (default: the agent's, else the default).
-    pub swarm_id: Option<String>,
-}
-
-/// pBFT progress of a proposal.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PbftView {
-    pub view: u64,
-    pub sequence: i64,
-    pub primary: String,
-    pub digest: String,
-    pub pre_prepared: bool,
-    /// Prepares (approvals) from effective voters in this view; the pre-prepare counts as one.
-    pub prepares: usize,
-    pub commits: usize,
-    pub view_change_requests: usize,
-    /// The view whose 2f+1 prepares form the prepared certificate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prepared_in_view: Option<u64>,
-    /// Phase records held (0 once a checkpoint collected them).
-    pub phase_records: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub collected_at_checkpoint: Option<i64>,
-    pub view_changes: Vec<ViewChange>,
-}
-
-/// A proposal with its tally, computed now.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProposalView {
-    pub proposal_id: String,
-    pub protocol: Protocol,
-    pub proposal: Value,
-    /// open, approved, rejected or expired.
-    pub status: String,
-    /// Exactly why the proposal is or is not decided.
-    pub reason: String,
-    pub tally: Tally,
-    pub voters: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub proposer: Option<String>,
-    pub created_at_ms: i64,
-    pub expires_at_ms: i64,
-    /// Decision-log sequence, once decided.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sequence: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pbft: Option<PbftView>,
-}
-
-/// What `daa_consensus` returns; the fields present depend on the action.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ConsensusOutput {
-    pub action: ConsensusAction,
-    pub swarm_id: String,
-    /// propose, vote, view_change, status: the proposal after the call.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub proposal: Option<ProposalView>,
-    /// vote: counted, repeated (no change) or equivocated (voter flagged Byzantine).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub effect: Option<VoteEffect>,
-    /// vote, pbft: the phase this vote was.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub phase: Option<Phase>,
-    /// list: open proposals.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub open: Option<Vec<ProposalView>>,
-    /// list: the newest decision-log entries, newest first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decisions: Option<Vec<LogEntry>>,
-    /// elect: whether the caller leads now.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub elected: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub leader: Option<LeaderView>,
-    /// A stable pBFT checkpoint this call took.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub checkpoint: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    /// What the reconcile pass before this call changed (expiries, view changes, handovers).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reconciled: Option<ConsensusReconcile>,
-    pub revision: i64,
-}
-
-impl ConsensusOutput {
-    fn new(action: ConsensusAction, swarm: &SwarmId, revision: i64) -> Self {
-        Self {
-            action,
-            swarm_id: swarm.to_string(),
-            proposal: None,
-            effect: None,
-            phase: None,
-            open: None,
-            decisions: None,
-            elected: None,
-            leader: None,
-            checkpoint: None,
-            note: None,
-            reconciled: None,
-            revision,
-        }
-    }
-}
+pub use api::*;
+use proposal::{Context, Proposal};
+use vote::VoteValue;
 
 fn required<'a, T>(field: &'static str, value: &'a Option<T>, action: &str) -> Result<&'a T> {
     value.as_ref().ok_or_else(|| MeshError::invalid(field, format!("is required for action {action}")))

@@ -8,113 +8,20 @@
 //! failed or its lease ran out. Every write is a compare-and-swap, so several processes may run
 //! it at once; with nothing open and no leader ever elected it costs two reads.
 
-use schemars::JsonSchema;
-use serde::Serialize;
 use serde_json::json;
 
-use super::election::LeaderChange;
 use super::proposal::QuorumSize;
 use super::vote::Outcome;
 use super::voting::write_proposal;
-use super::{check_majority, context, notice_op, with_missing_voters};
+use super::{
+    check_majority, context, notice_op, with_missing_voters, ConsensusHealth, ConsensusReconcile, QuorumChange,
+    ReconciledDecision, ReconciledViewChange, StuckProposal,
+};
 use crate::config;
 use crate::error::Result;
 use crate::ids::SwarmId;
 use crate::mesh::{keys, Engine, SwarmView};
 use crate::store::{self, Txn};
-
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ReconciledDecision {
-    pub proposal_id: String,
-    pub outcome: Outcome,
-    pub sequence: i64,
-    pub reason: String,
-}
-
-/// A quorum recomputed because voters failed (or came back, or were flagged Byzantine).
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct QuorumChange {
-    pub proposal_id: String,
-    pub voters_before: usize,
-    pub voters_after: usize,
-    pub needed_before: usize,
-    pub needed_after: usize,
-    /// E.g. "voters 4 → 3, needed 3 → 3".
-    pub note: String,
-}
-
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ReconciledViewChange {
-    pub proposal_id: String,
-    pub from_view: u64,
-    pub to_view: u64,
-    pub primary: String,
-    pub reason: String,
-}
-
-/// What a reconcile pass changed; empty lists are left out.
-#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ConsensusReconcile {
-    /// Proposals decided approved or rejected because the voter sets shrank.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub decided: Vec<ReconciledDecision>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub expired: Vec<ReconciledDecision>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub quorum_changes: Vec<QuorumChange>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub view_changes: Vec<ReconciledViewChange>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub leader_change: Option<LeaderChange>,
-    /// A stable checkpoint taken after the decisions above.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub checkpoint: Option<i64>,
-}
-
-impl ConsensusReconcile {
-    pub fn is_empty(&self) -> bool {
-        self.decided.is_empty()
-            && self.expired.is_empty()
-            && self.quorum_changes.is_empty()
-            && self.view_changes.is_empty()
-            && self.leader_change.is_none()
-            && self.checkpoint.is_none()
-    }
-}
-
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StuckProposal {
-    pub proposal_id: String,
-    pub open_for_ms: i64,
-    pub timeout_ms: i64,
-    /// Why it is not decided.
-    pub reason: String,
-}
-
-/// Consensus as the fault tolerance layer reports it.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ConsensusHealth {
-    pub open_proposals: usize,
-    /// Proposals open longer than half their timeout.
-    pub stuck: Vec<StuckProposal>,
-    /// Share of the non-Byzantine votes of the last 50 approved or rejected decisions that
-    /// matched the outcome; absent without such votes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub agreement_rate: Option<f64>,
-    /// Decisions logged so far (the last sequence).
-    pub decisions: i64,
-    pub byzantine_agents: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub leader: Option<String>,
-    /// The current term, or the last one granted.
-    pub term: u64,
-}
 
 /// What one proposal's pass did.
 #[derive(Default)]

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::super::model::{decode, MessageRecord};
 use super::super::{keys, Engine, SwarmView};
+use super::Finding;
 use crate::config;
 use crate::error::Result;
 use crate::ids::AgentId;
@@ -149,22 +150,6 @@ pub enum Severity {
     Info,
     Warning,
     Critical,
-}
-
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Finding {
-    pub area: Area,
-    pub severity: Severity,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<String>,
-    pub message: String,
-}
-
-impl Finding {
-    pub fn new(area: Area, severity: Severity, agent: Option<&AgentId>, message: impl Into<String>) -> Self {
-        Self { area, severity, agent_id: agent.map(|a| a.to_string()), message: message.into() }
-    }
 }
 
 /// Performance findings from the mailboxes: backlog and its imbalance between agents.

@@ -13,48 +13,12 @@
 //! and consensus tools run it before they answer, so a lone CLI process sees the same
 //! consequences.
 
-use schemars::JsonSchema;
-use serde::Serialize;
-
 use super::super::model::{encode, AgentRecord, Failure, FailureCause};
 use super::super::{health, keys, Engine, SwarmView};
+use super::FailedAgent;
 use crate::error::Result;
 use crate::ids::{AgentId, SwarmId};
 use crate::store::{Compare, CompareOp, Op, StoreError, Txn};
-
-/// One agent failed over.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FailedAgent {
-    pub agent_id: String,
-    pub name: String,
-    pub cause: FailureCause,
-    /// Last call with its token; absent if it never made one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_heartbeat_ms: Option<i64>,
-    /// When its lease ran out (or was revoked on a peer quorum).
-    pub lease_ended_at_ms: i64,
-    /// When failover ran.
-    pub detected_at_ms: i64,
-    /// Time to detection: from its last sign of life (or its spawn) to failover.
-    pub detection_ms: i64,
-    pub links_dropped: Vec<String>,
-}
-
-impl FailedAgent {
-    pub fn new(agent: &AgentRecord, f: &Failure) -> Self {
-        Self {
-            agent_id: agent.id.to_string(),
-            name: agent.name.clone(),
-            cause: f.cause,
-            last_heartbeat_ms: f.last_heartbeat_ms,
-            lease_ended_at_ms: f.lease_ended_at_ms,
-            detected_at_ms: f.detected_at_ms,
-            detection_ms: f.detected_at_ms - f.last_heartbeat_ms.unwrap_or(agent.spawned_at_ms),
-            links_dropped: f.links_dropped.iter().map(|a| a.to_string()).collect(),
-        }
-    }
-}
 
 /// Live peers' reports needed to declare an agent failed: a majority of its live peers.
 pub(crate) fn peer_quorum(view: &SwarmView, agent: &AgentId) -> usize {

@@ -4,56 +4,26 @@
 //! Pure cores: [`phi`] (heartbeat inter-arrival statistics), [`breaker`] (circuit breaker),
 //! [`diagnose::alerts`]. The engine side: [`failover`] (make state agree with a failure),
 //! [`recovery`] (bring an agent back with a state sync), [`diagnose`] (findings and figures).
+//! The wire types (the params, the output and the reports it carries) are in `api.rs`, re-exported
+//! here.
 
+mod api;
 pub mod breaker;
 pub mod diagnose;
 pub mod failover;
 pub mod phi;
 pub mod recovery;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-use super::consensus::reconcile::{ConsensusHealth, ConsensusReconcile};
+use super::consensus::{ConsensusHealth, ConsensusReconcile};
 use super::health::{self, AgentStatus};
 use super::model::{encode, AgentRecord};
 use super::{keys, Engine, SwarmView};
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
 use crate::store::{Compare, CompareOp, Op, Txn};
+pub use api::*;
 use breaker::BreakerState;
-use diagnose::{Alert, Area, Finding, HealthFigures, Severity};
-use failover::FailedAgent;
-use recovery::Recovery;
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultStrategy {
-    #[default]
-    HeartbeatMonitor,
-    Heartbeat,
-    FailoverRecovery,
-    Recover,
-    ReportUnreachable,
-    CircuitBreaker,
-    Diagnose,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FaultParams {
-    /// The agent concerned, by id or name. Optional for heartbeat_monitor and diagnose (then: the whole swarm).
-    pub agent_id: Option<String>,
-    /// heartbeat_monitor (default), heartbeat, failover_recovery, recover, report_unreachable, circuit_breaker or diagnose.
-    #[serde(default)]
-    pub strategy: FaultStrategy,
-    /// heartbeat and recover: the agent's own token. report_unreachable: the reporter's token.
-    pub agent_token: Option<String>,
-    /// report_unreachable: the agent reporting, by id or name.
-    pub reporter_id: Option<String>,
-    /// Swarm of the agents when they are named rather than given by id.
-    pub swarm_id: Option<String>,
-}
+use diagnose::{Area, HealthFigures, Severity};
 
 /// `failover_recovery`: the failure of a failed agent; any other agent is refused.
 fn failover_view(view: &SwarmView, agent: &AgentRecord) -> Result<FailedAgent> {
@@ -212,126 +182,6 @@ fn consensus_findings(consensus: &ConsensusHealth) -> Vec<Finding> {
     findings
 }
 
-/// One agent's liveness as the detector sees it.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Liveness {
-    pub agent_id: String,
-    pub name: String,
-    pub status: AgentStatus,
-    /// Milliseconds since its last call with its token; absent if it never made one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub heartbeat_age_ms: Option<i64>,
-    /// Phi accrual suspicion of its current silence (degraded at 5).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub phi: Option<f64>,
-    /// Moving mean of its heartbeat intervals, and how many intervals it is based on.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mean_interval_ms: Option<f64>,
-    pub intervals: u32,
-    /// Time left on its liveness lease; absent once the lease is gone.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lease_remaining_ms: Option<i64>,
-    /// Why it is degraded (empty otherwise).
-    pub degraded_reasons: Vec<String>,
-    pub breaker: BreakerState,
-    /// Its current failure, if failed over.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failure: Option<FailedAgent>,
-    pub failures: u32,
-    pub recoveries: u32,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct UnreachableReport {
-    pub agent_id: String,
-    /// Live peers currently reporting it unreachable.
-    pub reporters: Vec<String>,
-    /// Reports needed to declare it failed: a majority of its live peers.
-    pub needed: usize,
-    /// Whether the reports reached the quorum and it was failed over.
-    pub confirmed: bool,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BreakerView {
-    pub agent_id: String,
-    pub state: BreakerState,
-    pub consecutive_failures: u32,
-    /// Failures that open it (the swarm's circuitBreakerThreshold).
-    pub threshold: u32,
-    /// Times it has opened.
-    pub trips: u32,
-    /// While open: milliseconds until it half-opens for one probe.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub half_opens_in_ms: Option<i64>,
-}
-
-/// What `daa_fault_tolerance` returns; the fields present depend on the strategy.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FaultOutput {
-    pub strategy: FaultStrategy,
-    pub swarm_id: String,
-    /// heartbeat_monitor, heartbeat: liveness of the agents concerned.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub agents: Option<Vec<Liveness>>,
-    /// Agents failed over while serving this call (failover runs before every answer).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub failed_over: Vec<FailedAgent>,
-    /// What that failover changed in consensus: quorums recomputed, decisions, view or leader
-    /// changes.
-    #[serde(skip_serializing_if = "ConsensusReconcile::is_empty")]
-    pub consensus: ConsensusReconcile,
-    /// diagnose: the swarm's consensus state (open and stuck proposals, agreement, leader).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub consensus_health: Option<ConsensusHealth>,
-    /// failover_recovery: the agent's failure and what failover did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failover: Option<FailedAgent>,
-    /// recover (or heartbeat from a failed agent): the recovery and its state sync.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recovery: Option<Recovery>,
-    /// report_unreachable: the reports against the agent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub report: Option<UnreachableReport>,
-    /// circuit_breaker: the agent's breaker.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub breaker: Option<BreakerView>,
-    /// diagnose: findings computed from the stored state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub findings: Option<Vec<Finding>>,
-    /// diagnose: the figures the alerts are computed from, and the alerts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub figures: Option<HealthFigures>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alerts: Option<Vec<Alert>>,
-    pub revision: i64,
-}
-
-impl FaultOutput {
-    fn new(strategy: FaultStrategy, swarm: &SwarmId, reconciled: Reconciled, revision: i64) -> Self {
-        Self {
-            strategy,
-            swarm_id: swarm.to_string(),
-            agents: None,
-            failed_over: reconciled.failed,
-            consensus: reconciled.consensus,
-            consensus_health: None,
-            failover: None,
-            recovery: None,
-            report: None,
-            breaker: None,
-            findings: None,
-            figures: None,
-            alerts: None,
-            revision,
-        }
-    }
-}
-
 fn required<'a>(field: &'static str, value: &'a Option<String>, strategy: &str) -> Result<&'a str> {
     value.as_deref().ok_or_else(|| MeshError::invalid(field, format!("is required for strategy {strategy}")))
 }
@@ -435,7 +285,14 @@ impl Engine {
             Some(r) => Some(view.agent(r).cloned().ok_or_else(|| MeshError::not_found("agent", r))?),
             None => None,
         };
-        let mut out = FaultOutput::new(p.strategy, &swarm, reconciled, view.revision);
+        let mut out = FaultOutput {
+            strategy: p.strategy,
+            swarm_id: swarm.to_string(),
+            failed_over: reconciled.failed,
+            consensus: reconciled.consensus,
+            revision: view.revision,
+            ..Default::default()
+        };
         let name = |s: FaultStrategy| {
             serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
         };

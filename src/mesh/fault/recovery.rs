@@ -10,68 +10,15 @@
 //! Both steps run in one call; if the second loses a race, the agent stays recovering and the next
 //! `recover` finishes it.
 
-use schemars::JsonSchema;
-use serde::Serialize;
-
 use super::super::model::{decode, encode, AgentRecord, Failure, LivenessRecord};
 use super::super::{keys, Engine, SwarmView};
-use super::failover::FailedAgent;
+use super::{FailedAgent, MailboxSync, Recovery, StateSync, TopologySync};
 use crate::error::{MeshError, Result};
 use crate::ids::AgentId;
 use crate::store::{Compare, CompareOp, Op, RangeRequest, Txn};
 
 /// Most items of each kind listed in a sync; counts are always complete.
 const SYNC_LIST_LIMIT: usize = 50;
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MailboxSync {
-    /// Unacknowledged messages waiting (kept through the failure).
-    pub pending: usize,
-    /// The oldest of them, up to 50; read them with daa_communication receive.
-    pub message_ids: Vec<String>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TopologySync {
-    /// Links dropped when it failed.
-    pub links_dropped: Vec<String>,
-    /// Agents that joined since its last call.
-    pub agents_joined: Vec<String>,
-    /// Agents that failed since its last call and are still failed.
-    pub agents_failed: Vec<String>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StateSync {
-    /// The revision its last call had seen; the sync covers what came after.
-    pub since_revision: i64,
-    /// The revision the sync was read at.
-    pub through_revision: i64,
-    pub mailbox: MailboxSync,
-    /// Decision-log entries committed after `sinceRevision`, oldest first (up to 50).
-    pub decisions: Vec<serde_json::Value>,
-    pub decisions_missed: usize,
-    pub topology: TopologySync,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Recovery {
-    pub agent_id: String,
-    pub name: String,
-    /// Status changes made, in order, e.g. ["failed→recovering", "recovering→active"].
-    pub transitions: Vec<String>,
-    /// The failure it comes back from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failure: Option<FailedAgent>,
-    pub sync: StateSync,
-    /// Its links after rejoining.
-    pub links: Vec<String>,
-    pub revision: i64,
-}
 
 impl Engine {
     /// Bring a failed (or half-recovered) agent back. The caller has checked its token.

@@ -1,11 +1,12 @@
 //! `memory_usage`: a durable namespaced key-value memory with TTLs (store leases), prefix listing
 //! with cursor pagination, and search (keyword, or hybrid under a semantic embedder:
-//! [`search`]).
+//! [`search`]). What `memory_usage` and `memory_search` take and return (params, actions,
+//! entries, outputs) is in `api.rs`, re-exported here.
 
+mod api;
 pub mod search;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+pub use api::*;
 
 use crate::attention::EmbedderInfo;
 use crate::config;
@@ -13,116 +14,6 @@ use crate::error::{MeshError, Result};
 use crate::mesh::model::{decode, encode, MemoryRecord};
 use crate::mesh::{keys, validate, Engine};
 use crate::store::{self, Compare, CompareOp, KeyValue, Op, RangeRequest, Txn};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MemoryAction {
-    Store,
-    Retrieve,
-    List,
-    Delete,
-    Search,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct MemoryParams {
-    pub action: MemoryAction,
-    /// The entry's key; for list, a key prefix.
-    pub key: Option<String>,
-    /// store: the value (text, at most 1 MiB).
-    pub value: Option<String>,
-    /// Namespace (default "default").
-    pub namespace: Option<String>,
-    /// store: seconds until the entry expires.
-    pub ttl: Option<u64>,
-    /// search: keywords to look for in keys and values.
-    pub query: Option<String>,
-    /// list/search: most entries to return (default 50, max 500).
-    pub limit: Option<usize>,
-    /// list: the nextCursor of the previous page.
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MemoryEntry {
-    pub key: String,
-    /// The value (search: at most 500 characters of it).
-    pub value: String,
-    /// Size of the full value in bytes.
-    pub size: usize,
-    pub stored_at_ms: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at_ms: Option<i64>,
-    /// Writes to this key since it was created.
-    pub version: i64,
-    /// search: how well the entry matches (higher is better; hybrid: the blended score).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub score: Option<f64>,
-    /// hybrid search: the keyword part of the score.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keyword_score: Option<f64>,
-    /// hybrid search: cosine similarity of the entry's vector with the query's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub similarity: Option<f64>,
-}
-
-/// What `memory_usage` returns; the fields present depend on the action.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MemoryOutput {
-    pub action: MemoryAction,
-    pub namespace: String,
-    /// store/retrieve/delete: the key acted on.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// retrieve: whether the key holds a live entry. delete: whether one was removed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub found: Option<bool>,
-    /// store/retrieve: the entry.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub entry: Option<MemoryEntry>,
-    /// list/search: matching entries.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub entries: Option<Vec<MemoryEntry>>,
-    /// list: entries under the prefix from this page on.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub total: Option<usize>,
-    /// list: pass as cursor to get the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-    /// search: how matches were found ("keyword": case-insensitive term matching, not semantic;
-    /// "hybrid": keyword blended with a semantic embedder's cosine, see memory_search).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-    /// search: the process's embedder (lexical: keyword search; semantic: hybrid).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub embedder: Option<EmbedderInfo>,
-    /// hybrid search: entries with no stored vector from this embedder, embedded for this search.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub embedded_on_search: Option<usize>,
-    pub revision: i64,
-}
-
-impl MemoryOutput {
-    fn new(action: MemoryAction, namespace: &str, revision: i64) -> Self {
-        Self {
-            action,
-            namespace: namespace.to_string(),
-            key: None,
-            found: None,
-            entry: None,
-            entries: None,
-            total: None,
-            next_cursor: None,
-            method: None,
-            embedder: None,
-            embedded_on_search: None,
-            revision,
-        }
-    }
-}
 
 pub(super) fn entry(namespace: &str, kv: &KeyValue) -> Result<MemoryEntry> {
     let record: MemoryRecord = decode(kv)?;
@@ -133,9 +24,7 @@ pub(super) fn entry(namespace: &str, kv: &KeyValue) -> Result<MemoryEntry> {
         stored_at_ms: record.stored_at_ms,
         expires_at_ms: record.expires_at_ms,
         version: kv.version,
-        score: None,
-        keyword_score: None,
-        similarity: None,
+        ..Default::default()
     })
 }
 
@@ -196,21 +85,29 @@ impl Engine {
             .store()
             .txn(Txn::new().and_then([Op::put_with_lease(keys::memory(namespace, key), encode(&record), lease)]))
             .await?;
-        let mut out = MemoryOutput::new(MemoryAction::Store, namespace, resp.revision);
-        out.key = Some(key.to_string());
         let kv = store::get(&**self.store(), &keys::memory(namespace, key)).await?;
-        out.entry = kv.map(|kv| entry(namespace, &kv)).transpose()?;
-        Ok(out)
+        Ok(MemoryOutput {
+            action: MemoryAction::Store,
+            namespace: namespace.to_string(),
+            key: Some(key.to_string()),
+            entry: kv.map(|kv| entry(namespace, &kv)).transpose()?,
+            revision: resp.revision,
+            ..Default::default()
+        })
     }
 
     async fn memory_retrieve(&self, p: &MemoryParams, namespace: &str) -> Result<MemoryOutput> {
         let key = required_key(p)?;
         let resp = self.store().range(RangeRequest::key(keys::memory(namespace, key))).await?;
-        let mut out = MemoryOutput::new(MemoryAction::Retrieve, namespace, resp.revision);
-        out.key = Some(key.to_string());
-        out.found = Some(!resp.kvs.is_empty());
-        out.entry = resp.kvs.first().map(|kv| entry(namespace, kv)).transpose()?;
-        Ok(out)
+        Ok(MemoryOutput {
+            action: MemoryAction::Retrieve,
+            namespace: namespace.to_string(),
+            key: Some(key.to_string()),
+            found: Some(!resp.kvs.is_empty()),
+            entry: resp.kvs.first().map(|kv| entry(namespace, kv)).transpose()?,
+            revision: resp.revision,
+            ..Default::default()
+        })
     }
 
     async fn memory_list(&self, p: &MemoryParams, namespace: &str) -> Result<MemoryOutput> {
@@ -223,11 +120,15 @@ impl Engine {
         let after = p.cursor.as_deref().map(|c| keys::memory(namespace, c));
         let resp = self.store().range(RangeRequest::prefix_after(&store_prefix, after.as_deref(), limit)).await?;
         let entries = resp.kvs.iter().map(|kv| entry(namespace, kv)).collect::<Result<Vec<_>>>()?;
-        let mut out = MemoryOutput::new(MemoryAction::List, namespace, resp.revision);
-        out.next_cursor = resp.more.then(|| entries.last().map(|e| e.key.clone())).flatten();
-        out.total = Some(resp.count);
-        out.entries = Some(entries);
-        Ok(out)
+        Ok(MemoryOutput {
+            action: MemoryAction::List,
+            namespace: namespace.to_string(),
+            next_cursor: resp.more.then(|| entries.last().map(|e| e.key.clone())).flatten(),
+            total: Some(resp.count),
+            entries: Some(entries),
+            revision: resp.revision,
+            ..Default::default()
+        })
     }
 
     async fn memory_delete(&self, p: &MemoryParams, namespace: &str) -> Result<MemoryOutput> {
@@ -241,10 +142,14 @@ impl Engine {
                     .and_then([Op::delete(store_key)]),
             )
             .await?;
-        let mut out = MemoryOutput::new(MemoryAction::Delete, namespace, resp.revision);
-        out.key = Some(key.to_string());
-        out.found = Some(resp.succeeded);
-        Ok(out)
+        Ok(MemoryOutput {
+            action: MemoryAction::Delete,
+            namespace: namespace.to_string(),
+            key: Some(key.to_string()),
+            found: Some(resp.succeeded),
+            revision: resp.revision,
+            ..Default::default()
+        })
     }
 
     async fn memory_search_action(&self, p: &MemoryParams, namespace: &str) -> Result<MemoryOutput> {
@@ -255,12 +160,16 @@ impl Engine {
             .ok_or_else(|| MeshError::invalid("query", "is required for action search"))?;
         let limit = validate::limit("limit", p.limit, config::DEFAULT_LIST_LIMIT)?;
         let ranking = self.memory_rank(namespace, query, limit).await?;
-        let mut out = MemoryOutput::new(MemoryAction::Search, namespace, ranking.revision);
-        out.entries = Some(ranking.entries);
-        out.method = Some(ranking.method.as_str().to_string());
-        out.embedder = Some(EmbedderInfo::of(&**self.embedder()));
-        out.embedded_on_search = ranking.embedded_on_search;
-        Ok(out)
+        Ok(MemoryOutput {
+            action: MemoryAction::Search,
+            namespace: namespace.to_string(),
+            entries: Some(ranking.entries),
+            method: Some(ranking.method.as_str().to_string()),
+            embedder: Some(EmbedderInfo::of(&**self.embedder())),
+            embedded_on_search: ranking.embedded_on_search,
+            revision: ranking.revision,
+            ..Default::default()
+        })
     }
 }
 

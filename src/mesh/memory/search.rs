@@ -14,11 +14,10 @@
 //! configured). An entry without one from the process's embedder (stored earlier, or under
 //! another embedder) is embedded during the search and counted in `embeddedOnSearch`; the
 //! vector is not written back, so a search changes nothing.
+//!
+//! The tool's params and output are in the memory area's `api.rs` (re-exported by [`super`]).
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-use super::{entry, keyword_score, MemoryEntry};
+use super::{entry, keyword_score, MemoryEntry, MemorySearchOutput, MemorySearchParams, SearchMethod};
 use crate::attention::{cosine, EmbedderInfo, EmbedderKind};
 use crate::config;
 use crate::error::{MeshError, Result};
@@ -31,52 +30,6 @@ use crate::store::{RangeRequest, Revision};
 const SHOWN_CHARS: usize = 500;
 /// Most bytes of a query.
 const QUERY_MAX_BYTES: usize = 64 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SearchMethod {
-    /// Case-insensitive word matching over keys and values; lexical, not semantic.
-    Keyword,
-    /// Keyword score blended with the cosine similarity of a semantic embedder's vectors.
-    Hybrid,
-}
-
-impl SearchMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Keyword => "keyword",
-            Self::Hybrid => "hybrid",
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct MemorySearchParams {
-    /// Words or a question to look for in keys and values.
-    pub pattern: String,
-    /// Default "default".
-    pub namespace: Option<String>,
-    /// 1-500, default 50.
-    pub limit: Option<usize>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MemorySearchOutput {
-    pub pattern: String,
-    pub namespace: String,
-    /// "keyword" (lexical embedder) or "hybrid" (semantic embedder): see the catalogue entry.
-    pub method: SearchMethod,
-    /// The process's embedder; its kind decides the method.
-    pub embedder: EmbedderInfo,
-    /// Matching entries, best first (values cut to 500 characters).
-    pub results: Vec<MemoryEntry>,
-    /// hybrid: entries with no stored vector from this embedder, embedded for this search.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub embedded_on_search: Option<usize>,
-    pub revision: Revision,
-}
 
 /// A ranked search of one namespace.
 pub(crate) struct Ranking {

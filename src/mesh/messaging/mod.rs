@@ -2,9 +2,13 @@
 //!
 //! Delivery is at-least-once: `receive` hands out the oldest unacknowledged messages (in commit
 //! order, hence FIFO per sender) and keeps handing them out until the recipient `ack`s them.
+//!
+//! What the tool takes and returns (its params, actions and outputs) is in `api.rs`, re-exported
+//! here; this file is the operation.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+mod api;
+
+pub use api::*;
 
 use crate::config;
 use crate::error::{MeshError, Result};
@@ -13,128 +17,6 @@ use crate::mesh::fault::breaker::Admission;
 use crate::mesh::model::{decode, encode, AgentRecord, FaultRecord, MessageRecord};
 use crate::mesh::{keys, validate, Engine, SwarmView};
 use crate::store::{Compare, CompareOp, KeyValue, Op, RangeRequest, Txn};
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum CommAction {
-    #[default]
-    Send,
-    Receive,
-    Ack,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MessageType {
-    Heartbeat,
-    TaskAssignment,
-    ResultShare,
-    ConsensusRequest,
-    FaultTolerance,
-    #[default]
-    Custom,
-}
-
-impl MessageType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Heartbeat => "heartbeat",
-            Self::TaskAssignment => "task_assignment",
-            Self::ResultShare => "result_share",
-            Self::ConsensusRequest => "consensus_request",
-            Self::FaultTolerance => "fault_tolerance",
-            Self::Custom => "custom",
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CommunicationParams {
-    /// send (default), receive or ack.
-    #[serde(default)]
-    pub action: CommAction,
-    /// send: sending agent, by id or name.
-    pub from: Option<String>,
-    /// send: recipient agent id or name, or "all" for every other agent.
-    pub to: Option<String>,
-    /// send: the message body, a JSON object.
-    pub message: Option<serde_json::Map<String, serde_json::Value>>,
-    /// send: message type (default custom).
-    #[serde(rename = "type")]
-    pub message_type: Option<MessageType>,
-    /// Token of the agent acting (the sender, or the mailbox owner).
-    pub agent_token: Option<String>,
-    /// receive/ack: the mailbox owner, by id or name.
-    pub agent_id: Option<String>,
-    /// ack: ids of the messages to acknowledge.
-    pub message_ids: Option<Vec<String>>,
-    /// receive: most messages to return (default 10).
-    pub limit: Option<usize>,
-    /// Swarm of the agents when they are named rather than given by id.
-    pub swarm_id: Option<String>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Delivery {
-    pub to: String,
-    pub message_id: String,
-    /// Agents the message passes through, sender first, recipient last.
-    pub route: Vec<String>,
-    pub hops: usize,
-}
-
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Skipped {
-    pub to: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ReceivedMessage {
-    pub message_id: String,
-    pub from: String,
-    #[serde(rename = "type")]
-    pub message_type: String,
-    pub message: serde_json::Value,
-    pub route: Vec<String>,
-    pub sent_at_ms: i64,
-    /// How many times this message has been handed out, this time included.
-    pub deliveries: u32,
-    pub broadcast: bool,
-}
-
-/// What `daa_communication` returns; the fields present depend on the action.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CommunicationOutput {
-    pub action: CommAction,
-    /// send: one entry per recipient reached.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delivered: Option<Vec<Delivery>>,
-    /// send to "all": recipients with no live route.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<Vec<Skipped>>,
-    /// receive: the oldest unacknowledged messages.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub messages: Option<Vec<ReceivedMessage>>,
-    /// ack: messages removed from the mailbox.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub acknowledged: Option<usize>,
-    /// receive/ack: unacknowledged messages left in the mailbox (not counting those just returned).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remaining: Option<usize>,
-    pub revision: i64,
-}
-
-impl CommunicationOutput {
-    fn new(action: CommAction, revision: i64) -> Self {
-        Self { action, delivered: None, skipped: None, messages: None, acknowledged: None, remaining: None, revision }
-    }
-}
 
 fn required<'a, T>(field: &'static str, value: &'a Option<T>, action: &str) -> Result<&'a T> {
     value.as_ref().ok_or_else(|| MeshError::invalid(field, format!("is required for action {action}")))
@@ -191,11 +73,12 @@ impl Engine {
             if resp.succeeded {
                 self.metrics().add(&self.metrics().messages_sent, plan.messages.len() as u64);
             }
-            Ok(resp.succeeded.then(|| {
-                let mut out = CommunicationOutput::new(CommAction::Send, resp.revision);
-                out.delivered = Some(plan.messages.iter().map(delivery).collect());
-                out.skipped = (to == "all").then(|| plan.skipped.clone());
-                out
+            Ok(resp.succeeded.then(|| CommunicationOutput {
+                action: CommAction::Send,
+                delivered: Some(plan.messages.iter().map(delivery).collect()),
+                skipped: (to == "all").then(|| plan.skipped.clone()),
+                revision: resp.revision,
+                ..Default::default()
             }))
         })
         .await
@@ -253,11 +136,12 @@ impl Engine {
                     m.observe(&m.delivery_latency, (now - first.sent_at_ms).max(0) as f64);
                 }
             }
-            Ok(resp.succeeded.then(|| {
-                let mut out = CommunicationOutput::new(CommAction::Receive, resp.revision);
-                out.remaining = Some(mailbox.len() - messages.len());
-                out.messages = Some(messages);
-                out
+            Ok(resp.succeeded.then(|| CommunicationOutput {
+                action: CommAction::Receive,
+                remaining: Some(mailbox.len() - messages.len()),
+                messages: Some(messages),
+                revision: resp.revision,
+                ..Default::default()
             }))
         })
         .await
@@ -294,10 +178,13 @@ impl Engine {
             ));
         }
         self.metrics().add(&self.metrics().messages_acknowledged, unique.len() as u64);
-        let mut out = CommunicationOutput::new(CommAction::Ack, resp.revision);
-        out.acknowledged = Some(unique.len());
-        out.remaining = Some(mailbox.len() - unique.len());
-        Ok(out)
+        Ok(CommunicationOutput {
+            action: CommAction::Ack,
+            acknowledged: Some(unique.len()),
+            remaining: Some(mailbox.len() - unique.len()),
+            revision: resp.revision,
+            ..Default::default()
+        })
     }
 }
 
@@ -415,17 +302,4 @@ fn plan_send(
         });
     }
     Ok(plan)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::MessageType::{self, *};
-
-    #[test]
-    fn message_type_names_match_their_wire_form() {
-        let all: [MessageType; 6] = [Heartbeat, TaskAssignment, ResultShare, ConsensusRequest, FaultTolerance, Custom];
-        for t in all {
-            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
-        }
-    }
 }

@@ -9,9 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use schemars::JsonSchema;
-use serde::Serialize;
-
+use super::api::{GroupStats, Trend, TrendDirection};
 use crate::config;
 
 /// One recorded outcome, as analyze sees it.
@@ -20,53 +18,6 @@ pub struct Sample {
     pub success: bool,
     pub reward: Option<f64>,
     pub latency_ms: Option<f64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TrendDirection {
-    Improving,
-    Declining,
-    Stable,
-    InsufficientData,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Trend {
-    pub direction: TrendDirection,
-    /// Rewarded records the trend is computed from (or would need: see `needed`).
-    pub samples: usize,
-    /// Rewarded records a trend needs.
-    pub needed: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub older_mean_reward: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recent_mean_reward: Option<f64>,
-    /// recentMeanReward - olderMeanReward.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delta: Option<f64>,
-}
-
-/// Figures of one group (a task or an operation).
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct GroupStats {
-    pub name: String,
-    /// Records in the group.
-    pub count: usize,
-    pub successes: usize,
-    /// successes / count.
-    pub success_rate: f64,
-    /// Records that carry a reward.
-    pub rewarded: usize,
-    /// Mean of the rewards given; absent when none was.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mean_reward: Option<f64>,
-    /// Mean of the latencies given; absent when none was.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mean_latency_ms: Option<f64>,
-    pub trend: Trend,
 }
 
 fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {

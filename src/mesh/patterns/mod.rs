@@ -3,14 +3,15 @@
 //! store time; finds the nearest by cosine (`search`); predicts a new task's reward and success
 //! from its neighbours (`predict`, [`predict`]); records operation outcomes (`learn`); and reports
 //! success rates, mean rewards and trends per task and per operation (`analyze`, [`analyze`]).
-//! Every figure is computed from the stored records.
+//! Every figure is computed from the stored records. What it takes and returns is in [`api`].
 
 pub mod analyze;
+pub mod api;
 pub mod predict;
 pub mod record;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+pub use api::*;
+
 use serde_json::{Map, Value};
 
 use super::model::{decode, encode};
@@ -20,138 +21,14 @@ use crate::attention::{cosine, EmbedderInfo, EmbedderKind};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{OutcomeId, PatternId};
-use crate::store::{Compare, CompareOp, Op, RangeRequest, Revision, Txn};
-use analyze::{Event, GroupStats, Sample};
-use predict::{Estimate, Neighbour};
-use record::{OutcomeRecord, OutcomeView, PatternHit, PatternRecord, PatternView};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PatternAction {
-    Store,
-    Search,
-    Analyze,
-    Learn,
-    Predict,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Success,
-    Failure,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PatternsParams {
-    pub action: PatternAction,
-    /// Default "default".
-    pub namespace: Option<String>,
-    /// store, predict (or operation).
-    pub task: Option<String>,
-    pub input: Option<String>,
-    pub output: Option<String>,
-    /// store (required), learn: in [0, 1].
-    pub reward: Option<f64>,
-    /// store (required).
-    pub success: Option<bool>,
-    pub critique: Option<String>,
-    pub tokens_used: Option<u64>,
-    pub latency_ms: Option<f64>,
-    pub session_id: Option<String>,
-    /// store, learn (required).
-    pub operation: Option<String>,
-    /// learn (required).
-    pub outcome: Option<Outcome>,
-    /// search (required).
-    pub query: Option<String>,
-    /// 1-50, default 5.
-    pub k: Option<usize>,
-    /// search: in [0, 1].
-    pub min_reward: Option<f64>,
-    /// store, learn: a JSON object kept with the record (at most 16 KiB).
-    pub metadata: Option<Map<String, Value>>,
-}
-
-/// Counts behind an analysis.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Totals {
-    pub patterns: usize,
-    pub outcomes: usize,
-    /// Tasks and operations in the namespace (the lists show the 50 with most records).
-    pub tasks: usize,
-    pub operations: usize,
-}
-
-/// What `neural_patterns` returns; the fields present depend on the action.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PatternsOutput {
-    pub action: PatternAction,
-    pub namespace: String,
-    /// store: the pattern kept.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pattern: Option<PatternView>,
-    /// learn: the outcome recorded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<OutcomeView>,
-    /// search: the top k by cosine similarity to the query, best first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub results: Option<Vec<PatternHit>>,
-    /// predict: the estimate from the neighbours.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prediction: Option<Estimate>,
-    /// predict: the neighbours used (similarity >= 0.2), best first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub neighbours: Option<Vec<PatternHit>>,
-    /// analyze: every pattern and outcome together.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub overall: Option<GroupStats>,
-    /// analyze: per task (patterns with the same task text).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub by_task: Option<Vec<GroupStats>>,
-    /// analyze: per operation (patterns naming it and learned outcomes).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub by_operation: Option<Vec<GroupStats>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub totals: Option<Totals>,
-    /// store, search, predict: the embedder whose vectors were compared.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub embedder: Option<EmbedderInfo>,
-    /// search, predict: patterns compared.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scanned: Option<usize>,
-    /// search, predict: patterns stored under another embedder, embedded again for this answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reembedded: Option<usize>,
-    /// What a reader should know: insufficient data, patterns re-embedded, predict being an estimate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    pub revision: Revision,
-}
+use crate::store::{Compare, Op, RangeRequest, Revision, Txn};
+use analyze::{Event, Sample};
+use predict::Neighbour;
+use record::{OutcomeRecord, PatternRecord};
 
 impl PatternsOutput {
     fn new(action: PatternAction, namespace: &str, revision: Revision) -> Self {
-        Self {
-            action,
-            namespace: namespace.to_string(),
-            pattern: None,
-            outcome: None,
-            results: None,
-            prediction: None,
-            neighbours: None,
-            overall: None,
-            by_task: None,
-            by_operation: None,
-            totals: None,
-            embedder: None,
-            scanned: None,
-            reembedded: None,
-            note: None,
-            revision,
-        }
+        Self { action, namespace: namespace.to_string(), revision, ..Default::default() }
     }
 }
 
@@ -270,19 +147,9 @@ impl Engine {
             recorded_at_ms: self.now_ms(),
             embedding: StoredEmbedding::new(embedder.name(), &vector),
         };
-        let key = keys::pattern(namespace, &record.id);
-        let resp = self
-            .store()
-            .txn(
-                Txn::new()
-                    .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
-                    .and_then([Op::put(key, encode(&record))]),
-            )
-            .await?;
-        if !resp.succeeded {
-            return Err(MeshError::conflict("pattern", &record.id, "is taken; nothing was stored, retry"));
-        }
-        let mut out = PatternsOutput::new(PatternAction::Store, namespace, resp.revision);
+        let revision =
+            self.pattern_insert(keys::pattern(namespace, &record.id), encode(&record), "pattern", &record.id).await?;
+        let mut out = PatternsOutput::new(PatternAction::Store, namespace, revision);
         out.pattern = Some(PatternView::from(&record));
         out.embedder = Some(EmbedderInfo::of(&**embedder));
         Ok(out)
@@ -308,21 +175,28 @@ impl Engine {
             metadata: p.metadata.clone(),
             recorded_at_ms: self.now_ms(),
         };
-        let key = keys::outcome(namespace, &record.id);
-        let resp = self
-            .store()
-            .txn(
-                Txn::new()
-                    .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
-                    .and_then([Op::put(key, encode(&record))]),
-            )
-            .await?;
-        if !resp.succeeded {
-            return Err(MeshError::conflict("outcome", &record.id, "is taken; nothing was stored, retry"));
-        }
-        let mut out = PatternsOutput::new(PatternAction::Learn, namespace, resp.revision);
+        let revision =
+            self.pattern_insert(keys::outcome(namespace, &record.id), encode(&record), "outcome", &record.id).await?;
+        let mut out = PatternsOutput::new(PatternAction::Learn, namespace, revision);
         out.outcome = Some(OutcomeView::from(&record));
         Ok(out)
+    }
+
+    /// Write a new record at `key`, which must not exist yet: the revision of the write, or a
+    /// conflict naming the record's `kind` and `id`.
+    async fn pattern_insert(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        kind: &'static str,
+        id: impl std::fmt::Display,
+    ) -> Result<Revision> {
+        let resp =
+            self.store().txn(Txn::new().when([Compare::absent(key.clone())]).and_then([Op::put(key, value)])).await?;
+        if !resp.succeeded {
+            return Err(MeshError::conflict(kind, id, "is taken; nothing was stored, retry"));
+        }
+        Ok(resp.revision)
     }
 
     /// Every pattern of a namespace, oldest first, ranked against `text` after the `keep` filter.
@@ -474,7 +348,7 @@ impl Engine {
             None => {
                 out.note = Some(format!("insufficient data: namespace `{namespace}` holds no patterns or outcomes"))
             }
-            Some(o) if o.trend.direction == analyze::TrendDirection::InsufficientData => {
+            Some(o) if o.trend.direction == TrendDirection::InsufficientData => {
                 out.note = Some(format!(
                     "insufficient data for a trend: {} rewarded records, a trend needs {}",
                     o.rewarded,

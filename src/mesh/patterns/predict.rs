@@ -12,8 +12,7 @@
 //!
 //! No neighbour, no estimate: the caller says nothing can be predicted rather than give a number.
 
-use schemars::JsonSchema;
-use serde::Serialize;
+use super::api::Estimate;
 
 /// A candidate's similarity with what it is compared against, and its index among the candidates.
 pub type Scored = (usize, f64);
@@ -31,23 +30,6 @@ pub struct Neighbour {
     pub similarity: f64,
     pub reward: f64,
     pub success: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Estimate {
-    /// Similarity-weighted mean reward of the neighbours.
-    pub reward: f64,
-    /// Similarity-weighted share of neighbours that succeeded.
-    pub success_probability: f64,
-    /// similarity × agreement × support (see the catalogue entry).
-    pub confidence: f64,
-    /// Mean cosine similarity of the neighbours.
-    pub similarity: f64,
-    /// 1 − 2 × weighted standard deviation of the neighbours' rewards.
-    pub agreement: f64,
-    /// n / (n + 1) for n neighbours.
-    pub support: f64,
 }
 
 fn round(x: f64) -> f64 {

@@ -1,10 +1,11 @@
 //! What the ReasoningBank stores: patterns (an attempt at a task, its outcome and its embedding)
-//! and learned operation outcomes, and the views of them that responses carry.
+//! and learned operation outcomes, and how they become the views that responses carry
+//! ([`super::api`]).
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::api::{OutcomeView, PatternView};
 use crate::ids::{OutcomeId, PatternId};
 use crate::mesh::vectors::StoredEmbedding;
 
@@ -60,36 +61,6 @@ fn shown(text: &Option<String>) -> Option<String> {
     text.as_ref().map(|t| t.chars().take(VIEW_MAX_CHARS).collect())
 }
 
-/// A pattern as responses show it: texts cut to 1000 characters, no vector.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PatternView {
-    pub pattern_id: String,
-    /// The task (at most 1000 characters shown, as for input, output and critique).
-    pub task: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub input: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub output: Option<String>,
-    pub reward: f64,
-    pub success: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub critique: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tokens_used: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latency_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Map<String, Value>>,
-    pub recorded_at_ms: i64,
-    /// The embedder that made the stored vector.
-    pub embedded_by: String,
-}
-
 impl From<&PatternRecord> for PatternView {
     fn from(r: &PatternRecord) -> Self {
         Self {
@@ -109,33 +80,6 @@ impl From<&PatternRecord> for PatternView {
             embedded_by: r.embedding.embedder.clone(),
         }
     }
-}
-
-/// A pattern found by search or predict, with its cosine similarity to the query.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PatternHit {
-    pub similarity: f64,
-    #[serde(flatten)]
-    pub pattern: PatternView,
-}
-
-/// An outcome as `learn` returns it.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OutcomeView {
-    pub outcome_id: String,
-    pub operation: String,
-    pub success: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reward: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latency_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Map<String, Value>>,
-    pub recorded_at_ms: i64,
 }
 
 impl From<&OutcomeRecord> for OutcomeView {

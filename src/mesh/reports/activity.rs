@@ -5,9 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use schemars::JsonSchema;
-use serde::Serialize;
-
+use super::api::{AgentQueue, MailboxActivity, PendingMessage, TaskQueues};
 use crate::error::Result;
 use crate::ids::SwarmId;
 use crate::mesh::model::{decode, MessageRecord};
@@ -17,55 +15,6 @@ use crate::store::RangeRequest;
 
 /// Mailbox messages read at most; the count says when there were more.
 const MESSAGE_SAMPLE: usize = 5_000;
-
-/// Tasks on one agent.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentQueue {
-    pub agent_id: String,
-    /// Placed on the agent, not yet claimed.
-    pub queued: usize,
-    pub running: usize,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskQueues {
-    /// Every task of the swarm, counted by state (pending, ready, bidding, assigned, running,
-    /// completed, failed); a state no task is in is absent.
-    pub by_state: BTreeMap<&'static str, usize>,
-    /// Agents with at least one queued or running task.
-    pub agents: Vec<AgentQueue>,
-    pub total: usize,
-}
-
-/// A message waiting in a mailbox (not yet acknowledged by its recipient).
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PendingMessage {
-    pub message_id: String,
-    pub from: String,
-    pub to: String,
-    #[serde(rename = "type")]
-    pub message_type: String,
-    pub sent_at_ms: i64,
-    /// Times `receive` handed it out; 0: never delivered.
-    pub deliveries: u32,
-    pub broadcast: bool,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MailboxActivity {
-    /// Messages waiting in the swarm's mailboxes.
-    pub pending: usize,
-    /// The newest of them, newest first.
-    pub recent: Vec<PendingMessage>,
-    /// Waiting messages per recipient agent id.
-    pub per_agent: BTreeMap<String, usize>,
-    /// Whether there were more than could be read; the figures then cover a sample.
-    pub sampled: bool,
-}
 
 impl Engine {
     /// The swarm's tasks by state and per agent, as of one read.

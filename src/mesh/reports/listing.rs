@@ -3,51 +3,13 @@
 //! `mesh://swarm/{id}/decisions`) and write nothing, so reading a resource never changes the
 //! state it describes (a read that wrote would wake its own subscribers).
 
-use schemars::JsonSchema;
-use serde::Serialize;
-
+use super::api::{DecisionLogOutput, SwarmListOutput, SwarmSummary};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::SwarmId;
-use crate::mesh::consensus::log::LogEntry;
-use crate::mesh::model::{decode, Strategy, SwarmRecord};
-use crate::mesh::topology::TopologyKind;
+use crate::mesh::model::{decode, SwarmRecord};
 use crate::mesh::{keys, validate, Engine};
 use crate::store::{self, prefix_end, RangeRequest};
-
-/// One swarm, in brief.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SwarmSummary {
-    pub swarm_id: String,
-    pub topology: TopologyKind,
-    pub strategy: Strategy,
-    pub max_agents: u32,
-    /// Agents registered in the swarm, whatever their status.
-    pub agents: usize,
-    pub created_at_ms: i64,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SwarmListOutput {
-    /// The swarm a call that names none acts on; absent before the first swarm_init.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default_swarm: Option<String>,
-    pub swarms: Vec<SwarmSummary>,
-    pub revision: i64,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DecisionLogOutput {
-    pub swarm_id: String,
-    /// Decisions ever logged in this swarm (the last sequence number).
-    pub total: i64,
-    /// The newest decisions, newest first.
-    pub decisions: Vec<LogEntry>,
-    pub revision: i64,
-}
 
 impl Engine {
     /// The distinct second segments of the keys under `prefix` (`swarm/` → swarm ids), found by

@@ -4,16 +4,13 @@
 //! plus this process's own tool calls and resources. While it runs it reports progress after each
 //! sample, and it stops at once when the caller cancels, returning what it sampled.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
+use super::api::{MonitorMetric, MonitorSample, SwarmMonitorOutput, SwarmMonitorParams};
 use super::stats::{self, Scope};
 use crate::error::{MeshError, Result};
 use crate::mesh::call::CallContext;
-use crate::mesh::swarm::{StatusCounts, SwarmIdParams};
+use crate::mesh::swarm::SwarmIdParams;
 use crate::mesh::Engine;
 use crate::metrics::process;
 
@@ -21,71 +18,6 @@ use crate::metrics::process;
 pub const MAX_DURATION_S: f64 = 300.0;
 /// Shortest interval between samples, seconds.
 pub const MIN_INTERVAL_S: f64 = 0.1;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MonitorMetric {
-    Agents,
-    Messages,
-    Tasks,
-    Consensus,
-    Calls,
-    Resources,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SwarmMonitorParams {
-    /// Swarm to watch (default: the most recently initialised swarm).
-    pub swarm_id: Option<String>,
-    /// Seconds between samples, at least 0.1 (default 1).
-    pub interval: Option<f64>,
-    /// Seconds to watch, at most 300 (default 10).
-    pub duration: Option<f64>,
-    /// What to sample (default all): agents, messages, tasks, consensus, calls, resources.
-    pub metrics: Option<Vec<MonitorMetric>>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MonitorSample {
-    pub at_ms: i64,
-    /// Store revision: it advances with every write of every process.
-    pub revision: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub agents: Option<StatusCounts>,
-    /// Messages sent and not yet acknowledged in the swarm's mailboxes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pending_messages: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tasks: Option<BTreeMap<String, u64>>,
-    /// Proposals of the swarm by status (open, approved, rejected, expired).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub proposals: Option<BTreeMap<String, u64>>,
-    /// Tool calls (and errors) this process handled since the monitor started.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub calls: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub errors: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rss_bytes: Option<u64>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SwarmMonitorOutput {
-    pub swarm_id: String,
-    pub interval_ms: i64,
-    pub duration_ms: i64,
-    /// True when the caller cancelled before the duration ran out.
-    pub cancelled: bool,
-    pub samples: Vec<MonitorSample>,
-    /// Store writes per second between the first and the last sample; absent with one sample.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub writes_per_second: Option<f64>,
-}
 
 fn seconds(field: &'static str, value: Option<f64>, default: f64, min: f64, max: f64) -> Result<f64> {
     let v = value.unwrap_or(default);
@@ -158,18 +90,7 @@ impl Engine {
     ) -> Result<MonitorSample> {
         let has = |m: MonitorMetric| wanted.contains(&m);
         let view = self.load_swarm(swarm).await?;
-        let mut s = MonitorSample {
-            at_ms: view.now_ms,
-            revision: view.revision,
-            agents: None,
-            pending_messages: None,
-            tasks: None,
-            proposals: None,
-            calls: None,
-            errors: None,
-            cpu_seconds: None,
-            rss_bytes: None,
-        };
+        let mut s = MonitorSample { at_ms: view.now_ms, revision: view.revision, ..Default::default() };
         if has(MonitorMetric::Agents) {
             s.agents = Some(self.swarm_status(SwarmIdParams { swarm_id: Some(swarm.to_string()) }).await?.agents);
         }

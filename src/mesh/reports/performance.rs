@@ -7,79 +7,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
+use super::api::{
+    CallFigures, ConsensusFigures, FaultFigures, Latency, MessageFigures, PerformanceReportOutput,
+    PerformanceReportParams, ProcessFigures, ReportFormat, StoreFigures, TaskFigures, ToolFigures,
+};
 use super::stats::{self, Scope};
 use crate::error::Result;
 use crate::mesh::Engine;
 use crate::metrics::{series, Counts, HistCounts, FAST_MS, SLOW_MS};
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-pub enum Timeframe {
-    #[default]
-    #[serde(rename = "1h")]
-    Hour,
-    #[serde(rename = "24h")]
-    Day,
-    #[serde(rename = "7d")]
-    Week,
-    #[serde(rename = "30d")]
-    Month,
-}
-
-impl Timeframe {
-    pub fn ms(self) -> i64 {
-        let hours = match self {
-            Self::Hour => 1,
-            Self::Day => 24,
-            Self::Week => 7 * 24,
-            Self::Month => 30 * 24,
-        };
-        hours * 3600 * 1000
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hour => "1h",
-            Self::Day => "24h",
-            Self::Week => "7d",
-            Self::Month => "30d",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ReportFormat {
-    #[default]
-    Summary,
-    Detailed,
-    Json,
-    Markdown,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PerformanceReportParams {
-    /// 1h (default), 24h, 7d or 30d, ending now.
-    pub timeframe: Option<Timeframe>,
-    /// summary (default); detailed/json add per-tool and per-process figures; markdown, a text.
-    pub format: Option<ReportFormat>,
-}
-
-/// Latency quantiles estimated from fixed histogram buckets (linear within a bucket).
-#[derive(Debug, Default, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Latency {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub p50_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub p95_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub p99_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mean_ms: Option<f64>,
-}
 
 impl Latency {
     fn of(h: &HistCounts, bounds: &[f64]) -> Self {
@@ -91,134 +26,6 @@ impl Latency {
             mean_ms: round(h.mean_ms()),
         }
     }
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CallFigures {
-    pub calls: u64,
-    pub errors: u64,
-    /// errors / calls; absent without calls.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_rate: Option<f64>,
-    pub latency: Latency,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ToolFigures {
-    pub tool: String,
-    #[serde(flatten)]
-    pub figures: CallFigures,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageFigures {
-    pub sent: u64,
-    /// Handed out by receive for the first time.
-    pub delivered: u64,
-    pub acknowledged: u64,
-    /// From send to first delivery.
-    pub delivery_latency: Latency,
-    /// Sent and not yet acknowledged, now.
-    pub pending_now: usize,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ConsensusFigures {
-    /// Proposals created in the frame.
-    pub proposals: u64,
-    /// Proposals decided in the frame, by outcome.
-    pub decisions: u64,
-    pub approved: u64,
-    pub rejected: u64,
-    pub expired: u64,
-    /// approved / decisions; absent without decisions.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub agreement_rate: Option<f64>,
-    /// From proposal to decision, over the decisions of the frame (exact, from state).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision_latency_p50_ms: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision_latency_max_ms: Option<i64>,
-    pub open_now: u64,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskFigures {
-    /// Tasks created in the frame.
-    pub created: u64,
-    /// Tasks that finished in the frame, completed or failed.
-    pub completed: u64,
-    pub failed: u64,
-    /// Every task in the store by state, now.
-    pub by_state_now: BTreeMap<String, u64>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StoreFigures {
-    pub reads: u64,
-    pub writes: u64,
-    pub lease_ops: u64,
-    pub errors: u64,
-    pub latency: Latency,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProcessFigures {
-    pub process_id: String,
-    pub started_ms: i64,
-    pub last_sample_ms: i64,
-    pub tool_calls: u64,
-    /// CPU seconds and RSS at the last sample; absent where `/proc` was unreadable.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rss_bytes: Option<u64>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PerformanceReportOutput {
-    pub timeframe: String,
-    pub format: String,
-    pub from_ms: i64,
-    pub to_ms: i64,
-    /// Whether anything was recorded in the frame; when not, `note` says so and the counted figures
-    /// are 0 (the `…Now` figures are state, read now).
-    pub has_data: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    /// Processes whose samples fall in the frame (this one included).
-    pub process_count: usize,
-    pub tool_calls: CallFigures,
-    pub messages: MessageFigures,
-    pub consensus: ConsensusFigures,
-    pub faults: FaultFigures,
-    pub tasks: TaskFigures,
-    pub store: StoreFigures,
-    /// detailed, json, markdown: per tool, busiest first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tools: Option<Vec<ToolFigures>>,
-    /// detailed, json, markdown: per process.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub processes: Option<Vec<ProcessFigures>>,
-    /// markdown: the report as Markdown text.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub markdown: Option<String>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FaultFigures {
-    /// Agents declared failed (failover).
-    pub failures: u64,
-    pub recoveries: u64,
 }
 
 fn calls(calls: u64, errors: u64, latency: &HistCounts) -> CallFigures {

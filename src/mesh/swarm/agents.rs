@@ -1,84 +1,14 @@
-//! Agents: `agent_spawn` (register, wire links, hand out a token) and `agent_list`.
+//! Agents: `agent_spawn` (register, wire links, hand out a token) and `agent_list`. Their params
+//! and outputs are in the swarm's `api.rs` (re-exported by [`super`]).
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
+use super::{AgentListOutput, AgentListParams, AgentSpawnOutput, AgentSpawnParams, AgentView};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::AgentId;
-use crate::mesh::health::AgentStatus;
 use crate::mesh::model::{encode, AgentRecord, LivenessRecord};
 use crate::mesh::{keys, validate, Engine};
 use crate::secret;
 use crate::store::{Compare, CompareOp, Op, RangeRequest, Txn};
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AgentSpawnParams {
-    /// Agent type, e.g. coordinator, researcher, coder, analyst, tester.
-    #[serde(rename = "type")]
-    pub agent_type: String,
-    /// Unique name in the swarm (default: type-N).
-    pub name: Option<String>,
-    /// What the agent can do, e.g. ["rust", "review"].
-    #[serde(default)]
-    pub capabilities: Vec<String>,
-    /// Swarm to join (default: the default swarm).
-    pub swarm_id: Option<String>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentSpawnOutput {
-    pub agent_id: String,
-    pub name: String,
-    #[serde(rename = "type")]
-    pub agent_type: String,
-    pub capabilities: Vec<String>,
-    pub swarm_id: String,
-    /// Secret proof of identity; shown once. Pass it as agentToken when acting as this agent.
-    pub agent_token: String,
-    /// Agents this one is linked to.
-    pub links: Vec<String>,
-    /// Existing links the join replaced, each as `[agentA, agentB]`.
-    pub links_removed: Vec<[String; 2]>,
-    pub revision: i64,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AgentListParams {
-    /// Swarm to list (default: the default swarm).
-    pub swarm_id: Option<String>,
-    /// Only agents with this status.
-    pub status: Option<AgentStatus>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentView {
-    pub agent_id: String,
-    pub name: String,
-    #[serde(rename = "type")]
-    pub agent_type: String,
-    pub capabilities: Vec<String>,
-    pub status: AgentStatus,
-    pub spawned_at_ms: i64,
-    /// Milliseconds since its last token-bearing call; absent if it never made one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub heartbeat_age_ms: Option<i64>,
-    pub links: Vec<String>,
-    /// Unacknowledged messages in its mailbox.
-    pub pending_messages: usize,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentListOutput {
-    pub swarm_id: String,
-    pub agents: Vec<AgentView>,
-    pub count: usize,
-}
 
 impl AgentSpawnParams {
     fn validate(&self) -> Result<()> {

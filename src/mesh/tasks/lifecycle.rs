@@ -3,13 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::api::{
+    TaskAction, TaskIdParams, TaskOrchestrateOutput, TaskOrchestrateParams, TaskResultsOutput, TaskStatusOutput,
+};
 use super::assign::Board;
 use super::dag::{self, Readiness};
 use super::record::{Attempt, TaskRecord, TaskState, TaskView};
 use super::score;
-use super::{
-    TaskAction, TaskIdParams, TaskOrchestrateOutput, TaskOrchestrateParams, TaskResultsOutput, TaskStatusOutput,
-};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId, TaskId};
@@ -29,10 +29,9 @@ impl TaskOrchestrateOutput {
             task_id: task.map(|t| t.id.to_string()),
             status: task.map(|t| t.state),
             task: task.map(TaskView::from),
-            fencing_token: None,
             assigned: super::load::placements(board),
-            note: None,
             revision,
+            ..Default::default()
         }
     }
 }

@@ -4,11 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::api::{AgentLoad, LoadBalanceOutput, LoadSummary, Moved};
+use super::api::{AgentLoad, LoadBalanceOutput, LoadSummary, Moved, Placement};
 use super::assign::Board;
 use super::record::TaskState;
 use super::score;
-use super::Placement;
 use crate::config;
 use crate::error::Result;
 use crate::ids::AgentId;

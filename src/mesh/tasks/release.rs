@@ -2,24 +2,11 @@
 //! each task's assignment strategy, and ready tasks that had nowhere to go are placed once an
 //! agent can take them. Run by every reconcile; idempotent.
 
-use schemars::JsonSchema;
-use serde::Serialize;
-
+use super::api::TaskMove;
 use super::record::{Attempt, TaskState};
 use crate::error::Result;
 use crate::ids::{AgentId, SwarmId};
 use crate::mesh::Engine;
-
-/// A task taken from a failed agent.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskMove {
-    pub task_id: String,
-    pub from: String,
-    /// The live agent it went to; absent when none could take it (it waits, ready).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-}
 
 impl Engine {
     /// Hand the active tasks of `failed` agents to live agents, and place ready tasks that

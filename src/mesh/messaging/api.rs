@@ -1,0 +1,134 @@
+//! The wire types of `daa_communication`: what it takes and returns; the operation is in
+//! [`super`].
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CommAction {
+    #[default]
+    Send,
+    Receive,
+    Ack,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageType {
+    Heartbeat,
+    TaskAssignment,
+    ResultShare,
+    ConsensusRequest,
+    FaultTolerance,
+    #[default]
+    Custom,
+}
+
+impl MessageType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Heartbeat => "heartbeat",
+            Self::TaskAssignment => "task_assignment",
+            Self::ResultShare => "result_share",
+            Self::ConsensusRequest => "consensus_request",
+            Self::FaultTolerance => "fault_tolerance",
+            Self::Custom => "custom",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommunicationParams {
+    /// send (default), receive or ack.
+    #[serde(default)]
+    pub action: CommAction,
+    /// send: sending agent, by id or name.
+    pub from: Option<String>,
+    /// send: recipient agent id or name, or "all" for every other agent.
+    pub to: Option<String>,
+    /// send: the message body, a JSON object.
+    pub message: Option<serde_json::Map<String, serde_json::Value>>,
+    /// send: message type (default custom).
+    #[serde(rename = "type")]
+    pub message_type: Option<MessageType>,
+    /// Token of the agent acting (the sender, or the mailbox owner).
+    pub agent_token: Option<String>,
+    /// receive/ack: the mailbox owner, by id or name.
+    pub agent_id: Option<String>,
+    /// ack: ids of the messages to acknowledge.
+    pub message_ids: Option<Vec<String>>,
+    /// receive: most messages to return (default 10).
+    pub limit: Option<usize>,
+    /// Swarm of the agents when they are named rather than given by id.
+    pub swarm_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub to: String,
+    pub message_id: String,
+    /// Agents the message passes through, sender first, recipient last.
+    pub route: Vec<String>,
+    pub hops: usize,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Skipped {
+    pub to: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub from: String,
+    #[serde(rename = "type")]
+    pub message_type: String,
+    pub message: serde_json::Value,
+    pub route: Vec<String>,
+    pub sent_at_ms: i64,
+    /// How many times this message has been handed out, this time included.
+    pub deliveries: u32,
+    pub broadcast: bool,
+}
+
+/// What `daa_communication` returns; the fields present depend on the action.
+#[derive(Debug, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommunicationOutput {
+    pub action: CommAction,
+    /// send: one entry per recipient reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<Vec<Delivery>>,
+    /// send to "all": recipients with no live route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<Vec<Skipped>>,
+    /// receive: the oldest unacknowledged messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<ReceivedMessage>>,
+    /// ack: messages removed from the mailbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<usize>,
+    /// receive/ack: unacknowledged messages left in the mailbox (not counting those just returned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<usize>,
+    pub revision: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MessageType::{self, *};
+
+    #[test]
+    fn message_type_names_match_their_wire_form() {
+        let all: [MessageType; 6] = [Heartbeat, TaskAssignment, ResultShare, ConsensusRequest, FaultTolerance, Custom];
+        for t in all {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The wire types of the swarm tools: what `swarm_init`, `swarm_destroy`, `swarm_status`,
+//! `topology_optimize`, `agent_spawn` and `agent_list` take and return; the operations are in
+//! [`super`] and [`super::agents`].
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::mesh::fault::diagnose::{Alert, HealthFigures};
+use crate::mesh::health::AgentStatus;
+use crate::mesh::model::{Strategy, SwarmSettings};
+use crate::mesh::topology::TopologyKind;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SwarmInitParams {
+    /// Connection graph: mesh, hierarchical, ring or star.
+    pub topology: TopologyKind,
+    /// Most agents the swarm admits (1-1000, default 8).
+    pub max_agents: Option<u32>,
+    /// Distribution strategy (default balanced).
+    pub strategy: Option<Strategy>,
+    /// Id for the new swarm (default: generated). It becomes the default swarm.
+    pub swarm_id: Option<String>,
+    /// Seconds between heartbeats (default 5).
+    pub heartbeat_interval: Option<f64>,
+    /// Seconds of silence before an agent is failed (default 30).
+    pub message_timeout: Option<f64>,
+    /// Approval share for decisions (default 0.75).
+    pub consensus_threshold: Option<f64>,
+    /// Share of faulty agents tolerated (default 0.33).
+    pub fault_tolerance_level: Option<f64>,
+    /// Default 3.
+    pub max_retry_attempts: Option<u32>,
+    /// Default 5.
+    pub circuit_breaker_threshold: Option<u32>,
+    /// Seconds, default 60.
+    pub recovery_timeout: Option<f64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SwarmInitOutput {
+    pub swarm_id: String,
+    pub topology: TopologyKind,
+    pub max_agents: u32,
+    pub strategy: Strategy,
+    pub settings: SwarmSettings,
+    pub created_at_ms: i64,
+    /// Store revision of the commit.
+    pub revision: i64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SwarmIdParams {
+    /// Swarm to act on (default: the most recently initialised swarm).
+    pub swarm_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SwarmDestroyOutput {
+    pub swarm_id: String,
+    /// Agents that were removed with the swarm.
+    pub agents_removed: usize,
+    pub revision: i64,
+}
+
+#[derive(Debug, Default, Serialize, JsonSchema)]
+pub struct StatusCounts {
+    pub total: usize,
+    pub initializing: usize,
+    pub active: usize,
+    pub degraded: usize,
+    pub recovering: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkCounts {
+    /// Links in the topology graph.
+    pub total: usize,
+    /// Links whose two ends are live (not failed).
+    pub healthy: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentHealth {
+    pub agent_id: String,
+    pub name: String,
+    pub status: AgentStatus,
+    /// Milliseconds since the agent's last token-bearing call; absent if it never made one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_age_ms: Option<i64>,
+    pub links: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SwarmStatusOutput {
+    pub swarm_id: String,
+    pub topology: TopologyKind,
+    pub strategy: Strategy,
+    pub max_agents: u32,
+    pub settings: SwarmSettings,
+    pub agents: StatusCounts,
+    pub links: LinkCounts,
+    /// Connectivity, topology health, node failure rate, message latency and agreement rate: the
+    /// figures the alerts are computed from (the same ones `diagnose` reports).
+    #[serde(flatten)]
+    pub figures: HealthFigures,
+    /// Connected groups of live agents (more than 1 means the swarm is partitioned).
+    pub partitions: usize,
+    pub agent_health: Vec<AgentHealth>,
+    /// Why the swarm refuses new decisions, when it does (no live majority).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<String>,
+    /// The current leader's agent id, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// The manual's alerts over these figures (connectivity < 0.7, failure rate > 0.2, message
+    /// latency > 5 s, agreement < 0.8, topology health < 0.6).
+    pub alerts: Vec<Alert>,
+    /// Task load of the live agents: scores, variance, hotspots (> 0.8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<crate::mesh::tasks::api::LoadSummary>,
+    /// Store revision the status was read at.
+    pub revision: i64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Connectivity {
+    /// Share of pairs of live agents that can reach each other; absent with fewer than two.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connectivity: Option<f64>,
+    /// Share of agents in the largest live connected group; absent with no agents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology_health: Option<f64>,
+    pub partitions: usize,
+    pub links: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologyOptimizeOutput {
+    pub swarm_id: String,
+    pub topology: TopologyKind,
+    pub before: Connectivity,
+    pub after: Connectivity,
+    /// Links added and removed, each as `[agentA, agentB]`.
+    pub added: Vec<[String; 2]>,
+    pub removed: Vec<[String; 2]>,
+    /// Agents left out of the new graph because they are failed.
+    pub excluded_failed: Vec<String>,
+    pub revision: i64,
+}
+
+// agent_spawn and agent_list
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentSpawnParams {
+    /// Agent type, e.g. coordinator, researcher, coder, analyst, tester.
+    #[serde(rename = "type")]
+    pub agent_type: String,
+    /// Unique name in the swarm (default: type-N).
+    pub name: Option<String>,
+    /// What the agent can do, e.g. ["rust", "review"].
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Swarm to join (default: the default swarm).
+    pub swarm_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSpawnOutput {
+    pub agent_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub agent_type: String,
+    pub capabilities: Vec<String>,
+    pub swarm_id: String,
+    /// Secret proof of identity; shown once. Pass it as agentToken when acting as this agent.
+    pub agent_token: String,
+    /// Agents this one is linked to.
+    pub links: Vec<String>,
+    /// Existing links the join replaced, each as `[agentA, agentB]`.
+    pub links_removed: Vec<[String; 2]>,
+    pub revision: i64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentListParams {
+    /// Swarm to list (default: the default swarm).
+    pub swarm_id: Option<String>,
+    /// Only agents with this status.
+    pub status: Option<AgentStatus>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    pub agent_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub agent_type: String,
+    pub capabilities: Vec<String>,
+    pub status: AgentStatus,
+    pub spawned_at_ms: i64,
+    /// Milliseconds since its last token-bearing call; absent if it never made one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_age_ms: Option<i64>,
+    pub links: Vec<String>,
+    /// Unacknowledged messages in its mailbox.
+    pub pending_messages: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentListOutput {
+    pub swarm_id: String,
+    pub agents: Vec<AgentView>,
+    pub count: usize,
+}
