@@ -53,6 +53,8 @@ pub const DEFAULT_DB_PATH: &str = ".mesh/mesh.db";
 pub const ENV_DB: &str = "MESH_MCP_DB";
 pub const ENV_AUTH_TOKEN: &str = "MESH_MCP_AUTH_TOKEN";
 pub const ENV_AGENT_TOKEN: &str = "MESH_AGENT_TOKEN";
+/// The swarm `mesh-mcp call` gives a call that names none (a team's hooks set it).
+pub const ENV_SWARM_ID: &str = "MESH_SWARM_ID";
 pub const ENV_DURABILITY: &str = "MESH_MCP_DURABILITY";
 pub const ENV_EMBEDDING_MODEL: &str = "MESH_EMBEDDING_MODEL";
 pub const ENV_DEVICE: &str = "MESH_DEVICE";

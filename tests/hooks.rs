@@ -24,6 +24,7 @@ fn run(script: &str, dir: &std::path::Path, task_id: &str) {
         .env("TASK_ID", task_id)
         .env_remove("MESH_MCP_DB")
         .env_remove("MESH_AGENT_TOKEN")
+        .env_remove("MESH_SWARM_ID")
         .output()
         .unwrap();
     assert!(

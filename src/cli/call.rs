@@ -10,6 +10,9 @@
 //! `MESH_AGENT_TOKEN`, else from the token file that `mesh-mcp call agent_spawn` wrote next to the
 //! database (`<db dir>/agents/<swarm>/<name or id>.token`, mode 0600). Whoever can read the
 //! database file can already act as anyone, so a file beside it adds no new trust.
+//!
+//! `MESH_SWARM_ID` binds a shell (a team's hooks) to one swarm: a call that names no `swarmId`
+//! gets it, so with several teams on one database a hook never needs to guess.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,6 +45,7 @@ async fn call(global: &Global, tool: &str, words: &[String]) -> anyhow::Result<E
             return Ok(ExitCode::from(2));
         }
     };
+    bind_swarm(tool, &mut arguments);
     let engine = global.open_engine()?;
     attach_token(&global.db, &engine, &mut arguments).await;
     let result = tools::call(&engine, tool, Value::Object(arguments)).await;
@@ -137,6 +141,18 @@ fn coerce(property: Option<&Value>, raw: &str) -> Value {
     }
 }
 
+/// Give a call that names no swarm the one `MESH_SWARM_ID` binds this shell to, where the tool
+/// takes a `swarmId`.
+fn bind_swarm(tool: &str, args: &mut Map<String, Value>) {
+    let Ok(bound) = std::env::var(config::ENV_SWARM_ID) else { return };
+    let takes_swarm = tools::find(tool)
+        .map(|def| (def.input_schema)())
+        .is_some_and(|schema| schema.get("properties").and_then(|p| p.get("swarmId")).is_some());
+    if takes_swarm && !bound.is_empty() && !args.contains_key("swarmId") {
+        args.insert("swarmId".into(), Value::String(bound));
+    }
+}
+
 /// The directory holding token files for the database at `db`.
 pub fn token_dir(db: &str) -> Option<PathBuf> {
     (db != ":memory:").then(|| Path::new(db).parent().unwrap_or(Path::new(".")).join("agents"))
@@ -149,7 +165,7 @@ fn token_file(db: &str, swarm: &str, agent: &str) -> Option<PathBuf> {
 
 /// Fill in `agentToken` for calls that act as an agent, when the caller gave none: from
 /// `MESH_AGENT_TOKEN`, else from the token file of that agent in the swarm the call will act in
-/// (the agent's own swarm for an id; `swarmId`, else the default swarm, for a name).
+/// (see `Engine::resolve_agent_swarm`: never another team's swarm).
 pub async fn attach_token(db: &str, engine: &Engine, args: &mut Map<String, Value>) {
     if args.contains_key("agentToken") {
         return;

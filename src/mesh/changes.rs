@@ -32,14 +32,11 @@ impl Watched {
     /// Whether a write to `key` can change what this view reads.
     pub fn touched_by(&self, key: &str) -> bool {
         match self {
-            // The swarm records and agent counts, and which swarm is the default.
-            Self::Swarms => {
-                key == keys::DEFAULT_SWARM
-                    || key
-                        .strip_prefix("swarm/")
-                        .and_then(|rest| rest.split_once('/'))
-                        .is_some_and(|(_, rest)| rest == "config" || rest.starts_with("agent/"))
-            }
+            // The swarm records and agent counts.
+            Self::Swarms => key
+                .strip_prefix("swarm/")
+                .and_then(|rest| rest.split_once('/'))
+                .is_some_and(|(_, rest)| rest == "config" || rest.starts_with("agent/")),
             // swarm_status reads the swarm, its mailboxes (latency), consensus (leader, agreement)
             // and task loads.
             Self::Swarm(s) => [keys::swarm_prefix(s), keys::mailboxes(s), keys::consensus(s), keys::tasks(s)]

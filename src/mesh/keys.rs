@@ -1,7 +1,6 @@
 //! The key layout of mesh state in the store. Every key the engine writes is built here.
 //!
 //! ```text
-//! default-swarm                       id of the swarm used when a call names none
 //! agent-index/<agent>                 swarm id of an agent (agents are found without a swarm id)
 //! swarm/<swarm>/config                swarm record (settings, topology kind)
 //! swarm/<swarm>/graph                 the connection graph (nodes and links), one CAS unit
@@ -34,8 +33,6 @@
 //! consensus state, which grows with decisions, and tasks, which grow with work.
 
 use crate::ids::{AgentId, MessageId, OutcomeId, PatternId, ProposalId, SwarmId, TaskId};
-
-pub const DEFAULT_SWARM: &str = "default-swarm";
 
 /// Everything about a swarm but its mailboxes.
 pub fn swarm_prefix(id: &SwarmId) -> String {

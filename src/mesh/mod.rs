@@ -42,7 +42,7 @@ use crate::ids::{AgentId, SwarmId};
 use crate::metrics::store::Counted;
 use crate::metrics::{series, Metrics, SharedMetrics};
 use crate::secret;
-use crate::store::{self, Clock, Op, Revision, SharedStore};
+use crate::store::{Clock, Op, Revision, SharedStore};
 use health::AgentStatus;
 use model::{AgentRecord, FaultRecord, HeartbeatRecord, LivenessRecord, SwarmRecord};
 use topology::Graph;
@@ -225,26 +225,6 @@ impl Engine {
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
-    }
-
-    /// The swarm a call means: the one it names, else the default swarm.
-    pub(crate) async fn resolve_swarm(&self, swarm_id: Option<&str>) -> Result<SwarmId> {
-        match swarm_id {
-            Some(id) => {
-                validate::name("swarmId", id)?;
-                Ok(SwarmId::new(id))
-            }
-            None => match store::get(&*self.store, keys::DEFAULT_SWARM).await? {
-                Some(kv) => Ok(SwarmId::new(String::from_utf8_lossy(&kv.value).into_owned())),
-                None => Err(MeshError::invalid("swarmId", "no swarm exists yet; call swarm_init first")),
-            },
-        }
-    }
-
-    /// The swarm an agent belongs to, found through the agent index.
-    pub(crate) async fn swarm_of_agent(&self, agent: &str) -> Result<Option<SwarmId>> {
-        let kv = store::get(&*self.store, &keys::agent_index(&AgentId::new(agent))).await?;
-        Ok(kv.map(|kv| SwarmId::new(String::from_utf8_lossy(&kv.value).into_owned())))
     }
 
     /// A swarm's record, graph, agents, heartbeats, liveness and faults, all as of one store

@@ -3,7 +3,7 @@
 //!
 //! | URI                          | content (JSON)                                   |
 //! |------------------------------|--------------------------------------------------|
-//! | `mesh://swarms`              | every swarm in brief, and the default swarm      |
+//! | `mesh://swarms`              | every swarm in brief, and the only one if just one |
 //! | `mesh://swarm/{id}`          | the swarm's status (what `swarm_status` returns) |
 //! | `mesh://swarm/{id}/agents`   | its agents (what `agent_list` returns)           |
 //! | `mesh://swarm/{id}/decisions`| its consensus decision log, newest first         |
@@ -97,7 +97,9 @@ impl MeshResource {
 
     fn describe(&self) -> (String, &'static str) {
         match self {
-            Self::Swarms => ("swarms".into(), "Every swarm in brief (topology, agent count) and the default swarm"),
+            Self::Swarms => {
+                ("swarms".into(), "Every swarm in brief (topology, agent count) and the swarm calls naming none act in")
+            }
             Self::Swarm(id) => {
                 (format!("swarm {id}"), "The swarm's status: agents by status, health figures, alerts, leader")
             }

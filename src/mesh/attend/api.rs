@@ -47,7 +47,7 @@ pub struct AttentionConsensusParams {
     pub fault_tolerance: Option<f64>,
     /// gossip: most rounds, 1-100, default 3.
     pub gossip_rounds: Option<usize>,
-    /// topology, gossip (default: the default swarm).
+    /// topology, gossip (default: the only swarm).
     pub swarm_id: Option<String>,
 }
 

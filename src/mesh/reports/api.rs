@@ -293,7 +293,7 @@ pub struct SwarmSummary {
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SwarmListOutput {
-    /// The swarm a call that names none acts on; absent before the first swarm_init.
+    /// The swarm a call that names none acts on: present only while exactly one swarm exists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_swarm: Option<String>,
     pub swarms: Vec<SwarmSummary>,

@@ -14,7 +14,7 @@ use crate::store::{self, prefix_end, RangeRequest};
 impl Engine {
     /// The distinct second segments of the keys under `prefix` (`swarm/` → swarm ids), found by
     /// skipping from one to the next: one single-key read per name, whatever lies beneath it.
-    async fn segments(&self, prefix: &str) -> Result<Vec<String>> {
+    pub(crate) async fn segments(&self, prefix: &str) -> Result<Vec<String>> {
         let end = prefix_end(prefix);
         let mut start = prefix.to_string();
         let mut names = Vec::new();
@@ -32,12 +32,9 @@ impl Engine {
         Ok(names)
     }
 
-    /// Every swarm with its agent count, and the default swarm.
+    /// Every swarm with its agent count, and the swarm calls that name none act in.
     pub async fn swarm_list(&self) -> Result<SwarmListOutput> {
         let revision = self.store().revision().await?;
-        let default_swarm = store::get(&**self.store(), keys::DEFAULT_SWARM)
-            .await?
-            .map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
         let mut swarms = Vec::new();
         for id in self.segments("swarm/").await? {
             let id = SwarmId::new(id);
@@ -53,6 +50,10 @@ impl Engine {
                 created_at_ms: record.created_at_ms,
             });
         }
+        let default_swarm = match swarms.as_slice() {
+            [only] => Some(only.swarm_id.clone()),
+            _ => None,
+        };
         Ok(SwarmListOutput { default_swarm, swarms, revision })
     }
 

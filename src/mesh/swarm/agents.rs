@@ -129,15 +129,6 @@ impl Engine {
         let count = agents.len();
         Ok(AgentListOutput { swarm_id: swarm_id.to_string(), agents, count })
     }
-
-    /// The swarm of an agent named by id (any swarm) or by name (in the given or default swarm).
-    /// Whether a named agent exists is left to the caller's view of that swarm.
-    pub async fn resolve_agent_swarm(&self, reference: &str, swarm_id: Option<&str>) -> Result<crate::ids::SwarmId> {
-        match self.swarm_of_agent(reference).await? {
-            Some(id) => Ok(id),
-            None => self.resolve_swarm(swarm_id).await,
-        }
-    }
 }
 
 /// The first free `type-N` name.

@@ -19,7 +19,7 @@ pub struct SwarmInitParams {
     pub max_agents: Option<u32>,
     /// Distribution strategy (default balanced).
     pub strategy: Option<Strategy>,
-    /// Id for the new swarm (default: generated). It becomes the default swarm.
+    /// Id for the new swarm (default: generated). Calls that name no swarm act in it only while it is the only one.
     pub swarm_id: Option<String>,
     /// Seconds between heartbeats (default 5).
     pub heartbeat_interval: Option<f64>,
@@ -171,7 +171,7 @@ pub struct AgentSpawnParams {
     /// What the agent can do, e.g. ["rust", "review"].
     #[serde(default)]
     pub capabilities: Vec<String>,
-    /// Swarm to join (default: the default swarm).
+    /// Swarm to join (default: the only swarm).
     pub swarm_id: Option<String>,
 }
 
@@ -196,7 +196,7 @@ pub struct AgentSpawnOutput {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AgentListParams {
-    /// Swarm to list (default: the default swarm).
+    /// Swarm to list (default: the only swarm).
     pub swarm_id: Option<String>,
     /// Only agents with this status.
     pub status: Option<AgentStatus>,

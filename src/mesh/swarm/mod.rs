@@ -6,6 +6,7 @@
 pub mod agents;
 mod api;
 pub(crate) mod registry;
+mod resolve;
 
 pub use api::*;
 
@@ -18,7 +19,7 @@ use crate::mesh::health::AgentStatus;
 use crate::mesh::model::{encode, SwarmRecord, SwarmSettings};
 use crate::mesh::topology::{Graph, LinkChange};
 use crate::mesh::{keys, validate, Engine, SwarmView};
-use crate::store::{self, Compare, CompareOp, Op, Txn};
+use crate::store::{Compare, CompareOp, Op, Txn};
 
 impl SwarmInitParams {
     fn settings(&self) -> Result<SwarmSettings> {
@@ -91,7 +92,6 @@ impl Engine {
         let txn = Txn::new().when([Compare::absent(keys::swarm(&id))]).and_then([
             Op::put(keys::swarm(&id), encode(&record)),
             Op::put(keys::graph(&id), encode(&Graph::default())),
-            Op::put(keys::DEFAULT_SWARM, id.as_str()),
         ]);
         let resp = self.store().txn(txn).await?;
         if !resp.succeeded {
@@ -120,13 +120,7 @@ impl Engine {
             ops.push(Op::delete_prefix(keys::consensus(&id)));
             ops.push(Op::delete_prefix(keys::tasks(&id)));
             ops.extend(view.agents.iter().map(|a| Op::delete(keys::agent_index(&a.id))));
-            let mut compares = vec![Compare::mod_revision(keys::graph(&id), CompareOp::Equal, view.graph_rev)];
-            // Leave the default pointer alone unless it names this swarm.
-            let default = store::get(&**self.store(), keys::DEFAULT_SWARM).await?;
-            if let Some(kv) = default.filter(|kv| kv.value == id.as_str().as_bytes()) {
-                compares.push(Compare::mod_revision(keys::DEFAULT_SWARM, CompareOp::Equal, kv.mod_revision));
-                ops.push(Op::delete(keys::DEFAULT_SWARM));
-            }
+            let compares = vec![Compare::mod_revision(keys::graph(&id), CompareOp::Equal, view.graph_rev)];
             let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
             Ok(resp.succeeded.then(|| SwarmDestroyOutput {
                 swarm_id: id.to_string(),

@@ -104,7 +104,7 @@ pub struct TaskOrchestrateOutput {
 pub struct TaskIdParams {
     /// The task.
     pub task_id: String,
-    /// Swarm (default: the default swarm).
+    /// Swarm (default: the only swarm).
     pub swarm_id: Option<String>,
 }
 
