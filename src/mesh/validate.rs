@@ -44,11 +44,13 @@ pub fn fraction(field: &'static str, value: f64) -> Result<()> {
 }
 
 /// A positive, finite number of seconds.
+/// Leases and timeouts are kept in milliseconds, so anything under 10 ms would round to nothing
+/// (or to a lease that lapses before its own write commits).
 pub fn seconds(field: &'static str, value: f64) -> Result<()> {
-    if value.is_finite() && value > 0.0 && value <= 86_400.0 {
+    if value.is_finite() && (0.01..=86_400.0).contains(&value) {
         Ok(())
     } else {
-        Err(MeshError::invalid(field, format!("must be between 0 and 86400 seconds, got {value}")))
+        Err(MeshError::invalid(field, format!("must be between 0.01 and 86400 seconds, got {value}")))
     }
 }
 

@@ -338,6 +338,12 @@ pub enum Durability {
 
 /// Open the backend named by a `--db` argument: `:memory:` or a file path.
 pub fn open(db: &str, clock: Arc<dyn Clock>, durability: Durability) -> Result<SharedStore, StoreError> {
+    // A URL is not a path: `etcd://host` must not quietly become a SQLite file under `etcd:/`.
+    if let Some((scheme, _)) = db.split_once("://") {
+        return Err(StoreError::Backend(format!(
+            "unknown database scheme `{scheme}://`: --db takes a SQLite file path or `:memory:`"
+        )));
+    }
     if db == ":memory:" {
         Ok(Arc::new(memory::MemoryStore::new(clock)))
     } else {

@@ -3,11 +3,14 @@
 #![allow(dead_code)]
 
 mod http_server;
+mod keepalive;
 mod rpc;
 mod wait;
 
 #[allow(unused_imports)] // each test crate uses its own part of these
 pub use http_server::{wait_exit, HttpServer};
+#[allow(unused_imports)]
+pub use keepalive::KeepAlive;
 #[allow(unused_imports)]
 pub use rpc::{RawServer, METRICS_FLUSH};
 #[allow(unused_imports)]

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
+use axum::serve::ListenerExt;
 use axum::Router;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
@@ -184,6 +185,13 @@ async fn run(app: Router, opts: &HttpOptions, ct: CancellationToken, what: &'sta
             ct.cancel();
         }
     };
+    // Without TCP_NODELAY the last chunk of a streamed answer waits for the client's delayed ACK
+    // (about 40 ms per call on a kept-alive connection).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on an accepted connection");
+        }
+    });
     let serving = axum::serve(listener, app).with_graceful_shutdown(on_signal).into_future();
     tokio::select! {
         result = serving => result.context("HTTP server failed")?,

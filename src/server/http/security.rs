@@ -89,6 +89,10 @@ impl Guard {
 
     /// A browser tricked by DNS rebinding sends the attacker's name as `Host`; refuse it.
     fn check_host(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), Rejection> {
+        // Two Host headers let a proxy and this server disagree on which one counts.
+        if headers.get_all(HOST).iter().nth(1).is_some() {
+            return Err(Rejection::new(StatusCode::BAD_REQUEST, "Bad Request: more than one Host header".into()));
+        }
         let authority = match headers.get(HOST) {
             Some(value) => value.to_str().ok().and_then(|v| v.parse::<http::uri::Authority>().ok()),
             // HTTP/2 carries the host in the URI instead of a header.

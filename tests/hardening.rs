@@ -1,0 +1,126 @@
+//! Regressions from the adversarial run of issue 13, each failing on the code before its fix:
+//! doubles that came back one ulp off, a URL taken for a file path, a heartbeat of 1e-300 s, a
+//! duplicate Host header, and HTTP answers that waited for the client's delayed ACK.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{bin, temp_db, HttpServer, KeepAlive, Mcp, RawServer};
+use serde_json::json;
+
+/// Doubles spread over many magnitudes, from a fixed xorshift sequence of bit patterns.
+fn awkward_doubles(n: usize) -> Vec<f64> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        // Exponents from about 1e-30 to 1e30, random mantissas, both signs.
+        let bits = (state & 0x800F_FFFF_FFFF_FFFF) | ((923 + (state >> 52) % 200) << 52);
+        let x = f64::from_bits(bits);
+        if x.is_finite() {
+            out.push(x);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_message_of_doubles_comes_back_bit_identical() {
+    let (_dir, db) = temp_db();
+    let mut s = RawServer::spawn(db.to_str().unwrap());
+    s.ok("swarm_init", json!({"topology": "mesh", "swarmId": "f", "heartbeatInterval": 600, "messageTimeout": 3600}));
+    let a = s.ok("agent_spawn", json!({"type": "coder", "name": "a"}));
+    let b = s.ok("agent_spawn", json!({"type": "coder", "name": "b"}));
+    let sent = awkward_doubles(400);
+    // Written by hand: `{:?}` prints the shortest text that parses back to the same bits.
+    let numbers = sent.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(",");
+    let args = json!({"action": "send", "from": "a", "to": "b", "message": "NUMBERS", "agentToken": a["agentToken"]});
+    let line = s.line("tools/call", json!({"name": "daa_communication", "arguments": args}));
+    let line = line.replace("\"NUMBERS\"", &format!("{{\"x\":[{numbers}]}}"));
+    let resp = s.round_trip(&line);
+    assert!(resp["result"]["isError"] != true, "{resp}");
+    let got = s.ok("daa_communication", json!({"action": "receive", "agentId": "b", "agentToken": b["agentToken"]}));
+    let back: Vec<f64> = got["messages"][0]["message"]["x"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{got}"))
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let changed = sent.iter().zip(&back).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+    assert_eq!((back.len(), changed), (sent.len(), 0), "doubles altered in a stored message");
+}
+
+#[test]
+fn a_database_url_is_refused_not_created_as_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .current_dir(dir.path())
+        .args(["--db", "etcd://127.0.0.1:2379", "call", "swarm_status"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown database scheme `etcd://`"), "{stderr}");
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "it created something");
+}
+
+#[tokio::test]
+async fn a_heartbeat_too_short_to_measure_is_refused() {
+    let (_dir, db) = temp_db();
+    let mcp = Mcp::stdio(db.to_str().unwrap()).await;
+    for tiny in [1e-300, 0.001] {
+        let (is_error, body) = mcp.call("swarm_init", json!({"topology": "mesh", "heartbeatInterval": tiny})).await;
+        assert!(is_error, "heartbeatInterval {tiny} was accepted: {body}");
+        assert_eq!(body["error"]["code"], "invalid_argument", "{body}");
+    }
+    mcp.ok("swarm_init", json!({"topology": "mesh", "heartbeatInterval": 0.01})).await;
+    mcp.close().await;
+}
+
+/// One raw HTTP/1.1 request, the status line of its answer.
+fn raw_status(port: &str, request: &str) -> String {
+    let mut tcp = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn two_host_headers_are_a_bad_request() {
+    let server = HttpServer::start(&[]);
+    let port = server.port();
+    let one = format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    assert!(raw_status(port, &one).contains(" 200 "), "the control request must pass");
+    let two =
+        format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: evil.example\r\nConnection: close\r\n\r\n");
+    assert!(raw_status(port, &two).contains(" 400 "), "{}", raw_status(port, &two));
+}
+
+/// Without TCP_NODELAY every streamed answer on a kept-alive connection waits out the client's
+/// delayed ACK (about 40 ms on Linux), so even the fastest of 20 calls takes that long. The
+/// fastest call with it set is a few ms; noise only makes calls slower, so the bound below can
+/// fail only on the old code or a machine stalled for all 20 calls. Speed itself is measured by
+/// `cargo bench --bench keepalive`.
+#[test]
+fn kept_alive_http_calls_do_not_wait_for_a_delayed_ack() {
+    let server = HttpServer::start(&[]);
+    let mut client = KeepAlive::connect(server.port());
+    let init = client.call("swarm_init", json!({"topology": "star", "swarmId": "n"}));
+    assert_eq!(init["swarmId"], "n", "{init}");
+    let mut fastest = Duration::MAX;
+    for _ in 0..20 {
+        let start = Instant::now();
+        let answer = client.call("swarm_status", json!({"swarmId": "n"}));
+        fastest = fastest.min(start.elapsed());
+        assert_eq!(answer["swarmId"], "n", "{answer}");
+    }
+    assert!(fastest < Duration::from_millis(30), "the fastest of 20 kept-alive calls took {fastest:?}");
+}
