@@ -124,3 +124,34 @@ fn kept_alive_http_calls_do_not_wait_for_a_delayed_ack() {
     }
     assert!(fastest < Duration::from_millis(30), "the fastest of 20 kept-alive calls took {fastest:?}");
 }
+
+/// Every malformed frame gets an answer (the client would otherwise wait forever), and the
+/// server goes on serving.
+#[test]
+fn malformed_frames_get_json_rpc_errors_not_silence() {
+    let (_dir, db) = temp_db();
+    let mut s = RawServer::spawn(db.to_str().unwrap());
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":5,"method":"ping","params":{{"x":{}1{}}}}}"#,
+        "[".repeat(1000),
+        "]".repeat(1000)
+    );
+    let corpus: [(&str, i64, serde_json::Value); 9] = [
+        ("{this is not json", -32700, json!(null)),
+        (r#"{"jsonrpc":"2.0","id":1,"method":"ping""#, -32700, json!(null)),
+        (r#"{"jsonrpc":"2.0","id":2,"method":"ping","params":{"x":NaN}}"#, -32700, json!(null)),
+        (r#"{"jsonrpc":"2.0","id":3,"method":"ping","params":{"x":"\ud800"}}"#, -32700, json!(null)),
+        (&deep, -32700, json!(null)),
+        (r#"[{"jsonrpc":"2.0","id":4,"method":"ping"}]"#, -32600, json!(null)),
+        (r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#, -32600, json!(null)),
+        (r#"{"jsonrpc":"2.0","id":"x","method":42}"#, -32600, json!("x")),
+        (r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":5}}"#, -32602, json!(9)),
+    ];
+    for (line, code, id) in corpus {
+        s.send_line(line);
+        let answer = s.read();
+        assert_eq!((answer["error"]["code"].as_i64(), &answer["id"]), (Some(code), &id), "{line:.80}: {answer}");
+    }
+    let pong = s.request("ping", json!({}));
+    assert!(pong.get("result").is_some(), "the server still answers: {pong}");
+}

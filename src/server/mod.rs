@@ -3,6 +3,7 @@
 
 pub mod catalogue;
 pub mod errors;
+pub mod frames;
 pub mod handler;
 pub mod http;
 pub mod resources;
