@@ -62,7 +62,7 @@ pub struct ConsensusParams {
     pub lease_secs: Option<f64>,
     /// list: decisions to return, newest first (default 20).
     pub limit: Option<usize>,
-    /// Swarm (default: the agent's, else the default).
+    /// Swarm (default: the agent's, else the only swarm).
     pub swarm_id: Option<String>,
 }
 

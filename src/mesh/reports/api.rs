@@ -224,7 +224,7 @@ pub enum MonitorMetric {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SwarmMonitorParams {
-    /// Swarm to watch (default: the most recently initialised swarm).
+    /// Swarm to watch (default: the only swarm).
     pub swarm_id: Option<String>,
     /// Seconds between samples, at least 0.1 (default 1).
     pub interval: Option<f64>,

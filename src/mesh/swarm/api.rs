@@ -53,7 +53,7 @@ pub struct SwarmInitOutput {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SwarmIdParams {
-    /// Swarm to act on (default: the most recently initialised swarm).
+    /// Swarm to act on (default: the only swarm).
     pub swarm_id: Option<String>,
 }
 

@@ -64,7 +64,7 @@ pub struct TaskOrchestrateParams {
     pub result: Option<Value>,
     /// fail: what went wrong.
     pub error: Option<String>,
-    /// Swarm (default: the agent's, else the default).
+    /// Swarm (default: the agent's, else the only swarm).
     pub swarm_id: Option<String>,
 }
 
