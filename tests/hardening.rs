@@ -155,3 +155,24 @@ fn malformed_frames_get_json_rpc_errors_not_silence() {
     let pong = s.request("ping", json!({}));
     assert!(pong.get("result").is_some(), "the server still answers: {pong}");
 }
+
+/// The leases table of a database file, counted directly.
+fn lease_rows(db: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM leases", [], |row| row.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn a_refused_agent_spawn_leaves_no_lease_row() {
+    let (_dir, db) = temp_db();
+    let mcp = Mcp::stdio(db.to_str().unwrap()).await;
+    mcp.ok("swarm_init", json!({"topology": "mesh", "swarmId": "full", "maxAgents": 1})).await;
+    mcp.ok("agent_spawn", json!({"type": "coder", "name": "only"})).await;
+    let before = lease_rows(&db);
+    for name in ["second", "only"] {
+        let (is_error, body) = mcp.call("agent_spawn", json!({"type": "coder", "name": name})).await;
+        assert!(is_error && body["error"]["code"] == "conflict", "{body}");
+    }
+    assert_eq!(lease_rows(&db), before, "refused spawns committed lease rows");
+    mcp.close().await;
+}

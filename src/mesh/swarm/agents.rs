@@ -38,68 +38,74 @@ impl Engine {
         let mut capabilities = p.capabilities.clone();
         capabilities.dedup();
         // The liveness lease runs from the spawn: an agent that never calls fails after one
-        // message timeout. A lease left over by a lost race simply runs out.
+        // message timeout.
         let settings = self.load_swarm(&swarm_id).await?.swarm.settings;
         let ttl_ms = settings.lease_ttl_ms();
         let lease = self.store().lease_grant(ttl_ms).await?;
-        self.with_retry(|| async {
-            let view = self.load_swarm(&swarm_id).await?;
-            if view.agents.len() >= view.swarm.max_agents as usize {
-                return Err(MeshError::conflict(
-                    "swarm",
-                    &swarm_id,
-                    format!("is full: it has {} of maxAgents {}", view.agents.len(), view.swarm.max_agents),
-                ));
-            }
-            let name = match &p.name {
-                Some(n) => n.clone(),
-                None => next_name(&p.agent_type, &view.agents),
-            };
-            if view.agent(&name).is_some() {
-                return Err(MeshError::conflict("agent", &name, format!("already exists in swarm `{swarm_id}`")));
-            }
-            let record = AgentRecord {
-                id: id.clone(),
-                swarm_id: swarm_id.clone(),
-                name: name.clone(),
-                agent_type: p.agent_type.clone(),
-                capabilities: capabilities.clone(),
-                token_digest: secret::digest(&token),
-                spawned_at_ms: view.now_ms,
-            };
-            let mut graph = crate::mesh::topology::Graph::clone(&view.graph);
-            let change = graph.join(view.swarm.topology, id.clone(), p.agent_type == "coordinator");
-            let txn = Txn::new()
-                .when([
-                    Compare::mod_revision(keys::swarm(&swarm_id), CompareOp::Equal, view.swarm_rev),
-                    Compare::mod_revision(keys::graph(&swarm_id), CompareOp::Equal, view.graph_rev),
-                    Compare::absent(keys::name(&swarm_id, &name)),
-                ])
-                .and_then([
-                    Op::put(keys::agent(&swarm_id, &id), encode(&record)),
-                    Op::put(keys::name(&swarm_id, &name), id.as_str()),
-                    Op::put(keys::agent_index(&id), swarm_id.as_str()),
-                    Op::put(keys::graph(&swarm_id), encode(&graph)),
-                    Op::put_with_lease(
-                        keys::liveness(&swarm_id, &id),
-                        encode(&LivenessRecord { lease, ttl_ms, since_ms: view.now_ms }),
-                        lease,
-                    ),
-                ]);
-            let resp = self.store().txn(txn).await?;
-            Ok(resp.succeeded.then(|| AgentSpawnOutput {
-                agent_id: id.to_string(),
-                name,
-                agent_type: p.agent_type.clone(),
-                capabilities: capabilities.clone(),
-                swarm_id: swarm_id.to_string(),
-                agent_token: token.clone(),
-                links: graph.neighbours(&id).into_iter().map(|n| n.to_string()).collect(),
-                links_removed: change.removed.iter().map(|(a, b)| [a.to_string(), b.to_string()]).collect(),
-                revision: resp.revision,
-            }))
-        })
-        .await
+        let spawned = self
+            .with_retry(|| async {
+                let view = self.load_swarm(&swarm_id).await?;
+                if view.agents.len() >= view.swarm.max_agents as usize {
+                    return Err(MeshError::conflict(
+                        "swarm",
+                        &swarm_id,
+                        format!("is full: it has {} of maxAgents {}", view.agents.len(), view.swarm.max_agents),
+                    ));
+                }
+                let name = match &p.name {
+                    Some(n) => n.clone(),
+                    None => next_name(&p.agent_type, &view.agents),
+                };
+                if view.agent(&name).is_some() {
+                    return Err(MeshError::conflict("agent", &name, format!("already exists in swarm `{swarm_id}`")));
+                }
+                let record = AgentRecord {
+                    id: id.clone(),
+                    swarm_id: swarm_id.clone(),
+                    name: name.clone(),
+                    agent_type: p.agent_type.clone(),
+                    capabilities: capabilities.clone(),
+                    token_digest: secret::digest(&token),
+                    spawned_at_ms: view.now_ms,
+                };
+                let mut graph = crate::mesh::topology::Graph::clone(&view.graph);
+                let change = graph.join(view.swarm.topology, id.clone(), p.agent_type == "coordinator");
+                let txn = Txn::new()
+                    .when([
+                        Compare::mod_revision(keys::swarm(&swarm_id), CompareOp::Equal, view.swarm_rev),
+                        Compare::mod_revision(keys::graph(&swarm_id), CompareOp::Equal, view.graph_rev),
+                        Compare::absent(keys::name(&swarm_id, &name)),
+                    ])
+                    .and_then([
+                        Op::put(keys::agent(&swarm_id, &id), encode(&record)),
+                        Op::put(keys::name(&swarm_id, &name), id.as_str()),
+                        Op::put(keys::agent_index(&id), swarm_id.as_str()),
+                        Op::put(keys::graph(&swarm_id), encode(&graph)),
+                        Op::put_with_lease(
+                            keys::liveness(&swarm_id, &id),
+                            encode(&LivenessRecord { lease, ttl_ms, since_ms: view.now_ms }),
+                            lease,
+                        ),
+                    ]);
+                let resp = self.store().txn(txn).await?;
+                Ok(resp.succeeded.then(|| AgentSpawnOutput {
+                    agent_id: id.to_string(),
+                    name,
+                    agent_type: p.agent_type.clone(),
+                    capabilities: capabilities.clone(),
+                    swarm_id: swarm_id.to_string(),
+                    agent_token: token.clone(),
+                    links: graph.neighbours(&id).into_iter().map(|n| n.to_string()).collect(),
+                    links_removed: change.removed.iter().map(|(a, b)| [a.to_string(), b.to_string()]).collect(),
+                    revision: resp.revision,
+                }))
+            })
+            .await;
+        if spawned.is_err() {
+            // A refused spawn leaves no lease row behind (a revoke that fails leaves one that expires).
+            let _ = self.store().lease_revoke(lease).await;
+        }
+        spawned
     }
 
     pub async fn agent_list(&self, p: AgentListParams) -> Result<AgentListOutput> {
