@@ -44,6 +44,10 @@ pub const DEFAULT_LIST_LIMIT: usize = 50;
 pub const MAX_LIST_LIMIT: usize = 500;
 pub const DEFAULT_RECEIVE_LIMIT: usize = 10;
 
+/// What the JSON body of one list (tool result or resource read) may hold; a list stops before
+/// it and says so. The body travels twice in a tool result (text and structuredContent).
+pub const MAX_REPLY_BYTES: usize = 2 * 1024 * 1024;
+
 /// Attempts of an optimistic read-compare-write before giving up with `Contention`.
 pub const CAS_ATTEMPTS: u32 = 64;
 

@@ -176,3 +176,60 @@ async fn a_refused_agent_spawn_leaves_no_lease_row() {
     assert_eq!(lease_rows(&db), before, "refused spawns committed lease rows");
     mcp.close().await;
 }
+
+/// The reply byte budget (2 MiB of JSON body): lists of big values stop early, say so and carry
+/// on from a cursor; a mailbox of big messages hands out a part and the rest after an ack.
+#[tokio::test]
+async fn big_lists_are_cut_at_the_byte_budget_with_a_way_on() {
+    let (_dir, db) = temp_db();
+    let mcp = Mcp::stdio(db.to_str().unwrap()).await;
+    let value = "v".repeat(900 * 1024);
+    for i in 0..6 {
+        let args = json!({"action": "store", "key": format!("k{i}"), "value": value, "namespace": "big"});
+        mcp.ok("memory_usage", args).await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let mut args = json!({"action": "list", "namespace": "big", "limit": 100});
+        if let Some(c) = &cursor {
+            args["cursor"] = json!(c);
+        }
+        let page = mcp.ok("memory_usage", args).await;
+        let entries = page["entries"].as_array().unwrap();
+        assert!(page.to_string().len() <= 2 * 1024 * 1024, "a page of {} bytes", page.to_string().len());
+        assert!(!entries.is_empty(), "a cut page still makes progress");
+        seen.extend(entries.iter().map(|e| e["key"].as_str().unwrap().to_string()));
+        cursor = page["nextCursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            assert!(page.get("truncated").is_none(), "the last page is whole: {}", page["truncated"]);
+            break;
+        }
+        assert_eq!(page["truncated"], true, "a page cut before the limit says so");
+    }
+    assert_eq!(seen, ["k0", "k1", "k2", "k3", "k4", "k5"]);
+
+    mcp.ok(
+        "swarm_init",
+        json!({"topology": "mesh", "swarmId": "mail", "heartbeatInterval": 600, "messageTimeout": 3600}),
+    )
+    .await;
+    let a = mcp.ok("agent_spawn", json!({"type": "coder", "name": "a"})).await;
+    let b = mcp.ok("agent_spawn", json!({"type": "coder", "name": "b"})).await;
+    let blob = "m".repeat(250 * 1024);
+    for _ in 0..12 {
+        let args = json!({"from": "a", "to": "b", "message": {"blob": blob}, "agentToken": a["agentToken"]});
+        mcp.ok("daa_communication", args).await;
+    }
+    let receive = json!({"action": "receive", "agentId": "b", "agentToken": b["agentToken"], "limit": 50});
+    let first = mcp.ok("daa_communication", receive.clone()).await;
+    let got = first["messages"].as_array().unwrap();
+    assert!(got.len() < 12 && first["truncated"] == true, "{} messages, truncated {}", got.len(), first["truncated"]);
+    assert_eq!(first["remaining"], 12 - got.len(), "the rest wait in the mailbox");
+    let ids: Vec<_> = got.iter().map(|m| m["messageId"].clone()).collect();
+    let ack = json!({"action": "ack", "agentId": "b", "agentToken": b["agentToken"], "messageIds": ids});
+    mcp.ok("daa_communication", ack).await;
+    let second = mcp.ok("daa_communication", receive).await;
+    assert_eq!(second["messages"].as_array().unwrap().len() + got.len(), 12, "the rest after the ack");
+    mcp.close().await;
+}

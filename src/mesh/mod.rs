@@ -13,6 +13,7 @@
 
 pub mod attend;
 pub mod background;
+pub mod budget;
 pub mod call;
 pub mod changes;
 pub mod consensus;

@@ -88,6 +88,9 @@ pub struct MemoryOutput {
     /// list: pass as cursor to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    /// list: true when the page stopped at the 2 MiB reply budget before `limit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
     /// search: how matches were found ("keyword": case-insensitive term matching, not semantic;
     /// "hybrid": keyword blended with a semantic embedder's cosine, see memory_search).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -11,6 +11,7 @@ pub use api::*;
 use crate::attention::EmbedderInfo;
 use crate::config;
 use crate::error::{MeshError, Result};
+use crate::mesh::budget::Budget;
 use crate::mesh::model::{decode, encode, MemoryRecord};
 use crate::mesh::{keys, validate, Engine};
 use crate::store::{self, Compare, CompareOp, KeyValue, Op, RangeRequest, Txn};
@@ -119,11 +120,21 @@ impl Engine {
         let store_prefix = keys::memory(namespace, prefix);
         let after = p.cursor.as_deref().map(|c| keys::memory(namespace, c));
         let resp = self.store().range(RangeRequest::prefix_after(&store_prefix, after.as_deref(), limit)).await?;
-        let entries = resp.kvs.iter().map(|kv| entry(namespace, kv)).collect::<Result<Vec<_>>>()?;
+        let mut budget = Budget::default();
+        let mut entries = Vec::new();
+        for kv in &resp.kvs {
+            let e = entry(namespace, kv)?;
+            if !budget.admit(&e) {
+                break;
+            }
+            entries.push(e);
+        }
+        let more = resp.more || budget.truncated().is_some();
         Ok(MemoryOutput {
             action: MemoryAction::List,
             namespace: namespace.to_string(),
-            next_cursor: resp.more.then(|| entries.last().map(|e| e.key.clone())).flatten(),
+            next_cursor: more.then(|| entries.last().map(|e| e.key.clone())).flatten(),
+            truncated: budget.truncated(),
             total: Some(resp.count),
             entries: Some(entries),
             revision: resp.revision,

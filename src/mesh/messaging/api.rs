@@ -117,6 +117,9 @@ pub struct CommunicationOutput {
     /// receive/ack: unacknowledged messages left in the mailbox (not counting those just returned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remaining: Option<usize>,
+    /// receive: true when the page stopped at the 2 MiB reply budget; ack to reach the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
     pub revision: i64,
 }
 

@@ -13,6 +13,7 @@ pub use api::*;
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, MessageId};
+use crate::mesh::budget::Budget;
 use crate::mesh::fault::breaker::Admission;
 use crate::mesh::model::{decode, encode, AgentRecord, FaultRecord, MessageRecord};
 use crate::mesh::{keys, validate, Engine, SwarmView};
@@ -110,22 +111,27 @@ impl Engine {
                 ops.push(Op::put(keys::fault(&view.swarm.id, &agent.id), encode(&f)));
             }
             let mut messages = Vec::new();
+            let mut budget = Budget::default();
             for kv in mailbox.iter().take(limit) {
                 let mut m: MessageRecord = decode(kv)?;
                 m.deliveries += 1;
                 m.first_delivered_at_ms.get_or_insert(now);
-                compares.push(Compare::mod_revision(kv.key.clone(), CompareOp::Equal, kv.mod_revision));
-                ops.push(Op::put(kv.key.clone(), encode(&m)));
-                messages.push(ReceivedMessage {
+                let received = ReceivedMessage {
                     message_id: m.id.to_string(),
                     from: m.from.to_string(),
-                    message_type: m.message_type,
-                    message: m.payload,
+                    message_type: m.message_type.clone(),
+                    message: m.payload.clone(),
                     route: m.route.iter().map(|a| a.to_string()).collect(),
                     sent_at_ms: m.sent_at_ms,
                     deliveries: m.deliveries,
                     broadcast: m.broadcast,
-                });
+                };
+                if !budget.admit(&received) {
+                    break;
+                }
+                compares.push(Compare::mod_revision(kv.key.clone(), CompareOp::Equal, kv.mod_revision));
+                ops.push(Op::put(kv.key.clone(), encode(&m)));
+                messages.push(received);
             }
             let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
             if resp.succeeded {
@@ -140,6 +146,7 @@ impl Engine {
                 action: CommAction::Receive,
                 remaining: Some(mailbox.len() - messages.len()),
                 messages: Some(messages),
+                truncated: budget.truncated(),
                 revision: resp.revision,
                 ..Default::default()
             }))
