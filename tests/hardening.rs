@@ -233,3 +233,50 @@ async fn big_lists_are_cut_at_the_byte_budget_with_a_way_on() {
     assert_eq!(second["messages"].as_array().unwrap().len() + got.len(), 12, "the rest after the ack");
     mcp.close().await;
 }
+
+/// `mesh-mcp call` with `stdin` fed to it.
+fn cli_with_stdin(db: &std::path::Path, args: &[&str], stdin: &[u8]) -> (i32, serde_json::Value) {
+    use std::process::Stdio;
+    let mut child = Command::new(bin())
+        .arg("--db")
+        .arg(db)
+        .arg("call")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let body = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e})"));
+    (out.status.code().unwrap_or(-1), body)
+}
+
+/// One argv word is capped at 128 KiB by the kernel; values past it come from a file or stdin.
+#[test]
+fn the_cli_takes_values_from_a_file_or_stdin() {
+    let (dir, db) = temp_db();
+    let big = "x".repeat(300 * 1024);
+    let file = dir.path().join("value.txt");
+    std::fs::write(&file, &big).unwrap();
+    let at_file = format!("@{}", file.display());
+    let (code, body) = common::cli(&db, &["memory_usage", "store", "from-file", &at_file, "--namespace=n"]);
+    assert_eq!(code, 0, "{body}");
+    let (code, body) =
+        cli_with_stdin(&db, &["memory_usage", "store", "from-stdin", "-", "--namespace=n"], big.as_bytes());
+    assert_eq!(code, 0, "{body}");
+    let (code, body) = common::cli(&db, &["memory_usage", "store", "literal", "@@handle", "--namespace=n"]);
+    assert_eq!(code, 0, "{body}");
+    for (key, want) in [("from-file", big.as_str()), ("from-stdin", big.as_str()), ("literal", "@handle")] {
+        let (_, got) = common::cli(&db, &["memory_usage", "retrieve", key, "--namespace=n"]);
+        assert!(got["entry"]["value"] == want, "{key}: {} bytes", got["entry"]["value"].as_str().unwrap_or("").len());
+    }
+    let out = Command::new(bin())
+        .arg("--db")
+        .arg(&db)
+        .args(["call", "memory_usage", "store", "k", "@/no/such/file", "--namespace=n"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "an unreadable file is a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read `/no/such/file`"));
+}

@@ -4,7 +4,9 @@
 //!
 //! Arguments merge in order: a leading JSON object, then bare words filling the tool's positional
 //! arguments (from its catalogue entry), then `--key=value` / `--key value` flags. A value goes in
-//! as text when the schema says the field is a string, and is parsed as JSON otherwise.
+//! as text when the schema says the field is a string, and is parsed as JSON otherwise. A value
+//! of `-` is read from standard input and `@FILE` from a file (`@@x` is the literal `@x`), for
+//! values larger than one argv word may be.
 //!
 //! Acting as an agent needs its token. The CLI takes it from `--agentToken`, else from
 //! `MESH_AGENT_TOKEN`, else from the token file that `mesh-mcp call agent_spawn` wrote next to the
@@ -75,6 +77,7 @@ pub fn parse_args(tool: &str, words: &[String]) -> Result<Map<String, Value>, St
     let positional = catalogue::entry(tool).positional;
     let mut args = Map::new();
     let mut next_positional = positional.iter();
+    let mut stdin_read = false;
     let mut i = 0;
     while i < words.len() {
         let word = &words[i];
@@ -95,7 +98,7 @@ pub fn parse_args(tool: &str, words: &[String]) -> Result<Map<String, Value>, St
             };
             let name = camel_case(&name);
             let value = match raw {
-                Some(raw) => coerce(properties.get(&name), &raw),
+                Some(raw) => coerce(properties.get(&name), &source(&raw, &mut stdin_read)?),
                 None => Value::Bool(true),
             };
             args.insert(name, value);
@@ -107,10 +110,29 @@ pub fn parse_args(tool: &str, words: &[String]) -> Result<Map<String, Value>, St
                     positional.join(", ")
                 )
             })?;
-            args.insert(name.clone(), coerce(properties.get(name), word));
+            args.insert(name.clone(), coerce(properties.get(name), &source(word, &mut stdin_read)?));
         }
     }
     Ok(args)
+}
+
+/// A value as given, or read: `-` is standard input (once per call), `@FILE` the file's contents
+/// (argv caps one word at 128 KiB), `@@...` the literal `@...`.
+fn source(raw: &str, stdin_read: &mut bool) -> Result<String, String> {
+    if raw == "-" {
+        if std::mem::replace(stdin_read, true) {
+            return Err("standard input (`-`) can be read only once per call".into());
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        return Ok(text);
+    }
+    match raw.strip_prefix('@') {
+        Some(literal) if literal.starts_with('@') => Ok(literal.to_string()),
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}")),
+        None => Ok(raw.to_string()),
+    }
 }
 
 /// `max-agents` and `max_agents` both mean `maxAgents`.
