@@ -280,3 +280,47 @@ fn the_cli_takes_values_from_a_file_or_stdin() {
     assert_eq!(out.status.code(), Some(2), "an unreadable file is a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read `/no/such/file`"));
 }
+
+/// `mesh-mcp call` that records no metrics, so the store revision moves only for tool writes.
+fn quiet(db: &std::path::Path, args: &[&str]) -> (i32, serde_json::Value) {
+    let out =
+        Command::new(bin()).arg("--db").arg(db).arg("call").args(args).env("MESH_METRICS", "off").output().unwrap();
+    let body = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e})"));
+    (out.status.code().unwrap_or(-1), body)
+}
+
+/// A call refused for its arguments writes nothing: before the fix, `daa_consensus` and
+/// `daa_fault_tolerance` ran their reconcile pass (failing an expired agent, a durable write)
+/// and only then found an argument missing. Through the CLI, so no sweeper runs beside it.
+#[test]
+fn calls_with_bad_arguments_change_nothing_even_with_a_reconcile_due() {
+    let (_dir, db) = temp_db();
+    let init = ["swarm_init", "mesh", "--swarmId=r", "--heartbeatInterval=0.05", "--messageTimeout=0.1"];
+    assert_eq!(quiet(&db, &init).0, 0);
+    assert_eq!(quiet(&db, &["agent_spawn", "coder", "--name=a"]).0, 0);
+    // The agent's lease runs out: a reconcile pass now has a failure to write.
+    common::wait_until("the agent's lease to run out", || {
+        let (_, list) = quiet(&db, &["agent_list"]);
+        if list["agents"][0]["status"] == "failed" {
+            Ok(())
+        } else {
+            Err(list["agents"][0]["status"].to_string())
+        }
+    });
+    let revision = || quiet(&db, &["swarm_status"]).1["revision"].as_i64().unwrap();
+    let before = revision();
+    let refused: [&[&str]; 4] = [
+        &["daa_consensus", "--action=vote"],
+        &["daa_consensus", "--action=status"],
+        &["daa_fault_tolerance", "--strategy=report_unreachable", "--agentId=a"],
+        &["daa_fault_tolerance", "--strategy=circuit_breaker", "--agentId=ghost"],
+    ];
+    for args in refused {
+        let (code, body) = quiet(&db, args);
+        assert_eq!(code, 1, "{args:?}: {body}");
+    }
+    assert_eq!(revision(), before, "a refused call wrote to the store");
+    // The same pass does write when the arguments are good: the check above could fail.
+    assert_eq!(quiet(&db, &["daa_fault_tolerance", "--strategy=heartbeat_monitor"]).0, 0);
+    assert!(revision() > before, "the reconcile pass had nothing to write; the test proves nothing");
+}

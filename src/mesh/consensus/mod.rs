@@ -39,12 +39,41 @@ fn required<'a, T>(field: &'static str, value: &'a Option<T>, action: &str) -> R
     value.as_ref().ok_or_else(|| MeshError::invalid(field, format!("is required for action {action}")))
 }
 
+/// The arguments each action needs, checked before the reconcile pass writes anything.
+fn check(p: &ConsensusParams) -> Result<()> {
+    let action = serde_json::to_value(p.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    match p.action {
+        ConsensusAction::Propose => {
+            required("proposal", &p.proposal, &action)?;
+        }
+        ConsensusAction::Vote => {
+            required("proposalId", &p.proposal_id, &action)?;
+            required("agentId", &p.agent_id, &action)?;
+        }
+        ConsensusAction::ViewChange | ConsensusAction::Status => {
+            required("proposalId", &p.proposal_id, &action)?;
+        }
+        ConsensusAction::Elect => {
+            required("agentId", &p.agent_id, &action)?;
+        }
+        ConsensusAction::List | ConsensusAction::Leader => {}
+    }
+    if p.reason.as_ref().is_some_and(|r| r.len() > 1024) {
+        return Err(MeshError::invalid("reason", "longer than 1024 bytes"));
+    }
+    Ok(())
+}
+
 impl Engine {
     pub async fn daa_consensus(&self, p: ConsensusParams) -> Result<ConsensusOutput> {
+        check(&p)?;
         let swarm = match &p.agent_id {
             Some(agent) => self.resolve_agent_swarm(agent, p.swarm_id.as_deref()).await?,
             None => self.resolve_swarm(p.swarm_id.as_deref()).await?,
         };
+        if let Some(agent) = &p.agent_id {
+            self.load_swarm(&swarm).await?.agent(agent).ok_or_else(|| MeshError::not_found("agent", agent.as_str()))?;
+        }
         let reconciled = self.consensus_reconcile(&swarm).await?;
         let mut out = match p.action {
             ConsensusAction::Propose => self.propose(&swarm, &p).await?,

@@ -226,6 +226,20 @@ pub(crate) struct Reconciled {
     pub tasks: Vec<crate::mesh::tasks::TaskMove>,
 }
 
+/// The arguments each strategy needs, checked before the reconcile pass writes anything.
+fn check(p: &FaultParams) -> Result<()> {
+    let strategy =
+        serde_json::to_value(p.strategy).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let needs_agent = !matches!(p.strategy, FaultStrategy::HeartbeatMonitor | FaultStrategy::Diagnose);
+    if needs_agent && p.agent_id.is_none() {
+        return Err(MeshError::invalid("agentId", format!("is required for strategy {strategy}")));
+    }
+    if p.strategy == FaultStrategy::ReportUnreachable {
+        required("reporterId", &p.reporter_id, "report_unreachable")?;
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Make the swarm's state agree with the failures the store shows: failover first, then the
     /// consensus consequences. Idempotent; cheap when there is nothing to do.
@@ -274,11 +288,16 @@ impl Engine {
     }
 
     pub async fn daa_fault_tolerance(&self, p: FaultParams) -> Result<FaultOutput> {
+        check(&p)?;
         let reference = p.agent_id.as_deref();
         let swarm = match reference {
             Some(r) => self.resolve_agent_swarm(r, p.swarm_id.as_deref()).await?,
             None => self.resolve_swarm(p.swarm_id.as_deref()).await?,
         };
+        if let Some(r) = reference {
+            // Refuse an unknown agent before the reconcile pass writes anything.
+            self.load_swarm(&swarm).await?.agent(r).ok_or_else(|| MeshError::not_found("agent", r))?;
+        }
         let reconciled = self.reconcile(&swarm).await?;
         let view = self.load_swarm(&swarm).await?;
         let target = match reference {
