@@ -324,3 +324,33 @@ fn calls_with_bad_arguments_change_nothing_even_with_a_reconcile_due() {
     assert_eq!(quiet(&db, &["daa_fault_tolerance", "--strategy=heartbeat_monitor"]).0, 0);
     assert!(revision() > before, "the reconcile pass had nothing to write; the test proves nothing");
 }
+
+/// `serve` on `db` with stdin closed: (exit code, stderr).
+fn serve_once(db: &std::path::Path) -> (Option<i32>, String) {
+    let out = Command::new(bin()).arg("serve").arg("--db").arg(db).stdin(std::process::Stdio::null()).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Bytes damaged in the middle of the file were found only by whichever call first read that
+/// page; a server now refuses to start on them and says where to look.
+#[test]
+fn a_server_refuses_to_start_on_a_damaged_file() {
+    let (_dir, db) = temp_db();
+    let mut s = RawServer::spawn(db.to_str().unwrap());
+    for i in 0..300 {
+        let value = format!("{i:04}").repeat(500);
+        s.ok("memory_usage", json!({"action": "store", "key": format!("k{i:04}"), "value": value, "namespace": "n"}));
+    }
+    assert!(s.finish().success());
+    // With stdin closed the intact server ends at once (no initialize), but not for damage.
+    let (_, stderr) = serve_once(&db);
+    assert!(!stderr.contains("damaged"), "the intact file was refused: {stderr}");
+
+    let mut bytes = std::fs::read(&db).unwrap();
+    let middle = (bytes.len() / 2) / 4096 * 4096;
+    bytes[middle..middle + 4096].fill(0x5A);
+    std::fs::write(&db, bytes).unwrap();
+    let (code, stderr) = serve_once(&db);
+    assert!(matches!(code, Some(c) if c != 0), "{stderr}");
+    assert!(stderr.contains("is damaged") && stderr.contains("doctor"), "{stderr}");
+}

@@ -105,6 +105,9 @@ where
     F: FnOnce(Engine) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    if global.db != ":memory:" {
+        crate::store::sqlite::quick_check(std::path::Path::new(&global.db))?;
+    }
     runtime(multi_thread)?.block_on(async {
         let engine = global.open_engine()?;
         let background = engine.start_background(CancellationToken::new());

@@ -504,6 +504,30 @@ impl SqliteStore {
     }
 }
 
+/// SQLite's quick integrity check of an existing file (a missing one passes: it will be created).
+/// Servers run it once at start, so that bytes damaged in the middle of the file are found then,
+/// not by whichever call first reads that page; `mesh-mcp doctor` runs the full check. About
+/// 40 ms for a 36 MB file on this machine's warm cache.
+pub fn quick_check(path: &Path) -> Result<(), StoreError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let damaged = |detail: String| {
+        backend(format!("{} is damaged ({detail}); `mesh-mcp doctor` runs the full check", path.display()))
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| damaged(e.to_string()))?;
+    let rows: Vec<String> = conn
+        .prepare("PRAGMA quick_check(3)")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| damaged(e.to_string()))?;
+    if rows == ["ok"] {
+        Ok(())
+    } else {
+        Err(damaged(rows.join("; ")))
+    }
+}
+
 /// WAL pages between automatic checkpoints (SQLite's default is 1000 pages, ~4 MB).
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 /// Size the WAL file is truncated back to after a checkpoint.
