@@ -89,7 +89,13 @@ impl Engine {
             settings: settings.clone(),
             created_at_ms: self.now_ms(),
         };
+        // A write racing an earlier swarm_destroy of this id (a heartbeat of a receive) can leave
+        // keys behind; a new swarm of the same id must not adopt them.
         let txn = Txn::new().when([Compare::absent(keys::swarm(&id))]).and_then([
+            Op::delete_prefix(keys::swarm_prefix(&id)),
+            Op::delete_prefix(keys::mailboxes(&id)),
+            Op::delete_prefix(keys::consensus(&id)),
+            Op::delete_prefix(keys::tasks(&id)),
             Op::put(keys::swarm(&id), encode(&record)),
             Op::put(keys::graph(&id), encode(&Graph::default())),
         ]);
