@@ -48,6 +48,11 @@ pub const DEFAULT_RECEIVE_LIMIT: usize = 10;
 /// it and says so. The body travels twice in a tool result (text and structuredContent).
 pub const MAX_REPLY_BYTES: usize = 2 * 1024 * 1024;
 
+/// `swarm_monitor` calls one process runs at once; each holds a task for up to 300 s.
+pub const MAX_CONCURRENT_MONITORS: usize = 16;
+/// `GET /events` streams one HTTP server keeps open at once.
+pub const MAX_EVENT_STREAMS: usize = 64;
+
 /// Attempts of an optimistic read-compare-write before giving up with `Contention`.
 pub const CAS_ATTEMPTS: u32 = 64;
 

@@ -42,6 +42,9 @@ pub enum MeshError {
     /// The swarm refuses consensus decisions: no majority of its agents is live and connected.
     #[error("{0}")]
     ReadOnly(String),
+    /// A bounded resource (concurrent monitors, event streams) is in full use; try again later.
+    #[error("{0}")]
+    Busy(String),
     /// A write fenced with a leader term that is no longer current: `caller` presented term
     /// `presented`; the current term is `current`, led by `leader` (none when no agent leads).
     #[error("{}", stale_term(*.presented, *.current, .leader.as_deref(), .caller))]
@@ -92,6 +95,7 @@ impl MeshError {
             Self::TooLarge { .. } => "too_large",
             Self::Contention(_) => "contention",
             Self::ReadOnly(_) => "read_only",
+            Self::Busy(_) => "busy",
             Self::StaleTerm { .. } => "stale_term",
             Self::Fenced { .. } => "fenced",
             Self::Compute(_) => "compute",

@@ -377,3 +377,55 @@ fn a_recreated_swarm_does_not_adopt_keys_left_by_a_race_with_its_destroy() {
     let left: i64 = conn.query_row("SELECT COUNT(*) FROM kv WHERE key = ?1", [orphan], |r| r.get(0)).unwrap();
     assert_eq!(left, 0, "the new swarm adopted a key of the destroyed one");
 }
+
+/// At most 16 `swarm_monitor` calls run at once in a process (each holds a task for up to
+/// 300 s); the next is refused as `busy` at once instead of piling up.
+#[tokio::test]
+async fn concurrent_swarm_monitors_are_capped() {
+    let (_dir, db) = temp_db();
+    let mcp = Mcp::stdio(db.to_str().unwrap()).await;
+    mcp.ok("swarm_init", json!({"topology": "star", "swarmId": "watched"})).await;
+    let calls = (0..17).map(|_| mcp.call("swarm_monitor", json!({"duration": 3, "interval": 1})));
+    let results = futures::future::join_all(calls).await;
+    let busy: Vec<_> = results.iter().filter(|(is_error, _)| *is_error).map(|(_, body)| body.clone()).collect();
+    assert_eq!(busy.len(), 1, "{busy:?}");
+    assert_eq!(busy[0]["error"]["code"], "busy", "{busy:?}");
+    // Once they end, a monitor runs again.
+    mcp.ok("swarm_monitor", json!({"duration": 0.1, "interval": 0.1})).await;
+    mcp.close().await;
+}
+
+/// At most 64 `/events` streams stay open; the next gets 503, and a closed one frees its place.
+#[tokio::test]
+async fn event_streams_are_capped_and_a_closed_one_frees_its_place() {
+    let (_dir, db) = temp_db();
+    let server = HttpServer::on_db(db.to_str().unwrap());
+    let client = reqwest::Client::new();
+    let open = || client.get(server.url("/events")).send();
+    let mut streams = Vec::new();
+    for _ in 0..64 {
+        let response = open().await.unwrap();
+        assert_eq!(response.status(), 200);
+        streams.push(response);
+    }
+    assert_eq!(open().await.unwrap().status(), 503, "the 65th stream must be refused");
+    drop(streams.pop());
+    // The server notices the closed stream when it next writes to it: a commit makes it write.
+    let mut i = 0;
+    common::eventually("a place to free up", || {
+        i += 1;
+        let db = db.clone();
+        let client = client.clone();
+        let url = server.url("/events");
+        async move {
+            common::cli(&db, &["memory_usage", "store", &format!("poke{i}"), "x", "--namespace=poke"]);
+            let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+            if response.status() == 200 {
+                Ok(response)
+            } else {
+                Err(response.status().to_string())
+            }
+        }
+    })
+    .await;
+}

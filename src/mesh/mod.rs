@@ -62,6 +62,8 @@ pub struct Engine {
     boards: Arc<tasks::BoardCache>,
     /// Each swarm's decoded registry between operations ([`swarm::registry`]).
     registries: Arc<swarm::registry::RegistryCache>,
+    /// Permits for concurrent `swarm_monitor` calls ([`config::MAX_CONCURRENT_MONITORS`]).
+    monitors: Arc<tokio::sync::Semaphore>,
 }
 
 /// Everything about one swarm that an operation needs, read at one revision per key.
@@ -176,6 +178,7 @@ impl Engine {
             metrics: metrics.clone(),
             boards: Arc::default(),
             registries: Arc::default(),
+            monitors: Arc::new(tokio::sync::Semaphore::new(crate::config::MAX_CONCURRENT_MONITORS)),
         }
         .with_metrics(metrics)
     }

@@ -47,6 +47,13 @@ impl Engine {
         let swarm = self.resolve_swarm(p.swarm_id.as_deref()).await?;
         // The swarm must exist before the caller waits on it.
         self.load_swarm(&swarm).await?;
+        // Each call holds a task for up to 300 s; a bounded number run at once.
+        let _permit = self.monitors.clone().try_acquire_owned().map_err(|_| {
+            MeshError::Busy(format!(
+                "{} swarm_monitor calls are running in this process, the most it runs at once; try again when one ends",
+                crate::config::MAX_CONCURRENT_MONITORS
+            ))
+        })?;
         // The epsilon keeps 0.3 / 0.1 (2.9999…) at three intervals.
         let total = (duration / interval + 1e-9).floor() as usize + 1;
         let base = self.metrics().counts();

@@ -7,6 +7,7 @@
 //! `error` event; the client reconnects and reads state afresh.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -16,6 +17,7 @@ use axum::Router;
 use futures::{Stream, StreamExt};
 use http::StatusCode;
 use serde_json::json;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::mesh::changes::ChangeFeed;
@@ -26,14 +28,22 @@ struct Feed {
     engine: Engine,
     shutdown: CancellationToken,
     keep_alive: Duration,
+    /// One permit per open stream ([`crate::config::MAX_EVENT_STREAMS`]); an abandoned stream
+    /// gives its permit back when the connection drops it.
+    streams: Arc<Semaphore>,
 }
 
 /// The `/events` route. Streams end when `shutdown` is cancelled.
 pub fn routes(engine: Engine, shutdown: CancellationToken, keep_alive: Duration) -> Router {
-    Router::new().route("/events", get(events)).with_state(Feed { engine, shutdown, keep_alive })
+    let streams = Arc::new(Semaphore::new(crate::config::MAX_EVENT_STREAMS));
+    Router::new().route("/events", get(events)).with_state(Feed { engine, shutdown, keep_alive, streams })
 }
 
 async fn events(State(feed): State<Feed>) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, StatusCode> {
+    let Ok(permit) = feed.streams.clone().try_acquire_owned() else {
+        tracing::warn!(limit = crate::config::MAX_EVENT_STREAMS, "refused an /events stream: too many open");
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
+    };
     // Open the feed before reading the revision: a commit in between is then sent, not lost.
     let changes = feed.engine.changes().await.map_err(|e| internal(&e))?;
     let revision = feed.engine.store().revision().await.map_err(|e| internal(&e.into()))?;
@@ -52,8 +62,14 @@ async fn events(State(feed): State<Feed>) -> Result<Sse<impl Stream<Item = Resul
             }
         }
     });
-    let stream =
-        futures::stream::once(async { ready }).chain(changes).map(Ok).take_until(feed.shutdown.cancelled_owned());
+    let stream = futures::stream::once(async { ready })
+        .chain(changes)
+        // The permit lives as long as the stream.
+        .map(move |event| {
+            let _held = &permit;
+            Ok(event)
+        })
+        .take_until(feed.shutdown.cancelled_owned());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(feed.keep_alive)))
 }
 
