@@ -234,24 +234,6 @@ async fn big_lists_are_cut_at_the_byte_budget_with_a_way_on() {
     mcp.close().await;
 }
 
-/// `mesh-mcp call` with `stdin` fed to it.
-fn cli_with_stdin(db: &std::path::Path, args: &[&str], stdin: &[u8]) -> (i32, serde_json::Value) {
-    use std::process::Stdio;
-    let mut child = Command::new(bin())
-        .arg("--db")
-        .arg(db)
-        .arg("call")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let body = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e})"));
-    (out.status.code().unwrap_or(-1), body)
-}
-
 /// One argv word is capped at 128 KiB by the kernel; values past it come from a file or stdin.
 #[test]
 fn the_cli_takes_values_from_a_file_or_stdin() {
@@ -263,7 +245,7 @@ fn the_cli_takes_values_from_a_file_or_stdin() {
     let (code, body) = common::cli(&db, &["memory_usage", "store", "from-file", &at_file, "--namespace=n"]);
     assert_eq!(code, 0, "{body}");
     let (code, body) =
-        cli_with_stdin(&db, &["memory_usage", "store", "from-stdin", "-", "--namespace=n"], big.as_bytes());
+        common::cli_with(&db, &["memory_usage", "store", "from-stdin", "-", "--namespace=n"], &[], big.as_bytes());
     assert_eq!(code, 0, "{body}");
     let (code, body) = common::cli(&db, &["memory_usage", "store", "literal", "@@handle", "--namespace=n"]);
     assert_eq!(code, 0, "{body}");
@@ -283,10 +265,7 @@ fn the_cli_takes_values_from_a_file_or_stdin() {
 
 /// `mesh-mcp call` that records no metrics, so the store revision moves only for tool writes.
 fn quiet(db: &std::path::Path, args: &[&str]) -> (i32, serde_json::Value) {
-    let out =
-        Command::new(bin()).arg("--db").arg(db).arg("call").args(args).env("MESH_METRICS", "off").output().unwrap();
-    let body = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e})"));
-    (out.status.code().unwrap_or(-1), body)
+    common::cli_with(db, args, &[("MESH_METRICS", "off")], b"")
 }
 
 /// A call refused for its arguments writes nothing: before the fix, `daa_consensus` and

@@ -4,24 +4,15 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{bin, cli, temp_db, Mcp};
+use common::{cli, temp_db, Mcp};
 use rmcp::model::{ReadResourceRequestParams, ResourceContents};
 use serde_json::{json, Value};
 
-/// `mesh-mcp call` with `MESH_SWARM_ID` set (or explicitly unset).
+/// `mesh-mcp call` with `MESH_SWARM_ID` set (or explicitly unset) and no agent token in the
+/// environment.
 fn cli_bound(db: &Path, swarm: Option<&str>, args: &[&str]) -> (i32, Value) {
-    let mut cmd = Command::new(bin());
-    cmd.arg("--db").arg(db).arg("call").args(args).env_remove("MESH_AGENT_TOKEN");
-    match swarm {
-        Some(s) => cmd.env("MESH_SWARM_ID", s),
-        None => cmd.env_remove("MESH_SWARM_ID"),
-    };
-    let out = cmd.output().expect("run mesh-mcp call");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {stdout}"));
-    (out.status.code().unwrap_or(-1), value)
+    common::cli_with(db, args, &[("MESH_SWARM_ID", swarm.unwrap_or("")), ("MESH_AGENT_TOKEN", "")], b"")
 }
 
 /// Two swarms, each with a `mesh-coordinator` and a `worker`, set up as the README's hooks do.

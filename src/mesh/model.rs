@@ -216,6 +216,12 @@ pub struct MemoryRecord {
     pub embedding: Option<super::vectors::StoredEmbedding>,
 }
 
+/// The name a unit enum variant has on the wire (`FaultStrategy::ReportUnreachable` ->
+/// `report_unreachable`), for messages that quote what the caller sent.
+pub fn wire_name<T: Serialize>(value: T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
 /// Encode a record for the store.
 pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
     serde_json::to_vec(record).expect("records always serialize")

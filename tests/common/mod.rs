@@ -118,7 +118,24 @@ pub fn decode(result: &CallToolResult) -> (bool, Value) {
 
 /// Run `mesh-mcp call` and return (exit code, stdout JSON).
 pub fn cli(db: &Path, args: &[&str]) -> (i32, Value) {
-    let out = Command::new(bin()).arg("--db").arg(db).arg("call").args(args).output().expect("run mesh-mcp call");
+    cli_with(db, args, &[], b"")
+}
+
+/// [`cli`] with environment variables (an empty value removes the variable) and bytes on stdin.
+pub fn cli_with(db: &Path, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> (i32, Value) {
+    use std::io::Write;
+    let mut cmd = Command::new(bin());
+    cmd.arg("--db").arg(db).arg("call").args(args);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (name, value) in env {
+        match *value {
+            "" => cmd.env_remove(name),
+            value => cmd.env(name, value),
+        };
+    }
+    let mut child = cmd.spawn().expect("run mesh-mcp call");
+    child.stdin.take().expect("piped stdin").write_all(stdin).expect("write stdin");
+    let out = child.wait_with_output().expect("wait for mesh-mcp call");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
         panic!("call {args:?}: stdout is not JSON ({e}): {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr))

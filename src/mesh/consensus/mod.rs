@@ -26,7 +26,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::health::AgentStatus;
-use super::model::{decode, encode, AgentRecord, MessageRecord};
+use super::model::{decode, encode, wire_name, AgentRecord, MessageRecord};
 use super::{keys, Engine, SwarmView};
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, MessageId, SwarmId};
@@ -41,7 +41,7 @@ fn required<'a, T>(field: &'static str, value: &'a Option<T>, action: &str) -> R
 
 /// The arguments each action needs, checked before the reconcile pass writes anything.
 fn check(p: &ConsensusParams) -> Result<()> {
-    let action = serde_json::to_value(p.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let action = wire_name(p.action);
     match p.action {
         ConsensusAction::Propose => {
             required("proposal", &p.proposal, &action)?;

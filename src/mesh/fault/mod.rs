@@ -16,7 +16,7 @@ pub mod recovery;
 
 use super::consensus::{ConsensusHealth, ConsensusReconcile};
 use super::health::{self, AgentStatus};
-use super::model::{encode, AgentRecord};
+use super::model::{encode, wire_name, AgentRecord};
 use super::{keys, Engine, SwarmView};
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
@@ -228,8 +228,7 @@ pub(crate) struct Reconciled {
 
 /// The arguments each strategy needs, checked before the reconcile pass writes anything.
 fn check(p: &FaultParams) -> Result<()> {
-    let strategy =
-        serde_json::to_value(p.strategy).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let strategy = wire_name(p.strategy);
     let needs_agent = !matches!(p.strategy, FaultStrategy::HeartbeatMonitor | FaultStrategy::Diagnose);
     if needs_agent && p.agent_id.is_none() {
         return Err(MeshError::invalid("agentId", format!("is required for strategy {strategy}")));
@@ -312,13 +311,11 @@ impl Engine {
             revision: view.revision,
             ..Default::default()
         };
-        let name = |s: FaultStrategy| {
-            serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-        };
+        // `check` has made sure the strategies that need an agent name one.
         let need_target = || {
-            target
-                .clone()
-                .ok_or_else(|| MeshError::invalid("agentId", format!("is required for strategy {}", name(p.strategy))))
+            target.clone().ok_or_else(|| {
+                MeshError::invalid("agentId", format!("is required for strategy {}", wire_name(p.strategy)))
+            })
         };
         match p.strategy {
             FaultStrategy::HeartbeatMonitor => {

@@ -13,6 +13,7 @@ use super::api::{
 };
 use super::stats::{self, Scope};
 use crate::error::Result;
+use crate::mesh::model::wire_name;
 use crate::mesh::Engine;
 use crate::metrics::{series, Counts, HistCounts, FAST_MS, SLOW_MS};
 
@@ -82,7 +83,7 @@ impl Engine {
         let detailed = format != ReportFormat::Summary;
         let mut out = PerformanceReportOutput {
             timeframe: timeframe.as_str().into(),
-            format: serde_json::to_value(format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            format: wire_name(format),
             from_ms,
             to_ms,
             has_data,
