@@ -408,3 +408,52 @@ async fn event_streams_are_capped_and_a_closed_one_frees_its_place() {
     })
     .await;
 }
+
+/// The id of a request line built by [`RawServer::line`].
+fn id_of(line: &str) -> serde_json::Value {
+    serde_json::from_str::<serde_json::Value>(line).unwrap()["id"].clone()
+}
+
+fn agent_status(status: &serde_json::Value, name: &str) -> String {
+    let agents = status["agentHealth"].as_array().unwrap_or_else(|| panic!("{status}"));
+    let agent = agents.iter().find(|a| a["name"] == name).unwrap_or_else(|| panic!("no {name}: {status}"));
+    agent["status"].as_str().unwrap().to_string()
+}
+
+/// Another process holds the write lock (as an open `sqlite3` shell would) for twice the
+/// message timeout: the server still answers pings and reads while its own write waits, nobody
+/// is failed for the stall, `swarm_status` says the store is stalled, and the write lands after.
+#[test]
+fn a_locked_store_stops_neither_reads_nor_liveness() {
+    let (_dir, db) = temp_db();
+    let mut s = RawServer::spawn(db.to_str().unwrap());
+    s.ok("swarm_init", json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 0.5, "messageTimeout": 2}));
+    s.ok("agent_spawn", json!({"type": "coder", "name": "a"}));
+
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let write = s.line(
+        "tools/call",
+        json!({"name": "memory_usage", "arguments": {"action": "store", "key": "k", "value": "v"}}),
+    );
+    s.send_line(&write);
+    std::thread::sleep(Duration::from_secs(4));
+    // The ping is answered first, while the lock is still held (`read` gives up after 60 s).
+    let ping = s.line("ping", json!({}));
+    s.send_line(&ping);
+    let first = s.read();
+    assert_eq!(first["id"], id_of(&ping), "the ping waited for the write: {first}");
+    let during = s.ok("swarm_status", json!({}));
+    assert!(during["storeStalledSinceMs"].is_i64(), "the stall is not reported: {during}");
+    assert_ne!(agent_status(&during, "a"), "failed", "{during}");
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+
+    let written = s.read_response(&id_of(&write));
+    assert!(written["result"]["isError"] != true, "{written}");
+    let after = s.ok("swarm_status", json!({}));
+    assert_ne!(agent_status(&after, "a"), "failed", "the stall failed the agent: {after}");
+    assert!(after.get("storeStalledSinceMs").is_none(), "{after}");
+    let got = s.ok("memory_usage", json!({"action": "retrieve", "key": "k"}));
+    assert_eq!(got["entry"]["value"], "v", "{got}");
+}

@@ -97,6 +97,9 @@ impl Store for Counted {
         self.record(Kind::Read, t, &r);
         r
     }
+    fn stalled_since(&self) -> Option<i64> {
+        self.inner.stalled_since()
+    }
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }

@@ -11,6 +11,7 @@ mod conformance;
 pub mod memory;
 mod rules;
 pub mod sqlite;
+mod stall;
 mod watch;
 
 use std::sync::Arc;
@@ -310,6 +311,12 @@ pub trait Store: Send + Sync + 'static {
     async fn changes(&self, prefix: &str, after: Revision) -> Result<(Vec<WatchEvent>, Revision), StoreError>;
     /// The current revision.
     async fn revision(&self) -> Result<Revision, StoreError>;
+    /// When the store's write lock began to be held by someone else for longer than a normal
+    /// write (store clock, ms): writes wait, reads go on and lease expiry is paused meanwhile.
+    /// Only a backend shared through file locks can stall this way.
+    fn stalled_since(&self) -> Option<i64> {
+        None
+    }
     /// Short name of the backend, for diagnostics ("sqlite", "memory").
     fn backend(&self) -> &'static str;
 }

@@ -1,14 +1,16 @@
 //! The SQLite backend ([`SqliteStore`]): one database file shared by every server process and
 //! CLI invocation on the machine, with the same semantics as the memory backend.
 //!
-//! Concurrency: within a process, one connection behind a mutex serializes access; across
-//! processes, SQLite's own locking does (WAL mode: readers never block the single writer).
-//! Every write is one `BEGIN IMMEDIATE` transaction, so it takes the write lock up front and can
-//! never fail half-way on a lock upgrade. Lock waits are absorbed by a busy handler (about 5 s)
-//! and, around that, a bounded retry of the whole transaction, so callers see `Busy` only after
-//! sustained contention and never "database is locked". Calls run inline on the caller's task
-//! (a read takes a few microseconds, less than a `spawn_blocking` hop); only a wait for another
-//! process's write lock can hold the worker thread longer.
+//! Concurrency: a process has two connections, each behind a mutex: one for reads, one for
+//! writes. Across processes SQLite's own locking arbitrates (WAL mode: readers never block the
+//! single writer, nor it them). Every write is one `BEGIN IMMEDIATE` transaction, so it takes the
+//! write lock up front and can never fail half-way on a lock upgrade. Reads, and a write that
+//! finds the lock free, run inline on the caller's task (a few microseconds, less than a
+//! `spawn_blocking` hop). A write that finds the lock taken waits on a blocking thread, retrying
+//! for up to [`WRITE_WAIT_BUDGET`], so a stalled writer elsewhere (a stopped CLI, an open
+//! `sqlite3` shell, a backup) never stops this process from answering reads and pings; callers
+//! see `Busy` only after that, and never "database is locked". While the lock is stalled, lease
+//! expiry is paused (see [`super::stall`]).
 //!
 //! Durability: every write is committed before the call returns. With `sync_full` (this type's
 //! default, `--durability power`) the WAL is fsynced before `COMMIT` returns, so a write reported
@@ -22,15 +24,17 @@
 //! reads the log from its cursor; it is woken at once by commits made through this store, and
 //! polls the log every 50 ms for commits made by other processes.
 
+use std::cell::Cell;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 use tokio::sync::Notify;
 
 use super::memory::DEFAULT_HISTORY;
 use super::rules::{check_ttl, compare_holds, delete_event, leases_used};
+use super::stall::Stall;
 use super::watch::{spawn_watch, WatchSource};
 use super::{
     prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo, Op, RangeRequest, RangeResponse, Revision, Store,
@@ -38,7 +42,7 @@ use super::{
 };
 
 /// Bumped (with a migration) whenever the schema below changes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
@@ -76,13 +80,22 @@ CREATE TABLE IF NOT EXISTS changes (
     lease      INTEGER NOT NULL,
     PRIMARY KEY (rev, seq)
 ) WITHOUT ROWID;
-PRAGMA user_version = 1;
+-- Version 2: the time up to which a stall of the write lock has been credited to the leases.
+CREATE TABLE IF NOT EXISTS stall_credit (
+    id          INTEGER PRIMARY KEY CHECK (id = 0),
+    credited_ms INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO stall_credit(id, credited_ms) VALUES (0, 0);
+PRAGMA user_version = 2;
 ";
 
-/// Whole-transaction attempts before giving up with `Busy` (each already waits in the handler).
+/// Whole-transaction attempts of a read before giving up with `Busy` (each already waits in the
+/// handler). Reads are busy only in rare moments of WAL bookkeeping.
 const MAX_ATTEMPTS: u32 = 50;
-/// The busy handler's budget: about 5 s of waiting per lock attempt.
-const BUSY_BUDGET: Duration = Duration::from_secs(5);
+/// The busy handler's budget per attempt; longer waits are the retry loops' business.
+const BUSY_BUDGET: Duration = Duration::from_millis(100);
+/// How long a write waits for another process's write lock before failing with `Busy`.
+pub const WRITE_WAIT_BUDGET: Duration = Duration::from_secs(120);
 /// Revisions a watch reads from the log per query, to bound memory while catching up.
 const WATCH_BATCH_REVISIONS: i64 = 1000;
 
@@ -110,7 +123,9 @@ pub struct SqliteStore {
 }
 
 struct Shared {
-    conn: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    writer: Mutex<Connection>,
+    stall: Stall,
     clock: Arc<dyn Clock>,
     /// Woken after every commit through this store that advanced the revision.
     changed: Notify,
@@ -157,10 +172,31 @@ fn with_retry<T>(mut attempt: impl FnMut() -> Result<T, Fail>) -> Result<T, Stor
     Err(StoreError::Busy { attempts: MAX_ATTEMPTS })
 }
 
+thread_local! {
+    /// Set while a write is tried inline on a runtime thread: the busy handler must not sleep there.
+    static NO_WAIT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the busy handler off on this thread.
+fn without_waiting<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            NO_WAIT.set(false);
+        }
+    }
+    NO_WAIT.set(true);
+    let _reset = Reset;
+    f()
+}
+
 /// The busy handler: our transactions hold the lock for tens of microseconds (plus an fsync),
 /// so wait in short steps first rather than SQLite's default 1-2-5-10 ms schedule, then settle
-/// at 1 ms until the budget is spent.
+/// at 1 ms until the budget is spent. Never on a thread that tries a write inline.
 fn busy_wait(count: i32) -> bool {
+    if NO_WAIT.get() {
+        return false;
+    }
     const FAST: i32 = 50;
     let step = if count < FAST { Duration::from_micros(50) } else { Duration::from_millis(1) };
     let spent =
@@ -422,6 +458,23 @@ impl<'c> Writer<'c> {
         Ok(keys)
     }
 
+    /// Credit a stall of the write lock that began at `since` to every lease live then, so that
+    /// nobody's lease runs out because nobody could renew it. `stall_credit` remembers how far
+    /// the stall was credited, so the next writer out of the same stall adds only the rest.
+    fn credit_stall(&mut self, since: i64) -> Result<(), Fail> {
+        let mut stmt = self.conn.prepare_cached("SELECT credited_ms FROM stall_credit WHERE id = 0")?;
+        let credited: i64 = stmt.query_row([], |r| r.get(0))?;
+        let start = since.max(credited);
+        if self.now <= start {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached("UPDATE leases SET expires_at_ms = expires_at_ms + ?1 WHERE expires_at_ms > ?2")?
+            .execute(params![self.now - start, start])?;
+        self.conn.prepare_cached("UPDATE stall_credit SET credited_ms = ?1 WHERE id = 0")?.execute([self.now])?;
+        Ok(())
+    }
+
     /// Drop every expired lease; their keys go in one revision.
     fn reap(&mut self) -> Result<(), Fail> {
         let mut stmt = self.conn.prepare_cached("SELECT id FROM leases WHERE expires_at_ms <= ?1")?;
@@ -493,15 +546,33 @@ impl SqliteStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| backend(format!("creating {}: {e}", parent.display())))?;
         }
-        let mut conn = Connection::open(path).map_err(|e| backend(format!("opening {}: {e}", path.display())))?;
-        conn.busy_handler(Some(busy_wait)).map_err(backend)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        with_retry(|| configure(&conn, &options))?;
-        with_retry(|| migrate(&conn))?;
-        let shared =
-            Shared { conn: Mutex::new(conn), clock, changed: Notify::new(), retain: options.retain_revisions.max(1) };
+        let writer = connect(path)?;
+        with_retry(|| configure(&writer, &options))?;
+        with_retry(|| migrate(&writer))?;
+        let reader = connect(path)?;
+        reader.pragma_update(None, "query_only", true).map_err(backend)?;
+        let shared = Shared {
+            reader: Mutex::new(reader),
+            writer: Mutex::new(writer),
+            stall: Stall::for_database(path),
+            clock,
+            changed: Notify::new(),
+            retain: options.retain_revisions.max(1),
+        };
         Ok(Self { shared: Arc::new(shared) })
     }
+}
+
+/// A connection to the file with our busy handler, statement cache and planner settings.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path).map_err(|e| backend(format!("opening {}: {e}", path.display())))?;
+    conn.busy_handler(Some(busy_wait)).map_err(backend)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    // The query planner stability guarantee: without it SQLite re-plans every statement whose
+    // plan depends on a bound parameter (our `LIMIT ?1` ranges) on each run. Measured: -23% to
+    // -37% p50 on the range-heavy tools (BENCHMARKS.md).
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(backend)?;
+    Ok(conn)
 }
 
 /// SQLite's quick integrity check of an existing file (a missing one passes: it will be created).
@@ -551,10 +622,6 @@ fn configure(conn: &Connection, options: &SqliteOptions) -> Result<(), Fail> {
     // the WAL file is kept from growing past 64 MiB afterwards.
     conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
-    // The query planner stability guarantee: without it SQLite re-plans every statement whose
-    // plan depends on a bound parameter (our `LIMIT ?1` ranges) on each run. Measured: -23% to
-    // -37% p50 on the range-heavy tools (BENCHMARKS.md).
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
@@ -572,50 +639,136 @@ fn migrate(conn: &Connection) -> Result<(), Fail> {
     in_txn(conn, "BEGIN IMMEDIATE", || Ok(conn.execute_batch(SCHEMA)?))
 }
 
+/// A write transaction's body: the outer `Result` aborts (rolls back); the inner one is
+/// committed and then returned.
+type Outcome<T> = Result<Result<T, StoreError>, Fail>;
+
+/// What a committed write attempt leaves to do after the lock is released.
+struct Done<T> {
+    out: Result<T, StoreError>,
+    advanced: bool,
+    /// The time up to which it credited a stall, if it did.
+    credited: Option<i64>,
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // Any transaction a panic left open is rolled back by the next `in_txn`.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // Any transaction a panic left open is rolled back by the next `in_txn`.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The time reads judge leases by: frozen at the start of a stall of the write lock, since
+    /// nobody can renew a lease while it lasts.
+    fn read_now(&self) -> i64 {
+        let now = self.clock.now_ms();
+        self.stall.since(now, false).map_or(now, |since| since.min(now))
     }
 
     /// A consistent read (one snapshot) with busy retries.
     fn read<T>(&self, mut body: impl FnMut(&Connection, i64) -> Result<T, Fail>) -> Result<T, StoreError> {
-        let conn = self.lock();
-        with_retry(|| in_txn(&conn, "BEGIN", || body(&conn, self.clock.now_ms())))
+        let conn = lock(&self.reader);
+        with_retry(|| in_txn(&conn, "BEGIN", || body(&conn, self.read_now())))
     }
 
-    /// A write transaction: reap expired leases (their own revision), then `body`. The outer
-    /// `Result` aborts (rolls back); the inner one is committed and then returned.
-    fn write<T>(
-        &self,
-        mut body: impl FnMut(&mut Writer<'_>) -> Result<Result<T, StoreError>, Fail>,
-    ) -> Result<T, StoreError> {
-        let conn = self.lock();
-        let (out, advanced) = with_retry(|| {
-            in_txn(&conn, "BEGIN IMMEDIATE", || {
-                let (start, _) = read_meta(&conn)?;
-                let mut writer = Writer { conn: &conn, now: self.clock.now_ms(), rev: start, pending: 0 };
-                writer.reap()?;
-                let out = body(&mut writer)?;
-                writer.close_revision();
-                writer.finish(start, self.retain)?;
-                Ok((out, writer.rev != start))
-            })
-        })?;
+    /// A write transaction: credit a stall, reap expired leases (their own revision), then
+    /// `body`. Inline when the lock is free; otherwise it waits on a blocking thread.
+    async fn write<T, F>(self: &Arc<Self>, mut body: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Writer<'_>) -> Outcome<T> + Send + 'static,
+    {
+        if let Some(done) = self.try_write_now(&mut body) {
+            return done;
+        }
+        let shared = Arc::clone(self);
+        tokio::task::spawn_blocking(move || shared.write_waiting(body)).await.map_err(backend)?
+    }
+
+    /// One inline attempt that never waits: `None` if the lock is taken, here or elsewhere.
+    fn try_write_now<T>(&self, body: &mut impl FnMut(&mut Writer<'_>) -> Outcome<T>) -> Option<Result<T, StoreError>> {
+        let conn = match self.writer.try_lock() {
+            Ok(conn) => conn,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        let attempt = without_waiting(|| self.attempt(&conn, body));
         drop(conn);
-        if advanced {
+        match attempt {
+            Err(Fail::Sql(e)) if is_busy(&e) => None,
+            other => Some(self.settle(other)),
+        }
+    }
+
+    /// Wait for the lock (on a blocking thread) for up to [`WRITE_WAIT_BUDGET`], recording a
+    /// stall for everyone once the wait outlasts [`super::stall::STALL_AFTER_MS`].
+    fn write_waiting<T>(&self, mut body: impl FnMut(&mut Writer<'_>) -> Outcome<T>) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let mut waiting = self.stall.waiting(self.clock.now_ms());
+        let conn = lock(&self.writer);
+        for attempts in 1u32.. {
+            match self.attempt(&conn, &mut body) {
+                Err(Fail::Sql(e)) if is_busy(&e) => {
+                    if started.elapsed() >= WRITE_WAIT_BUDGET {
+                        return Err(StoreError::Busy { attempts });
+                    }
+                    waiting.still_waiting(self.clock.now_ms());
+                    std::thread::sleep(Duration::from_millis(1 + u64::from(attempts.min(20))));
+                }
+                other => {
+                    drop((conn, waiting));
+                    return self.settle(other);
+                }
+            }
+        }
+        unreachable!("the attempts loop only ends by returning")
+    }
+
+    fn attempt<T>(
+        &self,
+        conn: &Connection,
+        body: &mut impl FnMut(&mut Writer<'_>) -> Outcome<T>,
+    ) -> Result<Done<T>, Fail> {
+        in_txn(conn, "BEGIN IMMEDIATE", || {
+            let (start, _) = read_meta(conn)?;
+            let now = self.clock.now_ms();
+            let mut writer = Writer { conn, now, rev: start, pending: 0 };
+            let stalled = self.stall.since(now, true);
+            if let Some(since) = stalled {
+                writer.credit_stall(since)?;
+            }
+            writer.reap()?;
+            let out = body(&mut writer)?;
+            writer.close_revision();
+            writer.finish(start, self.retain)?;
+            Ok(Done { out, advanced: writer.rev != start, credited: stalled.map(|_| now) })
+        })
+    }
+
+    /// After the lock is released: tell watchers, forget a credited stall, unwrap the outcome.
+    fn settle<T>(&self, attempt: Result<Done<T>, Fail>) -> Result<T, StoreError> {
+        let done = match attempt {
+            Ok(done) => done,
+            Err(Fail::Sql(e)) if is_busy(&e) => return Err(StoreError::Busy { attempts: 1 }),
+            Err(Fail::Sql(e)) => return Err(backend(e)),
+            Err(Fail::Store(e)) => return Err(e),
+        };
+        if let Some(upto) = done.credited {
+            self.stall.credited(upto);
+        }
+        if done.advanced {
             self.changed.notify_waiters();
         }
-        out
+        done.out
     }
 
+    /// Reap expired leases now if any are due and the lock is free (a watch poll must not wait).
     fn reap_if_due(&self) -> Result<(), StoreError> {
         let due = self.read(|conn, now| {
             let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM leases WHERE expires_at_ms <= ?1)")?;
             Ok(stmt.query_row([now], |r| r.get::<_, bool>(0))?)
         })?;
         if due {
-            self.write(|_| Ok(Ok(())))?;
+            self.try_write_now(&mut |_: &mut Writer<'_>| Ok(Ok(()))).transpose()?;
         }
         Ok(())
     }
@@ -643,38 +796,44 @@ impl Store for SqliteStore {
     /// Keys written twice in one transaction are applied in order (etcd would reject it): the
     /// later op wins and each write counts toward the key's version.
     async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
-        self.shared.write(|w| w.txn(&txn))
+        self.shared.write(move |w| w.txn(&txn)).await
     }
 
     async fn lease_grant(&self, ttl_ms: i64) -> Result<LeaseId, StoreError> {
         check_ttl(ttl_ms)?;
-        self.shared.write(|w| {
-            w.conn
-                .prepare_cached("INSERT INTO leases (ttl_ms, expires_at_ms) VALUES (?1, ?2)")?
-                .execute(params![ttl_ms, w.now + ttl_ms])?;
-            Ok(Ok(w.conn.last_insert_rowid()))
-        })
+        self.shared
+            .write(move |w| {
+                w.conn
+                    .prepare_cached("INSERT INTO leases (ttl_ms, expires_at_ms) VALUES (?1, ?2)")?
+                    .execute(params![ttl_ms, w.now + ttl_ms])?;
+                Ok(Ok(w.conn.last_insert_rowid()))
+            })
+            .await
     }
 
     async fn lease_keepalive(&self, id: LeaseId) -> Result<i64, StoreError> {
-        self.shared.write(|w| {
-            let mut stmt = w.conn.prepare_cached(
-                "UPDATE leases SET expires_at_ms = ?2 + ttl_ms WHERE id = ?1 AND expires_at_ms > ?2 RETURNING ttl_ms",
-            )?;
-            let ttl = stmt.query_row(params![id, w.now], |r| r.get(0)).optional()?;
-            Ok(ttl.ok_or(StoreError::LeaseNotFound(id)))
-        })
+        self.shared
+            .write(move |w| {
+                let mut stmt = w.conn.prepare_cached(
+                    "UPDATE leases SET expires_at_ms = ?2 + ttl_ms WHERE id = ?1 AND expires_at_ms > ?2 RETURNING ttl_ms",
+                )?;
+                let ttl = stmt.query_row(params![id, w.now], |r| r.get(0)).optional()?;
+                Ok(ttl.ok_or(StoreError::LeaseNotFound(id)))
+            })
+            .await
     }
 
     async fn lease_revoke(&self, id: LeaseId) -> Result<(), StoreError> {
-        self.shared.write(|w| {
-            if !w.lease_live(id)? {
-                return Ok(Err(StoreError::LeaseNotFound(id)));
-            }
-            let keys = w.drop_lease(id)?;
-            w.record_deletes(keys)?;
-            Ok(Ok(()))
-        })
+        self.shared
+            .write(move |w| {
+                if !w.lease_live(id)? {
+                    return Ok(Err(StoreError::LeaseNotFound(id)));
+                }
+                let keys = w.drop_lease(id)?;
+                w.record_deletes(keys)?;
+                Ok(Ok(()))
+            })
+            .await
     }
 
     async fn lease_info(&self, id: LeaseId) -> Result<LeaseInfo, StoreError> {
@@ -700,6 +859,10 @@ impl Store for SqliteStore {
 
     async fn revision(&self) -> Result<Revision, StoreError> {
         self.shared.read(|conn, _| Ok(read_meta(conn)?.0))
+    }
+
+    fn stalled_since(&self) -> Option<i64> {
+        self.shared.stall.since(self.shared.clock.now_ms(), false)
     }
 
     fn backend(&self) -> &'static str {
@@ -841,11 +1004,47 @@ mod tests {
         assert!(store.watch("", 9).await.is_ok());
     }
 
+    /// Another connection holds the write lock while the clock moves 10 s past a 2 s lease: a
+    /// second instance that never wrote still sees the lease (judged as of the stall's start),
+    /// and whichever instance writes first afterwards credits the stall before it reaps.
+    #[tokio::test]
+    async fn a_stalled_lock_pauses_lease_expiry_for_every_instance() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mesh.db");
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let a = Arc::new(SqliteStore::open(&path, clock.clone()).unwrap());
+        let b = SqliteStore::open(&path, clock.clone()).unwrap();
+        let lease = a.lease_grant(2_000).await.unwrap();
+        a.txn(Txn::new().and_then([Op::put_with_lease("live", "v", lease)])).await.unwrap();
+
+        let holder = Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let waiting = tokio::spawn({
+            let a = a.clone();
+            async move { a.txn(put_txn("w", "v")).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        clock.advance(10_000);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while b.stalled_since().is_none() {
+            assert!(Instant::now() < deadline, "the waiting instance never recorded the stall");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(b.stalled_since(), Some(1_000_000));
+        assert!(get(&b, "live").await.unwrap().is_some(), "the lease ran out during the stall");
+
+        holder.execute_batch("COMMIT").unwrap();
+        b.txn(put_txn("x", "y")).await.unwrap();
+        waiting.await.unwrap().unwrap();
+        assert!(get(&b, "live").await.unwrap().is_some(), "the stall was not credited");
+        assert_eq!(a.lease_info(lease).await.unwrap().remaining_ms, 2_000, "credited once, for 10 s");
+    }
+
     #[test]
     fn file_is_wal_with_full_sync_and_versioned_schema() {
         let dir = tempfile::tempdir().unwrap();
         let store = open_at(&dir.path().join("mesh.db"));
-        let conn = store.shared.lock();
+        let conn = lock(&store.shared.writer);
         let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap();
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();

@@ -126,6 +126,12 @@ pub struct SwarmStatusOutput {
     /// Task load of the live agents: scores, variance, hotspots (> 0.8).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load: Option<crate::mesh::tasks::api::LoadSummary>,
+    /// Present while another process has held the store's write lock for more than a second
+    /// (a stopped CLI, an open `sqlite3` shell, a backup): when that began, in ms since the
+    /// epoch. Meanwhile writes wait, reads go on, and liveness is judged as of this time: the
+    /// stall is credited to every live lease once the store is writable again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_stalled_since_ms: Option<i64>,
     /// Store revision the status was read at.
     pub revision: i64,
 }

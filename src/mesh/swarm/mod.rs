@@ -147,6 +147,7 @@ impl Engine {
         status.read_only = read_only_reason(&view);
         status.leader = consensus.leader;
         status.load = Some(self.load_summary(&view).await?);
+        status.store_stalled_since_ms = self.store().stalled_since();
         Ok(status)
     }
 
@@ -229,6 +230,7 @@ fn status_of(view: &SwarmView, figures: HealthFigures) -> SwarmStatusOutput {
         read_only: None,
         leader: None,
         load: None,
+        store_stalled_since_ms: None,
         revision: view.revision,
     }
 }
