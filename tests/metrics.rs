@@ -125,11 +125,12 @@ async fn every_process_on_one_database_contributes() {
     let (_dir, db) = temp_db();
     // A server that exits writes its last sample at shutdown.
     let mut first = RawServer::spawn(db.to_str().unwrap());
-    first.ok("swarm_init", json!({"topology": "mesh", "swarmId": "shared"}));
+    let owner = first.ok("swarm_init", json!({"topology": "mesh", "swarmId": "shared"}))["ownerToken"].clone();
     first.ok("agent_spawn", json!({"type": "coder", "name": "a"}));
     assert!(first.finish().success());
     // Each CLI call writes its sample before it exits.
-    assert_eq!(cli(&db, &["agent_spawn", "--type", "coder", "--name", "b"]).0, 0);
+    let owner = format!("--ownerToken={}", owner.as_str().unwrap());
+    assert_eq!(cli(&db, &["agent_spawn", "--type", "coder", "--name", "b", &owner]).0, 0);
     assert_eq!(cli(&db, &["swarm_status", "--swarmId", "shared"]).0, 0);
     let second = Mcp::stdio(db.to_str().unwrap()).await;
     second.ok("agent_list", json!({})).await;

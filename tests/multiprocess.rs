@@ -13,12 +13,14 @@ fn two_servers_on_one_file_share_agents_messages_and_memory() {
     let mut a = RawServer::spawn(db);
     let mut b = RawServer::spawn(db);
 
-    a.ok(
+    let owner = a.ok(
         "swarm_init",
         json!({"topology": "mesh", "swarmId": "shared", "heartbeatInterval": 60, "messageTimeout": 600}),
-    );
+    )["ownerToken"]
+        .clone();
     let x = a.ok("agent_spawn", json!({"type": "coordinator", "name": "x"}));
-    let y = b.ok("agent_spawn", json!({"type": "coder", "name": "y"}));
+    // The other server did not create the swarm: it needs the owner's token to add an agent.
+    let y = b.ok("agent_spawn", json!({"type": "coder", "name": "y", "ownerToken": owner}));
     assert_eq!(y["links"], json!([x["agentId"]]), "b wired y to the agent a spawned");
 
     let seen_by_b = b.ok("agent_list", json!({}));
@@ -48,7 +50,8 @@ fn eight_processes_writing_at_once_lose_nothing() {
     let (_dir, db) = temp_db();
     let db = db.to_str().unwrap().to_string();
     let mut setup = RawServer::spawn(&db);
-    setup.ok("swarm_init", json!({"topology": "mesh", "swarmId": "busy", "maxAgents": 200, "heartbeatInterval": 600, "messageTimeout": 3600}));
+    let init = json!({"topology": "mesh", "swarmId": "busy", "maxAgents": 200, "heartbeatInterval": 600, "messageTimeout": 3600});
+    let owner = setup.ok("swarm_init", init)["ownerToken"].clone();
     let sink = setup.ok("agent_spawn", json!({"type": "coordinator", "name": "sink"}));
     drop(setup);
 
@@ -56,16 +59,17 @@ fn eight_processes_writing_at_once_lose_nothing() {
         .map(|p| {
             let db = db.clone();
             let sink_id = sink["agentId"].clone();
+            let owner = owner.clone();
             std::thread::spawn(move || {
                 let mut s = RawServer::spawn(&db);
-                let me = s.ok("agent_spawn", json!({"type": "coder", "name": format!("w{p}")}));
+                let me = s.ok("agent_spawn", json!({"type": "coder", "name": format!("w{p}"), "ownerToken": owner}));
                 let mut failures = Vec::new();
                 for r in 0..ROUNDS {
                     let calls = [
                         ("memory_usage", json!({"action": "store", "key": format!("p{p}/r{r}"), "value": format!("{p}:{r}"), "namespace": "load"})),
                         ("memory_usage", json!({"action": "store", "key": "shared", "value": format!("{p}:{r}"), "namespace": "load"})),
                         ("daa_communication", json!({"from": me["agentId"], "to": sink_id, "message": {"p": p, "r": r}, "agentToken": me["agentToken"]})),
-                        ("agent_spawn", json!({"type": "tester", "name": format!("t{p}-{r}")})),
+                        ("agent_spawn", json!({"type": "tester", "name": format!("t{p}-{r}"), "ownerToken": owner})),
                     ];
                     for (tool, args) in calls {
                         let (is_error, body) = s.call(tool, args);

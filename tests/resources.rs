@@ -194,17 +194,19 @@ async fn lists_reads_and_templates(transport: Transport) {
 async fn subscriptions_follow_other_processes(transport: Transport) {
     let (_dir, db) = temp_db();
     let mut s = connect(transport, db.to_str().unwrap()).await;
-    s.tool(
-        "swarm_init",
-        json!({"topology": "mesh", "swarmId": "watched", "heartbeatInterval": 60, "messageTimeout": 600}),
-    )
-    .await;
+    let init = s
+        .tool(
+            "swarm_init",
+            json!({"topology": "mesh", "swarmId": "watched", "heartbeatInterval": 60, "messageTimeout": 600}),
+        )
+        .await;
+    let owner = format!("--ownerToken={}", init["ownerToken"].as_str().unwrap());
     s.tool("agent_spawn", json!({"type": "coordinator", "name": "lead"})).await;
 
     s.client.subscribe(SubscribeRequestParams::new("mesh://swarm/watched/agents")).await.unwrap();
     s.client.subscribe(SubscribeRequestParams::new("mesh://memory/side")).await.unwrap();
 
-    other_process(&db, &["agent_spawn", "coder", "--name=remote", "--swarmId=watched"]).await;
+    other_process(&db, &["agent_spawn", "coder", "--name=remote", "--swarmId=watched", &owner]).await;
     // The server's own sweeper may write too; wait for the notification that shows the agent.
     loop {
         assert_eq!(s.next_update().await, "mesh://swarm/watched/agents");
@@ -215,7 +217,7 @@ async fn subscriptions_follow_other_processes(transport: Transport) {
     }
 
     s.client.unsubscribe(UnsubscribeRequestParams::new("mesh://swarm/watched/agents")).await.unwrap();
-    other_process(&db, &["agent_spawn", "tester", "--name=late", "--swarmId=watched"]).await;
+    other_process(&db, &["agent_spawn", "tester", "--name=late", "--swarmId=watched", &owner]).await;
     other_process(&db, &["memory_usage", "store", "k", "v", "--namespace=side"]).await;
     // Anything queued for the agents resource would come before the memory notification.
     let mut seen = Vec::new();

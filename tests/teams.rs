@@ -112,3 +112,93 @@ fn the_plain_cli_helper_still_works_for_a_single_team() {
     let (code, body) = cli(&db, &["swarm_status"]);
     assert_eq!((code, body["swarmId"].as_str()), (0, Some("solo-team")), "{body}");
 }
+
+/// Issue 13, item 2: membership can't be minted. A second session (another server process on the
+/// same database) can add agents, destroy the swarm, propose or create tasks only with the
+/// owner's token; a join secret admits agents and nothing more; an open swarm says it is open.
+#[test]
+fn only_the_owner_or_a_join_secret_adds_agents_and_only_the_owner_destroys() {
+    let (_dir, db) = temp_db();
+    let db = db.to_str().unwrap();
+    let (mut owner, mut other) = (common::RawServer::spawn(db), common::RawServer::spawn(db));
+    let init = owner.ok("swarm_init", json!({"topology": "mesh", "swarmId": "guarded"}));
+    let token = init["ownerToken"].as_str().unwrap().to_string();
+    assert!(token.starts_with("mesh_") && init.get("joinSecret").is_none(), "{init}");
+    owner.ok("agent_spawn", json!({"type": "coordinator", "name": "lead"}));
+
+    let refused = |s: &mut common::RawServer, tool: &str, args: Value| {
+        let (is_error, body) = s.call(tool, args.clone());
+        assert!(is_error && body["error"]["code"] == "unauthorized", "{tool} {args} was allowed: {body}");
+    };
+    refused(&mut other, "agent_spawn", json!({"type": "coder", "name": "mint"}));
+    refused(&mut other, "agent_spawn", json!({"type": "coder", "name": "mint", "ownerToken": "mesh_guess"}));
+    refused(&mut other, "swarm_destroy", json!({"swarmId": "guarded"}));
+    refused(&mut other, "daa_consensus", json!({"agents": "all", "proposal": "x"}));
+    refused(&mut other, "task_orchestrate", json!({"task": "x"}));
+    other.ok("agent_spawn", json!({"type": "coder", "name": "invited", "ownerToken": token}));
+    other.ok("task_orchestrate", json!({"task": "x", "ownerToken": token}));
+
+    let secret = owner.ok("swarm_init", json!({"topology": "mesh", "swarmId": "club", "membership": "secret"}));
+    let join = secret["joinSecret"].as_str().unwrap();
+    refused(&mut other, "agent_spawn", json!({"type": "coder", "swarmId": "club", "joinSecret": "mesh_guess"}));
+    other.ok("agent_spawn", json!({"type": "coder", "swarmId": "club", "joinSecret": join}));
+    refused(&mut other, "swarm_destroy", json!({"swarmId": "club", "ownerToken": join}));
+
+    owner.ok("swarm_init", json!({"topology": "mesh", "swarmId": "commons", "membership": "open"}));
+    other.ok("agent_spawn", json!({"type": "coder", "swarmId": "commons"}));
+    let status = other.ok("swarm_status", json!({"swarmId": "commons"}));
+    assert_eq!(status["membership"], "open", "{status}");
+    assert_eq!(other.ok("swarm_status", json!({"swarmId": "guarded"}))["membership"], "owner");
+
+    // The session that created a swarm passes its token on by itself.
+    assert_eq!(owner.ok("swarm_destroy", json!({"swarmId": "guarded"}))["agentsRemoved"], 2);
+}
+
+/// Issue 13, item 2: agents added after a suspect's last heartbeat cannot vote it out; members
+/// from before can.
+#[test]
+fn reports_count_only_from_members_older_than_the_suspects_last_heartbeat() {
+    let (_dir, db) = temp_db();
+    let mut s = common::RawServer::spawn(db.to_str().unwrap());
+    s.ok(
+        "swarm_init",
+        json!({"topology": "mesh", "swarmId": "s", "maxAgents": 10, "heartbeatInterval": 60, "messageTimeout": 600}),
+    );
+    let token = |s: &mut common::RawServer, name: &str| {
+        s.ok("agent_spawn", json!({"type": "coder", "name": name}))["agentToken"].as_str().unwrap().to_string()
+    };
+    let old = token(&mut s, "old");
+    let victim = token(&mut s, "victim");
+    s.ok("daa_fault_tolerance", json!({"strategy": "heartbeat", "agentId": "victim", "agentToken": victim}));
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let minted: Vec<String> = (0..6).map(|i| token(&mut s, &format!("new{i}"))).collect();
+    for (i, t) in minted.iter().enumerate() {
+        let args = json!({"strategy": "report_unreachable", "agentId": "victim", "reporterId": format!("new{i}"), "agentToken": t});
+        let out = s.ok("daa_fault_tolerance", args);
+        assert_eq!(out["report"]["confirmed"], false, "newcomers failed the victim: {out}");
+        assert_eq!(out["report"]["reporters"], json!([]), "{out}");
+    }
+    let args = json!({"strategy": "report_unreachable", "agentId": "victim", "reporterId": "old", "agentToken": old});
+    let out = s.ok("daa_fault_tolerance", args);
+    assert_eq!(out["report"]["confirmed"], true, "the one witness's report should count: {out}");
+}
+
+/// The CLI keeps the owner token beside the database (mode 0600) and uses it for later calls.
+#[test]
+fn the_cli_keeps_the_owner_token_for_later_calls() {
+    let (_dir, db) = temp_db();
+    let (code, init) = cli_bound(&db, None, &["swarm_init", "mesh", "--swarmId=cli-team"]);
+    assert_eq!(code, 0, "{init}");
+    let file = db.parent().unwrap().join("agents/cli-team/.owner.token");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), init["ownerToken"].as_str().unwrap());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let (code, out) = cli_bound(&db, None, &["agent_spawn", "coder", "--name=w"]);
+    assert_eq!(code, 0, "{out}");
+    std::fs::remove_file(&file).unwrap();
+    let (code, out) = cli_bound(&db, None, &["agent_spawn", "coder", "--name=x"]);
+    assert_eq!((code, out["error"]["code"].as_str()), (1, Some("unauthorized")), "{out}");
+}

@@ -13,6 +13,11 @@
 //! database (`<db dir>/agents/<swarm>/<name or id>.token`, mode 0600). Whoever can read the
 //! database file can already act as anyone, so a file beside it adds no new trust.
 //!
+//! Swarm-wide changes (adding agents, `swarm_destroy`, proposals and tasks made by no agent) need
+//! the swarm's owner token: `mesh-mcp call swarm_init` keeps it in
+//! `<db dir>/agents/<swarm>/.owner.token` (mode 0600) and later calls use it unless given
+//! `--ownerToken`.
+//!
 //! `MESH_SWARM_ID` binds a shell (a team's hooks) to one swarm: a call that names no `swarmId`
 //! gets it, so with several teams on one database a hook never needs to guess.
 
@@ -24,7 +29,7 @@ use serde_json::{Map, Value};
 use super::Global;
 use crate::config;
 use crate::mesh::Engine;
-use crate::server::{catalogue, errors, tools};
+use crate::server::{catalogue, errors, owners, tools};
 
 #[derive(clap::Args)]
 pub struct CallArgs {
@@ -50,6 +55,7 @@ async fn call(global: &Global, tool: &str, words: &[String]) -> anyhow::Result<E
     bind_swarm(tool, &mut arguments);
     let engine = global.open_engine()?;
     attach_token(&global.db, &engine, &mut arguments).await;
+    attach_owner_token(&global.db, &engine, tool, &mut arguments).await;
     let result = tools::call(&engine, tool, Value::Object(arguments)).await;
     // A CLI call is one process's whole life: its sample goes to the series now.
     if let Err(e) = engine.flush_metrics().await {
@@ -180,6 +186,22 @@ pub fn token_dir(db: &str) -> Option<PathBuf> {
     (db != ":memory:").then(|| Path::new(db).parent().unwrap_or(Path::new(".")).join("agents"))
 }
 
+/// The owner token file of a swarm: `<db dir>/agents/<swarm>/.owner.token` (no agent name starts
+/// with a dot, so it never collides with an agent's).
+fn owner_token_file(db: &str, swarm: &str) -> Option<PathBuf> {
+    token_file(db, swarm, "owner").map(|p| p.with_file_name(".owner.token"))
+}
+
+/// Fill in `ownerToken` for a call that may need it and gave none, from the owner token file of
+/// the swarm it acts in (written when this database's `swarm_init` ran through the CLI).
+async fn attach_owner_token(db: &str, engine: &Engine, tool: &str, args: &mut Map<String, Value>) {
+    let Some(swarm) = owners::wanting(engine, tool, args).await else { return };
+    let token = owner_token_file(db, &swarm).and_then(|p| std::fs::read_to_string(p).ok());
+    if let Some(token) = token {
+        args.insert("ownerToken".into(), Value::String(token.trim().to_string()));
+    }
+}
+
 fn token_file(db: &str, swarm: &str, agent: &str) -> Option<PathBuf> {
     let safe = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) && !s.starts_with('.');
     (safe(swarm) && safe(agent)).then(|| token_dir(db)).flatten().map(|d| d.join(swarm).join(format!("{agent}.token")))
@@ -214,6 +236,12 @@ pub async fn attach_token(db: &str, engine: &Engine, args: &mut Map<String, Valu
 /// and `name`: today only `agent_spawn`'s), keep the token where later hook calls will find it,
 /// under both the agent's id and its name. Any other result is left alone.
 pub fn save_issued_token(db: &str, result: &str) -> std::io::Result<()> {
+    if let Some((swarm, token)) = owners::issued(result) {
+        if let Some(path) = owner_token_file(db, &swarm) {
+            std::fs::create_dir_all(path.parent().expect("token files live in a directory"))?;
+            write_private(&path, &token)?;
+        }
+    }
     // Only a result that names a token is worth parsing again.
     if !result.contains("\"agentToken\"") {
         return Ok(());

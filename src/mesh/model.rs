@@ -67,6 +67,26 @@ pub enum Strategy {
     Auto,
 }
 
+/// Who may add agents to a swarm (`swarm_init`'s `membership`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Membership {
+    /// Only the owner, with its `ownerToken`.
+    #[default]
+    Owner,
+    /// The owner, or whoever holds the swarm's `joinSecret`.
+    Secret,
+    /// Anyone, with no credential.
+    Open,
+}
+
+impl Membership {
+    /// Swarms recorded before owners existed have no owner to ask.
+    fn unowned() -> Self {
+        Membership::Open
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SwarmRecord {
@@ -76,6 +96,15 @@ pub struct SwarmRecord {
     pub strategy: Strategy,
     pub settings: SwarmSettings,
     pub created_at_ms: i64,
+    /// Who may add agents; records written before owners existed read as `open`.
+    #[serde(default = "Membership::unowned")]
+    pub membership: Membership,
+    /// SHA-256 of the owner token (the token itself is never stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_digest: Option<String>,
+    /// SHA-256 of the join secret, for `secret` membership.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

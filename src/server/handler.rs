@@ -13,6 +13,7 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
+use super::owners::SessionOwners;
 use super::resources::{self, MeshResource};
 use super::subscriptions::{self, Subscriptions};
 use super::{errors, tools};
@@ -47,11 +48,13 @@ pub struct MeshServer {
     engine: Engine,
     /// Resource subscriptions of the one session this handler serves (see [`Self::session`]).
     subscriptions: Arc<Subscriptions>,
+    /// Owner tokens this session's `swarm_init` calls were issued, passed on to its later calls.
+    owners: Arc<SessionOwners>,
 }
 
 impl MeshServer {
     pub fn new(engine: Engine) -> Self {
-        Self { engine, subscriptions: Arc::default() }
+        Self { engine, subscriptions: Arc::default(), owners: Arc::default() }
     }
 
     /// A handler for a new session: the same engine, no subscriptions. Transports that serve
@@ -103,7 +106,8 @@ impl ServerHandler for MeshServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let args = request.arguments.map(serde_json::Value::Object).unwrap_or(serde_json::Value::Null);
+        let mut args = request.arguments.map(serde_json::Value::Object).unwrap_or(serde_json::Value::Null);
+        self.owners.attach(&self.engine, &request.name, &mut args).await;
         let progress = context
             .meta
             .get_progress_token()
@@ -111,7 +115,10 @@ impl ServerHandler for MeshServer {
         let ctx = CallContext { cancel: context.ct.clone(), progress };
         match tools::call_with(&self.engine, &request.name, args, ctx).await {
             None => Err(errors::unknown_tool(&request.name)),
-            Some(Ok(json)) => Ok(errors::tool_success(json).into()),
+            Some(Ok(json)) => {
+                self.owners.remember(&json);
+                Ok(errors::tool_success(json).into())
+            }
             Some(Err(e)) => Ok(errors::tool_error(&e).into()),
         }
     }

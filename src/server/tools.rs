@@ -79,7 +79,7 @@ macro_rules! tool {
 pub static TOOLS: &[ToolDef] = &[
     tool!("swarm_init", swarm::SwarmInitParams, swarm::SwarmInitOutput, swarm_init),
     tool!("swarm_status", swarm::SwarmIdParams, swarm::SwarmStatusOutput, swarm_status),
-    tool!("swarm_destroy", swarm::SwarmIdParams, swarm::SwarmDestroyOutput, swarm_destroy),
+    tool!("swarm_destroy", swarm::SwarmDestroyParams, swarm::SwarmDestroyOutput, swarm_destroy),
     tool!("agent_spawn", swarm::AgentSpawnParams, swarm::AgentSpawnOutput, agent_spawn),
     tool!("agent_list", swarm::AgentListParams, swarm::AgentListOutput, agent_list),
     tool!("daa_communication", messaging::CommunicationParams, messaging::CommunicationOutput, daa_communication),

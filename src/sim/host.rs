@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::mesh::Engine;
 use crate::secret::Seeded;
-use crate::server::tools;
+use crate::server::{owners, tools};
 use crate::store::memory::MemoryStore;
 use crate::store::{Clock, ManualClock, SharedStore};
 
@@ -40,6 +40,8 @@ pub struct Host {
     rt: tokio::runtime::Runtime,
     clock: Arc<ManualClock>,
     pub swarm: String,
+    /// The swarm's owner token, passed on as an MCP session passes it on (`server::owners`).
+    owner: String,
     /// Keeps the engine's ids on the seed; dropped with the host.
     _seeded: Seeded,
 }
@@ -53,11 +55,12 @@ impl Host {
         let store: SharedStore = Arc::new(MemoryStore::new(shared.clone()));
         let engine = Engine::new(store, shared);
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a tokio runtime");
-        let mut host = Self { engine, rt, clock, swarm: String::new(), _seeded: seeded };
+        let mut host = Self { engine, rt, clock, swarm: String::new(), owner: String::new(), _seeded: seeded };
         let init = json!({ "topology": "mesh", "maxAgents": n.max(1), "heartbeatInterval": heartbeat_secs,
                            "messageTimeout": lease_secs, "strategy": "balanced" });
         let swarm = host.call(0, "swarm_init", init).expect("swarm_init");
-        host.swarm = swarm["swarmId"].as_str().expect("a swarm id").to_string();
+        host.swarm = str_of(&swarm, "swarmId");
+        host.owner = str_of(&swarm, "ownerToken");
         let agents = (0..n)
             .map(|i| {
                 let args = json!({ "type": "coordinator", "name": format!("node-{i}"), "swarmId": host.swarm });
@@ -69,8 +72,11 @@ impl Host {
     }
 
     /// Run tool `tool` at simulated time `now`, as the MCP handler would.
-    pub fn call(&self, now: u64, tool: &str, args: Value) -> Result<Value, CallError> {
+    pub fn call(&self, now: u64, tool: &str, mut args: Value) -> Result<Value, CallError> {
         self.clock.set(EPOCH_MS + now as i64);
+        if let Some(object) = args.as_object_mut().filter(|_| owners::takes_owner_token(tool)) {
+            object.entry("ownerToken").or_insert_with(|| Value::String(self.owner.clone()));
+        }
         let out = self.rt.block_on(tools::call(&self.engine, tool, args)).expect("a tool of the table");
         match out {
             Ok(text) => Ok(serde_json::from_str(&text).expect("tool output is JSON")),

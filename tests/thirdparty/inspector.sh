@@ -52,7 +52,7 @@ check() {
 }
 
 # The arguments as shown in the log: agent tokens elided, cut to 110 characters.
-shown() { printf '%s' "$1" | sed -E 's/"agentToken":"[^"]*"/"agentToken":"…"/' | head -c 110; }
+shown() { printf '%s' "$1" | sed -E 's/"(agentToken|ownerToken)":"[^"]*"/"\1":"…"/g' | head -c 110; }
 
 # tool NAME ARGS-JSON [EXPECTED-ERROR-CODE]: call a tool through the Inspector. Without an
 # expected error code, isError fails the check; with one, the call must fail with it.
@@ -131,19 +131,22 @@ strict_list() {
 
 # Every tool, in order, on one swarm. $1 names the swarm (unique per transport).
 scenario() {
-  local S="$1" A B MID
+  local S="$1" A B MID O
   strict_list || return 1
 
   # Long liveness settings: each Inspector call starts Node (seconds on a loaded machine), and the
   # scenario must not see its agents fail over between steps.
   tool swarm_init "{\"topology\":\"mesh\",\"maxAgents\":4,\"strategy\":\"distributed\",\"swarmId\":\"$S\",\"heartbeatInterval\":600,\"messageTimeout\":3600}" || return 1
   check "swarm_init" "d['swarmId'] == '$S' and d['topology'] == 'mesh' and d['maxAgents'] == 4" || return 1
+  # Each Inspector call is a new session: the owner's token travels by hand.
+  O="$(jget "$LAST" 'd["ownerToken"]')"
   tool swarm_init "{\"topology\":\"ring\",\"swarmId\":\"$S\"}" conflict || return 1
 
-  tool agent_spawn "{\"type\":\"coordinator\",\"name\":\"lead\",\"capabilities\":[\"planning\"],\"swarmId\":\"$S\"}" || return 1
+  tool agent_spawn "{\"type\":\"coder\",\"name\":\"intruder\",\"swarmId\":\"$S\"}" unauthorized || return 1
+  tool agent_spawn "{\"type\":\"coordinator\",\"name\":\"lead\",\"capabilities\":[\"planning\"],\"swarmId\":\"$S\",\"ownerToken\":\"$O\"}" || return 1
   A="$(jget "$LAST" 'd["agentToken"]')"
   check "agent_spawn lead" "d['name'] == 'lead' and d['agentToken'].startswith('mesh_')" || return 1
-  tool agent_spawn "{\"type\":\"coder\",\"name\":\"dev\",\"swarmId\":\"$S\"}" || return 1
+  tool agent_spawn "{\"type\":\"coder\",\"name\":\"dev\",\"swarmId\":\"$S\",\"ownerToken\":\"$O\"}" || return 1
   B="$(jget "$LAST" 'd["agentToken"]')"
   check "agent_spawn dev links to lead" "d['name'] == 'dev' and len(d['links']) == 1" || return 1
 
@@ -179,20 +182,22 @@ scenario() {
   check "swarm_status" "d['agents']['total'] == 2 and d['links']['total'] == 1" || return 1
   tool topology_optimize "{\"swarmId\":\"$S\"}" || return 1
   check "topology_optimize" "d['swarmId'] == '$S' and 'before' in d and 'after' in d" || return 1
-  tool swarm_destroy "{\"swarmId\":\"$S\"}" || return 1
+  tool swarm_destroy "{\"swarmId\":\"$S\"}" unauthorized || return 1
+  tool swarm_destroy "{\"swarmId\":\"$S\",\"ownerToken\":\"$O\"}" || return 1
   check "swarm_destroy" "d['agentsRemoved'] == 2" || return 1
   tool swarm_status "{\"swarmId\":\"$S\"}" not_found || return 1
 }
 
 # Legacy SSE (/sse + /message): the strict list and a short round trip.
 sse_scenario() {
-  local S="$1"
+  local S="$1" O
   strict_list || return 1
   tool swarm_init "{\"topology\":\"star\",\"swarmId\":\"$S\",\"heartbeatInterval\":600,\"messageTimeout\":3600}" || return 1
-  tool agent_spawn "{\"type\":\"coordinator\",\"swarmId\":\"$S\"}" || return 1
+  O="$(jget "$LAST" 'd["ownerToken"]')"
+  tool agent_spawn "{\"type\":\"coordinator\",\"swarmId\":\"$S\",\"ownerToken\":\"$O\"}" || return 1
   tool swarm_status "{\"swarmId\":\"$S\"}" || return 1
   check "swarm_status over SSE" "d['agents']['total'] == 1" || return 1
-  tool swarm_destroy "{\"swarmId\":\"$S\"}" || return 1
+  tool swarm_destroy "{\"swarmId\":\"$S\",\"ownerToken\":\"$O\"}" || return 1
 }
 
 section() {

@@ -54,6 +54,8 @@ pub struct ConsensusParams {
     pub agent_id: Option<String>,
     /// Token of the acting agent.
     pub agent_token: Option<String>,
+    /// propose without agentId: swarm_init's ownerToken.
+    pub owner_token: Option<String>,
     /// vote: why (sent with pbft phase messages).
     pub reason: Option<String>,
     /// propose, vote: fencing term; the caller must lead at it.

@@ -205,7 +205,7 @@ mod tests {
         let engine = Engine::new(Arc::new(MemoryStore::new(clock.clone())), clock.clone());
         engine
             .swarm_init(params(
-                json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 1, "messageTimeout": 10}),
+                json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 1, "messageTimeout": 10, "membership": "open"}),
             ))
             .await
             .unwrap();

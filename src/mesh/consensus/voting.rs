@@ -172,7 +172,11 @@ impl Engine {
         let (body, protocol, timeout_secs) = check_proposal(p)?;
         let proposer = match &p.agent_id {
             Some(_) => Some(self.acting(swarm, p, "propose").await?.1),
-            None => None,
+            None => {
+                let view = self.load_swarm(swarm).await?;
+                view.swarm.authorize_owner(p.owner_token.as_deref(), "propose without an agentId")?;
+                None
+            }
         };
         let proposer_id = proposer.as_ref().map(|a| a.id.clone());
         let view = self.load_swarm(swarm).await?;

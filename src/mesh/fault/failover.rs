@@ -20,19 +20,36 @@ use crate::error::Result;
 use crate::ids::{AgentId, SwarmId};
 use crate::store::{Compare, CompareOp, Op, StoreError, Txn};
 
-/// Live peers' reports needed to declare an agent failed: a majority of its live peers.
-pub(crate) fn peer_quorum(view: &SwarmView, agent: &AgentId) -> usize {
+/// The peers whose word counts about `agent`: live, and members since before its last heartbeat
+/// (its spawn, if it never called). Agents added after an agent went quiet cannot vote it out.
+fn witnesses<'v>(view: &'v SwarmView, agent: &AgentId) -> impl Fn(&AgentId) -> bool + 'v {
     let live = view.live();
-    let peers = view.agents.iter().filter(|a| &a.id != agent && live(&a.id)).count();
-    peers / 2 + 1
+    let last_seen = view
+        .heartbeats
+        .get(agent)
+        .map(|hb| hb.last_ms)
+        .into_iter()
+        .chain(view.agents.iter().find(|a| &a.id == agent).map(|a| a.spawned_at_ms))
+        .max()
+        .unwrap_or(i64::MIN);
+    let joined: std::collections::HashMap<&AgentId, i64> =
+        view.agents.iter().map(|a| (&a.id, a.spawned_at_ms)).collect();
+    let agent = agent.clone();
+    move |peer| *peer != agent && live(peer) && joined.get(peer).is_some_and(|at| *at <= last_seen)
 }
 
-/// Current unreachable reports about `agent` from live peers.
+/// Witnesses' reports needed to declare an agent failed: a majority of its witnesses.
+pub(crate) fn peer_quorum(view: &SwarmView, agent: &AgentId) -> usize {
+    let witness = witnesses(view, agent);
+    view.agents.iter().filter(|a| witness(&a.id)).count() / 2 + 1
+}
+
+/// Current unreachable reports about `agent` from its witnesses.
 pub(crate) fn live_reports(view: &SwarmView, agent: &AgentId) -> Vec<AgentId> {
     let horizon = view.now_ms - view.swarm.settings.recovery_ms();
-    let live = view.live();
+    let witness = witnesses(view, agent);
     view.fault(agent)
-        .map(|f| f.unreachable.iter().filter(|(r, at)| **at > horizon && live(r)).map(|(r, _)| r.clone()).collect())
+        .map(|f| f.unreachable.iter().filter(|(r, at)| **at > horizon && witness(r)).map(|(r, _)| r.clone()).collect())
         .unwrap_or_default()
 }
 

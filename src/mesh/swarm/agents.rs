@@ -39,12 +39,15 @@ impl Engine {
         capabilities.dedup();
         // The liveness lease runs from the spawn: an agent that never calls fails after one
         // message timeout.
-        let settings = self.load_swarm(&swarm_id).await?.swarm.settings;
+        let swarm = self.load_swarm(&swarm_id).await?.swarm.clone();
+        swarm.authorize_join(p.owner_token.as_deref(), p.join_secret.as_deref())?;
+        let settings = swarm.settings.clone();
         let ttl_ms = settings.lease_ttl_ms();
         let lease = self.store().lease_grant(ttl_ms).await?;
         let spawned = self
             .with_retry(|| async {
                 let view = self.load_swarm(&swarm_id).await?;
+                view.swarm.authorize_join(p.owner_token.as_deref(), p.join_secret.as_deref())?;
                 if view.agents.len() >= view.swarm.max_agents as usize {
                     return Err(MeshError::conflict(
                         "swarm",

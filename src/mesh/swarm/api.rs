@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::mesh::fault::diagnose::{Alert, HealthFigures};
 use crate::mesh::health::AgentStatus;
+pub use crate::mesh::model::Membership;
 use crate::mesh::model::{Strategy, SwarmSettings};
 use crate::mesh::topology::TopologyKind;
 
@@ -35,6 +36,8 @@ pub struct SwarmInitParams {
     pub circuit_breaker_threshold: Option<u32>,
     /// Seconds, default 60.
     pub recovery_timeout: Option<f64>,
+    /// Who may add agents: owner (default), secret (or with joinSecret) or open (anyone).
+    pub membership: Option<Membership>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -46,6 +49,13 @@ pub struct SwarmInitOutput {
     pub strategy: Strategy,
     pub settings: SwarmSettings,
     pub created_at_ms: i64,
+    pub membership: Membership,
+    /// Shown only here. Adding agents, swarm_destroy and agentless proposals and tasks need it
+    /// (this session and `mesh-mcp call` pass it on).
+    pub owner_token: String,
+    /// secret membership: lets its holder add agents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join_secret: Option<String>,
     /// Store revision of the commit.
     pub revision: i64,
 }
@@ -55,6 +65,15 @@ pub struct SwarmInitOutput {
 pub struct SwarmIdParams {
     /// Swarm to act on (default: the only swarm).
     pub swarm_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SwarmDestroyParams {
+    /// Swarm to destroy (default: the only swarm).
+    pub swarm_id: Option<String>,
+    /// From swarm_init (not needed if open).
+    pub owner_token: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -105,6 +124,8 @@ pub struct SwarmStatusOutput {
     pub strategy: Strategy,
     pub max_agents: u32,
     pub settings: SwarmSettings,
+    /// Who may add agents.
+    pub membership: Membership,
     pub agents: StatusCounts,
     pub links: LinkCounts,
     /// Connectivity, topology health, node failure rate, message latency and agreement rate: the
@@ -126,10 +147,8 @@ pub struct SwarmStatusOutput {
     /// Task load of the live agents: scores, variance, hotspots (> 0.8).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load: Option<crate::mesh::tasks::api::LoadSummary>,
-    /// Present while another process has held the store's write lock for more than a second
-    /// (a stopped CLI, an open `sqlite3` shell, a backup): when that began, in ms since the
-    /// epoch. Meanwhile writes wait, reads go on, and liveness is judged as of this time: the
-    /// stall is credited to every live lease once the store is writable again.
+    /// While another process holds the store's write lock over 1 s: since when (ms). Writes
+    /// wait; liveness is judged as of then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_stalled_since_ms: Option<i64>,
     /// Store revision the status was read at.
@@ -179,6 +198,10 @@ pub struct AgentSpawnParams {
     pub capabilities: Vec<String>,
     /// Swarm to join (default: the only swarm).
     pub swarm_id: Option<String>,
+    /// From swarm_init (not needed if open).
+    pub owner_token: Option<String>,
+    /// Or the swarm's joinSecret.
+    pub join_secret: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

@@ -3,6 +3,7 @@
 //! swarm that every operation reads ([`registry`]). What all six tools take and return (their
 //! params and outputs) is in `api.rs`, re-exported here.
 
+mod access;
 pub mod agents;
 mod api;
 pub(crate) mod registry;
@@ -19,6 +20,7 @@ use crate::mesh::health::AgentStatus;
 use crate::mesh::model::{encode, SwarmRecord, SwarmSettings};
 use crate::mesh::topology::{Graph, LinkChange};
 use crate::mesh::{keys, validate, Engine, SwarmView};
+use crate::secret;
 use crate::store::{Compare, CompareOp, Op, Txn};
 
 impl SwarmInitParams {
@@ -81,6 +83,9 @@ impl Engine {
             None => SwarmId::generate(),
         };
         let strategy = p.strategy.unwrap_or_default();
+        let membership = p.membership.unwrap_or_default();
+        let owner_token = secret::new_token();
+        let join_secret = (membership == Membership::Secret).then(secret::new_token);
         let record = SwarmRecord {
             id: id.clone(),
             topology: p.topology,
@@ -88,6 +93,9 @@ impl Engine {
             strategy,
             settings: settings.clone(),
             created_at_ms: self.now_ms(),
+            membership,
+            owner_digest: Some(secret::digest(&owner_token)),
+            join_digest: join_secret.as_deref().map(secret::digest),
         };
         // A write racing an earlier swarm_destroy of this id (a heartbeat of a receive) can leave
         // keys behind; a new swarm of the same id must not adopt them.
@@ -114,14 +122,18 @@ impl Engine {
             strategy,
             settings,
             created_at_ms: record.created_at_ms,
+            membership,
+            owner_token,
+            join_secret,
             revision: resp.revision,
         })
     }
 
-    pub async fn swarm_destroy(&self, p: SwarmIdParams) -> Result<SwarmDestroyOutput> {
+    pub async fn swarm_destroy(&self, p: SwarmDestroyParams) -> Result<SwarmDestroyOutput> {
         let id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
         self.with_retry(|| async {
             let view = self.load_swarm(&id).await?;
+            view.swarm.authorize_owner(p.owner_token.as_deref(), "swarm_destroy")?;
             let mut ops = vec![Op::delete_prefix(keys::swarm_prefix(&id)), Op::delete_prefix(keys::mailboxes(&id))];
             ops.push(Op::delete_prefix(keys::consensus(&id)));
             ops.push(Op::delete_prefix(keys::tasks(&id)));
@@ -221,6 +233,7 @@ fn status_of(view: &SwarmView, figures: HealthFigures) -> SwarmStatusOutput {
         strategy: view.swarm.strategy,
         max_agents: view.swarm.max_agents,
         settings: view.swarm.settings.clone(),
+        membership: view.swarm.membership,
         agents: counts,
         links: LinkCounts { total: c.links, healthy: view.graph.edges_among(&live) },
         alerts: alerts(&figures),

@@ -207,7 +207,8 @@ mod tests {
     #[tokio::test]
     async fn a_cached_view_always_equals_a_fresh_read() {
         let (_dir, clock, a, b) = two_processes();
-        a.swarm_init(params(json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 1}))).await.unwrap();
+        let open = json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 1, "membership": "open"});
+        a.swarm_init(params(open)).await.unwrap();
         let id = SwarmId::new("s");
         let check = |e: &Engine| {
             let e = e.clone();

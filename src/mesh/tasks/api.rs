@@ -54,10 +54,12 @@ pub struct TaskOrchestrateParams {
     pub resource_utilization: Option<f64>,
     /// The task (create: optional id to give it).
     pub task_id: Option<String>,
-    /// claim, complete, fail, steal, bid: the acting agent.
+    /// create, claim, complete, fail, steal, bid: the acting agent.
     pub agent_id: Option<String>,
     /// Token of the acting agent.
     pub agent_token: Option<String>,
+    /// create without agentId: swarm_init's ownerToken.
+    pub owner_token: Option<String>,
     /// complete, fail: the token claim returned.
     pub fencing_token: Option<i64>,
     /// complete: the result, any JSON.

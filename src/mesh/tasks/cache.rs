@@ -153,7 +153,7 @@ mod tests {
     #[tokio::test]
     async fn a_cached_board_always_equals_a_fresh_read() {
         let (_dir, _clock, a, b) = two_processes();
-        a.swarm_init(params(json!({"topology": "mesh", "swarmId": "s"}))).await.unwrap();
+        a.swarm_init(params(json!({"topology": "mesh", "swarmId": "s", "membership": "open"}))).await.unwrap();
         let swarm = SwarmId::new("s");
         let mut agents = Vec::new();
         for i in 0..3 {

@@ -112,7 +112,15 @@ impl Engine {
     }
 
     async fn task_create(&self, swarm: &SwarmId, p: &TaskOrchestrateParams) -> Result<TaskOrchestrateOutput> {
-        let (template, named) = new_task(p)?;
+        let (mut template, named) = new_task(p)?;
+        template.created_by = match &p.agent_id {
+            Some(_) => Some(self.task_actor(swarm, p, "create").await?.1.id),
+            None => {
+                let view = self.load_swarm(swarm).await?;
+                view.swarm.authorize_owner(p.owner_token.as_deref(), "create a task without an agentId")?;
+                None
+            }
+        };
         let id = template.id.clone();
         self.with_retry(|| async {
             let view = self.load_swarm(swarm).await?;
@@ -529,6 +537,7 @@ fn new_task(p: &TaskOrchestrateParams) -> Result<(TaskRecord, Vec<TaskId>)> {
         bid_window_ms: (bid_secs * 1000.0).round() as i64,
         timeout_ms: p.timeout_secs.map(|s| (s * 1000.0).round() as i64),
         auction: None,
+        created_by: None,
     };
     Ok((record, named))
 }

@@ -118,6 +118,9 @@ pub struct TaskRecord {
     /// Auction: the current (or last) call for bids.
     #[serde(default)]
     pub auction: Option<AuctionRecord>,
+    /// The agent that created the task; absent: the swarm's owner (or anyone, in an open swarm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<AgentId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
