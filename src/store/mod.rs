@@ -6,6 +6,7 @@
 //! prefix from a revision. Backends: [`sqlite`] (the default, shared by every process on one
 //! file) and [`memory`] (tests, `--db :memory:`). Nothing backend-specific leaks out of here.
 
+mod clock;
 #[cfg(test)]
 mod conformance;
 pub mod memory;
@@ -17,6 +18,8 @@ mod watch;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
+
+pub use clock::{Clock, HostClock, ManualClock, SystemClock};
 
 /// A store revision. Every committed write transaction advances it by exactly one.
 pub type Revision = i64;
@@ -243,46 +246,13 @@ pub enum StoreError {
     Backend(String),
 }
 
-/// Milliseconds since the Unix epoch. Leases and TTLs are measured with it; the store takes a
-/// clock so that tests can move time forward without sleeping.
-pub trait Clock: Send + Sync + 'static {
-    fn now_ms(&self) -> i64;
-}
-
-/// The wall clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-    }
-}
-
-/// A clock that only moves when told to (tests).
-#[derive(Debug, Default)]
-pub struct ManualClock(std::sync::atomic::AtomicI64);
-
-impl ManualClock {
-    pub fn new(start_ms: i64) -> Self {
-        Self(std::sync::atomic::AtomicI64::new(start_ms))
-    }
-    pub fn advance(&self, ms: i64) {
-        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
-    }
-    /// Move to `ms` (the simulator sets it to each event's simulated time).
-    pub fn set(&self, ms: i64) {
-        self.0.store(ms, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
 /// The etcd-v3-shaped store every backend implements.
+///
+/// Clocks: a backend measures leases and TTLs with the [`Clock`] it was opened with. [`open`]
+/// gives the SQLite backend the host clock anchored in its file (every process on the host
+/// agrees on it, and wall-clock steps move nothing; see [`clock`]) and the memory backend a
+/// host clock of its own; tests pass a [`ManualClock`]. A distributed backend would use its
+/// own server-side lease clock.
 ///
 /// Expired leases are invisible at once: a read never returns a key whose lease has expired,
 /// even before the backend has physically deleted it. Their deletion is reported to watchers
@@ -343,8 +313,9 @@ pub enum Durability {
     Power,
 }
 
-/// Open the backend named by a `--db` argument: `:memory:` or a file path.
-pub fn open(db: &str, clock: Arc<dyn Clock>, durability: Durability) -> Result<SharedStore, StoreError> {
+/// Open the backend named by a `--db` argument (`:memory:` or a file path) and the clock that
+/// the engine on it must use: the host clock, anchored in the file for a shared store.
+pub fn open(db: &str, durability: Durability) -> Result<(SharedStore, Arc<dyn Clock>), StoreError> {
     // A URL is not a path: `etcd://host` must not quietly become a SQLite file under `etcd:/`.
     if let Some((scheme, _)) = db.split_once("://") {
         return Err(StoreError::Backend(format!(
@@ -352,9 +323,11 @@ pub fn open(db: &str, clock: Arc<dyn Clock>, durability: Durability) -> Result<S
         )));
     }
     if db == ":memory:" {
-        Ok(Arc::new(memory::MemoryStore::new(clock)))
+        let clock: Arc<dyn Clock> = Arc::new(HostClock::local());
+        Ok((Arc::new(memory::MemoryStore::new(clock.clone())), clock))
     } else {
         let options = sqlite::SqliteOptions { sync_full: durability == Durability::Power, ..Default::default() };
-        Ok(Arc::new(sqlite::SqliteStore::open_with_options(std::path::Path::new(db), clock, options)?))
+        let (store, clock) = sqlite::SqliteStore::open_on_host_clock(std::path::Path::new(db), options)?;
+        Ok((Arc::new(store), clock))
     }
 }

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 use tokio::sync::Notify;
 
+use super::clock::{anchor_for, boot_id, boot_ms, wall_ms, Anchor, HostClock};
 use super::memory::DEFAULT_HISTORY;
 use super::rules::{check_ttl, compare_holds, delete_event, leases_used};
 use super::stall::Stall;
@@ -42,7 +43,7 @@ use super::{
 };
 
 /// Bumped (with a migration) whenever the schema below changes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
@@ -86,7 +87,13 @@ CREATE TABLE IF NOT EXISTS stall_credit (
     credited_ms INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO stall_credit(id, credited_ms) VALUES (0, 0);
-PRAGMA user_version = 2;
+-- Version 3: the host clock's anchor for the current boot (see `clock::HostClock`).
+CREATE TABLE IF NOT EXISTS clock (
+    id        INTEGER PRIMARY KEY CHECK (id = 0),
+    boot_id   TEXT NOT NULL,
+    anchor_ms INTEGER NOT NULL
+);
+PRAGMA user_version = 3;
 ";
 
 /// Whole-transaction attempts of a read before giving up with `Busy` (each already waits in the
@@ -543,12 +550,25 @@ impl SqliteStore {
 
     /// Open (creating if needed, parent directories included) the store at `path`.
     pub fn open_with_options(path: &Path, clock: Arc<dyn Clock>, options: SqliteOptions) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| backend(format!("creating {}: {e}", parent.display())))?;
-        }
-        let writer = connect(path)?;
-        with_retry(|| configure(&writer, &options))?;
-        with_retry(|| migrate(&writer))?;
+        let writer = open_writer(path, &options)?;
+        Self::assemble(path, writer, clock, &options)
+    }
+
+    /// Open the store on the host clock that every process using this file agrees on (see
+    /// [`super::clock`]): anchored for this boot in the file, by whichever process came first.
+    pub fn open_on_host_clock(path: &Path, options: SqliteOptions) -> Result<(Self, Arc<HostClock>), StoreError> {
+        let writer = open_writer(path, &options)?;
+        let anchor = with_retry(|| in_txn(&writer, "BEGIN IMMEDIATE", || anchor_clock(&writer)))?;
+        let clock = Arc::new(HostClock::with_anchor(anchor.anchor_ms));
+        Ok((Self::assemble(path, writer, clock.clone(), &options)?, clock))
+    }
+
+    fn assemble(
+        path: &Path,
+        writer: Connection,
+        clock: Arc<dyn Clock>,
+        options: &SqliteOptions,
+    ) -> Result<Self, StoreError> {
         let reader = connect(path)?;
         reader.pragma_update(None, "query_only", true).map_err(backend)?;
         let shared = Shared {
@@ -561,6 +581,40 @@ impl SqliteStore {
         };
         Ok(Self { shared: Arc::new(shared) })
     }
+}
+
+/// The writer connection of a store at `path`, creating the file and its schema if needed.
+fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| backend(format!("creating {}: {e}", parent.display())))?;
+    }
+    let writer = connect(path)?;
+    with_retry(|| configure(&writer, options))?;
+    with_retry(|| migrate(&writer))?;
+    Ok(writer)
+}
+
+/// The host clock's anchor for this boot: the one recorded, or a new one (see `clock::anchor_for`).
+fn anchor_clock(conn: &Connection) -> Result<Anchor, Fail> {
+    let mut stmt = conn.prepare_cached("SELECT boot_id, anchor_ms FROM clock WHERE id = 0")?;
+    let recorded = stmt.query_row([], |r| Ok(Anchor { boot_id: r.get(0)?, anchor_ms: r.get(1)? })).optional()?;
+    // The latest time the store recorded: the last grant or renewal of a lease.
+    let latest: i64 =
+        conn.query_row("SELECT coalesce(max(expires_at_ms - ttl_ms), 0) FROM leases", [], |r| r.get(0))?;
+    let anchor = anchor_for(recorded.clone(), &boot_id(), wall_ms(), boot_ms(), latest);
+    if recorded.as_ref() != Some(&anchor) {
+        if latest > wall_ms() {
+            tracing::warn!(
+                latest_ms = latest,
+                "the wall clock is behind the store's latest record; the store's time goes on from it"
+            );
+        }
+        conn.execute(
+            "INSERT OR REPLACE INTO clock (id, boot_id, anchor_ms) VALUES (0, ?1, ?2)",
+            params![anchor.boot_id, anchor.anchor_ms],
+        )?;
+    }
+    Ok(anchor)
 }
 
 /// A connection to the file with our busy handler, statement cache and planner settings.

@@ -21,6 +21,7 @@ CONFORMANCE_JS="$TP_NPM/node_modules/@modelcontextprotocol/conformance/dist/inde
 TP_PY="$TP_VENV/bin/python"
 PLAYWRIGHT_CORE="$TP_NPM/node_modules/playwright-core"
 CHROMIUM="${MESH_MCP_CHROMIUM:-/usr/bin/chromium}"
+LIBFAKETIME="${MESH_MCP_LIBFAKETIME:-/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1}"
 MESH_MCP_BIN="${MESH_MCP_BIN:-$REPO_ROOT/target/debug/mesh-mcp}"
 
 # Keep the Inspector from reading or writing anything under the real home directory.

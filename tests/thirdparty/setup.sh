@@ -36,6 +36,9 @@ if [[ ! -x "$CHROMIUM" ]]; then
   fi
 fi
 
+# libfaketime: the clock-skew tests run a process whose wall clock is hours off.
+[[ -f "$LIBFAKETIME" ]] || apt_install faketime
+
 mkdir -p "$TP_CACHE" "$TP_NPM" "$(dirname "$MCP_CATALOG_PATH")"
 
 sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
