@@ -52,6 +52,9 @@ pub const MAX_REPLY_BYTES: usize = 2 * 1024 * 1024;
 pub const MAX_CONCURRENT_MONITORS: usize = 16;
 /// `GET /events` streams one HTTP server keeps open at once.
 pub const MAX_EVENT_STREAMS: usize = 64;
+/// Streamable-HTTP MCP sessions one server keeps at once (an abandoned one costs about 50 kB
+/// until rmcp reaps it after 5 minutes idle).
+pub const MAX_HTTP_SESSIONS: usize = 256;
 
 /// Attempts of an optimistic read-compare-write before giving up with `Contention`.
 pub const CAS_ATTEMPTS: u32 = 64;

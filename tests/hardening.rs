@@ -504,3 +504,52 @@ fn a_process_with_a_wrong_wall_clock_fails_nobody_and_expires_nothing() {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     assert!((stored - now).abs() < 60_000, "stored at {stored}, now {now}: {later}");
 }
+
+/// Issue 13, item 5: more slow sockets than the server has descriptors for (each sends half a
+/// request head and stops) no longer lock a real client out: connections are capped under the
+/// descriptor limit and a head must arrive within the header timeout (1 s here).
+#[test]
+fn slow_sockets_beyond_the_cap_do_not_lock_out_a_real_client() {
+    let server = HttpServer::start_with_fd_limit(&[("MESH_HTTP_HEADER_TIMEOUT_MS", "1000")], 128);
+    let addr = format!("127.0.0.1:{}", server.port());
+    let slow: Vec<TcpStream> = (0..150)
+        .filter_map(|_| {
+            let mut tcp = TcpStream::connect(&addr).ok()?;
+            tcp.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n").ok()?;
+            Some(tcp)
+        })
+        .collect();
+    assert!(slow.len() > 100, "only {} slow sockets connected", slow.len());
+    // Served once the slow sockets' time is up (KeepAlive reads for up to 30 s).
+    let mut client = KeepAlive::connect(server.port());
+    let body = client.call("swarm_init", json!({"topology": "mesh", "swarmId": "served"}));
+    assert_eq!(body["swarmId"], "served", "{body}");
+    drop(slow);
+}
+
+/// Issue 13, item 5: streamable sessions are capped; at the cap a new one gets 503, and an
+/// ended one frees its place.
+#[test]
+fn sessions_beyond_the_cap_are_refused_until_one_ends() {
+    let server = HttpServer::start(&[]);
+    let mut clients: Vec<KeepAlive> = (0..256).map(|_| KeepAlive::connect(server.port())).collect();
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"0"}}}"#;
+    let post = |addr: &str| {
+        let mut tcp = TcpStream::connect(addr).unwrap();
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{init}",
+            init.len()
+        );
+        tcp.write_all(head.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = tcp.read_to_string(&mut answer);
+        answer
+    };
+    let addr = format!("127.0.0.1:{}", server.port());
+    let refused = post(&addr);
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    clients.pop().unwrap().close();
+    let accepted = post(&addr);
+    assert!(accepted.starts_with("HTTP/1.1 200"), "{accepted}");
+}

@@ -44,11 +44,18 @@ impl HttpServer {
 
     /// `mesh-mcp dashboard` on `127.0.0.1:0` on an existing database file, plus `extra` arguments.
     pub fn dashboard(db: &str, extra: &[&str]) -> Self {
-        Self::launch_command("dashboard", &["--http", "127.0.0.1:0"], Path::new(db), extra, &[], None)
+        Self::launch_command("dashboard", &["--http", "127.0.0.1:0"], Path::new(db), extra, &[], None, None)
+    }
+
+    /// Serve on `127.0.0.1:0` with a fresh database, `env`, and at most `fds` open descriptors.
+    pub fn start_with_fd_limit(env: &[(&str, &str)], fds: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("mesh.db");
+        Self::launch_command("serve", &["--http", "127.0.0.1:0"], &db, &[], env, Some(dir), Some(fds))
     }
 
     fn launch(http: &[&str], db: &Path, extra: &[&str], env: &[(&str, &str)], dir: Option<tempfile::TempDir>) -> Self {
-        Self::launch_command("serve", http, db, extra, env, dir)
+        Self::launch_command("serve", http, db, extra, env, dir, None)
     }
 
     fn launch_command(
@@ -58,8 +65,22 @@ impl HttpServer {
         extra: &[&str],
         env: &[(&str, &str)],
         dir: Option<tempfile::TempDir>,
+        fd_limit: Option<u64>,
     ) -> Self {
         let mut command = Command::new(super::bin());
+        if let Some(fds) = fd_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit { rlim_cur: fds, rlim_max: fds };
+                    match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                        0 => Ok(()),
+                        _ => Err(std::io::Error::last_os_error()),
+                    }
+                });
+            }
+        }
         command
             .arg(subcommand)
             .args(http)

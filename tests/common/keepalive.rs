@@ -52,6 +52,17 @@ impl KeepAlive {
         serde_json::from_str(text).unwrap_or_else(|e| panic!("answer is not JSON ({e}): {body}"))
     }
 
+    /// End the session (DELETE /mcp), on a new connection: the server may have closed this one
+    /// after its idle timeout.
+    pub fn close(mut self) {
+        let session = self.session.clone().expect("a session");
+        self.tcp = TcpStream::connect(&self.host).expect("connect");
+        let request = format!("DELETE /mcp HTTP/1.1\r\nHost: {}\r\nMcp-Session-Id: {session}\r\n\r\n", self.host);
+        self.tcp.write_all(request.as_bytes()).unwrap();
+        let (head, _) = self.read_answer();
+        assert!(head.starts_with("HTTP/1.1 2"), "DELETE /mcp: {head}");
+    }
+
     /// POST one message to /mcp; the answer's head and its (de-chunked) body.
     fn post(&mut self, message: &Value) -> (String, String) {
         let body = message.to_string();

@@ -99,7 +99,7 @@ def attr(obj: Any, *names: str, default: Any = None) -> Any:
 async def call(session: ClientSession, name: str, args: dict[str, Any], expect_error: str | None = None) -> dict:
     """Call a tool; its result must be one text block of JSON. Without expect_error an
     isError result fails the check; with it, the call must fail with that error code."""
-    shown = short(json.dumps({k: ("mesh_…" if k == "agentToken" else v) for k, v in args.items()}), 110)
+    shown = short(json.dumps({k: ("mesh_…" if k in ("agentToken", "ownerToken") else v) for k, v in args.items()}), 110)
     try:
         result = await session.call_tool(name, args)
     except MCPError as e:
@@ -241,6 +241,8 @@ async def scenario(transport: str, binary: str, work: Path) -> None:
             d = await call(s, "swarm_init", {"topology": "mesh", "maxAgents": 4, "swarmId": S,
                                              "heartbeatInterval": 60, "messageTimeout": 600})
             R.check(d.get("maxAgents") == 4 and d.get("swarmId") == S, "swarm_init maxAgents=4", d)
+            # This session passes the owner's token on by itself; the next process's needs it given.
+            owner = d.get("ownerToken", "")
 
             tokens: dict[str, str] = {}
             ids: dict[str, str] = {}
@@ -342,7 +344,8 @@ async def scenario(transport: str, binary: str, work: Path) -> None:
                     "after restart: the persistent memory key is intact", d)
             d = await call(s, "memory_usage", {"action": "retrieve", "key": "ephemeral", "namespace": NS})
             R.check(d.get("found") is False, "after restart: the expired key stays gone", d)
-            d = await call(s, "swarm_destroy", {"swarmId": S})
+            await call(s, "swarm_destroy", {"swarmId": S}, expect_error="unauthorized")
+            d = await call(s, "swarm_destroy", {"swarmId": S, "ownerToken": owner})
             R.check(d.get("agentsRemoved") == 4, "swarm_destroy removes the 4 agents", d)
             await call(s, "swarm_status", {"swarmId": S}, expect_error="not_found")
             d = await call(s, "memory_usage", {"action": "retrieve", "key": "persist:plan", "namespace": NS})

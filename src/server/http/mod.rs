@@ -15,18 +15,17 @@
 //! `mesh-mcp: listening on http://ADDR`, goes to stderr.
 
 pub mod events;
+mod listen;
 pub mod metrics;
 pub mod security;
 pub mod sse;
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
-use axum::serve::ListenerExt;
 use axum::Router;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
@@ -85,9 +84,11 @@ pub fn app(server: MeshServer, opts: &HttpOptions, ct: CancellationToken) -> Rou
     let extra_hosts = opts.extra_hosts();
     let guard = security::Guard::new(&extra_hosts, opts.auth_token.as_deref());
     let engine = server.engine().clone();
+    let sessions = Arc::new(LocalSessionManager::default());
     let guarded = Router::new()
-        .nest_service("/mcp", streamable(server.clone(), &extra_hosts, ct.child_token()))
+        .nest_service("/mcp", streamable(server.clone(), &extra_hosts, ct.child_token(), sessions.clone()))
         .layer(axum::middleware::from_fn(session_delete_is_no_content))
+        .layer(axum::middleware::from_fn_with_state(sessions, cap_sessions))
         .merge(events::routes(engine.clone(), ct.clone(), SSE_KEEP_ALIVE))
         .merge(metrics::routes(engine.clone()))
         .merge(dashboard::api_routes(engine))
@@ -127,11 +128,31 @@ async fn session_delete_is_no_content(
     response
 }
 
+/// At most [`crate::config::MAX_HTTP_SESSIONS`] streamable sessions: a request that would open
+/// another (a POST without `Mcp-Session-Id`) gets 503 until one ends (DELETE, or rmcp's reap of
+/// an abandoned one after 5 minutes idle).
+async fn cap_sessions(
+    axum::extract::State(sessions): axum::extract::State<Arc<LocalSessionManager>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let opens = request.method() == http::Method::POST
+        && request.uri().path() == "/mcp"
+        && !request.headers().contains_key("mcp-session-id");
+    if opens && sessions.sessions.read().await.len() >= crate::config::MAX_HTTP_SESSIONS {
+        tracing::warn!(limit = crate::config::MAX_HTTP_SESSIONS, "refused a new MCP session: too many open");
+        let busy = (http::StatusCode::SERVICE_UNAVAILABLE, [(http::header::RETRY_AFTER, "5")], "too many MCP sessions");
+        return axum::response::IntoResponse::into_response(busy);
+    }
+    next.run(request).await
+}
+
 /// rmcp's streamable HTTP service, one `MeshServer` session handler per session.
 fn streamable(
     server: MeshServer,
     extra_hosts: &[String],
     ct: CancellationToken,
+    sessions: Arc<LocalSessionManager>,
 ) -> StreamableHttpService<MeshServer, LocalSessionManager> {
     let hosts = security::LOOPBACK_HOSTS.iter().map(|h| h.to_string()).chain(extra_hosts.iter().cloned());
     // Sessions stay on (legacy_session_mode): clients before 2026-07-28 and the conformance
@@ -144,7 +165,7 @@ fn streamable(
         .with_allowed_hosts(hosts)
         .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_cancellation_token(ct);
-    StreamableHttpService::new(move || Ok(server.session()), Arc::new(LocalSessionManager::default()), config)
+    StreamableHttpService::new(move || Ok(server.session()), sessions, config)
 }
 
 /// Bind `opts.bind`, serve MCP and the dashboard until SIGTERM/SIGINT, then shut down gracefully.
@@ -176,25 +197,19 @@ async fn run(app: Router, opts: &HttpOptions, ct: CancellationToken, what: &'sta
     // The stable line tests and scripts read to find the port (the address may be port 0).
     eprintln!("mesh-mcp: listening on http://{addr}");
 
-    let on_signal = {
+    tokio::spawn({
         let ct = ct.clone();
         async move {
             signal.await;
             tracing::info!("signal received; shutting down");
-            // Ends the SSE streams, which would otherwise hold graceful shutdown open forever.
+            // Stops accepting and ends the SSE streams, which would otherwise hold graceful
+            // shutdown open forever.
             ct.cancel();
         }
-    };
-    // Without TCP_NODELAY the last chunk of a streamed answer waits for the client's delayed ACK
-    // (about 40 ms per call on a kept-alive connection).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY on an accepted connection");
-        }
     });
-    let serving = axum::serve(listener, app).with_graceful_shutdown(on_signal).into_future();
+    let serving = listen::serve(listener, app, listen::Limits::for_this_process(), ct.clone());
     tokio::select! {
-        result = serving => result.context("HTTP server failed")?,
+        () = serving => {},
         // A client that keeps a connection busy must not keep the process alive.
         _ = after_grace(ct) => tracing::warn!("connections still open {SHUTDOWN_GRACE:?} after shutdown began; exiting anyway"),
     }
