@@ -43,7 +43,7 @@ use super::{
 };
 
 /// Bumped (with a migration) whenever the schema below changes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
@@ -93,7 +93,14 @@ CREATE TABLE IF NOT EXISTS clock (
     boot_id   TEXT NOT NULL,
     anchor_ms INTEGER NOT NULL
 );
-PRAGMA user_version = 3;
+-- Version 4: the change log's size, which bounds it (see `Writer::finish`).
+CREATE TABLE IF NOT EXISTS log_size (
+    id    INTEGER PRIMARY KEY CHECK (id = 0),
+    bytes INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO log_size(id, bytes)
+    SELECT 0, coalesce(sum(length(key) + length(value) + 64), 0) FROM changes;
+PRAGMA user_version = 4;
 ";
 
 /// Whole-transaction attempts of a read before giving up with `Busy` (each already waits in the
@@ -116,11 +123,19 @@ pub struct SqliteOptions {
     pub retain_revisions: i64,
     /// `synchronous=FULL` (fsync each commit) when true, `NORMAL` when false. See the module docs.
     pub sync_full: bool,
+    /// Bytes of keys and values the change log keeps at most: the oldest revisions go first.
+    pub max_log_bytes: i64,
 }
+
+/// The change log's default size bound: reads that rewrite records (receives count their
+/// deliveries) must not grow the file without bound.
+pub const MAX_LOG_BYTES: i64 = 32 * 1024 * 1024;
+/// What one change-log row costs besides its key and value, roughly (its integers and the b-tree).
+const ROW_OVERHEAD: i64 = 64;
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { retain_revisions: DEFAULT_HISTORY, sync_full: true }
+        Self { retain_revisions: DEFAULT_HISTORY, sync_full: true, max_log_bytes: MAX_LOG_BYTES }
     }
 }
 
@@ -137,6 +152,7 @@ struct Shared {
     /// Woken after every commit through this store that advanced the revision.
     changed: Notify,
     retain: i64,
+    max_log_bytes: i64,
 }
 
 /// Why one attempt at a transaction failed: SQLite errors (busy ones are retried) or a store
@@ -363,6 +379,8 @@ struct Writer<'c> {
     rev: Revision,
     /// Events recorded so far under `rev + 1`.
     pending: i64,
+    /// Bytes added to the change log by this transaction.
+    logged: i64,
 }
 
 impl<'c> Writer<'c> {
@@ -390,6 +408,7 @@ impl<'c> Writer<'c> {
                 kv.lease
             ])?;
         self.pending += 1;
+        self.logged += kv.key.len() as i64 + kv.value.len() as i64 + ROW_OVERHEAD;
         Ok(())
     }
 
@@ -527,19 +546,61 @@ impl<'c> Writer<'c> {
         Ok(Ok(TxnResponse { succeeded, revision: self.rev }))
     }
 
-    /// Persist the new revision and prune the change log to the retained window.
-    fn finish(&mut self, start: Revision, retain: i64) -> Result<(), Fail> {
+    /// Persist the new revision and prune the change log to the retained window: at most
+    /// `retain` revisions and `max_bytes` of keys and values, the oldest revisions first.
+    fn finish(&mut self, start: Revision, retain: i64, max_bytes: i64) -> Result<(), Fail> {
         if self.rev == start {
             return Ok(());
         }
-        let horizon = self.rev - retain;
+        let mut stmt =
+            self.conn.prepare_cached("UPDATE log_size SET bytes = bytes + ?1 WHERE id = 0 RETURNING bytes")?;
+        let mut bytes: i64 = stmt.query_row([self.logged], |r| r.get(0))?;
+        let mut horizon = self.rev - retain;
+        if horizon > 0 {
+            bytes -= self.prune_through(horizon)?;
+        }
+        if bytes > max_bytes {
+            // Down to 90% of the bound, so that pruning by size runs once in many writes.
+            if let Some(upto) = self.revisions_holding(bytes - max_bytes / 10 * 9)? {
+                horizon = horizon.max(upto);
+                bytes -= self.prune_through(horizon)?;
+            }
+        }
+        self.conn.prepare_cached("UPDATE log_size SET bytes = max(?1, 0) WHERE id = 0")?.execute([bytes])?;
         self.conn
             .prepare_cached("UPDATE meta SET revision = ?1, compacted = max(compacted, ?2) WHERE id = 0")?
             .execute(params![self.rev, horizon])?;
-        if horizon > 0 {
-            self.conn.prepare_cached("DELETE FROM changes WHERE rev <= ?1")?.execute([horizon])?;
-        }
         Ok(())
+    }
+
+    /// The revision through which the oldest revisions of the log hold at least `bytes`, never
+    /// the current one.
+    fn revisions_holding(&self, bytes: i64) -> Result<Option<Revision>, Fail> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT rev, sum(length(key) + length(value)) + count(*) * ?2 FROM changes WHERE rev < ?1 \
+             GROUP BY rev ORDER BY rev",
+        )?;
+        let mut rows = stmt.query(params![self.rev, ROW_OVERHEAD])?;
+        let (mut total, mut last) = (0, None);
+        while let Some(row) = rows.next()? {
+            total += row.get::<_, i64>(1)?;
+            last = Some(row.get(0)?);
+            if total >= bytes {
+                break;
+            }
+        }
+        Ok(last)
+    }
+
+    /// Delete the change log through revision `horizon`; the bytes it freed.
+    fn prune_through(&self, horizon: Revision) -> Result<i64, Fail> {
+        let mut stmt =
+            self.conn.prepare_cached("DELETE FROM changes WHERE rev <= ?1 RETURNING length(key) + length(value)")?;
+        let freed = stmt
+            .query_map([horizon], |r| r.get::<_, i64>(0))?
+            .map(|n| n.map(|n| n + ROW_OVERHEAD))
+            .sum::<Result<i64, _>>()?;
+        Ok(freed)
     }
 }
 
@@ -578,6 +639,7 @@ impl SqliteStore {
             clock,
             changed: Notify::new(),
             retain: options.retain_revisions.max(1),
+            max_log_bytes: options.max_log_bytes,
         };
         Ok(Self { shared: Arc::new(shared) })
     }
@@ -785,7 +847,7 @@ impl Shared {
         in_txn(conn, "BEGIN IMMEDIATE", || {
             let (start, _) = read_meta(conn)?;
             let now = self.clock.now_ms();
-            let mut writer = Writer { conn, now, rev: start, pending: 0 };
+            let mut writer = Writer { conn, now, rev: start, pending: 0, logged: 0 };
             let stalled = self.stall.since(now, true);
             if let Some(since) = stalled {
                 writer.credit_stall(since)?;
@@ -793,7 +855,7 @@ impl Shared {
             writer.reap()?;
             let out = body(&mut writer)?;
             writer.close_revision();
-            writer.finish(start, self.retain)?;
+            writer.finish(start, self.retain, self.max_log_bytes)?;
             Ok(Done { out, advanced: writer.rev != start, credited: stalled.map(|_| now) })
         })
     }
@@ -1092,6 +1154,34 @@ mod tests {
         waiting.await.unwrap().unwrap();
         assert!(get(&b, "live").await.unwrap().is_some(), "the stall was not credited");
         assert_eq!(a.lease_info(lease).await.unwrap().remaining_ms, 2_000, "credited once, for 10 s");
+    }
+
+    /// Rewriting one 1 kB record 200 times (as receives rewrite delivery counts) keeps the change
+    /// log within its byte bound, the recorded size stays exact, and a watch from before the
+    /// pruned revisions is told it was compacted.
+    #[tokio::test]
+    async fn the_change_log_is_bounded_by_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions { max_log_bytes: 20_000, ..SqliteOptions::default() };
+        let store =
+            SqliteStore::open_with_options(&dir.path().join("mesh.db"), Arc::new(SystemClock), options).unwrap();
+        let value = "x".repeat(1_000);
+        for _ in 0..200 {
+            store.txn(put_txn("mailbox/m", &value)).await.unwrap();
+        }
+        let (recorded, actual): (i64, i64) = {
+            let conn = lock(&store.shared.writer);
+            let sum = "SELECT sum(length(key) + length(value) + 64) FROM changes";
+            (
+                conn.query_row("SELECT bytes FROM log_size", [], |r| r.get(0)).unwrap(),
+                conn.query_row(sum, [], |r| r.get(0)).unwrap(),
+            )
+        };
+        assert_eq!(recorded, actual);
+        assert!(actual <= 20_000, "the log holds {actual} bytes");
+        assert!(matches!(store.watch("", 1).await, Err(StoreError::Compacted { .. })));
+        let (events, _) = store.changes("mailbox/", 195).await.unwrap();
+        assert_eq!(events.len(), 5, "the latest revisions are all there");
     }
 
     #[test]
