@@ -99,6 +99,7 @@ impl MeshError {
             Self::StaleTerm { .. } => "stale_term",
             Self::Fenced { .. } => "fenced",
             Self::Compute(_) => "compute",
+            Self::Store(StoreError::ReadOnly(_)) => "read_only",
             Self::Store(_) => "store",
             Self::Corrupt { .. } => "corrupt",
             Self::NoData(_) => "no_data",

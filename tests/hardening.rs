@@ -553,3 +553,45 @@ fn sessions_beyond_the_cap_are_refused_until_one_ends() {
     let accepted = post(&addr);
     assert!(accepted.starts_with("HTTP/1.1 200"), "{accepted}");
 }
+
+/// Issue 13, item 11: a database this process may only read (here: files 0444 in a 0555
+/// directory, read by `nobody` when the test runs as root) is read, and writes are refused with
+/// `read_only`; it used to fail every call.
+#[test]
+fn a_read_only_database_is_read_and_refuses_writes() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let (dir, db) = temp_db();
+    assert_eq!(common::cli(&db, &["swarm_init", "mesh", "--swarmId=ro"]).0, 0);
+    let mode =
+        |path: &std::path::Path, m: u32| std::fs::set_permissions(path, std::fs::Permissions::from_mode(m)).unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            mode(&path, 0o444);
+        }
+    }
+    mode(dir.path(), 0o555);
+    let call = |args: &[&str]| {
+        let mut cmd = Command::new(bin());
+        cmd.arg("--db").arg(&db).arg("call").args(args).env("MESH_LOG_LEVEL", "error");
+        // SAFETY: getuid/setgid/setuid are async-signal-safe and touch only the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::getuid() == 0 && (libc::setgid(65534) != 0 || libc::setuid(65534) != 0) {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), body)
+    };
+    let (code, status) = call(&["swarm_status"]);
+    assert_eq!((code, status["swarmId"].as_str()), (Some(0), Some("ro")), "{status}");
+    let (code, refused) = call(&["memory_usage", "--action=store", "--key=k", "--value=v"]);
+    assert_eq!((code, refused["error"]["code"].as_str()), (Some(1), Some("read_only")), "{refused}");
+    mode(dir.path(), 0o755);
+}

@@ -223,8 +223,12 @@ impl Engine {
     }
 
     /// Write this process's metrics sample to the store (see [`crate::metrics::series`]).
+    /// Nothing is written to a store this process may only read.
     pub async fn flush_metrics(&self) -> Result<bool> {
-        Ok(series::flush(&*self.raw_store, &self.metrics, self.now_ms()).await?)
+        match series::flush(&*self.raw_store, &self.metrics, self.now_ms()).await {
+            Err(crate::store::StoreError::ReadOnly(_)) => Ok(false),
+            flushed => Ok(flushed?),
+        }
     }
 
     pub fn now_ms(&self) -> i64 {

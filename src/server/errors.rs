@@ -20,7 +20,11 @@ use crate::error::MeshError;
 /// Whether `e` carries internals that stay in the log: the store's own errors, and corrupt
 /// records (whose key and decoding error name the storage layout).
 pub fn is_internal(e: &MeshError) -> bool {
-    matches!(e, MeshError::Store(_) | MeshError::Corrupt { .. })
+    match e {
+        MeshError::Store(crate::store::StoreError::ReadOnly(_)) => false,
+        MeshError::Store(_) | MeshError::Corrupt { .. } => true,
+        _ => false,
+    }
 }
 
 /// Log `detail` at error level under a fresh correlation id, and return the id for the client.

@@ -244,6 +244,8 @@ pub enum StoreError {
     Busy { attempts: u32 },
     #[error("storage backend failure: {0}")]
     Backend(String),
+    #[error("{0} is read-only for this process: reads work, writes are refused")]
+    ReadOnly(String),
 }
 
 /// The etcd-v3-shaped store every backend implements.

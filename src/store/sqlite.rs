@@ -145,6 +145,8 @@ pub struct SqliteStore {
 }
 
 struct Shared {
+    /// Set (to the file's path) when this process may only read the file.
+    read_only: Option<String>,
     reader: Mutex<Connection>,
     writer: Mutex<Connection>,
     stall: Stall,
@@ -618,10 +620,36 @@ impl SqliteStore {
     /// Open the store on the host clock that every process using this file agrees on (see
     /// [`super::clock`]): anchored for this boot in the file, by whichever process came first.
     pub fn open_on_host_clock(path: &Path, options: SqliteOptions) -> Result<(Self, Arc<HostClock>), StoreError> {
+        if cannot_write(path) {
+            return Self::open_read_only(path, &options);
+        }
         let writer = open_writer(path, &options)?;
         let anchor = with_retry(|| in_txn(&writer, "BEGIN IMMEDIATE", || anchor_clock(&writer)))?;
         let clock = Arc::new(HostClock::with_anchor(anchor.anchor_ms));
         Ok((Self::assemble(path, writer, clock.clone(), &options)?, clock))
+    }
+
+    /// An existing store this process may only read (a read-only file or file system): every
+    /// write is refused with [`StoreError::ReadOnly`]. When SQLite cannot even set up its shared
+    /// memory beside the file, the file is opened as immutable (nobody may be writing it then).
+    fn open_read_only(path: &Path, options: &SqliteOptions) -> Result<(Self, Arc<HostClock>), StoreError> {
+        let reader = connect_read_only(path)?;
+        let recorded: Option<Anchor> = reader
+            .query_row("SELECT boot_id, anchor_ms FROM clock WHERE id = 0", [], |r| {
+                Ok(Anchor { boot_id: r.get(0)?, anchor_ms: r.get(1)? })
+            })
+            .optional()
+            .map_err(backend)?;
+        let clock = match recorded.filter(|a| a.boot_id == boot_id()) {
+            Some(anchor) => HostClock::with_anchor(anchor.anchor_ms),
+            None => HostClock::local(),
+        };
+        let clock = Arc::new(clock);
+        let writer = connect_read_only(path)?;
+        let mut shared = Self::shared(path, writer, reader, clock.clone(), options);
+        shared.read_only = Some(path.display().to_string());
+        tracing::warn!(path = %path.display(), "the database is read-only for this process: writes will be refused");
+        Ok((Self { shared: Arc::new(shared) }, clock))
     }
 
     fn assemble(
@@ -632,7 +660,18 @@ impl SqliteStore {
     ) -> Result<Self, StoreError> {
         let reader = connect(path)?;
         reader.pragma_update(None, "query_only", true).map_err(backend)?;
-        let shared = Shared {
+        Ok(Self { shared: Arc::new(Self::shared(path, writer, reader, clock, options)) })
+    }
+
+    fn shared(
+        path: &Path,
+        writer: Connection,
+        reader: Connection,
+        clock: Arc<dyn Clock>,
+        options: &SqliteOptions,
+    ) -> Shared {
+        Shared {
+            read_only: None,
             reader: Mutex::new(reader),
             writer: Mutex::new(writer),
             stall: Stall::for_database(path),
@@ -640,8 +679,48 @@ impl SqliteStore {
             changed: Notify::new(),
             retain: options.retain_revisions.max(1),
             max_log_bytes: options.max_log_bytes,
-        };
-        Ok(Self { shared: Arc::new(shared) })
+        }
+    }
+}
+
+/// Whether `path` is an existing file this process may not write (permissions, a read-only
+/// file system).
+fn cannot_write(path: &Path) -> bool {
+    use std::io::ErrorKind;
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(_) => false,
+        Err(e) => matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem),
+    }
+}
+
+/// A read-only connection to our store's file (see [`open_read_only`]).
+fn connect_read_only(path: &Path) -> Result<Connection, StoreError> {
+    let probe = |c: &Connection| c.query_row("SELECT revision FROM meta WHERE id = 0", [], |r| r.get::<_, i64>(0));
+    open_read_only(path, probe)
+        .map(|(conn, _)| conn)
+        .map_err(|e| backend(format!("opening {} read-only: {e}", path.display())))
+}
+
+/// A read-only connection on which `probe` succeeds, and what it returned: opened normally, or
+/// as immutable when SQLite cannot open the write-ahead log's shared memory (no `-shm` file and
+/// no right to create one; then nobody can be writing the file either).
+fn open_read_only<T>(
+    path: &Path,
+    probe: impl Fn(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<(Connection, T)> {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+        | rusqlite::OpenFlags::SQLITE_OPEN_URI
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let escaped = path.display().to_string().replace('%', "%25").replace('?', "%3f").replace('#', "%23");
+    let normal = Connection::open_with_flags(format!("file:{escaped}?mode=ro"), flags)
+        .and_then(|c| probe(&c).map(|out| (c, out)));
+    match normal {
+        Err(e) if matches!(e.sqlite_error_code(), Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen)) => {
+            let c = Connection::open_with_flags(format!("file:{escaped}?immutable=1"), flags)?;
+            let out = probe(&c)?;
+            Ok((c, out))
+        }
+        other => other,
     }
 }
 
@@ -699,15 +778,13 @@ pub fn quick_check(path: &Path) -> Result<(), StoreError> {
     if !path.exists() {
         return Ok(());
     }
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let damaged = |detail: String| {
         backend(format!("{} is damaged ({detail}); `mesh-mcp doctor` runs the full check", path.display()))
     };
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| damaged(e.to_string()))?;
-    let rows: Vec<String> = conn
-        .prepare("PRAGMA quick_check(3)")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .map_err(|e| damaged(e.to_string()))?;
+    let check = |conn: &Connection| -> rusqlite::Result<Vec<String>> {
+        conn.prepare("PRAGMA quick_check(3)").and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+    };
+    let (_, rows) = open_read_only(path, check).map_err(|e| damaged(e.to_string()))?;
     if rows == ["ok"] {
         Ok(())
     } else {
@@ -793,6 +870,9 @@ impl Shared {
         T: Send + 'static,
         F: FnMut(&mut Writer<'_>) -> Outcome<T> + Send + 'static,
     {
+        if let Some(path) = &self.read_only {
+            return Err(StoreError::ReadOnly(path.clone()));
+        }
         if let Some(done) = self.try_write_now(&mut body) {
             return done;
         }
@@ -883,7 +963,7 @@ impl Shared {
             let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM leases WHERE expires_at_ms <= ?1)")?;
             Ok(stmt.query_row([now], |r| r.get::<_, bool>(0))?)
         })?;
-        if due {
+        if due && self.read_only.is_none() {
             self.try_write_now(&mut |_: &mut Writer<'_>| Ok(Ok(()))).transpose()?;
         }
         Ok(())
