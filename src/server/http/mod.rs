@@ -129,16 +129,20 @@ async fn session_delete_is_no_content(
 }
 
 /// At most [`crate::config::MAX_HTTP_SESSIONS`] streamable sessions: a request that would open
-/// another (a POST without `Mcp-Session-Id`) gets 503 until one ends (DELETE, or rmcp's reap of
-/// an abandoned one after 5 minutes idle).
+/// another (a POST without `Mcp-Session-Id`, from a client before protocol 2026-07-28, which is
+/// served without sessions) gets 503 until one ends (DELETE, or rmcp's reap of an abandoned one
+/// after 5 minutes idle).
 async fn cap_sessions(
     axum::extract::State(sessions): axum::extract::State<Arc<LocalSessionManager>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    let stateless =
+        request.headers().get("mcp-protocol-version").and_then(|v| v.to_str().ok()).is_some_and(|v| v >= "2026-07-28");
     let opens = request.method() == http::Method::POST
         && request.uri().path() == "/mcp"
-        && !request.headers().contains_key("mcp-session-id");
+        && !request.headers().contains_key("mcp-session-id")
+        && !stateless;
     if opens && sessions.sessions.read().await.len() >= crate::config::MAX_HTTP_SESSIONS {
         tracing::warn!(limit = crate::config::MAX_HTTP_SESSIONS, "refused a new MCP session: too many open");
         let busy = (http::StatusCode::SERVICE_UNAVAILABLE, [(http::header::RETRY_AFTER, "5")], "too many MCP sessions");
