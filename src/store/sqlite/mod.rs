@@ -34,13 +34,16 @@ use tokio::sync::Notify;
 
 use super::clock::{anchor_for, boot_id, boot_ms, wall_ms, Anchor, HostClock};
 use super::memory::DEFAULT_HISTORY;
-use super::rules::{check_ttl, compare_holds, delete_event, leases_used};
+use super::rules::check_ttl;
 use super::stall::Stall;
+
+mod writer;
 use super::watch::{spawn_watch, WatchSource};
 use super::{
-    prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo, Op, RangeRequest, RangeResponse, Revision, Store,
+    prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo, RangeRequest, RangeResponse, Revision, Store,
     StoreError, Txn, TxnResponse, Watch, WatchEvent,
 };
+use writer::Writer;
 
 /// Bumped (with a migration) whenever the schema below changes.
 pub const SCHEMA_VERSION: i64 = 4;
@@ -370,240 +373,6 @@ fn in_txn<T>(conn: &Connection, begin: &str, body: impl FnOnce() -> Result<T, Fa
         rollback(conn);
     }
     result
-}
-
-/// One write transaction in progress. Events are stamped with `rev + 1` until
-/// [`Writer::close_revision`] makes that the current revision (only if anything was recorded,
-/// so no-op writes do not advance the revision).
-struct Writer<'c> {
-    conn: &'c Connection,
-    now: i64,
-    rev: Revision,
-    /// Events recorded so far under `rev + 1`.
-    pending: i64,
-    /// Bytes added to the change log by this transaction.
-    logged: i64,
-}
-
-impl<'c> Writer<'c> {
-    fn next_rev(&self) -> Revision {
-        self.rev + 1
-    }
-
-    fn record(&mut self, event: &WatchEvent) -> Result<(), Fail> {
-        let kind = if event.kind == EventKind::Put { KIND_PUT } else { KIND_DELETE };
-        let kv = &event.kv;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO changes (rev, seq, key, kind, value, create_rev, mod_rev, version, lease) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                self.next_rev(),
-                self.pending,
-                kv.key,
-                kind,
-                kv.value,
-                kv.create_revision,
-                kv.mod_revision,
-                kv.version,
-                kv.lease
-            ])?;
-        self.pending += 1;
-        self.logged += kv.key.len() as i64 + kv.value.len() as i64 + ROW_OVERHEAD;
-        Ok(())
-    }
-
-    fn close_revision(&mut self) {
-        if self.pending > 0 {
-            self.rev += 1;
-            self.pending = 0;
-        }
-    }
-
-    fn lease_live(&self, id: LeaseId) -> Result<bool, Fail> {
-        let mut stmt =
-            self.conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM leases WHERE id = ?1 AND expires_at_ms > ?2)")?;
-        Ok(stmt.query_row(params![id, self.now], |r| r.get(0))?)
-    }
-
-    /// Renew a lease checked live by the caller. No key changes, so no revision of its own.
-    fn keepalive(&mut self, id: LeaseId) -> Result<(), Fail> {
-        self.conn
-            .prepare_cached("UPDATE leases SET expires_at_ms = ?2 + ttl_ms WHERE id = ?1")?
-            .execute(params![id, self.now])?;
-        Ok(())
-    }
-
-    fn put(&mut self, key: &str, value: &[u8], lease: LeaseId) -> Result<(), Fail> {
-        let rev = self.next_rev();
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO kv (key, value, create_rev, mod_rev, version, lease) VALUES (?1, ?2, ?3, ?3, 1, ?4) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev, \
-             version = kv.version + 1, lease = excluded.lease RETURNING create_rev, version",
-        )?;
-        let (create_revision, version) =
-            stmt.query_row(params![key, value, rev, lease], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let kv = KeyValue {
-            key: key.to_string(),
-            value: value.to_vec(),
-            create_revision,
-            mod_revision: rev,
-            version,
-            lease,
-        };
-        self.record(&WatchEvent { kind: EventKind::Put, kv })
-    }
-
-    fn delete(&mut self, key: &str) -> Result<(), Fail> {
-        let deleted = self.conn.prepare_cached("DELETE FROM kv WHERE key = ?1")?.execute([key])?;
-        if deleted > 0 {
-            self.record(&delete_event(key.to_string(), self.next_rev()))?;
-        }
-        Ok(())
-    }
-
-    /// Record deletions of `keys` in key order (RETURNING gives no order guarantee).
-    fn record_deletes(&mut self, mut keys: Vec<String>) -> Result<(), Fail> {
-        keys.sort_unstable();
-        for key in keys {
-            self.record(&delete_event(key, self.next_rev()))?;
-        }
-        Ok(())
-    }
-
-    fn delete_prefix(&mut self, prefix: &str) -> Result<(), Fail> {
-        let mut stmt = self.conn.prepare_cached("DELETE FROM kv WHERE key >= ?1 AND key < ?2 RETURNING key")?;
-        let keys = stmt.query_map(params![prefix, prefix_end(prefix)], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
-        self.record_deletes(keys)
-    }
-
-    /// Delete a lease and its keys; returns the keys (deletion events not yet recorded).
-    fn drop_lease(&mut self, id: LeaseId) -> Result<Vec<String>, Fail> {
-        let mut stmt = self.conn.prepare_cached("DELETE FROM kv WHERE lease = ?1 RETURNING key")?;
-        let keys = stmt.query_map([id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
-        self.conn.prepare_cached("DELETE FROM leases WHERE id = ?1")?.execute([id])?;
-        Ok(keys)
-    }
-
-    /// Credit a stall of the write lock that began at `since` to every lease live then, so that
-    /// nobody's lease runs out because nobody could renew it. `stall_credit` remembers how far
-    /// the stall was credited, so the next writer out of the same stall adds only the rest.
-    fn credit_stall(&mut self, since: i64) -> Result<(), Fail> {
-        let mut stmt = self.conn.prepare_cached("SELECT credited_ms FROM stall_credit WHERE id = 0")?;
-        let credited: i64 = stmt.query_row([], |r| r.get(0))?;
-        let start = since.max(credited);
-        if self.now <= start {
-            return Ok(());
-        }
-        self.conn
-            .prepare_cached("UPDATE leases SET expires_at_ms = expires_at_ms + ?1 WHERE expires_at_ms > ?2")?
-            .execute(params![self.now - start, start])?;
-        self.conn.prepare_cached("UPDATE stall_credit SET credited_ms = ?1 WHERE id = 0")?.execute([self.now])?;
-        Ok(())
-    }
-
-    /// Drop every expired lease; their keys go in one revision.
-    fn reap(&mut self) -> Result<(), Fail> {
-        let mut stmt = self.conn.prepare_cached("SELECT id FROM leases WHERE expires_at_ms <= ?1")?;
-        let expired = stmt.query_map([self.now], |r| r.get(0))?.collect::<Result<Vec<LeaseId>, _>>()?;
-        let mut keys = Vec::new();
-        for id in expired {
-            keys.extend(self.drop_lease(id)?);
-        }
-        self.record_deletes(keys)?;
-        self.close_revision();
-        Ok(())
-    }
-
-    fn apply(&mut self, op: &Op) -> Result<(), Fail> {
-        match op {
-            Op::Put { key, value, lease } => self.put(key, value, *lease),
-            Op::Delete { key } => self.delete(key),
-            Op::DeletePrefix { prefix } => self.delete_prefix(prefix),
-            Op::KeepAlive { lease } => self.keepalive(*lease),
-        }
-    }
-
-    /// The transaction proper. A missing lease is a committed outcome (the reap done before it
-    /// stands), not an abort; nothing of the transaction's own ops has been applied by then.
-    fn txn(&mut self, txn: &Txn) -> Result<Result<TxnResponse, StoreError>, Fail> {
-        let mut succeeded = true;
-        for cmp in &txn.compares {
-            if !compare_holds(cmp, get_visible(self.conn, &cmp.key, self.now)?.as_ref()) {
-                succeeded = false;
-                break;
-            }
-        }
-        let ops = if succeeded { &txn.success } else { &txn.failure };
-        for id in leases_used(ops) {
-            if !self.lease_live(id)? {
-                return Ok(Err(StoreError::LeaseNotFound(id)));
-            }
-        }
-        for op in ops {
-            self.apply(op)?;
-        }
-        self.close_revision();
-        Ok(Ok(TxnResponse { succeeded, revision: self.rev }))
-    }
-
-    /// Persist the new revision and prune the change log to the retained window: at most
-    /// `retain` revisions and `max_bytes` of keys and values, the oldest revisions first.
-    fn finish(&mut self, start: Revision, retain: i64, max_bytes: i64) -> Result<(), Fail> {
-        if self.rev == start {
-            return Ok(());
-        }
-        let mut stmt =
-            self.conn.prepare_cached("UPDATE log_size SET bytes = bytes + ?1 WHERE id = 0 RETURNING bytes")?;
-        let mut bytes: i64 = stmt.query_row([self.logged], |r| r.get(0))?;
-        let mut horizon = self.rev - retain;
-        if horizon > 0 {
-            bytes -= self.prune_through(horizon)?;
-        }
-        if bytes > max_bytes {
-            // Down to 90% of the bound, so that pruning by size runs once in many writes.
-            if let Some(upto) = self.revisions_holding(bytes - max_bytes / 10 * 9)? {
-                horizon = horizon.max(upto);
-                bytes -= self.prune_through(horizon)?;
-            }
-        }
-        self.conn.prepare_cached("UPDATE log_size SET bytes = max(?1, 0) WHERE id = 0")?.execute([bytes])?;
-        self.conn
-            .prepare_cached("UPDATE meta SET revision = ?1, compacted = max(compacted, ?2) WHERE id = 0")?
-            .execute(params![self.rev, horizon])?;
-        Ok(())
-    }
-
-    /// The revision through which the oldest revisions of the log hold at least `bytes`, never
-    /// the current one.
-    fn revisions_holding(&self, bytes: i64) -> Result<Option<Revision>, Fail> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT rev, sum(length(key) + length(value)) + count(*) * ?2 FROM changes WHERE rev < ?1 \
-             GROUP BY rev ORDER BY rev",
-        )?;
-        let mut rows = stmt.query(params![self.rev, ROW_OVERHEAD])?;
-        let (mut total, mut last) = (0, None);
-        while let Some(row) = rows.next()? {
-            total += row.get::<_, i64>(1)?;
-            last = Some(row.get(0)?);
-            if total >= bytes {
-                break;
-            }
-        }
-        Ok(last)
-    }
-
-    /// Delete the change log through revision `horizon`; the bytes it freed.
-    fn prune_through(&self, horizon: Revision) -> Result<i64, Fail> {
-        let mut stmt =
-            self.conn.prepare_cached("DELETE FROM changes WHERE rev <= ?1 RETURNING length(key) + length(value)")?;
-        let freed = stmt
-            .query_map([horizon], |r| r.get::<_, i64>(0))?
-            .map(|n| n.map(|n| n + ROW_OVERHEAD))
-            .sum::<Result<i64, _>>()?;
-        Ok(freed)
-    }
 }
 
 impl SqliteStore {
@@ -1073,7 +842,7 @@ mod tests {
 
     use std::time::Instant;
 
-    use super::super::{get, Compare, CompareOp, ManualClock, SharedStore, SystemClock};
+    use super::super::{get, Compare, CompareOp, ManualClock, Op, SharedStore, SystemClock};
     use super::*;
 
     fn open_at(path: &Path) -> Arc<SqliteStore> {
