@@ -437,14 +437,21 @@ fn a_locked_store_stops_neither_reads_nor_liveness() {
         json!({"name": "memory_usage", "arguments": {"action": "store", "key": "k", "value": "v"}}),
     );
     s.send_line(&write);
-    std::thread::sleep(Duration::from_secs(4));
     // The ping is answered first, while the lock is still held (`read` gives up after 60 s).
     let ping = s.line("ping", json!({}));
     s.send_line(&ping);
     let first = s.read();
     assert_eq!(first["id"], id_of(&ping), "the ping waited for the write: {first}");
-    let during = s.ok("swarm_status", json!({}));
-    assert!(during["storeStalledSinceMs"].is_i64(), "the stall is not reported: {during}");
+    // Reads go on while the stall outlasts the 2 s message timeout, which would have run the
+    // agent's lease out.
+    let during = common::wait_until("a stall longer than the message timeout", || {
+        let status = s.ok("swarm_status", json!({}));
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        match status["storeStalledSinceMs"].as_i64() {
+            Some(since) if now - since > 3_000 => Ok(status),
+            _ => Err(status.to_string()),
+        }
+    });
     assert_ne!(agent_status(&during, "a"), "failed", "{during}");
     holder.execute_batch("COMMIT").unwrap();
     drop(holder);

@@ -170,7 +170,17 @@ fn reports_count_only_from_members_older_than_the_suspects_last_heartbeat() {
     let old = token(&mut s, "old");
     let victim = token(&mut s, "victim");
     s.ok("daa_fault_tolerance", json!({"strategy": "heartbeat", "agentId": "victim", "agentToken": victim}));
-    std::thread::sleep(std::time::Duration::from_millis(5));
+    // The newcomers must join after that heartbeat, so wait until the server's clock has moved on.
+    common::wait_until("the victim's heartbeat to age", || {
+        let status = s.ok("swarm_status", json!({}));
+        let victim = status["agentHealth"].as_array().unwrap().iter().find(|a| a["name"] == "victim").cloned();
+        let age = victim.as_ref().and_then(|v| v["heartbeatAgeMs"].as_i64()).unwrap_or(0);
+        if age > 0 {
+            Ok(())
+        } else {
+            Err(format!("{victim:?}"))
+        }
+    });
     let minted: Vec<String> = (0..6).map(|i| token(&mut s, &format!("new{i}"))).collect();
     for (i, t) in minted.iter().enumerate() {
         let args = json!({"strategy": "report_unreachable", "agentId": "victim", "reporterId": format!("new{i}"), "agentToken": t});
