@@ -1,11 +1,12 @@
 #![warn(clippy::too_many_lines)]
 //! The `mesh-mcp` binary: sets up logging, parses arguments and hands each command to its file in
-//! [`mesh_mcp::cli`], which does the work and returns the exit code.
+//! [`mesh_mcp::cli`], which does the work and returns the exit code and its output. This is the
+//! one place that writes stdout (in `serve`, rmcp writes the JSON-RPC frames).
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use mesh_mcp::cli::{self, Command, Global};
+use mesh_mcp::cli::{self, Command, Finished, Global};
 
 #[derive(Parser)]
 #[command(
@@ -24,15 +25,20 @@ fn main() -> ExitCode {
     mesh_mcp::logging::init();
     let Args { global, command } = Args::parse();
     let result = match command {
-        Command::Serve(args) => cli::serve::run(&global, args),
-        Command::Dashboard(args) => cli::dashboard::run(&global, args),
+        Command::Serve(args) => cli::serve::run(&global, args).map(Finished::from),
+        Command::Dashboard(args) => cli::dashboard::run(&global, args).map(Finished::from),
         Command::Call(args) => cli::call::run(&global, args),
-        Command::Schemas(args) => cli::schemas::run(args),
+        Command::Schemas(args) => cli::schemas::run(args).map(Finished::from),
         Command::Simulate(args) => cli::simulate::run(args),
         Command::Doctor(args) => cli::doctor::run(&global, args),
     };
     match result {
-        Ok(code) => code,
+        Ok(Finished { code, stdout }) => {
+            if let Some(text) = stdout {
+                println!("{text}");
+            }
+            code
+        }
         Err(e) => {
             eprintln!("mesh-mcp: {e:#}");
             ExitCode::from(2)

@@ -26,7 +26,7 @@ use std::process::ExitCode;
 
 use serde_json::{Map, Value};
 
-use super::Global;
+use super::{Finished, Global};
 use crate::config;
 use crate::mesh::Engine;
 use crate::server::{catalogue, errors, owners, tools};
@@ -40,16 +40,16 @@ pub struct CallArgs {
     pub args: Vec<String>,
 }
 
-pub fn run(global: &Global, args: CallArgs) -> anyhow::Result<ExitCode> {
+pub fn run(global: &Global, args: CallArgs) -> anyhow::Result<Finished> {
     super::runtime(false)?.block_on(call(global, &args.tool, &args.args))
 }
 
-async fn call(global: &Global, tool: &str, words: &[String]) -> anyhow::Result<ExitCode> {
+async fn call(global: &Global, tool: &str, words: &[String]) -> anyhow::Result<Finished> {
     let mut arguments = match parse_args(tool, words) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("mesh-mcp call: {e}");
-            return Ok(ExitCode::from(2));
+            return Ok(ExitCode::from(2).into());
         }
     };
     bind_swarm(tool, &mut arguments);
@@ -64,13 +64,11 @@ async fn call(global: &Global, tool: &str, words: &[String]) -> anyhow::Result<E
     match result.expect("parse_args accepted the tool name") {
         Ok(json) => {
             save_issued_token(&global.db, &json)?;
-            println!("{json}");
-            Ok(ExitCode::SUCCESS)
+            Ok(Finished::with_output(ExitCode::SUCCESS, json))
         }
         Err(e) => {
-            println!("{}", errors::error_body(&e));
             eprintln!("mesh-mcp call {tool}: {e}");
-            Ok(ExitCode::from(1))
+            Ok(Finished::with_output(ExitCode::from(1), errors::error_body(&e).to_string()))
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use super::Global;
+use super::{Finished, Global};
 use crate::doctor::{self, Settings};
 
 #[derive(clap::Args)]
@@ -13,7 +13,7 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-pub fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<ExitCode> {
+pub fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<Finished> {
     let settings = Settings {
         db: global.db.clone(),
         durability: global.durability(),
@@ -22,6 +22,6 @@ pub fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<ExitCode> {
         binary: std::env::current_exe()?,
     };
     let report = super::runtime(false)?.block_on(doctor::run(&settings));
-    println!("{}", if args.json { report.json() } else { report.text() });
-    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let code = if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) };
+    Ok(Finished::with_output(code, if args.json { report.json() } else { report.text() }))
 }

@@ -26,6 +26,25 @@ use crate::config;
 use crate::mesh::Engine;
 use crate::store::Durability;
 
+/// How a command ended: its exit code and what it has for standard output. Only `main` writes
+/// stdout, so that no command can put a stray line where a stdio server speaks JSON-RPC.
+pub struct Finished {
+    pub code: ExitCode,
+    pub stdout: Option<String>,
+}
+
+impl Finished {
+    pub fn with_output(code: ExitCode, stdout: String) -> Self {
+        Self { code, stdout: Some(stdout) }
+    }
+}
+
+impl From<ExitCode> for Finished {
+    fn from(code: ExitCode) -> Self {
+        Self { code, stdout: None }
+    }
+}
+
 // The options every command accepts: which store, how durable, which compute.
 #[derive(clap::Args)]
 pub struct Global {

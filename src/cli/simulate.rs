@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use super::Finished;
 use crate::sim;
 
 /// Shown after the options in `mesh-mcp simulate --help`.
@@ -75,16 +76,16 @@ impl SimulateArgs {
     }
 }
 
-pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: SimulateArgs) -> anyhow::Result<Finished> {
     let json = args.json;
     let cfg = args.config()?;
     let report = match sim::run(&cfg) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mesh-mcp simulate: {e}");
-            return Ok(ExitCode::from(2));
+            return Ok(ExitCode::from(2).into());
         }
     };
-    println!("{}", if json { report.json() } else { report.table() });
-    Ok(if report.safe() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let code = if report.safe() { ExitCode::SUCCESS } else { ExitCode::from(1) };
+    Ok(Finished::with_output(code, if json { report.json() } else { report.table() }))
 }
