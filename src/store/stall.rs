@@ -54,11 +54,7 @@ impl Stall {
     /// sidecar file says.
     pub fn since(&self, now: i64, fresh: bool) -> Option<i64> {
         let local = lock(&self.waiting).iter().copied().min().filter(|s| now - s >= STALL_AFTER_MS);
-        let file = self.file_since(fresh);
-        match (local, file) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        local.into_iter().chain(self.file_since(fresh)).min()
     }
 
     /// A write has credited the stalls that began before `upto`: forget them.

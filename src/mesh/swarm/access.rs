@@ -28,19 +28,16 @@ impl SwarmRecord {
 
     /// Adding an agent needs the owner's token or, for `secret` membership, the join secret.
     pub(crate) fn authorize_join(&self, owner_token: Option<&str>, join_secret: Option<&str>) -> Result<()> {
-        let secret_ok = self.membership == Membership::Secret
-            && matches!((&self.join_digest, join_secret), (Some(d), Some(s)) if secret::verify(s, d));
-        if secret_ok || (owner_token.is_none() && self.membership == Membership::Open) {
-            return Ok(());
+        if self.membership != Membership::Secret {
+            return self.authorize_owner(owner_token, "adding an agent");
         }
-        let what = match self.membership {
-            Membership::Secret if owner_token.is_none() && join_secret.is_some() => {
-                return Err(MeshError::Unauthorized(format!("wrong joinSecret for swarm `{}`", self.id)))
+        match (&self.join_digest, join_secret) {
+            (Some(digest), Some(s)) if secret::verify(s, digest) => Ok(()),
+            (_, Some(_)) if !self.owned_by(owner_token) => {
+                Err(MeshError::Unauthorized(format!("wrong joinSecret for swarm `{}`", self.id)))
             }
-            Membership::Secret => "adding an agent (or pass the swarm's joinSecret)",
-            _ => "adding an agent",
-        };
-        self.authorize_owner(owner_token, what)
+            _ => self.authorize_owner(owner_token, "adding an agent (or pass the swarm's joinSecret)"),
+        }
     }
 }
 
