@@ -158,8 +158,7 @@ fn malformed_frames_get_json_rpc_errors_not_silence() {
 
 /// The leases table of a database file, counted directly.
 fn lease_rows(db: &std::path::Path) -> i64 {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row("SELECT COUNT(*) FROM leases", [], |row| row.get(0)).unwrap()
+    db_number(db, "SELECT COUNT(*) FROM leases")
 }
 
 #[tokio::test]
@@ -231,6 +230,49 @@ async fn big_lists_are_cut_at_the_byte_budget_with_a_way_on() {
     mcp.ok("daa_communication", ack).await;
     let second = mcp.ok("daa_communication", receive).await;
     assert_eq!(second["messages"].as_array().unwrap().len() + got.len(), 12, "the rest after the ack");
+    mcp.close().await;
+}
+
+/// A number from a database file, queried directly.
+fn db_number(db: &std::path::Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(sql, [], |row| row.get(0)).unwrap()
+}
+
+/// Receiving counts deliveries in a record of a few bytes per message: fetching the same big
+/// messages again and again must not copy them into the change log each time.
+#[tokio::test]
+async fn receiving_again_and_again_does_not_copy_messages_into_the_log() {
+    let (_dir, db) = temp_db();
+    let mcp = Mcp::stdio(db.to_str().unwrap()).await;
+    let settings = json!({"topology": "mesh", "swarmId": "inbox", "heartbeatInterval": 600, "messageTimeout": 3600});
+    mcp.ok("swarm_init", settings).await;
+    let a = mcp.ok("agent_spawn", json!({"type": "coder", "name": "a"})).await;
+    let b = mcp.ok("agent_spawn", json!({"type": "coder", "name": "b"})).await;
+    let blob = "m".repeat(8 * 1024);
+    for _ in 0..20 {
+        let args = json!({"from": "a", "to": "b", "message": {"blob": blob}, "agentToken": a["agentToken"]});
+        mcp.ok("daa_communication", args).await;
+    }
+    let log_bytes = "SELECT bytes FROM log_size";
+    let before = db_number(&db, log_bytes);
+    let receive = json!({"action": "receive", "agentId": "b", "agentToken": b["agentToken"], "limit": 20});
+    let mut last = json!(null);
+    for _ in 0..25 {
+        last = mcp.ok("daa_communication", receive.clone()).await;
+    }
+    let messages = last["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 20);
+    assert!(messages.iter().all(|m| m["deliveries"] == 25), "every receive counted: {}", messages[0]["deliveries"]);
+    let grown = db_number(&db, log_bytes) - before;
+    let handed_out = 25 * 20 * blob.len() as i64;
+    assert!(grown * 20 < handed_out, "the log grew {grown} bytes for {handed_out} bytes handed out");
+
+    let ids: Vec<_> = messages.iter().map(|m| m["messageId"].clone()).collect();
+    let ack = json!({"action": "ack", "agentId": "b", "agentToken": b["agentToken"], "messageIds": ids});
+    mcp.ok("daa_communication", ack).await;
+    let records = "SELECT COUNT(*) FROM kv WHERE key LIKE 'dlv/%'";
+    assert_eq!(db_number(&db, records), 0, "an ack removes the delivery records too");
     mcp.close().await;
 }
 

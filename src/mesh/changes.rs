@@ -37,11 +37,9 @@ impl Watched {
                 .strip_prefix("swarm/")
                 .and_then(|rest| rest.split_once('/'))
                 .is_some_and(|(_, rest)| rest == "config" || rest.starts_with("agent/")),
-            // swarm_status reads the swarm, its mailboxes (latency), consensus (leader, agreement)
-            // and task loads.
-            Self::Swarm(s) => [keys::swarm_prefix(s), keys::mailboxes(s), keys::consensus(s), keys::tasks(s)]
-                .iter()
-                .any(|p| key.starts_with(p)),
+            // swarm_status reads the swarm, its mailboxes and deliveries (latency), consensus
+            // (leader, agreement) and task loads: everything a swarm keeps.
+            Self::Swarm(s) => keys::swarm_state(s).iter().any(|p| key.starts_with(p)),
             // agent_list reads the swarm (records, heartbeats, liveness, faults, graph) and counts
             // pending mail.
             Self::Agents(s) => key.starts_with(&keys::swarm_prefix(s)) || key.starts_with(&keys::mailboxes(s)),

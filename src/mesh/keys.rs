@@ -11,6 +11,8 @@
 //!                                     timeout): absent once the lease runs out = failed
 //! swarm/<swarm>/fault/<agent>         failure, recovery, unreachable reports, circuit breaker
 //! mbox/<swarm>/<agent>/<msg>          a mailbox message; FIFO = create revision order
+//! dlv/<swarm>/<agent>/<msg>           how often a message was handed out, and when first (kept
+//!                                     apart so that a receive rewrites a few bytes, not the message)
 //! memory/<namespace>/<key>            a memory entry (leased when it has a TTL)
 //! consensus/<swarm>/proposal/<id>     a proposal record, open or decided (CAS unit for votes)
 //! consensus/<swarm>/open/<id>         marker of an open proposal (what reconcile scans)
@@ -77,6 +79,19 @@ pub fn mailbox(id: &SwarmId, agent: &AgentId) -> String {
 }
 pub fn message(id: &SwarmId, agent: &AgentId, msg: &MessageId) -> String {
     format!("mbox/{id}/{agent}/{msg}")
+}
+/// The delivery record of the message at `message_key`, or, given a mailbox prefix, the prefix
+/// of its messages' delivery records.
+pub fn delivery(message_key: &str) -> String {
+    format!("dlv/{}", message_key.strip_prefix("mbox/").unwrap_or(message_key))
+}
+/// Every delivery record of a swarm.
+pub fn deliveries(id: &SwarmId) -> String {
+    format!("dlv/{id}/")
+}
+/// Every prefix that holds a swarm's state: what destroying it deletes.
+pub fn swarm_state(id: &SwarmId) -> [String; 5] {
+    [swarm_prefix(id), mailboxes(id), deliveries(id), consensus(id), tasks(id)]
 }
 pub fn memory_namespace(namespace: &str) -> String {
     format!("memory/{namespace}/")

@@ -225,11 +225,31 @@ pub struct MessageRecord {
     /// The hops the message takes over the live topology, sender first.
     pub route: Vec<AgentId>,
     pub sent_at_ms: i64,
-    /// Times the message was handed out by `receive`.
+    /// Times the message was handed out by `receive`. Stores written before deliveries got
+    /// their own record (see [`DeliveryRecord`]) kept it here, which is why it is still read.
     pub deliveries: u32,
     pub first_delivered_at_ms: Option<i64>,
     /// Set when the message went to every agent of the swarm.
     pub broadcast: bool,
+}
+
+/// How often a message was handed out, and when first: a few bytes that each `receive`
+/// rewrites, so that reading a mailbox never rewrites (or logs) the messages themselves.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub count: u32,
+    pub first_ms: i64,
+}
+
+impl MessageRecord {
+    /// The message with its delivery record, when it has one, in place of its own counts.
+    pub fn with_deliveries(mut self, d: Option<&DeliveryRecord>) -> Self {
+        if let Some(d) = d {
+            self.deliveries = self.deliveries.max(d.count);
+            self.first_delivered_at_ms = Some(self.first_delivered_at_ms.map_or(d.first_ms, |f| f.min(d.first_ms)));
+        }
+        self
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

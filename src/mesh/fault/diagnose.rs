@@ -8,7 +8,6 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::super::model::{decode, MessageRecord};
 use super::super::{keys, Engine, SwarmView};
 use super::Finding;
 use crate::config;
@@ -96,11 +95,13 @@ impl Engine {
         let mut req = RangeRequest::prefix(keys::mailboxes(&view.swarm.id));
         req.limit = MAILBOX_SAMPLE;
         let resp = self.store().range(req).await?;
+        let more = resp.count > resp.kvs.len();
+        let deliveries = self.deliveries(&keys::mailboxes(&view.swarm.id), &resp.kvs, more).await?;
         let (mut total, mut n) = (0.0, 0usize);
         let mut backlog: std::collections::BTreeMap<AgentId, usize> = Default::default();
         let mut oldest: Option<i64> = None;
         for kv in &resp.kvs {
-            let m: MessageRecord = decode(kv)?;
+            let m = deliveries.message(kv)?;
             let delivered = m.first_delivered_at_ms.unwrap_or(view.now_ms);
             total += (delivered - m.sent_at_ms).max(0) as f64;
             n += 1;

@@ -7,6 +7,7 @@
 //! here; this file is the operation.
 
 mod api;
+mod deliveries;
 
 pub use api::*;
 
@@ -15,7 +16,7 @@ use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, MessageId};
 use crate::mesh::budget::Budget;
 use crate::mesh::fault::breaker::Admission;
-use crate::mesh::model::{decode, encode, AgentRecord, FaultRecord, MessageRecord};
+use crate::mesh::model::{encode, AgentRecord, DeliveryRecord, FaultRecord, MessageRecord};
 use crate::mesh::{keys, validate, Engine, SwarmView};
 use crate::store::{Compare, CompareOp, KeyValue, Op, RangeRequest, Txn};
 
@@ -98,6 +99,7 @@ impl Engine {
         let (view, agent) = self.acting_agent(owner, p).await?;
         self.with_retry(|| async {
             let mailbox = self.mailbox(&agent).await?;
+            let deliveries = self.deliveries(&keys::mailbox(&agent.swarm_id, &agent.id), &mailbox, false).await?;
             let now = self.now_ms();
             let mut compares = Vec::new();
             let mut ops = view.heartbeat_ops(&agent);
@@ -113,9 +115,9 @@ impl Engine {
             let mut messages = Vec::new();
             let mut budget = Budget::default();
             for kv in mailbox.iter().take(limit) {
-                let mut m: MessageRecord = decode(kv)?;
+                let mut m = deliveries.message(kv)?;
                 m.deliveries += 1;
-                m.first_delivered_at_ms.get_or_insert(now);
+                let first_ms = *m.first_delivered_at_ms.get_or_insert(now);
                 let received = ReceivedMessage {
                     message_id: m.id.to_string(),
                     from: m.from.to_string(),
@@ -129,8 +131,11 @@ impl Engine {
                 if !budget.admit(&received) {
                     break;
                 }
+                // The message must still be there; only its small delivery record is written.
                 compares.push(Compare::mod_revision(kv.key.clone(), CompareOp::Equal, kv.mod_revision));
-                ops.push(Op::put(kv.key.clone(), encode(&m)));
+                compares.push(deliveries.unchanged(&kv.key));
+                let record = DeliveryRecord { count: m.deliveries, first_ms };
+                ops.push(Op::put(keys::delivery(&kv.key), encode(&record)));
                 messages.push(received);
             }
             let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
@@ -174,6 +179,7 @@ impl Engine {
                 return Err(MeshError::not_found("message", format!("{id} (in the mailbox of `{}`)", agent.name)));
             }
             compares.push(Compare::version(key.clone(), CompareOp::Greater, 0));
+            ops.push(Op::delete(keys::delivery(&key)));
             ops.push(Op::delete(key));
         }
         let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use super::api::{AgentQueue, MailboxActivity, PendingMessage, TaskQueues};
 use crate::error::Result;
 use crate::ids::SwarmId;
-use crate::mesh::model::{decode, MessageRecord};
 use crate::mesh::tasks::record::TaskState;
 use crate::mesh::{keys, Engine};
 use crate::store::RangeRequest;
@@ -43,10 +42,12 @@ impl Engine {
         let mut req = RangeRequest::prefix(keys::mailboxes(swarm));
         req.limit = MESSAGE_SAMPLE;
         let resp = self.store().range(req).await?;
+        let more = resp.count > resp.kvs.len();
+        let deliveries = self.deliveries(&keys::mailboxes(swarm), &resp.kvs, more).await?;
         let mut messages = Vec::with_capacity(resp.kvs.len());
         let mut per_agent: BTreeMap<String, usize> = BTreeMap::new();
         for kv in &resp.kvs {
-            let m: MessageRecord = decode(kv)?;
+            let m = deliveries.message(kv)?;
             *per_agent.entry(m.to.to_string()).or_default() += 1;
             messages.push(m);
         }

@@ -99,14 +99,10 @@ impl Engine {
         };
         // A write racing an earlier swarm_destroy of this id (a heartbeat of a receive) can leave
         // keys behind; a new swarm of the same id must not adopt them.
-        let txn = Txn::new().when([Compare::absent(keys::swarm(&id))]).and_then([
-            Op::delete_prefix(keys::swarm_prefix(&id)),
-            Op::delete_prefix(keys::mailboxes(&id)),
-            Op::delete_prefix(keys::consensus(&id)),
-            Op::delete_prefix(keys::tasks(&id)),
-            Op::put(keys::swarm(&id), encode(&record)),
-            Op::put(keys::graph(&id), encode(&Graph::default())),
-        ]);
+        let mut ops: Vec<Op> = keys::swarm_state(&id).into_iter().map(Op::delete_prefix).collect();
+        ops.push(Op::put(keys::swarm(&id), encode(&record)));
+        ops.push(Op::put(keys::graph(&id), encode(&Graph::default())));
+        let txn = Txn::new().when([Compare::absent(keys::swarm(&id))]).and_then(ops);
         let resp = self.store().txn(txn).await?;
         if !resp.succeeded {
             return Err(MeshError::conflict(
@@ -134,9 +130,7 @@ impl Engine {
         self.with_retry(|| async {
             let view = self.load_swarm(&id).await?;
             view.swarm.authorize_owner(p.owner_token.as_deref(), "swarm_destroy")?;
-            let mut ops = vec![Op::delete_prefix(keys::swarm_prefix(&id)), Op::delete_prefix(keys::mailboxes(&id))];
-            ops.push(Op::delete_prefix(keys::consensus(&id)));
-            ops.push(Op::delete_prefix(keys::tasks(&id)));
+            let mut ops: Vec<Op> = keys::swarm_state(&id).into_iter().map(Op::delete_prefix).collect();
             ops.extend(view.agents.iter().map(|a| Op::delete(keys::agent_index(&a.id))));
             let compares = vec![Compare::mod_revision(keys::graph(&id), CompareOp::Equal, view.graph_rev)];
             let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
