@@ -19,8 +19,8 @@
 //! in the WAL in the OS page cache: it survives any crash of the process, and only a power loss
 //! or an OS crash can roll back the last commits. See BENCHMARKS.md for the cost of each.
 //!
-//! Watches: every write appends its events to the `changes` table (the change log, pruned to the
-//! last `retain_revisions` revisions; `meta.compacted` records the pruning point). A watch task
+//! Watches: every write appends its events to the `changes` table (the change log, pruned by
+//! revisions, bytes and age, see [`log`]; `meta.compacted` records the pruning point). A watch task
 //! reads the log from its cursor; it is woken at once by commits made through this store, and
 //! polls the log every 50 ms for commits made by other processes.
 
@@ -37,16 +37,18 @@ use super::memory::DEFAULT_HISTORY;
 use super::rules::check_ttl;
 use super::stall::Stall;
 
+mod log;
 mod writer;
 use super::watch::{spawn_watch, WatchSource};
 use super::{
     prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo, RangeRequest, RangeResponse, Revision, Store,
     StoreError, Txn, TxnResponse, Watch, WatchEvent,
 };
+use log::LogBounds;
 use writer::Writer;
 
 /// Bumped (with a migration) whenever the schema below changes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
@@ -103,7 +105,12 @@ CREATE TABLE IF NOT EXISTS log_size (
 );
 INSERT OR IGNORE INTO log_size(id, bytes)
     SELECT 0, coalesce(sum(length(key) + length(value) + 64), 0) FROM changes;
-PRAGMA user_version = 4;
+-- Version 5: when each revision committed, which bounds the change log by age.
+CREATE TABLE IF NOT EXISTS log_times (
+    rev   INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL
+);
+PRAGMA user_version = 5;
 ";
 
 /// Whole-transaction attempts of a read before giving up with `Busy` (each already waits in the
@@ -128,17 +135,27 @@ pub struct SqliteOptions {
     pub sync_full: bool,
     /// Bytes of keys and values the change log keeps at most: the oldest revisions go first.
     pub max_log_bytes: i64,
+    /// How long the change log keeps a revision at most.
+    pub max_log_age_ms: i64,
 }
 
 /// The change log's default size bound: reads that rewrite records (receives count their
 /// deliveries) must not grow the file without bound.
 pub const MAX_LOG_BYTES: i64 = 32 * 1024 * 1024;
+/// The change log's default age bound: the values of deleted keys do not linger in it, and a
+/// reader more than an hour behind reads afresh.
+pub const MAX_LOG_AGE_MS: i64 = 3_600_000;
 /// What one change-log row costs besides its key and value, roughly (its integers and the b-tree).
 const ROW_OVERHEAD: i64 = 64;
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { retain_revisions: DEFAULT_HISTORY, sync_full: true, max_log_bytes: MAX_LOG_BYTES }
+        Self {
+            retain_revisions: DEFAULT_HISTORY,
+            sync_full: true,
+            max_log_bytes: MAX_LOG_BYTES,
+            max_log_age_ms: MAX_LOG_AGE_MS,
+        }
     }
 }
 
@@ -156,8 +173,7 @@ struct Shared {
     clock: Arc<dyn Clock>,
     /// Woken after every commit through this store that advanced the revision.
     changed: Notify,
-    retain: i64,
-    max_log_bytes: i64,
+    log: LogBounds,
 }
 
 /// Why one attempt at a transaction failed: SQLite errors (busy ones are retried) or a store
@@ -446,8 +462,11 @@ impl SqliteStore {
             stall: Stall::for_database(path),
             clock,
             changed: Notify::new(),
-            retain: options.retain_revisions.max(1),
-            max_log_bytes: options.max_log_bytes,
+            log: LogBounds {
+                revisions: options.retain_revisions.max(1),
+                bytes: options.max_log_bytes,
+                age_ms: options.max_log_age_ms,
+            },
         }
     }
 }
@@ -704,7 +723,7 @@ impl Shared {
             writer.reap()?;
             let out = body(&mut writer)?;
             writer.close_revision();
-            writer.finish(start, self.retain, self.max_log_bytes)?;
+            writer.finish(start, &self.log)?;
             Ok(Done { out, advanced: writer.rev != start, credited: stalled.map(|_| now) })
         })
     }
@@ -1031,6 +1050,30 @@ mod tests {
         assert!(matches!(store.watch("", 1).await, Err(StoreError::Compacted { .. })));
         let (events, _) = store.changes("mailbox/", 195).await.unwrap();
         assert_eq!(events.len(), 5, "the latest revisions are all there");
+    }
+
+    /// A deleted value leaves the change log once its revision is older than the age bound,
+    /// however quiet the store is otherwise.
+    #[tokio::test]
+    async fn the_change_log_is_bounded_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_000));
+        let options = SqliteOptions { max_log_age_ms: 60_000, ..SqliteOptions::default() };
+        let store = SqliteStore::open_with_options(&dir.path().join("mesh.db"), clock.clone(), options).unwrap();
+        store.txn(put_txn("secret", "hunter2")).await.unwrap();
+        store.txn(Txn::new().and_then([Op::delete("secret")])).await.unwrap();
+        clock.advance(30_000);
+        store.txn(put_txn("other", "1")).await.unwrap();
+        assert_eq!(store.changes("secret", 0).await.unwrap().0.len(), 2, "young revisions stay");
+        clock.advance(40_000);
+        store.txn(put_txn("other", "2")).await.unwrap();
+        let logged: i64 = lock(&store.shared.writer)
+            .query_row("SELECT count(*) FROM changes WHERE key = 'secret'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(logged, 0, "the deleted value is gone from the log");
+        assert!(matches!(store.watch("", 1).await, Err(StoreError::Compacted { .. })));
+        let (events, _) = store.changes("other", 3).await.unwrap();
+        assert_eq!(events.len(), 1, "revisions younger than the bound stay");
     }
 
     #[test]

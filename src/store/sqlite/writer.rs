@@ -1,9 +1,10 @@
 //! One write transaction of the SQLite store in progress: its puts and deletes, the change-log
 //! rows they record, lease renewal and reaping, the credit of a stalled lock, and the pruning of
-//! the change log when it commits.
+//! the change log when it commits (see [`super::log`]).
 
 use rusqlite::{params, Connection};
 
+use super::log::LogBounds;
 use super::{get_visible, Fail, KIND_DELETE, KIND_PUT, ROW_OVERHEAD};
 use crate::store::rules::{compare_holds, delete_event, leases_used};
 use crate::store::{prefix_end, EventKind, KeyValue, LeaseId, Op, Revision, StoreError, Txn, TxnResponse, WatchEvent};
@@ -184,60 +185,15 @@ impl<'c> Writer<'c> {
         Ok(Ok(TxnResponse { succeeded, revision: self.rev }))
     }
 
-    /// Persist the new revision and prune the change log to the retained window: at most
-    /// `retain` revisions and `max_bytes` of keys and values, the oldest revisions first.
-    pub(super) fn finish(&mut self, start: Revision, retain: i64, max_bytes: i64) -> Result<(), Fail> {
+    /// Persist the new revision and prune the change log to its bounds.
+    pub(super) fn finish(&mut self, start: Revision, bounds: &LogBounds) -> Result<(), Fail> {
         if self.rev == start {
             return Ok(());
         }
-        let mut stmt =
-            self.conn.prepare_cached("UPDATE log_size SET bytes = bytes + ?1 WHERE id = 0 RETURNING bytes")?;
-        let mut bytes: i64 = stmt.query_row([self.logged], |r| r.get(0))?;
-        let mut horizon = self.rev - retain;
-        if horizon > 0 {
-            bytes -= self.prune_through(horizon)?;
-        }
-        if bytes > max_bytes {
-            // Down to 90% of the bound, so that pruning by size runs once in many writes.
-            if let Some(upto) = self.revisions_holding(bytes - max_bytes / 10 * 9)? {
-                horizon = horizon.max(upto);
-                bytes -= self.prune_through(horizon)?;
-            }
-        }
-        self.conn.prepare_cached("UPDATE log_size SET bytes = max(?1, 0) WHERE id = 0")?.execute([bytes])?;
+        let horizon = bounds.commit(self.conn, self.rev, self.now, self.logged)?;
         self.conn
             .prepare_cached("UPDATE meta SET revision = ?1, compacted = max(compacted, ?2) WHERE id = 0")?
             .execute(params![self.rev, horizon])?;
         Ok(())
-    }
-
-    /// The revision through which the oldest revisions of the log hold at least `bytes`, never
-    /// the current one.
-    fn revisions_holding(&self, bytes: i64) -> Result<Option<Revision>, Fail> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT rev, sum(length(key) + length(value)) + count(*) * ?2 FROM changes WHERE rev < ?1 \
-             GROUP BY rev ORDER BY rev",
-        )?;
-        let mut rows = stmt.query(params![self.rev, ROW_OVERHEAD])?;
-        let (mut total, mut last) = (0, None);
-        while let Some(row) = rows.next()? {
-            total += row.get::<_, i64>(1)?;
-            last = Some(row.get(0)?);
-            if total >= bytes {
-                break;
-            }
-        }
-        Ok(last)
-    }
-
-    /// Delete the change log through revision `horizon`; the bytes it freed.
-    fn prune_through(&self, horizon: Revision) -> Result<i64, Fail> {
-        let mut stmt =
-            self.conn.prepare_cached("DELETE FROM changes WHERE rev <= ?1 RETURNING length(key) + length(value)")?;
-        let freed = stmt
-            .query_map([horizon], |r| r.get::<_, i64>(0))?
-            .map(|n| n.map(|n| n + ROW_OVERHEAD))
-            .sum::<Result<i64, _>>()?;
-        Ok(freed)
     }
 }
