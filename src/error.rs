@@ -100,6 +100,7 @@ impl MeshError {
             Self::Fenced { .. } => "fenced",
             Self::Compute(_) => "compute",
             Self::Store(StoreError::ReadOnly(_)) => "read_only",
+            Self::Store(StoreError::Full(_)) => "disk_full",
             Self::Store(_) => "store",
             Self::Corrupt { .. } => "corrupt",
             Self::NoData(_) => "no_data",

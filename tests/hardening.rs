@@ -644,3 +644,55 @@ fn a_read_only_database_is_read_and_refuses_writes() {
     assert_eq!((code, refused["error"]["code"].as_str()), (Some(1), Some("read_only")), "{refused}");
     mode(dir.path(), 0o755);
 }
+
+/// A tmpfs of a given size mounted on a fresh directory: a file system that really fills up.
+/// Mounting needs root, which the test suite has (CI runs as root); it fails loudly otherwise.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(out.status.success(), "mounting a tmpfs (needs root): {}", String::from_utf8_lossy(&out.stderr));
+        Self(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+/// On a full disk, writes are refused as such (`disk_full`, not an internal error), and deletes
+/// still go through: they use space kept in reserve beside the database.
+#[test]
+fn deletes_work_on_a_full_disk() {
+    let disk = Tmpfs::mount("8m");
+    let db = disk.0.path().join("mesh.db");
+    let (_values, value) = temp_db();
+    std::fs::write(&value, "v".repeat(256 * 1024)).unwrap();
+    let value_arg = format!("@{}", value.display());
+    let mut stored = 0;
+    let refusal = loop {
+        let key = format!("k{stored}");
+        let (code, out) = quiet(&db, &["memory_usage", "store", &key, &value_arg, "--namespace=n"]);
+        if code != 0 {
+            break out;
+        }
+        stored += 1;
+        assert!(stored < 64, "8 MiB never filled up");
+    };
+    assert_eq!(refusal["error"]["code"], "disk_full", "{refusal}");
+    assert!(stored > 0, "the first store already failed: {refusal}");
+    for key in ["k0", "k1"] {
+        let (code, out) = quiet(&db, &["memory_usage", "delete", key, "--namespace=n"]);
+        assert_eq!((code, &out["found"]), (0, &json!(true)), "deleting {key} on a full disk: {out}");
+    }
+    let (code, out) = quiet(&db, &["memory_usage", "retrieve", "k2", "--namespace=n"]);
+    assert_eq!((code, out["found"].clone()), (0, json!(true)), "the rest is intact: {out}");
+}

@@ -21,7 +21,7 @@ use crate::error::MeshError;
 /// records (whose key and decoding error name the storage layout).
 pub fn is_internal(e: &MeshError) -> bool {
     match e {
-        MeshError::Store(crate::store::StoreError::ReadOnly(_)) => false,
+        MeshError::Store(crate::store::StoreError::ReadOnly(_) | crate::store::StoreError::Full(_)) => false,
         MeshError::Store(_) | MeshError::Corrupt { .. } => true,
         _ => false,
     }

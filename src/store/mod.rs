@@ -104,6 +104,10 @@ pub enum Op {
 }
 
 impl Op {
+    /// Whether the op deletes keys (and so may free space).
+    pub fn deletes(&self) -> bool {
+        matches!(self, Op::Delete { .. } | Op::DeletePrefix { .. })
+    }
     pub fn put(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
         Op::Put { key: key.into(), value: value.into(), lease: 0 }
     }
@@ -246,6 +250,8 @@ pub enum StoreError {
     Backend(String),
     #[error("{0} is read-only for this process: reads work, writes are refused")]
     ReadOnly(String),
+    #[error("the disk holding {0} is full: writes are refused until space is freed (deletes still work)")]
+    Full(String),
 }
 
 /// The etcd-v3-shaped store every backend implements.

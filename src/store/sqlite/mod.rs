@@ -38,13 +38,15 @@ use super::rules::check_ttl;
 use super::stall::Stall;
 
 mod log;
+mod reserve;
 mod writer;
 use super::watch::{spawn_watch, WatchSource};
 use super::{
-    prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo, RangeRequest, RangeResponse, Revision, Store,
+    prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo, Op, RangeRequest, RangeResponse, Revision, Store,
     StoreError, Txn, TxnResponse, Watch, WatchEvent,
 };
 use log::LogBounds;
+use reserve::Reserve;
 use writer::Writer;
 
 /// Bumped (with a migration) whenever the schema below changes.
@@ -165,8 +167,12 @@ pub struct SqliteStore {
 }
 
 struct Shared {
+    /// The database file, for messages.
+    path: String,
     /// Set (to the file's path) when this process may only read the file.
     read_only: Option<String>,
+    /// Space that deletes may use on a full disk (none when this process only reads).
+    reserve: Option<Reserve>,
     reader: Mutex<Connection>,
     writer: Mutex<Connection>,
     stall: Stall,
@@ -197,6 +203,10 @@ impl From<StoreError> for Fail {
 
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+}
+
+fn is_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(ErrorCode::DiskFull)
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -445,7 +455,9 @@ impl SqliteStore {
     ) -> Result<Self, StoreError> {
         let reader = connect(path)?;
         reader.pragma_update(None, "query_only", true).map_err(backend)?;
-        Ok(Self { shared: Arc::new(Self::shared(path, writer, reader, clock, options)) })
+        let mut shared = Self::shared(path, writer, reader, clock, options);
+        shared.reserve = Some(Reserve::for_database(path));
+        Ok(Self { shared: Arc::new(shared) })
     }
 
     fn shared(
@@ -456,7 +468,9 @@ impl SqliteStore {
         options: &SqliteOptions,
     ) -> Shared {
         Shared {
+            path: path.display().to_string(),
             read_only: None,
+            reserve: None,
             reader: Mutex::new(reader),
             writer: Mutex::new(writer),
             stall: Stall::for_database(path),
@@ -653,7 +667,8 @@ impl Shared {
 
     /// A write transaction: credit a stall, reap expired leases (their own revision), then
     /// `body`. Inline when the lock is free; otherwise it waits on a blocking thread.
-    async fn write<T, F>(self: &Arc<Self>, mut body: F) -> Result<T, StoreError>
+    /// `frees` says the write deletes something, so it may use the disk-full reserve.
+    async fn write<T, F>(self: &Arc<Self>, frees: bool, mut body: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnMut(&mut Writer<'_>) -> Outcome<T> + Send + 'static,
@@ -661,15 +676,25 @@ impl Shared {
         if let Some(path) = &self.read_only {
             return Err(StoreError::ReadOnly(path.clone()));
         }
-        if let Some(done) = self.try_write_now(&mut body) {
-            return done;
+        let out = match self.try_write_now(&mut body, frees) {
+            Some(done) => done,
+            None => {
+                let shared = Arc::clone(self);
+                tokio::task::spawn_blocking(move || shared.write_waiting(body, frees)).await.map_err(backend)?
+            }
+        };
+        if let Some(reserve) = self.reserve.as_ref().filter(|_| frees && out.is_ok()) {
+            reserve.restore();
         }
-        let shared = Arc::clone(self);
-        tokio::task::spawn_blocking(move || shared.write_waiting(body)).await.map_err(backend)?
+        out
     }
 
     /// One inline attempt that never waits: `None` if the lock is taken, here or elsewhere.
-    fn try_write_now<T>(&self, body: &mut impl FnMut(&mut Writer<'_>) -> Outcome<T>) -> Option<Result<T, StoreError>> {
+    fn try_write_now<T>(
+        &self,
+        body: &mut impl FnMut(&mut Writer<'_>) -> Outcome<T>,
+        frees: bool,
+    ) -> Option<Result<T, StoreError>> {
         let conn = match self.writer.try_lock() {
             Ok(conn) => conn,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
@@ -679,13 +704,23 @@ impl Shared {
         drop(conn);
         match attempt {
             Err(Fail::Sql(e)) if is_busy(&e) => None,
+            Err(Fail::Sql(e)) if frees && self.release_reserve(&e) => self.try_write_now(body, frees),
             other => Some(self.settle(other)),
         }
     }
 
+    /// On a full disk, give the reserve back for a write that frees space: true if it was there.
+    fn release_reserve(&self, e: &rusqlite::Error) -> bool {
+        is_full(e) && self.reserve.as_ref().is_some_and(Reserve::release)
+    }
+
     /// Wait for the lock (on a blocking thread) for up to [`WRITE_WAIT_BUDGET`], recording a
     /// stall for everyone once the wait outlasts [`super::stall::STALL_AFTER_MS`].
-    fn write_waiting<T>(&self, mut body: impl FnMut(&mut Writer<'_>) -> Outcome<T>) -> Result<T, StoreError> {
+    fn write_waiting<T>(
+        &self,
+        mut body: impl FnMut(&mut Writer<'_>) -> Outcome<T>,
+        frees: bool,
+    ) -> Result<T, StoreError> {
         let started = Instant::now();
         let mut waiting = self.stall.waiting(self.clock.now_ms());
         let conn = lock(&self.writer);
@@ -698,6 +733,7 @@ impl Shared {
                     waiting.still_waiting(self.clock.now_ms());
                     std::thread::sleep(Duration::from_millis(1 + u64::from(attempts.min(20))));
                 }
+                Err(Fail::Sql(e)) if frees && self.release_reserve(&e) => continue,
                 other => {
                     drop((conn, waiting));
                     return self.settle(other);
@@ -733,6 +769,7 @@ impl Shared {
         let done = match attempt {
             Ok(done) => done,
             Err(Fail::Sql(e)) if is_busy(&e) => return Err(StoreError::Busy { attempts: 1 }),
+            Err(Fail::Sql(e)) if is_full(&e) => return Err(StoreError::Full(self.path.clone())),
             Err(Fail::Sql(e)) => return Err(backend(e)),
             Err(Fail::Store(e)) => return Err(e),
         };
@@ -752,7 +789,7 @@ impl Shared {
             Ok(stmt.query_row([now], |r| r.get::<_, bool>(0))?)
         })?;
         if due && self.read_only.is_none() {
-            self.try_write_now(&mut |_: &mut Writer<'_>| Ok(Ok(()))).transpose()?;
+            self.try_write_now(&mut |_: &mut Writer<'_>| Ok(Ok(())), false).transpose()?;
         }
         Ok(())
     }
@@ -780,13 +817,14 @@ impl Store for SqliteStore {
     /// Keys written twice in one transaction are applied in order (etcd would reject it): the
     /// later op wins and each write counts toward the key's version.
     async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
-        self.shared.write(move |w| w.txn(&txn)).await
+        let frees = txn.success.iter().chain(&txn.failure).any(Op::deletes);
+        self.shared.write(frees, move |w| w.txn(&txn)).await
     }
 
     async fn lease_grant(&self, ttl_ms: i64) -> Result<LeaseId, StoreError> {
         check_ttl(ttl_ms)?;
         self.shared
-            .write(move |w| {
+            .write(false, move |w| {
                 w.conn
                     .prepare_cached("INSERT INTO leases (ttl_ms, expires_at_ms) VALUES (?1, ?2)")?
                     .execute(params![ttl_ms, w.now + ttl_ms])?;
@@ -797,7 +835,7 @@ impl Store for SqliteStore {
 
     async fn lease_keepalive(&self, id: LeaseId) -> Result<i64, StoreError> {
         self.shared
-            .write(move |w| {
+            .write(false, move |w| {
                 let mut stmt = w.conn.prepare_cached(
                     "UPDATE leases SET expires_at_ms = ?2 + ttl_ms WHERE id = ?1 AND expires_at_ms > ?2 RETURNING ttl_ms",
                 )?;
@@ -809,7 +847,7 @@ impl Store for SqliteStore {
 
     async fn lease_revoke(&self, id: LeaseId) -> Result<(), StoreError> {
         self.shared
-            .write(move |w| {
+            .write(true, move |w| {
                 if !w.lease_live(id)? {
                     return Ok(Err(StoreError::LeaseNotFound(id)));
                 }
