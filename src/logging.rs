@@ -5,8 +5,9 @@
 //!    filter such as `warn,mesh_mcp=debug`;
 //! 2. `MESH_DEBUG=true` (or `1`, `yes`, `on`): debug for mesh-mcp, warn for its libraries;
 //! 3. `RUST_LOG`, in the usual `tracing` filter syntax;
-//! 4. otherwise `warn`: logging on the request path costs latency, and a quiet server is what
-//!    MCP clients expect.
+//! 4. otherwise `warn`, with rmcp's per-request warnings (an unknown tool, a malformed request:
+//!    client mistakes that the client is told of) at `error`: logging on the request path costs
+//!    latency, and a quiet server is what MCP clients expect (some show its stderr to the user).
 //!
 //! The mesh switches come before `RUST_LOG` because they are what the manual tells users to set,
 //! and a `RUST_LOG` left in a developer's shell should not silently override them.
@@ -17,7 +18,7 @@ use tracing_subscriber::EnvFilter;
 pub const ENV_LOG_LEVEL: &str = "MESH_LOG_LEVEL";
 pub const ENV_DEBUG: &str = "MESH_DEBUG";
 pub const ENV_LOG_FORMAT: &str = "MESH_LOG_FORMAT";
-const DEFAULT_FILTER: &str = "warn";
+const DEFAULT_FILTER: &str = "warn,rmcp::service=error";
 const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
 /// What `MESH_DEBUG` turns on: our own debug lines, without the libraries' (rmcp, hyper).
 const DEBUG_FILTER: &str = "warn,mesh_mcp=debug";
@@ -99,7 +100,7 @@ mod tests {
 
     #[test]
     fn the_default_is_warn_as_text() {
-        assert_eq!(resolve(env(&[])), LogSettings { filter: "warn".into(), json: false, problems: vec![] });
+        assert_eq!(resolve(env(&[])), LogSettings { filter: DEFAULT_FILTER.into(), json: false, problems: vec![] });
     }
 
     #[test]

@@ -27,9 +27,16 @@ pub struct ToolDef {
     handler: Handler,
 }
 
+/// Arguments that clients add to every tool on their own, which mean nothing here: Gemini CLI
+/// adds `wait_for_previous` to each schema it shows its model and forwards what the model sets.
+const CLIENT_ADDED: &[&str] = &["wait_for_previous"];
+
 /// Parse arguments into a parameter struct, naming the offending field on failure.
 fn parse<P: DeserializeOwned>(args: Value) -> Result<P> {
-    let args = if args.is_null() { Value::Object(Map::new()) } else { args };
+    let mut args = if args.is_null() { Value::Object(Map::new()) } else { args };
+    if let Value::Object(map) = &mut args {
+        CLIENT_ADDED.iter().for_each(|name| drop(map.remove(*name)));
+    }
     serde_path_to_error::deserialize(args).map_err(|e| {
         let path = e.path().to_string();
         let reason = e.into_inner().to_string();

@@ -17,6 +17,7 @@
 pub mod events;
 mod listen;
 pub mod metrics;
+mod priming;
 pub mod security;
 pub mod sse;
 
@@ -88,6 +89,7 @@ pub fn app(server: MeshServer, opts: &HttpOptions, ct: CancellationToken) -> Rou
     let guarded = Router::new()
         .nest_service("/mcp", streamable(server.clone(), &extra_hosts, ct.child_token(), sessions.clone()))
         .layer(axum::middleware::from_fn(session_delete_is_no_content))
+        .layer(axum::middleware::from_fn(priming::only_for_new_clients))
         .layer(axum::middleware::from_fn_with_state(sessions, cap_sessions))
         .merge(events::routes(engine.clone(), ct.clone(), SSE_KEEP_ALIVE))
         .merge(metrics::routes(engine.clone()))

@@ -128,7 +128,19 @@ impl Guard {
     }
 
     fn check_token(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), Rejection> {
-        let Some(expected) = &self.token_digest else { return Ok(()) };
+        let Some(expected) = &self.token_digest else {
+            // A client that sends a token expects it checked: serving it anyway would hide a
+            // server started without its token (a config's `${MESH_MCP_AUTH_TOKEN}` unset).
+            if headers.contains_key(AUTHORIZATION) {
+                return Err(Rejection::new(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized: this server runs without a token and cannot check the `Authorization` header; \
+                     start it with --auth-token (or MESH_MCP_AUTH_TOKEN), or send no header"
+                        .into(),
+                ));
+            }
+            return Ok(());
+        };
         let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer).map(str::to_string);
         let query = (method == Method::GET).then(|| query_token(uri)).flatten();
         let presented = header.or(query);

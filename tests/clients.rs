@@ -1,0 +1,87 @@
+//! What real clients send and expect, beyond the letter of the specification: Gemini CLI's
+//! added arguments and its parser of SSE streams, and configurations that carry a bearer token
+//! to a server started without one.
+
+mod common;
+
+use common::{temp_db, HttpServer, Mcp};
+use serde_json::json;
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+fn initialize(version: &str) -> String {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    .to_string()
+}
+
+/// POST a JSON-RPC message to `/mcp`; the response's session id and body text.
+async fn post(server: &HttpServer, body: String, headers: &[(&str, &str)]) -> (Option<String>, String) {
+    let mut request = http()
+        .post(server.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let session = response.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_string());
+    (session, response.text().await.unwrap())
+}
+
+/// Whether an SSE body holds an event with empty `data`, which Gemini CLI's SDK parses as JSON.
+fn has_empty_data(body: &str) -> bool {
+    body.split("\n\n").any(|event| event.lines().any(|l| l.strip_prefix("data:").is_some_and(|v| v.trim().is_empty())))
+}
+
+#[tokio::test]
+async fn priming_events_reach_only_clients_of_2025_11_25_or_later() {
+    let server = HttpServer::start(&[]);
+    let (_, new) = post(&server, initialize("2025-11-25"), &[]).await;
+    assert!(new.contains("retry:"), "a 2025-11-25 client gets its priming event: {new:?}");
+
+    let (session, old) = post(&server, initialize("2025-06-18"), &[]).await;
+    assert!(old.contains("\"result\"") && !has_empty_data(&old) && !old.contains("retry:"), "{old:?}");
+    let session = session.expect("a session id");
+    let headers = [("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-06-18")];
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    let _ = post(&server, initialized, &headers).await;
+    let (_, listed) =
+        post(&server, json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string(), &headers).await;
+    assert!(listed.contains("swarm_init") && !has_empty_data(&listed), "{listed:?}");
+}
+
+#[tokio::test]
+async fn gemini_clis_wait_for_previous_argument_is_accepted_and_ignored() {
+    let (_dir, db) = temp_db();
+    let mcp = Mcp::stdio(db.to_str().unwrap()).await;
+    let init = json!({"topology": "mesh", "swarmId": "g", "wait_for_previous": false});
+    mcp.ok("swarm_init", init).await;
+    let spawned = mcp.ok("agent_spawn", json!({"type": "coder", "name": "w", "wait_for_previous": true})).await;
+    assert_eq!(spawned["name"], "w");
+    let (is_error, body) = mcp.call("agent_spawn", json!({"type": "coder", "name": "x", "wait_for_next": true})).await;
+    assert!(is_error && body.to_string().contains("wait_for_next"), "other unknown fields are still refused: {body}");
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn a_bearer_token_sent_to_a_server_without_one_is_refused() {
+    let server = HttpServer::start(&[]);
+    let response = http()
+        .post(server.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", "Bearer ${MESH_MCP_AUTH_TOKEN}")
+        .body(initialize("2025-06-18"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(response.text().await.unwrap().contains("runs without a token"));
+    let (session, _) = post(&server, initialize("2025-06-18"), &[]).await;
+    assert!(session.is_some(), "without the header it is served");
+}
