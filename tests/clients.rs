@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{temp_db, HttpServer, Mcp};
+use common::{temp_db, HttpServer, Mcp, RawServer};
 use serde_json::json;
 
 fn http() -> reqwest::Client {
@@ -46,6 +46,7 @@ async fn priming_events_reach_only_clients_of_2025_11_25_or_later() {
 
     let (session, old) = post(&server, initialize("2025-06-18"), &[]).await;
     assert!(old.contains("\"result\"") && !has_empty_data(&old) && !old.contains("retry:"), "{old:?}");
+    assert!(old.contains(r#""listChanged":true"#), "resources declare list changes: {old:?}");
     let session = session.expect("a session id");
     let headers = [("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-06-18")];
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
@@ -84,4 +85,33 @@ async fn a_bearer_token_sent_to_a_server_without_one_is_refused() {
     assert!(response.text().await.unwrap().contains("runs without a token"));
     let (session, _) = post(&server, initialize("2025-06-18"), &[]).await;
     assert!(session.is_some(), "without the header it is served");
+}
+
+/// How many `notifications/resources/list_changed` the server has sent so far.
+fn list_changes(server: &RawServer) -> usize {
+    server.stdout_lines.iter().filter(|l| l.contains("notifications/resources/list_changed")).count()
+}
+
+/// Read the server's lines until it has sent `n` list changes.
+fn await_list_changes(server: &mut RawServer, n: usize) {
+    while list_changes(server) < n {
+        server.read();
+    }
+}
+
+/// Clients that cache the resource list (Gemini CLI refuses to read a resource it did not
+/// list) are told when a swarm or a memory namespace appears or goes away, whichever process
+/// made the change.
+#[test]
+fn the_resource_list_announces_its_changes() {
+    let (_dir, db) = temp_db();
+    let mut server = RawServer::spawn(db.to_str().unwrap());
+    server.ok("swarm_init", json!({"topology": "mesh", "swarmId": "team"}));
+    await_list_changes(&mut server, 1);
+    let store = ["memory_usage", "store", "k", "v", "--namespace=notes"];
+    assert_eq!(common::cli_with(&db, &store, &[("MESH_METRICS", "off")], b"").0, 0);
+    await_list_changes(&mut server, 2);
+    server.ok("swarm_destroy", json!({"swarmId": "team"}));
+    await_list_changes(&mut server, 3);
+    assert_eq!(server.finish().code(), Some(0));
 }

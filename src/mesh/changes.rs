@@ -91,6 +91,11 @@ impl ChangeBatch {
         }
     }
 
+    /// The keys written or deleted, in commit order.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
     /// Whether any change in the batch can change what `watched` reads.
     pub fn touches(&self, watched: &Watched) -> bool {
         self.keys.iter().any(|k| watched.touched_by(k))
@@ -119,7 +124,7 @@ pub struct StateChanged {
 /// The swarm a key belongs to, for the key families that live under a swarm id.
 pub fn swarm_of(key: &str) -> Option<&str> {
     let (family, rest) = key.split_once('/')?;
-    if !matches!(family, "swarm" | "mbox" | "consensus" | "tasks") {
+    if !matches!(family, "swarm" | "mbox" | "dlv" | "consensus" | "tasks") {
         return None;
     }
     rest.split_once('/').map(|(id, _)| id)

@@ -28,7 +28,7 @@ pub mod reports;
 pub mod swarm;
 pub mod tasks;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod topology;
 pub mod validate;
 pub mod vectors;

@@ -1,5 +1,5 @@
 //! `MeshServer`: the rmcp `ServerHandler`. It declares the tools and resources capabilities
-//! (resources with subscribe), and answers the methods of capabilities it does not declare with
+//! (resources with subscribe and list changes), and answers the methods of capabilities it does not declare with
 //! "method not found".
 
 use std::sync::Arc;
@@ -10,9 +10,10 @@ use rmcp::model::{
     ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents, ServerCapabilities,
     ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
-use rmcp::service::{RequestContext, SubscriptionContext};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
+use super::listing::{ListChanges, ListNotifier};
 use super::owners::SessionOwners;
 use super::resources::{self, MeshResource};
 use super::subscriptions::{self, Subscriptions};
@@ -50,17 +51,34 @@ pub struct MeshServer {
     subscriptions: Arc<Subscriptions>,
     /// Owner tokens this session's `swarm_init` calls were issued, passed on to its later calls.
     owners: Arc<SessionOwners>,
+    /// The process's watcher of the resource list, shared by every session.
+    list_changes: Arc<ListChanges>,
+    /// This session's forwarding of resource list changes.
+    list_notifier: Arc<ListNotifier>,
 }
 
 impl MeshServer {
+    /// The server of a process: it starts the watcher of the resource list.
     pub fn new(engine: Engine) -> Self {
-        Self { engine, subscriptions: Arc::default(), owners: Arc::default() }
+        let list_changes = ListChanges::start(&engine);
+        Self::with_list_changes(engine, list_changes)
     }
 
-    /// A handler for a new session: the same engine, no subscriptions. Transports that serve
-    /// several sessions start each with this rather than a clone, which would share them.
+    fn with_list_changes(engine: Engine, list_changes: Arc<ListChanges>) -> Self {
+        Self {
+            engine,
+            subscriptions: Arc::default(),
+            owners: Arc::default(),
+            list_notifier: Arc::new(ListNotifier::new(&list_changes)),
+            list_changes,
+        }
+    }
+
+    /// A handler for a new session: the same engine and resource list watcher, nothing of the
+    /// session. Transports that serve several sessions start each with this rather than a
+    /// clone, which would share them.
     pub fn session(&self) -> Self {
-        Self::new(self.engine.clone())
+        Self::with_list_changes(self.engine.clone(), self.list_changes.clone())
     }
 
     pub fn engine(&self) -> &Engine {
@@ -82,11 +100,20 @@ impl ServerHandler for MeshServer {
         server_info.name = env!("CARGO_PKG_NAME").to_string();
         server_info.version = env!("CARGO_PKG_VERSION").to_string();
         let mut info = ServerConfig::new(
-            ServerCapabilities::builder().enable_tools().enable_resources().enable_resources_subscribe().build(),
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .enable_resources_list_changed()
+                .build(),
         );
         info.server_info = server_info;
         info.instructions = Some(INSTRUCTIONS.to_string());
         info
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.list_notifier.start(context.peer);
     }
 
     async fn list_tools(

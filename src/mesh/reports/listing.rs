@@ -57,6 +57,18 @@ impl Engine {
         Ok(SwarmListOutput { default_swarm, swarms, revision })
     }
 
+    /// Whether a swarm of this id exists.
+    pub async fn swarm_exists(&self, id: &str) -> Result<bool> {
+        Ok(store::get(&**self.store(), &keys::swarm(&SwarmId::new(id))).await?.is_some())
+    }
+
+    /// Whether a memory namespace holds at least one live entry.
+    pub async fn namespace_exists(&self, namespace: &str) -> Result<bool> {
+        let mut req = RangeRequest::prefix(keys::memory_namespace(namespace));
+        req.limit = 1;
+        Ok(!self.store().range(req).await?.kvs.is_empty())
+    }
+
     /// The memory namespaces holding at least one live entry.
     pub async fn memory_namespaces(&self) -> Result<Vec<String>> {
         self.segments("memory/").await
