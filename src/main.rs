@@ -23,7 +23,8 @@ struct Args {
 
 fn main() -> ExitCode {
     mesh_mcp::logging::init();
-    let Args { global, command } = Args::parse();
+    let Args { mut global, command } = Args::parse();
+    global.resolve_db();
     let result = match command {
         Command::Serve(args) => cli::serve::run(&global, args).map(Finished::from),
         Command::Dashboard(args) => cli::dashboard::run(&global, args).map(Finished::from),

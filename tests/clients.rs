@@ -115,3 +115,38 @@ fn the_resource_list_announces_its_changes() {
     await_list_changes(&mut server, 3);
     assert_eq!(server.finish().code(), Some(0));
 }
+
+/// `mesh-mcp` with no `--db`, run in `dir` with nothing in the environment naming a database.
+fn in_dir(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MESH_MCP_DB")
+        .env_remove("CLAUDE_PROJECT_DIR")
+        .env("MESH_METRICS", "off")
+        .output()
+        .unwrap()
+}
+
+/// Without `--db`, the database is the project's, not the working directory's: a call from a
+/// subdirectory of a git work tree reads what a call at its root wrote.
+#[test]
+fn the_default_database_is_at_the_project_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path();
+    let sub = project.join("crates/inner");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::create_dir(project.join(".git")).unwrap();
+    let stored = in_dir(project, &["call", "memory_usage", "store", "k", "v", "--namespace=n"]);
+    assert!(stored.status.success(), "{}", String::from_utf8_lossy(&stored.stderr));
+    let read = in_dir(&sub, &["call", "memory_usage", "retrieve", "k", "--namespace=n"]);
+    let body: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(body["entry"]["value"], "v", "{body}");
+    assert!(project.join(".mesh/mesh.db").exists() && !sub.join(".mesh").exists());
+    let doctor = String::from_utf8(in_dir(&sub, &["doctor"]).stdout).unwrap();
+    let line = doctor.lines().find(|l| l.contains("settings.db")).unwrap_or_default().to_string();
+    assert!(
+        line.contains(&project.join(".mesh/mesh.db").display().to_string()) && line.contains("git work tree"),
+        "{line}"
+    );
+}

@@ -16,6 +16,7 @@ pub struct DoctorArgs {
 pub fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<Finished> {
     let settings = Settings {
         db: global.db.clone(),
+        db_origin: global.db_origin.map_or("", |o| o.describe()).to_string(),
         durability: global.durability(),
         compute: global.compute(),
         // The handshake check starts this very binary as a client would.

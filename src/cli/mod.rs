@@ -11,6 +11,7 @@
 pub mod call;
 pub mod dashboard;
 pub mod doctor;
+pub mod project;
 pub mod schemas;
 pub mod serve;
 pub mod simulate;
@@ -48,9 +49,16 @@ impl From<ExitCode> for Finished {
 // The options every command accepts: which store, how durable, which compute.
 #[derive(clap::Args)]
 pub struct Global {
-    /// Database: a SQLite file shared by every process, or `:memory:`.
-    #[arg(long, global = true, env = config::ENV_DB, default_value = config::DEFAULT_DB_PATH)]
+    /// Database: a SQLite file shared by every process, or `:memory:` [default: .mesh/mesh.db at
+    /// the project root: $CLAUDE_PROJECT_DIR, else the enclosing git work tree, else here]
+    #[arg(long = "db", global = true, env = config::ENV_DB, value_name = "DB")]
+    named_db: Option<String>,
+    /// The database in use (see [`Global::resolve_db`]).
+    #[arg(skip)]
     pub db: String,
+    /// Why the database is where it is.
+    #[arg(skip)]
+    pub db_origin: Option<project::DbOrigin>,
     /// `process`: a commit survives any crash of the process (SQLite WAL, synchronous=NORMAL);
     /// `power`: it also survives power loss (fsync per commit, ~10x slower writes).
     #[arg(long, global = true, env = config::ENV_DURABILITY, default_value = "process", value_parser = ["process", "power"])]
@@ -65,6 +73,15 @@ pub struct Global {
 }
 
 impl Global {
+    /// Settle where the database is: the one named, or `.mesh/mesh.db` at the project root.
+    pub fn resolve_db(&mut self) {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let claude = std::env::var("CLAUDE_PROJECT_DIR").ok();
+        let (db, origin) = project::database(self.named_db.as_deref(), claude.as_deref(), &cwd);
+        self.db = db;
+        self.db_origin = Some(origin);
+    }
+
     pub fn durability(&self) -> Durability {
         if self.durability == "power" {
             Durability::Power

@@ -85,6 +85,8 @@ impl Report {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub db: String,
+    /// Why the database is where it is (empty when unknown).
+    pub db_origin: String,
     pub durability: Durability,
     pub compute: ComputeOptions,
     /// The `mesh-mcp` binary to start for the handshake (normally this one).
@@ -94,7 +96,13 @@ pub struct Settings {
 /// Run every check.
 pub async fn run(settings: &Settings) -> Report {
     let mut checks = vec![
-        Check::ok("settings.db", settings.db.clone()),
+        Check::ok(
+            "settings.db",
+            match settings.db_origin.as_str() {
+                "" => settings.db.clone(),
+                why => format!("{} ({why})", settings.db),
+            },
+        ),
         Check::ok(
             "settings.durability",
             match settings.durability {
