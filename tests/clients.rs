@@ -150,3 +150,14 @@ fn the_default_database_is_at_the_project_root() {
         "{line}"
     );
 }
+
+/// A new swarm is read-only because it has no agents yet, and says that rather than
+/// "no majority (0 of 0 agents live)".
+#[test]
+fn a_new_swarm_says_it_has_no_agents_yet() {
+    let (_dir, db) = temp_db();
+    assert_eq!(common::cli(&db, &["swarm_init", "mesh", "--swarmId=new"]).0, 0);
+    let (code, status) = common::cli(&db, &["swarm_status"]);
+    assert_eq!(code, 0, "{status}");
+    assert!(status["readOnly"].as_str().is_some_and(|r| r.contains("no agents yet")), "{status}");
+}

@@ -144,6 +144,9 @@ fn check_majority(view: &SwarmView, actor: Option<&AgentId>) -> Result<()> {
     let live = view.live();
     let usable = |id: &AgentId| Some(id) == actor || live(id);
     let n_live = view.agents.iter().filter(|a| usable(&a.id)).count();
+    if total == 0 {
+        return Err(MeshError::ReadOnly("read-only: no agents yet; decisions need a live majority of agents".into()));
+    }
     if n_live * 2 <= total {
         return Err(MeshError::ReadOnly(format!("read-only: no majority ({n_live} of {total} agents live)")));
     }
