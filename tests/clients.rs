@@ -161,3 +161,35 @@ fn a_new_swarm_says_it_has_no_agents_yet() {
     assert_eq!(code, 0, "{status}");
     assert!(status["readOnly"].as_str().is_some_and(|r| r.contains("no agents yet")), "{status}");
 }
+
+/// The shapes a model writes after reading the seed's agent file are taken as meant: a JSON
+/// object in a string, a comma list, snake_case names, a memory value that is not text, and a
+/// gossip round over outputs that name no agent.
+#[tokio::test]
+async fn what_a_model_predictably_writes_is_understood() {
+    let (_dir, db) = temp_db();
+    let mcp = Mcp::stdio(db.to_str().unwrap()).await;
+    mcp.ok("swarm_init", json!({"topology": "mesh", "swarm_id": "seed"})).await;
+    let a = mcp.ok("agent_spawn", json!({"type": "coder", "name": "a", "capabilities": "rust, sql"})).await;
+    mcp.ok("agent_spawn", json!({"type": "coder", "name": "b"})).await;
+    let listed = mcp.ok("agent_list", json!({"swarm_id": "seed"})).await;
+    assert_eq!(listed["agents"][0]["capabilities"], json!(["rust", "sql"]), "{listed}");
+    let send = json!({"from": "a", "to": "b", "message": "{\"task\": \"review\"}", "agent_token": a["agentToken"]});
+    mcp.ok("daa_communication", send).await;
+
+    let value = json!({"nodes": 3, "ok": true});
+    mcp.ok("memory_usage", json!({"action": "store", "key": "m", "value": value, "namespace": "n"})).await;
+    let got = mcp.ok("memory_usage", json!({"action": "retrieve", "key": "m", "namespace": "n"})).await;
+    assert_eq!(got["entry"]["value"], value.to_string(), "stored as its JSON text");
+
+    let outputs = json!([
+        {"agentType": "coder", "content": "the cache is stale"},
+        {"agentType": "reviewer", "content": "the cache is stale after writes"},
+        {"agentType": "tester", "content": "tests pass"}]);
+    let gossip = mcp.ok("attention_consensus", json!({"mode": "gossip", "outputs": outputs, "gossipRounds": 5})).await;
+    assert!(gossip["gossip"]["rounds"].as_u64().is_some_and(|r| r >= 1), "{gossip}");
+
+    let (is_error, body) = mcp.call("daa_communication", json!({"from": "a", "to": "b", "message": "hello"})).await;
+    assert!(is_error && body["error"]["message"].as_str().unwrap().contains("JSON object"), "{body}");
+    mcp.close().await;
+}

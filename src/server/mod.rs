@@ -6,6 +6,7 @@ pub mod errors;
 pub mod frames;
 pub mod handler;
 pub mod http;
+mod lenient;
 mod listing;
 pub mod owners;
 pub mod resources;

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{catalogue, schema};
+use super::{catalogue, lenient, schema};
 use crate::error::{MeshError, Result};
 use crate::mesh::call::CallContext;
 use crate::mesh::{attend, consensus, fault, memory, messaging, patterns, reports, swarm, tasks, Engine};
@@ -27,16 +27,9 @@ pub struct ToolDef {
     handler: Handler,
 }
 
-/// Arguments that clients add to every tool on their own, which mean nothing here: Gemini CLI
-/// adds `wait_for_previous` to each schema it shows its model and forwards what the model sets.
-const CLIENT_ADDED: &[&str] = &["wait_for_previous"];
-
 /// Parse arguments into a parameter struct, naming the offending field on failure.
 fn parse<P: DeserializeOwned>(args: Value) -> Result<P> {
-    let mut args = if args.is_null() { Value::Object(Map::new()) } else { args };
-    if let Value::Object(map) = &mut args {
-        CLIENT_ADDED.iter().for_each(|name| drop(map.remove(*name)));
-    }
+    let args = if args.is_null() { Value::Object(Map::new()) } else { args };
     serde_path_to_error::deserialize(args).map_err(|e| {
         let path = e.path().to_string();
         let reason = e.into_inner().to_string();
@@ -125,11 +118,22 @@ pub async fn call_with(engine: &Engine, name: &str, args: Value, ctx: CallContex
     let def = find(name)?;
     let metrics = engine.metrics();
     let started = metrics.enabled().then(Instant::now);
-    let result = (def.handler)(engine, args, ctx).await;
+    let result = match lenient(name, args) {
+        Ok(args) => (def.handler)(engine, args, ctx).await,
+        Err(e) => Err(e),
+    };
     if let Some(started) = started {
         metrics.tool_call(def.name, started.elapsed(), result.is_err());
     }
     Some(result)
+}
+
+/// The arguments in the forms the tool's schema names (see [`lenient::normalize`]).
+fn lenient(name: &str, mut args: Value) -> Result<Value> {
+    if let (Value::Object(map), Some(tool)) = (&mut args, listed().iter().find(|t| t.name == name)) {
+        lenient::normalize(map, &tool.input_schema)?;
+    }
+    Ok(args)
 }
 
 /// The `tools/list` entries, built once.

@@ -37,6 +37,13 @@ struct Links {
     nodes: Vec<usize>,
 }
 
+impl Links {
+    /// `n` outputs, each linked to every other.
+    fn complete(n: usize) -> Self {
+        Self { adj: (0..n).map(|i| (0..n).filter(|&j| j != i).collect()).collect(), nodes: (0..n).collect() }
+    }
+}
+
 /// What the blocking part computed.
 struct Computed {
     scored: consensus::Scored,
@@ -172,7 +179,16 @@ impl Engine {
             ));
         }
         let (mut swarm_id, mut links) = (None, None);
-        if graph_mode {
+        let placed = p.outputs.iter().any(|o| o.agent_id.is_some());
+        if p.mode == AttentionMode::Gossip && !placed {
+            // The seed's gossipConsensus(outputs, rounds) names no topology: every output
+            // exchanges with every other.
+            if p.swarm_id.is_some() {
+                let why = "name each output's agentId to gossip over the swarm's links, or leave swarmId out to gossip all-to-all";
+                return Err(MeshError::invalid("outputs", why));
+            }
+            links = Some(Links::complete(n));
+        } else if graph_mode {
             let swarm = self.resolve_swarm(p.swarm_id.as_deref()).await?;
             links = Some(swarm_links(&self.load_swarm(&swarm).await?, p)?);
             swarm_id = Some(swarm.to_string());

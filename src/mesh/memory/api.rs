@@ -26,7 +26,8 @@ pub struct MemoryParams {
     pub action: MemoryAction,
     /// The entry's key; for list, a key prefix.
     pub key: Option<String>,
-    /// store: the value (text, at most 1 MiB).
+    /// store: the value (text or JSON, at most 1 MiB).
+    #[serde(default, deserialize_with = "text_or_json")]
     pub value: Option<String>,
     /// Namespace (default "default").
     pub namespace: Option<String>,
@@ -150,4 +151,14 @@ pub struct MemorySearchOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedded_on_search: Option<usize>,
     pub revision: Revision,
+}
+
+/// A value as text: a string as it is, any other JSON (an object, a number) as its JSON text,
+/// which is what a model that writes `value: {...}` means to store.
+fn text_or_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(other) => Some(other.to_string()),
+    })
 }
