@@ -29,8 +29,35 @@ fn substitute(value: &Value, saved: &HashMap<String, Value>) -> Value {
     }
 }
 
+/// Whether each top-level field of `body` has the JSON type `schema` (a served outputSchema)
+/// gives it; the first that does not, named.
+fn conforms(body: &Value, schema: &serde_json::Map<String, Value>) -> Result<(), String> {
+    let properties = schema["properties"].as_object().ok_or("no properties")?;
+    for (name, value) in body.as_object().ok_or("not an object")? {
+        let property = properties.get(name).ok_or_else(|| format!("`{name}` is not in the schema"))?;
+        let Some(want) = property.get("type").and_then(Value::as_str) else { continue };
+        let ok = match want {
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            _ => false,
+        };
+        if !ok {
+            return Err(format!("`{name}` should be {want}: {value}"));
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn every_catalogue_example_replays_against_the_real_server() {
+    let served = Mcp::stdio(":memory:").await;
+    let tools = served.client.list_all_tools().await.unwrap();
+    served.close().await;
+    let output_schema = |name: &str| tools.iter().find(|t| t.name == name).and_then(|t| t.output_schema.clone());
     let mut replayed = 0;
     for (name, _) in catalogue::FILES {
         let entry = catalogue::entry(name);
@@ -48,6 +75,10 @@ async fn every_catalogue_example_replays_against_the_real_server() {
             let expect = substitute(&example.expect, &saved);
             assert_eq!(is_error, example.is_error, "{name}: `{}` isError={is_error}: {body}", example.title);
             assert!(contains(&body, &expect), "{name}: `{}`\n  got      {body}\n  expected {expect}", example.title);
+            if !is_error {
+                let schema = output_schema(name).unwrap_or_else(|| panic!("{name} has no outputSchema"));
+                conforms(&body, &schema).unwrap_or_else(|e| panic!("{name}: `{}`: {e}", example.title));
+            }
             mcp.close().await;
             replayed += 1;
         }
@@ -69,8 +100,20 @@ async fn tools_list_serves_the_catalogue_and_stays_under_its_size_budget() {
         let entry = catalogue::entry(&tool.name);
         assert_eq!(tool.description.as_deref(), Some(entry.description.as_str()));
     }
-    let size = serde_json::to_string(&serde_json::json!({ "tools": tools })).unwrap().len();
-    eprintln!("tools/list result: {size} bytes of compact JSON");
+    // What a model reads of each tool: name, description and input schema (clients keep the
+    // outputSchema for themselves), so that is what the budget bounds.
+    let model_facing: Vec<_> = tools
+        .iter()
+        .cloned()
+        .map(|mut t| {
+            t.output_schema = None;
+            t
+        })
+        .collect();
+    let size = serde_json::to_string(&serde_json::json!({ "tools": model_facing })).unwrap().len();
+    let whole = serde_json::to_string(&serde_json::json!({ "tools": tools })).unwrap().len();
+    eprintln!("tools/list result: {whole} bytes of compact JSON, {size} without output schemas");
+    assert!(whole < size + 7 * 1024, "the output schemas take {} bytes", whole - size);
     // 12 KB until task distribution (issue 4) needed the room for its three tools, 16 KB until
     // issues 5 and 6 added theirs: neural_patterns and memory_search (issue 5) about 2 KB,
     // performance_report and swarm_monitor (issue 6) about 2.2 KB, attention_consensus about 1.4 KB.

@@ -62,8 +62,14 @@ pub fn tool_error(e: &MeshError) -> CallToolResult {
     CallToolResult::error(vec![Content::text(error_body(e).to_string())])
 }
 
+/// A tool's result: typed (`structuredContent`, which Claude Code, VS Code and Copilot hand
+/// their model) and as JSON text (which the clients that read `content` hand theirs), as the
+/// specification recommends. Each model sees one of the two.
 pub fn tool_success(json: String) -> CallToolResult {
-    CallToolResult::success(vec![Content::text(json)])
+    let structured = serde_json::from_str(&json).ok();
+    let mut result = CallToolResult::success(vec![Content::text(json)]);
+    result.structured_content = structured;
+    result
 }
 
 pub fn unknown_tool(name: &str) -> ErrorData {

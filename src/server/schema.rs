@@ -16,6 +16,26 @@ pub fn output<T: JsonSchema>() -> Map<String, Value> {
     generate::<T>(SchemaSettings::draft2020_12().for_serialize())
 }
 
+/// The `outputSchema` served in `tools/list`: the result's top-level fields with their JSON
+/// types, and nothing nested. Clients keep output schemas out of the model's context, so this is
+/// for typed clients and validators (`schemas/` holds the full schemas); it stays small because
+/// `tools/list` travels with every session. Fields are not required: a typed client reads what
+/// it finds.
+pub fn compact_output(full: &Map<String, Value>) -> Map<String, Value> {
+    let properties: Map<String, Value> = full
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(name, p)| {
+            let typed = p.get("type").filter(|t| t.is_string());
+            let compact = typed.map_or_else(Map::new, |t| Map::from_iter([("type".to_string(), t.clone())]));
+            (name.clone(), Value::Object(compact))
+        })
+        .collect();
+    Map::from_iter([("type".to_string(), "object".into()), ("properties".to_string(), Value::Object(properties))])
+}
+
 fn generate<T: JsonSchema>(settings: SchemaSettings) -> Map<String, Value> {
     let settings = settings.with(|s| {
         s.inline_subschemas = true;

@@ -113,7 +113,11 @@ pub fn decode(result: &CallToolResult) -> (bool, Value) {
         other => panic!("expected one text block, got {other:?}"),
     };
     let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("result text is not JSON ({e}): {text}"));
-    (result.is_error.unwrap_or(false), body)
+    let is_error = result.is_error.unwrap_or(false);
+    if !is_error {
+        assert_eq!(result.structured_content.as_ref(), Some(&body), "structuredContent is the result's body");
+    }
+    (is_error, body)
 }
 
 /// Run `mesh-mcp call` and return (exit code, stdout JSON).
