@@ -55,6 +55,25 @@ class CheckFailed(Exception):
     pass
 
 
+class Notices:
+    """The server notifications a session received that the tests wait for."""
+
+    def __init__(self) -> None:
+        self.list_changed = 0
+        self.cond = asyncio.Condition()
+
+    async def handler(self, message: Any) -> None:
+        method = getattr(getattr(message, "root", message), "method", None)
+        if method == "notifications/resources/list_changed":
+            async with self.cond:
+                self.list_changed += 1
+                self.cond.notify_all()
+
+    async def wait_list_changed(self, n: int, timeout: float = 30) -> None:
+        async with self.cond:
+            await asyncio.wait_for(self.cond.wait_for(lambda: self.list_changed >= n), timeout)
+
+
 class Results:
     def __init__(self) -> None:
         self.passed = 0
@@ -180,7 +199,9 @@ class HttpServer:
 
 
 @contextlib.asynccontextmanager
-async def open_session(transport: str, binary: str, db: str, server: HttpServer | None, errlog):
+async def open_session(transport: str, binary: str, db: str, server: HttpServer | None, errlog,
+                       notices: Notices | None = None):
+    notices = notices or Notices()
     if transport == "stdio":
         params = StdioServerParameters(command=binary, args=["serve", "--db", db])
         async with stdio_client(params, errlog=errlog) as streams:
@@ -192,7 +213,7 @@ async def open_session(transport: str, binary: str, db: str, server: HttpServer 
                 yield session
     elif transport == "sse":
         async with sse_client(f"{server.base}/sse") as streams:
-            async with ClientSession(streams[0], streams[1]) as session:
+            async with ClientSession(streams[0], streams[1], message_handler=notices.handler) as session:
                 yield session
     else:
         raise ValueError(transport)
@@ -361,14 +382,21 @@ async def sse_scenario(binary: str, work: Path) -> None:
     server.start()
     print(f"  server at {server.base}", flush=True)
     try:
-        async with open_session("sse", binary, "", server, None) as s:
+        notices = Notices()
+        async with open_session("sse", binary, "", server, None, notices) as s:
             await handshake(s)
             await call(s, "swarm_init", {"topology": "star", "swarmId": "py-sse",
                                           "heartbeatInterval": 600, "messageTimeout": 3600})
             await call(s, "agent_spawn", {"type": "coordinator", "swarmId": "py-sse"})
             d = await call(s, "swarm_status", {"swarmId": "py-sse"})
             R.check(d["agents"]["total"] == 1, "swarm_status over SSE", d)
+            await notices.wait_list_changed(1)
+            R.ok("notifications/resources/list_changed when the swarm appeared")
             await call(s, "swarm_destroy", {"swarmId": "py-sse"})
+            # Close only once the last notification is in: the SDK's SSE reader raises
+            # BrokenResourceError on a message that arrives while the session is closing.
+            await notices.wait_list_changed(2)
+            R.ok("notifications/resources/list_changed when the swarm went away")
     finally:
         server.stop()
 
