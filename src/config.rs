@@ -63,6 +63,8 @@ pub const CAS_ATTEMPTS: u32 = 64;
 pub const DEFAULT_DB_PATH: &str = ".mesh/mesh.db";
 /// Environment variables.
 pub const ENV_DB: &str = "MESH_MCP_DB";
+/// The tools `serve` offers (see `serve --tools`).
+pub const ENV_TOOLS: &str = "MESH_MCP_TOOLS";
 pub const ENV_AUTH_TOKEN: &str = "MESH_MCP_AUTH_TOKEN";
 pub const ENV_AGENT_TOKEN: &str = "MESH_AGENT_TOKEN";
 /// The swarm `mesh-mcp call` gives a call that names none (a team's hooks set it).

@@ -193,3 +193,27 @@ async fn what_a_model_predictably_writes_is_understood() {
     assert!(is_error && body["error"]["message"].as_str().unwrap().contains("JSON object"), "{body}");
     mcp.close().await;
 }
+
+/// `serve --tools` offers a profile: the tools outside it are neither listed nor callable, and a
+/// name that is no tool stops the server before it starts.
+#[tokio::test]
+async fn a_tool_profile_offers_only_its_tools() {
+    let (_dir, db) = temp_db();
+    let mcp = Mcp::stdio_with(db.to_str().unwrap(), &["--tools", "core,swarm_monitor"]).await;
+    let mut names: Vec<String> =
+        mcp.client.list_all_tools().await.unwrap().iter().map(|t| t.name.to_string()).collect();
+    names.sort();
+    let mut want: Vec<String> = mesh_mcp::server::profile::CORE.iter().map(|n| n.to_string()).collect();
+    want.push("swarm_monitor".into());
+    want.sort();
+    assert_eq!(names, want);
+    mcp.ok("swarm_init", json!({"topology": "mesh", "swarmId": "p"})).await;
+    let params = rmcp::model::CallToolRequestParams::new("load_balance");
+    let refused = mcp.client.call_tool(params).await.expect_err("load_balance is not offered");
+    assert!(refused.to_string().contains("unknown tool `load_balance`"), "{refused}");
+    mcp.close().await;
+
+    let out = std::process::Command::new(common::bin()).args(["serve", "--tools", "core,nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown tool `nope`"));
+}

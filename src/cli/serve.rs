@@ -22,13 +22,17 @@ pub struct ServeArgs {
     /// Run the server on a multi-threaded runtime (default: one thread; see BENCHMARKS.md).
     #[arg(long)]
     pub multi_thread: bool,
+    /// The tools to offer: `all`, `core` (swarm, agents, messages, memory, tasks, votes) or a
+    /// comma list of tool names, which may include `core`.
+    #[arg(long, env = config::ENV_TOOLS, default_value = "all", value_parser = server::profile::Profile::parse)]
+    pub tools: server::profile::Profile,
 }
 
 pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let ServeArgs { http, auth_token, allow_hosts, multi_thread } = args;
+    let ServeArgs { http, auth_token, allow_hosts, multi_thread, tools } = args;
     // HTTP serves many sessions at once: it always gets the multi-threaded runtime.
     super::run_server(global, multi_thread || http.is_some(), |engine| async move {
-        let server = MeshServer::new(engine);
+        let server = MeshServer::new(engine).with_profile(tools);
         match http {
             None => server::stdio::serve(server).await,
             Some(bind) => {

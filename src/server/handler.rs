@@ -15,6 +15,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use super::listing::{ListChanges, ListNotifier};
 use super::owners::SessionOwners;
+use super::profile::Profile;
 use super::resources::{self, MeshResource};
 use super::subscriptions::{self, Subscriptions};
 use super::{errors, tools};
@@ -55,30 +56,43 @@ pub struct MeshServer {
     list_changes: Arc<ListChanges>,
     /// This session's forwarding of resource list changes.
     list_notifier: Arc<ListNotifier>,
+    /// The tools this server offers.
+    profile: Arc<Profile>,
 }
 
 impl MeshServer {
     /// The server of a process: it starts the watcher of the resource list.
     pub fn new(engine: Engine) -> Self {
         let list_changes = ListChanges::start(&engine);
-        Self::with_list_changes(engine, list_changes)
+        Self::for_session(engine, list_changes, Arc::default())
     }
 
-    fn with_list_changes(engine: Engine, list_changes: Arc<ListChanges>) -> Self {
+    /// This server, offering only the tools of `profile`.
+    pub fn with_profile(self, profile: Profile) -> Self {
+        Self { profile: Arc::new(profile), ..self }
+    }
+
+    fn for_session(engine: Engine, list_changes: Arc<ListChanges>, profile: Arc<Profile>) -> Self {
         Self {
             engine,
             subscriptions: Arc::default(),
             owners: Arc::default(),
             list_notifier: Arc::new(ListNotifier::new(&list_changes)),
             list_changes,
+            profile,
         }
     }
 
-    /// A handler for a new session: the same engine and resource list watcher, nothing of the
-    /// session. Transports that serve several sessions start each with this rather than a
-    /// clone, which would share them.
+    /// A handler for a new session: the same engine, resource list watcher and profile, nothing
+    /// of the session. Transports that serve several sessions start each with this rather than
+    /// a clone, which would share them.
     pub fn session(&self) -> Self {
-        Self::with_list_changes(self.engine.clone(), self.list_changes.clone())
+        Self::for_session(self.engine.clone(), self.list_changes.clone(), self.profile.clone())
+    }
+
+    /// The `tools/list` entries this server offers.
+    fn offered(&self) -> impl Iterator<Item = &'static Tool> + '_ {
+        tools::listed().iter().filter(|t| self.profile.offers(&t.name))
     }
 
     pub fn engine(&self) -> &Engine {
@@ -121,11 +135,11 @@ impl ServerHandler for MeshServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(tools::listed().to_vec()))
+        Ok(ListToolsResult::with_all_items(self.offered().cloned().collect()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        tools::listed().iter().find(|t| t.name == name).cloned()
+        self.offered().find(|t| t.name == name).cloned()
     }
 
     async fn call_tool(
@@ -133,6 +147,9 @@ impl ServerHandler for MeshServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if !self.profile.offers(&request.name) {
+            return Err(errors::unknown_tool(&request.name));
+        }
         let mut args = request.arguments.map(serde_json::Value::Object).unwrap_or(serde_json::Value::Null);
         self.owners.attach(&self.engine, &request.name, &mut args).await;
         let progress = context

@@ -9,6 +9,7 @@ pub mod http;
 mod lenient;
 mod listing;
 pub mod owners;
+pub mod profile;
 pub mod resources;
 pub mod schema;
 pub mod stdio;
