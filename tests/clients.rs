@@ -217,3 +217,35 @@ async fn a_tool_profile_offers_only_its_tools() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown tool `nope`"));
 }
+
+/// `agent_list` pages: `limit` agents at a time, then `nextCursor` until the last page.
+#[tokio::test]
+async fn agent_list_pages_with_a_cursor() {
+    let mcp = Mcp::stdio(":memory:").await;
+    mcp.ok(
+        "swarm_init",
+        json!({"topology": "mesh", "swarmId": "big", "heartbeatInterval": 600, "messageTimeout": 3600}),
+    )
+    .await;
+    for i in 0..5 {
+        mcp.ok("agent_spawn", json!({"type": "coder", "name": format!("w{i}")})).await;
+    }
+    let (mut seen, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let mut args = json!({"limit": 2});
+        if let Some(c) = &cursor {
+            args["cursor"] = json!(c);
+        }
+        let page = mcp.ok("agent_list", args).await;
+        assert_eq!(page["total"], 5, "{page}");
+        pages += 1;
+        seen.extend(page["agents"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()));
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!((pages, seen), (3, ["w0", "w1", "w2", "w3", "w4"].map(String::from).to_vec()));
+    mcp.close().await;
+}

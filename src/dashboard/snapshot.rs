@@ -60,7 +60,15 @@ pub struct Proposals {
 pub async fn read(engine: &Engine, swarm_id: &str) -> Result<Snapshot> {
     let id = Some(swarm_id.to_string());
     let status = engine.swarm_status(SwarmIdParams { swarm_id: id.clone() }).await?;
-    let agents = engine.agent_list(AgentListParams { swarm_id: id.clone(), status: None }).await?.agents;
+    let agents = engine
+        .agent_list(AgentListParams {
+            swarm_id: id.clone(),
+            status: None,
+            limit: Some(crate::config::MAX_LIST_LIMIT),
+            cursor: None,
+        })
+        .await?
+        .agents;
     let swarm = SwarmId::new(status.swarm_id.as_str());
     // The list alone, not `daa_consensus`: that runs a reconcile pass first, which may write, and
     // a read that writes would wake the page that made it.

@@ -76,7 +76,14 @@ impl MeshResource {
                 serde_json::to_string(&engine.swarm_status(SwarmIdParams { swarm_id: Some(id.clone()) }).await?)
             }
             Self::Agents(id) => serde_json::to_string(
-                &engine.agent_list(AgentListParams { swarm_id: Some(id.clone()), status: None }).await?,
+                &engine
+                    .agent_list(AgentListParams {
+                        swarm_id: Some(id.clone()),
+                        status: None,
+                        limit: Some(config::MAX_LIST_LIMIT),
+                        cursor: None,
+                    })
+                    .await?,
             ),
             Self::Decisions(id) => serde_json::to_string(&engine.decision_log(id, config::MAX_LIST_LIMIT).await?),
             Self::Memory(ns) => serde_json::to_string(&engine.memory_usage(memory_list(ns)).await?),

@@ -112,14 +112,25 @@ impl Engine {
     }
 
     pub async fn agent_list(&self, p: AgentListParams) -> Result<AgentListOutput> {
+        let limit = validate::limit("limit", p.limit, config::DEFAULT_LIST_LIMIT)?;
         let swarm_id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
         let view = self.load_swarm(&swarm_id).await?;
+        // Agents in spawn order; a cursor is the place of a page's last agent in it, which
+        // later spawns (and removals) do not move.
+        let place = |a: &AgentRecord| (a.spawned_at_ms, a.id.to_string());
+        let mut matching: Vec<_> =
+            view.agents.iter().map(|a| (a, view.status(a))).filter(|(_, s)| p.status.is_none_or(|w| w == *s)).collect();
+        matching.sort_by_key(|(a, _)| place(a));
+        let total = matching.len();
+        let after = p.cursor.as_deref().map(parse_cursor).transpose()?;
+        let page: Vec<_> = matching
+            .into_iter()
+            .filter(|(a, _)| after.as_ref().is_none_or(|c| place(a) > *c))
+            .take(limit + 1)
+            .collect();
+        let more = page.len() > limit;
         let mut agents = Vec::new();
-        for agent in view.agents.iter() {
-            let status = view.status(agent);
-            if p.status.is_some_and(|s| s != status) {
-                continue;
-            }
+        for (agent, status) in page.into_iter().take(limit) {
             let mut mailbox = RangeRequest::prefix(keys::mailbox(&swarm_id, &agent.id));
             mailbox.limit = 1;
             let pending = self.store().range(mailbox).await?.count;
@@ -136,7 +147,9 @@ impl Engine {
             });
         }
         let count = agents.len();
-        Ok(AgentListOutput { swarm_id: swarm_id.to_string(), agents, count })
+        let next_cursor =
+            more.then(|| agents.last().map(|a: &AgentView| format!("{}.{}", a.spawned_at_ms, a.agent_id))).flatten();
+        Ok(AgentListOutput { swarm_id: swarm_id.to_string(), agents, count, total, next_cursor })
     }
 }
 
@@ -146,4 +159,12 @@ fn next_name(agent_type: &str, agents: &[AgentRecord]) -> String {
         .map(|n| format!("{agent_type}-{n}"))
         .find(|candidate| !agents.iter().any(|a| &a.name == candidate))
         .expect("an unbounded range always yields a free name")
+}
+
+/// An `agent_list` cursor: `<spawnedAtMs>.<agentId>` of the last agent of a page.
+fn parse_cursor(cursor: &str) -> Result<(i64, String)> {
+    cursor
+        .split_once('.')
+        .and_then(|(ms, id)| Some((ms.parse().ok()?, id.to_string())))
+        .ok_or_else(|| MeshError::invalid("cursor", "is not a nextCursor of agent_list"))
 }

@@ -229,6 +229,10 @@ pub struct AgentListParams {
     pub swarm_id: Option<String>,
     /// Only agents with this status.
     pub status: Option<AgentStatus>,
+    /// Page size (default 50, max 500).
+    pub limit: Option<usize>,
+    /// nextCursor of the last page.
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -254,5 +258,11 @@ pub struct AgentView {
 pub struct AgentListOutput {
     pub swarm_id: String,
     pub agents: Vec<AgentView>,
+    /// Agents on this page.
     pub count: usize,
+    /// Agents with the status asked for (every agent without one), on every page.
+    pub total: usize,
+    /// Pass as cursor for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
