@@ -249,3 +249,18 @@ async fn agent_list_pages_with_a_cursor() {
     assert_eq!((pages, seen), (3, ["w0", "w1", "w2", "w3", "w4"].map(String::from).to_vec()));
     mcp.close().await;
 }
+
+/// A long `swarm_monitor` returns at most 30 of its samples, spread over the run, and says how
+/// many it took: a result a client can inline.
+#[tokio::test]
+async fn a_long_monitor_returns_a_bounded_spread_of_samples() {
+    let mcp = Mcp::stdio(":memory:").await;
+    mcp.ok("swarm_init", json!({"topology": "mesh", "swarmId": "m"})).await;
+    let out = mcp.ok("swarm_monitor", json!({"interval": 0.1, "duration": 4})).await;
+    let samples = out["samples"].as_array().unwrap();
+    assert_eq!((out["samplesTaken"].as_u64(), samples.len()), (Some(41), 30), "{out}");
+    let (first, last) = (samples[0]["atMs"].as_i64().unwrap(), samples[29]["atMs"].as_i64().unwrap());
+    assert!(last - first >= 3_900, "the first and the last sample are kept: {first}..{last}");
+    assert!(out.to_string().len() < 16 * 1024, "{} bytes", out.to_string().len());
+    mcp.close().await;
+}

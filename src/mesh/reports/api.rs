@@ -269,10 +269,15 @@ pub struct SwarmMonitorOutput {
     pub duration_ms: i64,
     /// True when the caller cancelled before the duration ran out.
     pub cancelled: bool,
+    /// Samples taken; at most 30 of them are returned, spread evenly, first and last included.
+    pub samples_taken: usize,
     pub samples: Vec<MonitorSample>,
     /// Store writes per second between the first and the last sample; absent with one sample.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub writes_per_second: Option<f64>,
+    /// The most pending messages any sample saw, returned or not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_pending_messages: Option<usize>,
 }
 
 // The listings behind the MCP resources

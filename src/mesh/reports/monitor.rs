@@ -18,6 +18,8 @@ use crate::metrics::process;
 pub const MAX_DURATION_S: f64 = 300.0;
 /// Shortest interval between samples, seconds.
 pub const MIN_INTERVAL_S: f64 = 0.1;
+/// Most samples a result holds (about 11 KB), spread evenly over the run, first and last kept.
+pub const MAX_RETURNED_SAMPLES: usize = 30;
 
 fn seconds(field: &'static str, value: Option<f64>, default: f64, min: f64, max: f64) -> Result<f64> {
     let v = value.unwrap_or(default);
@@ -79,13 +81,17 @@ impl Engine {
             }
             _ => None,
         };
+        let samples_taken = samples.len();
+        let peak_pending_messages = samples.iter().filter_map(|s| s.pending_messages).max();
         Ok(SwarmMonitorOutput {
             swarm_id: swarm.to_string(),
             interval_ms: (interval * 1000.0).round() as i64,
             duration_ms: (duration * 1000.0).round() as i64,
             cancelled,
-            samples,
+            samples_taken,
+            samples: spread(samples, MAX_RETURNED_SAMPLES),
             writes_per_second,
+            peak_pending_messages,
         })
     }
 
@@ -137,5 +143,28 @@ fn progress_message(s: &MonitorSample) -> String {
         String::new()
     } else {
         format!(": {}", parts.join(", "))
+    }
+}
+
+/// At most `max` of `items`, spread evenly, the first and the last kept.
+fn spread<T>(items: Vec<T>, max: usize) -> Vec<T> {
+    let n = items.len();
+    if n <= max || max < 2 {
+        return items;
+    }
+    let keep: std::collections::BTreeSet<usize> = (0..max).map(|k| (k * (n - 1) + (max - 1) / 2) / (max - 1)).collect();
+    items.into_iter().enumerate().filter(|(i, _)| keep.contains(i)).map(|(_, t)| t).collect()
+}
+
+#[cfg(test)]
+mod spread_tests {
+    use super::spread;
+
+    #[test]
+    fn spread_keeps_the_ends_and_an_even_selection() {
+        assert_eq!(spread((0..5).collect(), 30), vec![0, 1, 2, 3, 4]);
+        let kept = spread((0..301).collect::<Vec<_>>(), 30);
+        assert_eq!((kept.len(), kept[0], kept[29]), (30, 0, 300));
+        assert!(kept.windows(2).all(|w| (9..=12).contains(&(w[1] - w[0]))), "{kept:?}");
     }
 }
