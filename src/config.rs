@@ -39,6 +39,10 @@ pub const MAX_CAPABILITIES: usize = 32;
 /// Longest TTL accepted for a memory entry: 365 days.
 pub const MAX_TTL_SECS: u64 = 365 * 24 * 3600;
 
+/// Per-agent entries a summary (`swarm_status`, `load_balance`) lists at most, the ones that
+/// most need a look first; `agent_list` pages through every agent.
+pub const MAX_AGENT_DETAIL: usize = 20;
+
 /// Default page sizes.
 pub const DEFAULT_LIST_LIMIT: usize = 50;
 pub const MAX_LIST_LIMIT: usize = 500;

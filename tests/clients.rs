@@ -264,3 +264,23 @@ async fn a_long_monitor_returns_a_bounded_spread_of_samples() {
     assert!(out.to_string().len() < 16 * 1024, "{} bytes", out.to_string().len());
     mcp.close().await;
 }
+
+/// Above 20 agents, `swarm_status` and `load_balance` list the 20 that most need a look and
+/// count the rest; the status stays small enough to inline.
+#[tokio::test]
+async fn summaries_list_at_most_twenty_agents() {
+    let mcp = Mcp::stdio(":memory:").await;
+    let init = json!({"topology": "mesh", "swarmId": "wide", "maxAgents": 30, "heartbeatInterval": 600, "messageTimeout": 3600});
+    mcp.ok("swarm_init", init).await;
+    for i in 0..25 {
+        mcp.ok("agent_spawn", json!({"type": "coder", "name": format!("w{i:02}")})).await;
+    }
+    let status = mcp.ok("swarm_status", json!({})).await;
+    assert_eq!(status["agentHealth"].as_array().unwrap().len(), 20, "{status}");
+    assert_eq!(status["agentHealthOmitted"], 5);
+    assert!(status.to_string().len() < 16 * 1024, "{} bytes", status.to_string().len());
+    let balanced = mcp.ok("load_balance", json!({})).await;
+    assert_eq!(balanced["after"]["agents"].as_array().unwrap().len(), 20, "{balanced}");
+    assert_eq!(balanced["after"]["agentsOmitted"], 5);
+    mcp.close().await;
+}

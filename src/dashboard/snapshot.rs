@@ -59,7 +59,7 @@ pub struct Proposals {
 /// Read everything the page shows of `swarm_id`.
 pub async fn read(engine: &Engine, swarm_id: &str) -> Result<Snapshot> {
     let id = Some(swarm_id.to_string());
-    let status = engine.swarm_status(SwarmIdParams { swarm_id: id.clone() }).await?;
+    let mut status = engine.swarm_status(SwarmIdParams { swarm_id: id.clone() }).await?;
     let agents = engine
         .agent_list(AgentListParams {
             swarm_id: id.clone(),
@@ -70,6 +70,8 @@ pub async fn read(engine: &Engine, swarm_id: &str) -> Result<Snapshot> {
         .await?
         .agents;
     let swarm = SwarmId::new(status.swarm_id.as_str());
+    // The page colours every agent by its load, not only the 20 that swarm_status lists.
+    status.load = Some(engine.full_load(&swarm).await?);
     // The list alone, not `daa_consensus`: that runs a reconcile pass first, which may write, and
     // a read that writes would wake the page that made it.
     let params: ConsensusParams = serde_json::from_value(json!({ "action": "list", "limit": DECISIONS }))

@@ -134,7 +134,12 @@ pub struct SwarmStatusOutput {
     pub figures: HealthFigures,
     /// Connected groups of live agents (more than 1 means the swarm is partitioned).
     pub partitions: usize,
+    /// At most 20 agents, those that most need a look first (failed, degraded, recovering,
+    /// initializing, then the longest silent); agent_list has them all.
     pub agent_health: Vec<AgentHealth>,
+    /// Agents left out of agentHealth.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub agent_health_omitted: usize,
     /// Why the swarm refuses new decisions, when it does (no live majority).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_only: Option<String>,
@@ -265,4 +270,8 @@ pub struct AgentListOutput {
     /// Pass as cursor for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

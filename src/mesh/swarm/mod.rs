@@ -152,7 +152,7 @@ impl Engine {
         let mut status = status_of(&view, figures);
         status.read_only = read_only_reason(&view);
         status.leader = consensus.leader;
-        status.load = Some(self.load_summary(&view).await?);
+        status.load = Some(self.load_summary(&view, config::MAX_AGENT_DETAIL).await?);
         status.store_stalled_since_ms = self.store().stalled_since();
         Ok(status)
     }
@@ -219,6 +219,7 @@ fn status_of(view: &SwarmView, figures: HealthFigures) -> SwarmStatusOutput {
             links: view.graph.degree(&agent.id),
         });
     }
+    let agent_health_omitted = keep_worst(&mut agent_health, config::MAX_AGENT_DETAIL);
     let live = view.live();
     let c = connectivity(&view.graph, &live);
     SwarmStatusOutput {
@@ -234,10 +235,31 @@ fn status_of(view: &SwarmView, figures: HealthFigures) -> SwarmStatusOutput {
         figures,
         partitions: c.partitions,
         agent_health,
+        agent_health_omitted,
         read_only: None,
         leader: None,
         load: None,
         store_stalled_since_ms: None,
         revision: view.revision,
     }
+}
+
+/// Keep the `max` agents that most need a look (failed first, then degraded, recovering,
+/// initializing, active; the longest silent first within each), in that order. Returns how many
+/// were left out.
+fn keep_worst(health: &mut Vec<AgentHealth>, max: usize) -> usize {
+    if health.len() <= max {
+        return 0;
+    }
+    let rank = |s: AgentStatus| match s {
+        AgentStatus::Failed => 0,
+        AgentStatus::Degraded => 1,
+        AgentStatus::Recovering => 2,
+        AgentStatus::Initializing => 3,
+        AgentStatus::Active => 4,
+    };
+    health.sort_by_key(|h| (rank(h.status), std::cmp::Reverse(h.heartbeat_age_ms.unwrap_or(i64::MAX))));
+    let omitted = health.len() - max;
+    health.truncate(max);
+    omitted
 }

@@ -175,15 +175,24 @@ pub struct AgentLoad {
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadSummary {
+    /// At most 20 live agents, the most loaded first.
     pub agents: Vec<AgentLoad>,
+    /// Live agents left out of `agents`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub agents_omitted: usize,
     /// Population variance of the live agents' load scores; absent with none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variance: Option<f64>,
-    /// Agents whose load score is above 0.8.
+    /// Agents whose load score is above 0.8 (at most 20; hotspotCount counts them all).
     pub hotspots: Vec<String>,
-    /// Agents that never reported resource utilisation (counted as 0).
+    pub hotspot_count: usize,
+    /// Agents that never reported resource utilisation, counted as 0 (at most 20).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unreported: Vec<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

@@ -27,7 +27,8 @@ fn round(x: f64) -> f64 {
 }
 
 /// Load scores of the live agents, by the tasks on the board.
-pub(crate) fn summary(view: &SwarmView, board: &Board) -> LoadSummary {
+/// The load of the live agents, listing at most `max` of them (the most loaded).
+pub(crate) fn summary(view: &SwarmView, board: &Board, max: usize) -> LoadSummary {
     let live = view.live();
     let agents: Vec<AgentLoad> = view
         .agents
@@ -50,19 +51,37 @@ pub(crate) fn summary(view: &SwarmView, board: &Board) -> LoadSummary {
         let mean = agents.iter().map(|a| a.load_score).sum::<f64>() / n;
         round(agents.iter().map(|a| (a.load_score - mean).powi(2)).sum::<f64>() / n)
     });
+    let hot: Vec<String> =
+        agents.iter().filter(|a| a.load_score > config::LOAD_HOT).map(|a| a.agent_id.clone()).collect();
+    let unreported: Vec<String> =
+        agents.iter().filter(|a| a.resource_utilization.is_none()).map(|a| a.agent_id.clone()).take(max).collect();
+    let mut agents = agents;
+    // The most loaded first; stable, so equal scores keep the swarm's order.
+    agents.sort_by(|a, b| b.load_score.total_cmp(&a.load_score));
+    let agents_omitted = agents.len().saturating_sub(max);
+    agents.truncate(max);
     LoadSummary {
-        hotspots: agents.iter().filter(|a| a.load_score > config::LOAD_HOT).map(|a| a.agent_id.clone()).collect(),
-        unreported: agents.iter().filter(|a| a.resource_utilization.is_none()).map(|a| a.agent_id.clone()).collect(),
+        hotspot_count: hot.len(),
+        hotspots: hot.into_iter().take(max).collect(),
+        unreported,
         variance,
         agents,
+        agents_omitted,
     }
 }
 
 impl Engine {
     /// The swarm's load, for `swarm_status`.
-    pub(crate) async fn load_summary(&self, view: &SwarmView) -> Result<LoadSummary> {
+    /// The swarm's load, listing at most `max` agents (`swarm_status` lists 20, the dashboard all).
+    pub(crate) async fn load_summary(&self, view: &SwarmView, max: usize) -> Result<LoadSummary> {
         let board = self.load_board(&view.swarm.id).await?;
-        Ok(summary(view, &board))
+        Ok(summary(view, &board, max))
+    }
+
+    /// The load of every live agent of a swarm, for the dashboard.
+    pub async fn full_load(&self, swarm: &crate::ids::SwarmId) -> Result<LoadSummary> {
+        let view = self.load_swarm(swarm).await?;
+        self.load_summary(&view, usize::MAX).await
     }
 
     pub async fn load_balance(&self, p: SwarmIdParams) -> Result<LoadBalanceOutput> {
@@ -70,10 +89,10 @@ impl Engine {
         self.with_retry(|| async {
             let view = self.load_swarm(&swarm).await?;
             let mut board = self.load_board(&swarm).await?;
-            let before = summary(&view, &board);
+            let before = summary(&view, &board, config::MAX_AGENT_DETAIL);
             let mut moved = rehash(&view, &mut board);
             moved.extend(cool_hot_agents(&view, &mut board));
-            let after = summary(&view, &board);
+            let after = summary(&view, &board, config::MAX_AGENT_DETAIL);
             let revision = if board.changed.is_empty() {
                 view.revision
             } else {
