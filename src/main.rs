@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         Command::Schemas(args) => cli::schemas::run(args).map(Finished::from),
         Command::Simulate(args) => cli::simulate::run(args),
         Command::Doctor(args) => cli::doctor::run(&global, args),
+        Command::Hook => cli::hook::run(&global),
+        Command::Init(args) => cli::init::run(args),
     };
     match result {
         Ok(Finished { code, stdout }) => {

@@ -192,12 +192,17 @@ fn owner_token_file(db: &str, swarm: &str) -> Option<PathBuf> {
 
 /// Fill in `ownerToken` for a call that may need it and gave none, from the owner token file of
 /// the swarm it acts in (written when this database's `swarm_init` ran through the CLI).
-async fn attach_owner_token(db: &str, engine: &Engine, tool: &str, args: &mut Map<String, Value>) {
+pub async fn attach_owner_token(db: &str, engine: &Engine, tool: &str, args: &mut Map<String, Value>) {
     let Some(swarm) = owners::wanting(engine, tool, args).await else { return };
     let token = owner_token_file(db, &swarm).and_then(|p| std::fs::read_to_string(p).ok());
     if let Some(token) = token {
         args.insert("ownerToken".into(), Value::String(token.trim().to_string()));
     }
+}
+
+/// The token the CLI keeps for `agent` of `swarm`, if it keeps one.
+pub fn saved_token(db: &str, swarm: &str, agent: &str) -> Option<String> {
+    token_file(db, swarm, agent).and_then(|p| std::fs::read_to_string(p).ok()).map(|t| t.trim().to_string())
 }
 
 fn token_file(db: &str, swarm: &str, agent: &str) -> Option<PathBuf> {

@@ -11,6 +11,8 @@
 pub mod call;
 pub mod dashboard;
 pub mod doctor;
+pub mod hook;
+pub mod init;
 pub mod project;
 pub mod schemas;
 pub mod serve;
@@ -119,6 +121,12 @@ pub enum Command {
     /// Check the database, the settings, the embedding model and that a client can connect;
     /// one line per check (OK, WARN or FAIL), exit 1 if any check fails.
     Doctor(doctor::DoctorArgs),
+    /// Run a Claude Code hook of the agent kit: the event comes as JSON on stdin (see `init`).
+    Hook,
+    /// Connect this project to the mesh in an agent CLI's own files: `claude` writes .mcp.json,
+    /// the hooks in .claude/settings.json and an agent in .claude/agents/; `gemini` writes
+    /// .gemini/settings.json; `codex` prints the snippet for ~/.codex/config.toml.
+    Init(init::InitArgs),
 }
 
 /// A tokio runtime: one thread unless `multi_thread`.

@@ -36,14 +36,25 @@ pub fn database(named: Option<&str>, claude_project_dir: Option<&str>, cwd: &Pat
     if let Some(db) = named.filter(|d| !d.is_empty()) {
         return (db.to_string(), DbOrigin::Named);
     }
-    let (root, origin) = match claude_project_dir.filter(|d| !d.is_empty()) {
+    let (root, origin) = root(claude_project_dir, cwd);
+    (root.join(config::DEFAULT_DB_PATH).to_string_lossy().into_owned(), origin)
+}
+
+/// The project's root directory, and how it was found.
+pub fn root(claude_project_dir: Option<&str>, cwd: &Path) -> (PathBuf, DbOrigin) {
+    match claude_project_dir.filter(|d| !d.is_empty()) {
         Some(dir) => (PathBuf::from(dir), DbOrigin::ClaudeProject),
         None => match git_root(cwd) {
             Some(root) => (root, DbOrigin::GitRoot),
             None => (cwd.to_path_buf(), DbOrigin::WorkingDir),
         },
-    };
-    (root.join(config::DEFAULT_DB_PATH).to_string_lossy().into_owned(), origin)
+    }
+}
+
+/// The project root of this process (`CLAUDE_PROJECT_DIR`, the git work tree, or here).
+pub fn current_root() -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    root(std::env::var("CLAUDE_PROJECT_DIR").ok().as_deref(), &cwd).0
 }
 
 /// The nearest of `dir` and its ancestors that holds `.git` (a directory, or a file in a

@@ -1,0 +1,215 @@
+//! `mesh-mcp hook`: the Claude Code hooks of the agent kit (`mesh-mcp init claude` installs them
+//! in `.claude/settings.json`). Claude Code runs the command with the event as JSON on stdin
+//! (`session_id`, `hook_event_name`, and for subagents `agent_id` and `agent_type`); the swarm is
+//! keyed on the session, each agent on its id, never on variables Claude Code does not set.
+//!
+//! - `SessionStart`: the session's swarm `cc-<session>` (created once) and its coordinator
+//!   `lead`, renewed or recovered if it was failed; the model is told the swarm id.
+//! - `SubagentStart`: the subagent joins the swarm as `<agent_type>-<agent_id>`.
+//! - `SubagentStop`: the subagent tells `lead` it stopped (a durable message).
+//! - `Stop` / `SessionEnd`: `lead` is renewed, and the swarm's status is kept in memory
+//!   (`mesh` namespace, key `session:<swarm>:status`).
+//!
+//! The swarm gives agents an hour of silence (`messageTimeout` 3600 s): an LLM thinks for
+//! minutes between calls. A hook never fails the session over the mesh: problems go to stderr
+//! and it exits 0; only input that is not Claude Code's JSON exits 1.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{call, Finished, Global};
+use crate::mesh::Engine;
+use crate::server::tools;
+
+/// What Claude Code sends a hook on stdin, the fields used here.
+#[derive(Debug, Deserialize)]
+struct HookInput {
+    session_id: String,
+    hook_event_name: String,
+    #[serde(default)]
+    agent_id: Option<String>,
+    #[serde(default)]
+    agent_type: Option<String>,
+}
+
+/// The coordinator every session's swarm has.
+const LEAD: &str = "lead";
+
+pub fn run(global: &Global) -> anyhow::Result<Finished> {
+    let mut raw = String::new();
+    std::io::stdin().read_to_string(&mut raw)?;
+    let input: HookInput = match serde_json::from_str(&raw) {
+        Ok(input) => input,
+        Err(e) => {
+            eprintln!("mesh-mcp hook: stdin is not a Claude Code hook event ({e})");
+            return Ok(ExitCode::from(1).into());
+        }
+    };
+    let out = super::runtime(false)?.block_on(async {
+        let engine = global.open_engine()?;
+        let hook = Hook { db: &global.db, engine: &engine, swarm: swarm_of(&input.session_id) };
+        let out = hook.handle(&input).await;
+        if let Err(e) = engine.flush_metrics().await {
+            tracing::warn!(error = %e, "writing the metrics sample failed");
+        }
+        anyhow::Ok(out)
+    })?;
+    Ok(match out {
+        Ok(Some(stdout)) => Finished::with_output(ExitCode::SUCCESS, stdout),
+        Ok(None) => ExitCode::SUCCESS.into(),
+        Err(e) => {
+            eprintln!("mesh-mcp hook {}: {e}", input.hook_event_name);
+            ExitCode::SUCCESS.into()
+        }
+    })
+}
+
+/// The swarm of a Claude Code session: `cc-` and the session id's first 12 name characters.
+fn swarm_of(session_id: &str) -> String {
+    let id: String = session_id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(12).collect();
+    format!("cc-{id}")
+}
+
+struct Hook<'a> {
+    db: &'a str,
+    engine: &'a Engine,
+    swarm: String,
+}
+
+impl Hook<'_> {
+    /// Run the event; what to print on stdout for Claude Code, if anything.
+    async fn handle(&self, input: &HookInput) -> Result<Option<String>, String> {
+        match input.hook_event_name.as_str() {
+            "SessionStart" => {
+                self.ensure_lead().await?;
+                let context = format!(
+                    "mesh-mcp: this session's agents coordinate in swarm `{}` (pass it as swarmId to the mesh tools); \
+                     its coordinator is `lead`, and each subagent joins it as `<type>-<id>`.",
+                    self.swarm
+                );
+                let out =
+                    json!({"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": context}});
+                Ok(Some(out.to_string()))
+            }
+            "SubagentStart" => {
+                self.ensure_lead().await?;
+                let (name, kind) = subagent(input)?;
+                if !self.has_agent(&name).await? {
+                    self.tool("agent_spawn", json!({"type": kind, "name": name})).await?;
+                }
+                Ok(None)
+            }
+            "SubagentStop" => {
+                let (name, _) = subagent(input)?;
+                let message = json!({"event": "subagent_stop", "agentId": input.agent_id});
+                let send = json!({"from": name, "to": LEAD, "type": "result_share", "message": message});
+                self.tool("daa_communication", send).await?;
+                Ok(None)
+            }
+            "Stop" | "SessionEnd" => {
+                self.ensure_lead().await?;
+                let status = self.tool("swarm_status", json!({})).await?;
+                let key = format!("session:{}:status", self.swarm);
+                let store = json!({"action": "store", "key": key, "value": status.to_string(), "namespace": "mesh"});
+                self.tool("memory_usage", store).await?;
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The swarm and its `lead`, created if missing; `lead` renewed, or recovered if failed.
+    async fn ensure_lead(&self) -> Result<(), String> {
+        if self.tool("swarm_status", json!({})).await.is_err() {
+            let init = json!({"topology": "mesh", "maxAgents": 64, "heartbeatInterval": 60, "messageTimeout": 3600});
+            self.tool("swarm_init", init).await?;
+        }
+        if !self.has_agent(LEAD).await? {
+            self.tool("agent_spawn", json!({"type": "coordinator", "name": LEAD})).await?;
+            return Ok(());
+        }
+        let beat = json!({"strategy": "heartbeat", "agentId": LEAD});
+        if self.tool("daa_fault_tolerance", beat).await.is_err() {
+            self.tool("daa_fault_tolerance", json!({"strategy": "recover", "agentId": LEAD})).await?;
+        }
+        Ok(())
+    }
+
+    async fn has_agent(&self, name: &str) -> Result<bool, String> {
+        let mut cursor = Value::Null;
+        loop {
+            let page = self.tool("agent_list", json!({"limit": 500, "cursor": cursor})).await?;
+            if page["agents"].as_array().is_some_and(|a| a.iter().any(|a| a["name"] == name)) {
+                return Ok(true);
+            }
+            match page.get("nextCursor") {
+                Some(next) => cursor = next.clone(),
+                None => return Ok(false),
+            }
+        }
+    }
+
+    /// One tool call in the session's swarm, with the tokens the CLI keeps, as `mesh-mcp call`.
+    async fn tool(&self, name: &str, args: Value) -> Result<Value, String> {
+        let Value::Object(mut args) = args else { unreachable!("tool arguments are objects") };
+        args.retain(|_, v| !v.is_null());
+        // Memory belongs to no swarm; everything else acts in the session's.
+        if name != "memory_usage" {
+            args.insert("swarmId".into(), Value::String(self.swarm.clone()));
+        }
+        self.attach_tokens(name, &mut args).await;
+        match tools::call(self.engine, name, Value::Object(args)).await.expect("a tool of this server") {
+            Ok(json) => {
+                call::save_issued_token(self.db, &json).map_err(|e| format!("keeping the issued token: {e}"))?;
+                serde_json::from_str(&json).map_err(|e| e.to_string())
+            }
+            Err(e) => Err(format!("{name}: {e}")),
+        }
+    }
+
+    async fn attach_tokens(&self, name: &str, args: &mut Map<String, Value>) {
+        call::attach_owner_token(self.db, self.engine, name, args).await;
+        call::attach_token(self.db, self.engine, args).await;
+        // A heartbeat or recovery acts as `agentId`, which `attach_token` leaves alone.
+        if name == "daa_fault_tolerance" && !args.contains_key("agentToken") {
+            let agent = args.get("agentId").and_then(Value::as_str).unwrap_or_default().to_string();
+            if let Some(token) = call::saved_token(self.db, &self.swarm, &agent) {
+                args.insert("agentToken".into(), Value::String(token));
+            }
+        }
+    }
+}
+
+/// A subagent's name and type in the swarm.
+fn subagent(input: &HookInput) -> Result<(String, String), String> {
+    let id = input.agent_id.as_deref().ok_or("the event names no agent_id")?;
+    let kind: String = input
+        .agent_type
+        .as_deref()
+        .unwrap_or("subagent")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_".contains(c) { c } else { '-' })
+        .collect();
+    let short: String = id.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+    Ok((format!("{kind}-{short}"), kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_claude_codes_ids() {
+        assert_eq!(swarm_of("3f2a9c1e-77b0-4c1d-9e1f-0a1b2c3d4e5f"), "cc-3f2a9c1e-77b");
+        let input = HookInput {
+            session_id: "s".into(),
+            hook_event_name: "SubagentStart".into(),
+            agent_id: Some("a1b2c3d4-e5f6".into()),
+            agent_type: Some("code reviewer".into()),
+        };
+        assert_eq!(subagent(&input).unwrap(), ("code-reviewer-a1b2c3d4".into(), "code-reviewer".into()));
+    }
+}
