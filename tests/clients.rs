@@ -265,8 +265,8 @@ async fn a_long_monitor_returns_a_bounded_spread_of_samples() {
     mcp.close().await;
 }
 
-/// Above 20 agents, `swarm_status` and `load_balance` list the 20 that most need a look and
-/// count the rest; the status stays small enough to inline.
+/// Above 20 agents, `swarm_status`, `heartbeat_monitor` and `load_balance` list the 20 that most
+/// need a look and count the rest; the status stays small enough to inline.
 #[tokio::test]
 async fn summaries_list_at_most_twenty_agents() {
     let mcp = Mcp::stdio(":memory:").await;
@@ -279,6 +279,8 @@ async fn summaries_list_at_most_twenty_agents() {
     assert_eq!(status["agentHealth"].as_array().unwrap().len(), 20, "{status}");
     assert_eq!(status["agentHealthOmitted"], 5);
     assert!(status.to_string().len() < 16 * 1024, "{} bytes", status.to_string().len());
+    let monitored = mcp.ok("daa_fault_tolerance", json!({})).await;
+    assert_eq!((monitored["agents"].as_array().unwrap().len(), &monitored["agentsOmitted"]), (20, &json!(5)));
     let balanced = mcp.ok("load_balance", json!({})).await;
     assert_eq!(balanced["after"]["agents"].as_array().unwrap().len(), 20, "{balanced}");
     assert_eq!(balanced["after"]["agentsOmitted"], 5);

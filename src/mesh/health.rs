@@ -28,6 +28,18 @@ pub enum AgentStatus {
 }
 
 impl AgentStatus {
+    /// How urgently an agent in this status needs a look, most urgent first: the order in which
+    /// summaries that list only some agents pick them.
+    pub fn urgency(self) -> u8 {
+        match self {
+            AgentStatus::Failed => 0,
+            AgentStatus::Degraded => 1,
+            AgentStatus::Recovering => 2,
+            AgentStatus::Initializing => 3,
+            AgentStatus::Active => 4,
+        }
+    }
+
     pub const ALL: [AgentStatus; 5] = [
         AgentStatus::Initializing,
         AgentStatus::Active,

@@ -272,3 +272,8 @@ impl Engine {
         Err(MeshError::Contention(config::CAS_ATTEMPTS))
     }
 }
+
+/// For `skip_serializing_if` on counts that are worth saying only when not zero.
+pub(crate) fn is_zero(n: &usize) -> bool {
+    *n == 0
+}

@@ -106,9 +106,13 @@ pub struct BreakerView {
 pub struct FaultOutput {
     pub strategy: FaultStrategy,
     pub swarm_id: String,
-    /// heartbeat_monitor, heartbeat: liveness of the agents concerned.
+    /// heartbeat_monitor, heartbeat: liveness of the agents concerned (at most 20, those that
+    /// most need a look first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agents: Option<Vec<Liveness>>,
+    /// heartbeat_monitor: agents left out of `agents`.
+    #[serde(skip_serializing_if = "crate::mesh::is_zero")]
+    pub agents_omitted: usize,
     /// Agents failed over while serving this call (failover runs before every answer).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed_over: Vec<FailedAgent>,

@@ -323,7 +323,15 @@ impl Engine {
                     Some(a) => vec![a.id.clone()],
                     None => view.agents.iter().map(|a| a.id.clone()).collect(),
                 };
-                out.agents = Some(ids.iter().filter_map(|id| liveness(&view, id)).collect());
+                let mut agents: Vec<Liveness> = ids.iter().filter_map(|id| liveness(&view, id)).collect();
+                // The agents that most need a look, at most 20; agent_list pages through all.
+                agents.sort_by(|a, b| {
+                    let phi = |l: &Liveness| l.phi.unwrap_or(0.0);
+                    a.status.urgency().cmp(&b.status.urgency()).then(phi(b).total_cmp(&phi(a)))
+                });
+                out.agents_omitted = agents.len().saturating_sub(crate::config::MAX_AGENT_DETAIL);
+                agents.truncate(crate::config::MAX_AGENT_DETAIL);
+                out.agents = Some(agents);
             }
             FaultStrategy::Heartbeat | FaultStrategy::Recover => {
                 let agent = need_target()?;

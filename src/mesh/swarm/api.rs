@@ -138,7 +138,7 @@ pub struct SwarmStatusOutput {
     /// initializing, then the longest silent); agent_list has them all.
     pub agent_health: Vec<AgentHealth>,
     /// Agents left out of agentHealth.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::mesh::is_zero")]
     pub agent_health_omitted: usize,
     /// Why the swarm refuses new decisions, when it does (no live majority).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -270,8 +270,4 @@ pub struct AgentListOutput {
     /// Pass as cursor for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }

@@ -251,14 +251,7 @@ fn keep_worst(health: &mut Vec<AgentHealth>, max: usize) -> usize {
     if health.len() <= max {
         return 0;
     }
-    let rank = |s: AgentStatus| match s {
-        AgentStatus::Failed => 0,
-        AgentStatus::Degraded => 1,
-        AgentStatus::Recovering => 2,
-        AgentStatus::Initializing => 3,
-        AgentStatus::Active => 4,
-    };
-    health.sort_by_key(|h| (rank(h.status), std::cmp::Reverse(h.heartbeat_age_ms.unwrap_or(i64::MAX))));
+    health.sort_by_key(|h| (h.status.urgency(), std::cmp::Reverse(h.heartbeat_age_ms.unwrap_or(i64::MAX))));
     let omitted = health.len() - max;
     health.truncate(max);
     omitted

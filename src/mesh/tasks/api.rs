@@ -178,7 +178,7 @@ pub struct LoadSummary {
     /// At most 20 live agents, the most loaded first.
     pub agents: Vec<AgentLoad>,
     /// Live agents left out of `agents`.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::mesh::is_zero")]
     pub agents_omitted: usize,
     /// Population variance of the live agents' load scores; absent with none.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -189,10 +189,6 @@ pub struct LoadSummary {
     /// Agents that never reported resource utilisation, counted as 0 (at most 20).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unreported: Vec<String>,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
