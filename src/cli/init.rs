@@ -97,7 +97,13 @@ fn claude_settings(settings: &mut Map<String, Value>) {
             names.push("mesh".into());
         }
     }
-    let hook = format!("{} hook", command());
+    // Claude Code runs a hook's command through a shell.
+    let program = command();
+    let hook = if program.contains(|c: char| c.is_whitespace() || c == '\'') {
+        format!("'{}' hook", program.replace('\'', r"'\''"))
+    } else {
+        format!("{program} hook")
+    };
     let hooks = settings.entry("hooks").or_insert_with(|| json!({}));
     let Value::Object(hooks) = hooks else { return };
     for event in HOOK_EVENTS {

@@ -46,8 +46,11 @@ async fn protocol_version(request: Request) -> (Request, Option<String>) {
     }
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, super::MAX_BODY_BYTES).await.unwrap_or_default();
-    let asked = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
+    // Only an `initialize` is worth parsing (old clients send every request without the header).
+    let maybe_initialize = bytes.windows(12).any(|w| w == b"\"initialize\"");
+    let asked = maybe_initialize
+        .then(|| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .flatten()
         .filter(|m| m["method"] == "initialize")
         .and_then(|m| m["params"]["protocolVersion"].as_str().map(str::to_string));
     (Request::from_parts(parts, Body::from(bytes)), asked)
