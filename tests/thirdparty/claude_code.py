@@ -1,0 +1,299 @@
+"""Claude Code end to end: the real `claude` CLI (npm @anthropic-ai/claude-code) drives mesh-mcp,
+with its model API replaced by a scripted Messages API server on 127.0.0.1 written here.
+
+The scripted "model" answers each request with the next step of a script: tool calls (several
+at once for a parallel step), whose arguments may cite fields of earlier results
+(`{{name.field}}`), then a final text. It records every tool result Claude Code sends back,
+and the test asserts on those: what the client really handed its model.
+
+Scenarios: the server over stdio and over streamable HTTP (every step a success but one
+deliberate bad call), and the agent kit (`mesh-mcp init claude`) loaded by Claude Code in a
+project, whose hooks must leave the session's swarm in the store.
+
+Usage: claude_code.py --claude PATH --bin PATH. Prints `claude-code: N passed, M failed`.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+PASSED, FAILED = [0], [0]
+
+
+def check(cond: bool, what: str, detail=None) -> None:
+    if cond:
+        PASSED[0] += 1
+        print(f"  ok   {what}", flush=True)
+    else:
+        FAILED[0] += 1
+        print(f"  FAIL {what}" + (f"\n       {str(detail)[:1500]}" if detail is not None else ""), flush=True)
+
+
+# --- the scripted model -------------------------------------------------------------------------
+
+class Model:
+    """A Messages API that plays `script`: a list of steps, each a list of calls
+    {"tool", "input", "save"?}. Requests without the mesh tools (Claude Code's side requests)
+    get a plain text answer."""
+
+    def __init__(self, script: list[list[dict]]) -> None:
+        self.script = script
+        self.results: dict[str, dict] = {}  # tool_use_id -> {"content", "is_error"}
+        self.lock = threading.Lock()
+        self.ids = itertools.count()
+        model = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+                if "count_tokens" in self.path:
+                    return self.reply(json.dumps({"input_tokens": 10}).encode(), "application/json")
+                blocks, stop = model.answer(body)
+                if body.get("stream"):
+                    return self.reply(model.stream(blocks, stop), "text/event-stream")
+                return self.reply(json.dumps(model.message(blocks, stop)).encode(), "application/json")
+
+            def do_GET(self):
+                self.reply(b"{}", "application/json")
+
+            def reply(self, data: bytes, kind: str):
+                self.send_response(200)
+                self.send_header("content-type", kind)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def answer(self, body: dict):
+        tools = [t.get("name", "") for t in body.get("tools", [])]
+        if not any(t.startswith("mcp__mesh__") for t in tools):
+            return [{"type": "text", "text": "ok"}], "end_turn"
+        messages = body.get("messages", [])
+        with self.lock:
+            for m in messages:
+                if m.get("role") == "user" and isinstance(m.get("content"), list):
+                    for c in m["content"]:
+                        if c.get("type") == "tool_result":
+                            self.results[c["tool_use_id"]] = {"content": text_of(c.get("content")),
+                                                              "is_error": bool(c.get("is_error"))}
+            step = sum(1 for m in messages if m.get("role") == "assistant")
+            if step >= len(self.script):
+                return [{"type": "text", "text": "done"}], "end_turn"
+            blocks = []
+            for i, call in enumerate(self.script[step]):
+                blocks.append({"type": "tool_use", "id": f"toolu_{step}_{i}", "name": "mcp__mesh__" + call["tool"],
+                               "input": self.substitute(call["input"])})
+            return blocks, "tool_use"
+
+    def saved(self, name: str):
+        for step_i, step in enumerate(self.script):
+            for i, call in enumerate(step):
+                if call.get("save") == name:
+                    return json.loads(self.results[f"toolu_{step_i}_{i}"]["content"])
+        raise KeyError(name)
+
+    def substitute(self, value):
+        if isinstance(value, str):
+            m = re.fullmatch(r"\{\{(\w+)\.(\w+)\}\}", value)
+            return self.saved(m.group(1))[m.group(2)] if m else value
+        if isinstance(value, list):
+            return [self.substitute(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.substitute(v) for k, v in value.items()}
+        return value
+
+    def message(self, blocks, stop):
+        return {"id": f"msg_{next(self.ids)}", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+                "content": blocks, "stop_reason": stop, "stop_sequence": None,
+                "usage": {"input_tokens": 1, "output_tokens": 1}}
+
+    def stream(self, blocks, stop) -> bytes:
+        start = self.message([], None)
+        events = [{"type": "message_start", "message": start}]
+        for i, b in enumerate(blocks):
+            if b["type"] == "text":
+                events.append({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}})
+                events.append({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": b["text"]}})
+            else:
+                head = {"type": "tool_use", "id": b["id"], "name": b["name"], "input": {}}
+                events.append({"type": "content_block_start", "index": i, "content_block": head})
+                events.append({"type": "content_block_delta", "index": i,
+                               "delta": {"type": "input_json_delta", "partial_json": json.dumps(b["input"])}})
+            events.append({"type": "content_block_stop", "index": i})
+        events.append({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+                       "usage": {"output_tokens": 1}})
+        events.append({"type": "message_stop"})
+        return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
+
+    def result(self, step: int, i: int = 0):
+        return self.results.get(f"toolu_{step}_{i}")
+
+    def close(self):
+        self.server.shutdown()
+
+
+def text_of(content) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(c.get("text", "") for c in content or [] if isinstance(c, dict))
+
+
+# --- running Claude Code ------------------------------------------------------------------------
+
+def run_claude(claude: str, model: Model, cwd: Path, home: Path, extra: list[str],
+               path: str | None = None) -> subprocess.CompletedProcess:
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PATH=path or os.environ.get("PATH", ""), HOME=str(home), ANTHROPIC_BASE_URL=model.url, ANTHROPIC_API_KEY="sk-test",
+               CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_AUTOUPDATER="1", CLAUDE_PROJECT_DIR=str(cwd))
+    env.pop("MESH_MCP_DB", None)
+    cmd = [claude, "-p", "run the mesh script", "--output-format", "json", "--model", "claude-sonnet-4-5",
+           "--allowedTools", "mcp__mesh__*"] + extra
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
+
+
+SWARM = "cc-e2e"
+
+
+def session_script() -> list[list[dict]]:
+    """Every step of the scripted session: a chain (spawn, then act with the spawned token),
+    a parallel step, and one bad call."""
+    s = {"swarmId": SWARM}
+    return [
+        [{"tool": "swarm_init", "input": {"topology": "mesh", "heartbeatInterval": 600, "messageTimeout": 3600, **s}}],
+        [{"tool": "agent_spawn", "input": {"type": "coder", "name": "a", **s}, "save": "a"},
+         {"tool": "agent_spawn", "input": {"type": "reviewer", "name": "b", **s}, "save": "b"}],
+        [{"tool": "daa_communication", "input": {"from": "a", "to": "b", "message": {"task": "review"},
+                                                  "agentToken": "{{a.agentToken}}", **s}}],
+        [{"tool": "daa_communication", "input": {"action": "receive", "agentId": "b", "agentToken": "{{b.agentToken}}", **s}},
+         {"tool": "memory_usage", "input": {"action": "store", "key": "plan", "value": "ship it", "namespace": "cc"}}],
+        [{"tool": "agent_spawn", "input": {"type": 7, **s}}],
+        [{"tool": "swarm_status", "input": s}, {"tool": "agent_list", "input": s},
+         {"tool": "memory_search", "input": {"pattern": "ship", "namespace": "cc"}}],
+    ]
+
+
+def check_session(model: Model, label: str) -> None:
+    script = model.script
+    for step_i, step in enumerate(script):
+        for i, call in enumerate(step):
+            r = model.result(step_i, i)
+            bad = step_i == 4
+            what = f"{label}: {call['tool']} (step {step_i})"
+            if r is None:
+                check(False, f"{what}: a result came back", model.results.keys())
+            elif bad:
+                check(r["is_error"] and "type" in r["content"], f"{what}: the bad call is a clear tool error", r)
+            else:
+                check(not r["is_error"], what, r)
+    received = model.result(3, 0)
+    if received and not received["is_error"]:
+        body = json.loads(received["content"])
+        check(body["messages"][0]["message"] == {"task": "review"}, f"{label}: the chained send reached b", body)
+
+
+def scenario_stdio(claude: str, binary: str, work: Path) -> None:
+    print("== claude-code: stdio ==", flush=True)
+    model = Model(session_script())
+    config = {"mcpServers": {"mesh": {"command": binary, "args": ["serve", "--db", str(work / "stdio.db")]}}}
+    (work / "stdio.json").write_text(json.dumps(config))
+    out = run_claude(claude, model, work, work / "home", ["--mcp-config", str(work / "stdio.json"), "--strict-mcp-config"])
+    check(out.returncode == 0, "claude -p exits 0", out.stderr[-2000:])
+    check_session(model, "stdio")
+    model.close()
+
+
+def scenario_http(claude: str, binary: str, work: Path) -> None:
+    print("== claude-code: streamable HTTP ==", flush=True)
+    log = work / "http-server.log"
+    server = subprocess.Popen([binary, "serve", "--http", "127.0.0.1:0", "--db", str(work / "http.db")],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+    try:
+        base = None
+        deadline = time.monotonic() + 30
+        while base is None and time.monotonic() < deadline:
+            m = re.search(r"listening on (http://\S+)", log.read_text(errors="replace"))
+            base = m.group(1).rstrip("/") if m else None
+            time.sleep(0.05)
+        check(base is not None, "the HTTP server announced its address", log.read_text(errors="replace"))
+        if base is None:
+            return
+        model = Model(session_script())
+        config = {"mcpServers": {"mesh": {"type": "http", "url": f"{base}/mcp"}}}
+        (work / "http.json").write_text(json.dumps(config))
+        out = run_claude(claude, model, work, work / "home", ["--mcp-config", str(work / "http.json"), "--strict-mcp-config"])
+        check(out.returncode == 0, "claude -p exits 0", out.stderr[-2000:])
+        check_session(model, "http")
+        model.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def scenario_kit(claude: str, binary: str, work: Path) -> None:
+    print("== claude-code: the agent kit ==", flush=True)
+    project = work / "project"
+    project.mkdir()
+    (project / ".git").mkdir()
+    bin_dir = str(Path(binary).parent)
+    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""), CLAUDE_PROJECT_DIR=str(project))
+    env.pop("MESH_MCP_DB", None)
+    init = subprocess.run([binary, "init", "claude"], cwd=project, env=env, capture_output=True, text=True)
+    check(init.returncode == 0, "mesh-mcp init claude", init.stderr)
+    model = Model([[{"tool": "memory_usage", "input": {"action": "store", "key": "kit", "value": "loaded", "namespace": "cc"}}]])
+    # The kit's hooks run `mesh-mcp hook`, found on PATH as a user's install would be.
+    out = run_claude(claude, model, project, work / "kit-home", [], path=env["PATH"])
+    check(out.returncode == 0, "claude -p in the project exits 0", out.stderr[-2000:])
+    r = model.result(0)
+    check(r is not None and not r["is_error"], "the project's .mcp.json server answered", r)
+    try:
+        session = json.loads(out.stdout)["session_id"]
+    except (ValueError, KeyError):
+        session = ""
+    check(bool(session), "claude reported its session id", out.stdout[-500:])
+    swarm = "cc-" + "".join(c for c in session if c.isalnum() or c == "-")[:12]
+    db = str(project / ".mesh" / "mesh.db")
+    status = subprocess.run([binary, "--db", db, "call", "agent_list", f"--swarmId={swarm}"], env=env,
+                            capture_output=True, text=True)
+    names = [a["name"] for a in json.loads(status.stdout or "{}").get("agents", [])] if status.returncode == 0 else []
+    check("lead" in names, f"the SessionStart hook made swarm {swarm} with its lead", status.stdout + status.stderr)
+    kept = subprocess.run([binary, "--db", db, "call", "memory_usage", "retrieve", f"session:{swarm}:status",
+                           "--namespace=mesh"], env=env, capture_output=True, text=True)
+    check(kept.returncode == 0 and swarm in kept.stdout, "the Stop hook kept the swarm's status", kept.stdout + kept.stderr)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--claude", required=True)
+    ap.add_argument("--bin", required=True)
+    opts = ap.parse_args()
+    opts.bin = str(Path(opts.bin).resolve())
+    version = subprocess.run([opts.claude, "--version"], capture_output=True, text=True)
+    print(f"claude-code: {version.stdout.strip()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="mesh-claude-code.") as tmp:
+        work = Path(tmp)
+        for scenario in (scenario_stdio, scenario_http, scenario_kit):
+            try:
+                scenario(opts.claude, opts.bin, work)
+            except Exception as e:  # a scenario that crashes is a failure, never a skip
+                check(False, f"{scenario.__name__} ran", repr(e))
+    print(f"claude-code: {PASSED[0]} passed, {FAILED[0]} failed", flush=True)
+    return 1 if FAILED[0] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
