@@ -14,6 +14,7 @@ Usage: claude_code.py --claude PATH --bin PATH. Prints `claude-code: N passed, M
 """
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -40,15 +41,51 @@ def check(cond: bool, what: str, detail=None) -> None:
 
 # --- the scripted model -------------------------------------------------------------------------
 
-class Model:
-    """A Messages API that plays `script`: a list of steps, each a list of calls
-    {"tool", "input", "save"?}. Requests without the mesh tools (Claude Code's side requests)
-    get a plain text answer."""
+class Scripted:
+    """What every scripted model shares: the script (a list of steps, each a list of calls
+    {"tool", "input", "save"?}), the results the client sent back (by `toolu_<step>_<i>`), and
+    arguments that cite earlier results (`{{name.field}}`)."""
 
     def __init__(self, script: list[list[dict]]) -> None:
         self.script = script
-        self.results: dict[str, dict] = {}  # tool_use_id -> {"content", "is_error"}
+        self.results: dict[str, dict] = {}  # toolu_<step>_<i> -> {"content", "is_error"}
         self.lock = threading.Lock()
+
+    def saved(self, name: str):
+        for step_i, step in enumerate(self.script):
+            for i, call in enumerate(step):
+                if call.get("save") == name:
+                    return json.loads(self.results[f"toolu_{step_i}_{i}"]["content"])
+        raise KeyError(name)
+
+    def substitute(self, value):
+        if isinstance(value, str):
+            m = re.fullmatch(r"\{\{(\w+)\.(\w+)\}\}", value)
+            return self.saved(m.group(1))[m.group(2)] if m else value
+        if isinstance(value, list):
+            return [self.substitute(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.substitute(v) for k, v in value.items()}
+        return value
+
+    def result(self, step: int, i: int = 0):
+        return self.results.get(f"toolu_{step}_{i}")
+
+    def serve(self, handler) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+
+
+class Model(Scripted):
+    """Anthropic's Messages API, playing the script. Requests without the mesh tools (Claude
+    Code's side requests) get a plain text answer."""
+
+    def __init__(self, script: list[list[dict]]) -> None:
+        super().__init__(script)
         self.ids = itertools.count()
         model = self
 
@@ -75,9 +112,7 @@ class Model:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.serve(Handler)
 
     def answer(self, body: dict):
         tools = [t.get("name", "") for t in body.get("tools", [])]
@@ -99,23 +134,6 @@ class Model:
                 blocks.append({"type": "tool_use", "id": f"toolu_{step}_{i}", "name": "mcp__mesh__" + call["tool"],
                                "input": self.substitute(call["input"])})
             return blocks, "tool_use"
-
-    def saved(self, name: str):
-        for step_i, step in enumerate(self.script):
-            for i, call in enumerate(step):
-                if call.get("save") == name:
-                    return json.loads(self.results[f"toolu_{step_i}_{i}"]["content"])
-        raise KeyError(name)
-
-    def substitute(self, value):
-        if isinstance(value, str):
-            m = re.fullmatch(r"\{\{(\w+)\.(\w+)\}\}", value)
-            return self.saved(m.group(1))[m.group(2)] if m else value
-        if isinstance(value, list):
-            return [self.substitute(v) for v in value]
-        if isinstance(value, dict):
-            return {k: self.substitute(v) for k, v in value.items()}
-        return value
 
     def message(self, blocks, stop):
         return {"id": f"msg_{next(self.ids)}", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
@@ -139,12 +157,6 @@ class Model:
                        "usage": {"output_tokens": 1}})
         events.append({"type": "message_stop"})
         return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
-
-    def result(self, step: int, i: int = 0):
-        return self.results.get(f"toolu_{step}_{i}")
-
-    def close(self):
-        self.server.shutdown()
 
 
 def text_of(content) -> str:
@@ -217,10 +229,12 @@ def scenario_stdio(claude: str, binary: str, work: Path) -> None:
     model.close()
 
 
-def scenario_http(claude: str, binary: str, work: Path) -> None:
-    print("== claude-code: streamable HTTP ==", flush=True)
-    log = work / "http-server.log"
-    server = subprocess.Popen([binary, "serve", "--http", "127.0.0.1:0", "--db", str(work / "http.db")],
+@contextlib.contextmanager
+def http_server(binary: str, work: Path, name: str):
+    """`mesh-mcp serve --http 127.0.0.1:0` on its own database; yields its base URL (None if it
+    never announced one, which is checked as a failure)."""
+    log = work / f"{name}-server.log"
+    server = subprocess.Popen([binary, "serve", "--http", "127.0.0.1:0", "--db", str(work / f"{name}.db")],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
     try:
         base = None
@@ -230,6 +244,15 @@ def scenario_http(claude: str, binary: str, work: Path) -> None:
             base = m.group(1).rstrip("/") if m else None
             time.sleep(0.05)
         check(base is not None, "the HTTP server announced its address", log.read_text(errors="replace"))
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def scenario_http(claude: str, binary: str, work: Path) -> None:
+    print("== claude-code: streamable HTTP ==", flush=True)
+    with http_server(binary, work, "http") as base:
         if base is None:
             return
         model = Model(session_script())
@@ -239,9 +262,6 @@ def scenario_http(claude: str, binary: str, work: Path) -> None:
         check(out.returncode == 0, "claude -p exits 0", out.stderr[-2000:])
         check_session(model, "http")
         model.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def scenario_kit(claude: str, binary: str, work: Path) -> None:
