@@ -24,6 +24,7 @@ PLAYWRIGHT_CORE="$TP_NPM/node_modules/playwright-core"
 # its postinstall replaces, and setup installs without install scripts).
 CLAUDE_CODE="$TP_NPM/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
 GEMINI_JS="$TP_NPM/node_modules/@google/gemini-cli/bundle/gemini.js"
+CODEX_JS="$TP_NPM/node_modules/@openai/codex/bin/codex.js"
 CHROMIUM="${MESH_MCP_CHROMIUM:-/usr/bin/chromium}"
 LIBFAKETIME="${MESH_MCP_LIBFAKETIME:-/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1}"
 MESH_MCP_BIN="${MESH_MCP_BIN:-$REPO_ROOT/target/debug/mesh-mcp}"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # All third-party client tests, in order: setup (cached installs), the MCP Inspector CLI
 # (stdio, streamable HTTP, legacy SSE), the official Python SDK (stdio, HTTP, SSE), Claude Code
-# and Gemini CLI driven by scripted model APIs (stdio, HTTP, SSE, the agent kit), and the
-# official conformance suite (HTTP). Builds target/debug/mesh-mcp with `cargo test --no-run` if it is
+# Gemini CLI and Codex CLI driven by scripted model APIs (stdio, HTTP, SSE, the agent kit), and
+# the official conformance suite (HTTP). Builds target/debug/mesh-mcp with `cargo test --no-run` if it is
 # missing (MESH_MCP_BIN points elsewhere; MESH_MCP_BUILD=1 always builds). Runs every step
 # even after a failure, then exits non-zero if any step failed, naming it.
 # MESH_MCP_SKIP_HTTP=1 skips the HTTP and SSE parts (the conformance suite entirely).
@@ -51,6 +51,7 @@ step "python-sdk" "$TP_PY" "$TP_DIR/python_sdk.py" \
   $([[ "${MESH_MCP_SKIP_HTTP:-}" == "1" ]] && echo --transport stdio)
 step "claude-code" "$TP_PY" "$TP_DIR/claude_code.py" --claude "$CLAUDE_CODE" --bin "$MESH_MCP_BIN"
 step "gemini-cli" "$TP_PY" "$TP_DIR/gemini_cli.py" --gemini "$NODE22" "$GEMINI_JS" --bin "$MESH_MCP_BIN"
+step "codex-cli" "$TP_PY" "$TP_DIR/codex_cli.py" --codex "$NODE22" "$CODEX_JS" --bin "$MESH_MCP_BIN"
 if [[ "${MESH_MCP_SKIP_HTTP:-}" == "1" ]]; then
   printf '\n######## thirdparty: conformance SKIPPED (MESH_MCP_SKIP_HTTP=1) ########\n'
   RESULTS+=("SKIP  conformance (MESH_MCP_SKIP_HTTP=1)")

