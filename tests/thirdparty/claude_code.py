@@ -6,8 +6,8 @@ at once for a parallel step), whose arguments may cite fields of earlier results
 (`{{name.field}}`), then a final text. It records every tool result Claude Code sends back,
 and the test asserts on those: what the client really handed its model.
 
-Scenarios: the server over stdio and over streamable HTTP (every step a success but one
-deliberate bad call), and the agent kit (`mesh-mcp init claude`) loaded by Claude Code in a
+Scenarios: the server over stdio, streamable HTTP and legacy SSE (every tool called, every step
+a success but one deliberate bad call), and the agent kit (`mesh-mcp init claude`) loaded by Claude Code in a
 project, whose hooks must leave the session's swarm in the store.
 
 Usage: claude_code.py --claude PATH --bin PATH. Prints `claude-code: N passed, M failed`.
@@ -60,8 +60,13 @@ class Scripted:
 
     def substitute(self, value):
         if isinstance(value, str):
-            m = re.fullmatch(r"\{\{(\w+)\.(\w+)\}\}", value)
-            return self.saved(m.group(1))[m.group(2)] if m else value
+            m = re.fullmatch(r"\{\{(\w+)((?:\.\w+)+)\}\}", value)
+            if not m:
+                return value
+            found = self.saved(m.group(1))
+            for field in m.group(2).split(".")[1:]:
+                found = found[field]
+            return found
         if isinstance(value, list):
             return [self.substitute(v) for v in value]
         if isinstance(value, dict):
@@ -182,9 +187,13 @@ SWARM = "cc-e2e"
 
 
 def session_script() -> list[list[dict]]:
-    """Every step of the scripted session: a chain (spawn, then act with the spawned token),
-    a parallel step, and one bad call."""
+    """The scripted session: every tool at least once, a chain (spawn, then act with the spawned
+    token; propose, then read the proposal by the id it got), parallel steps, and one bad call
+    (step BAD_STEP)."""
     s = {"swarmId": SWARM}
+    a = {"agentId": "a", "agentToken": "{{a.agentToken}}", **s}
+    outputs = [{"agentType": "coder", "content": "ship the parser after the review"},
+               {"agentType": "reviewer", "content": "ship the parser once the review passes"}]
     return [
         [{"tool": "swarm_init", "input": {"topology": "mesh", "heartbeatInterval": 600, "messageTimeout": 3600, **s}}],
         [{"tool": "agent_spawn", "input": {"type": "coder", "name": "a", **s}, "save": "a"},
@@ -196,15 +205,35 @@ def session_script() -> list[list[dict]]:
         [{"tool": "agent_spawn", "input": {"type": 7, **s}}],
         [{"tool": "swarm_status", "input": s}, {"tool": "agent_list", "input": s},
          {"tool": "memory_search", "input": {"pattern": "ship", "namespace": "cc"}}],
+        [{"tool": "topology_optimize", "input": s}, {"tool": "load_balance", "input": s},
+         {"tool": "daa_fault_tolerance", "input": {"strategy": "heartbeat", **a}}],
+        [{"tool": "daa_consensus", "input": {"agents": "all", "proposal": "ship the parser", **a}, "save": "p"},
+         {"tool": "task_orchestrate", "input": {"taskId": "t1", "task": "write the docs", **a}}],
+        [{"tool": "daa_consensus", "input": {"action": "status", "proposalId": "{{p.proposal.proposalId}}", **s}},
+         {"tool": "task_status", "input": {"taskId": "t1", **s}}, {"tool": "task_results", "input": {"taskId": "t1", **s}}],
+        [{"tool": "neural_patterns", "input": {"action": "store", "task": "review a parser", "input": "diff",
+                                                "output": "approved", "reward": 0.9, "success": True}},
+         {"tool": "performance_report", "input": {"timeframe": "1h"}},
+         {"tool": "swarm_monitor", "input": {"interval": 0.1, "duration": 0.2, **s}},
+         {"tool": "attention_consensus", "input": {"mode": "peers", "outputs": outputs}}],
+        [{"tool": "swarm_destroy", "input": s}],
     ]
 
 
-def check_session(model: Model, label: str) -> None:
+BAD_STEP = 4
+
+
+CATALOGUE = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "tools").glob("*.json"))
+
+
+def check_session(model: Scripted, label: str) -> None:
     script = model.script
+    called = sorted({call["tool"] for step in script for call in step})
+    check(called == CATALOGUE, f"{label}: the session calls every tool", sorted(set(CATALOGUE) - set(called)))
     for step_i, step in enumerate(script):
         for i, call in enumerate(step):
             r = model.result(step_i, i)
-            bad = step_i == 4
+            bad = step_i == BAD_STEP
             what = f"{label}: {call['tool']} (step {step_i})"
             if r is None:
                 check(False, f"{what}: a result came back", model.results.keys())
@@ -251,17 +280,19 @@ def http_server(binary: str, work: Path, name: str):
 
 
 def scenario_http(claude: str, binary: str, work: Path) -> None:
-    print("== claude-code: streamable HTTP ==", flush=True)
-    with http_server(binary, work, "http") as base:
-        if base is None:
-            return
-        model = Model(session_script())
-        config = {"mcpServers": {"mesh": {"type": "http", "url": f"{base}/mcp"}}}
-        (work / "http.json").write_text(json.dumps(config))
-        out = run_claude(claude, model, work, work / "home", ["--mcp-config", str(work / "http.json"), "--strict-mcp-config"])
-        check(out.returncode == 0, "claude -p exits 0", out.stderr[-2000:])
-        check_session(model, "http")
-        model.close()
+    for label, kind, path in [("http", "http", "/mcp"), ("sse", "sse", "/sse")]:
+        print(f"== claude-code: {label} ==", flush=True)
+        with http_server(binary, work, label) as base:
+            if base is None:
+                continue
+            model = Model(session_script())
+            config = {"mcpServers": {"mesh": {"type": kind, "url": f"{base}{path}"}}}
+            (work / f"{label}.json").write_text(json.dumps(config))
+            extra = ["--mcp-config", str(work / f"{label}.json"), "--strict-mcp-config"]
+            out = run_claude(claude, model, work, work / "home", extra)
+            check(out.returncode == 0, f"{label}: claude -p exits 0", out.stderr[-2000:])
+            check_session(model, label)
+            model.close()
 
 
 def scenario_kit(claude: str, binary: str, work: Path) -> None:
