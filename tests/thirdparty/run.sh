@@ -49,6 +49,7 @@ step "build" build || { printf '\nthirdparty: no server binary; nothing else can
 step "inspector" bash "$TP_DIR/inspector.sh"
 step "python-sdk" "$TP_PY" "$TP_DIR/python_sdk.py" \
   $([[ "${MESH_MCP_SKIP_HTTP:-}" == "1" ]] && echo --transport stdio)
+step "fastmcp" "$TP_PY" "$TP_DIR/fastmcp_client.py" --bin "$MESH_MCP_BIN"
 step "claude-code" "$TP_PY" "$TP_DIR/claude_code.py" --claude "$CLAUDE_CODE" --bin "$MESH_MCP_BIN"
 step "gemini-cli" "$TP_PY" "$TP_DIR/gemini_cli.py" --gemini "$NODE22" "$GEMINI_JS" --bin "$MESH_MCP_BIN"
 step "codex-cli" "$TP_PY" "$TP_DIR/codex_cli.py" --codex "$NODE22" "$CODEX_JS" --bin "$MESH_MCP_BIN"
