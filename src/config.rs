@@ -42,6 +42,8 @@ pub const MAX_TTL_SECS: u64 = 365 * 24 * 3600;
 /// Per-agent entries a summary (`swarm_status`, `load_balance`) lists at most, the ones that
 /// most need a look first; `agent_list` pages through every agent.
 pub const MAX_AGENT_DETAIL: usize = 20;
+/// Moves a `load_balance` result lists at most (every move is made).
+pub const MAX_MOVES_LISTED: usize = 50;
 
 /// Default page sizes.
 pub const DEFAULT_LIST_LIMIT: usize = 50;

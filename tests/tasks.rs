@@ -340,6 +340,7 @@ async fn load_balance_moves_queued_work_from_a_hot_agent_to_a_cold_one_and_statu
     let out = mcp.ok("load_balance", json!({})).await;
     let moved = out["moved"].as_array().unwrap();
     assert!(!moved.is_empty());
+    assert_eq!(out["movedCount"], moved.len(), "every move is listed below the cap");
     assert!(moved.iter().all(|m| m["from"] == hot.id.as_str() && m["to"] == cold.id.as_str()));
     assert_eq!(moved[0]["taskId"], "t2", "the newest queued task moves first");
     assert_eq!(out["after"]["hotspots"], json!([]));

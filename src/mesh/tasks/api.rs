@@ -195,8 +195,10 @@ pub struct LoadSummary {
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalanceOutput {
     pub swarm_id: String,
-    /// Queued tasks moved from a hot agent to a cold one.
+    /// Queued tasks moved from a hot agent to a cold one (the first 50).
     pub moved: Vec<Moved>,
+    /// Tasks moved in all.
+    pub moved_count: usize,
     pub before: LoadSummary,
     pub after: LoadSummary,
     pub revision: i64,

@@ -101,7 +101,10 @@ impl Engine {
                     None => return Ok(None),
                 }
             };
-            Ok(Some(LoadBalanceOutput { swarm_id: swarm.to_string(), moved, before, after, revision }))
+            // Every move is committed; the result lists the first of them.
+            let moved_count = moved.len();
+            moved.truncate(config::MAX_MOVES_LISTED);
+            Ok(Some(LoadBalanceOutput { swarm_id: swarm.to_string(), moved, moved_count, before, after, revision }))
         })
         .await
     }
