@@ -54,23 +54,36 @@ async fn call(global: &Global, tool: &str, words: &[String]) -> anyhow::Result<F
     };
     bind_swarm(tool, &mut arguments);
     let engine = global.open_engine()?;
-    attach_token(&global.db, &engine, &mut arguments).await;
-    attach_owner_token(&global.db, &engine, tool, &mut arguments).await;
-    let result = tools::call(&engine, tool, Value::Object(arguments)).await;
+    let result = run_tool(&global.db, &engine, tool, arguments).await?;
     // A CLI call is one process's whole life: its sample goes to the series now.
     if let Err(e) = engine.flush_metrics().await {
         tracing::warn!(error = %e, "writing the metrics sample failed");
     }
-    match result.expect("parse_args accepted the tool name") {
-        Ok(json) => {
-            save_issued_token(&global.db, &json)?;
-            Ok(Finished::with_output(ExitCode::SUCCESS, json))
-        }
+    match result {
+        Ok(json) => Ok(Finished::with_output(ExitCode::SUCCESS, json)),
         Err(e) => {
             eprintln!("mesh-mcp call {tool}: {e}");
             Ok(Finished::with_output(ExitCode::from(1), errors::error_body(&e).to_string()))
         }
     }
+}
+
+/// Run `tool` as the CLI does: with the agent and owner tokens it keeps beside the database
+/// filled in, and any token the result issues kept there. The outer error is a token file that
+/// could not be written; `tool` must be a tool of this server.
+pub async fn run_tool(
+    db: &str,
+    engine: &Engine,
+    tool: &str,
+    mut args: Map<String, Value>,
+) -> std::io::Result<crate::error::Result<String>> {
+    attach_token(db, engine, &mut args).await;
+    attach_owner_token(db, engine, tool, &mut args).await;
+    let result = tools::call(engine, tool, Value::Object(args)).await.expect("a tool of this server");
+    if let Ok(json) = &result {
+        save_issued_token(db, json)?;
+    }
+    Ok(result)
 }
 
 /// Build the arguments object for `tool` from command-line words.
@@ -100,7 +113,7 @@ pub fn parse_args(tool: &str, words: &[String]) -> Result<Map<String, Value>, St
                 }
                 None => (flag.to_string(), None),
             };
-            let name = camel_case(&name);
+            let name = crate::server::lenient::camel_case(&name);
             let value = match raw {
                 Some(raw) => coerce(properties.get(&name), &source(&raw, &mut stdin_read)?),
                 None => Value::Bool(true),
@@ -139,23 +152,6 @@ fn source(raw: &str, stdin_read: &mut bool) -> Result<String, String> {
     }
 }
 
-/// `max-agents` and `max_agents` both mean `maxAgents`.
-fn camel_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '-' || c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn coerce(property: Option<&Value>, raw: &str) -> Value {
     let ty = property.and_then(|p| p.get("type")).and_then(Value::as_str);
     match ty {
@@ -192,7 +188,7 @@ fn owner_token_file(db: &str, swarm: &str) -> Option<PathBuf> {
 
 /// Fill in `ownerToken` for a call that may need it and gave none, from the owner token file of
 /// the swarm it acts in (written when this database's `swarm_init` ran through the CLI).
-pub async fn attach_owner_token(db: &str, engine: &Engine, tool: &str, args: &mut Map<String, Value>) {
+async fn attach_owner_token(db: &str, engine: &Engine, tool: &str, args: &mut Map<String, Value>) {
     let Some(swarm) = owners::wanting(engine, tool, args).await else { return };
     let token = owner_token_file(db, &swarm).and_then(|p| std::fs::read_to_string(p).ok());
     if let Some(token) = token {

@@ -18,11 +18,10 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::{call, Finished, Global};
 use crate::mesh::Engine;
-use crate::server::tools;
 
 /// What Claude Code sends a hook on stdin, the fields used here.
 #[derive(Debug, Deserialize)]
@@ -160,25 +159,17 @@ impl Hook<'_> {
         if name != "memory_usage" {
             args.insert("swarmId".into(), Value::String(self.swarm.clone()));
         }
-        self.attach_tokens(name, &mut args).await;
-        match tools::call(self.engine, name, Value::Object(args)).await.expect("a tool of this server") {
-            Ok(json) => {
-                call::save_issued_token(self.db, &json).map_err(|e| format!("keeping the issued token: {e}"))?;
-                serde_json::from_str(&json).map_err(|e| e.to_string())
-            }
-            Err(e) => Err(format!("{name}: {e}")),
-        }
-    }
-
-    async fn attach_tokens(&self, name: &str, args: &mut Map<String, Value>) {
-        call::attach_owner_token(self.db, self.engine, name, args).await;
-        call::attach_token(self.db, self.engine, args).await;
-        // A heartbeat or recovery acts as `agentId`, which `attach_token` leaves alone.
-        if name == "daa_fault_tolerance" && !args.contains_key("agentToken") {
+        // A heartbeat or recovery acts as `agentId`, which the CLI's token lookup leaves alone.
+        if name == "daa_fault_tolerance" {
             let agent = args.get("agentId").and_then(Value::as_str).unwrap_or_default().to_string();
             if let Some(token) = call::saved_token(self.db, &self.swarm, &agent) {
                 args.insert("agentToken".into(), Value::String(token));
             }
+        }
+        let result = call::run_tool(self.db, self.engine, name, args).await;
+        match result.map_err(|e| format!("keeping the issued token: {e}"))? {
+            Ok(json) => serde_json::from_str(&json).map_err(|e| e.to_string()),
+            Err(e) => Err(format!("{name}: {e}")),
         }
     }
 }

@@ -59,18 +59,18 @@ fn items_are_strings(property: &Value) -> bool {
     property.get("items").and_then(|i| i.get("type")).and_then(Value::as_str) == Some("string")
 }
 
-/// `proposal_id` → `proposalId`.
-fn camel_case(snake: &str) -> String {
-    let mut out = String::with_capacity(snake.len());
+/// `proposal_id` → `proposalId` (and, for the CLI's flags, `max-agents` → `maxAgents`).
+pub(crate) fn camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
     let mut upper = false;
-    for c in snake.chars() {
-        match c {
-            '_' if !out.is_empty() => upper = true,
-            c if upper => {
-                out.extend(c.to_uppercase());
-                upper = false;
-            }
-            c => out.push(c),
+    for c in name.chars() {
+        if c == '-' || c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
         }
     }
     out

@@ -6,7 +6,7 @@ pub mod errors;
 pub mod frames;
 pub mod handler;
 pub mod http;
-mod lenient;
+pub(crate) mod lenient;
 mod listing;
 pub mod owners;
 pub mod profile;
