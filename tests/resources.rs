@@ -289,6 +289,51 @@ async fn listen_streams_updates_from_another_process_on_the_2026_protocol() {
     client.cancel().await.unwrap();
 }
 
+/// On 2026-07-28 nothing comes unsolicited: a stream that asks for the resource list's changes
+/// hears when another process creates a swarm or fills a memory namespace, one that did not ask
+/// hears nothing of it.
+#[tokio::test]
+async fn listen_streams_resource_list_changes_on_the_2026_protocol() {
+    let (_dir, db) = temp_db();
+    let mut cmd = tokio::process::Command::new(common::bin());
+    cmd.args(["serve", "--db", db.to_str().unwrap()]);
+    let (child, _) = TokioChildProcess::builder(cmd).stderr(Stdio::null()).spawn().expect("spawn mesh-mcp");
+    let lifecycle = ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] };
+    let client = ().serve_with_lifecycle(child, lifecycle).await.expect("server/discover");
+    let mut list = client.listen(SubscriptionFilter::builder().resources_list_changed().build()).await.unwrap();
+    assert_eq!(list.acknowledged().resources_list_changed, Some(true), "the server declares listChanged");
+    let other = SubscriptionFilter::builder().resource_subscription("mesh://swarms").build();
+    let mut swarms = client.listen(other).await.unwrap();
+    assert_eq!(swarms.acknowledged().resources_list_changed, None);
+    // The swarms stream first reports its resource once, as the watch opens.
+    let first = tokio::time::timeout(WAIT, swarms.next()).await.expect("the opening update");
+    assert!(matches!(first, Ok(Some(ServerNotification::ResourceUpdatedNotification(_)))), "{first:?}");
+
+    for (step, args) in [
+        ("a swarm", &["swarm_init", "mesh", "--swarmId=fresh"][..]),
+        ("a namespace", &["memory_usage", "store", "k", "v", "--namespace=notes"][..]),
+    ] {
+        other_process(&db, args).await;
+        let next = tokio::time::timeout(WAIT, list.next()).await.unwrap_or_else(|_| panic!("told of {step}"));
+        match next.expect("subscription stream").expect("still open") {
+            ServerNotification::ResourceListChangedNotification(_) => {}
+            other => panic!("unexpected notification {other:?}"),
+        }
+        let listed = client.list_all_resources().await.unwrap();
+        let uris: Vec<_> = listed.iter().map(|r| r.uri.as_str()).collect();
+        assert!(uris.contains(&"mesh://swarm/fresh"), "{uris:?}");
+    }
+    let uris: Vec<_> = client.list_all_resources().await.unwrap().into_iter().map(|r| r.uri.clone()).collect();
+    assert!(uris.iter().any(|u| u == "mesh://memory/notes"), "{uris:?}");
+    // The other stream heard of the new swarm as an update of mesh://swarms, never as a list change.
+    let next = tokio::time::timeout(WAIT, swarms.next()).await.expect("the swarms update");
+    match next.expect("subscription stream").expect("still open") {
+        ServerNotification::ResourceUpdatedNotification(n) => assert_eq!(n.params.uri, "mesh://swarms"),
+        other => panic!("unexpected notification {other:?}"),
+    }
+    client.cancel().await.unwrap();
+}
+
 /// The decision log resource shows a decision once consensus reaches it, and its subscribers hear
 /// of it.
 #[tokio::test]

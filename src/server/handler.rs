@@ -227,13 +227,13 @@ impl ServerHandler for MeshServer {
     }
 
     /// Protocol 2026-07-28 subscribes with `subscriptions/listen`: accept the URIs that name a
-    /// resource, and stream their updates until the client cancels.
+    /// resource and the resource list, and stream their changes until the client cancels.
     fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
         Some(subscriptions::accept(requested))
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        subscriptions::listen(&self.engine, context).await
+        subscriptions::listen(&self.engine, &self.list_changes, context).await
     }
 
     #[allow(deprecated)]

@@ -70,6 +70,11 @@ impl ListChanges {
         tokio::spawn(follow(engine.clone(), bumps.clone()));
         Arc::new(Self { bumps })
     }
+
+    /// Told of every change from now on.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.bumps.subscribe()
+    }
 }
 
 /// Follow the store's changes for the life of the process, bumping `tx` when the list changed.
@@ -129,7 +134,7 @@ impl Drop for ListNotifier {
 impl ListNotifier {
     /// A new session's: it will hear of every change from now on.
     pub fn new(changes: &ListChanges) -> Self {
-        Self { changes: Mutex::new(Some(changes.bumps.subscribe())), task: Mutex::default() }
+        Self { changes: Mutex::new(Some(changes.subscribe())), task: Mutex::default() }
     }
 
     /// Start telling `peer` of the changes (once the session is initialized). A change made

@@ -15,9 +15,11 @@ use std::time::Duration;
 use rmcp::model::SubscriptionFilter;
 use rmcp::service::{Peer, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer};
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use super::errors;
+use super::listing::ListChanges;
 use super::resources::MeshResource;
 use crate::error::Result;
 use crate::mesh::changes::{ChangeBatch, ChangeFeed};
@@ -107,16 +109,28 @@ async fn notify_loop(engine: Engine, mut feed: ChangeFeed, peer: Peer<RoleServer
     }
 }
 
-/// `subscriptions/listen` (protocol 2026-07-28): the requested URIs that name a resource.
+/// `subscriptions/listen` (protocol 2026-07-28): the requested URIs that name a resource, and
+/// the resource list's changes if asked for (the server declares `resources.listChanged`).
 pub fn accept(requested: &SubscriptionFilter) -> SubscriptionFilter {
     let uris = requested.resource_subscriptions.iter().flatten().filter(|u| MeshResource::parse(u).is_some()).cloned();
-    SubscriptionFilter::builder().resource_subscriptions(uris).build()
+    let accepted = SubscriptionFilter::builder().resource_subscriptions(uris);
+    match requested.resources_list_changed {
+        Some(true) => accepted.resources_list_changed(),
+        _ => accepted,
+    }
+    .build()
 }
 
-/// Serve one `subscriptions/listen` stream until the client cancels it or goes away. The SDK
-/// acknowledges before this runs, so each resource is notified once as soon as the watch is
-/// open: a change that landed in between is then not lost, only reported conservatively.
-pub async fn listen(engine: &Engine, context: SubscriptionContext) -> std::result::Result<(), ErrorData> {
+/// Serve one `subscriptions/listen` stream until the client cancels it or goes away: updates of
+/// the accepted resources, and `notifications/resources/list_changed` when that was accepted
+/// (on this protocol nothing is sent unsolicited). The SDK acknowledges before this runs, so
+/// each resource is notified once as soon as the watch is open: a change that landed in between
+/// is then not lost, only reported conservatively.
+pub async fn listen(
+    engine: &Engine,
+    list: &ListChanges,
+    context: SubscriptionContext,
+) -> std::result::Result<(), ErrorData> {
     let subscribed: BTreeMap<String, MeshResource> = context
         .accepted()
         .resource_subscriptions
@@ -124,11 +138,11 @@ pub async fn listen(engine: &Engine, context: SubscriptionContext) -> std::resul
         .flatten()
         .filter_map(|uri| MeshResource::parse(uri).map(|r| (uri.clone(), r)))
         .collect();
-    if subscribed.is_empty() {
-        context.cancelled().await;
-        return Ok(());
-    }
-    let mut feed = engine.changes().await.map_err(|e| errors::resource_error("mesh://", &e))?;
+    let mut list_bumps = (context.accepted().resources_list_changed == Some(true)).then(|| list.subscribe());
+    let mut feed = match subscribed.is_empty() {
+        true => None,
+        false => Some(engine.changes().await.map_err(|e| errors::resource_error("mesh://", &e))?),
+    };
     let mut due: Vec<String> = subscribed.keys().cloned().collect();
     loop {
         for uri in due.drain(..) {
@@ -136,19 +150,40 @@ pub async fn listen(engine: &Engine, context: SubscriptionContext) -> std::resul
                 return Ok(()); // the stream ended
             }
         }
-        let batch = tokio::select! {
+        tokio::select! {
             _ = context.cancelled() => return Ok(()),
-            batch = feed.next_batch() => batch,
-        };
-        match batch {
-            Ok(batch) => due = touched(&subscribed, &batch).into_iter().map(str::to_string).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "listen watch ended; reopening it");
-                tokio::time::sleep(REOPEN_DELAY).await;
-                feed = engine.changes().await.map_err(|e| errors::resource_error("mesh://", &e))?;
-                due = subscribed.keys().cloned().collect();
+            bumped = next_bump(&mut list_bumps) => {
+                if !bumped || context.sink().notify_resource_list_changed().await.is_err() {
+                    return Ok(()); // the process is stopping, or the stream ended
+                }
             }
+            batch = next_batch(&mut feed) => match batch {
+                Ok(batch) => due = touched(&subscribed, &batch).into_iter().map(str::to_string).collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "listen watch ended; reopening it");
+                    tokio::time::sleep(REOPEN_DELAY).await;
+                    feed = Some(engine.changes().await.map_err(|e| errors::resource_error("mesh://", &e))?);
+                    due = subscribed.keys().cloned().collect();
+                }
+            },
         }
+    }
+}
+
+/// The next change of the resource list; never, when the stream did not ask for them. `false`
+/// once the process's watcher is gone.
+async fn next_bump(bumps: &mut Option<watch::Receiver<u64>>) -> bool {
+    match bumps {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// The next batch of store changes; never, when the stream follows no resource.
+async fn next_batch(feed: &mut Option<ChangeFeed>) -> Result<ChangeBatch> {
+    match feed {
+        Some(feed) => feed.next_batch().await,
+        None => std::future::pending().await,
     }
 }
 
