@@ -188,8 +188,9 @@ SWARM = "cc-e2e"
 
 def session_script() -> list[list[dict]]:
     """The scripted session: every tool at least once, a chain (spawn, then act with the spawned
-    token; propose, then read the proposal by the id it got), parallel steps, and one bad call
-    (step BAD_STEP)."""
+    token; propose, then read the proposal by the id it got), parallel steps, and bad calls
+    (step BAD_STEP): two, one the client may refuse itself (a number for a string) and one only
+    the server can (a name taken), each with a word its error must contain."""
     s = {"swarmId": SWARM}
     a = {"agentId": "a", "agentToken": "{{a.agentToken}}", **s}
     outputs = [{"agentType": "coder", "content": "ship the parser after the review"},
@@ -202,7 +203,8 @@ def session_script() -> list[list[dict]]:
                                                   "agentToken": "{{a.agentToken}}", **s}}],
         [{"tool": "daa_communication", "input": {"action": "receive", "agentId": "b", "agentToken": "{{b.agentToken}}", **s}},
          {"tool": "memory_usage", "input": {"action": "store", "key": "plan", "value": "ship it", "namespace": "cc"}}],
-        [{"tool": "agent_spawn", "input": {"type": 7, **s}}],
+        [{"tool": "agent_spawn", "input": {"type": 7, **s}, "error": "type"},
+         {"tool": "agent_spawn", "input": {"type": "coder", "name": "a", **s}, "error": "already exists"}],
         [{"tool": "swarm_status", "input": s}, {"tool": "agent_list", "input": s},
          {"tool": "memory_search", "input": {"pattern": "ship", "namespace": "cc"}}],
         [{"tool": "topology_optimize", "input": s}, {"tool": "load_balance", "input": s},
@@ -226,6 +228,15 @@ BAD_STEP = 4
 CATALOGUE = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "tools").glob("*.json"))
 
 
+def error_message(content: str) -> str:
+    """The message of a tool error as the client handed it over: ours is JSON with error.message;
+    a client that refused the call itself (Gemini checks arguments against the schema) says why."""
+    try:
+        return json.loads(content)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return content
+
+
 def check_session(model: Scripted, label: str) -> None:
     script = model.script
     called = sorted({call["tool"] for step in script for call in step})
@@ -238,7 +249,8 @@ def check_session(model: Scripted, label: str) -> None:
             if r is None:
                 check(False, f"{what}: a result came back", model.results.keys())
             elif bad:
-                check(r["is_error"] and "type" in r["content"], f"{what}: the bad call is a clear tool error", r)
+                check(r["is_error"] and call["error"] in r["content"], f"{what}: the bad call is a clear tool error", r)
+                check(r["content"].count(error_message(r["content"])[:40]) == 1, f"{what}: the model is told the error once", r)
             else:
                 check(not r["is_error"], what, r)
     received = model.result(3, 0)
