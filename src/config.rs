@@ -42,7 +42,8 @@ pub const MAX_TTL_SECS: u64 = 365 * 24 * 3600;
 /// Per-agent entries a summary (`swarm_status`, `load_balance`) lists at most, the ones that
 /// most need a look first; `agent_list` pages through every agent.
 pub const MAX_AGENT_DETAIL: usize = 20;
-/// Moves a `load_balance` result lists at most (every move is made).
+/// Moves a `load_balance` result, or link changes a `topology_optimize` result, lists at most
+/// (every one is made).
 pub const MAX_MOVES_LISTED: usize = 50;
 
 /// Default page sizes.
@@ -50,9 +51,14 @@ pub const DEFAULT_LIST_LIMIT: usize = 50;
 pub const MAX_LIST_LIMIT: usize = 500;
 pub const DEFAULT_RECEIVE_LIMIT: usize = 10;
 
-/// What the JSON body of one list (tool result or resource read) may hold; a list stops before
-/// it and says so. The body travels twice in a tool result (text and structuredContent).
-pub const MAX_REPLY_BYTES: usize = 2 * 1024 * 1024;
+/// What the JSON items of one list (tool result or resource read) may add up to; a list stops
+/// before it and says so, so that a default result fits a model's context (about 16 KB). One item
+/// larger than this (a big memory value or message) comes alone.
+pub const MAX_REPLY_BYTES: usize = 16 * 1024;
+/// Peers (and outliers) an `attention_consensus` result lists at most, by weight.
+pub const MAX_PEERS_LISTED: usize = 50;
+/// Findings a `diagnose` lists at most, the most severe first.
+pub const MAX_FINDINGS: usize = 30;
 
 /// `swarm_monitor` calls one process runs at once; each holds a task for up to 300 s.
 pub const MAX_CONCURRENT_MONITORS: usize = 16;

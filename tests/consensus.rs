@@ -119,12 +119,23 @@ async fn quorum_decides_at_4_7_and_100_voters_with_up_to_f_byzantine_voters() {
                 }
             }
         }
-        let list = mcp.ok("daa_consensus", json!({"action": "list", "swarmId": sid, "limit": 10})).await;
-        let seqs: Vec<i64> =
-            list["decisions"].as_array().unwrap().iter().map(|d| d["sequence"].as_i64().unwrap()).collect();
-        assert_eq!(seqs.len(), 4, "{list}");
+        // A decision of 100 voters carries their votes: the log pages within the reply budget.
+        let (mut seqs, mut cursor) = (Vec::new(), None);
+        loop {
+            let mut args = json!({"action": "list", "swarmId": sid, "limit": 10});
+            if let Some(c) = &cursor {
+                args["cursor"] = json!(c);
+            }
+            let list = mcp.ok("daa_consensus", args).await;
+            assert!(list["open"].as_array().unwrap().is_empty());
+            seqs.extend(list["decisions"].as_array().unwrap().iter().map(|d| d["sequence"].as_i64().unwrap()));
+            match list["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(seqs.len(), 4, "{seqs:?}");
         assert!(seqs.windows(2).all(|w| w[0] > w[1]), "newest first, strictly: {seqs:?}");
-        assert!(list["open"].as_array().unwrap().is_empty());
     }
     mcp.close().await;
 }

@@ -69,7 +69,7 @@ pub const BRANCHING: usize = 4;
 /// An undirected link, normalised: smaller id first.
 pub type Edge = (AgentId, AgentId);
 
-/// The shape of a swarm's connection graph.
+// The shape of a swarm's connection graph (a plain comment: the schema would serve it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TopologyKind {

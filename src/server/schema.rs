@@ -36,6 +36,48 @@ pub fn compact_output(full: &Map<String, Value>) -> Map<String, Value> {
     Map::from_iter([("type".to_string(), "object".into()), ("properties".to_string(), Value::Object(properties))])
 }
 
+/// The `inputSchema` served in `tools/list`: the full schema less what a model does not need to
+/// call the tool well, because `tools/list` is read with every request: `additionalProperties`
+/// (an unknown argument is refused by name anyway), `minimum: 0` of unsigned numbers, and
+/// every paragraph of a description after the first (the rest stays in `schemas/`).
+pub fn compact_input(full: &Map<String, Value>) -> Map<String, Value> {
+    let mut value = Value::Object(full.clone());
+    trim(&mut value);
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!("an object stays an object"),
+    }
+}
+
+fn trim(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("additionalProperties").is_some_and(Value::is_boolean) {
+                map.remove("additionalProperties");
+            }
+            if map.get("minimum").and_then(Value::as_f64) == Some(0.0) {
+                map.remove("minimum");
+            }
+            if let Some(Value::String(text)) = map.get_mut("description") {
+                if let Some(end) = text.find("\n\n") {
+                    text.truncate(end);
+                }
+            }
+            // Recurse into subschemas only: a property may be called `description` or `minimum`.
+            for key in ["properties", "items"] {
+                if let Some(sub) = map.get_mut(key) {
+                    match sub {
+                        Value::Object(props) if key == "properties" => props.values_mut().for_each(trim),
+                        other => trim(other),
+                    }
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(trim),
+        _ => {}
+    }
+}
+
 fn generate<T: JsonSchema>(settings: SchemaSettings) -> Map<String, Value> {
     let settings = settings.with(|s| {
         s.inline_subschemas = true;

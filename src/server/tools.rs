@@ -144,7 +144,8 @@ pub fn listed() -> &'static [Tool] {
             .iter()
             .map(|def| {
                 let entry = catalogue::entry(def.name);
-                let mut tool = Tool::new(def.name, entry.description, Arc::new((def.input_schema)()));
+                let mut tool =
+                    Tool::new(def.name, entry.description, Arc::new(schema::compact_input(&(def.input_schema)())));
                 tool.output_schema = Some(Arc::new(schema::compact_output(&(def.output_schema)())));
                 let mut annotations = ToolAnnotations::default();
                 annotations.read_only_hint = Some(entry.read_only);

@@ -38,16 +38,15 @@ pub struct PeerOutput {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AttentionConsensusParams {
-    /// 2-1000; content up to 64 KB.
+    /// 2-1000; content at most 64 KB.
     pub outputs: Vec<PeerOutput>,
     pub mode: AttentionMode,
     /// Default 8.
     pub num_heads: Option<usize>,
-    /// byzantine: at most floor(n × this) outliers; [0, 0.5), default 0.33.
+    /// byzantine: [0, 0.5), default 0.33.
     pub fault_tolerance: Option<f64>,
-    /// gossip: most rounds, 1-100, default 3.
+    /// gossip: 1-100, default 3.
     pub gossip_rounds: Option<usize>,
-    /// topology, gossip (default: the only swarm).
     pub swarm_id: Option<String>,
 }
 
@@ -110,8 +109,10 @@ pub struct OutlierOut {
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ByzantineOut {
-    /// Flagged peers, lowest support first.
+    /// Flagged peers, lowest support first (at most 50).
     pub outliers: Vec<OutlierOut>,
+    /// Peers flagged in all.
+    pub outlier_count: usize,
     /// floor(n × faultTolerance).
     pub max_outliers: usize,
     pub fault_tolerance: f64,
@@ -134,8 +135,11 @@ pub struct AttentionConsensusOutput {
     pub mode: AttentionMode,
     /// The output with the highest weight.
     pub consensus: ConsensusPick,
-    /// Every peer, highest weight first.
+    /// The peers, highest weight first (at most 50).
     pub agents: Vec<PeerWeight>,
+    /// Peers left out of `agents` (the lowest weights).
+    #[serde(skip_serializing_if = "crate::mesh::is_zero")]
+    pub agents_omitted: usize,
     /// Weight-averaged agreement (clipped cosine) of all peers with the consensus, in [0, 1].
     pub strength: f64,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -72,6 +72,7 @@ impl Engine {
         let agents = order
             .iter()
             .enumerate()
+            .take(config::MAX_PEERS_LISTED)
             .map(|(r, &i)| PeerWeight {
                 rank: r + 1,
                 index: i,
@@ -84,8 +85,10 @@ impl Engine {
             })
             .collect();
         let byzantine = outliers.map(|(found, max)| ByzantineOut {
+            outlier_count: found.len(),
             outliers: found
                 .into_iter()
+                .take(config::MAX_PEERS_LISTED)
                 .map(|o| OutlierOut {
                     index: o.index,
                     agent_id: name(o.index),
@@ -113,6 +116,7 @@ impl Engine {
                 weight: scored.weights[top],
             },
             agents,
+            agents_omitted: order.len().saturating_sub(config::MAX_PEERS_LISTED),
             strength,
             byzantine,
             gossip,

@@ -31,40 +31,34 @@ pub enum ConsensusAction {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConsensusParams {
-    /// propose (default), vote, view_change, status, list, elect or leader.
     #[serde(default)]
     pub action: ConsensusAction,
-    /// propose: voter ids/names, or "all" (default: agents not failed).
+    /// propose: ids, names or "all".
     pub agents: Option<Value>,
-    /// propose: what is decided, any JSON.
+    /// propose: any JSON.
     pub proposal: Option<Value>,
-    /// propose: quorum (default), bft or pbft.
     pub protocol: Option<Protocol>,
-    /// propose: approval share in (0, 1] (default: the swarm's).
+    /// propose: approval share (default: the swarm's).
     pub threshold: Option<f64>,
-    /// propose: seconds before it expires (default 300).
+    /// propose: seconds (default 300).
     pub timeout_secs: Option<f64>,
-    /// vote, view_change, status: the proposal.
     pub proposal_id: Option<String>,
-    /// vote: approve or reject.
     pub vote: Option<VoteValue>,
-    /// vote, pbft: the phase (default: the one owed next).
     pub phase: Option<Phase>,
-    /// The acting agent, by id or name.
+    /// The acting agent.
     pub agent_id: Option<String>,
-    /// Token of the acting agent.
     pub agent_token: Option<String>,
-    /// propose without agentId: swarm_init's ownerToken.
+    /// propose without agentId.
     pub owner_token: Option<String>,
-    /// vote: why (sent with pbft phase messages).
     pub reason: Option<String>,
-    /// propose, vote: fencing term; the caller must lead at it.
+    /// Fencing term: the caller must lead at it.
     pub term: Option<u64>,
-    /// elect: lease seconds (default: messageTimeout).
+    /// elect: seconds.
     pub lease_secs: Option<f64>,
-    /// list: decisions to return, newest first (default 20).
+    /// list: default 20.
     pub limit: Option<usize>,
-    /// Swarm (default: the agent's, else the only swarm).
+    /// list: from nextCursor.
+    pub cursor: Option<String>,
     pub swarm_id: Option<String>,
 }
 
@@ -130,12 +124,21 @@ pub struct ConsensusOutput {
     /// vote, pbft: the phase this vote was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
-    /// list: open proposals.
+    /// list: the oldest open proposals, at most `limit`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub open: Option<Vec<ProposalView>>,
+    /// list: how many proposals are open in all (read one with status).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_count: Option<usize>,
     /// list: the newest decision-log entries, newest first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decisions: Option<Vec<LogEntry>>,
+    /// list: true when `open` or `decisions` stopped at the 16 KiB reply budget before `limit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
+    /// list: pass as cursor for older decisions; absent once the first decision is listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
     /// elect: whether the caller leads now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub elected: Option<bool>,

@@ -71,9 +71,16 @@ impl Engine {
     }
 
     /// The newest `limit` decisions, newest first.
-    pub(crate) async fn recent_decisions(&self, swarm: &SwarmId, limit: usize) -> Result<Vec<LogEntry>> {
+    /// The newest `limit` decisions, newest first; with `before`, the newest of those older than it.
+    pub(crate) async fn recent_decisions(
+        &self,
+        swarm: &SwarmId,
+        limit: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<LogEntry>> {
         let head = self.log_head(swarm).await?;
-        let mut entries = self.decisions_between(swarm, (head.last - limit as i64).max(0), head.last).await?;
+        let upto = before.map_or(head.last, |b| (b - 1).min(head.last));
+        let mut entries = self.decisions_between(swarm, (upto - limit as i64).max(0), upto).await?;
         entries.reverse();
         Ok(entries)
     }

@@ -12,11 +12,12 @@ use super::proposal::{faults_tolerated, Context, Decision, Proposal, Protocol, Q
 use super::vote::{Evaluation, VoteEffect, VoteValue};
 use super::{
     check_majority, context, notice_op, proposal_view, required, with_missing_voters, ConsensusAction, ConsensusOutput,
-    ConsensusParams,
+    ConsensusParams, ProposalView,
 };
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, ProposalId, SwarmId};
+use crate::mesh::budget::Budget;
 use crate::mesh::health::AgentStatus;
 use crate::mesh::model::{decode, encode, AgentRecord};
 use crate::mesh::{keys, validate, Engine, SwarmView};
@@ -425,19 +426,50 @@ impl Engine {
         Ok(out)
     }
 
+    /// The oldest open proposals and the newest decisions (older ones from `cursor`), within the
+    /// reply budget: open proposals take at most half of it, the log the rest.
     pub(crate) async fn proposal_list(&self, swarm: &SwarmId, p: &ConsensusParams) -> Result<ConsensusOutput> {
         let limit = validate::limit("limit", p.limit, config::DEFAULT_DECISIONS_LIMIT)?;
+        let before = match p.cursor.as_deref() {
+            Some(c) => Some(c.parse::<i64>().map_err(|_| MeshError::invalid("cursor", "is not a nextCursor of list"))?),
+            None => None,
+        };
         let view = self.load_swarm(swarm).await?;
-        let byzantine = self.byzantine_flags(swarm).await?;
-        let mut open = Vec::new();
-        for (prop, _) in self.open_proposals(swarm).await? {
-            let ctx = with_missing_voters(context(&view, byzantine.clone(), None), &prop, &view);
-            open.push(proposal_view(&prop, &ctx));
-        }
+        let (open, open_count, open_cut) = self.open_page(swarm, &view, limit).await?;
+        let used: usize = open.iter().map(|v| serde_json::to_vec(v).map_or(0, |b| b.len())).sum();
+        let mut log_budget = Budget::of(config::MAX_REPLY_BYTES.saturating_sub(used));
+        let mut decisions = self.recent_decisions(swarm, limit, before).await?;
+        decisions.retain(|d| log_budget.admit(d));
         let mut out = ConsensusOutput::new(ConsensusAction::List, swarm, view.revision);
+        out.next_cursor = decisions.last().filter(|d| d.sequence > 1).map(|d| d.sequence.to_string());
+        out.open_count = Some(open_count);
         out.open = Some(open);
-        out.decisions = Some(self.recent_decisions(swarm, limit).await?);
+        out.decisions = Some(decisions);
+        out.truncated = open_cut.or(log_budget.truncated());
         Ok(out)
+    }
+
+    /// Up to `limit` of the oldest open proposals in half the reply budget; how many are open;
+    /// whether the budget cut the page.
+    async fn open_page(
+        &self,
+        swarm: &SwarmId,
+        view: &SwarmView,
+        limit: usize,
+    ) -> Result<(Vec<ProposalView>, usize, Option<bool>)> {
+        let byzantine = self.byzantine_flags(swarm).await?;
+        let mut budget = Budget::of(config::MAX_REPLY_BYTES / 2);
+        let all_open = self.open_proposals(swarm).await?;
+        let mut open = Vec::new();
+        for (prop, _) in all_open.iter().take(limit) {
+            let ctx = with_missing_voters(context(view, byzantine.clone(), None), prop, view);
+            let shown = proposal_view(prop, &ctx);
+            if !budget.admit(&shown) {
+                break;
+            }
+            open.push(shown);
+        }
+        Ok((open, all_open.len(), budget.truncated()))
     }
 
     /// Open proposals, oldest first.

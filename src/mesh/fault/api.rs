@@ -30,16 +30,13 @@ pub enum FaultStrategy {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultParams {
-    /// The agent concerned, by id or name. Optional for heartbeat_monitor and diagnose (then: the whole swarm).
+    /// Optional for heartbeat_monitor and diagnose.
     pub agent_id: Option<String>,
-    /// heartbeat_monitor (default), heartbeat, failover_recovery, recover, report_unreachable, circuit_breaker or diagnose.
     #[serde(default)]
     pub strategy: FaultStrategy,
-    /// heartbeat and recover: the agent's own token. report_unreachable: the reporter's token.
+    /// The agent's own (report_unreachable: the reporter's).
     pub agent_token: Option<String>,
-    /// report_unreachable: the agent reporting, by id or name.
     pub reporter_id: Option<String>,
-    /// Swarm of the agents when they are named rather than given by id.
     pub swarm_id: Option<String>,
 }
 
@@ -135,9 +132,12 @@ pub struct FaultOutput {
     /// circuit_breaker: the agent's breaker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breaker: Option<BreakerView>,
-    /// diagnose: findings computed from the stored state.
+    /// diagnose: findings computed from the stored state, the most severe first (at most 30).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub findings: Option<Vec<Finding>>,
+    /// diagnose: findings left out of `findings` (the least severe).
+    #[serde(skip_serializing_if = "crate::mesh::is_zero")]
+    pub findings_omitted: usize,
     /// diagnose: the figures the alerts are computed from, and the alerts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub figures: Option<HealthFigures>,

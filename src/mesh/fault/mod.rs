@@ -348,7 +348,11 @@ impl Engine {
             FaultStrategy::Diagnose => {
                 let only = target.as_ref().map(|a| &a.id);
                 let health = self.consensus_health(&view).await?;
-                let (findings, figures) = self.diagnose(&view, only, &health).await?;
+                let (mut findings, figures) = self.diagnose(&view, only, &health).await?;
+                // The most severe first (stable: within a severity, in the order found).
+                findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+                out.findings_omitted = findings.len().saturating_sub(crate::config::MAX_FINDINGS);
+                findings.truncate(crate::config::MAX_FINDINGS);
                 out.consensus_health = Some(health);
                 out.alerts = Some(diagnose::alerts(&figures));
                 out.figures = Some(figures);

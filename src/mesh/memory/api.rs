@@ -24,20 +24,20 @@ pub enum MemoryAction {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MemoryParams {
     pub action: MemoryAction,
-    /// The entry's key; for list, a key prefix.
+    /// list: a prefix.
     pub key: Option<String>,
-    /// store: the value (text or JSON, at most 1 MiB).
+    /// store: text or JSON, at most 1 MiB.
     #[serde(default, deserialize_with = "text_or_json")]
     pub value: Option<String>,
-    /// Namespace (default "default").
+    /// Default "default".
     pub namespace: Option<String>,
-    /// store: seconds until the entry expires.
+    /// store: seconds to live.
     pub ttl: Option<u64>,
-    /// search: keywords to look for in keys and values.
+    /// search: words.
     pub query: Option<String>,
-    /// list/search: most entries to return (default 50, max 500).
+    /// Default 50, max 500.
     pub limit: Option<usize>,
-    /// list: the nextCursor of the previous page.
+    /// list: from nextCursor.
     pub cursor: Option<String>,
 }
 
@@ -89,7 +89,7 @@ pub struct MemoryOutput {
     /// list: pass as cursor to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
-    /// list: true when the page stopped at the 2 MiB reply budget before `limit`.
+    /// list/search: true when the page stopped at the 16 KiB reply budget before `limit`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
     /// search: how matches were found ("keyword": case-insensitive term matching, not semantic;
@@ -128,11 +128,9 @@ impl SearchMethod {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MemorySearchParams {
-    /// Words or a question to look for in keys and values.
     pub pattern: String,
-    /// Default "default".
     pub namespace: Option<String>,
-    /// 1-500, default 50.
+    /// Default 50, max 500.
     pub limit: Option<usize>,
 }
 
@@ -150,6 +148,9 @@ pub struct MemorySearchOutput {
     /// hybrid: entries with no stored vector from this embedder, embedded for this search.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedded_on_search: Option<usize>,
+    /// true when the results stopped at the 16 KiB reply budget before `limit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
     pub revision: Revision,
 }
 

@@ -178,6 +178,7 @@ impl Engine {
             method: Some(ranking.method.as_str().to_string()),
             embedder: Some(EmbedderInfo::of(&**self.embedder())),
             embedded_on_search: ranking.embedded_on_search,
+            truncated: ranking.truncated,
             revision: ranking.revision,
             ..Default::default()
         })

@@ -21,6 +21,7 @@ use super::{entry, keyword_score, MemoryEntry, MemorySearchOutput, MemorySearchP
 use crate::attention::{cosine, EmbedderInfo, EmbedderKind};
 use crate::config;
 use crate::error::{MeshError, Result};
+use crate::mesh::budget::Budget;
 use crate::mesh::model::{decode, MemoryRecord};
 use crate::mesh::vectors::{self, StoredEmbedding};
 use crate::mesh::{keys, validate, Engine};
@@ -36,6 +37,8 @@ pub(crate) struct Ranking {
     pub entries: Vec<MemoryEntry>,
     pub method: SearchMethod,
     pub embedded_on_search: Option<usize>,
+    /// `Some(true)` when the reply budget cut the ranking before `limit`.
+    pub truncated: Option<bool>,
     pub revision: Revision,
 }
 
@@ -119,8 +122,16 @@ impl Engine {
             b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.key.cmp(&b.key))
         });
         hits.truncate(limit);
+        let mut budget = Budget::default();
+        hits.retain(|e| budget.admit(e));
         let method = if hybrid { SearchMethod::Hybrid } else { SearchMethod::Keyword };
-        Ok(Ranking { entries: hits, method, embedded_on_search, revision: resp.revision })
+        Ok(Ranking {
+            entries: hits,
+            method,
+            embedded_on_search,
+            truncated: budget.truncated(),
+            revision: resp.revision,
+        })
     }
 
     pub async fn memory_search(&self, p: MemorySearchParams) -> Result<MemorySearchOutput> {
@@ -139,6 +150,7 @@ impl Engine {
             embedder: EmbedderInfo::of(&**self.embedder()),
             results: ranking.entries,
             embedded_on_search: ranking.embedded_on_search,
+            truncated: ranking.truncated,
             revision: ranking.revision,
         })
     }

@@ -41,27 +41,23 @@ impl MessageType {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CommunicationParams {
-    /// send (default), receive or ack.
     #[serde(default)]
     pub action: CommAction,
-    /// send: sending agent, by id or name.
+    /// send: agent id or name.
     pub from: Option<String>,
-    /// send: recipient agent id or name, or "all" for every other agent.
+    /// send: agent id or name, or "all".
     pub to: Option<String>,
-    /// send: the message body, a JSON object.
+    /// send: a JSON object.
     pub message: Option<serde_json::Map<String, serde_json::Value>>,
-    /// send: message type (default custom).
     #[serde(rename = "type")]
     pub message_type: Option<MessageType>,
-    /// Token of the agent acting (the sender, or the mailbox owner).
+    /// The sender's, or the mailbox owner's.
     pub agent_token: Option<String>,
-    /// receive/ack: the mailbox owner, by id or name.
+    /// receive, ack: the mailbox owner.
     pub agent_id: Option<String>,
-    /// ack: ids of the messages to acknowledge.
     pub message_ids: Option<Vec<String>>,
-    /// receive: most messages to return (default 10).
+    /// receive: default 10.
     pub limit: Option<usize>,
-    /// Swarm of the agents when they are named rather than given by id.
     pub swarm_id: Option<String>,
 }
 
@@ -117,7 +113,7 @@ pub struct CommunicationOutput {
     /// receive/ack: unacknowledged messages left in the mailbox (not counting those just returned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remaining: Option<usize>,
-    /// receive: true when the page stopped at the 2 MiB reply budget; ack to reach the rest.
+    /// receive: true when the page stopped at the 16 KiB reply budget; ack to reach the rest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
     pub revision: i64,

@@ -32,13 +32,12 @@ pub enum Outcome {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatternsParams {
     pub action: PatternAction,
-    /// Default "default".
     pub namespace: Option<String>,
-    /// store, predict (or operation).
+    /// store, predict.
     pub task: Option<String>,
     pub input: Option<String>,
     pub output: Option<String>,
-    /// store (required), learn: in [0, 1].
+    /// store (required), learn: 0-1.
     pub reward: Option<f64>,
     /// store (required).
     pub success: Option<bool>,
@@ -54,9 +53,9 @@ pub struct PatternsParams {
     pub query: Option<String>,
     /// 1-50, default 5.
     pub k: Option<usize>,
-    /// search: in [0, 1].
+    /// search: 0-1.
     pub min_reward: Option<f64>,
-    /// store, learn: a JSON object kept with the record (at most 16 KiB).
+    /// store, learn: a JSON object.
     pub metadata: Option<Map<String, Value>>,
 }
 

@@ -60,9 +60,7 @@ pub enum ReportFormat {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PerformanceReportParams {
-    /// 1h (default), 24h, 7d or 30d, ending now.
     pub timeframe: Option<Timeframe>,
-    /// summary (default); detailed/json add per-tool and per-process figures; markdown, a text.
     pub format: Option<ReportFormat>,
 }
 
@@ -224,13 +222,12 @@ pub enum MonitorMetric {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SwarmMonitorParams {
-    /// Swarm to watch (default: the only swarm).
     pub swarm_id: Option<String>,
-    /// Seconds between samples, at least 0.1 (default 1).
+    /// Seconds (0.1 or more, default 1).
     pub interval: Option<f64>,
-    /// Seconds to watch, at most 300 (default 10).
+    /// Seconds (300 at most, default 10).
     pub duration: Option<f64>,
-    /// What to sample (default all): agents, messages, tasks, consensus, calls, resources.
+    /// Default all.
     pub metrics: Option<Vec<MonitorMetric>>,
 }
 
@@ -313,6 +310,9 @@ pub struct DecisionLogOutput {
     pub total: i64,
     /// The newest decisions, newest first.
     pub decisions: Vec<LogEntry>,
+    /// true when the decisions stopped at the 16 KiB reply budget (`daa_consensus list` pages on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
     pub revision: i64,
 }
 

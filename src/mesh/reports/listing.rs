@@ -7,6 +7,7 @@ use super::api::{DecisionLogOutput, SwarmListOutput, SwarmSummary};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::SwarmId;
+use crate::mesh::budget::Budget;
 use crate::mesh::model::{decode, SwarmRecord};
 use crate::mesh::{keys, validate, Engine};
 use crate::store::{self, prefix_end, RangeRequest};
@@ -83,7 +84,9 @@ impl Engine {
             return Err(MeshError::not_found("swarm", swarm_id));
         }
         let total = self.log_head(&id).await?.last;
-        let decisions = self.recent_decisions(&id, limit.min(config::MAX_LIST_LIMIT)).await?;
-        Ok(DecisionLogOutput { swarm_id: id.to_string(), total, decisions, revision })
+        let mut decisions = self.recent_decisions(&id, limit.min(config::MAX_LIST_LIMIT), None).await?;
+        let mut budget = Budget::default();
+        decisions.retain(|d| budget.admit(d));
+        Ok(DecisionLogOutput { swarm_id: id.to_string(), total, decisions, truncated: budget.truncated(), revision })
     }
 }

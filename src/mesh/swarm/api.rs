@@ -14,29 +14,23 @@ use crate::mesh::topology::TopologyKind;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SwarmInitParams {
-    /// Connection graph: mesh, hierarchical, ring or star.
     pub topology: TopologyKind,
-    /// Most agents the swarm admits (1-1000, default 8).
+    /// 1-1000, default 8.
     pub max_agents: Option<u32>,
-    /// Distribution strategy (default balanced).
     pub strategy: Option<Strategy>,
-    /// Id for the new swarm (default: generated). Calls that name no swarm act in it only while it is the only one.
+    /// Default: generated.
     pub swarm_id: Option<String>,
-    /// Seconds between heartbeats (default 5).
+    /// Seconds, default 5.
     pub heartbeat_interval: Option<f64>,
-    /// Seconds of silence before an agent is failed (default 30).
+    /// Seconds of silence before an agent is failed, default 30.
     pub message_timeout: Option<f64>,
-    /// Approval share for decisions (default 0.75).
     pub consensus_threshold: Option<f64>,
-    /// Share of faulty agents tolerated (default 0.33).
     pub fault_tolerance_level: Option<f64>,
-    /// Default 3.
     pub max_retry_attempts: Option<u32>,
-    /// Default 5.
     pub circuit_breaker_threshold: Option<u32>,
-    /// Seconds, default 60.
+    /// Seconds.
     pub recovery_timeout: Option<f64>,
-    /// Who may add agents: owner (default), secret (or with joinSecret) or open (anyone).
+    /// Who may add agents (default owner).
     pub membership: Option<Membership>,
 }
 
@@ -63,16 +57,13 @@ pub struct SwarmInitOutput {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SwarmIdParams {
-    /// Swarm to act on (default: the only swarm).
     pub swarm_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SwarmDestroyParams {
-    /// Swarm to destroy (default: the only swarm).
     pub swarm_id: Option<String>,
-    /// From swarm_init (not needed if open).
     pub owner_token: Option<String>,
 }
 
@@ -180,9 +171,12 @@ pub struct TopologyOptimizeOutput {
     pub topology: TopologyKind,
     pub before: Connectivity,
     pub after: Connectivity,
-    /// Links added and removed, each as `[agentA, agentB]`.
+    /// Links added and removed, each as `[agentA, agentB]` (at most 50 of each listed).
     pub added: Vec<[String; 2]>,
     pub removed: Vec<[String; 2]>,
+    /// Links added and removed in all.
+    pub added_count: usize,
+    pub removed_count: usize,
     /// Agents left out of the new graph because they are failed.
     pub excluded_failed: Vec<String>,
     pub revision: i64,
@@ -193,19 +187,15 @@ pub struct TopologyOptimizeOutput {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AgentSpawnParams {
-    /// Agent type, e.g. coordinator, researcher, coder, analyst, tester.
+    /// E.g. coder, researcher, tester.
     #[serde(rename = "type")]
     pub agent_type: String,
-    /// Unique name in the swarm (default: type-N).
+    /// Unique in the swarm (default type-N).
     pub name: Option<String>,
-    /// What the agent can do, e.g. ["rust", "review"].
     #[serde(default)]
     pub capabilities: Vec<String>,
-    /// Swarm to join (default: the only swarm).
     pub swarm_id: Option<String>,
-    /// From swarm_init (not needed if open).
     pub owner_token: Option<String>,
-    /// Or the swarm's joinSecret.
     pub join_secret: Option<String>,
 }
 
@@ -230,13 +220,11 @@ pub struct AgentSpawnOutput {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AgentListParams {
-    /// Swarm to list (default: the only swarm).
     pub swarm_id: Option<String>,
-    /// Only agents with this status.
     pub status: Option<AgentStatus>,
-    /// Page size (default 50, max 500).
+    /// Default 50, max 500.
     pub limit: Option<usize>,
-    /// nextCursor of the last page.
+    /// From nextCursor.
     pub cursor: Option<String>,
 }
 

@@ -189,8 +189,10 @@ impl Engine {
                 topology: view.swarm.topology,
                 before: connectivity(&view.graph, &live),
                 after: connectivity(&rebuilt, &live),
-                added: pairs(&added),
-                removed: pairs(&removed),
+                added: pairs(&added[..added.len().min(config::MAX_MOVES_LISTED)]),
+                removed: pairs(&removed[..removed.len().min(config::MAX_MOVES_LISTED)]),
+                added_count: added.len(),
+                removed_count: removed.len(),
                 excluded_failed: view.graph.nodes.iter().filter(|n| !live(n)).map(|n| n.to_string()).collect(),
                 revision: resp.revision,
             }))

@@ -27,46 +27,35 @@ pub enum TaskAction {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskOrchestrateParams {
-    /// create (default), claim, complete, fail, status, steal, bid or report.
     #[serde(default)]
     pub action: TaskAction,
     /// create: what to do.
     pub task: Option<String>,
-    /// create: parallel, sequential (after the previous sequential task), adaptive (default) or balanced.
     pub strategy: Option<ExecStrategy>,
-    /// create: low, medium (default), high or critical.
     pub priority: Option<Priority>,
-    /// create: task ids that must complete first.
+    /// create: task ids to complete first.
     pub dependencies: Option<Vec<String>>,
-    /// create: capabilities needed (an agent must hold 70%).
     pub required_capabilities: Option<Vec<String>>,
-    /// create: capability (default), dht, auction or work_stealing.
     pub assignment: Option<Assignment>,
-    /// create, dht: agents holding the record (default 3).
     pub replication_factor: Option<usize>,
-    /// create: seconds a claim may run before it counts as failed.
+    /// create: seconds a claim may run.
     pub timeout_secs: Option<f64>,
-    /// create, auction: seconds bids stay open (default 10).
     pub bid_secs: Option<f64>,
-    /// bid: the bidder's free resources in [0, 1] (unreported counts as 0).
+    /// bid: free share, 0-1.
     pub resource_availability: Option<f64>,
-    /// report: the agent's resource utilisation in [0, 1].
+    /// report: 0-1.
     pub resource_utilization: Option<f64>,
-    /// The task (create: optional id to give it).
     pub task_id: Option<String>,
-    /// create, claim, complete, fail, steal, bid: the acting agent.
+    /// The acting agent.
     pub agent_id: Option<String>,
-    /// Token of the acting agent.
     pub agent_token: Option<String>,
-    /// create without agentId: swarm_init's ownerToken.
+    /// create without agentId.
     pub owner_token: Option<String>,
-    /// complete, fail: the token claim returned.
+    /// complete, fail: from claim.
     pub fencing_token: Option<i64>,
-    /// complete: the result, any JSON.
+    /// complete: any JSON.
     pub result: Option<Value>,
-    /// fail: what went wrong.
     pub error: Option<String>,
-    /// Swarm (default: the agent's, else the only swarm).
     pub swarm_id: Option<String>,
 }
 
@@ -104,9 +93,7 @@ pub struct TaskOrchestrateOutput {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskIdParams {
-    /// The task.
     pub task_id: String,
-    /// Swarm (default: the only swarm).
     pub swarm_id: Option<String>,
 }
 

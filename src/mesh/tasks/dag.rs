@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::TaskId;
 
-/// claude-flow's orchestration strategies, as they shape the graph.
+// claude-flow's orchestration strategies, as they shape the graph (a plain comment: the schema
+// would serve it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecStrategy {

@@ -18,7 +18,7 @@ pub enum Priority {
     Critical,
 }
 
-/// How a ready task is placed on an agent.
+// How a ready task is placed on an agent (a plain comment: the schema would serve it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Assignment {
