@@ -1,11 +1,14 @@
 //! `mesh-mcp serve`: MCP on stdio, or on HTTP (with the dashboard) with `--http`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
 use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
 
 use super::Global;
 use crate::config;
-use crate::server::{self, http::HttpOptions, MeshServer};
+use crate::server::{self, binding::Binding, http::HttpOptions, MeshServer};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -32,9 +35,26 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let ServeArgs { http, auth_token, allow_hosts, multi_thread, tools } = args;
     // HTTP serves many sessions at once: it always gets the multi-threaded runtime.
     super::run_server(global, multi_thread || http.is_some(), |engine| async move {
-        let server = MeshServer::new(engine).with_profile(tools);
+        let binding = Binding::from_env(&engine).await?.map(Arc::new);
+        let server = MeshServer::new(engine.clone()).with_profile(tools);
         match http {
-            None => server::stdio::serve(server).await,
+            None => {
+                let Some(binding) = binding else { return server::stdio::serve(server).await };
+                tracing::info!(agent = %binding.name, swarm = %binding.swarm_id, "this session acts as its bound agent");
+                let stop = CancellationToken::new();
+                let alive = tokio::spawn({
+                    let (binding, stop) = (binding.clone(), stop.clone());
+                    async move { binding.keep_alive(engine, stop).await }
+                });
+                let served = server::stdio::serve(server.bound_to(Some(binding))).await;
+                stop.cancel();
+                let _ = alive.await;
+                served
+            }
+            Some(_) if binding.is_some() => anyhow::bail!(
+                "{} binds a stdio session to its agent; an HTTP server serves many sessions and binds none",
+                config::ENV_AGENT_TOKEN
+            ),
             Some(bind) => {
                 let opts = HttpOptions { bind, auth_token, allowed_hosts: allow_hosts };
                 server::http::serve(server, opts).await

@@ -13,6 +13,7 @@ use rmcp::model::{
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
+use super::binding::Binding;
 use super::listing::{ListChanges, ListNotifier};
 use super::owners::SessionOwners;
 use super::profile::Profile;
@@ -58,6 +59,8 @@ pub struct MeshServer {
     list_notifier: Arc<ListNotifier>,
     /// The tools this server offers.
     profile: Arc<Profile>,
+    /// The agent this session acts as, when it is bound to one (see [`super::binding`]).
+    binding: Option<Arc<Binding>>,
 }
 
 impl MeshServer {
@@ -72,6 +75,11 @@ impl MeshServer {
         Self { profile: Arc::new(profile), ..self }
     }
 
+    /// This server, acting as the agent of `binding` (a stdio server: one session per process).
+    pub fn bound_to(self, binding: Option<Arc<Binding>>) -> Self {
+        Self { binding, ..self }
+    }
+
     fn for_session(engine: Engine, list_changes: Arc<ListChanges>, profile: Arc<Profile>) -> Self {
         Self {
             engine,
@@ -80,6 +88,7 @@ impl MeshServer {
             list_notifier: Arc::new(ListNotifier::new(&list_changes)),
             list_changes,
             profile,
+            binding: None,
         }
     }
 
@@ -122,7 +131,14 @@ impl ServerHandler for MeshServer {
                 .build(),
         );
         info.server_info = server_info;
-        info.instructions = Some(INSTRUCTIONS.to_string());
+        info.instructions = Some(match &self.binding {
+            Some(b) => format!(
+                "{INSTRUCTIONS} This session acts as agent `{}` of swarm `{}`: calls default to it and need no \
+                 agentToken.",
+                b.name, b.swarm_id
+            ),
+            None => INSTRUCTIONS.to_string(),
+        });
         info
     }
 
@@ -151,6 +167,9 @@ impl ServerHandler for MeshServer {
             return Err(errors::unknown_tool(&request.name));
         }
         let mut args = request.arguments.map(serde_json::Value::Object).unwrap_or(serde_json::Value::Null);
+        if let Some(binding) = &self.binding {
+            binding.apply(&request.name, &mut args);
+        }
         self.owners.attach(&self.engine, &request.name, &mut args).await;
         let progress = context
             .meta
@@ -161,6 +180,10 @@ impl ServerHandler for MeshServer {
             None => Err(errors::unknown_tool(&request.name)),
             Some(Ok(json)) => {
                 self.owners.remember(&json);
+                let json = match &self.binding {
+                    Some(binding) => binding.redact(json),
+                    None => json,
+                };
                 Ok(errors::tool_success(json).into())
             }
             Some(Err(e)) => Ok(errors::tool_error(&e).into()),

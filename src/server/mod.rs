@@ -1,6 +1,7 @@
 //! The MCP edge: the rmcp handler, the tool table, resources and their subscriptions, error
 //! mapping and the transports.
 
+pub mod binding;
 pub mod catalogue;
 pub mod errors;
 pub mod frames;

@@ -6,6 +6,7 @@
 mod access;
 pub mod agents;
 mod api;
+mod binding;
 pub(crate) mod registry;
 mod resolve;
 

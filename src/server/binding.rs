@@ -1,0 +1,144 @@
+//! A session bound to one agent (issue 15): started with the agent's credentials in its
+//! environment (`MESH_AGENT_TOKEN`, or a file named by `MESH_AGENT_TOKEN_FILE`; `MESH_SWARM_ID`
+//! narrows the search), the session acts as that agent without the model ever holding its
+//! token. Every call defaults the acting agent, its token and its swarm to the bound ones; no
+//! result of the session shows a token; and while the session lasts, the server renews the
+//! agent's liveness lease on the swarm's heartbeat interval, so a model that thinks for minutes
+//! is not failed, and one whose process dies is (its lease runs out as before).
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::tools;
+use crate::config;
+use crate::error::{MeshError, Result};
+use crate::mesh::fault::{FaultParams, FaultStrategy};
+use crate::mesh::Engine;
+
+/// Where a file holding the agent token is named.
+pub const ENV_AGENT_TOKEN_FILE: &str = "MESH_AGENT_TOKEN_FILE";
+
+/// The agent a session acts as. Its token never leaves this struct except into the calls the
+/// session makes (and `Debug` leaves it out).
+pub struct Binding {
+    pub swarm_id: String,
+    pub agent_id: String,
+    pub name: String,
+    token: String,
+}
+
+impl std::fmt::Debug for Binding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Binding").field("swarm_id", &self.swarm_id).field("agent_id", &self.agent_id).finish()
+    }
+}
+
+impl Binding {
+    /// The binding the environment asks for, if any: the agent its token belongs to.
+    pub async fn from_env(engine: &Engine) -> Result<Option<Self>> {
+        let token = match (std::env::var(config::ENV_AGENT_TOKEN), std::env::var(ENV_AGENT_TOKEN_FILE)) {
+            (Ok(token), _) => token,
+            (Err(_), Ok(path)) => std::fs::read_to_string(&path)
+                .map_err(|e| MeshError::invalid("MESH_AGENT_TOKEN_FILE", format!("cannot read `{path}`: {e}")))?,
+            _ => return Ok(None),
+        };
+        let swarm = std::env::var(config::ENV_SWARM_ID).ok().filter(|s| !s.is_empty());
+        Self::for_token(engine, token.trim(), swarm.as_deref()).await.map(Some)
+    }
+
+    pub async fn for_token(engine: &Engine, token: &str, swarm: Option<&str>) -> Result<Self> {
+        let agent = engine.agent_by_token(token, swarm).await?;
+        Ok(Self {
+            swarm_id: agent.swarm_id.to_string(),
+            agent_id: agent.id.to_string(),
+            name: agent.name,
+            token: token.to_string(),
+        })
+    }
+
+    fn is_me(&self, reference: Option<&Value>) -> bool {
+        reference.and_then(Value::as_str).is_none_or(|r| r == self.agent_id || r == self.name)
+    }
+
+    /// Fill in what a call of the bound agent leaves out: its swarm, the acting agent and its
+    /// token. A call that names another agent as the actor is left to bring its own token.
+    pub fn apply(&self, tool: &str, args: &mut Value) {
+        if args.is_null() {
+            *args = Value::Object(Map::new());
+        }
+        let Some(map) = args.as_object_mut() else { return };
+        if takes(tool, "swarmId") && !matches!(tool, "swarm_init" | "swarm_destroy" | "attention_consensus") {
+            map.entry("swarmId").or_insert_with(|| self.swarm_id.clone().into());
+        }
+        let Some(actor) = acting_field(tool, map) else { return };
+        if !self.is_me(map.get(actor)) {
+            return;
+        }
+        map.entry(actor).or_insert_with(|| self.agent_id.clone().into());
+        map.entry("agentToken").or_insert_with(|| self.token.clone().into());
+    }
+
+    /// A result as the bound session may see it: without any token it carries (the agent token
+    /// of an agent it spawned, the owner token of a swarm it created: the session keeps that one
+    /// and passes it on itself).
+    pub fn redact(&self, json: String) -> String {
+        if !json.contains("Token\"") {
+            return json;
+        }
+        let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(&json) else { return json };
+        map.remove("agentToken");
+        map.remove("ownerToken");
+        Value::Object(map).to_string()
+    }
+
+    /// Renew the agent's liveness lease every heartbeat interval until `stop`: the session's
+    /// presence, not the model's pace, keeps the agent alive. A renewal that fails is logged
+    /// and tried again at the next interval.
+    pub async fn keep_alive(&self, engine: Engine, stop: CancellationToken) {
+        loop {
+            let interval = match engine.swarm_heartbeat_interval(&self.swarm_id).await {
+                Ok(secs) => Duration::from_secs_f64(secs.max(0.1)),
+                Err(e) => {
+                    tracing::warn!(agent = %self.name, error = %e, "cannot read the bound agent's swarm");
+                    Duration::from_secs(config::HEARTBEAT_INTERVAL_SECS as u64)
+                }
+            };
+            let beat = FaultParams {
+                agent_id: Some(self.agent_id.clone()),
+                strategy: FaultStrategy::Heartbeat,
+                agent_token: Some(self.token.clone()),
+                reporter_id: None,
+                swarm_id: Some(self.swarm_id.clone()),
+            };
+            if let Err(e) = engine.daa_fault_tolerance(beat).await {
+                tracing::warn!(agent = %self.name, error = %e, "renewing the bound agent's lease failed");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
+
+/// Whether `tool` takes the argument `name`.
+fn takes(tool: &str, name: &str) -> bool {
+    tools::listed()
+        .iter()
+        .any(|t| t.name == tool && t.input_schema.get("properties").and_then(|p| p.get(name)).is_some())
+}
+
+/// The argument that names the agent a call acts as (whose token it needs), if it acts as one.
+fn acting_field(tool: &str, args: &Map<String, Value>) -> Option<&'static str> {
+    let action = args.get("action").or_else(|| args.get("strategy")).and_then(Value::as_str);
+    match (tool, action) {
+        ("daa_communication", Some("receive") | Some("ack")) => Some("agentId"),
+        ("daa_communication", _) => Some("from"),
+        ("daa_consensus" | "task_orchestrate", _) => Some("agentId"),
+        ("daa_fault_tolerance", Some("heartbeat") | Some("recover")) => Some("agentId"),
+        ("daa_fault_tolerance", Some("report_unreachable")) => Some("reporterId"),
+        _ => None,
+    }
+}

@@ -1,0 +1,118 @@
+//! Sessions bound to an agent (issue 15): a stdio server started with `MESH_AGENT_TOKEN` (or
+//! `MESH_AGENT_TOKEN_FILE`) acts as that agent without any token in its calls or results, and
+//! keeps the agent alive while the session lasts, however long the model stays silent; killed,
+//! the agent fails as before. Driven through the real binary, with `mesh-mcp call` as the other
+//! process on the same database.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{cli, temp_db, wait_until, RawServer};
+use serde_json::json;
+
+/// A swarm `team` with a heartbeat interval of 0.5 s and a message timeout of `timeout` seconds,
+/// and agents `a` and `b`; returns b's token.
+fn team(db: &std::path::Path, timeout: &str) -> String {
+    let timeout = format!("--messageTimeout={timeout}");
+    let (code, _) = cli(db, &["swarm_init", "mesh", "--swarmId=team", "--heartbeatInterval=0.5", &timeout]);
+    assert_eq!(code, 0);
+    assert_eq!(cli(db, &["agent_spawn", "coder", "--name=a"]).0, 0);
+    let (code, b) = cli(db, &["agent_spawn", "reviewer", "--name=b"]);
+    assert_eq!(code, 0, "{b}");
+    b["agentToken"].as_str().unwrap().to_string()
+}
+
+fn status_of(db: &std::path::Path, name: &str) -> String {
+    let (code, list) = cli(db, &["agent_list", "--swarmId=team"]);
+    assert_eq!(code, 0, "{list}");
+    let agent = list["agents"].as_array().unwrap().iter().find(|a| a["name"] == name).cloned().unwrap();
+    agent["status"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_bound_session_acts_as_its_agent_and_never_shows_a_token() {
+    let (dir, db) = temp_db();
+    let token = team(&db, "600");
+    let file = dir.path().join("b.token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let mut server = RawServer::spawn_with(db.to_str().unwrap(), &[("MESH_AGENT_TOKEN_FILE", file.to_str().unwrap())]);
+
+    assert!(server.stdout_lines[0].contains("acts as agent `b` of swarm `team`"), "{}", server.stdout_lines[0]);
+    // No from, no agentId, no token, no swarm: the bound agent's.
+    let sent = server.ok("daa_communication", json!({"to": "a", "message": {"review": "parser"}}));
+    let (_, list) = cli(&db, &["agent_list", "--swarmId=team"]);
+    let b_id = list["agents"].as_array().unwrap().iter().find(|a| a["name"] == "b").unwrap()["agentId"].clone();
+    assert_eq!(sent["delivered"][0]["route"][0], b_id, "sent as b: {sent}");
+    let (code, got) = cli(&db, &["daa_communication", "--action=receive", "--agentId=a", "--swarmId=team"]);
+    assert_eq!(code, 0, "{got}");
+    assert_eq!(got["messages"][0]["message"], json!({"review": "parser"}));
+    assert_eq!(got["messages"][0]["from"], b_id);
+
+    let reply = cli(&db, &["daa_communication", "--from=a", "--to=b", "--message={\"ok\":true}", "--swarmId=team"]);
+    assert_eq!(reply.0, 0, "{}", reply.1);
+    let inbox = server.ok("daa_communication", json!({"action": "receive"}));
+    assert_eq!(inbox["messages"][0]["message"], json!({"ok": true}), "{inbox}");
+    // Acting for another agent still needs that agent's own token.
+    let (is_error, body) = server.call("daa_communication", json!({"action": "receive", "agentId": "a"}));
+    assert!(is_error && body["error"]["code"] == "unauthorized", "{body}");
+    // An agent the bound session spawns is not handed its token: no result of the session shows one.
+    let spawned = server.ok("agent_spawn", json!({"type": "tester", "name": "c", "ownerToken": owner_token(&db)}));
+    assert!(spawned.get("agentToken").is_none(), "{spawned}");
+    server.ok("daa_consensus", json!({"agents": ["a", "b"], "proposal": "ship"}));
+    let everything: String = server.stdout_lines.join("\n");
+    assert!(!everything.contains(&token), "the bound agent's token reached the session's output");
+    assert!(!everything.contains("mesh_"), "a token reached the session's output");
+}
+
+/// The owner token `mesh-mcp call swarm_init` kept beside the database.
+fn owner_token(db: &std::path::Path) -> String {
+    let path = db.parent().unwrap().join("agents/team/.owner.token");
+    std::fs::read_to_string(path).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_bound_session_keeps_a_silent_agent_alive_and_a_killed_one_fails() {
+    let (_dir, db) = temp_db();
+    let token = team(&db, "2");
+    let mut server = RawServer::spawn_with(db.to_str().unwrap(), &[("MESH_AGENT_TOKEN", token.as_str())]);
+    server.ok("swarm_status", json!({}));
+    // Silent for three message timeouts: never failed, as seen by another process.
+    let silent_until = Instant::now() + Duration::from_secs(6);
+    let mut looks = 0;
+    while Instant::now() < silent_until {
+        let status = status_of(&db, "b");
+        assert_ne!(status, "failed", "a silent bound agent was failed after {looks} looks");
+        looks += 1;
+    }
+    assert!(looks >= 3, "only {looks} looks in 6 s");
+    // Unbound and as silent, `a` failed meanwhile: the timeout is real.
+    assert_eq!(status_of(&db, "a"), "failed");
+
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let killed = Instant::now();
+    wait_until("the killed session's agent to fail", || match status_of(&db, "b").as_str() {
+        "failed" => Ok(()),
+        other => Err(other.to_string()),
+    });
+    // Within the message timeout (2 s) plus a sweep (at most half an interval), and the CLI's own
+    // start-up: bounded loosely, as timing on a shared machine is noisy.
+    assert!(killed.elapsed() < Duration::from_secs(20), "failed after {:?}", killed.elapsed());
+}
+
+#[test]
+fn a_token_that_names_no_agent_stops_the_server_with_a_clear_error() {
+    let (_dir, db) = temp_db();
+    team(&db, "600");
+    let out = std::process::Command::new(common::bin())
+        .args(["serve", "--db", db.to_str().unwrap()])
+        .env("MESH_AGENT_TOKEN", "mesh_0000")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("names no agent"), "{stderr}");
+    assert!(!stderr.contains("mesh_0000"), "the token is not echoed: {stderr}");
+}
