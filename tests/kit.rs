@@ -47,7 +47,9 @@ fn init_claude_writes_claude_codes_files_once_and_keeps_what_was_there() {
     assert_eq!(mcp["mcpServers"]["other"]["command"], "other", "the user's server stays");
     let settings = read_json(&root.join(".claude/settings.json"));
     assert_eq!(settings["enabledMcpjsonServers"], json!(["mesh"]));
-    for event in ["SessionStart", "SubagentStart", "SubagentStop", "Stop", "SessionEnd"] {
+    for event in
+        ["SessionStart", "PreCompact", "UserPromptSubmit", "SubagentStart", "SubagentStop", "Stop", "SessionEnd"]
+    {
         let groups = settings["hooks"][event].as_array().unwrap_or_else(|| panic!("no {event} hook: {settings}"));
         assert_eq!(groups.len(), 1);
         assert!(groups[0]["hooks"][0]["command"].as_str().unwrap().ends_with(" hook"));
@@ -113,6 +115,31 @@ fn the_hooks_build_the_sessions_swarm_from_claude_codes_events() {
     let key = format!("session:{SWARM}:status");
     let (_, kept) = cli_with(&db(root), &["memory_usage", "retrieve", &key, "--namespace=mesh"], &quiet, b"");
     assert!(kept["entry"]["value"].as_str().unwrap().contains(SWARM), "{kept}");
+}
+
+/// Compaction does not make the model forget its team: SessionStart (also after `/compact`) and
+/// PreCompact restate the swarm, its agents and `lead`'s unread count; a prompt is nudged once
+/// when messages came since the model was last told, and not again for the same ones.
+#[test]
+fn the_hooks_restate_the_team_and_nudge_only_on_news() {
+    let project = tempfile::tempdir().unwrap();
+    let root = project.path();
+    let context = |out: &str| -> String {
+        let v: Value = serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        v["hookSpecificOutput"]["additionalContext"].as_str().unwrap().to_string()
+    };
+    let started = context(&hook(root, "SessionStart", json!({"source": "startup"})));
+    assert!(started.contains("Agents: lead (") && started.contains("0 unread"), "{started}");
+    hook(root, "SubagentStart", json!({"agent_id": "feedbeef-1", "agent_type": "tester"}));
+    assert_eq!(hook(root, "UserPromptSubmit", json!({"prompt": "go"})), "", "nothing new, nothing said");
+    hook(root, "SubagentStop", json!({"agent_id": "feedbeef-1", "agent_type": "tester"}));
+    let nudge = context(&hook(root, "UserPromptSubmit", json!({"prompt": "go on"})));
+    assert!(nudge.contains("1 new message(s) for `lead`"), "{nudge}");
+    assert_eq!(hook(root, "UserPromptSubmit", json!({"prompt": "and?"})), "", "told once");
+    let compacting = context(&hook(root, "PreCompact", json!({"trigger": "manual"})));
+    assert!(compacting.contains(SWARM) && compacting.contains("tester-feedbeef (") && compacting.contains("1 unread"));
+    let after = context(&hook(root, "SessionStart", json!({"source": "compact"})));
+    assert_eq!(after, compacting, "the same team after the compaction");
 }
 
 /// A coordinator that stayed quiet past its lease does not fail the session: the next hook

@@ -3,8 +3,12 @@
 //! (`session_id`, `hook_event_name`, and for subagents `agent_id` and `agent_type`); the swarm is
 //! keyed on the session, each agent on its id, never on variables Claude Code does not set.
 //!
-//! - `SessionStart`: the session's swarm `cc-<session>` (created once) and its coordinator
-//!   `lead`, renewed or recovered if it was failed; the model is told the swarm id.
+//! - `SessionStart` (also after a compaction) and `PreCompact`: the session's swarm
+//!   `cc-<session>` (created once) and its coordinator `lead`, renewed or recovered if it was
+//!   failed; the model is told the swarm, its agents and `lead`'s unread count, so that a
+//!   compacted context still knows its team.
+//! - `UserPromptSubmit` / `PostToolUse`: a one-line nudge when messages came for `lead` since the
+//!   model was last told.
 //! - `SubagentStart`: the subagent joins the swarm as `<agent_type>-<agent_id>`.
 //! - `SubagentStop`: the subagent tells `lead` it stopped (a durable message).
 //! - `Stop` / `SessionEnd`: `lead` is renewed, and the swarm's status is kept in memory
@@ -36,6 +40,39 @@ struct HookInput {
 
 /// The coordinator every session's swarm has.
 const LEAD: &str = "lead";
+/// Agents a restated context names at most (it counts the rest).
+const TEAM_LISTED: usize = 12;
+
+/// What the hooks restate of the team: a few hundred bytes.
+struct Team {
+    /// Name and status of the first agents.
+    agents: Vec<(String, String)>,
+    total: u64,
+    /// Messages waiting for `lead`.
+    unread: u64,
+}
+
+impl Team {
+    fn context(&self, swarm: &str) -> String {
+        let named: Vec<String> = self.agents.iter().map(|(n, s)| format!("{n} ({s})")).collect();
+        let more = match self.total.saturating_sub(self.agents.len() as u64) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        format!(
+            "mesh-mcp: this session's agents coordinate in swarm `{swarm}` (pass it as swarmId to the mesh tools); \
+             its coordinator is `lead`, and each subagent joins it as `<type>-<id>`. Agents: {}{more}. \
+             `lead` has {} unread message(s) (daa_communication receive, agentId lead).",
+            named.join(", "),
+            self.unread
+        )
+    }
+}
+
+/// Claude Code's hook output that adds `text` to the model's context.
+fn context_output(event: &str, text: &str) -> String {
+    json!({"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}}).to_string()
+}
 
 pub fn run(global: &Global) -> anyhow::Result<Finished> {
     let mut raw = String::new();
@@ -82,16 +119,29 @@ impl Hook<'_> {
     /// Run the event; what to print on stdout for Claude Code, if anything.
     async fn handle(&self, input: &HookInput) -> Result<Option<String>, String> {
         match input.hook_event_name.as_str() {
-            "SessionStart" => {
+            // At start, after a compaction (SessionStart with source "compact") and before one:
+            // who the team is, restated, so that a compacted context still knows it.
+            "SessionStart" | "PreCompact" => {
                 self.ensure_lead().await?;
-                let context = format!(
-                    "mesh-mcp: this session's agents coordinate in swarm `{}` (pass it as swarmId to the mesh tools); \
-                     its coordinator is `lead`, and each subagent joins it as `<type>-<id>`.",
-                    self.swarm
-                );
-                let out =
-                    json!({"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": context}});
-                Ok(Some(out.to_string()))
+                let team = self.team().await?;
+                self.remember_unread(team.unread).await?;
+                Ok(Some(context_output(&input.hook_event_name, &team.context(&self.swarm))))
+            }
+            // A one-line nudge, only when messages came for `lead` since the last one.
+            "UserPromptSubmit" | "PostToolUse" => {
+                let team = self.team().await?;
+                let told = self.told_unread().await?;
+                self.remember_unread(team.unread).await?;
+                Ok((team.unread > told).then(|| {
+                    let note = format!(
+                        "mesh-mcp: {} new message(s) for `lead` in swarm `{}` ({} unread: daa_communication \
+                         receive, agentId lead).",
+                        team.unread - told,
+                        self.swarm,
+                        team.unread
+                    );
+                    context_output(&input.hook_event_name, &note)
+                }))
             }
             "SubagentStart" => {
                 self.ensure_lead().await?;
@@ -118,6 +168,39 @@ impl Hook<'_> {
             }
             _ => Ok(None),
         }
+    }
+
+    /// The swarm's agents as `agent_list` shows them (the first page), and `lead`'s unread count.
+    async fn team(&self) -> Result<Team, String> {
+        let list = self.tool("agent_list", json!({"limit": TEAM_LISTED})).await?;
+        let agents: Vec<(String, String)> = list["agents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| (a["name"].as_str().unwrap_or("?").to_string(), a["status"].as_str().unwrap_or("?").to_string()))
+            .collect();
+        let unread = list["agents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["name"] == LEAD)
+            .and_then(|a| a["pendingMessages"].as_u64())
+            .unwrap_or(0);
+        let total = list["total"].as_u64().unwrap_or(agents.len() as u64);
+        Ok(Team { agents, total, unread })
+    }
+
+    /// The unread count the model was last told of (kept in memory, namespace `mesh`).
+    async fn told_unread(&self) -> Result<u64, String> {
+        let key = format!("session:{}:told", self.swarm);
+        let found = self.tool("memory_usage", json!({"action": "retrieve", "key": key, "namespace": "mesh"})).await?;
+        Ok(found["entry"]["value"].as_str().and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    async fn remember_unread(&self, unread: u64) -> Result<(), String> {
+        let key = format!("session:{}:told", self.swarm);
+        let store = json!({"action": "store", "key": key, "value": unread.to_string(), "namespace": "mesh"});
+        self.tool("memory_usage", store).await.map(|_| ())
     }
 
     /// The swarm and its `lead`, created if missing; `lead` renewed, or recovered if failed.

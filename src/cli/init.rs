@@ -4,8 +4,8 @@
 //! it again changes nothing.
 //!
 //! - claude: `.mcp.json` (the `mesh` server), `.claude/settings.json` (the server approved, and
-//!   the kit's hooks: `mesh-mcp hook` on SessionStart, SubagentStart, SubagentStop, Stop and
-//!   SessionEnd), `.claude/agents/mesh-coordinator.md` (a Claude Code agent definition).
+//!   the kit's hooks: `mesh-mcp hook` on SessionStart, PreCompact, UserPromptSubmit,
+//!   SubagentStart, SubagentStop, Stop and SessionEnd), `.claude/agents/mesh-coordinator.md` (a Claude Code agent definition).
 //! - gemini: `.gemini/settings.json` (the `mesh` server).
 //! - codex: Codex keeps servers in `~/.codex/config.toml`, outside the project, so the snippet
 //!   is printed for the user to add.
@@ -25,7 +25,9 @@ pub struct InitArgs {
 }
 
 /// The Claude Code events the kit's hooks run on.
-const HOOK_EVENTS: &[&str] = &["SessionStart", "SubagentStart", "SubagentStop", "Stop", "SessionEnd"];
+/// (`PostToolUse` would nudge sooner, at the cost of a process per tool call: left to the user.)
+const HOOK_EVENTS: &[&str] =
+    &["SessionStart", "PreCompact", "UserPromptSubmit", "SubagentStart", "SubagentStop", "Stop", "SessionEnd"];
 
 const AGENT_FILE: &str = "---
 name: mesh-coordinator
