@@ -1,9 +1,9 @@
 //! `mesh-mcp serve`: MCP on stdio, or on HTTP (with the dashboard) with `--http`.
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
 
-use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 use super::Global;
