@@ -17,8 +17,8 @@ fn team(db: &std::path::Path, timeout: &str) -> String {
     let timeout = format!("--messageTimeout={timeout}");
     let (code, _) = cli(db, &["swarm_init", "mesh", "--swarmId=team", "--heartbeatInterval=0.5", &timeout]);
     assert_eq!(code, 0);
-    assert_eq!(cli(db, &["agent_spawn", "coder", "--name=a"]).0, 0);
-    let (code, b) = cli(db, &["agent_spawn", "reviewer", "--name=b"]);
+    assert_eq!(cli(db, &["agent_spawn", "coder", "--name=a", "--capabilities=docs"]).0, 0);
+    let (code, b) = cli(db, &["agent_spawn", "reviewer", "--name=b", "--capabilities=review"]);
     assert_eq!(code, 0, "{b}");
     b["agentToken"].as_str().unwrap().to_string()
 }
@@ -77,17 +77,22 @@ fn a_bound_session_keeps_a_silent_agent_alive_and_a_killed_one_fails() {
     let token = team(&db, "2");
     let mut server = RawServer::spawn_with(db.to_str().unwrap(), &[("MESH_AGENT_TOKEN", token.as_str())]);
     server.ok("swarm_status", json!({}));
-    // Silent for three message timeouts: never failed, as seen by another process.
+    // Silent for three message timeouts: never failed nor degraded, as another process sees it,
+    // and idle once quiet for a timeout.
     let silent_until = Instant::now() + Duration::from_secs(6);
-    let mut looks = 0;
+    let mut seen = Vec::new();
     while Instant::now() < silent_until {
         let status = status_of(&db, "b");
-        assert_ne!(status, "failed", "a silent bound agent was failed after {looks} looks");
-        looks += 1;
+        assert!(status == "active" || status == "idle", "a silent bound agent was {status} after {seen:?}");
+        seen.push(status);
     }
-    assert!(looks >= 3, "only {looks} looks in 6 s");
+    assert!(seen.len() >= 3, "only {} looks in 6 s", seen.len());
+    assert_eq!(seen.last().map(String::as_str), Some("idle"), "quiet past the timeout: {seen:?}");
     // Unbound and as silent, `a` failed meanwhile: the timeout is real.
     assert_eq!(status_of(&db, "a"), "failed");
+    // A call makes it active again.
+    server.ok("daa_communication", json!({"action": "receive"}));
+    assert_eq!(status_of(&db, "b"), "active");
 
     server.child.kill().unwrap();
     server.child.wait().unwrap();
@@ -115,4 +120,41 @@ fn a_token_that_names_no_agent_stops_the_server_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("names no agent"), "{stderr}");
     assert!(!stderr.contains("mesh_0000"), "the token is not echoed: {stderr}");
+}
+
+/// A session that closes cleanly (its client closes stdin) takes its agent offline: not live, its
+/// task released (no live agent can take it here), and no failure counted. Binding again brings
+/// it back.
+#[test]
+fn a_cleanly_closed_session_leaves_its_agent_offline_not_failed() {
+    let (_dir, db) = temp_db();
+    let token = team(&db, "600");
+    let mut server = RawServer::spawn_with(db.to_str().unwrap(), &[("MESH_AGENT_TOKEN", token.as_str())]);
+    let create = json!({"taskId": "t1", "task": "review the parser", "requiredCapabilities": ["review"]});
+    server.ok("task_orchestrate", create);
+    let (_, task) = cli(&db, &["task_status", "--taskId=t1", "--swarmId=team"]);
+    assert_eq!(task["task"]["assignee"], agent_id(&db, "b"), "only b can review: {task}");
+    assert!(server.finish().success());
+    wait_until("the closed session's agent to be offline", || match status_of(&db, "b").as_str() {
+        "offline" => Ok(()),
+        other => Err(other.to_string()),
+    });
+    let (_, status) = cli(&db, &["swarm_status", "--swarmId=team"]);
+    assert_eq!((&status["agents"]["offline"], &status["agents"]["failed"]), (&json!(1), &json!(0)), "{status}");
+    let (_, monitor) = cli(&db, &["daa_fault_tolerance", "--agentId=b", "--swarmId=team"]);
+    assert_eq!(monitor["agents"][0]["failures"], 0, "offline is not a failure: {monitor}");
+    let (_, task) = cli(&db, &["task_status", "--taskId=t1", "--swarmId=team"]);
+    assert_ne!(task["task"]["assignee"], agent_id(&db, "b"), "the offline agent's task was released: {task}");
+
+    let mut again = RawServer::spawn_with(db.to_str().unwrap(), &[("MESH_AGENT_TOKEN", token.as_str())]);
+    again.ok("swarm_status", json!({}));
+    wait_until("the agent to be back", || match status_of(&db, "b").as_str() {
+        "active" | "idle" => Ok(()),
+        other => Err(other.to_string()),
+    });
+}
+
+fn agent_id(db: &std::path::Path, name: &str) -> serde_json::Value {
+    let (_, list) = cli(db, &["agent_list", "--swarmId=team"]);
+    list["agents"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap()["agentId"].clone()
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fault::breaker::BreakerState;
 pub use super::fault::phi::Arrivals;
-use super::model::{FaultRecord, HeartbeatRecord, SwarmSettings};
+use super::model::{FailureCause, FaultRecord, HeartbeatRecord, SwarmSettings};
 use crate::config;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -22,8 +22,12 @@ use crate::config;
 pub enum AgentStatus {
     Initializing,
     Active,
+    /// Bound to an open session that keeps it alive, and quiet for a message timeout (thinking).
+    Idle,
     Degraded,
     Recovering,
+    /// Its bound session closed cleanly: not live, and not a failure.
+    Offline,
     Failed,
 }
 
@@ -36,15 +40,19 @@ impl AgentStatus {
             AgentStatus::Degraded => 1,
             AgentStatus::Recovering => 2,
             AgentStatus::Initializing => 3,
-            AgentStatus::Active => 4,
+            AgentStatus::Idle => 4,
+            AgentStatus::Active => 5,
+            AgentStatus::Offline => 6,
         }
     }
 
-    pub const ALL: [AgentStatus; 5] = [
+    pub const ALL: [AgentStatus; 7] = [
         AgentStatus::Initializing,
         AgentStatus::Active,
+        AgentStatus::Idle,
         AgentStatus::Degraded,
         AgentStatus::Recovering,
+        AgentStatus::Offline,
         AgentStatus::Failed,
     ];
 
@@ -52,15 +60,17 @@ impl AgentStatus {
         match self {
             Self::Initializing => "initializing",
             Self::Active => "active",
+            Self::Idle => "idle",
+            Self::Offline => "offline",
             Self::Degraded => "degraded",
             Self::Recovering => "recovering",
             Self::Failed => "failed",
         }
     }
 
-    /// Whether messages may be routed to or through the agent.
+    /// Whether messages may be routed to or through the agent (and it may vote, hold tasks).
     pub fn is_live(self) -> bool {
-        self != Self::Failed
+        !matches!(self, Self::Failed | Self::Offline)
     }
 }
 
@@ -71,6 +81,8 @@ pub struct Signals<'a> {
     /// Whether its liveness key (held by its lease) is present.
     pub lease_live: bool,
     pub fault: Option<&'a FaultRecord>,
+    /// Whether a session bound to the agent keeps its lease (see [`crate::mesh::fault::presence`]).
+    pub bound: bool,
 }
 
 /// The phi accrual suspicion of an agent's current silence; absent before its first heartbeat.
@@ -86,7 +98,8 @@ pub fn current_reports(fault: Option<&FaultRecord>, now_ms: i64, settings: &Swar
 
 pub fn status(s: Signals<'_>, now_ms: i64, settings: &SwarmSettings) -> AgentStatus {
     if !s.lease_live {
-        return AgentStatus::Failed;
+        let closed = s.fault.and_then(|f| f.failed.as_ref()).is_some_and(|f| f.cause == FailureCause::SessionClosed);
+        return if closed { AgentStatus::Offline } else { AgentStatus::Failed };
     }
     if s.fault.is_some_and(|f| f.recovering_since_ms.is_some()) {
         return AgentStatus::Recovering;
@@ -94,13 +107,17 @@ pub fn status(s: Signals<'_>, now_ms: i64, settings: &SwarmSettings) -> AgentSta
     let Some(hb) = s.heartbeat else {
         return AgentStatus::Initializing;
     };
-    let late = phi(Some(hb), now_ms, settings).is_some_and(|p| p >= config::PHI_DEGRADED);
+    // A bound agent's session vouches for it: its silence is thought, not lateness.
+    let quiet = now_ms - hb.last_ms >= (settings.message_timeout * 1000.0) as i64;
+    let late = !s.bound && phi(Some(hb), now_ms, settings).is_some_and(|p| p >= config::PHI_DEGRADED);
     let reported = current_reports(s.fault, now_ms, settings) > 0;
     let breaker_open = s
         .fault
         .is_some_and(|f| f.breaker.state(now_ms, (settings.recovery_timeout * 1000.0) as i64) == BreakerState::Open);
     if late || reported || breaker_open {
         AgentStatus::Degraded
+    } else if s.bound && quiet {
+        AgentStatus::Idle
     } else {
         AgentStatus::Active
     }
@@ -124,7 +141,7 @@ mod tests {
         lease_live: bool,
         fault: Option<&'a FaultRecord>,
     ) -> Signals<'a> {
-        Signals { heartbeat, lease_live, fault }
+        Signals { heartbeat, lease_live, fault, bound: false }
     }
 
     #[test]
@@ -163,6 +180,47 @@ mod tests {
         // Reports lapse after the recovery timeout (60 s); the agent heartbeats meanwhile.
         let h = hb(61_000);
         assert_eq!(status(signals(Some(&h), true, Some(&f)), 61_001, &settings()), AgentStatus::Active);
+    }
+
+    /// A bound agent's silence is thought: active, then idle after a message timeout, never
+    /// degraded for lateness; peer reports still degrade it.
+    #[test]
+    fn a_bound_agent_is_idle_when_quiet_and_never_late() {
+        let h = hb(10_000);
+        let bound = Signals { bound: true, ..signals(Some(&h), true, None) };
+        assert_eq!(
+            status(bound, 10_000 + 11_000, &settings()),
+            AgentStatus::Active,
+            "late for phi, not for a bound agent"
+        );
+        assert_eq!(status(bound, 10_000 + 30_000, &settings()), AgentStatus::Idle);
+        assert_eq!(status(bound, 10_000 + 3_600_000, &settings()), AgentStatus::Idle);
+        let mut f = FaultRecord::default();
+        f.unreachable.insert("agent-b".into(), 10_000 + 3_600_000);
+        let reported = Signals { fault: Some(&f), ..bound };
+        assert_eq!(status(reported, 10_000 + 3_600_000, &settings()), AgentStatus::Degraded);
+    }
+
+    /// Without its lease, an agent whose bound session closed is offline (not live); any other
+    /// cause is a failure.
+    #[test]
+    fn a_closed_session_is_offline_and_a_lost_lease_is_failed() {
+        let closed = |cause| FaultRecord {
+            failed: Some(crate::mesh::model::Failure {
+                cause,
+                last_heartbeat_ms: None,
+                lease_ended_at_ms: 0,
+                detected_at_ms: 0,
+                links_dropped: Vec::new(),
+                seen_revision: 0,
+            }),
+            ..FaultRecord::default()
+        };
+        let offline = closed(FailureCause::SessionClosed);
+        assert_eq!(status(signals(None, false, Some(&offline)), 1, &settings()), AgentStatus::Offline);
+        assert!(!AgentStatus::Offline.is_live() && AgentStatus::Idle.is_live());
+        let expired = closed(FailureCause::LeaseExpired);
+        assert_eq!(status(signals(None, false, Some(&expired)), 1, &settings()), AgentStatus::Failed);
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub fn heartbeat(id: &SwarmId, agent: &AgentId) -> String {
 pub fn liveness(id: &SwarmId, agent: &AgentId) -> String {
     format!("swarm/{id}/live/{agent}")
 }
+pub fn presence(id: &SwarmId, agent: &AgentId) -> String {
+    format!("swarm/{id}/presence/{agent}")
+}
 pub fn fault(id: &SwarmId, agent: &AgentId) -> String {
     format!("swarm/{id}/fault/{agent}")
 }

@@ -45,7 +45,7 @@ use crate::metrics::{series, Metrics, SharedMetrics};
 use crate::secret;
 use crate::store::{Clock, Op, Revision, SharedStore};
 use health::AgentStatus;
-use model::{AgentRecord, FaultRecord, HeartbeatRecord, LivenessRecord, SwarmRecord};
+use model::{AgentRecord, FaultRecord, HeartbeatRecord, LivenessRecord, PresenceRecord, SwarmRecord};
 use topology::Graph;
 
 /// A cheap-to-clone handle on the engine.
@@ -84,6 +84,8 @@ pub(crate) struct SwarmView {
     pub liveness: Arc<HashMap<AgentId, LivenessRecord>>,
     /// Fault records with their mod revisions (for compare-and-swap).
     pub faults: Arc<HashMap<AgentId, (FaultRecord, Revision)>>,
+    /// Agents a bound session keeps alive.
+    pub presence: Arc<HashMap<AgentId, PresenceRecord>>,
     pub now_ms: i64,
     /// The store revision the view was read at.
     pub revision: Revision,
@@ -99,6 +101,7 @@ impl SwarmView {
             heartbeat: self.heartbeats.get(id),
             lease_live: self.liveness.contains_key(id),
             fault: self.fault(id),
+            bound: self.presence.contains_key(id),
         }
     }
 

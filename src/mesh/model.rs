@@ -158,6 +158,16 @@ impl<'de> Deserialize<'de> for HeartbeatRecord {
     }
 }
 
+/// A session bound to the agent keeps its lease: written when the session binds, deleted when it
+/// closes cleanly. A session that dies leaves it, and the lease runs out as for any agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceRecord {
+    /// The binding session's id (random), so a newer session's record is not taken for this one's.
+    pub session: String,
+    pub since_ms: i64,
+}
+
 /// The value of an agent's liveness key; the key lives exactly as long as the lease.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -175,6 +185,8 @@ pub enum FailureCause {
     LeaseExpired,
     /// A quorum of live peers reported it unreachable.
     PeerQuorum,
+    /// Its bound session closed cleanly: the agent is offline, which is not counted as a failure.
+    SessionClosed,
 }
 
 /// How and when an agent was declared failed, and what failover did.

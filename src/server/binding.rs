@@ -14,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 use super::tools;
 use crate::config;
 use crate::error::{MeshError, Result};
-use crate::mesh::fault::{FaultParams, FaultStrategy};
 use crate::mesh::Engine;
 
 /// Where a file holding the agent token is named.
@@ -93,32 +92,35 @@ impl Binding {
         Value::Object(map).to_string()
     }
 
-    /// Renew the agent's liveness lease every heartbeat interval until `stop`: the session's
-    /// presence, not the model's pace, keeps the agent alive. A renewal that fails is logged
-    /// and tried again at the next interval.
+    /// Hold the agent's presence until `stop`: bind (recovering the agent if it was failed or
+    /// offline), renew its lease every heartbeat interval without counting a call, and on
+    /// `stop` (the session closed cleanly) take it offline. A renewal that fails is logged and
+    /// tried again at the next interval; a killed process renews nothing, and the lease runs out.
     pub async fn keep_alive(&self, engine: Engine, stop: CancellationToken) {
+        let session = crate::secret::random_hex(8);
+        let (swarm, agent, token) = (self.swarm_id.as_str(), self.agent_id.as_str(), self.token.as_str());
+        if let Err(e) = engine.presence_bind(swarm, agent, token, &session).await {
+            tracing::warn!(agent = %self.name, error = %e, "binding the agent's presence failed");
+        }
         loop {
-            let interval = match engine.swarm_heartbeat_interval(&self.swarm_id).await {
+            let interval = match engine.swarm_heartbeat_interval(swarm).await {
                 Ok(secs) => Duration::from_secs_f64(secs.max(0.1)),
                 Err(e) => {
                     tracing::warn!(agent = %self.name, error = %e, "cannot read the bound agent's swarm");
                     Duration::from_secs(config::HEARTBEAT_INTERVAL_SECS as u64)
                 }
             };
-            let beat = FaultParams {
-                agent_id: Some(self.agent_id.clone()),
-                strategy: FaultStrategy::Heartbeat,
-                agent_token: Some(self.token.clone()),
-                reporter_id: None,
-                swarm_id: Some(self.swarm_id.clone()),
-            };
-            if let Err(e) = engine.daa_fault_tolerance(beat).await {
-                tracing::warn!(agent = %self.name, error = %e, "renewing the bound agent's lease failed");
-            }
             tokio::select! {
-                _ = stop.cancelled() => return,
+                _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(interval) => {}
             }
+            if let Err(e) = engine.presence_renew(swarm, agent, token).await {
+                tracing::warn!(agent = %self.name, error = %e, "renewing the bound agent's lease failed");
+            }
+        }
+        match engine.presence_close(swarm, agent, token, &session).await {
+            Ok(()) => tracing::info!(agent = %self.name, "session closed; the agent is offline"),
+            Err(e) => tracing::warn!(agent = %self.name, error = %e, "taking the agent offline failed"),
         }
     }
 }
@@ -134,7 +136,7 @@ fn takes(tool: &str, name: &str) -> bool {
 fn acting_field(tool: &str, args: &Map<String, Value>) -> Option<&'static str> {
     let action = args.get("action").or_else(|| args.get("strategy")).and_then(Value::as_str);
     match (tool, action) {
-        ("daa_communication", Some("receive") | Some("ack")) => Some("agentId"),
+        ("daa_communication", Some("receive") | Some("ack") | Some("wait")) => Some("agentId"),
         ("daa_communication", _) => Some("from"),
         ("daa_consensus" | "task_orchestrate", _) => Some("agentId"),
         ("daa_fault_tolerance", Some("heartbeat") | Some("recover")) => Some("agentId"),

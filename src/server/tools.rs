@@ -82,7 +82,13 @@ pub static TOOLS: &[ToolDef] = &[
     tool!("swarm_destroy", swarm::SwarmDestroyParams, swarm::SwarmDestroyOutput, swarm_destroy),
     tool!("agent_spawn", swarm::AgentSpawnParams, swarm::AgentSpawnOutput, agent_spawn),
     tool!("agent_list", swarm::AgentListParams, swarm::AgentListOutput, agent_list),
-    tool!("daa_communication", messaging::CommunicationParams, messaging::CommunicationOutput, daa_communication),
+    tool!(
+        "daa_communication",
+        messaging::CommunicationParams,
+        messaging::CommunicationOutput,
+        daa_communication,
+        context
+    ),
     tool!("memory_usage", memory::MemoryParams, memory::MemoryOutput, memory_usage),
     tool!("topology_optimize", swarm::SwarmIdParams, swarm::TopologyOptimizeOutput, topology_optimize),
     tool!("daa_consensus", consensus::ConsensusParams, consensus::ConsensusOutput, daa_consensus),

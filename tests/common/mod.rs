@@ -12,7 +12,7 @@ pub use http_server::{wait_exit, HttpServer};
 #[allow(unused_imports)]
 pub use keepalive::KeepAlive;
 #[allow(unused_imports)]
-pub use rpc::{RawServer, METRICS_FLUSH};
+pub use rpc::{tool_result, RawServer, METRICS_FLUSH};
 #[allow(unused_imports)]
 pub use wait::{eventually, poll, wait_until, POLL_INTERVAL, WAIT};
 

@@ -165,7 +165,7 @@ impl Drop for RawServer {
 }
 
 /// The (isError, body) of a tools/call response whose one text block is JSON.
-fn tool_result(tool: &str, resp: &Value) -> (bool, Value) {
+pub fn tool_result(tool: &str, resp: &Value) -> (bool, Value) {
     let result = resp.get("result").unwrap_or_else(|| panic!("{tool}: JSON-RPC error {resp}"));
     let text = result["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text content: {resp}"));
     let body = serde_json::from_str(text).unwrap_or_else(|e| panic!("{tool}: tool text is not JSON ({e}): {text}"));

@@ -156,7 +156,9 @@ function render(snap) {
     return;
   }
   const s = snap.status;
-  fill('summary', `${s.agents.total} agents · ${s.agents.active} active · ${s.agents.failed} failed · ${s.links.healthy}/${s.links.total} links live · revision ${s.revision}`);
+  const idle = s.agents.idle ? ` · ${s.agents.idle} idle` : '';
+  const offline = s.agents.offline ? ` · ${s.agents.offline} offline` : '';
+  fill('summary', `${s.agents.total} agents · ${s.agents.active} active${idle}${offline} · ${s.agents.failed} failed · ${s.links.healthy}/${s.links.total} links live · revision ${s.revision}`);
   fill('topology-kind', `${s.topology}, ${s.strategy}`);
   renderGraph(snap);
   renderAlerts(snap);

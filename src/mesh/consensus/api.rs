@@ -53,7 +53,6 @@ pub struct ConsensusParams {
     pub reason: Option<String>,
     /// Fencing term: the caller must lead at it.
     pub term: Option<u64>,
-    /// elect: seconds.
     pub lease_secs: Option<f64>,
     /// list: default 20.
     pub limit: Option<usize>,

@@ -225,9 +225,10 @@ mod tests {
             assert_eq!(out.proposal.unwrap().status, "open", "4 of 5 needed");
         }
         engine
-            .daa_communication(params(
-                json!({"action": "receive", "agentId": "a3", "agentToken": agents[3].agent_token}),
-            ))
+            .daa_communication(
+                params(json!({"action": "receive", "agentId": "a3", "agentToken": agents[3].agent_token})),
+                Default::default(),
+            )
             .await
             .unwrap();
         // a4 never called: 11 s after its spawn it is failed; 4 voters need 3, which voted.

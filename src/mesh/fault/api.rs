@@ -34,7 +34,6 @@ pub struct FaultParams {
     pub agent_id: Option<String>,
     #[serde(default)]
     pub strategy: FaultStrategy,
-    /// The agent's own (report_unreachable: the reporter's).
     pub agent_token: Option<String>,
     pub reporter_id: Option<String>,
     pub swarm_id: Option<String>,

@@ -91,7 +91,8 @@ impl Engine {
                     let last = hb.map(|h| h.last_ms);
                     let lease_ended_at_ms = match cause {
                         FailureCause::LeaseExpired => last.unwrap_or(agent.spawned_at_ms) + ttl,
-                        FailureCause::PeerQuorum => view.now_ms,
+                        // (`pending` never yields SessionClosed: a clean close is not a failure.)
+                        FailureCause::PeerQuorum | FailureCause::SessionClosed => view.now_ms,
                     };
                     let dropped = graph.isolate(&agent.id);
                     let failure = Failure {
@@ -111,7 +112,7 @@ impl Engine {
                     match cause {
                         // The lease must still be gone: a recovery may have raced us.
                         FailureCause::LeaseExpired => compares.push(Compare::absent(live_key)),
-                        FailureCause::PeerQuorum => {
+                        FailureCause::PeerQuorum | FailureCause::SessionClosed => {
                             ops.push(Op::delete(live_key));
                             if let Some(l) = view.liveness.get(&agent.id) {
                                 revoke.push(l.lease);

@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod diagnose;
 pub mod failover;
 pub mod phi;
+pub mod presence;
 pub mod recovery;
 
 use super::consensus::{ConsensusHealth, ConsensusReconcile};
@@ -246,11 +247,11 @@ impl Engine {
         let failed = self.fail_over(swarm).await?;
         // Failed voters leave the quorums, a failed leader or pBFT primary is replaced.
         let consensus = self.consensus_reconcile(swarm).await?;
-        // Every agent failed now, not only those just failed over, so a pass that lost a race
-        // is finished by the next one.
+        // Every agent failed (or offline) now, not only those just failed over, so a pass that
+        // lost a race is finished by the next one.
         let view = self.load_swarm(swarm).await?;
         let failed_ids: Vec<AgentId> =
-            view.agents.iter().filter(|a| view.status(a) == AgentStatus::Failed).map(|a| a.id.clone()).collect();
+            view.agents.iter().filter(|a| !view.status(a).is_live()).map(|a| a.id.clone()).collect();
         let tasks = self.release_tasks_of(swarm, &failed_ids).await?;
         Ok(Reconciled { failed, consensus, tasks })
     }

@@ -11,6 +11,19 @@ pub enum CommAction {
     Send,
     Receive,
     Ack,
+    Wait,
+}
+
+/// What ended a `wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Woke {
+    /// Messages came (they are in `messages`, as `receive` returns them).
+    Message,
+    /// Tasks were placed on the agent's queue (`tasks`); claim them with task_orchestrate.
+    Task,
+    Timeout,
+    Cancelled,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -58,6 +71,8 @@ pub struct CommunicationParams {
     pub message_ids: Option<Vec<String>>,
     /// receive: default 10.
     pub limit: Option<usize>,
+    /// wait: default 60, max 240.
+    pub timeout_secs: Option<f64>,
     pub swarm_id: Option<String>,
 }
 
@@ -116,6 +131,15 @@ pub struct CommunicationOutput {
     /// receive: true when the page stopped at the 16 KiB reply budget; ack to reach the rest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
+    /// wait: what ended it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub woke: Option<Woke>,
+    /// wait: the tasks newly placed on the agent's queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<String>>,
+    /// wait: how long it waited, measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<u64>,
     pub revision: i64,
 }
 

@@ -8,6 +8,7 @@
 
 mod api;
 mod deliveries;
+mod wait;
 
 pub use api::*;
 
@@ -15,6 +16,7 @@ use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, MessageId};
 use crate::mesh::budget::Budget;
+use crate::mesh::call::CallContext;
 use crate::mesh::fault::breaker::Admission;
 use crate::mesh::model::{encode, AgentRecord, DeliveryRecord, FaultRecord, MessageRecord};
 use crate::mesh::{keys, validate, Engine, SwarmView};
@@ -25,11 +27,12 @@ fn required<'a, T>(field: &'static str, value: &'a Option<T>, action: &str) -> R
 }
 
 impl Engine {
-    pub async fn daa_communication(&self, p: CommunicationParams) -> Result<CommunicationOutput> {
+    pub async fn daa_communication(&self, p: CommunicationParams, ctx: CallContext) -> Result<CommunicationOutput> {
         match p.action {
             CommAction::Send => self.send(&p).await,
             CommAction::Receive => self.receive(&p).await,
             CommAction::Ack => self.ack(&p).await,
+            CommAction::Wait => self.wait(&p, &ctx).await,
         }
     }
 

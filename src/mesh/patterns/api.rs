@@ -33,7 +33,6 @@ pub enum Outcome {
 pub struct PatternsParams {
     pub action: PatternAction,
     pub namespace: Option<String>,
-    /// store, predict.
     pub task: Option<String>,
     pub input: Option<String>,
     pub output: Option<String>,
@@ -53,9 +52,7 @@ pub struct PatternsParams {
     pub query: Option<String>,
     /// 1-50, default 5.
     pub k: Option<usize>,
-    /// search: 0-1.
     pub min_reward: Option<f64>,
-    /// store, learn: a JSON object.
     pub metadata: Option<Map<String, Value>>,
 }
 

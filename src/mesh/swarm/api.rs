@@ -18,7 +18,6 @@ pub struct SwarmInitParams {
     /// 1-1000, default 8.
     pub max_agents: Option<u32>,
     pub strategy: Option<Strategy>,
-    /// Default: generated.
     pub swarm_id: Option<String>,
     /// Seconds, default 5.
     pub heartbeat_interval: Option<f64>,
@@ -28,7 +27,6 @@ pub struct SwarmInitParams {
     pub fault_tolerance_level: Option<f64>,
     pub max_retry_attempts: Option<u32>,
     pub circuit_breaker_threshold: Option<u32>,
-    /// Seconds.
     pub recovery_timeout: Option<f64>,
     /// Who may add agents (default owner).
     pub membership: Option<Membership>,
@@ -81,8 +79,12 @@ pub struct StatusCounts {
     pub total: usize,
     pub initializing: usize,
     pub active: usize,
+    /// Bound to an open session and quiet (thinking): alive, not late.
+    pub idle: usize,
     pub degraded: usize,
     pub recovering: usize,
+    /// Their bound session closed cleanly: not live, not failed.
+    pub offline: usize,
     pub failed: usize,
 }
 

@@ -210,6 +210,8 @@ fn status_of(view: &SwarmView, figures: HealthFigures) -> SwarmStatusOutput {
         match status {
             AgentStatus::Initializing => counts.initializing += 1,
             AgentStatus::Active => counts.active += 1,
+            AgentStatus::Idle => counts.idle += 1,
+            AgentStatus::Offline => counts.offline += 1,
             AgentStatus::Degraded => counts.degraded += 1,
             AgentStatus::Recovering => counts.recovering += 1,
             AgentStatus::Failed => counts.failed += 1,

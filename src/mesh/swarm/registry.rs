@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
-use crate::mesh::model::{decode, AgentRecord, FaultRecord, HeartbeatRecord, LivenessRecord, SwarmRecord};
+use crate::mesh::model::{
+    decode, AgentRecord, FaultRecord, HeartbeatRecord, LivenessRecord, PresenceRecord, SwarmRecord,
+};
 use crate::mesh::topology::Graph;
 use crate::mesh::{keys, SwarmView};
 use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError};
@@ -41,6 +43,7 @@ struct Registry {
     heartbeats: Arc<HashMap<AgentId, HeartbeatRecord>>,
     liveness: Arc<HashMap<AgentId, LivenessRecord>>,
     faults: Arc<HashMap<AgentId, (FaultRecord, Revision)>>,
+    presence: Arc<HashMap<AgentId, PresenceRecord>>,
 }
 
 impl Registry {
@@ -64,6 +67,9 @@ impl Registry {
             }
             Some(("fault", id)) => {
                 Arc::make_mut(&mut self.faults).insert(AgentId::new(id), (decode(kv)?, kv.mod_revision));
+            }
+            Some(("presence", id)) => {
+                Arc::make_mut(&mut self.presence).insert(AgentId::new(id), decode(kv)?);
             }
             _ => {}
         }
@@ -90,6 +96,9 @@ impl Registry {
             }
             Some(("fault", id)) => {
                 Arc::make_mut(&mut self.faults).remove(&AgentId::new(id));
+            }
+            Some(("presence", id)) => {
+                Arc::make_mut(&mut self.presence).remove(&AgentId::new(id));
             }
             _ => {}
         }
@@ -118,6 +127,7 @@ impl Registry {
             heartbeats: self.heartbeats.clone(),
             liveness: self.liveness.clone(),
             faults: self.faults.clone(),
+            presence: self.presence.clone(),
             now_ms,
             revision: self.revision,
         })
@@ -237,9 +247,10 @@ mod tests {
         for _ in 0..ttl_ms / 5_000 + 1 {
             clock.advance(5_000);
             for x in &agents[..3] {
-                b.daa_communication(params(
-                    json!({"action": "receive", "agentId": x.agent_id, "agentToken": x.agent_token}),
-                ))
+                b.daa_communication(
+                    params(json!({"action": "receive", "agentId": x.agent_id, "agentToken": x.agent_token})),
+                    Default::default(),
+                )
                 .await
                 .unwrap();
             }

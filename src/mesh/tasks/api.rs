@@ -41,9 +41,7 @@ pub struct TaskOrchestrateParams {
     /// create: seconds a claim may run.
     pub timeout_secs: Option<f64>,
     pub bid_secs: Option<f64>,
-    /// bid: free share, 0-1.
     pub resource_availability: Option<f64>,
-    /// report: 0-1.
     pub resource_utilization: Option<f64>,
     pub task_id: Option<String>,
     /// The acting agent.
@@ -53,7 +51,6 @@ pub struct TaskOrchestrateParams {
     pub owner_token: Option<String>,
     /// complete, fail: from claim.
     pub fencing_token: Option<i64>,
-    /// complete: any JSON.
     pub result: Option<Value>,
     pub error: Option<String>,
     pub swarm_id: Option<String>,

@@ -1,0 +1,121 @@
+//! Presence: a session bound to an agent (see `server::binding`) keeps the agent's liveness
+//! lease while it is open, so the agent's status follows the session, not the model's pace.
+//!
+//! - Bound: a presence record `swarm/<s>/presence/<agent>` says a session vouches for the agent.
+//!   Its lease is renewed every heartbeat interval without counting as a call, so the heartbeat
+//!   age still says when the agent last called: quiet for a message timeout, it is `idle`, never
+//!   `degraded` for lateness.
+//! - Closed cleanly: the agent goes `offline` in one transaction (presence and liveness gone, links
+//!   dropped, the close recorded as the cause); its tasks go to live agents as a failed agent's
+//!   do, but nothing counts it as a failure.
+//! - Killed: the presence record stays, the lease runs out, the agent is `failed` as before.
+
+use super::{FaultParams, FaultStrategy};
+use crate::error::{MeshError, Result};
+use crate::ids::SwarmId;
+use crate::mesh::model::{encode, AgentRecord, Failure, FailureCause, PresenceRecord};
+use crate::mesh::{keys, Engine, SwarmView};
+use crate::store::{Compare, CompareOp, Op, StoreError, Txn};
+
+impl Engine {
+    /// The bound agent of `swarm`, authenticated, with the view it was found in.
+    async fn present(&self, swarm: &SwarmId, agent: &str, token: &str) -> Result<(SwarmView, AgentRecord)> {
+        let view = self.load_swarm(swarm).await?;
+        let record = view.agent(agent).cloned().ok_or_else(|| MeshError::not_found("agent", agent))?;
+        Engine::authenticate(&record, Some(token))?;
+        Ok((view, record))
+    }
+
+    /// A session binds to the agent: a heartbeat (which brings a failed or offline agent back
+    /// through recovery), then the presence record of `session`.
+    pub async fn presence_bind(&self, swarm: &str, agent: &str, token: &str, session: &str) -> Result<()> {
+        self.presence_heartbeat(swarm, agent, token).await?;
+        let id = SwarmId::new(swarm);
+        let (view, record) = self.present(&id, agent, token).await?;
+        let presence = PresenceRecord { session: session.to_string(), since_ms: view.now_ms };
+        let put = Op::put(keys::presence(&id, &record.id), encode(&presence));
+        self.store().txn(Txn::new().and_then([put])).await?;
+        Ok(())
+    }
+
+    /// Renew a bound agent's lease without counting a call. A lease already gone (the process
+    /// stalled past it) is recovered through a heartbeat instead.
+    pub async fn presence_renew(&self, swarm: &str, agent: &str, token: &str) -> Result<()> {
+        let id = SwarmId::new(swarm);
+        let (view, record) = self.present(&id, agent, token).await?;
+        if let Some(live) = view.liveness.get(&record.id) {
+            let renew = Txn::new()
+                .when([Compare::version(keys::liveness(&id, &record.id), CompareOp::Greater, 0)])
+                .and_then([Op::keepalive(live.lease)]);
+            match self.store().txn(renew).await {
+                Ok(resp) if resp.succeeded => return Ok(()),
+                Ok(_) | Err(StoreError::LeaseNotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.presence_heartbeat(swarm, agent, token).await
+    }
+
+    async fn presence_heartbeat(&self, swarm: &str, agent: &str, token: &str) -> Result<()> {
+        let beat = FaultParams {
+            agent_id: Some(agent.to_string()),
+            strategy: FaultStrategy::Heartbeat,
+            agent_token: Some(token.to_string()),
+            reporter_id: None,
+            swarm_id: Some(swarm.to_string()),
+        };
+        self.daa_fault_tolerance(beat).await.map(|_| ())
+    }
+
+    /// The bound session `session` closed cleanly: the agent goes offline. A session that is no
+    /// longer the one on record (another bound the agent since) changes nothing.
+    pub async fn presence_close(&self, swarm: &str, agent: &str, token: &str, session: &str) -> Result<()> {
+        let id = SwarmId::new(swarm);
+        let lease = self
+            .with_retry(|| async {
+                let (view, record) = self.present(&id, agent, token).await?;
+                if view.presence.get(&record.id).is_none_or(|p| p.session != session) {
+                    return Ok(Some(None));
+                }
+                let mut graph = crate::mesh::topology::Graph::clone(&view.graph);
+                let hb = view.heartbeats.get(&record.id);
+                let closed = Failure {
+                    cause: FailureCause::SessionClosed,
+                    last_heartbeat_ms: hb.map(|h| h.last_ms),
+                    lease_ended_at_ms: view.now_ms,
+                    detected_at_ms: view.now_ms,
+                    links_dropped: graph.isolate(&record.id),
+                    seen_revision: hb.map_or(0, |h| h.seen_revision),
+                };
+                let mut fault = view.fault(&record.id).cloned().unwrap_or_default();
+                fault.failed = Some(closed);
+                fault.recovering_since_ms = None;
+                let txn = Txn::new()
+                    .when([
+                        Compare::mod_revision(keys::graph(&id), CompareOp::Equal, view.graph_rev),
+                        Compare::mod_revision(
+                            keys::fault(&id, &record.id),
+                            CompareOp::Equal,
+                            view.fault_rev(&record.id),
+                        ),
+                    ])
+                    .and_then([
+                        Op::delete(keys::presence(&id, &record.id)),
+                        Op::delete(keys::liveness(&id, &record.id)),
+                        Op::put(keys::fault(&id, &record.id), encode(&fault)),
+                        Op::put(keys::graph(&id), encode(&graph)),
+                    ]);
+                let resp = self.store().txn(txn).await?;
+                Ok(resp.succeeded.then(|| view.liveness.get(&record.id).map(|l| l.lease)))
+            })
+            .await?;
+        if let Some(lease) = lease {
+            match self.store().lease_revoke(lease).await {
+                Ok(()) | Err(StoreError::LeaseNotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Its tasks go to live agents, and the quorums follow, as after a failure.
+        self.reconcile(&id).await.map(|_| ())
+    }
+}
