@@ -45,13 +45,17 @@ fn main() {
 
     let (mut sends, mut wakes) = (Vec::new(), Vec::new());
     for i in 0..n {
-        let line = waiter.line("tools/call", json!({"name": "daa_communication", "arguments": {"action": "wait", "timeoutSecs": 60}}));
+        let line = waiter.line(
+            "tools/call",
+            json!({"name": "daa_communication", "arguments": {"action": "wait", "timeoutSecs": 60}}),
+        );
         let id: Value = serde_json::from_str::<Value>(&line).unwrap()["id"].clone();
         waiter.send_line(&line);
         // 20 to 69 ms, spread: a fixed gap would phase-lock with the watch's 50 ms poll.
         std::thread::sleep(Duration::from_millis(20 + (i as u64 * 17) % 50));
         let start = Instant::now();
-        let sent = sender.ok("daa_communication", json!({"from": "a", "to": "b", "message": {"i": i}, "agentToken": a_token}));
+        let sent =
+            sender.ok("daa_communication", json!({"from": "a", "to": "b", "message": {"i": i}, "agentToken": a_token}));
         sends.push(start.elapsed());
         let answer = waiter.read_response(&id);
         wakes.push(start.elapsed());

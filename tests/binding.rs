@@ -158,3 +158,53 @@ fn agent_id(db: &std::path::Path, name: &str) -> serde_json::Value {
     let (_, list) = cli(db, &["agent_list", "--swarmId=team"]);
     list["agents"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap()["agentId"].clone()
 }
+
+/// A bound session reads itself (`mesh://self`: who it is, its swarm, links, unread count, its
+/// tasks) and its inbox (`mesh://inbox`: messages read, not received); an unbound session has
+/// neither.
+#[test]
+fn a_bound_session_reads_itself_and_its_inbox() {
+    let (_dir, db) = temp_db();
+    let token = team(&db, "600");
+    let mut server = RawServer::spawn_with(db.to_str().unwrap(), &[("MESH_AGENT_TOKEN", token.as_str())]);
+    let listed = server.request("resources/list", json!({}));
+    let uris: Vec<&str> =
+        listed["result"]["resources"].as_array().unwrap().iter().map(|r| r["uri"].as_str().unwrap()).collect();
+    assert!(uris.contains(&"mesh://self") && uris.contains(&"mesh://inbox"), "{uris:?}");
+    assert_eq!(cli(&db, &["daa_communication", "--from=a", "--to=b", "--message={\"n\":7}", "--swarmId=team"]).0, 0);
+    let create =
+        ["task_orchestrate", "--task=review it", "--requiredCapabilities=review", "--taskId=r1", "--swarmId=team"];
+    assert_eq!(cli(&db, &create).0, 0);
+
+    let read = |server: &mut RawServer, uri: &str| -> serde_json::Value {
+        let resp = server.request("resources/read", json!({"uri": uri}));
+        let text = resp["result"]["contents"][0]["text"].as_str().unwrap_or_else(|| panic!("{resp}")).to_string();
+        serde_json::from_str(&text).unwrap()
+    };
+    let me = read(&mut server, "mesh://self");
+    assert_eq!((&me["name"], &me["swarmId"]), (&json!("b"), &json!("team")), "{me}");
+    assert_eq!(me["pendingMessages"], 2, "the message and the task's assignment: {me}");
+    assert_eq!(me["tasks"][0]["taskId"], "r1", "{me}");
+    let inbox = read(&mut server, "mesh://inbox");
+    assert_eq!(inbox["unread"], 2, "{inbox}");
+    assert_eq!(inbox["messages"][0]["message"], json!({"n": 7}));
+    assert_eq!(inbox["messages"][0]["deliveries"], 0, "reading is not receiving: {inbox}");
+    let received = server.ok("daa_communication", json!({"action": "receive"}));
+    assert_eq!(received["messages"][0]["deliveries"], 1, "{received}");
+    // Subscribed, the inbox is announced when another process writes to it.
+    let subscribed = server.request("resources/subscribe", json!({"uri": "mesh://inbox"}));
+    assert!(subscribed.get("result").is_some(), "{subscribed}");
+    assert_eq!(cli(&db, &["daa_communication", "--from=a", "--to=b", "--message={\"n\":8}", "--swarmId=team"]).0, 0);
+    loop {
+        let msg = server.read();
+        if msg["method"] == "notifications/resources/updated" {
+            assert_eq!(msg["params"]["uri"], "mesh://inbox", "{msg}");
+            break;
+        }
+    }
+    assert!(!server.stdout_lines.join("\n").contains(&token));
+
+    let mut unbound = RawServer::spawn(db.to_str().unwrap());
+    let resp = unbound.request("resources/read", json!({"uri": "mesh://self"}));
+    assert!(resp.get("error").is_some(), "an unbound session has no self: {resp}");
+}

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{keys, Engine};
 use crate::error::Result;
-use crate::ids::SwarmId;
+use crate::ids::{AgentId, SwarmId};
 use crate::store::{StoreError, Watch, WatchEvent};
 
 /// What a live view reads, as far as its changes go: each MCP resource names one.
@@ -26,6 +26,10 @@ pub enum Watched {
     Decisions(SwarmId),
     /// The entries of one memory namespace.
     Memory(String),
+    /// One agent as its bound session sees itself: its swarm's records and mail, and the tasks.
+    Agent(SwarmId),
+    /// One agent's mailbox.
+    Mailbox(SwarmId, AgentId),
 }
 
 impl Watched {
@@ -45,6 +49,8 @@ impl Watched {
             Self::Agents(s) => key.starts_with(&keys::swarm_prefix(s)) || key.starts_with(&keys::mailboxes(s)),
             Self::Decisions(s) => key.starts_with(&keys::decision_log(s)) || key == keys::swarm(s),
             Self::Memory(ns) => key.starts_with(&keys::memory_namespace(ns)),
+            Self::Agent(s) => Self::Agents(s.clone()).touched_by(key) || key.starts_with(&keys::tasks(s)),
+            Self::Mailbox(s, a) => key.starts_with(&keys::mailbox(s, a)),
         }
     }
 }

@@ -104,6 +104,11 @@ impl MeshServer {
         tools::listed().iter().filter(|t| self.profile.offers(&t.name))
     }
 
+    /// The `(swarm, agent id)` this session is bound to, if any.
+    fn bound(&self) -> Option<(&str, &str)> {
+        self.binding.as_ref().map(|b| (b.swarm_id.as_str(), b.agent_id.as_str()))
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -211,7 +216,7 @@ impl ServerHandler for MeshServer {
         _r: Option<PaginatedRequestParams>,
         _c: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        match resources::list(&self.engine).await {
+        match resources::list(&self.engine, self.bound()).await {
             Ok(listed) => Ok(ListResourcesResult::with_all_items(listed)),
             Err(e) => Err(errors::resource_error("mesh://", &e)),
         }
@@ -230,7 +235,8 @@ impl ServerHandler for MeshServer {
         r: ReadResourceRequestParams,
         _c: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let resource = MeshResource::parse(&r.uri).ok_or_else(|| errors::unknown_resource(&r.uri))?;
+        let resource =
+            MeshResource::parse_bound(&r.uri, self.bound()).ok_or_else(|| errors::unknown_resource(&r.uri))?;
         let json = resource.read(&self.engine).await.map_err(|e| errors::resource_error(&r.uri, &e))?;
         let contents = ResourceContents::text(json, r.uri).with_mime_type(resources::MIME_JSON);
         Ok(ReadResourceResult::new(vec![contents]).into())
@@ -240,7 +246,8 @@ impl ServerHandler for MeshServer {
     // that has `initialize` (rmcp marks them legacy for its 2026-07-28 `subscriptions/listen`).
     #[allow(deprecated)]
     async fn subscribe(&self, r: SubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
-        let resource = MeshResource::parse(&r.uri).ok_or_else(|| errors::unknown_resource(&r.uri))?;
+        let resource =
+            MeshResource::parse_bound(&r.uri, self.bound()).ok_or_else(|| errors::unknown_resource(&r.uri))?;
         // Subscribe to what exists: reading it first answers an unknown swarm with not found.
         resource.read(&self.engine).await.map_err(|e| errors::resource_error(&r.uri, &e))?;
         self.subscriptions

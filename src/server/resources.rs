@@ -8,6 +8,8 @@
 //! | `mesh://swarm/{id}/agents`   | its agents (what `agent_list` returns)           |
 //! | `mesh://swarm/{id}/decisions`| its consensus decision log, newest first         |
 //! | `mesh://memory/{namespace}`  | the namespace's entries (`memory_usage` list)    |
+//! | `mesh://self`                | a bound session's agent, swarm and tasks         |
+//! | `mesh://inbox`               | a bound session's agent's unread messages        |
 //!
 //! Each read is one existing engine operation, so a resource and its tool cannot disagree.
 //! What each resource watches for changes is its [`Watched`], which the engine maps to store keys.
@@ -16,7 +18,7 @@ use rmcp::model::{Resource, ResourceTemplate};
 
 use crate::config;
 use crate::error::{MeshError, Result};
-use crate::ids::SwarmId;
+use crate::ids::{AgentId, SwarmId};
 use crate::mesh::changes::Watched;
 use crate::mesh::memory::{MemoryAction, MemoryParams};
 use crate::mesh::swarm::{AgentListParams, SwarmIdParams};
@@ -34,6 +36,16 @@ pub enum MeshResource {
     Agents(String),
     Decisions(String),
     Memory(String),
+    /// `mesh://self` of a session bound to agent `agent` of swarm `swarm`.
+    Me {
+        swarm: String,
+        agent: String,
+    },
+    /// `mesh://inbox` of such a session.
+    Inbox {
+        swarm: String,
+        agent: String,
+    },
 }
 
 impl MeshResource {
@@ -54,12 +66,26 @@ impl MeshResource {
             Self::Swarm(n) | Self::Agents(n) | Self::Decisions(n) | Self::Memory(n) => {
                 validate::name("name", n).is_ok()
             }
+            Self::Me { .. } | Self::Inbox { .. } => false, // only through `parse_bound`
         };
         name_ok.then_some(resource)
     }
 
+    /// [`Self::parse`], plus `mesh://self` and `mesh://inbox` for a session bound to `agent`
+    /// (`(swarm, agent id)`): they exist only there.
+    pub fn parse_bound(uri: &str, bound: Option<(&str, &str)>) -> Option<Self> {
+        let (swarm, agent) = (bound.map(|b| b.0.to_string()), bound.map(|b| b.1.to_string()));
+        match (uri.strip_prefix(SCHEME), swarm, agent) {
+            (Some("self"), Some(swarm), Some(agent)) => Some(Self::Me { swarm, agent }),
+            (Some("inbox"), Some(swarm), Some(agent)) => Some(Self::Inbox { swarm, agent }),
+            _ => Self::parse(uri),
+        }
+    }
+
     pub fn uri(&self) -> String {
         match self {
+            Self::Me { .. } => format!("{SCHEME}self"),
+            Self::Inbox { .. } => format!("{SCHEME}inbox"),
             Self::Swarms => format!("{SCHEME}swarms"),
             Self::Swarm(id) => format!("{SCHEME}swarm/{id}"),
             Self::Agents(id) => format!("{SCHEME}swarm/{id}/agents"),
@@ -87,6 +113,8 @@ impl MeshResource {
             ),
             Self::Decisions(id) => serde_json::to_string(&engine.decision_log(id, config::MAX_LIST_LIMIT).await?),
             Self::Memory(ns) => serde_json::to_string(&engine.memory_usage(memory_list(ns)).await?),
+            Self::Me { swarm, agent } => serde_json::to_string(&engine.agent_self(swarm, agent).await?),
+            Self::Inbox { swarm, agent } => serde_json::to_string(&engine.inbox(swarm, agent).await?),
         };
         json.map_err(|e| MeshError::Corrupt { key: self.uri(), reason: e.to_string() })
     }
@@ -99,6 +127,8 @@ impl MeshResource {
             Self::Agents(id) => Watched::Agents(SwarmId::new(id)),
             Self::Decisions(id) => Watched::Decisions(SwarmId::new(id)),
             Self::Memory(ns) => Watched::Memory(ns.clone()),
+            Self::Me { swarm, .. } => Watched::Agent(SwarmId::new(swarm)),
+            Self::Inbox { swarm, agent } => Watched::Mailbox(SwarmId::new(swarm), AgentId::new(agent)),
         }
     }
 
@@ -115,6 +145,10 @@ impl MeshResource {
             }
             Self::Decisions(id) => (format!("decisions of {id}"), "The swarm's consensus decision log, newest first"),
             Self::Memory(ns) => (format!("memory {ns}"), "The entries of a shared memory namespace"),
+            Self::Me { .. } => ("self".into(), "This session's agent: status, swarm, links, unread count, tasks"),
+            Self::Inbox { .. } => {
+                ("inbox".into(), "This session's agent's unacknowledged messages (read, not received)")
+            }
         }
     }
 
@@ -139,9 +173,14 @@ fn memory_list(namespace: &str) -> MemoryParams {
 }
 
 /// The concrete resources that exist now: the swarm list, three per swarm, one per non-empty
-/// memory namespace.
-pub async fn list(engine: &Engine) -> Result<Vec<Resource>> {
+/// memory namespace, and for a session bound to an agent (`(swarm, agent id)`) its self and inbox.
+pub async fn list(engine: &Engine, bound: Option<(&str, &str)>) -> Result<Vec<Resource>> {
     let mut resources = vec![MeshResource::Swarms];
+    if let Some((swarm, agent)) = bound {
+        let (swarm, agent) = (swarm.to_string(), agent.to_string());
+        resources.push(MeshResource::Me { swarm: swarm.clone(), agent: agent.clone() });
+        resources.push(MeshResource::Inbox { swarm, agent });
+    }
     for swarm in engine.swarm_list().await?.swarms {
         let id = swarm.swarm_id;
         resources.extend([

@@ -108,6 +108,35 @@ pub struct ReceivedMessage {
     pub broadcast: bool,
 }
 
+impl ReceivedMessage {
+    pub(crate) fn of(m: &crate::mesh::model::MessageRecord) -> Self {
+        Self {
+            message_id: m.id.to_string(),
+            from: m.from.to_string(),
+            message_type: m.message_type.clone(),
+            message: m.payload.clone(),
+            route: m.route.iter().map(|a| a.to_string()).collect(),
+            sent_at_ms: m.sent_at_ms,
+            deliveries: m.deliveries,
+            broadcast: m.broadcast,
+        }
+    }
+}
+
+/// What `mesh://inbox` shows a bound session: its agent's unacknowledged messages, read without
+/// counting a delivery (receive hands them out).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InboxView {
+    pub swarm_id: String,
+    pub agent_id: String,
+    pub unread: usize,
+    /// The oldest, at most 10 and 16 KiB.
+    pub messages: Vec<ReceivedMessage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
+}
+
 /// What `daa_communication` returns; the fields present depend on the action.
 #[derive(Debug, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

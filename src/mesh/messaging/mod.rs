@@ -8,6 +8,7 @@
 
 mod api;
 mod deliveries;
+mod inbox;
 mod wait;
 
 pub use api::*;
@@ -121,16 +122,7 @@ impl Engine {
                 let mut m = deliveries.message(kv)?;
                 m.deliveries += 1;
                 let first_ms = *m.first_delivered_at_ms.get_or_insert(now);
-                let received = ReceivedMessage {
-                    message_id: m.id.to_string(),
-                    from: m.from.to_string(),
-                    message_type: m.message_type.clone(),
-                    message: m.payload.clone(),
-                    route: m.route.iter().map(|a| a.to_string()).collect(),
-                    sent_at_ms: m.sent_at_ms,
-                    deliveries: m.deliveries,
-                    broadcast: m.broadcast,
-                };
+                let received = ReceivedMessage::of(&m);
                 if !budget.admit(&received) {
                     break;
                 }

@@ -5,8 +5,9 @@ use super::{AgentListOutput, AgentListParams, AgentSpawnOutput, AgentSpawnParams
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::AgentId;
+use crate::mesh::health::AgentStatus;
 use crate::mesh::model::{encode, AgentRecord, LivenessRecord};
-use crate::mesh::{keys, validate, Engine};
+use crate::mesh::{keys, validate, Engine, SwarmView};
 use crate::secret;
 use crate::store::{Compare, CompareOp, Op, RangeRequest, Txn};
 
@@ -131,25 +132,37 @@ impl Engine {
         let more = page.len() > limit;
         let mut agents = Vec::new();
         for (agent, status) in page.into_iter().take(limit) {
-            let mut mailbox = RangeRequest::prefix(keys::mailbox(&swarm_id, &agent.id));
-            mailbox.limit = 1;
-            let pending = self.store().range(mailbox).await?.count;
-            agents.push(AgentView {
-                agent_id: agent.id.to_string(),
-                name: agent.name.clone(),
-                agent_type: agent.agent_type.clone(),
-                capabilities: agent.capabilities.clone(),
-                status,
-                spawned_at_ms: agent.spawned_at_ms,
-                heartbeat_age_ms: view.heartbeat_age_ms(&agent.id),
-                links: view.graph.neighbours(&agent.id).into_iter().map(|n| n.to_string()).collect(),
-                pending_messages: pending,
-            });
+            agents.push(self.agent_view(&view, agent, status).await?);
         }
         let count = agents.len();
         let next_cursor =
             more.then(|| agents.last().map(|a: &AgentView| format!("{}.{}", a.spawned_at_ms, a.agent_id))).flatten();
         Ok(AgentListOutput { swarm_id: swarm_id.to_string(), agents, count, total, next_cursor })
+    }
+}
+
+impl Engine {
+    /// One agent as `agent_list` shows it: with its status, links and unacknowledged mail.
+    pub(crate) async fn agent_view(
+        &self,
+        view: &SwarmView,
+        agent: &AgentRecord,
+        status: AgentStatus,
+    ) -> Result<AgentView> {
+        let mut mailbox = RangeRequest::prefix(keys::mailbox(&view.swarm.id, &agent.id));
+        mailbox.limit = 1;
+        let pending = self.store().range(mailbox).await?.count;
+        Ok(AgentView {
+            agent_id: agent.id.to_string(),
+            name: agent.name.clone(),
+            agent_type: agent.agent_type.clone(),
+            capabilities: agent.capabilities.clone(),
+            status,
+            spawned_at_ms: agent.spawned_at_ms,
+            heartbeat_age_ms: view.heartbeat_age_ms(&agent.id),
+            links: view.graph.neighbours(&agent.id).into_iter().map(|n| n.to_string()).collect(),
+            pending_messages: pending,
+        })
     }
 }
 

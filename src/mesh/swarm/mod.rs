@@ -7,10 +7,12 @@ mod access;
 pub mod agents;
 mod api;
 mod binding;
+mod me;
 pub(crate) mod registry;
 mod resolve;
 
 pub use api::*;
+pub use me::{SelfView, TaskBrief};
 
 use crate::config;
 use crate::error::{MeshError, Result};
