@@ -6,6 +6,7 @@
 pub mod activity;
 pub mod api;
 pub mod listing;
+pub mod me;
 pub mod monitor;
 pub mod performance;
 pub mod stats;

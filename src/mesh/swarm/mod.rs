@@ -7,12 +7,10 @@ mod access;
 pub mod agents;
 mod api;
 mod binding;
-mod me;
 pub(crate) mod registry;
 mod resolve;
 
 pub use api::*;
-pub use me::{SelfView, TaskBrief};
 
 use crate::config;
 use crate::error::{MeshError, Result};

@@ -5,9 +5,9 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::AgentView;
 use crate::error::{MeshError, Result};
 use crate::ids::SwarmId;
+use crate::mesh::swarm::AgentView;
 use crate::mesh::tasks::TaskState;
 use crate::mesh::Engine;
 
