@@ -12,6 +12,9 @@
 //! The mesh switches come before `RUST_LOG` because they are what the manual tells users to set,
 //! and a `RUST_LOG` left in a developer's shell should not silently override them.
 //! `MESH_LOG_FORMAT=json` writes one JSON object per line instead of text.
+//!
+//! Whatever the filter, rmcp's debug and trace lines of `rmcp::service` are dropped: they print
+//! every request and response whole, and tool arguments and results carry tokens.
 
 use tracing_subscriber::EnvFilter;
 
@@ -76,11 +79,25 @@ pub fn resolve(var: impl Fn(&str) -> Option<String>) -> LogSettings {
     LogSettings { filter, json, problems }
 }
 
+/// Whether an event may be logged whatever the filter says: rmcp logs every request and
+/// response whole at debug and trace (`rmcp::service`), tool arguments and results included,
+/// and those carry agent and owner tokens. They never reach the log.
+fn may_carry_secrets(meta: &tracing::Metadata<'_>) -> bool {
+    meta.target().starts_with("rmcp::service") && *meta.level() > tracing::Level::INFO
+}
+
 pub fn init() {
+    use tracing_subscriber::prelude::*;
     let settings = resolve(|name| std::env::var(name).ok());
     let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false);
-    let result = if settings.json { builder.json().try_init() } else { builder.try_init() };
+    let secrets = tracing_subscriber::filter::filter_fn(|meta| !may_carry_secrets(meta));
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false);
+    let registry = tracing_subscriber::registry();
+    let result = if settings.json {
+        registry.with(layer.json().with_filter(filter).with_filter(secrets)).try_init()
+    } else {
+        registry.with(layer.with_filter(filter).with_filter(secrets)).try_init()
+    };
     // A second init (tests) keeps the first subscriber.
     if result.is_ok() {
         for problem in &settings.problems {

@@ -37,6 +37,11 @@ impl HttpServer {
         Self::launch(&["--http", "127.0.0.1:0"], Path::new(db), &[], &[], None)
     }
 
+    /// Serve on `127.0.0.1:0` on an existing database file, with `env`.
+    pub fn on_db_env(db: &str, env: &[(&str, &str)]) -> Self {
+        Self::launch(&["--http", "127.0.0.1:0"], Path::new(db), &[], env, None)
+    }
+
     /// Serve on `127.0.0.1:0` on an existing database file, plus `extra` arguments.
     pub fn on_db_with(db: &str, extra: &[&str]) -> Self {
         Self::launch(&["--http", "127.0.0.1:0"], Path::new(db), extra, &[], None)
