@@ -334,6 +334,38 @@ async fn listen_streams_resource_list_changes_on_the_2026_protocol() {
     client.cancel().await.unwrap();
 }
 
+/// A session bound to an agent (`MESH_AGENT_TOKEN`) listens to its own inbox on the 2026-07-28
+/// protocol: `mesh://inbox` is accepted, and a message from another process is announced.
+#[tokio::test]
+async fn a_bound_session_listens_to_its_inbox_on_the_2026_protocol() {
+    let (_dir, db) = temp_db();
+    other_process(&db, &["swarm_init", "mesh", "--swarmId=home"]).await;
+    other_process(&db, &["agent_spawn", "coder", "--name=a"]).await;
+    let b = other_process(&db, &["agent_spawn", "coder", "--name=b"]).await;
+    let mut cmd = tokio::process::Command::new(common::bin());
+    cmd.args(["serve", "--db", db.to_str().unwrap()]).env("MESH_AGENT_TOKEN", b["agentToken"].as_str().unwrap());
+    let (child, _) = TokioChildProcess::builder(cmd).stderr(Stdio::null()).spawn().expect("spawn mesh-mcp");
+    let lifecycle = ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] };
+    let client = ().serve_with_lifecycle(child, lifecycle).await.expect("server/discover");
+    let filter = SubscriptionFilter::builder().resource_subscription("mesh://inbox").build();
+    let mut inbox = client.listen(filter).await.unwrap();
+    assert_eq!(inbox.acknowledged().resource_subscriptions, Some(vec!["mesh://inbox".to_string()]));
+    other_process(&db, &["daa_communication", "--from=a", "--to=b", "--message={\"hi\":1}", "--swarmId=home"]).await;
+    loop {
+        let next = tokio::time::timeout(WAIT, inbox.next()).await.expect("an inbox update");
+        match next.expect("subscription stream").expect("still open") {
+            ServerNotification::ResourceUpdatedNotification(n) => assert_eq!(n.params.uri, "mesh://inbox"),
+            other => panic!("unexpected notification {other:?}"),
+        }
+        let read = client.read_resource(ReadResourceRequestParams::new("mesh://inbox")).await.unwrap();
+        let ResourceContents::TextResourceContents { text, .. } = &read.contents[0] else { panic!("text content") };
+        if serde_json::from_str::<Value>(text).unwrap()["unread"] == 1 {
+            break;
+        }
+    }
+    client.cancel().await.unwrap();
+}
+
 /// The decision log resource shows a decision once consensus reaches it, and its subscribers hear
 /// of it.
 #[tokio::test]

@@ -4,7 +4,8 @@
 //! token. Every call defaults the acting agent, its token and its swarm to the bound ones; no
 //! result of the session shows a token; and while the session lasts, the server renews the
 //! agent's liveness lease on the swarm's heartbeat interval, so a model that thinks for minutes
-//! is not failed, and one whose process dies is (its lease runs out as before).
+//! is `idle`, not failed; a clean close leaves it `offline`, and a process that dies leaves it
+//! `failed` when its lease runs out, as before (see `mesh::fault::presence`).
 
 use std::time::Duration;
 

@@ -259,11 +259,11 @@ impl ServerHandler for MeshServer {
     /// Protocol 2026-07-28 subscribes with `subscriptions/listen`: accept the URIs that name a
     /// resource and the resource list, and stream their changes until the client cancels.
     fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
-        Some(subscriptions::accept(requested))
+        Some(subscriptions::accept(requested, self.bound()))
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        subscriptions::listen(&self.engine, &self.list_changes, context).await
+        subscriptions::listen(&self.engine, &self.list_changes, self.bound(), context).await
     }
 
     #[allow(deprecated)]

@@ -111,8 +111,11 @@ async fn notify_loop(engine: Engine, mut feed: ChangeFeed, peer: Peer<RoleServer
 
 /// `subscriptions/listen` (protocol 2026-07-28): the requested URIs that name a resource, and
 /// the resource list's changes if asked for (the server declares `resources.listChanged`).
-pub fn accept(requested: &SubscriptionFilter) -> SubscriptionFilter {
-    let uris = requested.resource_subscriptions.iter().flatten().filter(|u| MeshResource::parse(u).is_some()).cloned();
+/// `bound` is the session's `(swarm, agent id)`, when it is bound: then `mesh://self` and
+/// `mesh://inbox` name resources too.
+pub fn accept(requested: &SubscriptionFilter, bound: Option<(&str, &str)>) -> SubscriptionFilter {
+    let names = |u: &&String| MeshResource::parse_bound(u, bound).is_some();
+    let uris = requested.resource_subscriptions.iter().flatten().filter(names).cloned();
     let accepted = SubscriptionFilter::builder().resource_subscriptions(uris);
     match requested.resources_list_changed {
         Some(true) => accepted.resources_list_changed(),
@@ -129,6 +132,7 @@ pub fn accept(requested: &SubscriptionFilter) -> SubscriptionFilter {
 pub async fn listen(
     engine: &Engine,
     list: &ListChanges,
+    bound: Option<(&str, &str)>,
     context: SubscriptionContext,
 ) -> std::result::Result<(), ErrorData> {
     let subscribed: BTreeMap<String, MeshResource> = context
@@ -136,7 +140,7 @@ pub async fn listen(
         .resource_subscriptions
         .iter()
         .flatten()
-        .filter_map(|uri| MeshResource::parse(uri).map(|r| (uri.clone(), r)))
+        .filter_map(|uri| MeshResource::parse_bound(uri, bound).map(|r| (uri.clone(), r)))
         .collect();
     let mut list_bumps = (context.accepted().resources_list_changed == Some(true)).then(|| list.subscribe());
     let mut feed = match subscribed.is_empty() {
