@@ -167,10 +167,7 @@ fn coerce(property: Option<&Value>, raw: &str) -> Value {
 /// takes a `swarmId`.
 fn bind_swarm(tool: &str, args: &mut Map<String, Value>) {
     let Ok(bound) = std::env::var(config::ENV_SWARM_ID) else { return };
-    let takes_swarm = tools::find(tool)
-        .map(|def| (def.input_schema)())
-        .is_some_and(|schema| schema.get("properties").and_then(|p| p.get("swarmId")).is_some());
-    if takes_swarm && !bound.is_empty() && !args.contains_key("swarmId") {
+    if tools::takes(tool, "swarmId") && !bound.is_empty() && !args.contains_key("swarmId") {
         args.insert("swarmId".into(), Value::String(bound));
     }
 }

@@ -173,19 +173,14 @@ impl Hook<'_> {
     /// The swarm's agents as `agent_list` shows them (the first page), and `lead`'s unread count.
     async fn team(&self) -> Result<Team, String> {
         let list = self.tool("agent_list", json!({"limit": TEAM_LISTED})).await?;
-        let agents: Vec<(String, String)> = list["agents"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|a| (a["name"].as_str().unwrap_or("?").to_string(), a["status"].as_str().unwrap_or("?").to_string()))
-            .collect();
-        let unread = list["agents"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| a["name"] == LEAD)
-            .and_then(|a| a["pendingMessages"].as_u64())
-            .unwrap_or(0);
+        let (mut agents, mut unread) = (Vec::new(), 0);
+        for a in list["agents"].as_array().into_iter().flatten() {
+            let text = |k: &str| a[k].as_str().unwrap_or("?").to_string();
+            if a["name"] == LEAD {
+                unread = a["pendingMessages"].as_u64().unwrap_or(0);
+            }
+            agents.push((text("name"), text("status")));
+        }
         let total = list["total"].as_u64().unwrap_or(agents.len() as u64);
         Ok(Team { agents, total, unread })
     }

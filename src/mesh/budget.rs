@@ -40,6 +40,11 @@ impl Budget {
         true
     }
 
+    /// The bytes not used yet.
+    pub fn left(&self) -> usize {
+        self.left
+    }
+
     /// `Some(true)` when the list was cut short, for an output's `truncated` field.
     pub fn truncated(&self) -> Option<bool> {
         self.cut.then_some(true)

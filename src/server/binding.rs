@@ -69,7 +69,7 @@ impl Binding {
             *args = Value::Object(Map::new());
         }
         let Some(map) = args.as_object_mut() else { return };
-        if takes(tool, "swarmId") && !matches!(tool, "swarm_init" | "swarm_destroy" | "attention_consensus") {
+        if tools::takes(tool, "swarmId") && !matches!(tool, "swarm_init" | "swarm_destroy" | "attention_consensus") {
             map.entry("swarmId").or_insert_with(|| self.swarm_id.clone().into());
         }
         let Some(actor) = acting_field(tool, map) else { return };
@@ -124,13 +124,6 @@ impl Binding {
             Err(e) => tracing::warn!(agent = %self.name, error = %e, "taking the agent offline failed"),
         }
     }
-}
-
-/// Whether `tool` takes the argument `name`.
-fn takes(tool: &str, name: &str) -> bool {
-    tools::listed()
-        .iter()
-        .any(|t| t.name == tool && t.input_schema.get("properties").and_then(|p| p.get(name)).is_some())
 }
 
 /// The argument that names the agent a call acts as (whose token it needs), if it acts as one.

@@ -23,9 +23,7 @@ pub fn issued(result: &str) -> Option<(String, String)> {
 
 /// Whether `tool` takes an `ownerToken` argument.
 pub fn takes_owner_token(tool: &str) -> bool {
-    tools::find(tool)
-        .map(|def| (def.input_schema)())
-        .is_some_and(|schema| schema.get("properties").and_then(|p| p.get("ownerToken")).is_some())
+    tools::takes(tool, "ownerToken")
 }
 
 /// The swarm a call to `tool` with `args` needs an owner token for, if it may need one and

@@ -74,10 +74,13 @@ impl MeshResource {
     /// [`Self::parse`], plus `mesh://self` and `mesh://inbox` for a session bound to `agent`
     /// (`(swarm, agent id)`): they exist only there.
     pub fn parse_bound(uri: &str, bound: Option<(&str, &str)>) -> Option<Self> {
-        let (swarm, agent) = (bound.map(|b| b.0.to_string()), bound.map(|b| b.1.to_string()));
-        match (uri.strip_prefix(SCHEME), swarm, agent) {
-            (Some("self"), Some(swarm), Some(agent)) => Some(Self::Me { swarm, agent }),
-            (Some("inbox"), Some(swarm), Some(agent)) => Some(Self::Inbox { swarm, agent }),
+        let (swarm, agent) = match bound {
+            Some((swarm, agent)) => (swarm.to_string(), agent.to_string()),
+            None => return Self::parse(uri),
+        };
+        match uri.strip_prefix(SCHEME) {
+            Some("self") => Some(Self::Me { swarm, agent }),
+            Some("inbox") => Some(Self::Inbox { swarm, agent }),
             _ => Self::parse(uri),
         }
     }

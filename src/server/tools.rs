@@ -113,6 +113,12 @@ pub fn find(name: &str) -> Option<&'static ToolDef> {
     TOOLS.iter().find(|t| t.name == name)
 }
 
+/// Whether tool `tool` takes an argument called `argument` (read from the listed schemas, built
+/// once).
+pub fn takes(tool: &str, argument: &str) -> bool {
+    listed().iter().any(|t| t.name == tool && t.input_schema.get("properties").and_then(|p| p.get(argument)).is_some())
+}
+
 /// Run a tool; its result is compact JSON text. `None` when no tool has that name.
 pub async fn call(engine: &Engine, name: &str, args: Value) -> Option<Result<String>> {
     call_with(engine, name, args, CallContext::default()).await

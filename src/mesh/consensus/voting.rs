@@ -435,9 +435,9 @@ impl Engine {
             None => None,
         };
         let view = self.load_swarm(swarm).await?;
-        let (open, open_count, open_cut) = self.open_page(swarm, &view, limit).await?;
-        let used: usize = open.iter().map(|v| serde_json::to_vec(v).map_or(0, |b| b.len())).sum();
-        let mut log_budget = Budget::of(config::MAX_REPLY_BYTES.saturating_sub(used));
+        let (open, open_count, open_budget) = self.open_page(swarm, &view, limit).await?;
+        // The log gets its half and whatever the open proposals left of theirs.
+        let mut log_budget = Budget::of(config::MAX_REPLY_BYTES / 2 + open_budget.left());
         let mut decisions = self.recent_decisions(swarm, limit, before).await?;
         decisions.retain(|d| log_budget.admit(d));
         let mut out = ConsensusOutput::new(ConsensusAction::List, swarm, view.revision);
@@ -445,18 +445,18 @@ impl Engine {
         out.open_count = Some(open_count);
         out.open = Some(open);
         out.decisions = Some(decisions);
-        out.truncated = open_cut.or(log_budget.truncated());
+        out.truncated = open_budget.truncated().or(log_budget.truncated());
         Ok(out)
     }
 
     /// Up to `limit` of the oldest open proposals in half the reply budget; how many are open;
-    /// whether the budget cut the page.
+    /// that budget, as the page left it.
     async fn open_page(
         &self,
         swarm: &SwarmId,
         view: &SwarmView,
         limit: usize,
-    ) -> Result<(Vec<ProposalView>, usize, Option<bool>)> {
+    ) -> Result<(Vec<ProposalView>, usize, Budget)> {
         let byzantine = self.byzantine_flags(swarm).await?;
         let mut budget = Budget::of(config::MAX_REPLY_BYTES / 2);
         let all_open = self.open_proposals(swarm).await?;
@@ -469,7 +469,7 @@ impl Engine {
             }
             open.push(shown);
         }
-        Ok((open, all_open.len(), budget.truncated()))
+        Ok((open, all_open.len(), budget))
     }
 
     /// Open proposals, oldest first.
