@@ -8,27 +8,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::team::{agent_id, owner_token, status_of, team};
 use common::{cli, temp_db, wait_until, RawServer};
 use serde_json::json;
-
-/// A swarm `team` with a heartbeat interval of 0.5 s and a message timeout of `timeout` seconds,
-/// and agents `a` and `b`; returns b's token.
-fn team(db: &std::path::Path, timeout: &str) -> String {
-    let timeout = format!("--messageTimeout={timeout}");
-    let (code, _) = cli(db, &["swarm_init", "mesh", "--swarmId=team", "--heartbeatInterval=0.5", &timeout]);
-    assert_eq!(code, 0);
-    assert_eq!(cli(db, &["agent_spawn", "coder", "--name=a", "--capabilities=docs"]).0, 0);
-    let (code, b) = cli(db, &["agent_spawn", "reviewer", "--name=b", "--capabilities=review"]);
-    assert_eq!(code, 0, "{b}");
-    b["agentToken"].as_str().unwrap().to_string()
-}
-
-fn status_of(db: &std::path::Path, name: &str) -> String {
-    let (code, list) = cli(db, &["agent_list", "--swarmId=team"]);
-    assert_eq!(code, 0, "{list}");
-    let agent = list["agents"].as_array().unwrap().iter().find(|a| a["name"] == name).cloned().unwrap();
-    agent["status"].as_str().unwrap().to_string()
-}
 
 #[test]
 fn a_bound_session_acts_as_its_agent_and_never_shows_a_token() {
@@ -63,12 +45,6 @@ fn a_bound_session_acts_as_its_agent_and_never_shows_a_token() {
     let everything: String = server.stdout_lines.join("\n");
     assert!(!everything.contains(&token), "the bound agent's token reached the session's output");
     assert!(!everything.contains("mesh_"), "a token reached the session's output");
-}
-
-/// The owner token `mesh-mcp call swarm_init` kept beside the database.
-fn owner_token(db: &std::path::Path) -> String {
-    let path = db.parent().unwrap().join("agents/team/.owner.token");
-    std::fs::read_to_string(path).unwrap().trim().to_string()
 }
 
 #[test]
@@ -154,11 +130,6 @@ fn a_cleanly_closed_session_leaves_its_agent_offline_not_failed() {
     });
 }
 
-fn agent_id(db: &std::path::Path, name: &str) -> serde_json::Value {
-    let (_, list) = cli(db, &["agent_list", "--swarmId=team"]);
-    list["agents"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap()["agentId"].clone()
-}
-
 /// A bound session reads itself (`mesh://self`: who it is, its swarm, links, unread count, its
 /// tasks) and its inbox (`mesh://inbox`: messages read, not received); an unbound session has
 /// neither.
@@ -207,4 +178,23 @@ fn a_bound_session_reads_itself_and_its_inbox() {
     let mut unbound = RawServer::spawn(db.to_str().unwrap());
     let resp = unbound.request("resources/read", json!({"uri": "mesh://self"}));
     assert!(resp.get("error").is_some(), "an unbound session has no self: {resp}");
+}
+
+/// `agent_spawn` with `join` binds an unbound stdio session: the agent is spawned, the session
+/// keeps its token and acts as it, and closing the session takes it offline.
+#[test]
+fn an_unbound_session_joins_as_a_new_agent() {
+    let (_dir, db) = temp_db();
+    team(&db, "600");
+    let mut server = RawServer::spawn(db.to_str().unwrap());
+    let join = json!({"type": "worker", "name": "w", "join": true, "swarmId": "team", "ownerToken": owner_token(&db)});
+    let joined = server.ok("agent_spawn", join);
+    assert!(joined.get("agentToken").is_none(), "{joined}");
+    let sent = server.ok("daa_communication", json!({"to": "a", "message": {"hi": 1}}));
+    assert_eq!(sent["delivered"][0]["route"][0], joined["agentId"], "sent as w: {sent}");
+    assert!(server.finish().success());
+    wait_until("the joined agent to be offline", || match status_of(&db, "w").as_str() {
+        "offline" => Ok(()),
+        other => Err(other.to_string()),
+    });
 }

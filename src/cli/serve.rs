@@ -1,14 +1,10 @@
 //! `mesh-mcp serve`: MCP on stdio, or on HTTP (with the dashboard) with `--http`.
 
-use std::net::SocketAddr;
-use std::process::ExitCode;
-use std::sync::Arc;
-
-use tokio_util::sync::CancellationToken;
-
 use super::Global;
 use crate::config;
 use crate::server::{self, binding::Binding, http::HttpOptions, MeshServer};
+use std::net::SocketAddr;
+use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -35,24 +31,20 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let ServeArgs { http, auth_token, allow_hosts, multi_thread, tools } = args;
     // HTTP serves many sessions at once: it always gets the multi-threaded runtime.
     super::run_server(global, multi_thread || http.is_some(), |engine| async move {
-        let binding = Binding::from_env(&engine).await?.map(Arc::new);
+        let binding = Binding::from_env(&engine).await?;
         let server = MeshServer::new(engine.clone()).with_profile(tools);
         match http {
             None => {
                 let Some(binding) = binding else { return server::stdio::serve(server).await };
-                tracing::info!(agent = %binding.name, swarm = %binding.swarm_id, "this session acts as its bound agent");
-                let stop = CancellationToken::new();
-                let alive = tokio::spawn({
-                    let (binding, stop) = (binding.clone(), stop.clone());
-                    async move { binding.keep_alive(engine, stop).await }
-                });
-                let served = server::stdio::serve(server.bound_to(Some(binding))).await;
-                stop.cancel();
-                let _ = alive.await;
+                let bound = server.bind(binding)?;
+                tracing::info!(agent = %bound.name, swarm = %bound.swarm_id, "this session acts as its bound agent");
+                let served = server::stdio::serve(server.clone()).await;
+                server.close().await;
                 served
             }
             Some(_) if binding.is_some() => anyhow::bail!(
-                "{} binds a stdio session to its agent; an HTTP server serves many sessions and binds none",
+                "{} binds a stdio session to its agent; an HTTP session binds with the Mesh-Agent-Token header \
+                 (or agent_spawn with join)",
                 config::ENV_AGENT_TOKEN
             ),
             Some(bind) => {

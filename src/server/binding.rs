@@ -12,13 +12,19 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::session::Watch;
 use super::tools;
 use crate::config;
 use crate::error::{MeshError, Result};
+use crate::mesh::swarm::PresenceTiming;
 use crate::mesh::Engine;
 
 /// Where a file holding the agent token is named.
 pub const ENV_AGENT_TOKEN_FILE: &str = "MESH_AGENT_TOKEN_FILE";
+/// The HTTP header that binds a session (at its `initialize`) or, served without sessions, one
+/// request to the agent whose token it carries; [`HEADER_SWARM_ID`] narrows the search.
+pub const HEADER_AGENT_TOKEN: &str = "mesh-agent-token";
+pub const HEADER_SWARM_ID: &str = "mesh-swarm-id";
 
 /// The agent a session acts as. Its token never leaves this struct except into the calls the
 /// session makes (and `Debug` leaves it out).
@@ -48,14 +54,31 @@ impl Binding {
         Self::for_token(engine, token.trim(), swarm.as_deref()).await.map(Some)
     }
 
+    /// The binding an HTTP request's headers ask for, if any.
+    pub async fn from_headers(engine: &Engine, headers: &http::HeaderMap) -> Result<Option<Self>> {
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().map(str::trim));
+        let token = match header(HEADER_AGENT_TOKEN) {
+            None => return Ok(None),
+            Some(Ok(token)) if !token.is_empty() => token,
+            Some(_) => return Err(MeshError::invalid("Mesh-Agent-Token", "the header is empty or not text")),
+        };
+        let swarm = header(HEADER_SWARM_ID).and_then(|v| v.ok()).filter(|s| !s.is_empty());
+        Self::for_token(engine, token, swarm).await.map(Some)
+    }
+
     pub async fn for_token(engine: &Engine, token: &str, swarm: Option<&str>) -> Result<Self> {
         let agent = engine.agent_by_token(token, swarm).await?;
-        Ok(Self {
-            swarm_id: agent.swarm_id.to_string(),
-            agent_id: agent.id.to_string(),
-            name: agent.name,
-            token: token.to_string(),
-        })
+        Ok(Self::new(agent.swarm_id.to_string(), agent.id.to_string(), agent.name, token.to_string()))
+    }
+
+    /// The binding of an agent whose token the session was just issued (`join`).
+    pub fn new(swarm_id: String, agent_id: String, name: String, token: String) -> Self {
+        Self { swarm_id, agent_id, name, token }
+    }
+
+    /// `(swarm id, agent id)`.
+    pub fn ids(&self) -> (&str, &str) {
+        (&self.swarm_id, &self.agent_id)
     }
 
     fn is_me(&self, reference: Option<&Value>) -> bool {
@@ -94,36 +117,51 @@ impl Binding {
     }
 
     /// Hold the agent's presence until `stop`: bind (recovering the agent if it was failed or
-    /// offline), renew its lease every heartbeat interval without counting a call, and on
-    /// `stop` (the session closed cleanly) take it offline. A renewal that fails is logged and
-    /// tried again at the next interval; a killed process renews nothing, and the lease runs out.
-    pub async fn keep_alive(&self, engine: Engine, stop: CancellationToken) {
+    /// offline), renew its lease every heartbeat interval without counting a call while the
+    /// session's client is there, and on `stop` take it offline if the session ended cleanly. A
+    /// renewal that fails is logged and tried again at the next interval; a killed process, or
+    /// an HTTP client gone without a word, renews nothing, and the lease runs out.
+    pub async fn keep_alive(&self, engine: Engine, stop: CancellationToken, watch: Watch) {
         let session = crate::secret::random_hex(8);
         let (swarm, agent, token) = (self.swarm_id.as_str(), self.agent_id.as_str(), self.token.as_str());
         if let Err(e) = engine.presence_bind(swarm, agent, token, &session).await {
             tracing::warn!(agent = %self.name, error = %e, "binding the agent's presence failed");
         }
+        let mut timing = PresenceTiming {
+            interval_secs: config::HEARTBEAT_INTERVAL_SECS,
+            timeout_secs: config::MESSAGE_TIMEOUT_SECS,
+        };
         loop {
-            let interval = match engine.swarm_heartbeat_interval(swarm).await {
-                Ok(secs) => Duration::from_secs_f64(secs.max(0.1)),
-                Err(e) => {
-                    tracing::warn!(agent = %self.name, error = %e, "cannot read the bound agent's swarm");
-                    Duration::from_secs(config::HEARTBEAT_INTERVAL_SECS as u64)
-                }
-            };
+            match engine.presence_timing(swarm).await {
+                Ok(now) => timing = now,
+                Err(e) => tracing::warn!(agent = %self.name, error = %e, "cannot read the bound agent's swarm"),
+            }
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(interval) => {}
+                _ = tokio::time::sleep(secs(timing.interval_secs)) => {}
+            }
+            if !watch.attended(secs(timing.timeout_secs)) {
+                tracing::debug!(agent = %self.name, "the session's client shows no life; its lease is left to run out");
+                continue;
             }
             if let Err(e) = engine.presence_renew(swarm, agent, token).await {
                 tracing::warn!(agent = %self.name, error = %e, "renewing the bound agent's lease failed");
             }
         }
-        match engine.presence_close(swarm, agent, token, &session).await {
-            Ok(()) => tracing::info!(agent = %self.name, "session closed; the agent is offline"),
-            Err(e) => tracing::warn!(agent = %self.name, error = %e, "taking the agent offline failed"),
+        if watch.ended_cleanly(secs(timing.timeout_secs)) {
+            match engine.presence_close(swarm, agent, token, &session).await {
+                Ok(()) => tracing::info!(agent = %self.name, "session closed; the agent is offline"),
+                Err(e) => tracing::warn!(agent = %self.name, error = %e, "taking the agent offline failed"),
+            }
+        } else {
+            tracing::info!(agent = %self.name, "session ended after its client vanished; the agent's lease runs out");
         }
+        watch.forget();
     }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.1))
 }
 
 /// The argument that names the agent a call acts as (whose token it needs), if it acts as one.

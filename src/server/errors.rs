@@ -119,3 +119,16 @@ pub fn http_error(e: &MeshError) -> (http::StatusCode, serde_json::Value) {
         }
     }
 }
+
+/// A session binding that a request's credentials ask for and that cannot be made (an unknown
+/// `Mesh-Agent-Token`): the request fails whole, saying why.
+pub fn binding_error(e: &MeshError) -> ErrorData {
+    if is_internal(e) {
+        ErrorData::internal_error(client_message(e, "binding the session failed"), None)
+    } else {
+        ErrorData::invalid_params(
+            format!("cannot bind the session to an agent: {e}"),
+            Some(json!({ "code": e.code() })),
+        )
+    }
+}

@@ -5,19 +5,22 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, Implementation, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents, ServerCapabilities,
-    ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, Implementation,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    ResourceContents, ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use super::binding::Binding;
+use super::join;
 use super::listing::{ListChanges, ListNotifier};
 use super::owners::SessionOwners;
 use super::profile::Profile;
 use super::resources::{self, MeshResource};
+use super::session::{Presence, SessionAgent};
 use super::subscriptions::{self, Subscriptions};
 use super::{errors, tools};
 use crate::mesh::call::{CallContext, ProgressSink};
@@ -59,15 +62,17 @@ pub struct MeshServer {
     list_notifier: Arc<ListNotifier>,
     /// The tools this server offers.
     profile: Arc<Profile>,
-    /// The agent this session acts as, when it is bound to one (see [`super::binding`]).
-    binding: Option<Arc<Binding>>,
+    /// How this transport's sessions hold their agents' presence.
+    presence: Presence,
+    /// The agent this session acts as, once it is bound to one (see [`super::session`]).
+    agent: Arc<SessionAgent>,
 }
 
 impl MeshServer {
     /// The server of a process: it starts the watcher of the resource list.
     pub fn new(engine: Engine) -> Self {
         let list_changes = ListChanges::start(&engine);
-        Self::for_session(engine, list_changes, Arc::default())
+        Self::for_session(engine, list_changes, Arc::default(), Presence::default())
     }
 
     /// This server, offering only the tools of `profile`.
@@ -75,20 +80,44 @@ impl MeshServer {
         Self { profile: Arc::new(profile), ..self }
     }
 
-    /// This server, acting as the agent of `binding` (a stdio server: one session per process).
-    pub fn bound_to(self, binding: Option<Arc<Binding>>) -> Self {
-        Self { binding, ..self }
+    /// This server, its sessions holding presence as `presence` says (HTTP's watch clients).
+    pub fn with_presence(self, presence: Presence) -> Self {
+        Self::for_session(self.engine, self.list_changes, self.profile, presence)
     }
 
-    fn for_session(engine: Engine, list_changes: Arc<ListChanges>, profile: Arc<Profile>) -> Self {
+    /// This server for HTTP: its sessions hold their agents' presence while their clients show
+    /// life (see [`super::http::attendance`]).
+    pub fn for_http(self) -> Self {
+        match self.presence.attendance() {
+            Some(_) => self,
+            None => self.with_presence(Presence::http(Arc::default())),
+        }
+    }
+
+    /// Bind this session to `binding`'s agent (a stdio server: one session per process).
+    pub fn bind(&self, binding: Binding) -> crate::error::Result<Arc<Binding>> {
+        self.agent.bind(binding)
+    }
+
+    /// End this session's presence and wait until its agent is offline.
+    pub async fn close(&self) {
+        self.agent.close().await
+    }
+
+    pub fn presence(&self) -> &Presence {
+        &self.presence
+    }
+
+    fn for_session(engine: Engine, list_changes: Arc<ListChanges>, profile: Arc<Profile>, presence: Presence) -> Self {
         Self {
+            agent: Arc::new(SessionAgent::new(engine.clone(), presence.clone())),
             engine,
             subscriptions: Arc::default(),
             owners: Arc::default(),
             list_notifier: Arc::new(ListNotifier::new(&list_changes)),
             list_changes,
             profile,
-            binding: None,
+            presence,
         }
     }
 
@@ -96,7 +125,7 @@ impl MeshServer {
     /// of the session. Transports that serve several sessions start each with this rather than
     /// a clone, which would share them.
     pub fn session(&self) -> Self {
-        Self::for_session(self.engine.clone(), self.list_changes.clone(), self.profile.clone())
+        Self::for_session(self.engine.clone(), self.list_changes.clone(), self.profile.clone(), self.presence.clone())
     }
 
     /// The `tools/list` entries this server offers.
@@ -106,7 +135,29 @@ impl MeshServer {
 
     /// The `(swarm, agent id)` this session is bound to, if any.
     fn bound(&self) -> Option<(&str, &str)> {
-        self.binding.as_ref().map(|b| (b.swarm_id.as_str(), b.agent_id.as_str()))
+        self.agent.binding().map(|b| b.ids())
+    }
+
+    /// The agent a request acts as: its session's or, for a request served without a session
+    /// (HTTP on protocol 2026-07-28), the one its `Mesh-Agent-Token` header names. Notes the
+    /// HTTP session id on the way, for the session's presence.
+    async fn acting(&self, extensions: &rmcp::model::Extensions) -> Result<Option<Arc<Binding>>, ErrorData> {
+        let parts = extensions.get::<http::request::Parts>();
+        let session = parts.and_then(|p| p.headers.get("mcp-session-id")).and_then(|v| v.to_str().ok());
+        if let Some(id) = session {
+            self.agent.learn_session(id);
+        }
+        if let Some(bound) = self.agent.binding() {
+            return Ok(Some(bound.clone()));
+        }
+        let Some(parts) = parts.filter(|_| session.is_none()) else { return Ok(None) };
+        let binding = Binding::from_headers(&self.engine, &parts.headers).await;
+        binding.map(|b| b.map(Arc::new)).map_err(|e| errors::binding_error(&e))
+    }
+
+    /// Whether a request is served without a session (HTTP on protocol 2026-07-28).
+    fn sessionless(extensions: &rmcp::model::Extensions) -> bool {
+        extensions.get::<http::request::Parts>().is_some_and(|p| !p.headers.contains_key("mcp-session-id"))
     }
 
     pub fn engine(&self) -> &Engine {
@@ -136,7 +187,7 @@ impl ServerHandler for MeshServer {
                 .build(),
         );
         info.server_info = server_info;
-        info.instructions = Some(match &self.binding {
+        info.instructions = Some(match self.agent.binding() {
             Some(b) => format!(
                 "{INSTRUCTIONS} This session acts as agent `{}` of swarm `{}`: calls default to it and need no \
                  agentToken.",
@@ -147,7 +198,29 @@ impl ServerHandler for MeshServer {
         info
     }
 
+    /// An HTTP session whose `initialize` carries a `Mesh-Agent-Token` header is bound to that
+    /// agent for its whole life; an unknown token fails the handshake.
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        if let Some(parts) = context.extensions.get::<http::request::Parts>() {
+            let asked =
+                Binding::from_headers(&self.engine, &parts.headers).await.map_err(|e| errors::binding_error(&e))?;
+            if let Some(binding) = asked {
+                let bound = self.agent.bind(binding).map_err(|e| errors::binding_error(&e))?;
+                tracing::info!(agent = %bound.name, swarm = %bound.swarm_id, "an HTTP session acts as its bound agent");
+            }
+        }
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        if let Err(e) = self.acting(&context.extensions).await {
+            tracing::debug!(error = ?e, "session id not noted");
+        }
         self.list_notifier.start(context.peer);
     }
 
@@ -172,7 +245,8 @@ impl ServerHandler for MeshServer {
             return Err(errors::unknown_tool(&request.name));
         }
         let mut args = request.arguments.map(serde_json::Value::Object).unwrap_or(serde_json::Value::Null);
-        if let Some(binding) = &self.binding {
+        let binding = self.acting(&context.extensions).await?;
+        if let Some(binding) = &binding {
             binding.apply(&request.name, &mut args);
         }
         self.owners.attach(&self.engine, &request.name, &mut args).await;
@@ -181,11 +255,22 @@ impl ServerHandler for MeshServer {
             .get_progress_token()
             .map(|token| Arc::new(McpProgress { peer: context.peer.clone(), token }) as Arc<dyn ProgressSink>);
         let ctx = CallContext { cancel: context.ct.clone(), progress };
-        match tools::call_with(&self.engine, &request.name, args, ctx).await {
+        let result = if join::asks(&request.name, &args) {
+            Some(match Self::sessionless(&context.extensions) {
+                true => Err(crate::error::MeshError::invalid(
+                    "join",
+                    "this request is served without a session (protocol 2026-07-28): bind with the Mesh-Agent-Token header",
+                )),
+                false => join::join(&self.engine, &self.agent, args, ctx).await,
+            })
+        } else {
+            tools::call_with(&self.engine, &request.name, args, ctx).await
+        };
+        match result {
             None => Err(errors::unknown_tool(&request.name)),
             Some(Ok(json)) => {
                 self.owners.remember(&json);
-                let json = match &self.binding {
+                let json = match &binding {
                     Some(binding) => binding.redact(json),
                     None => json,
                 };
@@ -214,9 +299,10 @@ impl ServerHandler for MeshServer {
     async fn list_resources(
         &self,
         _r: Option<PaginatedRequestParams>,
-        _c: RequestContext<RoleServer>,
+        c: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        match resources::list(&self.engine, self.bound()).await {
+        let acting = self.acting(&c.extensions).await?;
+        match resources::list(&self.engine, acting.as_deref().map(Binding::ids)).await {
             Ok(listed) => Ok(ListResourcesResult::with_all_items(listed)),
             Err(e) => Err(errors::resource_error("mesh://", &e)),
         }
@@ -233,10 +319,11 @@ impl ServerHandler for MeshServer {
     async fn read_resource(
         &self,
         r: ReadResourceRequestParams,
-        _c: RequestContext<RoleServer>,
+        c: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let resource =
-            MeshResource::parse_bound(&r.uri, self.bound()).ok_or_else(|| errors::unknown_resource(&r.uri))?;
+        let acting = self.acting(&c.extensions).await?;
+        let bound = acting.as_deref().map(Binding::ids);
+        let resource = MeshResource::parse_bound(&r.uri, bound).ok_or_else(|| errors::unknown_resource(&r.uri))?;
         let json = resource.read(&self.engine).await.map_err(|e| errors::resource_error(&r.uri, &e))?;
         let contents = ResourceContents::text(json, r.uri).with_mime_type(resources::MIME_JSON);
         Ok(ReadResourceResult::new(vec![contents]).into())
@@ -246,6 +333,7 @@ impl ServerHandler for MeshServer {
     // that has `initialize` (rmcp marks them legacy for its 2026-07-28 `subscriptions/listen`).
     #[allow(deprecated)]
     async fn subscribe(&self, r: SubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        self.acting(&context.extensions).await?;
         let resource =
             MeshResource::parse_bound(&r.uri, self.bound()).ok_or_else(|| errors::unknown_resource(&r.uri))?;
         // Subscribe to what exists: reading it first answers an unknown swarm with not found.

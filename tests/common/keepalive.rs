@@ -16,22 +16,58 @@ pub struct KeepAlive {
     host: String,
     session: Option<String>,
     next_id: i64,
+    /// Extra headers sent with every request (e.g. `Mesh-Agent-Token`).
+    headers: String,
 }
 
 impl KeepAlive {
     /// Connect to `127.0.0.1:port` and initialize an MCP session on it.
     pub fn connect(port: &str) -> KeepAlive {
+        Self::connect_with(port, &[]).unwrap_or_else(|e| panic!("initialize: {e}"))
+    }
+
+    /// [`Self::connect`] with extra headers on every request; the `initialize` answer on failure.
+    pub fn connect_with(port: &str, headers: &[(&str, &str)]) -> Result<KeepAlive, String> {
         let tcp = TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect");
         tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut client = KeepAlive { tcp, host: format!("127.0.0.1:{port}"), session: None, next_id: 0 };
-        let (head, _) = client.post(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        let headers = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+        let mut client = KeepAlive { tcp, host: format!("127.0.0.1:{port}"), session: None, next_id: 0, headers };
+        let (head, body) = client.post(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "keepalive", "version": "0"}}}));
+        if body.contains("\"error\"") {
+            return Err(body);
+        }
         client.session = head
             .lines()
             .find_map(|l| l.to_ascii_lowercase().strip_prefix("mcp-session-id:").map(|_| l[15..].trim().to_string()));
         assert!(client.session.is_some(), "no session id in {head}");
         client.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-        client
+        Ok(client)
+    }
+
+    /// Open the session's server-to-client stream (`GET /mcp`) on a connection of its own, which
+    /// stays open while the returned stream is held.
+    pub fn listen(&self) -> TcpStream {
+        let mut tcp = TcpStream::connect(&self.host).expect("connect");
+        let session = self.session.as_deref().expect("a session");
+        let request = format!(
+            "GET /mcp HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nMcp-Session-Id: {session}\r\n{}\r\n",
+            self.host, self.headers
+        );
+        tcp.write_all(request.as_bytes()).unwrap();
+        let mut head = [0u8; 12];
+        tcp.read_exact(&mut head).expect("the stream's status line");
+        assert!(head.starts_with(b"HTTP/1.1 200"), "GET /mcp: {}", String::from_utf8_lossy(&head));
+        tcp
+    }
+
+    /// One JSON-RPC request; its response.
+    pub fn rpc(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let (_, body) = self.post(&json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}));
+        let data = body.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).find(|d| !d.is_empty());
+        let text = data.unwrap_or(body.trim());
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("answer is not JSON ({e}): {body}"))
     }
 
     /// One tools/call that must succeed; the tool's JSON body.
@@ -44,12 +80,7 @@ impl KeepAlive {
 
     /// One tools/call; the JSON-RPC response.
     pub fn request(&mut self, tool: &str, args: Value) -> Value {
-        self.next_id += 1;
-        let request = json!({"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call", "params": {"name": tool, "arguments": args}});
-        let (_, body) = self.post(&request);
-        let data = body.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).find(|d| !d.is_empty());
-        let text = data.unwrap_or(body.trim());
-        serde_json::from_str(text).unwrap_or_else(|e| panic!("answer is not JSON ({e}): {body}"))
+        self.rpc("tools/call", json!({"name": tool, "arguments": args}))
     }
 
     /// End the session (DELETE /mcp), on a new connection: the server may have closed this one
@@ -69,8 +100,9 @@ impl KeepAlive {
         let session = self.session.as_ref().map(|s| format!("Mcp-Session-Id: {s}\r\n")).unwrap_or_default();
         let request = format!(
             "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Accept: application/json, text/event-stream\r\n{session}Content-Length: {}\r\n\r\n{body}",
+             Accept: application/json, text/event-stream\r\n{session}{}Content-Length: {}\r\n\r\n{body}",
             self.host,
+            self.headers,
             body.len()
         );
         self.tcp.write_all(request.as_bytes()).unwrap();

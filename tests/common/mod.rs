@@ -5,6 +5,7 @@
 mod http_server;
 mod keepalive;
 mod rpc;
+pub mod team;
 mod wait;
 
 #[allow(unused_imports)] // each test crate uses its own part of these

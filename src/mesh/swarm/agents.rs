@@ -98,7 +98,7 @@ impl Engine {
                     agent_type: p.agent_type.clone(),
                     capabilities: capabilities.clone(),
                     swarm_id: swarm_id.to_string(),
-                    agent_token: token.clone(),
+                    agent_token: Some(token.clone()),
                     links: graph.neighbours(&id).into_iter().map(|n| n.to_string()).collect(),
                     links_removed: change.removed.iter().map(|(a, b)| [a.to_string(), b.to_string()]).collect(),
                     revision: resp.revision,

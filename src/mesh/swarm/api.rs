@@ -199,6 +199,12 @@ pub struct AgentSpawnParams {
     pub swarm_id: Option<String>,
     pub owner_token: Option<String>,
     pub join_secret: Option<String>,
+    /// Bind this session to the agent; an existing offline one needs ownerToken. No token shown.
+    ///
+    /// Handled by the MCP session (`server::join`), not the engine: an existing `name` that
+    /// no live session holds is re-attached with a fresh token, on the owner's authority.
+    #[serde(default)]
+    pub join: bool,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -211,7 +217,9 @@ pub struct AgentSpawnOutput {
     pub capabilities: Vec<String>,
     pub swarm_id: String,
     /// Secret proof of identity; shown once. Pass it as agentToken when acting as this agent.
-    pub agent_token: String,
+    /// Never shown to a session bound to the agent (`join`): the session keeps it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_token: Option<String>,
     /// Agents this one is linked to.
     pub links: Vec<String>,
     /// Existing links the join replaced, each as `[agentA, agentB]`.

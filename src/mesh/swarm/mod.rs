@@ -11,6 +11,7 @@ pub(crate) mod registry;
 mod resolve;
 
 pub use api::*;
+pub use binding::PresenceTiming;
 
 use crate::config;
 use crate::error::{MeshError, Result};

@@ -14,6 +14,7 @@
 //! Nothing here writes to stdout. The one line for humans and tests,
 //! `mesh-mcp: listening on http://ADDR`, goes to stderr.
 
+pub mod attendance;
 pub mod events;
 mod listen;
 pub mod metrics;
@@ -81,13 +82,17 @@ impl HttpOptions {
 }
 
 /// The whole HTTP application. Cancelling `ct` ends every MCP session, streamable or legacy.
+/// Sessions bound to agents hold their presence while their clients are there.
 pub fn app(server: MeshServer, opts: &HttpOptions, ct: CancellationToken) -> Router {
+    let server = server.for_http();
     let extra_hosts = opts.extra_hosts();
     let guard = security::Guard::new(&extra_hosts, opts.auth_token.as_deref());
     let engine = server.engine().clone();
     let sessions = Arc::new(LocalSessionManager::default());
+    let attendance = server.presence().attendance().expect("an HTTP server's presence watches attendance");
     let guarded = Router::new()
         .nest_service("/mcp", streamable(server.clone(), &extra_hosts, ct.child_token(), sessions.clone()))
+        .layer(axum::middleware::from_fn_with_state(attendance, attendance::track))
         .layer(axum::middleware::from_fn(session_delete_is_no_content))
         .layer(axum::middleware::from_fn(priming::only_for_new_clients))
         .layer(axum::middleware::from_fn_with_state(sessions, cap_sessions))
@@ -175,10 +180,15 @@ fn streamable(
 }
 
 /// Bind `opts.bind`, serve MCP and the dashboard until SIGTERM/SIGINT, then shut down gracefully.
+/// The agents of sessions still open at shutdown go offline before it returns.
 pub async fn serve(server: MeshServer, opts: HttpOptions) -> anyhow::Result<()> {
     let ct = CancellationToken::new();
+    let server = server.for_http();
+    let presence = server.presence().clone();
     let app = app(server, &opts, ct.clone());
-    run(app, &opts, ct, "serving MCP over HTTP at /mcp, legacy SSE at /sse, the dashboard at /").await
+    run(app, &opts, ct, "serving MCP over HTTP at /mcp, legacy SSE at /sse, the dashboard at /").await?;
+    presence.drain(SHUTDOWN_GRACE).await;
+    Ok(())
 }
 
 /// `mesh-mcp dashboard`: bind `opts.bind` and serve the dashboard alone, like [`serve`].
