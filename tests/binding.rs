@@ -198,3 +198,31 @@ fn an_unbound_session_joins_as_a_new_agent() {
         other => Err(other.to_string()),
     });
 }
+
+/// Claude Code channels: the server declares `claude/channel`, and a session bound to an agent
+/// pushes each message reaching the agent (sent by another process) to a Claude Code client as
+/// `notifications/claude/channel`, without taking it from the mailbox.
+#[test]
+fn a_bound_claude_code_session_is_told_of_each_arriving_message() {
+    let (_dir, db) = temp_db();
+    let token = team(&db, "600");
+    let env = [common::METRICS_FLUSH, ("MESH_AGENT_TOKEN", token.as_str())];
+    let mut server = RawServer::launch_as(common::bin(), db.to_str().unwrap(), &env, "claude-code");
+    let init: serde_json::Value = serde_json::from_str(&server.stdout_lines[0]).unwrap();
+    assert!(init["result"]["capabilities"]["experimental"]["claude/channel"].is_object(), "{init}");
+    server.ok("swarm_status", json!({}));
+    let send = ["daa_communication", "--from=a", "--to=b", "--message={\"review\":\"parser\"}", "--swarmId=team"];
+    assert_eq!(cli(&db, &send).0, 0);
+    let pushed = loop {
+        let msg = server.read();
+        if msg["method"] == "notifications/claude/channel" {
+            break msg;
+        }
+    };
+    assert_eq!(pushed["params"]["content"], "{\"review\":\"parser\"}", "{pushed}");
+    let meta = &pushed["params"]["meta"];
+    assert_eq!((&meta["from"], &meta["swarm"]), (&agent_id(&db, "a"), &json!("team")), "{pushed}");
+    let inbox = server.ok("daa_communication", json!({"action": "receive"}));
+    assert_eq!(inbox["messages"][0]["message"], json!({"review": "parser"}), "still in the mailbox: {inbox}");
+    assert!(!server.stdout_lines.join("\n").contains(&token));
+}

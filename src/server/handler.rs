@@ -186,6 +186,8 @@ impl ServerHandler for MeshServer {
                 .enable_resources_list_changed()
                 .build(),
         );
+        let channel = (super::channel::CAPABILITY.to_string(), serde_json::Map::new());
+        info.capabilities.experimental = Some(std::collections::BTreeMap::from([channel]));
         info.server_info = server_info;
         info.instructions = Some(match self.agent.binding() {
             Some(b) => format!(
@@ -221,6 +223,7 @@ impl ServerHandler for MeshServer {
         if let Err(e) = self.acting(&context.extensions).await {
             tracing::debug!(error = ?e, "session id not noted");
         }
+        self.agent.attach_peer(context.peer.clone());
         self.list_notifier.start(context.peer);
     }
 

@@ -3,6 +3,7 @@
 
 pub mod binding;
 pub mod catalogue;
+mod channel;
 pub mod errors;
 pub mod frames;
 pub mod handler;

@@ -5,13 +5,16 @@
 //! when the session ends the agent goes offline, unless its client vanished first (an HTTP
 //! session left to be reaped): then its lease runs out and it fails, as a killed process does.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use rmcp::{Peer, RoleServer};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::binding::Binding;
+use super::channel;
 use super::http::attendance::Attendance;
 use crate::error::{MeshError, Result};
 use crate::mesh::Engine;
@@ -78,12 +81,23 @@ pub struct SessionAgent {
     bound: OnceLock<Arc<Binding>>,
     /// The HTTP session id, learned from the first request that carries it.
     session: Arc<OnceLock<String>>,
+    /// The client, once the session is initialized (for channel pushes).
+    peer: OnceLock<Peer<RoleServer>>,
+    pushing: AtomicBool,
     stop: CancellationToken,
 }
 
 impl SessionAgent {
     pub fn new(engine: Engine, presence: Presence) -> Self {
-        Self { engine, presence, bound: OnceLock::new(), session: Arc::default(), stop: CancellationToken::new() }
+        Self {
+            engine,
+            presence,
+            bound: OnceLock::new(),
+            session: Arc::default(),
+            peer: OnceLock::new(),
+            pushing: AtomicBool::new(false),
+            stop: CancellationToken::new(),
+        }
     }
 
     pub fn binding(&self) -> Option<&Arc<Binding>> {
@@ -106,7 +120,25 @@ impl SessionAgent {
         let watch = Watch { attendance: self.presence.attendance.clone(), session: self.session.clone() };
         let (engine, stop, held) = (self.engine.clone(), self.stop.clone(), binding.clone());
         self.presence.tasks.spawn(async move { held.keep_alive(engine, stop, watch).await });
+        self.start_pushing();
         Ok(binding)
+    }
+
+    /// Note the session's client, once it is initialized.
+    pub fn attach_peer(&self, peer: Peer<RoleServer>) {
+        let _ = self.peer.set(peer);
+        self.start_pushing();
+    }
+
+    /// Once the session is both bound and initialized, push its agent's arrivals to a client
+    /// that reads channels (see [`channel`]).
+    fn start_pushing(&self) {
+        let (Some(binding), Some(peer)) = (self.bound.get(), self.peer.get()) else { return };
+        if !channel::reads_channels(peer) || self.pushing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let push = channel::push(self.engine.clone(), binding.clone(), peer.clone(), self.stop.clone());
+        self.presence.tasks.spawn(push);
     }
 
     /// End this session's presence now and wait until its agent is offline (a process that is

@@ -46,6 +46,11 @@ impl RawServer {
 
     /// `bin serve --db db` with `env`, initialized.
     pub fn launch(bin: &str, db: &str, env: &[(&str, &str)]) -> RawServer {
+        Self::launch_as(bin, db, env, "raw")
+    }
+
+    /// [`RawServer::launch`], initialized by a client that calls itself `client`.
+    pub fn launch_as(bin: &str, db: &str, env: &[(&str, &str)], client: &str) -> RawServer {
         let mut child = Command::new(bin)
             .args(["serve", "--db", db])
             .envs(env.iter().copied())
@@ -59,7 +64,7 @@ impl RawServer {
         let mut server = RawServer { child, stdin, stdout, stdout_lines: Vec::new(), last_id: 0 };
         let init = server.request(
             "initialize",
-            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}),
+            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": client, "version": "0"}}),
         );
         assert!(init.get("result").is_some(), "initialize failed: {init}");
         server.send_line(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string());

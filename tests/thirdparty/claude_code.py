@@ -8,7 +8,10 @@ and the test asserts on those: what the client really handed its model.
 
 Scenarios: the server over stdio, streamable HTTP and legacy SSE (every tool called, every step
 a success but one deliberate bad call), and the agent kit (`mesh-mcp init claude`) loaded by Claude Code in a
-project, whose hooks must leave the session's swarm in the store.
+project, whose hooks must leave the session's swarm in the store. Two more run Claude Code
+interactively in a pseudo-terminal, as a user at a terminal does: a session bound to an agent
+with the server as a development channel, which must show the model a message another process
+sends the agent; and the kit's hooks restating the team after `/compact`.
 
 Usage: claude_code.py --claude PATH --bin PATH. Prints `claude-code: N passed, M failed`.
 """
@@ -18,7 +21,10 @@ import contextlib
 import itertools
 import json
 import os
+import pty
 import re
+import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -339,6 +345,217 @@ def scenario_kit(claude: str, binary: str, work: Path) -> None:
     check(kept.returncode == 0 and swarm in kept.stdout, "the Stop hook kept the swarm's status", kept.stdout + kept.stderr)
 
 
+# --- Claude Code in a terminal ------------------------------------------------------------------
+
+class Tui:
+    """Claude Code in a pseudo-terminal. `seen` is what it drew, escape sequences and spaces
+    removed (it positions words with cursor moves), for waiting on a dialog or the prompt."""
+
+    def __init__(self, cmd: list[str], cwd: Path, env: dict) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.chdir(cwd)
+            os.execve(cmd[0], cmd, env)
+        self.raw = b""
+
+    def pump(self, secs: float) -> None:
+        end = time.monotonic() + secs
+        while (left := end - time.monotonic()) > 0:
+            ready, _, _ = select.select([self.fd], [], [], min(left, 0.2))
+            if ready:
+                try:
+                    self.raw += os.read(self.fd, 65536)
+                except OSError:
+                    return
+
+    def seen(self) -> str:
+        text = re.sub(rb"\x1b\[[0-9;?<>=]*[a-zA-Z]|\x1b\][^\x07]*\x07", b"", self.raw).decode(errors="replace")
+        return re.sub(r"\s+", "", text)
+
+    def until(self, what: str, cond, timeout: float = 60) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return True
+            self.pump(0.3)
+        check(False, f"waited for {what}", self.seen()[-1500:])
+        return False
+
+    def type(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+        self.pump(0.5)
+        os.write(self.fd, b"\r")
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+class Listener(Scripted):
+    """A model that only answers "ok", and keeps the text of every request, to look for what
+    Claude Code put in its model's context."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.requests: list[str] = []
+        base = Model([])
+        base.close()
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+                if "count_tokens" in self.path:
+                    return self.reply(json.dumps({"input_tokens": 10}).encode(), "application/json")
+                text = json.dumps(body.get("messages", []))
+                with listener.lock:
+                    listener.requests.append(text)
+                summary = "<analysis>a greeting</analysis><summary>The user greeted and sent prompts.</summary>"
+                blocks = [{"type": "text", "text": summary if COMPACTING in text else "ok"}]
+                if body.get("stream"):
+                    return self.reply(base.stream(blocks, "end_turn"), "text/event-stream")
+                return self.reply(json.dumps(base.message(blocks, "end_turn")).encode(), "application/json")
+
+            def do_GET(self):
+                self.reply(b"{}", "application/json")
+
+            def reply(self, data: bytes, kind: str):
+                self.send_response(200)
+                self.send_header("content-type", kind)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.serve(Handler)
+
+    def find(self, needle: str, but: str | None = None):
+        """The last request that holds `needle` (and not `but`)."""
+        with self.lock:
+            return next((r for r in reversed(self.requests) if needle in r and not (but and but in r)), None)
+
+
+# What Claude Code's request to summarise a conversation for /compact says.
+COMPACTING = "provide your summary"
+
+
+INTERACTIVE_KEY = "sk-ant-test-0123456789abcdefghijklmnop"
+
+
+def interactive(claude: str, model: Scripted, cwd: Path, home: Path, args: list[str],
+                path: str | None = None) -> Tui:
+    """Claude Code at a terminal in `cwd`, its first run's dialogs answered ahead in its config
+    (onboarding, the folder trusted, the API key approved). Channels are behind a feature flag
+    that Claude Code reads from its config when it cannot fetch flags, as here."""
+    home.mkdir(parents=True, exist_ok=True)
+    config = {"hasCompletedOnboarding": True, "cachedGrowthBookFeatures": {"tengu_harbor": True},
+              "customApiKeyResponses": {"approved": [INTERACTIVE_KEY[-20:]], "rejected": []},
+              "projects": {str(cwd): {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True}}}
+    (home / ".claude.json").write_text(json.dumps(config))
+    env = dict(os.environ, PATH=path or os.environ.get("PATH", ""), HOME=str(home), ANTHROPIC_BASE_URL=model.url,
+               ANTHROPIC_API_KEY=INTERACTIVE_KEY, DISABLE_AUTOUPDATER="1", TERM="xterm-256color",
+               CLAUDE_PROJECT_DIR=str(cwd))
+    for var in ("MESH_MCP_DB", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_TELEMETRY"):
+        env.pop(var, None)
+    return Tui([claude, *args, "--model", "claude-sonnet-4-5", "--allowedTools", "mcp__mesh__*"], cwd, env)
+
+
+def mesh(binary: str, db: str, *args: str) -> dict:
+    out = subprocess.run([binary, "--db", db, "call", *args], capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "MESH_MCP_DB"})
+    try:
+        return json.loads(out.stdout)
+    except ValueError:
+        return {"error": out.stdout + out.stderr}
+
+
+def scenario_channel(claude: str, binary: str, work: Path) -> None:
+    print("== claude-code: a channel to a bound session ==", flush=True)
+    cwd = work / "channel"
+    cwd.mkdir()
+    db = str(cwd / "mesh.db")
+    mesh(binary, db, "swarm_init", "mesh", "--swarmId=ch", "--heartbeatInterval=600", "--messageTimeout=3600")
+    sender = mesh(binary, db, "agent_spawn", "coder", "--name=a")
+    token = mesh(binary, db, "agent_spawn", "reviewer", "--name=b").get("agentToken", "")
+    check(bool(token), "b was spawned")
+    config = {"mcpServers": {"mesh": {"command": binary, "args": ["serve", "--db", db],
+                                      "env": {"MESH_AGENT_TOKEN": token}}}}
+    (cwd / "mcp.json").write_text(json.dumps(config))
+    model = Listener()
+    args = ["wait for mail", "--mcp-config", str(cwd / "mcp.json"), "--strict-mcp-config",
+            "--dangerously-load-development-channels", "server:mesh"]
+    tui = interactive(claude, model, cwd, work / "channel-home", args)
+    try:
+        if not tui.until("the development channels warning", lambda: "localdevelopment" in tui.seen()):
+            return
+        tui.type("")
+
+        def bound() -> bool:
+            agents = mesh(binary, db, "agent_list", "--swarmId=ch").get("agents", [])
+            return any(a["name"] == "b" and a["status"] in ("active", "idle") for a in agents)
+
+        if not tui.until("the session to bind b", bound):
+            return
+        tui.pump(1)
+        sent = mesh(binary, db, "daa_communication", "--from=a", "--to=b", '--message={"review":"parser"}',
+                    "--swarmId=ch")
+        check("delivered" in sent, "a sent b a message from another process", sent)
+        needle = '<channel source=\\"mesh\\"'
+        if tui.until("the message in a request to the model", lambda: model.find(needle) is not None):
+            pushed = model.find(needle)
+            check('{\\"review\\":\\"parser\\"}' in pushed and sender.get("agentId", "?") in pushed,
+                  "the model was shown the message and its sender", pushed[-800:])
+        check(not any(token in r for r in model.requests), "no request to the model carries b's token")
+    finally:
+        tui.close()
+        model.close()
+
+
+def scenario_compact(claude: str, binary: str, work: Path) -> None:
+    print("== claude-code: the team restated after /compact ==", flush=True)
+    project = work / "compact"
+    project.mkdir()
+    (project / ".git").mkdir()
+    path = str(Path(binary).parent) + os.pathsep + os.environ.get("PATH", "")
+    env = dict(os.environ, PATH=path, CLAUDE_PROJECT_DIR=str(project))
+    env.pop("MESH_MCP_DB", None)
+    init = subprocess.run([binary, "init", "claude"], cwd=project, env=env, capture_output=True, text=True)
+    check(init.returncode == 0, "mesh-mcp init claude", init.stderr)
+    db = str(project / ".mesh" / "mesh.db")
+    model = Listener()
+    tui = interactive(claude, model, project, work / "compact-home", ["hello"], path=path)
+    try:
+        if not tui.until("the first request", lambda: model.find("hello") is not None):
+            return
+        tui.pump(2)
+        # The SessionStart hook made the session's swarm, the only one in this database.
+        spawned = mesh(binary, db, "agent_spawn", "tester", "--name=t")
+        sent = mesh(binary, db, "daa_communication", "--from=t", "--to=lead", '--message={"note":1}')
+        check("delivered" in sent, "a teammate sent lead a message", [spawned, sent])
+        # Compaction needs a conversation to summarise.
+        for prompt in ("second prompt", "third prompt", "fourth prompt"):
+            tui.type(prompt)
+            if not tui.until(f"the reply to {prompt!r}", lambda: model.find(prompt) is not None):
+                return
+            tui.pump(1)
+        tui.type("/compact")
+        if not tui.until("the compaction", lambda: model.find(COMPACTING) is not None):
+            return
+        tui.pump(3)
+        tui.type("after compact")
+        if tui.until("the next prompt", lambda: model.find("after compact", but=COMPACTING) is not None):
+            after = model.find("after compact", but=COMPACTING)
+            check("its coordinator is `lead`" in after and "`lead` has 1 unread message(s)" in after,
+                  "after /compact the model is told who the team is and what is unread", after[-1500:])
+    finally:
+        tui.close()
+        model.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--claude", required=True)
@@ -349,7 +566,7 @@ def main() -> int:
     print(f"claude-code: {version.stdout.strip()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="mesh-claude-code.") as tmp:
         work = Path(tmp)
-        for scenario in (scenario_stdio, scenario_http, scenario_kit):
+        for scenario in (scenario_stdio, scenario_http, scenario_kit, scenario_channel, scenario_compact):
             try:
                 scenario(opts.claude, opts.bin, work)
             except Exception as e:  # a scenario that crashes is a failure, never a skip

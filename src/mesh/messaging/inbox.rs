@@ -1,5 +1,6 @@
-//! `mesh://inbox`: a bound session's look at its agent's mailbox. A resource read changes
-//! nothing, so it counts no delivery and renews no lease; `receive` hands the messages out.
+//! `mesh://inbox`: a bound session's look at its agent's mailbox, and the arrivals a bound
+//! session pushes to its client (Claude Code channels). A look changes nothing: it counts no
+//! delivery and renews no lease; `receive` hands the messages out.
 
 use super::{InboxView, ReceivedMessage};
 use crate::config;
@@ -31,5 +32,22 @@ impl Engine {
             messages,
             truncated: budget.truncated(),
         })
+    }
+
+    /// The messages that reached the agent's mailbox after store revision `after`, oldest first,
+    /// at most `limit`, each with the revision it arrived at.
+    pub async fn arrivals(
+        &self,
+        swarm: &str,
+        agent: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, ReceivedMessage)>> {
+        let view = self.load_swarm(&SwarmId::new(swarm)).await?;
+        let record = view.agent(agent).cloned().ok_or_else(|| MeshError::not_found("agent", agent))?;
+        let mailbox = self.mailbox(&record).await?;
+        let new: Vec<_> = mailbox.into_iter().filter(|kv| kv.create_revision > after).take(limit).collect();
+        let deliveries = self.deliveries(&keys::mailbox(&record.swarm_id, &record.id), &new, true).await?;
+        new.iter().map(|kv| Ok((kv.create_revision, ReceivedMessage::of(&deliveries.message(kv)?)))).collect()
     }
 }
