@@ -64,9 +64,10 @@ pub const MAX_FINDINGS: usize = 30;
 pub const MAX_CONCURRENT_MONITORS: usize = 16;
 /// `GET /events` streams one HTTP server keeps open at once.
 pub const MAX_EVENT_STREAMS: usize = 64;
-/// Streamable-HTTP MCP sessions one server keeps at once (an abandoned one costs about 50 kB
-/// until rmcp reaps it after 5 minutes idle).
-pub const MAX_HTTP_SESSIONS: usize = 256;
+/// Streamable-HTTP MCP sessions one server keeps at once, by default (`--max-sessions`): a
+/// swarm holds up to 1,000 agents, each of which may hold a bound session. An abandoned session
+/// costs about 50 kB until rmcp reaps it after 5 minutes idle; a bound one, see BENCHMARKS.md.
+pub const MAX_HTTP_SESSIONS: usize = 1024;
 
 /// Attempts of an optimistic read-compare-write before giving up with `Contention`.
 pub const CAS_ATTEMPTS: u32 = 64;
@@ -78,6 +79,7 @@ pub const ENV_DB: &str = "MESH_MCP_DB";
 /// The tools `serve` offers (see `serve --tools`).
 pub const ENV_TOOLS: &str = "MESH_MCP_TOOLS";
 pub const ENV_AUTH_TOKEN: &str = "MESH_MCP_AUTH_TOKEN";
+pub const ENV_MAX_SESSIONS: &str = "MESH_MCP_MAX_SESSIONS";
 pub const ENV_AGENT_TOKEN: &str = "MESH_AGENT_TOKEN";
 /// The swarm `mesh-mcp call` gives a call that names none (a team's hooks set it).
 pub const ENV_SWARM_ID: &str = "MESH_SWARM_ID";

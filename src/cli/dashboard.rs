@@ -24,6 +24,11 @@ pub struct DashboardArgs {
 /// Like any server on the store, the dashboard runs the engine's background work: failover
 /// follows a lease's end even with no client, and what it does is in the metrics series.
 pub fn run(global: &Global, args: DashboardArgs) -> anyhow::Result<ExitCode> {
-    let opts = HttpOptions { bind: args.http, auth_token: args.auth_token, allowed_hosts: args.allow_hosts };
+    let opts = HttpOptions {
+        bind: args.http,
+        auth_token: args.auth_token,
+        allowed_hosts: args.allow_hosts,
+        max_sessions: config::MAX_HTTP_SESSIONS,
+    };
     super::run_server(global, false, |engine| http::serve_dashboard(engine, opts))
 }

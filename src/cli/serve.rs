@@ -18,6 +18,9 @@ pub struct ServeArgs {
     /// Extra Host names to accept (besides loopback names), e.g. for a reverse proxy.
     #[arg(long = "allow-host")]
     pub allow_hosts: Vec<String>,
+    /// Streamable-HTTP MCP sessions kept open at once; a new one beyond them gets 503.
+    #[arg(long, env = config::ENV_MAX_SESSIONS, default_value_t = config::MAX_HTTP_SESSIONS)]
+    pub max_sessions: usize,
     /// Run the server on a multi-threaded runtime (default: one thread; see BENCHMARKS.md).
     #[arg(long)]
     pub multi_thread: bool,
@@ -28,7 +31,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let ServeArgs { http, auth_token, allow_hosts, multi_thread, tools } = args;
+    let ServeArgs { http, auth_token, allow_hosts, max_sessions, multi_thread, tools } = args;
     // HTTP serves many sessions at once: it always gets the multi-threaded runtime.
     super::run_server(global, multi_thread || http.is_some(), |engine| async move {
         let binding = Binding::from_env(&engine).await?;
@@ -48,7 +51,7 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 config::ENV_AGENT_TOKEN
             ),
             Some(bind) => {
-                let opts = HttpOptions { bind, auth_token, allowed_hosts: allow_hosts };
+                let opts = HttpOptions { bind, auth_token, allowed_hosts: allow_hosts, max_sessions };
                 server::http::serve(server, opts).await
             }
         }

@@ -56,6 +56,7 @@ class Scripted:
         self.script = script
         self.results: dict[str, dict] = {}  # toolu_<step>_<i> -> {"content", "is_error"}
         self.lock = threading.Lock()
+        self.asked: set[int] = set()  # the steps whose calls the model has made
 
     def saved(self, name: str):
         for step_i, step in enumerate(self.script):
@@ -78,6 +79,11 @@ class Scripted:
         if isinstance(value, dict):
             return {k: self.substitute(v) for k, v in value.items()}
         return value
+
+    def calls(self, step: int) -> list[dict]:
+        """The calls of step `step`, their arguments substituted, noted as made."""
+        self.asked.add(step)
+        return [{**call, "input": self.substitute(call["input"])} for call in self.script[step]]
 
     def result(self, step: int, i: int = 0):
         return self.results.get(f"toolu_{step}_{i}")
@@ -141,9 +147,9 @@ class Model(Scripted):
             if step >= len(self.script):
                 return [{"type": "text", "text": "done"}], "end_turn"
             blocks = []
-            for i, call in enumerate(self.script[step]):
+            for i, call in enumerate(self.calls(step)):
                 blocks.append({"type": "tool_use", "id": f"toolu_{step}_{i}", "name": "mcp__mesh__" + call["tool"],
-                               "input": self.substitute(call["input"])})
+                               "input": call["input"]})
             return blocks, "tool_use"
 
     def message(self, blocks, stop):
@@ -234,6 +240,44 @@ BAD_STEP = 4
 CATALOGUE = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "tools").glob("*.json"))
 
 
+# --- a bound session waits, and wakes when another process sends ---------------------------------
+
+WAIT_SCRIPT = [[{"tool": "daa_communication", "input": {"action": "wait", "timeoutSecs": 60}}]]
+
+
+class Waker:
+    """Swarm `wake` on `db`, agents `a` and `b`: a CLI's session is bound to b (its `token`, in
+    the server's environment or a header), and its model calls `wait` (WAIT_SCRIPT); two seconds
+    after the model made that call, another process sends a -> b, and the wait must return it."""
+
+    def __init__(self, binary: str, db: str) -> None:
+        self.binary, self.db = binary, db
+        mesh(binary, db, "swarm_init", "mesh", "--swarmId=wake", "--heartbeatInterval=600", "--messageTimeout=3600")
+        mesh(binary, db, "agent_spawn", "coder", "--name=a", "--swarmId=wake")
+        self.token = mesh(binary, db, "agent_spawn", "reviewer", "--name=b", "--swarmId=wake").get("agentToken", "")
+
+    def send_once_asked(self, model: Scripted) -> threading.Thread:
+        def run():
+            deadline = time.monotonic() + 120
+            while 0 not in model.asked and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(2)
+            mesh(self.binary, self.db, "daa_communication", "--from=a", "--to=b", '--message={"wake":"up"}',
+                 "--swarmId=wake")
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    def check(self, model: Scripted, label: str) -> None:
+        r = model.result(0)
+        try:
+            body = json.loads(r["content"])
+        except (TypeError, ValueError, KeyError):
+            body = {}
+        woke = body.get("woke") == "message" and body.get("messages", [{}])[0].get("message") == {"wake": "up"}
+        check(woke, f"{label}: the bound session's wait woke with the message ({body.get('waitedMs')} ms)", r)
+
+
 def error_message(content: str) -> str:
     """The message of a tool error as the client handed it over: ours is JSON with error.message;
     a client that refused the call itself (Gemini checks arguments against the schema) says why."""
@@ -274,6 +318,30 @@ def scenario_stdio(claude: str, binary: str, work: Path) -> None:
     check(out.returncode == 0, "claude -p exits 0", out.stderr[-2000:])
     check_session(model, "stdio")
     model.close()
+
+
+def scenario_wake(claude: str, binary: str, work: Path) -> None:
+    for label in ("wait-stdio", "wait-http"):
+        print(f"== claude-code: {label} ==", flush=True)
+        waker = Waker(binary, str(work / f"{label}.db"))
+        model = Model(WAIT_SCRIPT)
+        with contextlib.ExitStack() as stack:
+            if label == "wait-stdio":
+                entry = {"command": binary, "args": ["serve", "--db", str(work / f"{label}.db")],
+                         "env": {"MESH_AGENT_TOKEN": waker.token}}
+            else:
+                base = stack.enter_context(http_server(binary, work, label))
+                if base is None:
+                    continue
+                entry = {"type": "http", "url": f"{base}/mcp", "headers": {"Mesh-Agent-Token": waker.token}}
+            (work / f"{label}.json").write_text(json.dumps({"mcpServers": {"mesh": entry}}))
+            sender = waker.send_once_asked(model)
+            out = run_claude(claude, model, work, work / "home", ["--mcp-config", str(work / f"{label}.json"),
+                                                                  "--strict-mcp-config"])
+            sender.join(timeout=5)
+            check(out.returncode == 0, f"{label}: claude -p exits 0", out.stderr[-2000:])
+            waker.check(model, label)
+        model.close()
 
 
 @contextlib.contextmanager
@@ -566,7 +634,7 @@ def main() -> int:
     print(f"claude-code: {version.stdout.strip()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="mesh-claude-code.") as tmp:
         work = Path(tmp)
-        for scenario in (scenario_stdio, scenario_http, scenario_kit, scenario_channel, scenario_compact):
+        for scenario in (scenario_stdio, scenario_http, scenario_wake, scenario_kit, scenario_channel, scenario_compact):
             try:
                 scenario(opts.claude, opts.bin, work)
             except Exception as e:  # a scenario that crashes is a failure, never a skip

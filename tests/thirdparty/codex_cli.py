@@ -18,7 +18,8 @@ import tempfile
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from claude_code import FAILED, PASSED, Scripted, check, check_session, http_server, session_script
+from claude_code import (FAILED, PASSED, WAIT_SCRIPT, Scripted, Waker, check, check_session, http_server,
+                         session_script)
 
 
 class ResponsesModel(Scripted):
@@ -63,8 +64,8 @@ class ResponsesModel(Scripted):
             if step >= len(self.script):
                 return [text("done")]
             return [{"type": "function_call", "id": f"fc_{step}_{i}", "call_id": f"toolu_{step}_{i}",
-                     "namespace": "mcp__mesh", "name": c["tool"], "arguments": json.dumps(self.substitute(c["input"]))}
-                    for i, c in enumerate(self.script[step])]
+                     "namespace": "mcp__mesh", "name": c["tool"], "arguments": json.dumps(c["input"])}
+                    for i, c in enumerate(self.calls(step))]
 
     def stream(self, output: list[dict]) -> bytes:
         events = [{"type": "response.created", "response": {"id": "resp_1"}}]
@@ -129,6 +130,31 @@ def scenario(codex: list[str], work: Path, label: str, server: str) -> None:
     model.close()
 
 
+def scenario_wake(codex: list[str], work: Path, binary: str) -> None:
+    for label in ("wait-stdio", "wait-http"):
+        print(f"== codex-cli: {label} ==", flush=True)
+        db = str(work / f"{label}.db")
+        waker = Waker(binary, db)
+        model = ResponsesModel(WAIT_SCRIPT)
+        token = json.dumps(waker.token)
+        if label == "wait-stdio":
+            server = f'command = {json.dumps(binary)}\nargs = ["serve", "--db", {json.dumps(db)}]\n' \
+                     f'env = {{ MESH_AGENT_TOKEN = {token} }}'
+            sender = waker.send_once_asked(model)
+            out = run_codex(codex, model, work, label, server)
+        else:
+            with http_server(binary, work, label) as base:
+                if base is None:
+                    continue
+                server = f'url = "{base}/mcp"\nhttp_headers = {{ "Mesh-Agent-Token" = {token} }}'
+                sender = waker.send_once_asked(model)
+                out = run_codex(codex, model, work, label, server)
+        sender.join(timeout=5)
+        check(out.returncode == 0, f"{label}: codex exec exits 0", (out.stdout + out.stderr)[-2000:])
+        waker.check(model, label)
+        model.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--codex", required=True, nargs="+")
@@ -145,6 +171,7 @@ def main() -> int:
             with http_server(binary, work, "http") as base:
                 if base is not None:
                     scenario(opts.codex, work, "http", f'url = "{base}/mcp"')
+            scenario_wake(opts.codex, work, binary)
         except Exception as e:  # a scenario that crashes is a failure, never a skip
             check(False, "the scenarios ran", repr(e))
     print(f"codex-cli: {PASSED[0]} passed, {FAILED[0]} failed", flush=True)

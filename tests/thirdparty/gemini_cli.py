@@ -9,6 +9,7 @@ Usage: gemini_cli.py --gemini NODE GEMINI_JS --bin PATH (or --gemini PATH to an 
 """
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -17,7 +18,8 @@ import tempfile
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from claude_code import FAILED, PASSED, Scripted, check, check_session, http_server, session_script
+from claude_code import (FAILED, PASSED, WAIT_SCRIPT, Scripted, Waker, check, check_session, http_server,
+                         session_script)
 
 
 class GeminiModel(Scripted):
@@ -68,9 +70,8 @@ class GeminiModel(Scripted):
                     self.results[f"toolu_{step - 1}_{i}"] = result_of(r.get("response", {}))
             if step >= len(self.script):
                 return candidate([{"text": "done"}])
-            calls = [{"functionCall": {"name": prefix + c["tool"],
-                                       "args": {**self.substitute(c["input"]), "wait_for_previous": True}}}
-                     for c in self.script[step]]
+            calls = [{"functionCall": {"name": prefix + c["tool"], "args": {**c["input"], "wait_for_previous": True}}}
+                     for c in self.calls(step)]
             return candidate(calls)
 
 
@@ -117,6 +118,30 @@ def scenario(gemini: list[str], work: Path, label: str, server: dict) -> None:
     model.close()
 
 
+def scenario_wake(gemini: list[str], work: Path, binary: str) -> None:
+    for label in ("wait-stdio", "wait-http"):
+        print(f"== gemini-cli: {label} ==", flush=True)
+        db = str(work / f"{label}.db")
+        waker = Waker(binary, db)
+        model = GeminiModel(WAIT_SCRIPT)
+        project = work / label
+        project.mkdir()
+        with contextlib.ExitStack() as stack:
+            if label == "wait-stdio":
+                server = {"command": binary, "args": ["serve", "--db", db], "env": {"MESH_AGENT_TOKEN": waker.token}}
+            else:
+                base = stack.enter_context(http_server(binary, work, label))
+                if base is None:
+                    continue
+                server = {"httpUrl": f"{base}/mcp", "headers": {"Mesh-Agent-Token": waker.token}}
+            sender = waker.send_once_asked(model)
+            out = run_gemini(gemini, model, project, work / "home", server)
+            sender.join(timeout=5)
+            check(out.returncode == 0, f"{label}: gemini -p exits 0", (out.stdout + out.stderr)[-2000:])
+            waker.check(model, label)
+        model.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gemini", required=True, nargs="+")
@@ -140,6 +165,10 @@ def main() -> int:
                         scenario(opts.gemini, work, label, entry)
             except Exception as e:  # a scenario that crashes is a failure, never a skip
                 check(False, f"{label} ran", repr(e))
+        try:
+            scenario_wake(opts.gemini, work, binary)
+        except Exception as e:
+            check(False, "the wait scenarios ran", repr(e))
     print(f"gemini-cli: {PASSED[0]} passed, {FAILED[0]} failed", flush=True)
     return 1 if FAILED[0] else 0
 

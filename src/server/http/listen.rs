@@ -23,7 +23,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Connections open at once, at most (fewer when the descriptor limit is low).
-pub const MAX_CONNECTIONS: usize = 1024;
+/// Each session bound to an agent keeps a stream open besides its requests' connections.
+pub const MAX_CONNECTIONS: usize = 4096;
 /// Time a client has to send a request's headers, and to start the next one on a kept-alive
 /// connection.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);

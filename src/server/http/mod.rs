@@ -50,6 +50,8 @@ pub struct HttpOptions {
     pub auth_token: Option<String>,
     /// Host names accepted besides the loopback names, e.g. a reverse proxy's.
     pub allowed_hosts: Vec<String>,
+    /// Streamable MCP sessions kept open at once.
+    pub max_sessions: usize,
 }
 
 impl HttpOptions {
@@ -95,7 +97,7 @@ pub fn app(server: MeshServer, opts: &HttpOptions, ct: CancellationToken) -> Rou
         .layer(axum::middleware::from_fn_with_state(attendance, attendance::track))
         .layer(axum::middleware::from_fn(session_delete_is_no_content))
         .layer(axum::middleware::from_fn(priming::only_for_new_clients))
-        .layer(axum::middleware::from_fn_with_state(sessions, cap_sessions))
+        .layer(axum::middleware::from_fn_with_state((sessions, opts.max_sessions), cap_sessions))
         .merge(events::routes(engine.clone(), ct.clone(), SSE_KEEP_ALIVE))
         .merge(metrics::routes(engine.clone()))
         .merge(dashboard::api_routes(engine))
@@ -135,12 +137,12 @@ async fn session_delete_is_no_content(
     response
 }
 
-/// At most [`crate::config::MAX_HTTP_SESSIONS`] streamable sessions: a request that would open
+/// At most `--max-sessions` streamable sessions: a request that would open
 /// another (a POST without `Mcp-Session-Id`, from a client before protocol 2026-07-28, which is
 /// served without sessions) gets 503 until one ends (DELETE, or rmcp's reap of an abandoned one
 /// after 5 minutes idle).
 async fn cap_sessions(
-    axum::extract::State(sessions): axum::extract::State<Arc<LocalSessionManager>>,
+    axum::extract::State((sessions, limit)): axum::extract::State<(Arc<LocalSessionManager>, usize)>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -150,8 +152,8 @@ async fn cap_sessions(
         && request.uri().path() == "/mcp"
         && !request.headers().contains_key("mcp-session-id")
         && !stateless;
-    if opens && sessions.sessions.read().await.len() >= crate::config::MAX_HTTP_SESSIONS {
-        tracing::warn!(limit = crate::config::MAX_HTTP_SESSIONS, "refused a new MCP session: too many open");
+    if opens && sessions.sessions.read().await.len() >= limit {
+        tracing::warn!(limit, "refused a new MCP session: too many open");
         let busy = (http::StatusCode::SERVICE_UNAVAILABLE, [(http::header::RETRY_AFTER, "5")], "too many MCP sessions");
         return axum::response::IntoResponse::into_response(busy);
     }

@@ -1,0 +1,151 @@
+//! What holding idle bound sessions costs (issue 15): one `mesh-mcp serve --http` process (the
+//! release binary) holds N HTTP sessions, each bound to its own agent by the `Mesh-Agent-Token`
+//! header and keeping its `GET /mcp` stream open, as an agent CLI does; nobody calls anything.
+//! The server renews each agent's lease every heartbeat interval (the manual's 5 s; message
+//! timeout 30 s). Over a quiet window it measures the server's resident memory, its CPU time and
+//! its store operations (from its own `/metrics`), with no session and with N, and checks that
+//! every agent is live (idle) at the end.
+//!
+//! `cargo bench --bench presence`; `MESH_BENCH_SESSIONS` sets N (default 1,000) and
+//! `MESH_BENCH_WINDOW_SECS` the window (default 30). Prints a markdown table. Without `--bench`
+//! (`cargo test --benches`) it is a smoke test of 20 sessions over 3 s.
+
+#[path = "../tests/common/keepalive.rs"]
+mod keepalive;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keepalive::KeepAlive;
+use serde_json::json;
+
+/// What one look at the server shows.
+struct Sample {
+    at: Instant,
+    rss_kb: u64,
+    cpu_secs: f64,
+    writes: f64,
+    lease_ops: f64,
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (n, window) =
+        if bench { (env("MESH_BENCH_SESSIONS", 1000), env("MESH_BENCH_WINDOW_SECS", 30)) } else { (20, 3) };
+    let window = Duration::from_secs(window);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("presence.db");
+    let (mut server, port) = serve(db.to_str().unwrap());
+
+    let init = json!({"topology": "mesh", "swarmId": "idle", "maxAgents": n.max(8)});
+    let owner = KeepAlive::connect(&port).call("swarm_init", init)["ownerToken"].as_str().unwrap().to_string();
+    let empty = measure(server.id(), &port, window);
+
+    let started = Instant::now();
+    let mut sessions = Vec::new();
+    // A fresh connection for each phase: the server closes one idle for 10 s.
+    let mut admin = KeepAlive::connect(&port);
+    for i in 0..n {
+        let spawn = json!({"type": "worker", "name": format!("w{i}"), "ownerToken": owner});
+        let spawned = admin.call("agent_spawn", spawn);
+        let token = spawned["agentToken"].as_str().unwrap().to_string();
+        let session = KeepAlive::connect_with(&port, &[("Mesh-Agent-Token", &token)]).expect("a bound session");
+        let stream = session.listen();
+        sessions.push((session, stream));
+    }
+    let opened = started.elapsed();
+    // Past a heartbeat interval or two, so that every presence task is in its steady loop.
+    std::thread::sleep(Duration::from_secs(if bench { 10 } else { 1 }));
+    let held = measure(server.id(), &port, window);
+
+    let status = KeepAlive::connect(&port).call("swarm_status", json!({}));
+    let counts = &status["agents"];
+    let live = ["active", "idle"].iter().map(|s| counts[s].as_u64().unwrap_or(0)).sum::<u64>();
+    assert_eq!(live, n, "every bound agent is live: {counts}");
+    assert_eq!(counts["failed"], 0, "{counts}");
+
+    println!("{n} sessions opened (spawn, bind, stream) in {:.1} s; {}", opened.as_secs_f64(), counts);
+    println!(
+        "\n| bound idle sessions | RSS MiB | CPU, % of one core | store writes/s | lease ops/s |\n|---|---|---|---|---|"
+    );
+    for (label, (first, last)) in [("0".to_string(), empty), (n.to_string(), held)] {
+        let secs = last.at.duration_since(first.at).as_secs_f64();
+        println!(
+            "| {label} | {:.1} | {:.2} | {:.1} | {:.1} |",
+            last.rss_kb as f64 / 1024.0,
+            100.0 * (last.cpu_secs - first.cpu_secs) / secs,
+            (last.writes - first.writes) / secs,
+            (last.lease_ops - first.lease_ops) / secs,
+        );
+    }
+    drop(sessions);
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// Start `mesh-mcp serve --http 127.0.0.1:0` on `db`; the child and its port.
+fn serve(db: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-mcp"))
+        .args(["serve", "--http", "127.0.0.1:0", "--db", db])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mesh-mcp");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().expect("the server announces its address").unwrap();
+        if let Some(addr) = line.strip_prefix("mesh-mcp: listening on http://") {
+            break addr.rsplit(':').next().unwrap().trim_end_matches('/').to_string();
+        }
+    };
+    // Keep draining stderr, so that the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, port)
+}
+
+/// Two samples `window` apart.
+fn measure(pid: u32, port: &str, window: Duration) -> (Sample, Sample) {
+    let first = sample(pid, port);
+    std::thread::sleep(window);
+    (first, sample(pid, port))
+}
+
+fn sample(pid: u32, port: &str) -> Sample {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf reads a constant of the system.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let metrics = get(port, "/metrics");
+    let counter = |kind: &str| {
+        let prefix = format!("mesh_store_operations_total{{kind=\"{kind}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(prefix.as_str())).and_then(|v| v.trim().parse().ok()).unwrap()
+    };
+    Sample {
+        at: Instant::now(),
+        rss_kb,
+        cpu_secs: ticks / per_sec,
+        writes: counter("write"),
+        lease_ops: counter("lease"),
+    }
+}
+
+fn get(port: &str, path: &str) -> String {
+    let mut tcp = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    write!(tcp, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    answer
+}
