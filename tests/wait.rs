@@ -103,3 +103,37 @@ fn a_wait_times_out_with_progress_and_keeps_the_agent_alive() {
     );
     assert!(is_error && body["error"]["code"] == "invalid_argument", "capped below clients' watchdogs: {body}");
 }
+
+/// A wait also wakes when a proposal the agent voted on is decided, by a vote cast in another
+/// process, and names the proposal and its outcome.
+#[test]
+fn a_wait_wakes_when_a_proposal_it_voted_on_is_decided() {
+    let (_dir, db) = temp_db();
+    let init = ["swarm_init", "mesh", "--swarmId=d", "--heartbeatInterval=600", "--messageTimeout=600"];
+    assert_eq!(cli(&db, &init).0, 0);
+    let (_, a) = cli(&db, &["agent_spawn", "coder", "--name=a", "--swarmId=d"]);
+    let a_token = format!("--agentToken={}", a["agentToken"].as_str().unwrap());
+    let (_, b) = cli(&db, &["agent_spawn", "reviewer", "--name=b", "--swarmId=d"]);
+    let token = b["agentToken"].as_str().unwrap();
+    let mut b = RawServer::spawn_with(db.to_str().unwrap(), &[("MESH_AGENT_TOKEN", token)]);
+    let proposed = b.ok("daa_consensus", json!({"agents": ["a", "b"], "proposal": "ship", "threshold": 1.0}));
+    let id = proposed["proposal"]["proposalId"].as_str().unwrap_or_else(|| panic!("{proposed}")).to_string();
+    b.ok("daa_consensus", json!({"action": "vote", "proposalId": id, "vote": "approve"}));
+    let drained = b.ok("daa_communication", json!({"action": "receive", "limit": 100}));
+    let ids: Vec<Value> = drained["messages"].as_array().unwrap().iter().map(|m| m["messageId"].clone()).collect();
+    if !ids.is_empty() {
+        b.ok("daa_communication", json!({"action": "ack", "messageIds": ids}));
+    }
+
+    let wait = start_wait(&mut b, json!({"action": "wait", "timeoutSecs": 60}));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let vote = ["daa_consensus", "--action=vote", &format!("--proposalId={id}"), "--vote=approve", "--agentId=a"];
+    let (code, voted) = cli(&db, &[&vote[..], &["--swarmId=d", &a_token]].concat());
+    assert_eq!(code, 0, "{voted}");
+    let (body, _) = finish_wait(&mut b, &wait);
+    assert_eq!(body["woke"], "decision", "{body}");
+    assert_eq!(
+        (&body["decisions"][0]["proposalId"], &body["decisions"][0]["outcome"]),
+        (&json!(id), &json!("approved"))
+    );
+}

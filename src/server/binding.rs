@@ -16,6 +16,7 @@ use super::session::Watch;
 use super::tools;
 use crate::config;
 use crate::error::{MeshError, Result};
+use crate::mesh::model::LivenessRecord;
 use crate::mesh::swarm::PresenceTiming;
 use crate::mesh::Engine;
 
@@ -124,17 +125,21 @@ impl Binding {
     pub async fn keep_alive(&self, engine: Engine, stop: CancellationToken, watch: Watch) {
         let session = crate::secret::random_hex(8);
         let (swarm, agent, token) = (self.swarm_id.as_str(), self.agent_id.as_str(), self.token.as_str());
-        if let Err(e) = engine.presence_bind(swarm, agent, token, &session).await {
+        let mut live = engine.presence_bind(swarm, agent, token, &session).await.unwrap_or_else(|e| {
             tracing::warn!(agent = %self.name, error = %e, "binding the agent's presence failed");
-        }
+            None
+        });
         let mut timing = PresenceTiming {
             interval_secs: config::HEARTBEAT_INTERVAL_SECS,
             timeout_secs: config::MESSAGE_TIMEOUT_SECS,
         };
-        loop {
-            match engine.presence_timing(swarm).await {
-                Ok(now) => timing = now,
-                Err(e) => tracing::warn!(agent = %self.name, error = %e, "cannot read the bound agent's swarm"),
+        for round in 0u64.. {
+            // The swarm's settings rarely change: read them about once a minute, not per renewal.
+            if round % TIMING_EVERY == 0 {
+                match engine.presence_timing(swarm).await {
+                    Ok(now) => timing = now,
+                    Err(e) => tracing::warn!(agent = %self.name, error = %e, "cannot read the bound agent's swarm"),
+                }
             }
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -144,9 +149,7 @@ impl Binding {
                 tracing::debug!(agent = %self.name, "the session's client shows no life; its lease is left to run out");
                 continue;
             }
-            if let Err(e) = engine.presence_renew(swarm, agent, token).await {
-                tracing::warn!(agent = %self.name, error = %e, "renewing the bound agent's lease failed");
-            }
+            live = self.renew(&engine, live).await;
         }
         if watch.ended_cleanly(secs(timing.timeout_secs)) {
             match engine.presence_close(swarm, agent, token, &session).await {
@@ -158,7 +161,27 @@ impl Binding {
         }
         watch.forget();
     }
+
+    /// One renewal: one transaction on the liveness record last seen, or the full way when it
+    /// changed. The record to renew next time.
+    async fn renew(&self, engine: &Engine, live: Option<LivenessRecord>) -> Option<LivenessRecord> {
+        let (swarm, agent) = self.ids();
+        if let Some(record) = &live {
+            match engine.presence_keepalive(swarm, agent, record).await {
+                Ok(true) => return live,
+                Ok(false) => {}
+                Err(e) => tracing::debug!(agent = %self.name, error = %e, "a quick renewal failed; renewing in full"),
+            }
+        }
+        engine.presence_renew(swarm, agent, &self.token).await.unwrap_or_else(|e| {
+            tracing::warn!(agent = %self.name, error = %e, "renewing the bound agent's lease failed");
+            None
+        })
+    }
 }
+
+/// Renewals between two reads of the swarm's timing.
+const TIMING_EVERY: u64 = 12;
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.1))

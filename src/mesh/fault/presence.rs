@@ -4,7 +4,9 @@
 //! - Bound: a presence record `swarm/<s>/presence/<agent>` says a session vouches for the agent.
 //!   Its lease is renewed every heartbeat interval without counting as a call, so the heartbeat
 //!   age still says when the agent last called: quiet for a message timeout, it is `idle`, never
-//!   `degraded` for lateness.
+//!   `degraded` for lateness. A renewal is one transaction on the liveness record the session
+//!   last saw; only when that record changed (the agent recovered onto a new lease) or ran out
+//!   does it read the swarm and renew the full way.
 //! - Closed cleanly: the agent goes `offline` in one transaction (presence and liveness gone, links
 //!   dropped, the close recorded as the cause); its tasks go to live agents as a failed agent's
 //!   do, but nothing counts it as a failure.
@@ -12,8 +14,9 @@
 
 use super::{FaultParams, FaultStrategy};
 use crate::error::{MeshError, Result};
+use crate::ids::AgentId;
 use crate::ids::SwarmId;
-use crate::mesh::model::{encode, AgentRecord, Failure, FailureCause, PresenceRecord};
+use crate::mesh::model::{encode, AgentRecord, Failure, FailureCause, LivenessRecord, PresenceRecord};
 use crate::mesh::{keys, Engine, SwarmView};
 use crate::store::{Compare, CompareOp, Op, StoreError, Txn};
 
@@ -27,33 +30,53 @@ impl Engine {
     }
 
     /// A session binds to the agent: a heartbeat (which brings a failed or offline agent back
-    /// through recovery), then the presence record of `session`.
-    pub async fn presence_bind(&self, swarm: &str, agent: &str, token: &str, session: &str) -> Result<()> {
+    /// through recovery), then the presence record of `session`. Returns the agent's liveness
+    /// record, for [`Self::presence_keepalive`].
+    pub async fn presence_bind(
+        &self,
+        swarm: &str,
+        agent: &str,
+        token: &str,
+        session: &str,
+    ) -> Result<Option<LivenessRecord>> {
         self.presence_heartbeat(swarm, agent, token).await?;
         let id = SwarmId::new(swarm);
         let (view, record) = self.present(&id, agent, token).await?;
         let presence = PresenceRecord { session: session.to_string(), since_ms: view.now_ms };
         let put = Op::put(keys::presence(&id, &record.id), encode(&presence));
         self.store().txn(Txn::new().and_then([put])).await?;
-        Ok(())
+        Ok(view.liveness.get(&record.id).cloned())
     }
 
     /// Renew a bound agent's lease without counting a call. A lease already gone (the process
-    /// stalled past it) is recovered through a heartbeat instead.
-    pub async fn presence_renew(&self, swarm: &str, agent: &str, token: &str) -> Result<()> {
+    /// stalled past it) is recovered through a heartbeat instead. Returns the liveness record
+    /// renewed.
+    pub async fn presence_renew(&self, swarm: &str, agent: &str, token: &str) -> Result<Option<LivenessRecord>> {
         let id = SwarmId::new(swarm);
         let (view, record) = self.present(&id, agent, token).await?;
         if let Some(live) = view.liveness.get(&record.id) {
-            let renew = Txn::new()
-                .when([Compare::version(keys::liveness(&id, &record.id), CompareOp::Greater, 0)])
-                .and_then([Op::keepalive(live.lease)]);
-            match self.store().txn(renew).await {
-                Ok(resp) if resp.succeeded => return Ok(()),
-                Ok(_) | Err(StoreError::LeaseNotFound(_)) => {}
-                Err(e) => return Err(e.into()),
+            if self.presence_keepalive(swarm, agent, live).await? {
+                return Ok(Some(live.clone()));
             }
         }
-        self.presence_heartbeat(swarm, agent, token).await
+        self.presence_heartbeat(swarm, agent, token).await?;
+        let (view, _) = self.present(&id, agent, token).await?;
+        Ok(view.liveness.get(&record.id).cloned())
+    }
+
+    /// Renew the lease of liveness record `live` in one transaction, reading nothing, if the
+    /// agent's record is still `live`. False when it changed or its lease ran out: renew with
+    /// [`Self::presence_renew`] then.
+    pub async fn presence_keepalive(&self, swarm: &str, agent: &str, live: &LivenessRecord) -> Result<bool> {
+        let key = keys::liveness(&SwarmId::new(swarm), &AgentId::new(agent));
+        let renew = Txn::new()
+            .when([Compare::value(key, CompareOp::Equal, encode(live))])
+            .and_then([Op::keepalive(live.lease)]);
+        match self.store().txn(renew).await {
+            Ok(resp) => Ok(resp.succeeded),
+            Err(StoreError::LeaseNotFound(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn presence_heartbeat(&self, swarm: &str, agent: &str, token: &str) -> Result<()> {

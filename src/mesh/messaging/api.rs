@@ -22,8 +22,20 @@ pub enum Woke {
     Message,
     /// Tasks were placed on the agent's queue (`tasks`); claim them with task_orchestrate.
     Task,
+    /// Proposals the agent voted on were decided (`decisions`).
+    Decision,
     Timeout,
     Cancelled,
+}
+
+/// A decision on a proposal the waiting agent voted on.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Decided {
+    pub proposal_id: String,
+    pub outcome: crate::mesh::consensus::vote::Outcome,
+    /// Its place in the decision log (daa_consensus list shows it whole).
+    pub sequence: i64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -166,6 +178,9 @@ pub struct CommunicationOutput {
     /// wait: the tasks newly placed on the agent's queue.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<String>>,
+    /// wait: the proposals the agent voted on that were decided meanwhile, and how.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decisions: Option<Vec<Decided>>,
     /// wait: how long it waited, measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waited_ms: Option<u64>,

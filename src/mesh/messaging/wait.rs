@@ -1,9 +1,10 @@
 //! `daa_communication` action `wait`: block until something arrives for the agent (a message in
-//! its mailbox, or a task placed on its queue), then return it, so that an agent need not poll.
+//! its mailbox, a task placed on its queue, or a decision on a proposal it voted on), then return
+//! it, so that an agent need not poll.
 //!
 //! It returns at once if a message already waits. Otherwise it follows the store's change feed
 //! (every process's commits; no polling) and looks again only when a commit touched the agent's
-//! mailbox or its swarm's tasks. While it waits it renews the agent's lease without counting a
+//! mailbox, its swarm's tasks or its decision log. While it waits it renews the agent's lease without counting a
 //! call and reports progress every few seconds, which keeps a client's idle watchdog from
 //! aborting the call; the wait is capped below those watchdogs (Claude Code's is about 5 min).
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::{required, CommAction, CommunicationOutput, CommunicationParams, Woke};
+use super::{required, CommAction, CommunicationOutput, CommunicationParams, Decided, Woke};
 use crate::error::{MeshError, Result};
 use crate::mesh::call::CallContext;
 use crate::mesh::model::AgentRecord;
@@ -36,7 +37,9 @@ impl Engine {
         // Opened before the first look, so that nothing committed after it is missed.
         let mut feed = self.changes().await?;
         let offered_before = self.offered(&agent).await?;
+        let logged_before = self.log_head(&agent.swarm_id).await?.last;
         let (mailbox, tasks) = (keys::mailbox(&agent.swarm_id, &agent.id), keys::tasks(&agent.swarm_id));
+        let log = keys::decision_log(&agent.swarm_id);
         let started = Instant::now();
         let deadline = started + Duration::from_secs_f64(secs);
         let mut tick = tokio::time::interval_at(started + TICK, TICK);
@@ -54,6 +57,12 @@ impl Engine {
             if new.is_some() {
                 return Ok(woken(Woke::Task, new, self.store().revision().await?).waited(started));
             }
+            let decided = self.decided_since(&agent, logged_before).await?;
+            if !decided.is_empty() {
+                let mut out = woken(Woke::Decision, None, self.store().revision().await?);
+                out.decisions = Some(decided);
+                return Ok(out.waited(started));
+            }
             // Until a commit touches the mailbox or the tasks, the deadline, or cancellation.
             loop {
                 tokio::select! {
@@ -69,13 +78,25 @@ impl Engine {
                     }
                     batch = feed.next_batch() => {
                         let batch = batch?;
-                        if batch.keys().iter().any(|k| k.starts_with(&mailbox) || k.starts_with(&tasks)) {
+                        let touched = |k: &String| k.starts_with(&mailbox) || k.starts_with(&tasks) || k.starts_with(&log);
+                        if batch.keys().iter().any(touched) {
                             break;
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Decisions logged after sequence `after` on proposals the agent voted on.
+    async fn decided_since(&self, agent: &AgentRecord, after: i64) -> Result<Vec<Decided>> {
+        let head = self.log_head(&agent.swarm_id).await?;
+        let entries = self.decisions_between(&agent.swarm_id, after, head.last).await?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.votes.contains_key(agent.id.as_str()))
+            .map(|e| Decided { proposal_id: e.proposal_id, outcome: e.outcome, sequence: e.sequence })
+            .collect())
     }
 
     /// The tasks placed on the agent's queue and not yet claimed.
