@@ -468,6 +468,7 @@ class Listener(Scripted):
     def __init__(self) -> None:
         super().__init__([])
         self.requests: list[str] = []
+        self.turns: list[str] = []  # the requests that offer the mesh tools: the conversation's own
         base = Model([])
         base.close()
         listener = self
@@ -481,8 +482,11 @@ class Listener(Scripted):
                 if "count_tokens" in self.path:
                     return self.reply(json.dumps({"input_tokens": 10}).encode(), "application/json")
                 text = json.dumps(body.get("messages", []))
+                mesh = any(t.get("name", "").startswith("mcp__mesh__") for t in body.get("tools", []))
                 with listener.lock:
                     listener.requests.append(text)
+                    if mesh:
+                        listener.turns.append(text)
                 summary = "<analysis>a greeting</analysis><summary>The user greeted and sent prompts.</summary>"
                 blocks = [{"type": "text", "text": summary if COMPACTING in text else "ok"}]
                 if body.get("stream"):
@@ -501,10 +505,12 @@ class Listener(Scripted):
 
         self.serve(Handler)
 
-    def find(self, needle: str, but: str | None = None):
-        """The last request that holds `needle` (and not `but`)."""
+    def find(self, needle: str, but: str | None = None, turn: bool = False):
+        """The last request that holds `needle` (and not `but`); with `turn`, only among the
+        conversation's own requests (not Claude Code's side requests, such as a session title)."""
         with self.lock:
-            return next((r for r in reversed(self.requests) if needle in r and not (but and but in r)), None)
+            pool = self.turns if turn else self.requests
+            return next((r for r in reversed(pool) if needle in r and not (but and but in r)), None)
 
 
 # What Claude Code's request to summarise a conversation for /compact says.
@@ -615,8 +621,8 @@ def scenario_compact(claude: str, binary: str, work: Path) -> None:
             return
         tui.pump(3)
         tui.type("after compact")
-        if tui.until("the next prompt", lambda: model.find("after compact", but=COMPACTING) is not None):
-            after = model.find("after compact", but=COMPACTING)
+        if tui.until("the next prompt", lambda: model.find("after compact", COMPACTING, turn=True) is not None):
+            after = model.find("after compact", COMPACTING, turn=True)
             check("its coordinator is `lead`" in after and "`lead` has 1 unread message(s)" in after,
                   "after /compact the model is told who the team is and what is unread", after[-1500:])
     finally:
