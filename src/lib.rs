@@ -37,6 +37,8 @@
 //!   a shell, for hook scripts), and the one startup path of `serve` and `dashboard`.
 //! - [`doctor`]: `mesh-mcp doctor`, the health check of an installation (database, settings,
 //!   embedding model, a real client handshake).
+//! - [`supervisor`]: `mesh-mcp supervise`, which starts the worker processes the store asks for,
+//!   from the operator's runner profiles only.
 //! - [`config`]: named defaults and limits; [`error`]: `MeshError`; [`ids`]: identity newtypes.
 
 #![warn(clippy::too_many_lines)]
@@ -57,6 +59,7 @@ pub mod server;
 pub mod shutdown;
 pub mod sim;
 pub mod store;
+pub mod supervisor;
 
 /// Open the store named by `db` and build an engine on it with the store's host clock and the
 /// offline default compute.
