@@ -26,6 +26,11 @@
 //! consensus/<swarm>/byzantine/<agent> swarm-wide Byzantine flag of an equivocator
 //! tasks/<swarm>/task/<task>           a task record: its DAG edges, placement, owner, result (CAS unit)
 //! tasks/<swarm>/load/<agent>          resource utilisation the agent last reported
+//! workers/<swarm>/spec/<agent>        the worker process the agent should have (profile, prompt,
+//!                                     restart policy, stop), written by whoever asks for it
+//! workers/<swarm>/claim/<agent>       the supervisor running it, attached to that supervisor's
+//!                                     lease; its create revision is the fence of every report
+//! workers/<swarm>/status/<agent>      what the claiming supervisor last reported (pid, host, state)
 //! patterns/<namespace>/pattern/<id>   a ReasoningBank pattern with its embedding
 //! patterns/<namespace>/outcome/<id>   an operation outcome recorded by `neural_patterns learn`
 //! ```
@@ -93,8 +98,8 @@ pub fn deliveries(id: &SwarmId) -> String {
     format!("dlv/{id}/")
 }
 /// Every prefix that holds a swarm's state: what destroying it deletes.
-pub fn swarm_state(id: &SwarmId) -> [String; 5] {
-    [swarm_prefix(id), mailboxes(id), deliveries(id), consensus(id), tasks(id)]
+pub fn swarm_state(id: &SwarmId) -> [String; 6] {
+    [swarm_prefix(id), mailboxes(id), deliveries(id), consensus(id), tasks(id), workers(id)]
 }
 pub fn memory_namespace(namespace: &str) -> String {
     format!("memory/{namespace}/")
@@ -173,4 +178,19 @@ pub fn pattern(namespace: &str, id: &PatternId) -> String {
 }
 pub fn outcome(namespace: &str, id: &OutcomeId) -> String {
     format!("patterns/{namespace}/outcome/{id}")
+}
+
+/// Every worker of a swarm; `all_workers` of every swarm.
+pub fn workers(id: &SwarmId) -> String {
+    format!("workers/{id}/")
+}
+pub const ALL_WORKERS: &str = "workers/";
+pub fn worker_spec(id: &SwarmId, agent: &AgentId) -> String {
+    format!("workers/{id}/spec/{agent}")
+}
+pub fn worker_claim(id: &SwarmId, agent: &AgentId) -> String {
+    format!("workers/{id}/claim/{agent}")
+}
+pub fn worker_status(id: &SwarmId, agent: &AgentId) -> String {
+    format!("workers/{id}/status/{agent}")
 }

@@ -32,6 +32,7 @@ pub(crate) mod testing;
 pub mod topology;
 pub mod validate;
 pub mod vectors;
+pub mod workers;
 
 use std::collections::HashMap;
 use std::sync::Arc;

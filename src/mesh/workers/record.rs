@@ -1,0 +1,90 @@
+//! The records of workers (issue 16): what the store asks for ([`WorkerSpec`]), who runs it
+//! ([`WorkerClaim`], under the supervisor's lease) and what that supervisor last saw
+//! ([`WorkerStatus`]).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// When a worker that exited is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    Never,
+    /// After a non-zero exit or a signal (the default).
+    #[default]
+    OnFailure,
+    Always,
+}
+
+/// The process an agent should have. Data only: the program comes from the supervisor's runner
+/// profile of this name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerSpec {
+    pub profile: String,
+    pub prompt: String,
+    #[serde(default)]
+    pub arguments: Vec<String>,
+    /// Relative to the supervisor's project root.
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    pub requested_ms: i64,
+    /// Asked to stop: the supervisor ends the process and releases its claim.
+    #[serde(default)]
+    pub stop: bool,
+}
+
+/// The supervisor that holds a worker; the key lives as long as that supervisor's lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerClaim {
+    pub supervisor: String,
+    pub host: String,
+    pub claimed_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    Starting,
+    Running,
+    /// Exited; waiting out its backoff before the next start.
+    Backoff,
+    /// Exited and not to be started again (policy, or stopped).
+    Exited,
+    /// Too many failed starts in the window: the agent is failed.
+    Failed,
+}
+
+/// How a worker's process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExitRecord {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub at_ms: i64,
+}
+
+impl ExitRecord {
+    pub fn failed(&self) -> bool {
+        self.code != Some(0)
+    }
+}
+
+/// What the claiming supervisor last reported of a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerStatus {
+    pub state: WorkerState,
+    pub supervisor: String,
+    pub host: String,
+    pub pid: Option<u32>,
+    pub started_ms: Option<i64>,
+    /// Starts after the first.
+    pub restarts: u32,
+    pub last_exit: Option<ExitRecord>,
+    /// The claim's fence this report was written under.
+    pub fence: i64,
+    pub reported_ms: i64,
+}
