@@ -64,6 +64,8 @@ pub const MAX_FINDINGS: usize = 30;
 pub const MAX_CONCURRENT_MONITORS: usize = 16;
 /// `GET /events` streams one HTTP server keeps open at once.
 pub const MAX_EVENT_STREAMS: usize = 64;
+/// Longest prompt a worker may be given (issue 16).
+pub const MAX_PROMPT_BYTES: usize = 64 * 1024;
 /// Streamable-HTTP MCP sessions one server keeps at once, by default (`--max-sessions`): a
 /// swarm holds up to 1,000 agents, each of which may hold a bound session. An abandoned session
 /// costs about 50 kB until rmcp reaps it after 5 minutes idle; a bound one, see BENCHMARKS.md.

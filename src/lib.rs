@@ -37,8 +37,9 @@
 //!   a shell, for hook scripts), and the one startup path of `serve` and `dashboard`.
 //! - [`doctor`]: `mesh-mcp doctor`, the health check of an installation (database, settings,
 //!   embedding model, a real client handshake).
+//! - [`runners`]: the runner profiles, the one place that decides what program a worker may be.
 //! - [`supervisor`]: `mesh-mcp supervise`, which starts the worker processes the store asks for,
-//!   from the operator's runner profiles only.
+//!   from those profiles only, binds each to its agent, restarts and stops them.
 //! - [`config`]: named defaults and limits; [`error`]: `MeshError`; [`ids`]: identity newtypes.
 
 #![warn(clippy::too_many_lines)]
@@ -54,6 +55,7 @@ pub mod logging;
 pub mod mesh;
 pub mod metrics;
 pub mod protocols;
+pub mod runners;
 pub mod secret;
 pub mod server;
 pub mod shutdown;

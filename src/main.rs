@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => cli::doctor::run(&global, args),
         Command::Hook => cli::hook::run(&global),
         Command::Init(args) => cli::init::run(args),
+        Command::Supervise(args) => cli::supervise::run(&global, args).map(Finished::from),
     };
     match result {
         Ok(Finished { code, stdout }) => {

@@ -17,6 +17,7 @@ pub mod project;
 pub mod schemas;
 pub mod serve;
 pub mod simulate;
+pub mod supervise;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -127,6 +128,10 @@ pub enum Command {
     /// the hooks in .claude/settings.json and an agent in .claude/agents/; `gemini` writes
     /// .gemini/settings.json; `codex` prints the snippet for ~/.codex/config.toml.
     Init(init::InitArgs),
+    /// Run the worker processes the store asks for (agent_spawn with a profile), from this
+    /// project's runner profiles (.mesh/runners.toml, and the built-in claude, codex, gemini),
+    /// restarting and stopping them as asked, until SIGTERM/SIGINT.
+    Supervise(supervise::SuperviseArgs),
 }
 
 /// A tokio runtime: one thread unless `multi_thread`.

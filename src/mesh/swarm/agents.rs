@@ -4,9 +4,10 @@
 use super::{AgentListOutput, AgentListParams, AgentSpawnOutput, AgentSpawnParams, AgentView};
 use crate::config;
 use crate::error::{MeshError, Result};
-use crate::ids::AgentId;
+use crate::ids::{AgentId, SwarmId};
 use crate::mesh::health::AgentStatus;
 use crate::mesh::model::{encode, AgentRecord, LivenessRecord};
+use crate::mesh::workers::WorkerSpec;
 use crate::mesh::{keys, validate, Engine, SwarmView};
 use crate::secret;
 use crate::store::{Compare, CompareOp, Op, RangeRequest, Txn};
@@ -28,11 +29,60 @@ impl AgentSpawnParams {
         }
         Ok(())
     }
+
+    fn record(&self, id: &AgentId, swarm: &SwarmId, name: &str, capabilities: &[String], now_ms: i64) -> AgentRecord {
+        AgentRecord {
+            id: id.clone(),
+            swarm_id: swarm.clone(),
+            name: name.to_string(),
+            agent_type: self.agent_type.clone(),
+            capabilities: capabilities.to_vec(),
+            token_digest: String::new(),
+            spawned_at_ms: now_ms,
+        }
+    }
+
+    /// The worker this spawn asks for, if any: the profile must be one of the runner profiles
+    /// of this process's project, and the working directory inside it.
+    fn worker(&self, now_ms: i64) -> Result<Option<WorkerSpec>> {
+        let Some(profile) = &self.profile else {
+            if self.prompt.is_some() || self.restart.is_some() || self.cwd.is_some() {
+                return Err(MeshError::invalid(
+                    "profile",
+                    "prompt, restart and cwd describe a worker: name its profile",
+                ));
+            }
+            return Ok(None);
+        };
+        let project = std::env::current_dir().map_err(|e| MeshError::invalid("profile", e.to_string()))?;
+        let profiles = crate::runners::Profiles::load(&project)?;
+        if profiles.get(profile)?.program.is_none() {
+            return Err(MeshError::invalid(
+                "profile",
+                format!("runner profile `{profile}` has no program in this project"),
+            ));
+        }
+        crate::runners::working_dir(&project, self.cwd.as_deref())?;
+        let prompt = self.prompt.clone().unwrap_or_default();
+        if prompt.len() > config::MAX_PROMPT_BYTES {
+            return Err(MeshError::TooLarge { what: "prompt", size: prompt.len(), limit: config::MAX_PROMPT_BYTES });
+        }
+        Ok(Some(WorkerSpec {
+            profile: profile.clone(),
+            prompt,
+            arguments: Vec::new(),
+            cwd: self.cwd.clone(),
+            restart: self.restart.unwrap_or_default(),
+            requested_ms: now_ms,
+            stop: false,
+        }))
+    }
 }
 
 impl Engine {
     pub async fn agent_spawn(&self, p: AgentSpawnParams) -> Result<AgentSpawnOutput> {
         p.validate()?;
+        let worker = p.worker(self.now_ms())?;
         let swarm_id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
         let id = AgentId::generate();
         let token = secret::new_token();
@@ -64,16 +114,12 @@ impl Engine {
                     return Err(MeshError::conflict("agent", &name, format!("already exists in swarm `{swarm_id}`")));
                 }
                 let record = AgentRecord {
-                    id: id.clone(),
-                    swarm_id: swarm_id.clone(),
-                    name: name.clone(),
-                    agent_type: p.agent_type.clone(),
-                    capabilities: capabilities.clone(),
                     token_digest: secret::digest(&token),
-                    spawned_at_ms: view.now_ms,
+                    ..p.record(&id, &swarm_id, &name, &capabilities, view.now_ms)
                 };
                 let mut graph = crate::mesh::topology::Graph::clone(&view.graph);
                 let change = graph.join(view.swarm.topology, id.clone(), p.agent_type == "coordinator");
+                let ask = worker.iter().map(|spec| Op::put(keys::worker_spec(&swarm_id, &id), encode(spec)));
                 let txn = Txn::new()
                     .when([
                         Compare::mod_revision(keys::swarm(&swarm_id), CompareOp::Equal, view.swarm_rev),
@@ -90,7 +136,8 @@ impl Engine {
                             encode(&LivenessRecord { lease, ttl_ms, since_ms: view.now_ms }),
                             lease,
                         ),
-                    ]);
+                    ])
+                    .and_then(ask);
                 let resp = self.store().txn(txn).await?;
                 Ok(resp.succeeded.then(|| AgentSpawnOutput {
                     agent_id: id.to_string(),
@@ -101,6 +148,7 @@ impl Engine {
                     agent_token: Some(token.clone()),
                     links: graph.neighbours(&id).into_iter().map(|n| n.to_string()).collect(),
                     links_removed: change.removed.iter().map(|(a, b)| [a.to_string(), b.to_string()]).collect(),
+                    worker: worker.as_ref().map(|w| w.profile.clone()),
                     revision: resp.revision,
                 }))
             })

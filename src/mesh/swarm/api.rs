@@ -21,7 +21,7 @@ pub struct SwarmInitParams {
     pub swarm_id: Option<String>,
     /// Seconds, default 5.
     pub heartbeat_interval: Option<f64>,
-    /// Seconds of silence before an agent is failed, default 30.
+    /// Seconds silent before an agent fails (30).
     pub message_timeout: Option<f64>,
     pub consensus_threshold: Option<f64>,
     pub fault_tolerance_level: Option<f64>,
@@ -199,12 +199,21 @@ pub struct AgentSpawnParams {
     pub swarm_id: Option<String>,
     pub owner_token: Option<String>,
     pub join_secret: Option<String>,
-    /// Bind this session to the agent; an existing offline one needs ownerToken. No token shown.
+    /// This session becomes the agent (no token shown).
     ///
     /// Handled by the MCP session (`server::join`), not the engine: an existing `name` that
     /// no live session holds is re-attached with a fresh token, on the owner's authority.
     #[serde(default)]
     pub join: bool,
+    /// Runner profile of a worker to start (claude, codex, gemini...).
+    ///
+    /// A supervisor (`mesh-mcp supervise`) starts it, bound to the agent. The profile must be
+    /// one of the runner profiles of this server's project (`.mesh/runners.toml`).
+    pub profile: Option<String>,
+    pub prompt: Option<String>,
+    pub restart: Option<crate::mesh::workers::RestartPolicy>,
+    // The worker's working directory, inside the project.
+    pub cwd: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -222,6 +231,9 @@ pub struct AgentSpawnOutput {
     pub agent_token: Option<String>,
     /// Agents this one is linked to.
     pub links: Vec<String>,
+    /// The runner profile of the worker asked for, which a supervisor starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
     /// Existing links the join replaced, each as `[agentA, agentB]`.
     pub links_removed: Vec<[String; 2]>,
     pub revision: i64,

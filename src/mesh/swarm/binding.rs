@@ -94,6 +94,7 @@ impl Engine {
                 agent_token: Some(token.clone()),
                 links: view.graph.neighbours(&agent.id).into_iter().map(|n| n.to_string()).collect(),
                 links_removed: Vec::new(),
+                worker: None,
                 revision: resp.revision,
             }))
         })

@@ -177,11 +177,37 @@ impl Engine {
         }
     }
 
+    /// Whether `claim` is still the current hold on its worker.
+    pub async fn worker_holds(&self, claim: &Claim) -> Result<bool> {
+        let key = keys::worker_claim(&claim.swarm, &claim.agent);
+        Ok(crate::store::get(&**self.store(), &key).await?.is_some_and(|kv| kv.create_revision == claim.fence))
+    }
+
     async fn still_held(&self, claim: &Claim) -> Result<()> {
-        match crate::store::get(&**self.store(), &keys::worker_claim(&claim.swarm, &claim.agent)).await? {
-            Some(kv) if kv.create_revision == claim.fence => Ok(()),
-            _ => Err(claim.lost()),
+        match self.worker_holds(claim).await? {
+            true => Ok(()),
+            false => Err(claim.lost()),
         }
+    }
+
+    /// The worker failed to start `maxRetryAttempts` times in its window: its agent is failed
+    /// now (its lease ends, the sweep records the failure and its tasks go to live agents).
+    pub async fn worker_gave_up(&self, claim: &Claim, exit: &ExitRecord) -> Result<()> {
+        self.still_held(claim).await?;
+        let view = self.load_swarm(&claim.swarm).await?;
+        tracing::warn!(agent = %claim.agent, ?exit, "the worker kept failing; its agent is failed");
+        if let Some(live) = view.liveness.get(&claim.agent) {
+            match self.store().lease_revoke(live.lease).await {
+                Ok(()) | Err(crate::store::StoreError::LeaseNotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.reconcile(&claim.swarm).await.map(|_| ())
+    }
+
+    /// A swarm's settings.
+    pub async fn swarm_settings(&self, swarm: &SwarmId) -> Result<crate::mesh::model::SwarmSettings> {
+        Ok(self.load_swarm(swarm).await?.swarm.settings.clone())
     }
 }
 

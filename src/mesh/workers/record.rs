@@ -5,12 +5,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// When a worker that exited is started again.
+// When a worker that exited is started again: never, on-failure (after a non-zero exit or a
+// signal; the default) or always. (Plain comments: a doc comment would reach the tool schema.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartPolicy {
     Never,
-    /// After a non-zero exit or a signal (the default).
     #[default]
     OnFailure,
     Always,

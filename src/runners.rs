@@ -166,7 +166,12 @@ impl Profiles {
         let file: RunnersFile =
             toml::from_str(&text).map_err(|e| MeshError::invalid("runners", format!("{}: {e}", path.display())))?;
         for (name, mut profile) in file.runners {
-            crate::mesh::validate::name("runner", &name)?;
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(MeshError::invalid(
+                    "runners",
+                    format!("`{name}` is not a profile name (letters, digits, - _ .)"),
+                ));
+            }
             profile.name = name.clone();
             profiles.0.insert(name, profile);
         }

@@ -1,0 +1,122 @@
+//! Starting and stopping one worker process. Never through a shell; in a process group of its
+//! own, so that stopping it stops what it started; with the parent-death signal set, so that it
+//! dies with its supervisor (Linux delivers it when the thread that started it ends, and the
+//! supervisor starts workers from its runtime's threads, which live as long as it does). Its
+//! stdout and stderr go to a log of bounded size beside its token.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+use crate::mesh::workers::ExitRecord;
+use crate::runners::Launch;
+
+/// A log grows to this size, then starts over, keeping the previous one as `<log>.1`.
+pub const MAX_LOG_BYTES: u64 = 1 << 20;
+
+pub struct Running {
+    child: Child,
+    pub pid: u32,
+}
+
+/// Start `launch` with `env` added, its output appended to `log`.
+pub fn start(launch: &Launch, env: &[(String, String)], log: &Path) -> std::io::Result<Running> {
+    let mut command = Command::new(&launch.program);
+    command
+        .args(&launch.args)
+        .current_dir(&launch.cwd)
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(if launch.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn()?;
+    let pid = child.id().unwrap_or_default();
+    if let (Some(mut stdin), Some(text)) = (child.stdin.take(), launch.stdin.clone()) {
+        tokio::spawn(async move {
+            let _ = stdin.write_all(text.as_bytes()).await;
+        });
+    }
+    for out in [child.stdout.take().map(boxed), child.stderr.take().map(boxed)].into_iter().flatten() {
+        tokio::spawn(copy_to_log(out, log.to_path_buf()));
+    }
+    Ok(Running { child, pid })
+}
+
+fn boxed(r: impl AsyncRead + Unpin + Send + 'static) -> Box<dyn AsyncRead + Unpin + Send> {
+    Box::new(r)
+}
+
+async fn copy_to_log(mut from: Box<dyn AsyncRead + Unpin + Send>, log: PathBuf) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if let Err(e) = append(&log, &buf[..n]) {
+            tracing::debug!(error = %e, log = %log.display(), "writing a worker's log failed");
+        }
+    }
+}
+
+/// Append to the log (a few KB at a time: small enough to write in place).
+fn append(log: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if std::fs::metadata(log).is_ok_and(|m| m.len() > MAX_LOG_BYTES) {
+        std::fs::rename(log, log.with_extension("log.1"))?;
+    }
+    std::fs::OpenOptions::new().create(true).append(true).open(log)?.write_all(bytes)
+}
+
+/// The last `max` bytes of a worker's log.
+pub fn tail(log: &Path, max: usize) -> String {
+    let bytes = std::fs::read(log).unwrap_or_default();
+    String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(max)..]).into_owned()
+}
+
+impl Running {
+    /// Wait for the process to end.
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        self.child.wait().await
+    }
+
+    /// End the process group: SIGTERM, then SIGKILL after `grace`.
+    pub async fn stop(&mut self, grace: Duration) -> std::io::Result<ExitStatus> {
+        signal_group(self.pid, libc::SIGTERM);
+        match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(status) => status,
+            Err(_) => {
+                signal_group(self.pid, libc::SIGKILL);
+                self.child.wait().await
+            }
+        }
+    }
+}
+
+fn signal_group(pid: u32, signal: i32) {
+    // SAFETY: killpg sends a signal; a group that is gone is reported, not undefined.
+    unsafe {
+        libc::killpg(pid as i32, signal);
+    }
+}
+
+/// How a process ended, as the store records it.
+pub fn exit_record(status: &ExitStatus, at_ms: i64) -> ExitRecord {
+    use std::os::unix::process::ExitStatusExt;
+    ExitRecord { code: status.code(), signal: status.signal(), at_ms }
+}
