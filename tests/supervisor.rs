@@ -166,3 +166,48 @@ fn only_the_operators_profiles_run_and_only_inside_the_project() {
     let list = project.call(&["agent_list", "--swarmId=s"]);
     assert_eq!(list["total"], 0, "nothing was added: {list}");
 }
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn pids(project: &Project) -> Vec<i32> {
+    project
+        .starts()
+        .iter()
+        .filter(|l| l.starts_with("start"))
+        .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
+        .collect()
+}
+
+/// A supervisor killed with SIGKILL takes its workers with it (the parent-death signal); a
+/// second supervisor on the same store adopts them once the first one's lease has run out, so
+/// the worker never runs twice; and destroying the swarm stops the worker.
+#[test]
+fn a_dead_supervisors_worker_is_adopted_and_never_runs_twice() {
+    let project = Project::new();
+    let mut first = project.supervise();
+    project.call(&["agent_spawn", "worker", "--name=a", "--swarmId=s", "--profile=py", "--prompt=stay"]);
+    let p1 = wait_until("the worker to start", || pids(&project).first().copied().ok_or("no start".to_string()));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    wait_until("the first supervisor's worker to die with it", || match alive(p1) {
+        false => Ok(()),
+        true => Err(format!("{p1} still runs")),
+    });
+    let second = Killed(project.supervise());
+    let p2 = wait_until("the second supervisor to adopt the worker", || match pids(&project).get(1) {
+        Some(&pid) => Ok(pid),
+        None => Err("not yet".to_string()),
+    });
+    assert!(!alive(p1) && alive(p2), "one copy at a time");
+    let destroyed = project.call(&["swarm_destroy", "--swarmId=s"]);
+    assert!(destroyed.get("error").is_none(), "{destroyed}");
+    wait_until("the destroyed swarm's worker to stop", || match alive(p2) {
+        false => Ok(()),
+        true => Err(format!("{p2} still runs")),
+    });
+    assert_eq!(pids(&project).len(), 2, "nothing started after the swarm was destroyed");
+    drop(second);
+}
