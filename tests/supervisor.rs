@@ -61,6 +61,13 @@ impl Project {
         std::fs::read_to_string(self.root.join("starts.log")).unwrap_or_default().lines().map(str::to_string).collect()
     }
 
+    /// The agent's worker as `agent_list` shows it.
+    fn worker(&self, agent: &str) -> Value {
+        let list = self.call(&["agent_list", "--swarmId=s"]);
+        let found = list["agents"].as_array().and_then(|a| a.iter().find(|a| a["name"] == agent).cloned());
+        found.map_or(Value::Null, |a| a["worker"].clone())
+    }
+
     fn status(&self, agent: &str) -> String {
         let list = self.call(&["agent_list", "--swarmId=s"]);
         let found = list["agents"].as_array().and_then(|a| a.iter().find(|a| a["name"] == agent).cloned());
@@ -88,6 +95,9 @@ fn a_supervised_worker_waits_for_a_task_and_completes_it() {
         "active" | "idle" => Ok(()),
         other => Err(other.to_string()),
     });
+    let worker = project.worker("w");
+    assert_eq!((&worker["profile"], &worker["state"]), (&json!("py"), &json!("running")), "{worker}");
+    assert!(worker["pid"].as_u64().is_some() && worker["host"].is_string(), "{worker}");
     let created = project.call(&["task_orchestrate", "--task=review the parser", "--taskId=t1", "--swarmId=s"]);
     assert_eq!(created["taskId"], "t1", "{created}");
     let result = wait_until("the worker to complete the task", || {
@@ -100,6 +110,10 @@ fn a_supervised_worker_waits_for_a_task_and_completes_it() {
     assert_eq!(result["by"], spawned["agentId"], "{result}");
     let starts = project.starts();
     assert_eq!(starts.iter().filter(|l| l.starts_with("start")).count(), 1, "{starts:?}");
+    wait_until("agent_list to show the worker exited", || match project.worker("w") {
+        w if w["state"] == "exited" && w["lastExit"]["code"] == 0 => Ok(()),
+        w => Err(w.to_string()),
+    });
 }
 
 #[test]

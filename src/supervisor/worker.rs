@@ -43,6 +43,7 @@ async fn life(shared: &Shared, claim: &Claim, leave: &CancellationToken) -> Resu
     let engine = &shared.engine;
     let mut history = History::default();
     let mut status = WorkerStatus {
+        profile: String::new(),
         state: WorkerState::Starting,
         supervisor: shared.id.clone(),
         host: shared.host.clone(),
@@ -57,6 +58,7 @@ async fn life(shared: &Shared, claim: &Claim, leave: &CancellationToken) -> Resu
         let Some(spec) = engine.worker_spec(claim).await?.filter(|s| !s.stop) else {
             return finish(shared, claim, &mut status, WorkerState::Exited).await;
         };
+        status.profile = spec.profile.clone();
         let (mut running, started_ms) = match launch_worker(shared, claim, &spec).await {
             Ok(running) => (running, engine.now_ms()),
             Err(e) => {

@@ -210,6 +210,7 @@ impl Engine {
             heartbeat_age_ms: view.heartbeat_age_ms(&agent.id),
             links: view.graph.neighbours(&agent.id).into_iter().map(|n| n.to_string()).collect(),
             pending_messages: pending,
+            worker: self.worker_view(&view.swarm.id, &agent.id).await?,
         })
     }
 }

@@ -266,6 +266,9 @@ pub struct AgentView {
     pub links: Vec<String>,
     /// Unacknowledged messages in its mailbox.
     pub pending_messages: usize,
+    /// Its worker process, when one was asked for (agent_spawn with a profile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<crate::mesh::workers::WorkerView>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

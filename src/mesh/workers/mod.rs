@@ -169,12 +169,13 @@ impl Engine {
         Err(claim.lost())
     }
 
-    /// The last report on the worker of `agent`, if any.
-    pub async fn worker_status(&self, swarm: &SwarmId, agent: &AgentId) -> Result<Option<WorkerStatus>> {
-        match crate::store::get(&**self.store(), &keys::worker_status(swarm, agent)).await? {
-            Some(kv) => Ok(Some(decode(&kv)?)),
-            None => Ok(None),
-        }
+    /// The worker of `agent` as views show it: asked for, or last reported.
+    pub async fn worker_view(&self, swarm: &SwarmId, agent: &AgentId) -> Result<Option<WorkerView>> {
+        let get = |key: String| async move { crate::store::get(&**self.store(), &key).await };
+        let spec: Option<WorkerSpec> = get(keys::worker_spec(swarm, agent)).await?.map(|kv| decode(&kv)).transpose()?;
+        let status: Option<WorkerStatus> =
+            get(keys::worker_status(swarm, agent)).await?.map(|kv| decode(&kv)).transpose()?;
+        Ok(WorkerView::of(spec.as_ref(), status.as_ref()))
     }
 
     /// Whether `claim` is still the current hold on its worker.
@@ -257,6 +258,7 @@ mod tests {
         let second = b.worker_claim(&swarm, &agent, &holder("B"), lease_b).await.unwrap().expect("B adopts");
         assert!(second.fence > first.fence);
         let status = WorkerStatus {
+            profile: "command".into(),
             state: WorkerState::Running,
             supervisor: "A".into(),
             host: "h".into(),

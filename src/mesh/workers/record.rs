@@ -76,6 +76,7 @@ impl ExitRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerStatus {
+    pub profile: String,
     pub state: WorkerState,
     pub supervisor: String,
     pub host: String,
@@ -87,4 +88,44 @@ pub struct WorkerStatus {
     /// The claim's fence this report was written under.
     pub fence: i64,
     pub reported_ms: i64,
+}
+
+/// An agent's worker as `agent_list` and `mesh://self` show it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerView {
+    pub profile: String,
+    /// Absent until a supervisor claims it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<WorkerState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supervisor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    pub restarts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<ExitRecord>,
+    /// A stop was asked for and is under way.
+    pub stopping: bool,
+}
+
+impl WorkerView {
+    pub fn of(spec: Option<&WorkerSpec>, status: Option<&WorkerStatus>) -> Option<Self> {
+        let profile = spec.map(|s| s.profile.clone()).or_else(|| status.map(|s| s.profile.clone()))?;
+        Some(Self {
+            profile,
+            state: status.map(|s| s.state),
+            supervisor: status.map(|s| s.supervisor.clone()),
+            host: status.map(|s| s.host.clone()),
+            pid: status.and_then(|s| s.pid),
+            restarts: status.map_or(0, |s| s.restarts),
+            started_at_ms: status.and_then(|s| s.started_ms),
+            last_exit: status.and_then(|s| s.last_exit.clone()),
+            stopping: spec.is_some_and(|s| s.stop),
+        })
+    }
 }
