@@ -121,6 +121,7 @@ mod tests {
             heartbeat_age_ms: None,
             links: links.iter().map(|l| l.to_string()).collect(),
             pending_messages: 0,
+            worker: None,
         }
     }
 
