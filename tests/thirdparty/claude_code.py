@@ -413,6 +413,64 @@ def scenario_kit(claude: str, binary: str, work: Path) -> None:
     check(kept.returncode == 0 and swarm in kept.stdout, "the Stop hook kept the swarm's status", kept.stdout + kept.stderr)
 
 
+# --- Claude Code as a supervised worker ----------------------------------------------------------
+
+def scenario_worker(claude: str, binary: str, work: Path) -> None:
+    """`agent_spawn` with the built-in `claude` profile: `mesh-mcp supervise` starts the real
+    Claude Code (`claude -p`, streaming JSON, an MCP configuration bound to the agent), whose
+    scripted model waits for a task, claims and completes it through the worker's own session."""
+    print("== claude-code: a supervised worker ==", flush=True)
+    project = work / "worker-project"
+    project.mkdir()
+    db = str(project / "mesh.db")
+    model = Model([
+        [{"tool": "daa_communication", "input": {"action": "wait", "timeoutSecs": 60}}],
+        [{"tool": "task_orchestrate", "input": {"action": "claim", "taskId": "t1"}, "save": "claim"}],
+        [{"tool": "task_orchestrate", "input": {"action": "complete", "taskId": "t1",
+                                                "fencingToken": "{{claim.fencingToken}}",
+                                                "result": {"reviewed": "parser"}}}],
+    ])
+    home = work / "worker-home"
+    home.mkdir()
+    env = dict(os.environ, PATH=str(Path(claude).parent) + os.pathsep + os.environ.get("PATH", ""), HOME=str(home),
+               ANTHROPIC_BASE_URL=model.url, ANTHROPIC_API_KEY="sk-test", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+               DISABLE_AUTOUPDATER="1")
+    env.pop("MESH_MCP_DB", None)
+
+    def call(*args: str) -> dict:
+        out = subprocess.run([binary, "--db", db, "call", *args], cwd=project, env=env, capture_output=True, text=True)
+        try:
+            return json.loads(out.stdout)
+        except ValueError:
+            return {"error": out.stdout + out.stderr}
+
+    call("swarm_init", "mesh", "--swarmId=wk", "--heartbeatInterval=600", "--messageTimeout=3600")
+    spawned = call("agent_spawn", "reviewer", "--name=cc", "--profile=claude", "--prompt=review what you are given")
+    check(spawned.get("worker") == "claude", "agent_spawn asked for a claude worker", spawned)
+    supervisor = subprocess.Popen([binary, "--db", db, "supervise", "--project", str(project)], cwd=project, env=env,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while 0 not in model.asked and time.monotonic() < deadline:
+            time.sleep(0.2)
+        check(0 in model.asked, "the worker's model was asked to wait")
+        call("task_orchestrate", "--task=review the parser", "--taskId=t1", "--swarmId=wk")
+        result = {}
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not result.get("result"):
+            time.sleep(0.5)
+            result = call("task_results", "--taskId=t1", "--swarmId=wk")
+        check(result.get("result") == {"reviewed": "parser"}, "Claude Code completed the task as its agent", result)
+        agents = call("agent_list", "--swarmId=wk").get("agents", [])
+        worker = next((a.get("worker") for a in agents if a["name"] == "cc"), None) or {}
+        check(worker.get("profile") == "claude" and worker.get("state") in ("running", "exited"),
+              "agent_list shows the worker", worker)
+    finally:
+        supervisor.terminate()
+        supervisor.wait(timeout=30)
+        model.close()
+
+
 # --- Claude Code in a terminal ------------------------------------------------------------------
 
 class Tui:
@@ -640,7 +698,8 @@ def main() -> int:
     print(f"claude-code: {version.stdout.strip()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="mesh-claude-code.") as tmp:
         work = Path(tmp)
-        for scenario in (scenario_stdio, scenario_http, scenario_wake, scenario_kit, scenario_channel, scenario_compact):
+        for scenario in (scenario_stdio, scenario_http, scenario_wake, scenario_kit, scenario_worker, scenario_channel,
+                         scenario_compact):
             try:
                 scenario(opts.claude, opts.bin, work)
             except Exception as e:  # a scenario that crashes is a failure, never a skip
