@@ -21,10 +21,30 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
+use schemars::JsonSchema;
+use serde::Serialize;
+
 use crate::error::{MeshError, Result};
 
 /// Where the operator's profiles live, relative to the project root.
 pub const RUNNERS_FILE: &str = ".mesh/runners.toml";
+
+/// What a worker's program said it spent, summed over its runs (only profiles that report it).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Spend {
+    pub cost_usd: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Spend {
+    pub fn add(&mut self, other: Spend) {
+        self.cost_usd += other.cost_usd;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+    }
+}
 
 /// What a worker's output says about the tokens it spent, if it says anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -53,6 +73,33 @@ pub struct Profile {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub usage: UsageReport,
+}
+
+impl UsageReport {
+    /// What one line of the worker's stdout says it spent, if it says so.
+    pub fn spend_in(self, line: &str) -> Option<Spend> {
+        let kind = match self {
+            UsageReport::None => return None,
+            UsageReport::ClaudeStreamJson => "result",
+            UsageReport::CodexJson => "turn.completed",
+        };
+        if !line.contains(kind) {
+            return None;
+        }
+        let event: serde_json::Value = serde_json::from_str(line).ok()?;
+        if event.get("type").and_then(|t| t.as_str()) != Some(kind) {
+            return None;
+        }
+        let usage = event.get("usage")?;
+        let count = |key: &str| usage.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+        Some(Spend {
+            cost_usd: event.get("total_cost_usd").and_then(|c| c.as_f64()).unwrap_or(0.0),
+            input_tokens: count("input_tokens")
+                + count("cache_read_input_tokens")
+                + count("cache_creation_input_tokens"),
+            output_tokens: count("output_tokens"),
+        })
+    }
 }
 
 /// What a tool call gives a worker: data only.
@@ -313,6 +360,19 @@ mod tests {
         assert!(matches!(refused, Err(MeshError::InvalidArgument { field: "arguments", .. })), "{refused:?}");
         let spliced = Profile { args: vec!["--msg={prompt}".into()], ..profile };
         assert!(render(&spliced, &WorkerData::default(), &ctx(root.path()), Path::new("/t")).is_err());
+    }
+
+    #[test]
+    fn spend_is_read_from_the_result_lines_of_the_profiles_that_report_it() {
+        let claude = r#"{"type":"result","subtype":"success","total_cost_usd":0.0123,"usage":{"input_tokens":10,"cache_read_input_tokens":5,"output_tokens":7}}"#;
+        let spent = UsageReport::ClaudeStreamJson.spend_in(claude).unwrap();
+        assert_eq!((spent.input_tokens, spent.output_tokens), (15, 7));
+        assert!((spent.cost_usd - 0.0123).abs() < 1e-12);
+        let codex = r#"{"type":"turn.completed","usage":{"input_tokens":3,"output_tokens":4}}"#;
+        assert_eq!(UsageReport::CodexJson.spend_in(codex).unwrap().output_tokens, 4);
+        assert!(UsageReport::ClaudeStreamJson.spend_in(r#"{"type":"assistant","text":"result"}"#).is_none());
+        assert!(UsageReport::None.spend_in(claude).is_none());
+        assert!(UsageReport::ClaudeStreamJson.spend_in("result but not JSON").is_none());
     }
 
     #[test]

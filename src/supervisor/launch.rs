@@ -12,7 +12,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 use crate::mesh::workers::ExitRecord;
-use crate::runners::Launch;
+use std::sync::{Arc, Mutex};
+
+use crate::runners::{Launch, Spend, UsageReport};
 
 /// A log grows to this size, then starts over, keeping the previous one as `<log>.1`.
 pub const MAX_LOG_BYTES: u64 = 1 << 20;
@@ -20,10 +22,15 @@ pub const MAX_LOG_BYTES: u64 = 1 << 20;
 pub struct Running {
     child: Child,
     pub pid: u32,
+    /// What its stdout said it spent so far (profiles that report it).
+    spent: Arc<Mutex<Spend>>,
+    /// The copy of its stdout, done once the pipe closes.
+    stdout: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Start `launch` with `env` added, its output appended to `log`.
-pub fn start(launch: &Launch, env: &[(String, String)], log: &Path) -> std::io::Result<Running> {
+/// Start `launch` with `env` added, its output appended to `log`, its stdout read for what it
+/// spent as `usage` says.
+pub fn start(launch: &Launch, env: &[(String, String)], log: &Path, usage: UsageReport) -> std::io::Result<Running> {
     let mut command = Command::new(&launch.program);
     command
         .args(&launch.args)
@@ -51,18 +58,29 @@ pub fn start(launch: &Launch, env: &[(String, String)], log: &Path) -> std::io::
             let _ = stdin.write_all(text.as_bytes()).await;
         });
     }
-    for out in [child.stdout.take().map(boxed), child.stderr.take().map(boxed)].into_iter().flatten() {
-        tokio::spawn(copy_to_log(out, log.to_path_buf()));
+    let spent = Arc::new(Mutex::new(Spend::default()));
+    let stdout = child
+        .stdout
+        .take()
+        .map(|out| tokio::spawn(copy_to_log(boxed(out), log.to_path_buf(), Some((usage, spent.clone())))));
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(copy_to_log(boxed(err), log.to_path_buf(), None));
     }
-    Ok(Running { child, pid })
+    Ok(Running { child, pid, spent, stdout })
 }
 
 fn boxed(r: impl AsyncRead + Unpin + Send + 'static) -> Box<dyn AsyncRead + Unpin + Send> {
     Box::new(r)
 }
 
-async fn copy_to_log(mut from: Box<dyn AsyncRead + Unpin + Send>, log: PathBuf) {
+/// Copy a worker's output to its log; with `usage`, add up what its lines say it spent.
+async fn copy_to_log(
+    mut from: Box<dyn AsyncRead + Unpin + Send>,
+    log: PathBuf,
+    usage: Option<(UsageReport, Arc<Mutex<Spend>>)>,
+) {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut line = Vec::new();
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
@@ -70,6 +88,20 @@ async fn copy_to_log(mut from: Box<dyn AsyncRead + Unpin + Send>, log: PathBuf) 
         };
         if let Err(e) = append(&log, &buf[..n]) {
             tracing::debug!(error = %e, log = %log.display(), "writing a worker's log failed");
+        }
+        let Some((report, spent)) = &usage else { continue };
+        for &byte in &buf[..n] {
+            if byte != b'\n' {
+                // A line past 4 MiB is not a usage report: keep memory bounded.
+                if line.len() < 4 << 20 {
+                    line.push(byte);
+                }
+                continue;
+            }
+            if let Some(spend) = report.spend_in(&String::from_utf8_lossy(&line)) {
+                spent.lock().unwrap_or_else(|e| e.into_inner()).add(spend);
+            }
+            line.clear();
         }
     }
 }
@@ -90,9 +122,18 @@ pub fn tail(log: &Path, max: usize) -> String {
 }
 
 impl Running {
-    /// Wait for the process to end.
+    /// What the process reported spending so far.
+    pub fn spent(&self) -> Spend {
+        *self.spent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait for the process to end, and (a second at most) for its last output to be read.
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
-        self.child.wait().await
+        let status = self.child.wait().await?;
+        if let Some(copy) = self.stdout.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), copy).await;
+        }
+        Ok(status)
     }
 
     /// End the process group: SIGTERM, then SIGKILL after `grace`.

@@ -51,6 +51,7 @@ async fn life(shared: &Shared, claim: &Claim, leave: &CancellationToken) -> Resu
         started_ms: None,
         restarts: 0,
         last_exit: None,
+        spend: Default::default(),
         fence: claim.fence,
         reported_ms: engine.now_ms(),
     };
@@ -75,7 +76,9 @@ async fn life(shared: &Shared, claim: &Claim, leave: &CancellationToken) -> Resu
             ..status
         };
         engine.worker_report(claim, &status).await?;
-        let exit = match watch(shared, claim, &mut running, leave).await? {
+        let ended = watch(shared, claim, &mut running, leave).await?;
+        status.spend.add(running.spent());
+        let exit = match ended {
             Ended::Exited(exit) => exit,
             Ended::Stopped => return finish(shared, claim, &mut status, WorkerState::Exited).await,
             Ended::Leaving => return engine.worker_release(claim, false).await,
@@ -139,7 +142,7 @@ async fn launch_worker(shared: &Shared, claim: &Claim, spec: &WorkerSpec) -> Res
         ("MESH_MCP_DB", shared.db.clone()),
     ]
     .map(|(k, v)| (k.to_string(), v));
-    launch::start(&launch, &env, &log)
+    launch::start(&launch, &env, &log, profile.usage)
         .map_err(|e| crate::error::MeshError::invalid("profile", format!("cannot start `{}`: {e}", launch.program)))
 }
 

@@ -461,10 +461,17 @@ def scenario_worker(claude: str, binary: str, work: Path) -> None:
             time.sleep(0.5)
             result = call("task_results", "--taskId=t1", "--swarmId=wk")
         check(result.get("result") == {"reviewed": "parser"}, "Claude Code completed the task as its agent", result)
-        agents = call("agent_list", "--swarmId=wk").get("agents", [])
-        worker = next((a.get("worker") for a in agents if a["name"] == "cc"), None) or {}
-        check(worker.get("profile") == "claude" and worker.get("state") in ("running", "exited"),
-              "agent_list shows the worker", worker)
+        worker = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and worker.get("state") != "exited":
+            time.sleep(0.5)
+            agents = call("agent_list", "--swarmId=wk").get("agents", [])
+            worker = next((a.get("worker") for a in agents if a["name"] == "cc"), None) or {}
+        check(worker.get("profile") == "claude" and worker.get("state") == "exited"
+              and worker.get("lastExit", {}).get("code") == 0, "agent_list shows the worker done", worker)
+        spend = worker.get("spend") or {}
+        check(spend.get("outputTokens", 0) > 0 and spend.get("costUsd", 0) > 0,
+              "the spend Claude Code reported is recorded", worker)
     finally:
         supervisor.terminate()
         supervisor.wait(timeout=30)

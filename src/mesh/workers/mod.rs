@@ -266,6 +266,7 @@ mod tests {
             started_ms: Some(0),
             restarts: 0,
             last_exit: None,
+            spend: Default::default(),
             fence: first.fence,
             reported_ms: 0,
         };

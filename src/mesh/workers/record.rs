@@ -5,6 +5,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::runners::Spend;
+
 // When a worker that exited is started again: never, on-failure (after a non-zero exit or a
 // signal; the default) or always. (Plain comments: a doc comment would reach the tool schema.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -73,7 +75,7 @@ impl ExitRecord {
 }
 
 /// What the claiming supervisor last reported of a worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerStatus {
     pub profile: String,
@@ -85,6 +87,9 @@ pub struct WorkerStatus {
     /// Starts after the first.
     pub restarts: u32,
     pub last_exit: Option<ExitRecord>,
+    /// As the worker's program reported it (`claude`'s result message), over all its runs.
+    #[serde(default)]
+    pub spend: Spend,
     /// The claim's fence this report was written under.
     pub fence: i64,
     pub reported_ms: i64,
@@ -111,6 +116,9 @@ pub struct WorkerView {
     pub last_exit: Option<ExitRecord>,
     /// A stop was asked for and is under way.
     pub stopping: bool,
+    /// What the worker's program reported spending, when its profile reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spend: Option<Spend>,
 }
 
 impl WorkerView {
@@ -126,6 +134,7 @@ impl WorkerView {
             started_at_ms: status.and_then(|s| s.started_ms),
             last_exit: status.and_then(|s| s.last_exit.clone()),
             stopping: spec.is_some_and(|s| s.stop),
+            spend: status.map(|s| s.spend).filter(|s| *s != Spend::default()),
         })
     }
 }
