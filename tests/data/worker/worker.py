@@ -6,7 +6,8 @@ Its prompt (stdin) says what to do:
 - `work`: wait for a task, claim it, complete it with {"by": <agent id>, "pid": <pid>}, exit 0;
 - `crash`: exit 1 at once;
 - `stay`: wait, over and over, until killed.
-Every start and every exit is appended to starts.log in its working directory.
+Every start and every exit is appended to starts.log in its working directory:
+`<event> <pid> <agent id> <unix time>`.
 """
 
 import json
@@ -18,7 +19,7 @@ import time
 
 def log(event: str) -> None:
     with open("starts.log", "a") as f:
-        f.write(f"{event} {os.getpid()} {os.environ.get('MESH_SUPERVISOR_TAG', '')} {time.time():.3f}\n")
+        f.write(f"{event} {os.getpid()} {os.environ.get('MESH_AGENT_ID', '')} {time.time():.3f}\n")
 
 
 class Session:
