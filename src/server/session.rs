@@ -100,6 +100,10 @@ impl SessionAgent {
         }
     }
 
+    fn watch(&self) -> Watch {
+        Watch { attendance: self.presence.attendance.clone(), session: self.session.clone() }
+    }
+
     pub fn binding(&self) -> Option<&Arc<Binding>> {
         self.bound.get()
     }
@@ -117,7 +121,7 @@ impl SessionAgent {
             let held = self.bound.get().map_or("", |b| b.name.as_str());
             return Err(MeshError::conflict("session", "this", format!("already acts as agent `{held}`")));
         }
-        let watch = Watch { attendance: self.presence.attendance.clone(), session: self.session.clone() };
+        let watch = self.watch();
         let (engine, stop, held) = (self.engine.clone(), self.stop.clone(), binding.clone());
         self.presence.tasks.spawn(async move { held.keep_alive(engine, stop, watch).await });
         self.start_pushing();
@@ -154,7 +158,7 @@ impl Drop for SessionAgent {
         self.stop.cancel();
         // A bound session's presence task forgets its attendance when it is done with it.
         if self.bound.get().is_none() {
-            Watch { attendance: self.presence.attendance.clone(), session: self.session.clone() }.forget();
+            self.watch().forget();
         }
     }
 }
