@@ -75,6 +75,15 @@ impl Project {
     }
 }
 
+fn get(port: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    write!(tcp, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    answer
+}
+
 struct Killed(Child);
 
 impl Drop for Killed {
@@ -98,6 +107,9 @@ fn a_supervised_worker_waits_for_a_task_and_completes_it() {
     let worker = project.worker("w");
     assert_eq!((&worker["profile"], &worker["state"]), (&json!("py"), &json!("running")), "{worker}");
     assert!(worker["pid"].as_u64().is_some() && worker["host"].is_string(), "{worker}");
+    let server = common::HttpServer::on_db(&project.db);
+    let metrics = get(server.port(), "/metrics");
+    assert!(metrics.contains("mesh_workers{state=\"running\"} 1"), "{metrics}");
     let created = project.call(&["task_orchestrate", "--task=review the parser", "--taskId=t1", "--swarmId=s"]);
     assert_eq!(created["taskId"], "t1", "{created}");
     let result = wait_until("the worker to complete the task", || {

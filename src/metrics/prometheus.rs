@@ -16,6 +16,8 @@ pub struct StateGauges {
     pub tasks_by_state: BTreeMap<String, u64>,
     pub proposals_by_status: BTreeMap<String, u64>,
     pub agents_by_status: BTreeMap<String, u64>,
+    /// Workers asked for (`requested` until a supervisor reports) by state.
+    pub workers_by_state: BTreeMap<String, u64>,
 }
 
 pub fn render(c: &Counts, resources: Option<Resources>, started_ms: i64, state: &StateGauges) -> String {
@@ -60,6 +62,7 @@ pub fn render(c: &Counts, resources: Option<Resources>, started_ms: i64, state: 
         ("mesh_tasks", "Tasks in the store by state.", "state", &state.tasks_by_state),
         ("mesh_proposals", "Consensus proposals in the store by status.", "status", &state.proposals_by_status),
         ("mesh_agents", "Agents in the store by status.", "status", &state.agents_by_status),
+        ("mesh_workers", "Worker processes asked for, by state.", "state", &state.workers_by_state),
     ] {
         family(w, name, "gauge", help);
         for (value, n) in map {

@@ -98,6 +98,23 @@ impl Engine {
         Ok(wanted)
     }
 
+    /// Every worker by its last reported state, `requested` while no supervisor has reported.
+    pub async fn workers_by_state(&self) -> Result<std::collections::BTreeMap<String, u64>> {
+        let kvs = self.store().range(RangeRequest::prefix(keys::ALL_WORKERS)).await?.kvs;
+        let mut by = std::collections::BTreeMap::new();
+        let mut reported = std::collections::HashSet::new();
+        for kv in kvs.iter().filter(|kv| kv.key.contains("/status/")) {
+            let status: WorkerStatus = decode(kv)?;
+            *by.entry(status.state.as_str().to_string()).or_default() += 1;
+            reported.insert(kv.key.replacen("/status/", "/spec/", 1));
+        }
+        let waiting = kvs.iter().filter(|kv| kv.key.contains("/spec/") && !reported.contains(&kv.key)).count();
+        if waiting > 0 {
+            by.insert("requested".to_string(), waiting as u64);
+        }
+        Ok(by)
+    }
+
     /// Claim the worker of `agent` under `lease` (the supervisor's), if it is asked for and
     /// nobody holds it.
     pub async fn worker_claim(

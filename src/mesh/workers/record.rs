@@ -59,6 +59,18 @@ pub enum WorkerState {
     Failed,
 }
 
+impl WorkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Backoff => "backoff",
+            Self::Exited => "exited",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// How a worker's process ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
