@@ -110,6 +110,8 @@ fn a_supervised_worker_waits_for_a_task_and_completes_it() {
     let server = common::HttpServer::on_db(&project.db);
     let metrics = get(server.port(), "/metrics");
     assert!(metrics.contains("mesh_workers{state=\"running\"} 1"), "{metrics}");
+    let status = project.call(&["swarm_status", "--swarmId=s"]);
+    assert_eq!(status["workers"], json!({"running": 1}), "{status}");
     let created = project.call(&["task_orchestrate", "--task=review the parser", "--taskId=t1", "--swarmId=s"]);
     assert_eq!(created["taskId"], "t1", "{created}");
     let result = wait_until("the worker to complete the task", || {

@@ -100,7 +100,7 @@ impl Engine {
             tasks_by_state: tasks_by_state(&self.tasks_in(Scope::All).await?),
             proposals_by_status: proposals_by_status(&self.proposals_in(Scope::All).await?),
             agents_by_status,
-            workers_by_state: self.workers_by_state().await?,
+            workers_by_state: self.workers_by_state(None).await?,
         })
     }
 }

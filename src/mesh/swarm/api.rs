@@ -139,6 +139,9 @@ pub struct SwarmStatusOutput {
     /// The current leader's agent id, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader: Option<String>,
+    /// Its worker processes by state (`requested` until a supervisor reports); absent with none.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub workers: std::collections::BTreeMap<String, u64>,
     /// The manual's alerts over these figures (connectivity < 0.7, failure rate > 0.2, message
     /// latency > 5 s, agreement < 0.8, topology health < 0.6).
     pub alerts: Vec<Alert>,

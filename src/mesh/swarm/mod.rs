@@ -156,6 +156,7 @@ impl Engine {
         status.leader = consensus.leader;
         status.load = Some(self.load_summary(&view, config::MAX_AGENT_DETAIL).await?);
         status.store_stalled_since_ms = self.store().stalled_since();
+        status.workers = self.workers_by_state(Some(&id)).await?;
         Ok(status)
     }
 
@@ -246,6 +247,7 @@ fn status_of(view: &SwarmView, figures: HealthFigures) -> SwarmStatusOutput {
         leader: None,
         load: None,
         store_stalled_since_ms: None,
+        workers: Default::default(),
         revision: view.revision,
     }
 }

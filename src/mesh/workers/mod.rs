@@ -98,9 +98,11 @@ impl Engine {
         Ok(wanted)
     }
 
-    /// Every worker by its last reported state, `requested` while no supervisor has reported.
-    pub async fn workers_by_state(&self) -> Result<std::collections::BTreeMap<String, u64>> {
-        let kvs = self.store().range(RangeRequest::prefix(keys::ALL_WORKERS)).await?.kvs;
+    /// Every worker (of `swarm`, or of all) by its last reported state, `requested` while no
+    /// supervisor has reported.
+    pub async fn workers_by_state(&self, swarm: Option<&SwarmId>) -> Result<std::collections::BTreeMap<String, u64>> {
+        let prefix = swarm.map_or(keys::ALL_WORKERS.to_string(), keys::workers);
+        let kvs = self.store().range(RangeRequest::prefix(prefix)).await?.kvs;
         let mut by = std::collections::BTreeMap::new();
         let mut reported = std::collections::HashSet::new();
         for kv in kvs.iter().filter(|kv| kv.key.contains("/status/")) {
