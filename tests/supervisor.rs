@@ -7,7 +7,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use common::{bin, wait_until};
 use serde_json::{json, Value};
@@ -145,7 +144,13 @@ fn a_worker_that_keeps_failing_is_restarted_with_backoff_then_its_agent_fails() 
     assert_eq!(starts.len(), 4, "{starts:?}");
     let times: Vec<f64> = starts.iter().map(|l| l.rsplit(' ').next().unwrap().parse().unwrap()).collect();
     assert!(times[3] - times[2] > times[1] - times[0], "the backoff grows: {times:?}");
-    std::thread::sleep(Duration::from_secs(3));
+    // Given up: the supervisor reports the worker failed and lets go of its request, so nothing
+    // can start it again.
+    let worker = wait_until("the worker to be reported failed", || match project.worker("c") {
+        w if w["state"] == "failed" => Ok(w),
+        w => Err(w.to_string()),
+    });
+    assert_eq!(worker["restarts"], 3, "{worker}");
     assert_eq!(
         project.starts().iter().filter(|l| l.starts_with("start")).count(),
         4,
