@@ -143,62 +143,46 @@ struct RunnersFile {
 impl Profiles {
     /// The built-in profiles.
     pub fn builtin() -> Self {
-        let claude = Profile {
-            name: "claude".into(),
-            program: Some("claude".into()),
-            args: strings(&[
-                "-p",
-                "--output-format",
-                "stream-json",
-                "--verbose",
-                "--mcp-config",
-                "{mcp_config}",
-                "--strict-mcp-config",
-                "--allowedTools",
-                "mcp__mesh__*",
-            ]),
-            stdin: Some("{prompt}".into()),
-            env: BTreeMap::new(),
-            usage: UsageReport::ClaudeStreamJson,
-        };
-        let codex = Profile {
-            name: "codex".into(),
-            program: Some("codex".into()),
-            args: strings(&[
-                "exec",
-                "--json",
-                "--skip-git-repo-check",
-                "-c",
-                "mcp_servers.mesh.command=\"{mesh_bin}\"",
-                "-c",
-                "mcp_servers.mesh.args=[\"serve\", \"--db\", \"{db}\"]",
-                "-c",
-                "mcp_servers.mesh.env={ MESH_AGENT_TOKEN_FILE = \"{token_file}\" }",
-                "-c",
-                "mcp_servers.mesh.default_tools_approval_mode=\"approve\"",
-                "-",
-            ]),
-            stdin: Some("{prompt}".into()),
-            env: BTreeMap::new(),
-            usage: UsageReport::CodexJson,
-        };
-        let gemini = Profile {
-            name: "gemini".into(),
-            program: Some("gemini".into()),
-            args: strings(&["--allowed-mcp-server-names", "mesh", "-p", "{prompt}"]),
-            stdin: None,
-            env: BTreeMap::from([("GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(), "{mcp_config}".into())]),
-            usage: UsageReport::None,
-        };
-        let command = Profile {
-            name: "command".into(),
-            program: None,
-            args: Vec::new(),
-            stdin: Some("{prompt}".into()),
-            env: BTreeMap::new(),
-            usage: UsageReport::None,
-        };
-        Self([claude, codex, gemini, command].into_iter().map(|p| (p.name.clone(), p)).collect())
+        let claude_args = [
+            "-p",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--mcp-config",
+            "{mcp_config}",
+            "--strict-mcp-config",
+            "--allowedTools",
+            "mcp__mesh__*",
+        ];
+        let codex_args = [
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "-c",
+            "mcp_servers.mesh.command=\"{mesh_bin}\"",
+            "-c",
+            "mcp_servers.mesh.args=[\"serve\", \"--db\", \"{db}\"]",
+            "-c",
+            "mcp_servers.mesh.env={ MESH_AGENT_TOKEN_FILE = \"{token_file}\" }",
+            "-c",
+            "mcp_servers.mesh.default_tools_approval_mode=\"approve\"",
+            "-",
+        ];
+        let mut gemini = Profile::builtin(
+            "gemini",
+            Some("gemini"),
+            &["--allowed-mcp-server-names", "mesh", "-p", "{prompt}"],
+            None,
+            UsageReport::None,
+        );
+        gemini.env.insert("GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(), "{mcp_config}".into());
+        let profiles = [
+            Profile::builtin("claude", Some("claude"), &claude_args, Some("{prompt}"), UsageReport::ClaudeStreamJson),
+            Profile::builtin("codex", Some("codex"), &codex_args, Some("{prompt}"), UsageReport::CodexJson),
+            gemini,
+            Profile::builtin("command", None, &[], Some("{prompt}"), UsageReport::None),
+        ];
+        Self(profiles.into_iter().map(|p| (p.name.clone(), p)).collect())
     }
 
     /// The built-in profiles, overridden and extended by the project's `.mesh/runners.toml`.
@@ -237,8 +221,17 @@ impl Profiles {
     }
 }
 
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
+impl Profile {
+    fn builtin(name: &str, program: Option<&str>, args: &[&str], stdin: Option<&str>, usage: UsageReport) -> Self {
+        Self {
+            name: name.into(),
+            program: program.map(str::to_string),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            stdin: stdin.map(str::to_string),
+            env: BTreeMap::new(),
+            usage,
+        }
+    }
 }
 
 /// The process `profile` starts for `data`, with the supervisor's `ctx`.

@@ -140,10 +140,12 @@ impl Engine {
     /// The spec of a claimed worker now; `None` once it is no longer asked for (the request or
     /// the swarm was removed).
     pub async fn worker_spec(&self, claim: &Claim) -> Result<Option<WorkerSpec>> {
-        match crate::store::get(&**self.store(), &keys::worker_spec(&claim.swarm, &claim.agent)).await? {
-            Some(kv) => Ok(Some(decode(&kv)?)),
-            None => Ok(None),
-        }
+        self.worker_record(keys::worker_spec(&claim.swarm, &claim.agent)).await
+    }
+
+    /// The record at `key`, decoded, if there is one.
+    async fn worker_record<T: serde::de::DeserializeOwned>(&self, key: String) -> Result<Option<T>> {
+        crate::store::get(&**self.store(), &key).await?.map(|kv| decode(&kv)).transpose()
     }
 
     /// A fresh token for the claimed worker's agent, for its next start: the agent's earlier
@@ -190,10 +192,8 @@ impl Engine {
 
     /// The worker of `agent` as views show it: asked for, or last reported.
     pub async fn worker_view(&self, swarm: &SwarmId, agent: &AgentId) -> Result<Option<WorkerView>> {
-        let get = |key: String| async move { crate::store::get(&**self.store(), &key).await };
-        let spec: Option<WorkerSpec> = get(keys::worker_spec(swarm, agent)).await?.map(|kv| decode(&kv)).transpose()?;
-        let status: Option<WorkerStatus> =
-            get(keys::worker_status(swarm, agent)).await?.map(|kv| decode(&kv)).transpose()?;
+        let spec: Option<WorkerSpec> = self.worker_record(keys::worker_spec(swarm, agent)).await?;
+        let status: Option<WorkerStatus> = self.worker_record(keys::worker_status(swarm, agent)).await?;
         Ok(WorkerView::of(spec.as_ref(), status.as_ref()))
     }
 
