@@ -276,7 +276,8 @@ async fn a_browser_shows_a_12_agent_mesh_and_follows_a_change_made_through_mcp()
     let browser = browser();
     let server = HttpServer::start(&[]);
     let client = mcp(&server).await;
-    call(&client, "swarm_init", json!({"topology": "mesh", "swarmId": "live", "maxAgents": 20})).await;
+    let budget = json!({"topology": "mesh", "swarmId": "live", "maxAgents": 20, "maxWorkers": 4, "spendCapUsd": 5});
+    call(&client, "swarm_init", budget).await;
     let kinds = ["coordinator", "researcher", "coder", "analyst", "tester", "reviewer"];
     let mut tokens = Vec::new();
     for i in 0..12 {
@@ -312,10 +313,10 @@ async fn a_browser_shows_a_12_agent_mesh_and_follows_a_change_made_through_mcp()
     let loaded = script.expect("LOADED");
     assert!(loaded.starts_with("LOADED 12 nodes"), "{loaded}");
 
-    // The change, through MCP: a 13th agent joins and speaks; the page must show both.
-    let late =
-        call(&client, "agent_spawn", json!({"type": "optimizer", "name": "late-joiner", "capabilities": ["perf"]}))
-            .await;
+    // The change, through MCP: a 13th agent joins with a worker asked for (no supervisor runs
+    // here, so it stays requested) and speaks; the page must show all of it.
+    let late = json!({"type": "optimizer", "name": "late-joiner", "capabilities": ["perf"], "profile": "claude"});
+    let late = call(&client, "agent_spawn", late).await;
     call(
         &client,
         "daa_communication",

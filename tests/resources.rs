@@ -145,7 +145,8 @@ async fn lists_reads_and_templates(transport: Transport) {
             "mesh://swarm/{id}",
             "mesh://swarm/{id}/agents",
             "mesh://swarm/{id}/decisions",
-            "mesh://memory/{namespace}"
+            "mesh://memory/{namespace}",
+            "mesh://swarm/{id}/worker/{agent}"
         ]
     );
 
@@ -166,6 +167,14 @@ async fn lists_reads_and_templates(transport: Transport) {
     assert_eq!(decisions, json!({"swarmId": "res", "total": 0, "decisions": [], "revision": decisions["revision"]}));
     let memory = s.read("mesh://memory/notes").await.unwrap();
     assert!(common::contains(&memory["entries"], &json!([{"key": "plan", "value": "ship it"}])), "{memory}");
+    // An agent's worker, asked for and not yet run (no supervisor here).
+    let rev = s
+        .tool("agent_spawn", json!({"type": "reviewer", "name": "rev", "profile": "claude", "prompt": "review"}))
+        .await;
+    let id = rev["agentId"].as_str().unwrap();
+    let worker = s.read(&format!("mesh://swarm/res/worker/{id}")).await.unwrap();
+    assert_eq!(worker["worker"]["profile"], "claude", "{worker}");
+    assert_eq!((&worker["agentId"], &worker["logTail"]), (&rev["agentId"], &json!("")), "{worker}");
 
     // What does not exist is "resource not found" (-32002), named and templated alike.
     for uri in [
@@ -174,6 +183,8 @@ async fn lists_reads_and_templates(transport: Transport) {
         "file:///etc/passwd",
         "mesh://swarm/ghost",
         "mesh://swarm/ghost/decisions",
+        "mesh://swarm/res/worker/nobody",
+        "mesh://swarm/ghost/worker/nobody",
     ] {
         let e = s.read(uri).await.expect_err(uri);
         assert_eq!(error_code(e), ErrorCode::RESOURCE_NOT_FOUND, "{uri}");

@@ -20,19 +20,29 @@ struct Project {
 
 impl Project {
     fn new() -> Project {
+        Project::with(&[])
+    }
+
+    /// A project whose swarm `s` is created with `init` added to `swarm_init`'s arguments.
+    fn with(init: &[&str]) -> Project {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
         std::fs::create_dir_all(root.join(".mesh")).unwrap();
         let worker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/worker/worker.py");
-        let runners = format!(
-            "[runners.py]\nprogram = \"python3\"\nargs = [{:?}]\nstdin = \"{{prompt}}\"\nenv = {{ MESH_BIN = \"{{mesh_bin}}\" }}\n",
-            worker.to_string_lossy()
-        );
+        let profile = |name: &str, usage: &str| {
+            format!(
+                "[runners.{name}]\nprogram = \"python3\"\nargs = [{:?}]\nstdin = \"{{prompt}}\"\nenv = {{ MESH_BIN = \"{{mesh_bin}}\" }}\n{usage}",
+                worker.to_string_lossy()
+            )
+        };
+        // `pyspend` reads what the worker says it spent as Claude Code's stream-json reports it.
+        let runners = profile("py", "") + &profile("pyspend", "usage = \"claude-stream-json\"\n");
         std::fs::write(root.join(".mesh/runners.toml"), runners).unwrap();
         let db = root.join("mesh.db").to_string_lossy().into_owned();
         let project = Project { _dir: dir, root, db };
-        let init =
-            project.call(&["swarm_init", "mesh", "--swarmId=s", "--heartbeatInterval=0.5", "--messageTimeout=600"]);
+        let mut args = vec!["swarm_init", "mesh", "--swarmId=s", "--heartbeatInterval=0.5", "--messageTimeout=600"];
+        args.extend(init);
+        let init = project.call(&args);
         assert_eq!(init["swarmId"], "s", "{init}");
         project
     }
@@ -45,8 +55,12 @@ impl Project {
     }
 
     fn supervise(&self) -> Child {
+        self.supervise_up_to(4)
+    }
+
+    fn supervise_up_to(&self, capacity: usize) -> Child {
         Command::new(bin())
-            .args(["--db", &self.db, "supervise", "--capacity", "4", "--project"])
+            .args(["--db", &self.db, "supervise", "--capacity", &capacity.to_string(), "--project"])
             .arg(&self.root)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -65,6 +79,18 @@ impl Project {
         let list = self.call(&["agent_list", "--swarmId=s"]);
         let found = list["agents"].as_array().and_then(|a| a.iter().find(|a| a["name"] == agent).cloned());
         found.map_or(Value::Null, |a| a["worker"].clone())
+    }
+
+    /// `mesh-mcp budget` on swarm `s`, as the operator.
+    fn budget(&self, flags: &[&str]) -> Value {
+        let out = Command::new(bin()).args(["--db", &self.db, "budget", "s"]).args(flags).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The log's lines of one event (`start`, `exit`, `term`).
+    fn events(&self, event: &str) -> Vec<String> {
+        self.starts().into_iter().filter(|l| l.split(' ').next() == Some(event)).collect()
     }
 
     fn status(&self, agent: &str) -> String {
@@ -178,6 +204,19 @@ fn a_killed_worker_is_restarted_under_a_fresh_identity() {
         "active" | "idle" => Ok(()),
         other => Err(other.to_string()),
     });
+    // A stop asked through the tool: only the owner (or the agent) may, and it ends the process
+    // with SIGTERM for good.
+    let stop = ["daa_fault_tolerance", "--strategy=stop_worker", "--agentId=k", "--swarmId=s"];
+    let refused = project.call(&[&stop[..], &["--ownerToken=wrong"]].concat());
+    assert_eq!(refused["error"]["code"], "unauthorized", "{refused}");
+    let stopping = project.call(&stop);
+    assert_eq!(stopping["worker"]["worker"]["stopping"], true, "{stopping}");
+    wait_until("the worker to be stopped", || match project.worker("k") {
+        w if w["state"] == "exited" => Ok(()),
+        w => Err(w.to_string()),
+    });
+    assert_eq!(project.events("term").len(), 1, "{:?}", project.starts());
+    assert_eq!(project.events("start").len(), 2, "a stopped worker is not restarted");
 }
 
 #[test]
@@ -243,4 +282,134 @@ fn a_dead_supervisors_worker_is_adopted_and_never_runs_twice() {
     });
     assert_eq!(pids(&project).len(), 2, "nothing started after the swarm was destroyed");
     drop(second);
+}
+
+/// Most workers running at once, from the workers' own start and exit records.
+fn most_at_once(log: &[String]) -> usize {
+    let mut events: Vec<(f64, i32)> = log
+        .iter()
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            let delta = match fields[0] {
+                "start" => 1,
+                "exit" | "term" => -1,
+                _ => return None,
+            };
+            Some((fields[3].parse().unwrap(), delta))
+        })
+        .collect();
+    // At one instant an exit comes before a start.
+    events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, delta) in events {
+        now += delta;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+/// 50 spawn requests at once, from 50 processes, in a swarm whose maxWorkers is 5, served by two
+/// supervisors that could each run all 50: every worker runs once, and never more than 5 at once.
+#[test]
+fn fifty_simultaneous_spawns_never_run_more_than_max_workers() {
+    let project = Project::with(&["--maxAgents=60", "--maxWorkers=5"]);
+    let _supervisors = [Killed(project.supervise_up_to(50)), Killed(project.supervise_up_to(50))];
+    std::thread::scope(|scope| {
+        let spawns: Vec<_> = (0..50)
+            .map(|n| {
+                let project = &project;
+                scope.spawn(move || {
+                    let name = format!("--name=w{n}");
+                    let args = ["agent_spawn", "worker", &name, "--swarmId=s", "--profile=py", "--prompt=sleep 0.4"];
+                    project.call(&args)
+                })
+            })
+            .collect();
+        for spawn in spawns {
+            let spawned = spawn.join().unwrap();
+            assert_eq!(spawned["worker"], "py", "{spawned}");
+        }
+    });
+    wait_until("every worker to run and exit", || match project.events("exit").len() {
+        50 => Ok(()),
+        n => Err(format!("{n} exited, {} started", project.events("start").len())),
+    });
+    assert_eq!(project.events("start").len(), 50, "each worker ran once");
+    let most = most_at_once(&project.starts());
+    assert_eq!(most, 5, "the cap is reached and never passed");
+}
+
+/// A spend cap: workers report what they spent (as Claude Code's result message says it); once
+/// the swarm's total reaches the cap, a running worker is stopped gracefully (SIGTERM), a new one
+/// does not start, `swarm_status` says why with an alert, and raising the cap lets it start.
+#[test]
+fn a_spend_cap_stops_running_workers_and_starts_nothing_new() {
+    let project = Project::new();
+    let set = project.budget(&["--spend-cap-usd", "1"]);
+    assert_eq!(set["limits"]["spendCapUsd"], 1.0, "{set}");
+    let _supervisor = Killed(project.supervise());
+    project.call(&["agent_spawn", "worker", "--name=stayer", "--swarmId=s", "--profile=py", "--prompt=stay"]);
+    wait_until("the staying worker to start", || project.events("start").first().cloned().ok_or("none"));
+    for (name, exits) in [("p1", 1), ("p2", 2)] {
+        let name = format!("--name={name}");
+        project.call(&["agent_spawn", "worker", &name, "--swarmId=s", "--profile=pyspend", "--prompt=spend 0.6"]);
+        wait_until("the spender to exit", || match project.events("exit").len() {
+            n if n >= exits => Ok(()),
+            n => Err(format!("{n} exits")),
+        });
+    }
+    let stopped = wait_until("the staying worker to be stopped for the cap", || match project.worker("stayer") {
+        w if w["state"] == "exited" => Ok(w),
+        w => Err(w.to_string()),
+    });
+    assert!(stopped["stoppedFor"].as_str().unwrap().contains("spend cap"), "{stopped}");
+    assert_eq!(project.events("term").len(), 1, "stopped with SIGTERM: {:?}", project.starts());
+    let status = project.call(&["swarm_status", "--swarmId=s"]);
+    let budget = &status["budget"];
+    assert!((budget["spent"]["costUsd"].as_f64().unwrap() - 1.2).abs() < 1e-9, "{status}");
+    assert_eq!(budget["spent"]["outputTokens"], 20, "{status}");
+    assert!(budget["exhausted"].as_str().unwrap().contains("$1.2000 of its $1.0000"), "{status}");
+    let alerts = status["alerts"].as_array().unwrap();
+    assert!(alerts.iter().any(|a| a["metric"] == "spendUsd"), "{status}");
+    // What the spender printed is readable through a tool, from the store (any host).
+    let log = project.call(&["daa_fault_tolerance", "--strategy=worker_log", "--agentId=p2", "--swarmId=s"]);
+    assert!(log["worker"]["logTail"].as_str().unwrap().contains("\"total_cost_usd\": 0.6"), "{log}");
+
+    project.call(&["agent_spawn", "worker", "--name=late", "--swarmId=s", "--profile=py", "--prompt=stay"]);
+    let waiting = project.call(&["swarm_status", "--swarmId=s"]);
+    assert_eq!(waiting["workers"]["requested"], 1, "{waiting}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(project.events("start").len(), 3, "nothing starts over the cap: {:?}", project.starts());
+    project.budget(&["--spend-cap-usd", "5"]);
+    wait_until("the late worker to start once the cap is raised", || match project.events("start").len() {
+        4 => Ok(()),
+        n => Err(format!("{n} starts")),
+    });
+}
+
+/// maxRestarts fails a crashing worker's agent before maxRetryAttempts would, and maxWallSeconds
+/// stops a worker that runs on, gracefully; both say why.
+#[test]
+fn restarts_and_wall_time_are_budgeted_per_worker() {
+    let project = Project::with(&["--maxRestarts=1", "--maxWallSeconds=1.5"]);
+    let _supervisor = Killed(project.supervise());
+    project.call(&["agent_spawn", "worker", "--name=c", "--swarmId=s", "--profile=py", "--prompt=crash"]);
+    let crashed = wait_until("the crashing worker to be given up", || match project.worker("c") {
+        w if w["state"] == "failed" => Ok(w),
+        w => Err(w.to_string()),
+    });
+    assert_eq!(crashed["restarts"], 1, "{crashed}");
+    assert!(crashed["stoppedFor"].as_str().unwrap().contains("maxRestarts"), "{crashed}");
+    assert_eq!(project.status("c"), "failed");
+    assert_eq!(project.events("start").len(), 2, "one start and one restart");
+
+    project.call(&["agent_spawn", "worker", "--name=long", "--swarmId=s", "--profile=py", "--prompt=stay"]);
+    let ended = wait_until("the long worker to be stopped", || match project.worker("long") {
+        w if w["state"] == "exited" => Ok(w),
+        w => Err(w.to_string()),
+    });
+    assert!(ended["stoppedFor"].as_str().unwrap().contains("maxWallSeconds"), "{ended}");
+    assert_eq!(project.events("term").len(), 1, "stopped with SIGTERM: {:?}", project.starts());
+    let init_budget = project.budget(&[]);
+    assert_eq!(init_budget["limits"], json!({"maxRestarts": 1, "maxWallSeconds": 1.5}), "{init_budget}");
 }

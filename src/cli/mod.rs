@@ -8,6 +8,7 @@
 //! then stop the background work and write the last metrics sample. Logging is set up by `main`
 //! before anything else, for every command alike.
 
+pub mod budget;
 pub mod call;
 pub mod dashboard;
 pub mod doctor;
@@ -132,6 +133,9 @@ pub enum Command {
     /// project's runner profiles (.mesh/runners.toml, and the built-in claude, codex, gemini),
     /// restarting and stopping them as asked, until SIGTERM/SIGINT.
     Supervise(supervise::SuperviseArgs),
+    /// Read or change a swarm's worker budget: workers at once, restarts and wall time per
+    /// worker, and a spend cap; prints the limits and what its workers spent.
+    Budget(budget::BudgetArgs),
 }
 
 /// A tokio runtime: one thread unless `multi_thread`.

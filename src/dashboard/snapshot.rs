@@ -14,12 +14,15 @@ use crate::mesh::consensus::{ConsensusParams, ProposalView};
 use crate::mesh::health::AgentStatus;
 use crate::mesh::reports::{MailboxActivity, TaskQueues};
 use crate::mesh::swarm::{AgentListParams, AgentView, SwarmIdParams, SwarmStatusOutput};
+use crate::mesh::workers::WorkerLog;
 use crate::mesh::Engine;
 
 /// Decisions shown, newest first.
 const DECISIONS: usize = 20;
 /// Waiting messages shown, newest first.
 const MESSAGES: usize = 12;
+/// Workers shown with the ends of their output, by agent id.
+const WORKERS: usize = 50;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -34,6 +37,10 @@ pub struct Snapshot {
     pub proposals: Proposals,
     pub tasks: TaskQueues,
     pub messages: MailboxActivity,
+    /// The swarm's worker processes with the ends of their output (at most 50), and how many
+    /// were left out.
+    pub workers: Vec<WorkerLog>,
+    pub workers_omitted: usize,
     /// The recorded metrics over the last hour, every process on the store together.
     pub metrics: Charts,
     /// Server time of the read, so the page can say how old it is.
@@ -77,6 +84,7 @@ pub async fn read(engine: &Engine, swarm_id: &str) -> Result<Snapshot> {
     let params: ConsensusParams = serde_json::from_value(json!({ "action": "list", "limit": DECISIONS }))
         .map_err(|e| MeshError::BadArguments(e.to_string()))?;
     let list = engine.proposal_list(&swarm, &params).await?;
+    let (workers, workers_omitted) = engine.worker_logs(&swarm, WORKERS).await?;
     Ok(Snapshot {
         swarm_id: status.swarm_id.clone(),
         edges: edges(&agents),
@@ -84,6 +92,8 @@ pub async fn read(engine: &Engine, swarm_id: &str) -> Result<Snapshot> {
         tasks: engine.task_queues(&swarm).await?,
         messages: engine.mailbox_activity(&swarm, MESSAGES).await?,
         metrics: super::charts::read(engine).await?,
+        workers,
+        workers_omitted,
         now_ms: engine.now_ms(),
         agents,
         status,

@@ -30,6 +30,8 @@ pub enum Watched {
     Agent(SwarmId),
     /// One agent's mailbox.
     Mailbox(SwarmId, AgentId),
+    /// One agent's worker (its request and what its supervisor reports).
+    Worker(SwarmId, AgentId),
 }
 
 impl Watched {
@@ -44,13 +46,18 @@ impl Watched {
             // swarm_status reads the swarm, its mailboxes and deliveries (latency), consensus
             // (leader, agreement) and task loads: everything a swarm keeps.
             Self::Swarm(s) => keys::swarm_state(s).iter().any(|p| key.starts_with(p)),
-            // agent_list reads the swarm (records, heartbeats, liveness, faults, graph) and counts
-            // pending mail.
-            Self::Agents(s) => key.starts_with(&keys::swarm_prefix(s)) || key.starts_with(&keys::mailboxes(s)),
+            // agent_list reads the swarm (records, heartbeats, liveness, faults, graph), counts
+            // pending mail, and its workers.
+            Self::Agents(s) => {
+                key.starts_with(&keys::swarm_prefix(s))
+                    || key.starts_with(&keys::mailboxes(s))
+                    || key.starts_with(&keys::workers(s))
+            }
             Self::Decisions(s) => key.starts_with(&keys::decision_log(s)) || key == keys::swarm(s),
             Self::Memory(ns) => key.starts_with(&keys::memory_namespace(ns)),
             Self::Agent(s) => Self::Agents(s.clone()).touched_by(key) || key.starts_with(&keys::tasks(s)),
             Self::Mailbox(s, a) => key.starts_with(&keys::mailbox(s, a)),
+            Self::Worker(s, a) => key == keys::worker_spec(s, a) || key == keys::worker_status(s, a),
         }
     }
 }

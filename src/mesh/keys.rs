@@ -31,6 +31,9 @@
 //! workers/<swarm>/claim/<agent>       the supervisor running it, attached to that supervisor's
 //!                                     lease; its create revision is the fence of every report
 //! workers/<swarm>/status/<agent>      what the claiming supervisor last reported (pid, host, state)
+//! workers/<swarm>/budget              the swarm's worker limits and what its workers spent so far
+//! workers/<swarm>/slot/<n>            one of maxWorkers places to run, held with a claim under the
+//!                                     same lease, so the cap holds across supervisors
 //! patterns/<namespace>/pattern/<id>   a ReasoningBank pattern with its embedding
 //! patterns/<namespace>/outcome/<id>   an operation outcome recorded by `neural_patterns learn`
 //! ```
@@ -193,4 +196,13 @@ pub fn worker_claim(id: &SwarmId, agent: &AgentId) -> String {
 }
 pub fn worker_status(id: &SwarmId, agent: &AgentId) -> String {
     format!("workers/{id}/status/{agent}")
+}
+pub fn worker_budget(id: &SwarmId) -> String {
+    format!("workers/{id}/budget")
+}
+pub fn worker_slots(id: &SwarmId) -> String {
+    format!("workers/{id}/slot/")
+}
+pub fn worker_slot(id: &SwarmId, n: u32) -> String {
+    format!("workers/{id}/slot/{n}")
 }

@@ -7,6 +7,7 @@
 //! | `mesh://swarm/{id}`          | the swarm's status (what `swarm_status` returns) |
 //! | `mesh://swarm/{id}/agents`   | its agents (what `agent_list` returns)           |
 //! | `mesh://swarm/{id}/decisions`| its consensus decision log, newest first         |
+//! | `mesh://swarm/{id}/worker/{agent}` | the agent's worker and the end of its output |
 //! | `mesh://memory/{namespace}`  | the namespace's entries (`memory_usage` list)    |
 //! | `mesh://self`                | a bound session's agent, swarm and tasks         |
 //! | `mesh://inbox`               | a bound session's agent's unread messages        |
@@ -36,6 +37,8 @@ pub enum MeshResource {
     Agents(String),
     Decisions(String),
     Memory(String),
+    /// An agent's worker process (swarm, agent id).
+    Worker(String, String),
     /// `mesh://self` of a session bound to agent `agent` of swarm `swarm`.
     Me {
         swarm: String,
@@ -58,6 +61,7 @@ impl MeshResource {
             ["swarm", id] => Self::Swarm(id.to_string()),
             ["swarm", id, "agents"] => Self::Agents(id.to_string()),
             ["swarm", id, "decisions"] => Self::Decisions(id.to_string()),
+            ["swarm", id, "worker", agent] => Self::Worker(id.to_string(), agent.to_string()),
             ["memory", namespace] => Self::Memory(namespace.to_string()),
             _ => return None,
         };
@@ -66,6 +70,7 @@ impl MeshResource {
             Self::Swarm(n) | Self::Agents(n) | Self::Decisions(n) | Self::Memory(n) => {
                 validate::name("name", n).is_ok()
             }
+            Self::Worker(id, agent) => validate::name("name", id).is_ok() && validate::name("name", agent).is_ok(),
             Self::Me { .. } | Self::Inbox { .. } => false, // only through `parse_bound`
         };
         name_ok.then_some(resource)
@@ -94,6 +99,7 @@ impl MeshResource {
             Self::Agents(id) => format!("{SCHEME}swarm/{id}/agents"),
             Self::Decisions(id) => format!("{SCHEME}swarm/{id}/decisions"),
             Self::Memory(ns) => format!("{SCHEME}memory/{ns}"),
+            Self::Worker(id, agent) => format!("{SCHEME}swarm/{id}/worker/{agent}"),
         }
     }
 
@@ -116,6 +122,10 @@ impl MeshResource {
             ),
             Self::Decisions(id) => serde_json::to_string(&engine.decision_log(id, config::MAX_LIST_LIMIT).await?),
             Self::Memory(ns) => serde_json::to_string(&engine.memory_usage(memory_list(ns)).await?),
+            Self::Worker(id, agent) => {
+                engine.swarm_settings(&SwarmId::new(id.as_str())).await?; // an unknown swarm is NotFound
+                serde_json::to_string(&engine.worker_log(&SwarmId::new(id.as_str()), &AgentId::new(agent)).await?)
+            }
             Self::Me { swarm, agent } => serde_json::to_string(&engine.agent_self(swarm, agent).await?),
             Self::Inbox { swarm, agent } => serde_json::to_string(&engine.inbox(swarm, agent).await?),
         };
@@ -130,6 +140,7 @@ impl MeshResource {
             Self::Agents(id) => Watched::Agents(SwarmId::new(id)),
             Self::Decisions(id) => Watched::Decisions(SwarmId::new(id)),
             Self::Memory(ns) => Watched::Memory(ns.clone()),
+            Self::Worker(id, agent) => Watched::Worker(SwarmId::new(id), AgentId::new(agent)),
             Self::Me { swarm, .. } => Watched::Agent(SwarmId::new(swarm)),
             Self::Inbox { swarm, agent } => Watched::Mailbox(SwarmId::new(swarm), AgentId::new(agent)),
         }
@@ -148,6 +159,7 @@ impl MeshResource {
             }
             Self::Decisions(id) => (format!("decisions of {id}"), "The swarm's consensus decision log, newest first"),
             Self::Memory(ns) => (format!("memory {ns}"), "The entries of a shared memory namespace"),
+            Self::Worker(_, agent) => (format!("worker of {agent}"), WORKER_DESCRIPTION),
             Self::Me { .. } => ("self".into(), "This session's agent: status, swarm, links, unread count, tasks"),
             Self::Inbox { .. } => {
                 ("inbox".into(), "This session's agent's unacknowledged messages (read, not received)")
@@ -160,6 +172,9 @@ impl MeshResource {
         Resource::new(self.uri(), name).with_description(description).with_mime_type(MIME_JSON)
     }
 }
+
+const WORKER_DESCRIPTION: &str =
+    "An agent's worker process (state, host, pid, restarts, spend) and the last 2 KiB of its output";
 
 /// `memory_usage {action: list}` over a whole namespace, as large a page as a list returns.
 fn memory_list(namespace: &str) -> MemoryParams {
@@ -210,6 +225,7 @@ pub fn templates() -> Vec<ResourceTemplate> {
         template("mesh://swarm/{id}/agents", "swarm agents", "A swarm's agents with status, heartbeat age and links"),
         template("mesh://swarm/{id}/decisions", "decision log", "A swarm's consensus decision log, newest first"),
         template("mesh://memory/{namespace}", "memory namespace", "The entries of a shared memory namespace"),
+        template("mesh://swarm/{id}/worker/{agent}", "agent worker", WORKER_DESCRIPTION),
     ]
 }
 
@@ -225,6 +241,7 @@ mod tests {
             MeshResource::Agents("a:b".into()),
             MeshResource::Decisions("x.y".into()),
             MeshResource::Memory("default".into()),
+            MeshResource::Worker("s".into(), "coder-1".into()),
         ] {
             assert_eq!(MeshResource::parse(&r.uri()), Some(r));
         }
@@ -251,7 +268,7 @@ mod tests {
     #[test]
     fn every_template_names_a_parsable_shape() {
         for t in templates() {
-            let uri = t.uri_template.replace("{id}", "s1").replace("{namespace}", "ns");
+            let uri = t.uri_template.replace("{id}", "s1").replace("{namespace}", "ns").replace("{agent}", "a1");
             assert!(MeshResource::parse(&uri).is_some(), "{}", t.uri_template);
         }
     }

@@ -115,10 +115,22 @@ fn append(log: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::OpenOptions::new().create(true).append(true).open(log)?.write_all(bytes)
 }
 
-/// The last `max` bytes of a worker's log.
+/// The last `max` bytes of a worker's log (empty when there is none), from the start of a line
+/// where one begins within them.
 pub fn tail(log: &Path, max: usize) -> String {
-    let bytes = std::fs::read(log).unwrap_or_default();
-    String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(max)..]).into_owned()
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(log) else { return String::new() };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let mut bytes = Vec::new();
+    let from = len.saturating_sub(max as u64);
+    if file.seek(SeekFrom::Start(from)).and_then(|_| file.read_to_end(&mut bytes)).is_err() {
+        return String::new();
+    }
+    let start = match from {
+        0 => 0,
+        _ => bytes.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1),
+    };
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
 }
 
 impl Running {

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{worker, Shared};
 use crate::error::Result;
 use crate::mesh::keys;
-use crate::mesh::workers::WorkerClaim;
+use crate::mesh::workers::{Claimed, WorkerClaim};
 
 /// The supervisor's lease: a dead supervisor's workers are adopted within this, plus a look.
 pub const LEASE_TTL_MS: i64 = 10_000;
@@ -40,10 +40,14 @@ pub async fn run(shared: Arc<Shared>, capacity: usize, stop: CancellationToken) 
             if wanted.claimed || wanted.spec.stop {
                 continue;
             }
-            if let Some(claim) = engine.worker_claim(&wanted.swarm, &wanted.agent, &holder, lease).await? {
-                tracing::info!(agent = %wanted.agent, fence = claim.fence, "claimed a worker");
-                let key = format!("{}/{}", wanted.swarm, wanted.agent);
-                running.insert(key, tokio::spawn(worker::run(shared.clone(), claim, leave.child_token())));
+            match engine.worker_claim(&wanted.swarm, &wanted.agent, &holder, lease).await? {
+                Claimed::Held(claim) => {
+                    tracing::info!(agent = %wanted.agent, fence = claim.fence, "claimed a worker");
+                    let key = format!("{}/{}", wanted.swarm, wanted.agent);
+                    running.insert(key, tokio::spawn(worker::run(shared.clone(), claim, leave.child_token())));
+                }
+                Claimed::OverBudget(why) => tracing::debug!(agent = %wanted.agent, %why, "the worker waits"),
+                Claimed::Taken => {}
             }
         }
         tokio::select! {

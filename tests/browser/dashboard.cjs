@@ -87,6 +87,12 @@ async function main() {
     await page.waitForSelector(`#graph .node[data-name="${name}"]`, { timeout: WAIT });
     await page.waitForFunction(n => document.querySelectorAll('#graph .node').length === n, expected + 1, { timeout: WAIT });
     await page.waitForFunction(n => document.getElementById('messages').textContent.includes(n), name, { timeout: WAIT });
+    // Its worker, asked for with the claude profile, in the Workers panel under the swarm's budget.
+    await page.waitForFunction(n => [...document.querySelectorAll('#workers tr[data-agent-id]')]
+      .some(r => r.textContent.includes(n) && r.textContent.includes('claude') && r.textContent.includes('requested')),
+    name, { timeout: WAIT });
+    const budget = await page.$eval('#workers .budget', b => b.textContent);
+    if (!budget.includes('0/4 running') || !budget.includes('of $5 spent')) throw new Error(`the budget line says: ${budget}`);
     // The page has settled on the change; the screenshot shows it.
     fs.mkdirSync(path.dirname(screenshot), { recursive: true });
     await page.screenshot({ path: screenshot, fullPage: true });

@@ -151,7 +151,7 @@ function render(snap) {
   document.body.dataset.revision = snap ? snap.status.revision : '';
   if (!snap) {
     fill('summary', 'no swarm yet: call swarm_init');
-    for (const id of ['alerts', 'figures', 'agents', 'proposals', 'decisions', 'tasks', 'messages', 'metrics']) fill(id, empty());
+    for (const id of ['alerts', 'figures', 'agents', 'workers', 'proposals', 'decisions', 'tasks', 'messages', 'metrics']) fill(id, empty());
     fill('graph');
     return;
   }
@@ -163,6 +163,7 @@ function render(snap) {
   renderGraph(snap);
   renderAlerts(snap);
   renderAgents(snap);
+  renderWorkers(snap);
   renderProposals(snap);
   renderTasks(snap);
   renderMessages(snap);
@@ -257,6 +258,46 @@ function renderAgents(snap) {
         el('dt', {}, 'mailbox'), el('dd', {}, `${a.pendingMessages} waiting`),
         el('dt', {}, 'capabilities'), el('dd', {}, a.capabilities.length ? a.capabilities.map(c => el('span', { class: 'chip' }, c)) : '—')));
   }));
+}
+
+// The swarm's worker processes (agent_spawn with a runner profile): what their supervisors
+// report, the swarm's budget, and the end of each one's output.
+function renderWorkers(snap) {
+  const budget = snap.status.budget;
+  const parts = [];
+  if (budget) {
+    const l = budget.limits;
+    const limits = [
+      l.maxWorkers !== undefined ? `${budget.workersHeld}/${l.maxWorkers} running` : `${budget.workersHeld} running`,
+      l.maxRestarts !== undefined ? `${l.maxRestarts} restarts each` : null,
+      l.maxWallSeconds !== undefined ? `${l.maxWallSeconds} s each` : null,
+      l.spendCapUsd !== undefined ? `$${budget.spent.costUsd.toFixed(4)} of $${l.spendCapUsd} spent` : `$${budget.spent.costUsd.toFixed(4)} spent`,
+    ].filter(Boolean).join(' · ');
+    parts.push(el('p', { class: budget.exhausted ? 'budget exhausted' : 'budget' }, 'budget: ', limits,
+      budget.exhausted ? el('strong', {}, ` · ${budget.exhausted}`) : null));
+  }
+  if (!snap.workers.length) {
+    fill('workers', parts.length ? parts : empty('no workers (agent_spawn with a profile asks for one)'));
+    return;
+  }
+  const who = names(snap);
+  const uptime = w => w.state === 'running' && w.startedAtMs ? ago(snap.nowMs - w.startedAtMs).replace(' ago', '') : '—';
+  const exit = e => !e ? '—' : e.signal ? `signal ${e.signal}` : `code ${e.code}`;
+  const spend = s => s ? `$${s.costUsd.toFixed(4)} · ${s.inputTokens + s.outputTokens} tokens` : '—';
+  const rows = snap.workers.map(({ agentId, worker: w, logTail }) => [
+    el('tr', { 'data-agent-id': agentId },
+      el('td', {}, who.get(agentId) || agentId), el('td', {}, w.profile),
+      el('td', {}, el('span', { class: 'badge ' + (w.state || 'requested') }, w.stopping ? 'stopping' : (w.state || 'requested'))),
+      el('td', {}, w.host || '—'), el('td', { class: 'num' }, w.pid ?? '—'), el('td', { class: 'num' }, w.restarts),
+      el('td', {}, uptime(w)), el('td', {}, exit(w.lastExit)), el('td', {}, spend(w.spend)),
+      el('td', {}, w.stoppedFor || '')),
+    logTail ? el('tr', { class: 'log' }, el('td', { colspan: 10 },
+      el('details', {}, el('summary', {}, 'output'), el('pre', {}, logTail)))) : null,
+  ]);
+  parts.push(table(['agent', 'profile', 'state', 'host', { label: 'pid', num: true }, { label: 'restarts', num: true },
+    'uptime', 'last exit', 'spend', 'stopped for'], rows.flat()));
+  if (snap.workersOmitted) parts.push(el('p', { class: 'empty' }, `and ${snap.workersOmitted} more`));
+  fill('workers', parts);
 }
 
 function renderProposals(snap) {

@@ -25,6 +25,8 @@ pub enum FaultStrategy {
     ReportUnreachable,
     CircuitBreaker,
     Diagnose,
+    StopWorker,
+    WorkerLog,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -37,6 +39,7 @@ pub struct FaultParams {
     pub agent_token: Option<String>,
     pub reporter_id: Option<String>,
     pub swarm_id: Option<String>,
+    pub owner_token: Option<String>,
 }
 
 /// One agent's liveness as the detector sees it.
@@ -142,6 +145,9 @@ pub struct FaultOutput {
     pub figures: Option<HealthFigures>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerts: Option<Vec<Alert>>,
+    /// worker_log, stop_worker: the agent's worker and the end of its output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<crate::mesh::workers::WorkerLog>,
     pub revision: i64,
 }
 

@@ -44,7 +44,7 @@ pub struct HealthFigures {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
-    /// connectivity, nodeFailureRate, messageLatencyMs, agreementRate or topologyHealth.
+    /// connectivity, nodeFailureRate, messageLatencyMs, agreementRate, topologyHealth or spendUsd.
     pub metric: &'static str,
     pub value: f64,
     pub threshold: f64,

@@ -18,6 +18,7 @@ pub mod recovery;
 use super::consensus::{ConsensusHealth, ConsensusReconcile};
 use super::health::{self, AgentStatus};
 use super::model::{encode, wire_name, AgentRecord};
+use super::workers::WorkerLog;
 use super::{keys, Engine, SwarmView};
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
@@ -287,6 +288,17 @@ impl Engine {
         Ok(std::time::Duration::from_millis(next_ms as u64))
     }
 
+    /// stop_worker: the agent itself, or the swarm's owner, asks its supervisor to end its worker.
+    async fn fault_stop_worker(&self, view: &SwarmView, agent: &AgentRecord, p: &FaultParams) -> Result<WorkerLog> {
+        if Engine::authenticate(agent, p.agent_token.as_deref()).is_err() {
+            view.swarm.authorize_owner(p.owner_token.as_deref(), "stop_worker")?;
+        }
+        if !self.worker_stop(&view.swarm.id, &agent.id).await? {
+            return Err(MeshError::not_found("worker of agent", agent.id.to_string()));
+        }
+        self.worker_log(&view.swarm.id, &agent.id).await
+    }
+
     pub async fn daa_fault_tolerance(&self, p: FaultParams) -> Result<FaultOutput> {
         check(&p)?;
         let reference = p.agent_id.as_deref();
@@ -346,6 +358,8 @@ impl Engine {
                 self.fault_report_unreachable(&swarm, &target, reporter, p.agent_token.as_deref(), &mut out).await?;
             }
             FaultStrategy::CircuitBreaker => out.breaker = Some(breaker_view(&view, &need_target()?)),
+            FaultStrategy::WorkerLog => out.worker = Some(self.worker_log(&swarm, &need_target()?.id).await?),
+            FaultStrategy::StopWorker => out.worker = Some(self.fault_stop_worker(&view, &need_target()?, &p).await?),
             FaultStrategy::Diagnose => {
                 let only = target.as_ref().map(|a| &a.id);
                 let health = self.consensus_health(&view).await?;

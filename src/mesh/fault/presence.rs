@@ -85,6 +85,7 @@ impl Engine {
             strategy: FaultStrategy::Heartbeat,
             agent_token: Some(token.to_string()),
             reporter_id: None,
+            owner_token: None,
             swarm_id: Some(swarm.to_string()),
         };
         self.daa_fault_tolerance(beat).await.map(|_| ())

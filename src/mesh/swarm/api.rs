@@ -30,6 +30,23 @@ pub struct SwarmInitParams {
     pub recovery_timeout: Option<f64>,
     /// Who may add agents (default owner).
     pub membership: Option<Membership>,
+    // The worker budget: workers at once, restarts per worker, seconds per worker, US dollars
+    // for the swarm (plain comments: the catalogue's details say it, within tools/list's 12 KB).
+    pub max_workers: Option<u32>,
+    pub max_restarts: Option<u32>,
+    pub max_wall_seconds: Option<f64>,
+    pub spend_cap_usd: Option<f64>,
+}
+
+impl SwarmInitParams {
+    pub fn budget(&self) -> crate::mesh::workers::BudgetLimits {
+        crate::mesh::workers::BudgetLimits {
+            max_workers: self.max_workers,
+            max_restarts: self.max_restarts,
+            max_wall_seconds: self.max_wall_seconds,
+            spend_cap_usd: self.spend_cap_usd,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -42,6 +59,9 @@ pub struct SwarmInitOutput {
     pub settings: SwarmSettings,
     pub created_at_ms: i64,
     pub membership: Membership,
+    /// The worker limits set, if any.
+    #[serde(skip_serializing_if = "crate::mesh::workers::BudgetLimits::is_empty")]
+    pub budget: crate::mesh::workers::BudgetLimits,
     /// Shown only here. Adding agents, swarm_destroy and agentless proposals and tasks need it
     /// (this session and `mesh-mcp call` pass it on).
     pub owner_token: String,
@@ -142,6 +162,9 @@ pub struct SwarmStatusOutput {
     /// Its worker processes by state (`requested` until a supervisor reports); absent with none.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub workers: std::collections::BTreeMap<String, u64>,
+    /// Its worker limits and spend, once either exists; `exhausted` says why nothing starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::mesh::workers::BudgetView>,
     /// The manual's alerts over these figures (connectivity < 0.7, failure rate > 0.2, message
     /// latency > 5 s, agreement < 0.8, topology health < 0.6).
     pub alerts: Vec<Alert>,
@@ -208,7 +231,7 @@ pub struct AgentSpawnParams {
     /// no live session holds is re-attached with a fresh token, on the owner's authority.
     #[serde(default)]
     pub join: bool,
-    /// Runner profile of a worker to start (claude, codex, gemini...).
+    /// E.g. claude, codex, gemini.
     ///
     /// A supervisor (`mesh-mcp supervise`) starts it, bound to the agent. The profile must be
     /// one of the runner profiles of this server's project (`.mesh/runners.toml`).

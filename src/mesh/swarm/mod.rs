@@ -17,7 +17,7 @@ use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::SwarmId;
 use crate::mesh::consensus::read_only_reason;
-use crate::mesh::fault::diagnose::{alerts, HealthFigures};
+use crate::mesh::fault::diagnose::{alerts, Alert, HealthFigures};
 use crate::mesh::health::AgentStatus;
 use crate::mesh::model::{encode, SwarmRecord, SwarmSettings};
 use crate::mesh::topology::{Graph, LinkChange};
@@ -73,6 +73,8 @@ fn pairs(links: &[(crate::ids::AgentId, crate::ids::AgentId)]) -> Vec<[String; 2
 impl Engine {
     pub async fn swarm_init(&self, p: SwarmInitParams) -> Result<SwarmInitOutput> {
         let settings = p.settings()?;
+        let budget = p.budget();
+        budget.validate()?;
         let max_agents = p.max_agents.unwrap_or(config::DEFAULT_MAX_AGENTS);
         if max_agents == 0 || max_agents > config::MAX_AGENTS_LIMIT {
             return Err(MeshError::invalid("maxAgents", format!("must be between 1 and {}", config::MAX_AGENTS_LIMIT)));
@@ -104,6 +106,10 @@ impl Engine {
         let mut ops: Vec<Op> = keys::swarm_state(&id).into_iter().map(Op::delete_prefix).collect();
         ops.push(Op::put(keys::swarm(&id), encode(&record)));
         ops.push(Op::put(keys::graph(&id), encode(&Graph::default())));
+        if !budget.is_empty() {
+            let record = crate::mesh::workers::BudgetRecord { limits: budget, ..Default::default() };
+            ops.push(Op::put(keys::worker_budget(&id), encode(&record)));
+        }
         let txn = Txn::new().when([Compare::absent(keys::swarm(&id))]).and_then(ops);
         let resp = self.store().txn(txn).await?;
         if !resp.succeeded {
@@ -121,6 +127,7 @@ impl Engine {
             settings,
             created_at_ms: record.created_at_ms,
             membership,
+            budget,
             owner_token,
             join_secret,
             revision: resp.revision,
@@ -157,6 +164,10 @@ impl Engine {
         status.load = Some(self.load_summary(&view, config::MAX_AGENT_DETAIL).await?);
         status.store_stalled_since_ms = self.store().stalled_since();
         status.workers = self.workers_by_state(Some(&id)).await?;
+        status.budget = self.worker_budget_view(&id).await?;
+        if let Some(alert) = status.budget.as_ref().and_then(spend_alert) {
+            status.alerts.push(alert);
+        }
         Ok(status)
     }
 
@@ -248,8 +259,20 @@ fn status_of(view: &SwarmView, figures: HealthFigures) -> SwarmStatusOutput {
         load: None,
         store_stalled_since_ms: None,
         workers: Default::default(),
+        budget: None,
         revision: view.revision,
     }
+}
+
+/// The alert of a swarm whose workers reached its spend cap.
+fn spend_alert(budget: &crate::mesh::workers::BudgetView) -> Option<Alert> {
+    let (why, cap) = (budget.exhausted.as_ref()?, budget.limits.spend_cap_usd?);
+    Some(Alert {
+        metric: "spendUsd",
+        value: budget.spent.cost_usd,
+        threshold: cap,
+        message: format!("{why}: no worker starts, running ones are stopped"),
+    })
 }
 
 /// Keep the `max` agents that most need a look (failed first, then degraded, recovering,

@@ -6,8 +6,10 @@
 //! supervisor that lost its claim can change nothing, and no two supervisors ever both run a
 //! worker with a valid identity.
 
+pub mod budget;
 pub mod record;
 
+pub use budget::*;
 pub use record::*;
 
 use crate::error::{MeshError, Result};
@@ -23,6 +25,18 @@ pub struct Claim {
     pub swarm: SwarmId,
     pub agent: AgentId,
     pub fence: i64,
+    /// The place it holds under the swarm's maxWorkers, if the swarm has one.
+    pub slot: Option<u32>,
+}
+
+/// What came of trying to claim a worker.
+#[derive(Debug)]
+pub enum Claimed {
+    Held(Claim),
+    /// Another supervisor holds it, or it is no longer asked for.
+    Taken,
+    /// The swarm runs maxWorkers workers already, or its spend cap is reached (why).
+    OverBudget(String),
 }
 
 /// A worker the store asks for, and whether a supervisor holds it.
@@ -117,24 +131,95 @@ impl Engine {
         Ok(by)
     }
 
-    /// Claim the worker of `agent` under `lease` (the supervisor's), if it is asked for and
-    /// nobody holds it.
+    /// Claim the worker of `agent` under `lease` (the supervisor's), if it is asked for, nobody
+    /// holds it and the swarm's budget lets one more run: under maxWorkers the claim takes a free
+    /// slot in the same transaction, so no two supervisors can pass the cap together.
     pub async fn worker_claim(
         &self,
         swarm: &SwarmId,
         agent: &AgentId,
         holder: &WorkerClaim,
         lease: LeaseId,
-    ) -> Result<Option<Claim>> {
-        let claim = keys::worker_claim(swarm, agent);
-        let txn = Txn::new()
-            .when([
+    ) -> Result<Claimed> {
+        let claim_key = keys::worker_claim(swarm, agent);
+        self.with_retry(|| async {
+            let budget = self.worker_budget(swarm).await?;
+            if let Some(why) = budget.exhausted() {
+                return Ok(Some(Claimed::OverBudget(why)));
+            }
+            let mut compares = vec![
                 Compare::version(keys::worker_spec(swarm, agent), CompareOp::Greater, 0),
-                Compare::absent(claim.clone()),
-            ])
-            .and_then([Op::put_with_lease(claim, encode(holder), lease)]);
-        let resp = self.store().txn(txn).await?;
-        Ok(resp.succeeded.then(|| Claim { swarm: swarm.clone(), agent: agent.clone(), fence: resp.revision }))
+                Compare::absent(claim_key.clone()),
+            ];
+            let mut ops = vec![Op::put_with_lease(claim_key.clone(), encode(holder), lease)];
+            let slot = match budget.limits.max_workers {
+                None => None,
+                Some(max) => {
+                    let Some(free) = self.free_slot(swarm, max).await? else {
+                        return Ok(Some(Claimed::OverBudget(format!("the swarm runs its maxWorkers ({max}) already"))));
+                    };
+                    compares.push(Compare::absent(keys::worker_slot(swarm, free)));
+                    ops.push(Op::put_with_lease(keys::worker_slot(swarm, free), agent.to_string().into_bytes(), lease));
+                    Some(free)
+                }
+            };
+            let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
+            if resp.succeeded {
+                let claim = Claim { swarm: swarm.clone(), agent: agent.clone(), fence: resp.revision, slot };
+                return Ok(Some(Claimed::Held(claim)));
+            }
+            // Lost to another claim of this worker, or only of the slot: then try another slot.
+            let taken = crate::store::get(&**self.store(), &claim_key).await?.is_some();
+            Ok(taken.then_some(Claimed::Taken))
+        })
+        .await
+    }
+
+    /// The lowest slot under `max` that nobody holds, unless `max` are held already.
+    async fn free_slot(&self, swarm: &SwarmId, max: u32) -> Result<Option<u32>> {
+        let prefix = keys::worker_slots(swarm);
+        let held = self.store().range(RangeRequest::prefix(prefix.clone())).await?.kvs;
+        if held.len() >= max as usize {
+            return Ok(None);
+        }
+        let taken: std::collections::HashSet<u32> =
+            held.iter().filter_map(|kv| kv.key.strip_prefix(&prefix)?.parse().ok()).collect();
+        Ok((0..max).find(|n| !taken.contains(n)))
+    }
+
+    /// The swarm's worker budget: its limits and what its workers spent (none of either when
+    /// nobody set a limit and nothing was spent).
+    pub async fn worker_budget(&self, swarm: &SwarmId) -> Result<BudgetRecord> {
+        Ok(self.worker_record(keys::worker_budget(swarm)).await?.unwrap_or_default())
+    }
+
+    /// Change the swarm's limits: each limit given replaces the one set before. The swarm must
+    /// exist; supervisors act on the change at once (a lower maxWorkers stops nothing running).
+    pub async fn worker_budget_set(&self, swarm: &SwarmId, limits: BudgetLimits) -> Result<BudgetRecord> {
+        limits.validate()?;
+        self.load_swarm(swarm).await?;
+        let key = keys::worker_budget(swarm);
+        self.with_retry(|| async {
+            let kv = crate::store::get(&**self.store(), &key).await?;
+            let old: BudgetRecord = kv.as_ref().map(decode).transpose()?.unwrap_or_default();
+            let new = BudgetRecord { limits: old.limits.merged(limits), ..old };
+            let txn = Txn::new()
+                .when([Compare::mod_revision(key.clone(), CompareOp::Equal, kv.map_or(0, |kv| kv.mod_revision))])
+                .and_then([Op::put(key.clone(), encode(&new))]);
+            Ok(self.store().txn(txn).await?.succeeded.then_some(new))
+        })
+        .await
+    }
+
+    /// The swarm's budget as `swarm_status` shows it; `None` when there is nothing to show.
+    pub async fn worker_budget_view(&self, swarm: &SwarmId) -> Result<Option<BudgetView>> {
+        let budget = self.worker_budget(swarm).await?;
+        if budget == BudgetRecord::default() {
+            return Ok(None);
+        }
+        let held = self.store().range(RangeRequest::prefix(keys::workers(swarm))).await?;
+        let workers_held = held.kvs.iter().filter(|kv| kv.key.contains("/claim/")).count() as u64;
+        Ok(Some(BudgetView { exhausted: budget.exhausted(), limits: budget.limits, spent: budget.spent, workers_held }))
     }
 
     /// The spec of a claimed worker now; `None` once it is no longer asked for (the request or
@@ -169,18 +254,40 @@ impl Engine {
         .await
     }
 
-    /// Record what the supervisor sees of its worker; refused once the claim is lost.
-    pub async fn worker_report(&self, claim: &Claim, status: &WorkerStatus) -> Result<()> {
+    /// Record what the supervisor sees of its worker, and add what its last run spent (`added`)
+    /// to the swarm's budget in the same transaction; refused once the claim is lost.
+    pub async fn worker_report(&self, claim: &Claim, status: &WorkerStatus, added: Spend) -> Result<()> {
         let put = Op::put(keys::worker_status(&claim.swarm, &claim.agent), encode(status));
-        if self.store().txn(Txn::new().when([claim.holds()]).and_then([put])).await?.succeeded {
-            return Ok(());
-        }
-        Err(claim.lost())
+        let budget_key = keys::worker_budget(&claim.swarm);
+        self.with_retry(|| async {
+            let mut txn = Txn::new().when([claim.holds()]).and_then([put.clone()]);
+            if added != Spend::default() {
+                let kv = crate::store::get(&**self.store(), &budget_key).await?;
+                let mut budget: BudgetRecord = kv.as_ref().map(decode).transpose()?.unwrap_or_default();
+                budget.spent.add(added);
+                let rev = kv.map_or(0, |kv| kv.mod_revision);
+                txn = Txn::new()
+                    .when([claim.holds(), Compare::mod_revision(budget_key.clone(), CompareOp::Equal, rev)])
+                    .and_then([put.clone(), Op::put(budget_key.clone(), encode(&budget))]);
+            }
+            if self.store().txn(txn).await?.succeeded {
+                return Ok(Some(()));
+            }
+            self.still_held(claim).await.map(|()| None)
+        })
+        .await
     }
 
-    /// Let go of a worker; with `done`, its request too (it was stopped, or is not to run again).
+    /// What was last reported of the claimed worker, by this or an earlier supervisor.
+    pub async fn worker_last_status(&self, claim: &Claim) -> Result<Option<WorkerStatus>> {
+        self.worker_record(keys::worker_status(&claim.swarm, &claim.agent)).await
+    }
+
+    /// Let go of a worker (and of its slot); with `done`, its request too (it was stopped, or
+    /// is not to run again).
     pub async fn worker_release(&self, claim: &Claim, done: bool) -> Result<()> {
         let mut ops = vec![Op::delete(keys::worker_claim(&claim.swarm, &claim.agent))];
+        ops.extend(claim.slot.map(|n| Op::delete(keys::worker_slot(&claim.swarm, n))));
         if done {
             ops.push(Op::delete(keys::worker_spec(&claim.swarm, &claim.agent)));
         }
@@ -197,6 +304,45 @@ impl Engine {
         Ok(WorkerView::of(spec.as_ref(), status.as_ref()))
     }
 
+    /// The worker of `agent` with the end of its output; an agent without one is refused.
+    pub async fn worker_log(&self, swarm: &SwarmId, agent: &AgentId) -> Result<WorkerLog> {
+        let spec: Option<WorkerSpec> = self.worker_record(keys::worker_spec(swarm, agent)).await?;
+        let status: Option<WorkerStatus> = self.worker_record(keys::worker_status(swarm, agent)).await?;
+        let worker = WorkerView::of(spec.as_ref(), status.as_ref())
+            .ok_or_else(|| MeshError::not_found("worker of agent", agent.to_string()))?;
+        let log_tail = status.map(|s| s.log_tail).unwrap_or_default();
+        Ok(WorkerLog { agent_id: agent.to_string(), worker, log_tail })
+    }
+
+    /// The swarm's workers with the ends of their outputs, at most `max`, by agent id; and how
+    /// many were left out.
+    pub async fn worker_logs(&self, swarm: &SwarmId, max: usize) -> Result<(Vec<WorkerLog>, usize)> {
+        let kvs = self.store().range(RangeRequest::prefix(keys::workers(swarm))).await?.kvs;
+        let mut by_agent: std::collections::BTreeMap<&str, (Option<WorkerSpec>, Option<WorkerStatus>)> =
+            Default::default();
+        for kv in &kvs {
+            let Some((kind, agent)) = kv.key.strip_prefix(&keys::workers(swarm)).and_then(|r| r.split_once('/')) else {
+                continue;
+            };
+            match kind {
+                "spec" => by_agent.entry(agent).or_default().0 = Some(decode(kv)?),
+                "status" => by_agent.entry(agent).or_default().1 = Some(decode(kv)?),
+                _ => {}
+            }
+        }
+        let total = by_agent.len();
+        let logs = by_agent
+            .into_iter()
+            .take(max)
+            .filter_map(|(agent, (spec, status))| {
+                let worker = WorkerView::of(spec.as_ref(), status.as_ref())?;
+                let log_tail = status.map(|s| s.log_tail).unwrap_or_default();
+                Some(WorkerLog { agent_id: agent.to_string(), worker, log_tail })
+            })
+            .collect::<Vec<_>>();
+        Ok((logs, total.saturating_sub(max)))
+    }
+
     /// Whether `claim` is still the current hold on its worker.
     pub async fn worker_holds(&self, claim: &Claim) -> Result<bool> {
         let key = keys::worker_claim(&claim.swarm, &claim.agent);
@@ -210,12 +356,12 @@ impl Engine {
         }
     }
 
-    /// The worker failed to start `maxRetryAttempts` times in its window: its agent is failed
-    /// now (its lease ends, the sweep records the failure and its tasks go to live agents).
-    pub async fn worker_gave_up(&self, claim: &Claim, exit: &ExitRecord) -> Result<()> {
+    /// The worker failed to start `maxRetryAttempts` times in its window, or spent its restarts:
+    /// its agent is failed now (its lease ends, the sweep records the failure and its tasks go to live agents).
+    pub async fn worker_gave_up(&self, claim: &Claim, why: &str) -> Result<()> {
         self.still_held(claim).await?;
         let view = self.load_swarm(&claim.swarm).await?;
-        tracing::warn!(agent = %claim.agent, ?exit, "the worker kept failing; its agent is failed");
+        tracing::warn!(agent = %claim.agent, %why, "the worker is given up; its agent is failed");
         if let Some(live) = view.liveness.get(&claim.agent) {
             match self.store().lease_revoke(live.lease).await {
                 Ok(()) | Err(crate::store::StoreError::LeaseNotFound(_)) => {}
@@ -248,6 +394,13 @@ mod tests {
         }
     }
 
+    fn held(claimed: Claimed) -> Claim {
+        match claimed {
+            Claimed::Held(claim) => claim,
+            other => panic!("not claimed: {other:?}"),
+        }
+    }
+
     fn holder(name: &str) -> WorkerClaim {
         WorkerClaim { supervisor: name.into(), host: "h".into(), claimed_ms: 0 }
     }
@@ -267,14 +420,15 @@ mod tests {
         let (lease_a, lease_b) =
             (a.store().lease_grant(60_000).await.unwrap(), b.store().lease_grant(60_000).await.unwrap());
 
-        let first = a.worker_claim(&swarm, &agent, &holder("A"), lease_a).await.unwrap().expect("A claims");
-        assert!(b.worker_claim(&swarm, &agent, &holder("B"), lease_b).await.unwrap().is_none(), "held by A");
+        let first = held(a.worker_claim(&swarm, &agent, &holder("A"), lease_a).await.unwrap());
+        let taken = b.worker_claim(&swarm, &agent, &holder("B"), lease_b).await.unwrap();
+        assert!(matches!(taken, Claimed::Taken), "held by A: {taken:?}");
         assert!(b.workers_wanted().await.unwrap()[0].claimed);
         let token = a.worker_token(&first).await.unwrap();
         assert!(a.agent_by_token(&token, Some("s")).await.is_ok(), "the issued token is the agent's");
 
         a.store().lease_revoke(lease_a).await.unwrap();
-        let second = b.worker_claim(&swarm, &agent, &holder("B"), lease_b).await.unwrap().expect("B adopts");
+        let second = held(b.worker_claim(&swarm, &agent, &holder("B"), lease_b).await.unwrap());
         assert!(second.fence > first.fence);
         let status = WorkerStatus {
             profile: "command".into(),
@@ -286,22 +440,100 @@ mod tests {
             restarts: 0,
             last_exit: None,
             spend: Default::default(),
+            ran_ms: 0,
+            stopped_for: None,
+            log_tail: String::new(),
             fence: first.fence,
             reported_ms: 0,
         };
-        assert!(a.worker_report(&first, &status).await.is_err(), "A's fence is stale");
+        assert!(a.worker_report(&first, &status, Spend::default()).await.is_err(), "A's fence is stale");
         assert!(a.worker_token(&first).await.is_err(), "A can issue no identity");
         assert!(a.agent_by_token(&token, Some("s")).await.is_ok(), "nothing changed");
         let fresh = b.worker_token(&second).await.unwrap();
         assert!(b.agent_by_token(&token, Some("s")).await.is_err(), "A's copy of the identity is dead");
         assert!(b.agent_by_token(&fresh, Some("s")).await.is_ok());
-        b.worker_report(&second, &WorkerStatus { supervisor: "B".into(), fence: second.fence, ..status })
-            .await
-            .unwrap();
+        b.worker_report(
+            &second,
+            &WorkerStatus { supervisor: "B".into(), fence: second.fence, ..status },
+            Spend::default(),
+        )
+        .await
+        .unwrap();
 
         assert!(a.worker_stop(&swarm, &agent).await.unwrap());
         assert!(b.worker_spec(&second).await.unwrap().unwrap().stop);
         b.worker_release(&second, true).await.unwrap();
         assert!(b.workers_wanted().await.unwrap().is_empty());
+    }
+
+    /// maxWorkers holds across supervisors (each claim takes a slot in its transaction), a
+    /// released claim frees its slot, and a spent budget lets nothing more be claimed.
+    #[tokio::test]
+    async fn claims_stay_within_the_swarms_budget() {
+        let (_dir, _clock, a, b) = two_processes();
+        a.swarm_init(params(serde_json::json!({"topology": "mesh", "swarmId": "s", "membership": "open"})))
+            .await
+            .unwrap();
+        let swarm = SwarmId::new("s");
+        let mut agents = Vec::new();
+        for n in 0..4 {
+            let name = format!("w{n}");
+            let spawned = a
+                .agent_spawn(params(serde_json::json!({"type": "coder", "name": name, "swarmId": "s"})))
+                .await
+                .unwrap();
+            let agent = AgentId::new(&spawned.agent_id);
+            a.worker_request(&swarm, &agent, &spec()).await.unwrap();
+            agents.push(agent);
+        }
+        let limits = BudgetLimits { max_workers: Some(2), spend_cap_usd: Some(1.0), ..Default::default() };
+        a.worker_budget_set(&swarm, limits).await.unwrap();
+        let (lease_a, lease_b) =
+            (a.store().lease_grant(60_000).await.unwrap(), b.store().lease_grant(60_000).await.unwrap());
+
+        let first = held(a.worker_claim(&swarm, &agents[0], &holder("A"), lease_a).await.unwrap());
+        let second = held(b.worker_claim(&swarm, &agents[1], &holder("B"), lease_b).await.unwrap());
+        assert_ne!(first.slot, second.slot);
+        let over = a.worker_claim(&swarm, &agents[2], &holder("A"), lease_a).await.unwrap();
+        assert!(matches!(&over, Claimed::OverBudget(why) if why.contains("maxWorkers (2)")), "{over:?}");
+        assert_eq!(b.worker_budget_view(&swarm).await.unwrap().unwrap().workers_held, 2);
+
+        b.worker_release(&second, true).await.unwrap();
+        let third = held(a.worker_claim(&swarm, &agents[2], &holder("A"), lease_a).await.unwrap());
+        assert_eq!(third.slot, second.slot, "the freed slot is taken again");
+
+        let status = WorkerStatus {
+            profile: "command".into(),
+            state: WorkerState::Exited,
+            supervisor: "A".into(),
+            host: "h".into(),
+            pid: None,
+            started_ms: Some(0),
+            restarts: 0,
+            last_exit: None,
+            spend: Spend { cost_usd: 1.25, input_tokens: 10, output_tokens: 2 },
+            ran_ms: 5,
+            stopped_for: None,
+            log_tail: "done\n".into(),
+            fence: first.fence,
+            reported_ms: 0,
+        };
+        a.worker_report(&first, &status, status.spend).await.unwrap();
+        a.worker_release(&first, true).await.unwrap();
+        let budget = b.worker_budget(&swarm).await.unwrap();
+        assert_eq!(budget.spent.cost_usd, 1.25);
+        assert_eq!(b.worker_log(&swarm, &agents[0]).await.unwrap().log_tail, "done\n");
+        assert!(b.worker_log(&swarm, &AgentId::new("nobody")).await.is_err());
+        let over = b.worker_claim(&swarm, &agents[3], &holder("B"), lease_b).await.unwrap();
+        assert!(matches!(&over, Claimed::OverBudget(why) if why.contains("spend cap")), "{over:?}");
+        let view = a.worker_budget_view(&swarm).await.unwrap().unwrap();
+        assert!(view.exhausted.is_some());
+        assert_eq!(view.workers_held, 1);
+
+        // Raising the cap lets work go on; the other limits stay as they were.
+        let raised = a.worker_budget_set(&swarm, BudgetLimits { spend_cap_usd: Some(5.0), ..Default::default() });
+        assert_eq!(raised.await.unwrap().limits.max_workers, Some(2));
+        held(b.worker_claim(&swarm, &agents[3], &holder("B"), lease_b).await.unwrap());
+        assert!(a.worker_budget_set(&SwarmId::new("nope"), limits).await.is_err(), "no such swarm");
     }
 }

@@ -102,6 +102,15 @@ pub struct WorkerStatus {
     /// As the worker's program reported it (`claude`'s result message), over all its runs.
     #[serde(default)]
     pub spend: Spend,
+    /// How long its processes ran, over all its runs (what maxWallSeconds counts).
+    #[serde(default)]
+    pub ran_ms: u64,
+    /// Why it was stopped for good or failed, when a budget or the supervisor decided it.
+    #[serde(default)]
+    pub stopped_for: Option<String>,
+    /// The end of its output (stdout and stderr), as of the report, its token redacted.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub log_tail: String,
     /// The claim's fence this report was written under.
     pub fence: i64,
     pub reported_ms: i64,
@@ -131,6 +140,9 @@ pub struct WorkerView {
     /// What the worker's program reported spending, when its profile reports it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spend: Option<Spend>,
+    /// Why it was stopped for good or failed (a budget, a program that cannot start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_for: Option<String>,
 }
 
 impl WorkerView {
@@ -147,6 +159,19 @@ impl WorkerView {
             last_exit: status.and_then(|s| s.last_exit.clone()),
             stopping: spec.is_some_and(|s| s.stop),
             spend: status.map(|s| s.spend).filter(|s| *s != Spend::default()),
+            stopped_for: status.and_then(|s| s.stopped_for.clone()),
         })
     }
+}
+
+/// One worker with the end of its output, as `daa_fault_tolerance` (worker_log, stop_worker),
+/// the `mesh://swarm/{id}/worker/{agent}` resource and the dashboard show it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerLog {
+    pub agent_id: String,
+    pub worker: WorkerView,
+    /// The last 2 KiB of its stdout and stderr, as its supervisor last reported them (every few
+    /// seconds while it writes, and at each exit).
+    pub log_tail: String,
 }

@@ -5,13 +5,16 @@ supervisor gave it (MESH_AGENT_TOKEN_FILE); no token passes through its prompt o
 Its prompt (stdin) says what to do:
 - `work`: wait for a task, claim it, complete it with {"by": <agent id>, "pid": <pid>}, exit 0;
 - `crash`: exit 1 at once;
-- `stay`: wait, over and over, until killed.
+- `stay`: wait, over and over, until killed;
+- `sleep <seconds>`: sleep, then exit 0 (no MCP session: a cheap worker for the concurrency cap);
+- `spend <usd>`: print a Claude Code stream-json `result` message saying it spent that, exit 0.
 Every start and every exit is appended to starts.log in its working directory:
-`<event> <pid> <agent id> <unix time>`.
+`<event> <pid> <agent id> <unix time>`; a SIGTERM (a graceful stop) is logged as `term`.
 """
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -51,12 +54,27 @@ class Session:
         return body
 
 
+def terminated(_signum, _frame) -> None:
+    log("term")
+    os._exit(0)
+
+
 def main() -> int:
     prompt = sys.stdin.read().strip()
+    signal.signal(signal.SIGTERM, terminated)
     log("start")
     if prompt == "crash":
         log("exit")
         return 1
+    if prompt.startswith("sleep "):
+        time.sleep(float(prompt.split()[1]))
+        log("exit")
+        return 0
+    if prompt.startswith("spend "):
+        usage = {"input_tokens": 100, "output_tokens": 10}
+        print(json.dumps({"type": "result", "usage": usage, "total_cost_usd": float(prompt.split()[1])}), flush=True)
+        log("exit")
+        return 0
     session = Session()
     while True:
         woke = session.call("daa_communication", {"action": "wait", "timeoutSecs": 30})
