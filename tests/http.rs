@@ -408,3 +408,41 @@ async fn ending_a_session_answers_204_and_forgets_it() {
         .unwrap();
     assert_eq!(after.status(), reqwest::StatusCode::NOT_FOUND, "the session is gone");
 }
+
+/// Workers over HTTP (issue 16): without the bearer nothing reaches a tool; with it, asking for a
+/// worker, or stopping one, still needs the swarm's owner (or the agent itself), and a call that
+/// names a program is refused. Nothing refused is stored, so no supervisor could start it.
+#[tokio::test]
+async fn over_http_workers_need_the_bearer_and_the_owner() {
+    let server = Server::start(&["--auth-token", "s3cret"]);
+    assert_eq!(post_mcp(&server, &[]).await, 401, "no bearer, no session, no tool");
+    let owner = connect(&server, Some("s3cret")).await;
+    ok(&owner, "swarm_init", json!({"topology": "mesh", "swarmId": "w"})).await;
+    let stranger = connect(&server, Some("s3cret")).await;
+    let ask = json!({"type": "coder", "name": "x", "swarmId": "w", "profile": "claude", "prompt": "review"});
+    let (refused, is_error) = call(&stranger, "agent_spawn", ask.clone()).await;
+    assert!(is_error && refused["error"]["code"] == "unauthorized", "{refused}");
+    let mut wrong = ask.clone();
+    wrong["ownerToken"] = json!("wrong");
+    let (refused, is_error) = call(&stranger, "agent_spawn", wrong).await;
+    assert!(is_error && refused["error"]["code"] == "unauthorized", "{refused}");
+    let mut program = ask.clone();
+    program["command"] = json!("sh -c 'rm -rf /'");
+    let (refused, is_error) = call(&owner, "agent_spawn", program).await;
+    assert!(is_error && refused["error"]["message"].as_str().unwrap().contains("command"), "{refused}");
+    let status = ok(&owner, "swarm_status", json!({"swarmId": "w"})).await;
+    assert_eq!((&status["agents"]["total"], status.get("workers")), (&json!(0), None), "{status}");
+
+    // The owner's session holds its ownerToken: its request is stored, as `requested`.
+    let spawned = ok(&owner, "agent_spawn", ask).await;
+    assert_eq!(spawned["worker"], "claude", "{spawned}");
+    let status = ok(&owner, "swarm_status", json!({"swarmId": "w"})).await;
+    assert_eq!(status["workers"], json!({"requested": 1}), "{status}");
+    let stop = json!({"strategy": "stop_worker", "agentId": "x", "swarmId": "w"});
+    let (refused, is_error) = call(&stranger, "daa_fault_tolerance", stop.clone()).await;
+    assert!(is_error && refused["error"]["code"] == "unauthorized", "{refused}");
+    let stopped = ok(&owner, "daa_fault_tolerance", stop).await;
+    assert_eq!(stopped["worker"]["worker"]["stopping"], true, "{stopped}");
+    owner.cancel().await.unwrap();
+    stranger.cancel().await.unwrap();
+}
