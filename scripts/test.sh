@@ -12,6 +12,7 @@
 #     playwright-core, and a Python venv with the MCP Python SDK and prometheus-client, into
 #     ${MESH_MCP_CI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mesh-mcp-ci};
 #   - Debian's faketime (libfaketime), for the clock-skew tests;
+#   - Debian's etcd-server, whose `etcd` the etcd store tests start on loopback ports;
 #   - scripts/fetch-model.sh: the all-MiniLM-L6-v2 embedding model, exported as
 #     MESH_TEST_EMBEDDING_MODEL for the real-model tests.
 # Then `cargo test` (unit, end-to-end, browser and real-model tests) and
@@ -46,6 +47,7 @@ missing=()
 "$TP_PY" -c 'import mcp, prometheus_client.parser' 2>/dev/null || missing+=("the Python venv at $TP_VENV")
 [[ -f "$MESH_TEST_EMBEDDING_MODEL/model.safetensors" ]] || missing+=("the embedding model at $MESH_TEST_EMBEDDING_MODEL")
 [[ -f "$LIBFAKETIME" ]] || missing+=("libfaketime at $LIBFAKETIME (apt-get install faketime)")
+command -v etcd >/dev/null || missing+=("etcd (apt-get install etcd-server)")
 if ((${#missing[@]} > 0)); then
   printf 'test.sh: still missing after the install:\n' >&2
   printf '  - %s\n' "${missing[@]}" >&2

@@ -59,14 +59,17 @@ fn a_message_of_doubles_comes_back_bit_identical() {
 #[test]
 fn a_database_url_is_refused_not_created_as_a_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(bin())
-        .current_dir(dir.path())
-        .args(["--db", "etcd://127.0.0.1:2379", "call", "swarm_status"])
-        .output()
-        .unwrap();
+    let run =
+        |db: &str| Command::new(bin()).current_dir(dir.path()).args(["--db", db, "call", "swarm_status"]).output();
+    let out = run("redis://127.0.0.1:6379").unwrap();
     assert_ne!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("unknown database scheme `etcd://`"), "{stderr}");
+    assert!(stderr.contains("unknown database scheme `redis://`"), "{stderr}");
+    // An etcd cluster that does not answer is said so (port 9 is discard: nothing listens).
+    let out = run("etcd://127.0.0.1:9/mesh").unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no etcd member answered"), "{stderr}");
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "it created something");
 }
 

@@ -16,7 +16,8 @@
 //! Swarm-wide changes (adding agents, `swarm_destroy`, proposals and tasks made by no agent) need
 //! the swarm's owner token: `mesh-mcp call swarm_init` keeps it in
 //! `<db dir>/agents/<swarm>/.owner.token` (mode 0600) and later calls use it unless given
-//! `--ownerToken`.
+//! `--ownerToken`. On an etcd store, with no file to sit beside, they are kept under
+//! `~/.mesh-mcp/etcd/<cluster and prefix>/agents/`.
 //!
 //! `MESH_SWARM_ID` binds a shell (a team's hooks) to one swarm: a call that names no `swarmId`
 //! gets it, so with several teams on one database a hook never needs to guess.
@@ -174,6 +175,13 @@ fn bind_swarm(tool: &str, args: &mut Map<String, Value>) {
 
 /// The directory holding token files for the database at `db`.
 pub fn token_dir(db: &str) -> Option<PathBuf> {
+    if let Some(cluster) = db.strip_prefix("etcd://") {
+        // No file to sit beside: the user's own directory, one folder per cluster and prefix.
+        let name: String =
+            cluster.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
+        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+        return Some(home.join(".mesh-mcp").join("etcd").join(name).join("agents"));
+    }
     (db != ":memory:").then(|| Path::new(db).parent().unwrap_or(Path::new(".")).join("agents"))
 }
 

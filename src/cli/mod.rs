@@ -53,8 +53,10 @@ impl From<ExitCode> for Finished {
 // The options every command accepts: which store, how durable, which compute.
 #[derive(clap::Args)]
 pub struct Global {
-    /// Database: a SQLite file shared by every process, or `:memory:` [default: .mesh/mesh.db at
-    /// the project root: $CLAUDE_PROJECT_DIR, else the enclosing git work tree, else here]
+    /// Database: a SQLite file shared by every process, `:memory:`, or an etcd cluster
+    /// (etcd://host:2379,host:2379/prefix) shared by servers on several hosts [default:
+    /// .mesh/mesh.db at the project root: $CLAUDE_PROJECT_DIR, else the enclosing git work tree,
+    /// else here]
     #[arg(long = "db", global = true, env = config::ENV_DB, value_name = "DB")]
     named_db: Option<String>,
     /// The database in use (see [`Global::resolve_db`]).
@@ -158,7 +160,7 @@ where
     F: FnOnce(Engine) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    if global.db != ":memory:" {
+    if global.db != ":memory:" && !global.db.starts_with("etcd://") {
         crate::store::sqlite::quick_check(std::path::Path::new(&global.db))?;
     }
     runtime(multi_thread)?.block_on(async {

@@ -29,7 +29,10 @@ pub fn run(global: &Global, args: SuperviseArgs) -> anyhow::Result<ExitCode> {
     }
     .canonicalize()
     .context("the project directory")?;
-    let db = std::path::absolute(&global.db)?.to_string_lossy().into_owned();
+    let db = match global.db.starts_with("etcd://") {
+        true => global.db.clone(),
+        false => std::path::absolute(&global.db)?.to_string_lossy().into_owned(),
+    };
     let id = format!("sup-{}", crate::secret::random_hex(6));
     let run_dir = std::env::temp_dir().join(format!("mesh-mcp-{id}"));
     {

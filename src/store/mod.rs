@@ -9,6 +9,7 @@
 mod clock;
 #[cfg(test)]
 mod conformance;
+pub mod etcd;
 pub mod memory;
 mod rules;
 pub mod sqlite;
@@ -324,10 +325,16 @@ pub enum Durability {
 /// Open the backend named by a `--db` argument (`:memory:` or a file path) and the clock that
 /// the engine on it must use: the host clock, anchored in the file for a shared store.
 pub fn open(db: &str, durability: Durability) -> Result<(SharedStore, Arc<dyn Clock>), StoreError> {
-    // A URL is not a path: `etcd://host` must not quietly become a SQLite file under `etcd:/`.
+    if db.starts_with("etcd://") {
+        // etcd keeps the leases; the engine's clock is the host's wall clock, which servers on
+        // several hosts share through NTP.
+        let store = etcd::EtcdStore::new(etcd::EtcdTarget::parse(db)?);
+        return Ok((Arc::new(store), Arc::new(SystemClock)));
+    }
+    // A URL is not a path: `redis://host` must not quietly become a SQLite file under `redis:/`.
     if let Some((scheme, _)) = db.split_once("://") {
         return Err(StoreError::Backend(format!(
-            "unknown database scheme `{scheme}://`: --db takes a SQLite file path or `:memory:`"
+            "unknown database scheme `{scheme}://`: --db takes a SQLite file path, `:memory:` or etcd://host:port,.../prefix"
         )));
     }
     if db == ":memory:" {

@@ -38,6 +38,8 @@ fi
 
 # libfaketime: the clock-skew tests run a process whose wall clock is hours off.
 [[ -f "$LIBFAKETIME" ]] || apt_install faketime
+# etcd: the store conformance suite and the multi-host tests start their own members.
+command -v etcd >/dev/null || apt_install etcd-server
 
 mkdir -p "$TP_CACHE" "$TP_NPM" "$(dirname "$MCP_CATALOG_PATH")"
 
