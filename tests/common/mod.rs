@@ -2,12 +2,15 @@
 //! either with rmcp's client or with a raw JSON-RPC line client that checks every stdout line.
 #![allow(dead_code)]
 
+mod etcd;
 mod http_server;
 mod keepalive;
 mod rpc;
 pub mod team;
 mod wait;
 
+#[allow(unused_imports)]
+pub use etcd::EtcdCluster;
 #[allow(unused_imports)] // each test crate uses its own part of these
 pub use http_server::{wait_exit, HttpServer};
 #[allow(unused_imports)]

@@ -19,10 +19,17 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+#[cfg(test)]
+pub(crate) mod member;
+mod plan;
+mod watch;
+
 use etcd_client as etcd;
 use tokio::sync::mpsc;
 
 use super::*;
+use plan::{plan, Step};
+use watch::Watcher;
 
 /// The cluster and the prefix a mesh lives under.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,78 +245,6 @@ fn first_lease(txn: &Txn) -> LeaseId {
     txn.success.iter().chain(&txn.failure).find_map(lease).unwrap_or(0)
 }
 
-/// One write of a planned transaction branch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Step {
-    Put {
-        key: String,
-        value: Vec<u8>,
-        lease: LeaseId,
-    },
-    /// `[start, end)`, or the key `start` alone.
-    Delete {
-        start: String,
-        end: Option<String>,
-    },
-    KeepAlive(LeaseId),
-}
-
-/// Fold a branch's ops into writes etcd accepts (no key written twice, no put inside a range
-/// deleted in the same transaction) with the same end state: later ops win over earlier ones,
-/// and a delete range keeps out the keys put after it, which the put then sets.
-fn plan(ops: &[Op]) -> Vec<Step> {
-    let mut puts: std::collections::BTreeMap<String, (Vec<u8>, LeaseId)> = Default::default();
-    let mut deletes: Vec<(String, Option<String>)> = Vec::new();
-    let mut renew = Vec::new();
-    for op in ops {
-        match op {
-            Op::Put { key, value, lease } => {
-                puts.insert(key.clone(), (value.clone(), *lease));
-            }
-            Op::Delete { key } => {
-                puts.remove(key);
-                deletes.push((key.clone(), None));
-            }
-            Op::DeletePrefix { prefix } => {
-                let end = prefix_end(prefix);
-                puts.retain(|k, _| !(k.as_str() >= prefix.as_str() && k.as_str() < end.as_str()));
-                deletes.push((prefix.clone(), Some(end)));
-            }
-            Op::KeepAlive { lease } => renew.push(*lease),
-        }
-    }
-    let mut steps = Vec::new();
-    let mut deleted_keys = std::collections::BTreeSet::new();
-    for (start, end) in deletes {
-        match end {
-            None if puts.contains_key(&start) => {}
-            None => {
-                if deleted_keys.insert(start.clone()) {
-                    steps.push(Step::Delete { start, end: None });
-                }
-            }
-            Some(end) => steps.extend(split_around(&start, &end, puts.keys())),
-        }
-    }
-    steps.extend(puts.into_iter().map(|(key, (value, lease))| Step::Put { key, value, lease }));
-    steps.extend(renew.into_iter().map(Step::KeepAlive));
-    steps
-}
-
-/// The range `[start, end)` less the keys `keep`, as delete steps.
-fn split_around<'a>(start: &str, end: &str, keep: impl Iterator<Item = &'a String>) -> Vec<Step> {
-    let mut steps = Vec::new();
-    let mut from = start.to_string();
-    for key in keep.filter(|k| k.as_str() >= start && k.as_str() < end) {
-        if from.as_str() < key.as_str() {
-            steps.push(Step::Delete { start: from.clone(), end: Some(key.clone()) });
-        }
-        from = format!("{key}\0");
-    }
-    steps.push(Step::Delete { start: from, end: Some(end.to_string()) });
-    steps
-}
-
 #[async_trait::async_trait]
 impl Store for EtcdStore {
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse, StoreError> {
@@ -434,194 +369,6 @@ impl EtcdStore {
     }
 }
 
-/// The watch of one prefix, reopened on another member (from the revision after the last
-/// event it delivered) when its stream dies with its member.
-struct Watcher {
-    members: Vec<etcd::Client>,
-    prefix: Arc<str>,
-    key: String,
-}
-
-impl Watcher {
-    fn event(&self, e: &etcd::Event) -> Option<WatchEvent> {
-        let kv = e.kv()?;
-        let key = String::from_utf8_lossy(kv.key()).into_owned();
-        let kind = match e.event_type() {
-            etcd::EventType::Put => EventKind::Put,
-            etcd::EventType::Delete => EventKind::Delete,
-        };
-        Some(WatchEvent {
-            kind,
-            kv: KeyValue {
-                key: key.strip_prefix(&*self.prefix).unwrap_or(&key).to_string(),
-                value: if kind == EventKind::Put { kv.value().to_vec() } else { Vec::new() },
-                create_revision: ours(kv.create_revision()),
-                mod_revision: ours(kv.mod_revision()),
-                version: kv.version(),
-                lease: kv.lease(),
-            },
-        })
-    }
-
-    /// A watch stream of this prefix from etcd revision `from`.
-    async fn open(&self, from: i64) -> Result<etcd::WatchStream, StoreError> {
-        let key = format!("{}{}", self.prefix, self.key).into_bytes();
-        let end = format!("{}{}", self.prefix, prefix_end(&self.key)).into_bytes();
-        self.open_range(key, end, from).await
-    }
-
-    /// A watch stream of keys `[key, end)` from etcd revision `from`, on the first member that
-    /// answers.
-    async fn open_range(&self, key: Vec<u8>, end: Vec<u8>, from: i64) -> Result<etcd::WatchStream, StoreError> {
-        let mut last = None;
-        for member in &self.members {
-            let options = etcd::WatchOptions::new().with_range(end.clone()).with_start_revision(from);
-            match member.clone().watch(key.clone(), Some(options)).await {
-                Ok(stream) => return Ok(stream),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(backend(last.expect("at least one member")))
-    }
-
-    /// Check a response for compaction; its events, mapped.
-    fn read(&self, resp: &etcd::WatchResponse, from: i64) -> Result<Vec<WatchEvent>, StoreError> {
-        if resp.compact_revision() > 0 {
-            return Err(StoreError::Compacted { requested: ours(from), oldest: ours(resp.compact_revision()) });
-        }
-        Ok(resp.events().iter().filter_map(|e| self.event(e)).collect())
-    }
-
-    async fn forward(
-        self,
-        mut stream: etcd::WatchStream,
-        mut from: i64,
-        tx: mpsc::Sender<Result<WatchEvent, StoreError>>,
-    ) {
-        loop {
-            match stream.message().await {
-                Ok(Some(resp)) => match self.read(&resp, from) {
-                    Ok(events) => {
-                        for event in events {
-                            from = theirs(event.kv.mod_revision) + 1;
-                            if tx.send(Ok(event)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                },
-                // The member went away: go on from where this stream was, on any member.
-                Ok(None) | Err(_) => match self.open(from).await {
-                    Ok(next) => stream = next,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                },
-            }
-            if tx.is_closed() {
-                return;
-            }
-        }
-    }
-
-    /// The events under this prefix of etcd revisions `[from, to]`. Every revision holds at
-    /// least one event somewhere in etcd, so a watch of every key from `from` has read the whole
-    /// span once an event of revision `to` has come (a progress request would not do: etcd 3.4
-    /// answers it before a watch from the past has caught up).
-    async fn history(&self, from: i64, to: i64) -> Result<Vec<WatchEvent>, StoreError> {
-        let mut stream = self.open_range(vec![0], vec![0], from).await?;
-        let ours_prefix = format!("{}{}", self.prefix, self.key).into_bytes();
-        let mut events = Vec::new();
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let resp = tokio::time::timeout_at(deadline, stream.message())
-                .await
-                .map_err(|_| StoreError::Backend("etcd: the history read timed out".into()))?
-                .map_err(backend)?
-                .ok_or_else(|| StoreError::Backend("etcd: the watch ended".into()))?;
-            if resp.compact_revision() > 0 {
-                return Err(StoreError::Compacted { requested: ours(from), oldest: ours(resp.compact_revision()) });
-            }
-            let mut reached = false;
-            for e in resp.events() {
-                let Some(kv) = e.kv() else { continue };
-                reached |= kv.mod_revision() >= to;
-                if kv.mod_revision() <= to && kv.key().starts_with(&ours_prefix) {
-                    events.extend(self.event(e));
-                }
-            }
-            if reached {
-                return Ok(events);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod member {
-    use std::process::{Child, Command, Stdio};
-
-    pub struct Member {
-        child: Child,
-        _dir: tempfile::TempDir,
-        pub client_url: String,
-    }
-
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-    }
-
-    impl Member {
-        pub async fn start() -> Member {
-            let dir = tempfile::tempdir().unwrap();
-            let (client, peer) = (free_port(), free_port());
-            let client_url = format!("http://127.0.0.1:{client}");
-            let peer_url = format!("http://127.0.0.1:{peer}");
-            let child = Command::new(std::env::var("MESH_TEST_ETCD").unwrap_or_else(|_| "etcd".into()))
-                .args(["--name", "m", "--data-dir"])
-                .arg(dir.path().join("data"))
-                .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
-                .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
-                .args(["--initial-cluster", &format!("m={peer_url}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start etcd ({e}): install Debian's etcd-server"));
-            let member = Member { child, _dir: dir, client_url };
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-            loop {
-                let options = etcd_client::ConnectOptions::new().with_timeout(std::time::Duration::from_secs(1));
-                let ready = match etcd_client::Client::connect([member.client_url.as_str()], Some(options)).await {
-                    Ok(mut c) => c.get("ready", None).await.is_ok(),
-                    Err(_) => false,
-                };
-                if ready {
-                    return member;
-                }
-                assert!(std::time::Instant::now() < deadline, "etcd did not answer on {}", member.client_url);
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
-
-        /// Our address of this member, with `prefix`.
-        pub fn url(&self, prefix: &str) -> String {
-            format!("etcd://{}/{prefix}", self.client_url.trim_start_matches("http://"))
-        }
-    }
-
-    impl Drop for Member {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -639,32 +386,6 @@ mod tests {
     fn revisions_shift_by_one_and_none_stays_none() {
         assert_eq!((ours(1), ours(2), ours(0)), (0, 1, 0));
         assert_eq!((theirs(0), theirs(1)), (0, 2));
-    }
-
-    #[test]
-    fn a_put_inside_a_deleted_prefix_splits_the_delete_and_the_last_write_wins() {
-        let ops = [
-            Op::delete_prefix("s/"),
-            Op::put("s/config", "c"),
-            Op::put("t", "1"),
-            Op::put("t", "2"),
-            Op::delete("u"),
-            Op::put("u", "3"),
-        ];
-        let steps = plan(&ops);
-        let end = prefix_end("s/");
-        assert_eq!(
-            steps,
-            vec![
-                Step::Delete { start: "s/".into(), end: Some("s/config".into()) },
-                Step::Delete { start: "s/config\0".into(), end: Some(end) },
-                Step::Put { key: "s/config".into(), value: b"c".to_vec(), lease: 0 },
-                Step::Put { key: "t".into(), value: b"2".to_vec(), lease: 0 },
-                Step::Put { key: "u".into(), value: b"3".to_vec(), lease: 0 },
-            ]
-        );
-        let steps = plan(&[Op::put("k", "v"), Op::delete("k")]);
-        assert_eq!(steps, vec![Step::Delete { start: "k".into(), end: None }]);
     }
 
     async fn store_on(member: &member::Member) -> SharedStore {

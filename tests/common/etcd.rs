@@ -1,0 +1,93 @@
+//! A real etcd cluster for the multi-host tests: Debian's `etcd`, one process per member on
+//! loopback ports, data in a temporary directory; killed on drop. A missing `etcd` fails the
+//! test, naming the package (scripts/test.sh installs it).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct EtcdCluster {
+    members: Vec<Option<Child>>,
+    /// Each member's client address, `127.0.0.1:PORT`.
+    pub clients: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+/// etcd's `/health` answer, if the member answers.
+fn health(client: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(client).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(tcp, "GET /health HTTP/1.1\r\nHost: {client}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl EtcdCluster {
+    /// Start `n` members and wait until every one answers.
+    pub fn start(n: usize) -> EtcdCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let initial: Vec<String> =
+            ports.iter().enumerate().map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}")).collect();
+        let mut members = Vec::new();
+        for (i, (client, peer)) in ports.iter().enumerate() {
+            let (client_url, peer_url) = (format!("http://127.0.0.1:{client}"), format!("http://127.0.0.1:{peer}"));
+            let child = Command::new("etcd")
+                .args(["--name", &format!("m{i}"), "--data-dir"])
+                .arg(dir.path().join(format!("m{i}")))
+                .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+                .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+                .args(["--initial-cluster", &initial.join(","), "--initial-cluster-state", "new"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start etcd ({e}): install Debian's etcd-server"));
+            members.push(Some(child));
+        }
+        let clients = ports.iter().map(|(client, _)| format!("127.0.0.1:{client}")).collect();
+        let cluster = EtcdCluster { members, clients, _dir: dir };
+        for client in &cluster.clients {
+            cluster.wait_healthy(client);
+        }
+        cluster
+    }
+
+    fn wait_healthy(&self, client: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if health(client).is_some_and(|body| body.contains("\"true\"")) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "etcd member {client} never became healthy");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// `etcd://` address of the members in this order (the first is the one a server uses
+    /// while it answers), with the mesh under `prefix`.
+    pub fn url(&self, order: &[usize], prefix: &str) -> String {
+        let hosts: Vec<&str> = order.iter().map(|&i| self.clients[i].as_str()).collect();
+        format!("etcd://{}/{prefix}", hosts.join(","))
+    }
+
+    /// Kill member `i` with SIGKILL.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
