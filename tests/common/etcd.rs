@@ -9,7 +9,8 @@ pub struct EtcdCluster {
     members: Vec<Option<Child>>,
     /// Each member's client address, `127.0.0.1:PORT`.
     pub clients: Vec<String>,
-    _dir: tempfile::TempDir,
+    peers: Vec<String>,
+    dir: tempfile::TempDir,
 }
 
 /// etcd's `/health` answer, if the member answers.
@@ -30,31 +31,50 @@ fn free_port() -> u16 {
 impl EtcdCluster {
     /// Start `n` members and wait until every one answers.
     pub fn start(n: usize) -> EtcdCluster {
-        let dir = tempfile::tempdir().unwrap();
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let initial: Vec<String> =
-            ports.iter().enumerate().map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}")).collect();
-        let mut members = Vec::new();
-        for (i, (client, peer)) in ports.iter().enumerate() {
-            let (client_url, peer_url) = (format!("http://127.0.0.1:{client}"), format!("http://127.0.0.1:{peer}"));
-            let child = Command::new("etcd")
-                .args(["--name", &format!("m{i}"), "--data-dir"])
-                .arg(dir.path().join(format!("m{i}")))
-                .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
-                .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
-                .args(["--initial-cluster", &initial.join(","), "--initial-cluster-state", "new"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start etcd ({e}): install Debian's etcd-server"));
-            members.push(Some(child));
+        let mut cluster = EtcdCluster {
+            members: (0..n).map(|_| None).collect(),
+            clients: ports.iter().map(|(client, _)| format!("127.0.0.1:{client}")).collect(),
+            peers: ports.iter().map(|(_, peer)| format!("127.0.0.1:{peer}")).collect(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for i in 0..n {
+            cluster.launch(i, "new");
         }
-        let clients = ports.iter().map(|(client, _)| format!("127.0.0.1:{client}")).collect();
-        let cluster = EtcdCluster { members, clients, _dir: dir };
         for client in &cluster.clients {
             cluster.wait_healthy(client);
         }
         cluster
+    }
+
+    fn launch(&mut self, i: usize, state: &str) {
+        let initial: Vec<String> = self.peers.iter().enumerate().map(|(j, p)| format!("m{j}=http://{p}")).collect();
+        let (client_url, peer_url) = (format!("http://{}", self.clients[i]), format!("http://{}", self.peers[i]));
+        let child = Command::new("etcd")
+            .args(["--name", &format!("m{i}"), "--data-dir"])
+            .arg(self.dir.path().join(format!("m{i}")))
+            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &initial.join(","), "--initial-cluster-state", state])
+            // As the README asks: some mesh transactions write more than etcd's default 128 keys.
+            .args(["--max-txn-ops", "4096", "--max-request-bytes", "10485760"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start etcd ({e}): install Debian's etcd-server"));
+        self.members[i] = Some(child);
+    }
+
+    /// Start a killed member again on its data; it rejoins the cluster.
+    pub fn restart(&mut self, i: usize) {
+        assert!(self.members[i].is_none(), "member {i} runs");
+        self.launch(i, "existing");
+        self.wait_healthy(&self.clients[i].clone());
+    }
+
+    /// Whether member `i` runs.
+    pub fn running(&self, i: usize) -> bool {
+        self.members[i].is_some()
     }
 
     fn wait_healthy(&self, client: &str) {

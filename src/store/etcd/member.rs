@@ -25,6 +25,7 @@ impl Member {
             .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
             .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
             .args(["--initial-cluster", &format!("m={peer_url}")])
+            .args(["--max-txn-ops", "4096", "--max-request-bytes", "10485760"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

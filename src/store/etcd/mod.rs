@@ -85,6 +85,10 @@ fn backend(e: etcd::Error) -> StoreError {
     match e {
         etcd::Error::GRpcStatus(s) if s.message().contains("lease not found") => StoreError::LeaseNotFound(0),
         etcd::Error::LeaseKeepAliveError(m) if m.contains("lease not found") => StoreError::LeaseNotFound(0),
+        etcd::Error::GRpcStatus(s) if s.message().contains("too many operations") => StoreError::Backend(format!(
+            "etcd: {}: start etcd with --max-txn-ops 4096 (the mesh writes more keys in one transaction than etcd's default 128)",
+            s.message()
+        )),
         e => StoreError::Backend(format!("etcd: {e}")),
     }
 }
