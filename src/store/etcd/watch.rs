@@ -18,7 +18,7 @@ pub(super) struct Watcher {
 }
 
 impl Watcher {
-    fn event(&self, e: &etcd::Event) -> Option<WatchEvent> {
+    pub(super) fn event(&self, e: &etcd::Event) -> Option<WatchEvent> {
         let kv = e.kv()?;
         let key = String::from_utf8_lossy(kv.key()).into_owned();
         let kind = match e.event_type() {
