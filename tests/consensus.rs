@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{eventually, temp_db, Mcp};
+use common::{eventually, temp_db, EtcdCluster, Mcp};
 use serde_json::{json, Value};
 
 /// An agent as the tests drive it.
@@ -448,7 +448,17 @@ async fn leader_lease_is_renewed_replaced_when_it_runs_out_and_fences_the_stale_
 #[tokio::test]
 async fn a_proposal_survives_a_server_restart_mid_vote_and_is_logged_once() {
     let (_dir, db) = temp_db();
-    let db = db.to_str().unwrap();
+    proposal_across_a_restart(db.to_str().unwrap()).await;
+}
+
+/// The same on an etcd cluster: the vote records and the decision log live in etcd.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proposal_survives_a_server_restart_mid_vote_on_etcd() {
+    let cluster = EtcdCluster::start(1);
+    proposal_across_a_restart(&cluster.url(&[0], "votes")).await;
+}
+
+async fn proposal_across_a_restart(db: &str) {
     let mcp = Mcp::stdio(db).await;
     let a = swarm(&mcp, "rs", 4, json!({})).await;
     let p = mcp.ok("daa_consensus", json!({"agents": "all", "proposal": "durable"})).await;

@@ -36,6 +36,20 @@ async fn ok(client: &Client, tool: &str, args: Value) -> Value {
     body
 }
 
+/// A `wait` of `agent` through `server`, started (its answer comes with the task's result).
+async fn start_wait(server: &HttpServer, agent: &str, token: &Value) -> tokio::task::JoinHandle<Value> {
+    let client = connect(server).await;
+    let args = json!({"action": "wait", "agentId": agent, "agentToken": token, "swarmId": "x", "timeoutSecs": 30});
+    let waiting = tokio::spawn(async move {
+        let woke = ok(&client, "daa_communication", args).await;
+        client.cancel().await.unwrap();
+        woke
+    });
+    // Give the wait time to reach the server before anything is sent.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    waiting
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_servers_on_different_members_are_one_mesh_and_survive_a_member() {
     let mut cluster = EtcdCluster::start(3);
@@ -60,18 +74,7 @@ async fn two_servers_on_different_members_are_one_mesh_and_survive_a_member() {
     assert_eq!((&status["agents"]["total"], &status["links"]["total"]), (&json!(2), &json!(1)), "{status}");
 
     // A wait through B wakes on a message sent through A.
-    let waiting = {
-        let on_b = connect(&b).await;
-        let dev_token = dev["agentToken"].clone();
-        tokio::spawn(async move {
-            let args =
-                json!({"action": "wait", "agentId": "dev", "agentToken": dev_token, "swarmId": "x", "timeoutSecs": 30});
-            let woke = ok(&on_b, "daa_communication", args).await;
-            on_b.cancel().await.unwrap();
-            woke
-        })
-    };
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let waiting = start_wait(&b, "dev", &dev["agentToken"]).await;
     let send = json!({"from": "lead", "to": "dev", "agentToken": lead["agentToken"], "swarmId": "x", "message": {"plan": "ship"}});
     ok(&on_a, "daa_communication", send).await;
     let woke = tokio::time::timeout(std::time::Duration::from_secs(20), waiting).await.expect("the wait woke").unwrap();
@@ -109,18 +112,7 @@ async fn two_servers_on_different_members_are_one_mesh_and_survive_a_member() {
     // A's watches moved with it: a wait through A wakes on a message sent through B.
     let ops =
         ok(&on_b, "agent_spawn", json!({"type": "ops", "name": "ops", "swarmId": "x", "ownerToken": owner})).await;
-    let waiting = {
-        let on_a = connect(&a).await;
-        let ops_token = ops["agentToken"].clone();
-        tokio::spawn(async move {
-            let args =
-                json!({"action": "wait", "agentId": "ops", "agentToken": ops_token, "swarmId": "x", "timeoutSecs": 30});
-            let woke = ok(&on_a, "daa_communication", args).await;
-            on_a.cancel().await.unwrap();
-            woke
-        })
-    };
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let waiting = start_wait(&a, "ops", &ops["agentToken"]).await;
     let send =
         json!({"from": "dev", "to": "ops", "agentToken": dev["agentToken"], "swarmId": "x", "message": {"done": true}});
     ok(&on_b, "daa_communication", send).await;
@@ -181,9 +173,34 @@ async fn load(
     (acked, failed, outage)
 }
 
+/// An agent of swarm `g` (3 s message timeout) bound to an HTTP session on `server`, holding
+/// task `tg`; the session with its open GET stream, and `g`'s owner token.
+struct Bound {
+    session: (common::KeepAlive, std::net::TcpStream),
+    owner: Value,
+}
+
+async fn bind_a_worker_with_a_task(client: &Client, server: &HttpServer) -> Bound {
+    let init = json!({"topology": "star", "swarmId": "g", "heartbeatInterval": 1, "messageTimeout": 3});
+    let owner = ok(client, "swarm_init", init).await["ownerToken"].clone();
+    let spawned = ok(client, "agent_spawn", json!({"type": "coder", "name": "bound", "swarmId": "g"})).await;
+    ok(client, "task_orchestrate", json!({"task": "job", "taskId": "tg", "swarmId": "g"})).await;
+    let (token, port) = (spawned["agentToken"].as_str().unwrap().to_string(), server.port().to_string());
+    let session = tokio::task::spawn_blocking(move || {
+        let mut session = common::KeepAlive::connect_with(&port, &[("Mesh-Agent-Token", &token)]).unwrap();
+        session.call("task_orchestrate", json!({"action": "claim", "taskId": "tg"}));
+        let stream = session.listen();
+        (session, stream)
+    })
+    .await
+    .unwrap();
+    Bound { session, owner }
+}
+
 /// Faults under load: two clients send through two servers while a follower, then the leader,
 /// then one server are killed with SIGKILL and brought back. Every acknowledged message is in
-/// the mailbox exactly once, no message is there twice, and the surviving server kept serving.
+/// the mailbox exactly once, no message is there twice, the surviving server kept serving, and
+/// the agent bound to the dead server is failed and its task given to a live agent.
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_writes_survive_member_and_server_loss_exactly_once() {
     let mut cluster = EtcdCluster::start(3);
@@ -198,10 +215,13 @@ async fn acknowledged_writes_survive_member_and_server_loss_exactly_once() {
             ok(&on_a, "agent_spawn", json!({"type": "coder", "name": name, "swarmId": "f", "ownerToken": owner})).await;
         tokens.insert(name, spawned["agentToken"].clone());
     }
+    let bound = bind_a_worker_with_a_task(&on_a, &a).await;
     let stop = Arc::new(AtomicBool::new(false));
     let through_a = tokio::spawn(load(connect(&a).await, "wa", tokens["wa"].clone(), stop.clone()));
     let through_b = tokio::spawn(load(connect(&b).await, "wb", tokens["wb"].clone(), stop.clone()));
-    let pause = || tokio::time::sleep(std::time::Duration::from_millis(1_500));
+    // scripts/etcd-faults.sh makes the phases longer.
+    let phase_ms = std::env::var("MESH_FAULT_PHASE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_500);
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(phase_ms));
 
     pause().await;
     let lead = leader(&cluster).await;
@@ -256,6 +276,25 @@ async fn acknowledged_writes_survive_member_and_server_loss_exactly_once() {
         let lost: Vec<_> = acked.iter().filter(|(n, _)| !seen.contains_key(&(by.to_string(), *n))).collect();
         assert!(lost.is_empty(), "acknowledged sends of {by} lost: {lost:?}");
     }
+    // The agent bound to a session on A is noticed as failed, and its task goes to a live agent.
+    let spare =
+        ok(&on_b, "agent_spawn", json!({"type": "coder", "name": "spare", "swarmId": "g", "ownerToken": bound.owner}))
+            .await;
+    eventually("the dead server's agent to fail and its task to move", async || {
+        let beat =
+            json!({"strategy": "heartbeat", "agentId": "spare", "agentToken": spare["agentToken"], "swarmId": "g"});
+        ok(&on_b, "daa_fault_tolerance", beat).await;
+        let task = ok(&on_b, "task_status", json!({"taskId": "tg", "swarmId": "g"})).await;
+        match task["task"]["assignee"] == spare["agentId"] {
+            true => Ok(()),
+            false => Err(task.to_string()),
+        }
+    })
+    .await;
+    let status = ok(&on_b, "swarm_status", json!({"swarmId": "g"})).await;
+    assert_eq!(status["agents"]["failed"], 1, "{status}");
+    drop(bound.session);
+
     // Server A comes back on the same cluster and sees everything.
     let again = HttpServer::on_db(&cluster.url(&[0, 1, 2], "f"));
     let on_again = connect(&again).await;

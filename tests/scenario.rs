@@ -1,25 +1,34 @@
 //! The issue's scenario through the real binary and rmcp's client, over stdio and over
 //! streamable HTTP: a swarm, four agents, maxAgents enforced, direct and broadcast messages with
-//! receive and ack, a memory TTL running out, and a restart that finds everything intact.
+//! receive and ack, a memory TTL running out, and a restart that finds everything intact. The
+//! scenario and the failure-routing test run on a SQLite file and on a real etcd cluster.
 
 mod common;
 
-use common::{eventually, temp_db, Mcp, Transport};
+use common::{eventually, temp_db, EtcdCluster, Mcp, Transport};
 use serde_json::json;
 
 #[tokio::test]
 async fn swarm_scenario_survives_a_restart_over_stdio() {
-    swarm_scenario(Transport::Stdio).await;
+    let (_dir, db) = temp_db();
+    swarm_scenario(Transport::Stdio, db.to_str().unwrap()).await;
 }
 
 #[tokio::test]
 async fn swarm_scenario_survives_a_restart_over_http() {
-    swarm_scenario(Transport::Http).await;
+    let (_dir, db) = temp_db();
+    swarm_scenario(Transport::Http, db.to_str().unwrap()).await;
 }
 
-async fn swarm_scenario(transport: Transport) {
-    let (_dir, db) = temp_db();
-    let db = db.to_str().unwrap();
+/// The same scenario with the state on a three-member etcd cluster; the restart is a new
+/// server process on the cluster.
+#[tokio::test(flavor = "multi_thread")]
+async fn swarm_scenario_survives_a_restart_on_etcd() {
+    let cluster = EtcdCluster::start(3);
+    swarm_scenario(Transport::Http, &cluster.url(&[0, 1, 2], "scenario")).await;
+}
+
+async fn swarm_scenario(transport: Transport, db: &str) {
     let mcp = Mcp::connect(transport, db).await;
 
     let tools = mcp.client.list_all_tools().await.unwrap();
@@ -110,7 +119,7 @@ async fn swarm_scenario(transport: Transport) {
     let before = mcp.ok("swarm_status", json!({})).await;
     mcp.close().await;
 
-    // A new process on the same file sees the same state.
+    // A new process on the same store sees the same state.
     let mcp = Mcp::connect(transport, db).await;
     let after = mcp.ok("swarm_status", json!({"swarmId": "e2e"})).await;
     assert_eq!(after["agents"]["total"], 4);
@@ -131,7 +140,18 @@ async fn swarm_scenario(transport: Transport) {
 #[tokio::test]
 async fn routes_go_around_failed_agents_and_fail_when_cut_off() {
     let (_dir, db) = temp_db();
-    let mcp = Mcp::stdio(db.to_str().unwrap()).await;
+    routes_around_failures(db.to_str().unwrap()).await;
+}
+
+/// Failure detection on etcd's leases: the same agents fail, in the same partitions.
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_go_around_failed_agents_on_etcd() {
+    let cluster = EtcdCluster::start(1);
+    routes_around_failures(&cluster.url(&[0], "routes")).await;
+}
+
+async fn routes_around_failures(db: &str) {
+    let mcp = Mcp::stdio(db).await;
     // A ring with a short timeout: agents silent for four seconds fail.
     mcp.ok("swarm_init", json!({"topology": "ring", "swarmId": "r", "heartbeatInterval": 1, "messageTimeout": 4}))
         .await;

@@ -25,6 +25,11 @@ impl Project {
 
     /// A project whose swarm `s` is created with `init` added to `swarm_init`'s arguments.
     fn with(init: &[&str]) -> Project {
+        Project::on(None, init)
+    }
+
+    /// A project on the store `db` (default: a SQLite file in it).
+    fn on(db: Option<String>, init: &[&str]) -> Project {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
         std::fs::create_dir_all(root.join(".mesh")).unwrap();
@@ -38,7 +43,7 @@ impl Project {
         // `pyspend` reads what the worker says it spent as Claude Code's stream-json reports it.
         let runners = profile("py", "") + &profile("pyspend", "usage = \"claude-stream-json\"\n");
         std::fs::write(root.join(".mesh/runners.toml"), runners).unwrap();
-        let db = root.join("mesh.db").to_string_lossy().into_owned();
+        let db = db.unwrap_or_else(|| root.join("mesh.db").to_string_lossy().into_owned());
         let project = Project { _dir: dir, root, db };
         let mut args = vec!["swarm_init", "mesh", "--swarmId=s", "--heartbeatInterval=0.5", "--messageTimeout=600"];
         args.extend(init);
@@ -258,10 +263,21 @@ fn pids(project: &Project) -> Vec<i32> {
 /// the worker never runs twice; and destroying the swarm stops the worker.
 #[test]
 fn a_dead_supervisors_worker_is_adopted_and_never_runs_twice() {
-    let project = Project::new();
+    adopted_once(&Project::new());
+}
+
+/// The same with the store on a three-member etcd cluster: supervisors that share the cluster
+/// (as on different hosts) share one worker pool, and adopt each other's workers.
+#[test]
+fn supervisors_on_different_members_of_etcd_share_the_workers() {
+    let cluster = common::EtcdCluster::start(3);
+    adopted_once(&Project::on(Some(cluster.url(&[0, 1, 2], "workers")), &[]));
+}
+
+fn adopted_once(project: &Project) {
     let mut first = project.supervise();
     project.call(&["agent_spawn", "worker", "--name=a", "--swarmId=s", "--profile=py", "--prompt=stay"]);
-    let p1 = wait_until("the worker to start", || pids(&project).first().copied().ok_or("no start".to_string()));
+    let p1 = wait_until("the worker to start", || pids(project).first().copied().ok_or("no start".to_string()));
     first.kill().unwrap();
     first.wait().unwrap();
     wait_until("the first supervisor's worker to die with it", || match alive(p1) {
@@ -269,7 +285,7 @@ fn a_dead_supervisors_worker_is_adopted_and_never_runs_twice() {
         true => Err(format!("{p1} still runs")),
     });
     let second = Killed(project.supervise());
-    let p2 = wait_until("the second supervisor to adopt the worker", || match pids(&project).get(1) {
+    let p2 = wait_until("the second supervisor to adopt the worker", || match pids(project).get(1) {
         Some(&pid) => Ok(pid),
         None => Err("not yet".to_string()),
     });
@@ -280,7 +296,7 @@ fn a_dead_supervisors_worker_is_adopted_and_never_runs_twice() {
         false => Ok(()),
         true => Err(format!("{p2} still runs")),
     });
-    assert_eq!(pids(&project).len(), 2, "nothing started after the swarm was destroyed");
+    assert_eq!(pids(project).len(), 2, "nothing started after the swarm was destroyed");
     drop(second);
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{eventually, temp_db, Mcp};
+use common::{eventually, temp_db, EtcdCluster, Mcp};
 use serde_json::{json, Value};
 
 struct Agent {
@@ -219,7 +219,18 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
 #[tokio::test]
 async fn an_agent_killed_mid_task_loses_it_to_a_live_agent_and_cannot_complete_it_after_recovering() {
     let (_dir, db) = temp_db();
-    let mcp = Mcp::stdio(db.to_str().unwrap()).await;
+    task_of_a_killed_agent(db.to_str().unwrap()).await;
+}
+
+/// The same on an etcd cluster, where the victim's lease runs out on etcd's clock.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_killed_mid_task_loses_it_on_etcd() {
+    let cluster = EtcdCluster::start(1);
+    task_of_a_killed_agent(&cluster.url(&[0], "tasks")).await;
+}
+
+async fn task_of_a_killed_agent(db: &str) {
+    let mcp = Mcp::stdio(db).await;
     mcp.ok(
         "swarm_init",
         json!({"topology": "mesh", "swarmId": "kill", "heartbeatInterval": 0.5, "messageTimeout": 1.5}),

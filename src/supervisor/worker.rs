@@ -122,22 +122,7 @@ async fn life(shared: &Shared, claim: &Claim, leave: &CancellationToken) -> Resu
 /// run time and spend), or a fresh one.
 async fn first_status(shared: &Shared, claim: &Claim) -> Result<WorkerStatus> {
     let engine = &shared.engine;
-    let fresh = WorkerStatus {
-        profile: String::new(),
-        state: WorkerState::Starting,
-        supervisor: shared.id.clone(),
-        host: shared.host.clone(),
-        pid: None,
-        started_ms: None,
-        restarts: 0,
-        last_exit: None,
-        spend: Default::default(),
-        ran_ms: 0,
-        stopped_for: None,
-        log_tail: String::new(),
-        fence: claim.fence,
-        reported_ms: engine.now_ms(),
-    };
+    let fresh = WorkerStatus::fresh(&shared.id, &shared.host, claim.fence, engine.now_ms());
     let Some(last) = engine.worker_last_status(claim).await? else { return Ok(fresh) };
     Ok(WorkerStatus {
         started_ms: last.started_ms,

@@ -433,18 +433,9 @@ mod tests {
         let status = WorkerStatus {
             profile: "command".into(),
             state: WorkerState::Running,
-            supervisor: "A".into(),
-            host: "h".into(),
             pid: Some(1),
             started_ms: Some(0),
-            restarts: 0,
-            last_exit: None,
-            spend: Default::default(),
-            ran_ms: 0,
-            stopped_for: None,
-            log_tail: String::new(),
-            fence: first.fence,
-            reported_ms: 0,
+            ..WorkerStatus::fresh("A", "h", first.fence, 0)
         };
         assert!(a.worker_report(&first, &status, Spend::default()).await.is_err(), "A's fence is stale");
         assert!(a.worker_token(&first).await.is_err(), "A can issue no identity");
@@ -505,18 +496,11 @@ mod tests {
         let status = WorkerStatus {
             profile: "command".into(),
             state: WorkerState::Exited,
-            supervisor: "A".into(),
-            host: "h".into(),
-            pid: None,
             started_ms: Some(0),
-            restarts: 0,
-            last_exit: None,
             spend: Spend { cost_usd: 1.25, input_tokens: 10, output_tokens: 2 },
             ran_ms: 5,
-            stopped_for: None,
             log_tail: "done\n".into(),
-            fence: first.fence,
-            reported_ms: 0,
+            ..WorkerStatus::fresh("A", "h", first.fence, 0)
         };
         a.worker_report(&first, &status, status.spend).await.unwrap();
         a.worker_release(&first, true).await.unwrap();

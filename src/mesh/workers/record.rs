@@ -116,6 +116,28 @@ pub struct WorkerStatus {
     pub reported_ms: i64,
 }
 
+impl WorkerStatus {
+    /// A worker that `supervisor` on `host` holds under `fence` and has not started yet.
+    pub fn fresh(supervisor: &str, host: &str, fence: i64, now_ms: i64) -> Self {
+        Self {
+            profile: String::new(),
+            state: WorkerState::Starting,
+            supervisor: supervisor.to_string(),
+            host: host.to_string(),
+            pid: None,
+            started_ms: None,
+            restarts: 0,
+            last_exit: None,
+            spend: Spend::default(),
+            ran_ms: 0,
+            stopped_for: None,
+            log_tail: String::new(),
+            fence,
+            reported_ms: now_ms,
+        }
+    }
+}
+
 /// An agent's worker as `agent_list` and `mesh://self` show it.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
