@@ -175,7 +175,7 @@ fn bind_swarm(tool: &str, args: &mut Map<String, Value>) {
 
 /// The directory holding token files for the database at `db`.
 pub fn token_dir(db: &str) -> Option<PathBuf> {
-    if let Some(cluster) = db.strip_prefix("etcd://") {
+    if let Some(cluster) = db.strip_prefix("etcd://").or_else(|| db.strip_prefix("etcds://")) {
         // No file to sit beside: the user's own directory, one folder per cluster and prefix.
         let name: String =
             cluster.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();

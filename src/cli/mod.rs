@@ -160,7 +160,7 @@ where
     F: FnOnce(Engine) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    if global.db != ":memory:" && !global.db.starts_with("etcd://") {
+    if global.db != ":memory:" && !crate::store::etcd::is_etcd(&global.db) {
         crate::store::sqlite::quick_check(std::path::Path::new(&global.db))?;
     }
     runtime(multi_thread)?.block_on(async {

@@ -29,7 +29,7 @@ pub fn run(global: &Global, args: SuperviseArgs) -> anyhow::Result<ExitCode> {
     }
     .canonicalize()
     .context("the project directory")?;
-    let db = match global.db.starts_with("etcd://") {
+    let db = match crate::store::etcd::is_etcd(&global.db) {
         true => global.db.clone(),
         false => std::path::absolute(&global.db)?.to_string_lossy().into_owned(),
     };

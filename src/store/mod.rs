@@ -325,7 +325,7 @@ pub enum Durability {
 /// Open the backend named by a `--db` argument (`:memory:` or a file path) and the clock that
 /// the engine on it must use: the host clock, anchored in the file for a shared store.
 pub fn open(db: &str, durability: Durability) -> Result<(SharedStore, Arc<dyn Clock>), StoreError> {
-    if db.starts_with("etcd://") {
+    if etcd::is_etcd(db) {
         // etcd keeps the leases; the engine's clock is the host's wall clock, which servers on
         // several hosts share through NTP.
         let store = etcd::EtcdStore::new(etcd::EtcdTarget::parse(db)?);

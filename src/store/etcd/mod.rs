@@ -33,28 +33,73 @@ use plan::{plan, Step};
 use recent::Recent;
 use watch::Watcher;
 
+/// Whether `db` names an etcd cluster (`etcd://`, or `etcds://` over TLS).
+pub fn is_etcd(db: &str) -> bool {
+    db.starts_with("etcd://") || db.starts_with("etcds://")
+}
+
 /// The cluster and the prefix a mesh lives under.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdTarget {
     pub endpoints: Vec<String>,
     pub prefix: String,
+    /// TLS to the members (`etcds://`), with the files named by `MESH_ETCD_CA_FILE` and, for a
+    /// client certificate, `MESH_ETCD_CERT_FILE` and `MESH_ETCD_KEY_FILE`.
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca: std::path::PathBuf,
+    pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl TlsFiles {
+    fn from_env() -> Result<Self, StoreError> {
+        let var = |name: &str| std::env::var_os(name).map(std::path::PathBuf::from);
+        let ca = var("MESH_ETCD_CA_FILE").ok_or_else(|| {
+            StoreError::Backend("etcds:// needs MESH_ETCD_CA_FILE: the CA that signed the members' certificates".into())
+        })?;
+        let identity = match (var("MESH_ETCD_CERT_FILE"), var("MESH_ETCD_KEY_FILE")) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err(StoreError::Backend("MESH_ETCD_CERT_FILE and MESH_ETCD_KEY_FILE go together".into())),
+        };
+        Ok(Self { ca, identity })
+    }
+
+    fn options(&self) -> Result<etcd::TlsOptions, StoreError> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path)
+                .map_err(|e| StoreError::Backend(format!("etcd TLS: cannot read {}: {e}", path.display())))
+        };
+        let mut options = etcd::TlsOptions::new().ca_certificate(etcd::Certificate::from_pem(read(&self.ca)?));
+        if let Some((cert, key)) = &self.identity {
+            options = options.identity(etcd::Identity::from_pem(read(cert)?, read(key)?));
+        }
+        Ok(options)
+    }
 }
 
 impl EtcdTarget {
-    /// Parse `etcd://host:port[,host:port...][/prefix]`.
+    /// Parse `etcd://host:port[,host:port...][/prefix]`, or `etcds://...` for TLS (whose files
+    /// come from the environment: [`TlsFiles`]).
     pub fn parse(url: &str) -> Result<Self, StoreError> {
-        let rest = url
-            .strip_prefix("etcd://")
-            .ok_or_else(|| StoreError::Backend(format!("`{url}` is not an etcd:// address")))?;
+        let (rest, tls) = match (url.strip_prefix("etcd://"), url.strip_prefix("etcds://")) {
+            (Some(rest), _) => (rest, None),
+            (_, Some(rest)) => (rest, Some(TlsFiles::from_env()?)),
+            _ => return Err(StoreError::Backend(format!("`{url}` is not an etcd:// address"))),
+        };
         let (hosts, prefix) = rest.split_once('/').unwrap_or((rest, "mesh"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let endpoints: Vec<String> =
-            hosts.split(',').filter(|h| !h.is_empty()).map(|h| format!("http://{h}")).collect();
+            hosts.split(',').filter(|h| !h.is_empty()).map(|h| format!("{scheme}://{h}")).collect();
         if endpoints.is_empty() {
             return Err(StoreError::Backend(format!("`{url}` names no etcd member")));
         }
         let prefix = prefix.trim_matches('/');
         let prefix = if prefix.is_empty() { "mesh".to_string() } else { prefix.to_string() };
-        Ok(Self { endpoints, prefix: format!("{prefix}/") })
+        Ok(Self { endpoints, prefix: format!("{prefix}/"), tls })
     }
 }
 
@@ -132,9 +177,12 @@ fn unreachable(e: &etcd::Error) -> bool {
 
 /// Connect to every member named (at least one must answer).
 async fn connect(target: &EtcdTarget) -> Result<Vec<etcd::Client>, StoreError> {
-    let options = etcd::ConnectOptions::new()
+    let mut options = etcd::ConnectOptions::new()
         .with_connect_timeout(std::time::Duration::from_secs(2))
         .with_timeout(std::time::Duration::from_secs(10));
+    if let Some(tls) = &target.tls {
+        options = options.with_tls(tls.options()?);
+    }
     let mut members = Vec::new();
     let mut last = None;
     for endpoint in &target.endpoints {
@@ -436,6 +484,9 @@ mod tests {
         assert_eq!(t.prefix, "team/");
         assert_eq!(EtcdTarget::parse("etcd://a:2379").unwrap().prefix, "mesh/");
         assert!(EtcdTarget::parse("etcd:///x").is_err());
+        // No test sets MESH_ETCD_CA_FILE: TLS without a CA to trust is refused, naming it.
+        let e = EtcdTarget::parse("etcds://a:2379/team").unwrap_err();
+        assert!(e.to_string().contains("MESH_ETCD_CA_FILE"), "{e}");
     }
 
     #[test]
@@ -483,6 +534,31 @@ mod tests {
         let gone = gone.unwrap().unwrap();
         assert_eq!((gone.kind, gone.kv.key.as_str()), (EventKind::Delete, "l/d"), "etcd expired it");
         assert_eq!(value(&store, "l/d").await, None);
+    }
+
+    /// `etcds://`: a member that serves TLS is reached with the CA that signed its certificate,
+    /// and refused with another.
+    #[tokio::test]
+    async fn etcds_reaches_a_tls_member_with_its_ca_and_not_with_another() {
+        let (certs, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        member::make_certs(certs.path());
+        member::make_certs(other.path());
+        let member = member::Member::start_tls(certs.path()).await;
+        let target = |ca: &std::path::Path| EtcdTarget {
+            endpoints: vec![member.client_url.clone()],
+            prefix: "tls/".into(),
+            tls: Some(TlsFiles { ca: ca.join("ca.pem"), identity: None }),
+        };
+        let store: SharedStore = Arc::new(EtcdStore::new(target(certs.path())));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while store.revision().await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "no TLS answer from {}", member.client_url);
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        store.txn(Txn::new().and_then([Op::put("k", "over tls")])).await.unwrap();
+        assert_eq!(value(&store, "k").await.unwrap(), b"over tls");
+        let stranger = EtcdStore::new(target(other.path()));
+        assert!(stranger.revision().await.is_err(), "a certificate from another CA is refused");
     }
 
     /// What `swarm_init` does: delete a swarm's prefixes and put records inside them, in one
