@@ -365,10 +365,12 @@ impl Store for EtcdStore {
             other => other?,
         };
         let succeeded = resp.succeeded();
+        // The writes are committed: a renewal that fails now must not make them look failed
+        // (a caller would retry a done write). The lease lapses if nothing renews it later.
         for lease in if succeeded { renew_ok } else { renew_else } {
             match self.renew(lease).await {
                 Ok(_) | Err(StoreError::LeaseNotFound(_)) => {}
-                Err(e) => return Err(e),
+                Err(e) => tracing::warn!(lease, error = %e, "a lease renewal after a committed transaction failed"),
             }
         }
         Ok(TxnResponse { succeeded, revision: ours(resp.header().map_or(0, |h| h.revision())) })
