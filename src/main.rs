@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         Command::Hook => cli::hook::run(&global),
         Command::Init(args) => cli::init::run(args),
         Command::Supervise(args) => cli::supervise::run(&global, args).map(Finished::from),
-        Command::Budget(args) => cli::budget::run(&global, args).map(Finished::from),
+        Command::Budget(args) => cli::budget::run(&global, args),
     };
     match result {
         Ok(Finished { code, stdout }) => {

@@ -153,10 +153,12 @@ async fn load(
     while !stop.load(Ordering::Relaxed) {
         let send =
             json!({"from": from, "to": "sink", "agentToken": token, "swarmId": "f", "message": {"by": from, "n": n}});
-        let sent =
-            tokio::time::timeout(std::time::Duration::from_secs(15), call(&client, "daa_communication", send)).await;
+        let Value::Object(send) = send else { unreachable!() };
+        let request = CallToolRequestParams::new("daa_communication").with_arguments(send);
+        // A server that died answers nothing, or resets the connection: a failed send either way.
+        let sent = tokio::time::timeout(std::time::Duration::from_secs(15), client.call_tool(request)).await;
         match sent {
-            Ok((false, _)) => {
+            Ok(Ok(result)) if result.is_error != Some(true) => {
                 acked.push((n, std::time::Instant::now()));
                 if let Some(t) = since.take() {
                     outage = outage.max(t.elapsed().as_millis());

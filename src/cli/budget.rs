@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use super::Global;
+use super::{Finished, Global};
 use crate::ids::SwarmId;
 use crate::mesh::workers::BudgetLimits;
 
@@ -25,7 +25,7 @@ pub struct BudgetArgs {
     pub spend_cap_usd: Option<f64>,
 }
 
-pub fn run(global: &Global, args: BudgetArgs) -> anyhow::Result<ExitCode> {
+pub fn run(global: &Global, args: BudgetArgs) -> anyhow::Result<Finished> {
     super::runtime(false)?.block_on(async {
         let engine = global.open_engine()?;
         let swarm = SwarmId::new(args.swarm.as_str());
@@ -41,10 +41,9 @@ pub fn run(global: &Global, args: BudgetArgs) -> anyhow::Result<ExitCode> {
         };
         if let Err(e) = changed {
             eprintln!("mesh-mcp budget: {e}");
-            return Ok(ExitCode::from(2));
+            return Ok(ExitCode::from(2).into());
         }
         let view = engine.worker_budget_view(&swarm).await?;
-        println!("{}", serde_json::to_string_pretty(&view)?);
-        Ok(ExitCode::SUCCESS)
+        Ok(Finished::with_output(ExitCode::SUCCESS, serde_json::to_string_pretty(&view)?))
     })
 }
