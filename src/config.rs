@@ -28,7 +28,7 @@ pub const MAX_PROPOSAL_BYTES: usize = 64 * 1024;
 
 /// Default and bounds of `maxAgents`.
 pub const DEFAULT_MAX_AGENTS: u32 = 8;
-pub const MAX_AGENTS_LIMIT: u32 = 1000;
+pub const MAX_AGENTS_LIMIT: u32 = 10_000;
 
 /// Limits on payloads, so that one call cannot bloat the shared store.
 pub const MAX_MEMORY_VALUE_BYTES: usize = 1024 * 1024;
@@ -50,6 +50,9 @@ pub const MAX_MOVES_LISTED: usize = 50;
 pub const DEFAULT_LIST_LIMIT: usize = 50;
 pub const MAX_LIST_LIMIT: usize = 500;
 pub const DEFAULT_RECEIVE_LIMIT: usize = 10;
+/// Counts of what is left (a mailbox's unread messages, a memory prefix's keys) stop here and
+/// say "at least": counting costs a step per key, and a page must not cost the whole mailbox.
+pub const MAX_COUNTED: usize = 1000;
 
 /// What the JSON items of one list (tool result or resource read) may add up to; a list stops
 /// before it and says so, so that a default result fits a model's context (about 16 KB). One item

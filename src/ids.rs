@@ -53,6 +53,16 @@ id_type!(
     /// A mailbox message.
     MessageId, "msg"
 );
+impl MessageId {
+    /// A fresh id that sorts after every id made earlier: the send time in milliseconds (12 hex
+    /// digits) and 8 random hex digits. A mailbox is then in send order by key, so `receive` reads
+    /// its oldest messages with one bounded range instead of the whole mailbox. Senders on
+    /// different hosts order by their clocks.
+    pub fn at(now_ms: i64) -> Self {
+        Self(format!("{}-{:012x}{}", Self::PREFIX, now_ms.max(0), crate::secret::random_hex(4)))
+    }
+}
+
 id_type!(
     /// A consensus proposal.
     ProposalId, "prop"

@@ -123,6 +123,51 @@ pub fn status(s: Signals<'_>, now_ms: i64, settings: &SwarmSettings) -> AgentSta
     }
 }
 
+/// The first instant after `now_ms` at which [`status`] may answer differently with the same
+/// signals: the clock alone moves an agent from active to degraded (phi crosses
+/// [`config::PHI_DEGRADED`]) or idle (a message timeout of quiet), and back once its reports lapse
+/// or its breaker half-opens. `None` when only a change of the signals can change it. Lets a
+/// swarm's status counts be kept up to date by visiting the agents whose time has come instead
+/// of every agent on every read ([`crate::mesh::swarm::statuses`]).
+pub fn next_change(s: Signals<'_>, now_ms: i64, settings: &SwarmSettings) -> Option<i64> {
+    let (Some(hb), true) = (s.heartbeat, s.lease_live) else { return None };
+    if s.fault.is_some_and(|f| f.recovering_since_ms.is_some()) {
+        return None;
+    }
+    let recovery_ms = (settings.recovery_timeout * 1000.0) as i64;
+    let mut at = Vec::with_capacity(4);
+    if s.bound {
+        at.push(hb.last_ms + (settings.message_timeout * 1000.0) as i64);
+    } else {
+        let late = |t: i64| phi(Some(hb), t, settings).is_some_and(|p| p >= config::PHI_DEGRADED);
+        at.extend(first_true(now_ms, late));
+    }
+    if let Some(f) = s.fault {
+        at.extend(f.unreachable.values().max().map(|last| last + recovery_ms));
+        at.extend(f.breaker.opened_at_ms.filter(|_| !f.breaker.probing).map(|opened| opened + recovery_ms));
+    }
+    at.into_iter().filter(|t| *t > now_ms).min()
+}
+
+/// The first instant after `now_ms` at which the monotone `late` holds (`None`: it holds
+/// already, or not within ten years).
+fn first_true(now_ms: i64, late: impl Fn(i64) -> bool) -> Option<i64> {
+    const HORIZON_MS: i64 = 10 * 365 * 24 * 3600 * 1000;
+    if late(now_ms) || !late(now_ms + HORIZON_MS) {
+        return None;
+    }
+    let (mut lo, mut hi) = (now_ms, now_ms + HORIZON_MS); // late(lo) false, late(hi) true
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if late(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(hi)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +187,34 @@ mod tests {
         fault: Option<&'a FaultRecord>,
     ) -> Signals<'a> {
         Signals { heartbeat, lease_live, fault, bound: false }
+    }
+
+    /// Between now and `next_change` the status holds, and at `next_change` it may move; stepping
+    /// from change to change visits every status the agent passes through.
+    #[test]
+    fn the_status_holds_until_its_next_change() {
+        let s = settings();
+        let mut fault = FaultRecord::default();
+        fault.unreachable.insert(crate::ids::AgentId::new("peer"), 12_000);
+        fault.breaker.opened_at_ms = Some(20_000);
+        let h = hb(10_000);
+        for (bound, f) in [(false, None), (true, None), (false, Some(&fault)), (true, Some(&fault))] {
+            let sig = Signals { heartbeat: Some(&h), lease_live: true, fault: f, bound };
+            let mut now = 10_000;
+            let mut seen = vec![status(sig, now, &s)];
+            while let Some(next) = next_change(sig, now, &s) {
+                assert!(next > now);
+                let here = status(sig, now, &s);
+                for t in [now + 1, (now + next) / 2, next - 1] {
+                    assert_eq!(status(sig, t, &s), here, "bound {bound}, fault {}: at {t} before {next}", f.is_some());
+                }
+                now = next;
+                seen.push(status(sig, now, &s));
+            }
+            // Past the last change nothing moves any more.
+            assert_eq!(status(sig, now + 3_600_000, &s), status(sig, now, &s));
+            assert!(seen.len() >= 2, "the clock moves every case at least once: {seen:?}");
+        }
     }
 
     #[test]

@@ -58,8 +58,17 @@ pub fn mailboxes(id: &SwarmId) -> String {
 pub fn agent_index(agent: &AgentId) -> String {
     format!("agent-index/{agent}")
 }
+/// The graph's head ([`crate::mesh::swarm::graph::GraphHead`]): rewritten by every graph change.
 pub fn graph(id: &SwarmId) -> String {
     format!("swarm/{id}/graph")
+}
+/// A node of the graph: its join sequence.
+pub fn node(id: &SwarmId, agent: &AgentId) -> String {
+    format!("swarm/{id}/node/{agent}")
+}
+/// A link of the graph, its ends in stored (sorted) order.
+pub fn link(id: &SwarmId, a: &AgentId, b: &AgentId) -> String {
+    format!("swarm/{id}/link/{a}/{b}")
 }
 pub fn agents(id: &SwarmId) -> String {
     format!("swarm/{id}/agent/")
@@ -129,6 +138,17 @@ pub fn decision_log(id: &SwarmId) -> String {
 }
 pub fn decision(id: &SwarmId, seq: i64) -> String {
     format!("consensus/{id}/log/{seq:020}")
+}
+/// A quorum or bft vote: one key per voter per proposal, so a vote writes O(1) bytes.
+pub fn vote(id: &SwarmId, p: &ProposalId, voter: &AgentId) -> String {
+    format!("consensus/{id}/vote/{p}/{voter}")
+}
+pub fn votes(id: &SwarmId, p: &ProposalId) -> String {
+    format!("consensus/{id}/vote/{p}/")
+}
+/// The counts of a proposal's vote records, kept in the same transaction as each vote.
+pub fn tally(id: &SwarmId, p: &ProposalId) -> String {
+    format!("consensus/{id}/tally/{p}")
 }
 pub fn decision_seq(id: &SwarmId) -> String {
     format!("consensus/{id}/seq")

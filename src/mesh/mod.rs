@@ -63,6 +63,8 @@ pub struct Engine {
     boards: Arc<tasks::BoardCache>,
     /// Each swarm's decoded registry between operations ([`swarm::registry`]).
     registries: Arc<swarm::registry::RegistryCache>,
+    /// The swarms the sweep visits ([`swarm::directory`]).
+    swarms: Arc<swarm::directory::SwarmDirectory>,
     /// Permits for concurrent `swarm_monitor` calls ([`config::MAX_CONCURRENT_MONITORS`]).
     monitors: Arc<tokio::sync::Semaphore>,
 }
@@ -72,14 +74,22 @@ pub(crate) struct SwarmView {
     pub swarm: SwarmRecord,
     pub swarm_rev: Revision,
     pub graph: Arc<Graph>,
-    /// Mod revision of the graph key (0 when absent), for compare-and-swap.
+    /// Mod revision of the graph's head (0 when absent), for compare-and-swap.
     pub graph_rev: Revision,
+    /// What a graph change needs of the head ([`swarm::graph::graph_ops`]).
+    pub graph_head: swarm::graph::HeadState,
+    /// The graph's node set, with join sequences.
+    graph_nodes: Arc<HashMap<AgentId, u64>>,
     /// Shared with the registry cache ([`swarm::registry`]), like the maps below: a view is read-only,
     /// and copying 1,000 agents per call was two thirds of a task bid.
     pub agents: Arc<Vec<AgentRecord>>,
     /// Position of each agent in `agents`: status lookups run inside loops over agents, and a
     /// scan per lookup made placement O(n²) at 1,000 agents.
     agent_index: Arc<HashMap<AgentId, usize>>,
+    /// Position of the first agent of each name: callers name agents as often as they id them.
+    agent_names: Arc<HashMap<String, usize>>,
+    /// Positions in `agents` by spawn time, then id.
+    by_spawn: Arc<Vec<usize>>,
     pub heartbeats: Arc<HashMap<AgentId, HeartbeatRecord>>,
     /// Liveness keys present, i.e. leases not run out.
     pub liveness: Arc<HashMap<AgentId, LivenessRecord>>,
@@ -87,6 +97,11 @@ pub(crate) struct SwarmView {
     pub faults: Arc<HashMap<AgentId, (FaultRecord, Revision)>>,
     /// Agents a bound session keeps alive.
     pub presence: Arc<HashMap<AgentId, PresenceRecord>>,
+    /// Figures derived from the graph and liveness, shared with the registry ([`swarm::derived`]).
+    links: swarm::derived::Memo<swarm::derived::Links>,
+    parts: swarm::derived::Memo<swarm::derived::Parts>,
+    /// Each agent's status, kept by the registry ([`swarm::statuses`]).
+    statuses: Arc<swarm::statuses::StatusIndex>,
     pub now_ms: i64,
     /// The store revision the view was read at.
     pub revision: Revision,
@@ -94,7 +109,10 @@ pub(crate) struct SwarmView {
 
 impl SwarmView {
     pub fn status(&self, agent: &AgentRecord) -> AgentStatus {
-        health::status(self.signals(&agent.id), self.now_ms, &self.swarm.settings)
+        match self.statuses().and_then(|index| index.status(&agent.id)) {
+            Some(known) => known,
+            None => health::status(self.signals(&agent.id), self.now_ms, &self.swarm.settings),
+        }
     }
 
     pub fn signals(&self, id: &AgentId) -> health::Signals<'_> {
@@ -149,19 +167,62 @@ impl SwarmView {
         ops
     }
 
+    /// The registry's status index, when it is for this view's instant and agents (a view
+    /// taken for an earlier instant than another's is not).
+    pub fn statuses(&self) -> Option<&swarm::statuses::StatusIndex> {
+        let s = &*self.statuses;
+        (s.now_ms == self.now_ms && s.len() == self.agents.len()).then_some(s)
+    }
+
+    /// Whether `id` is a node of the graph, in O(1).
+    pub fn is_graph_node(&self, id: &AgentId) -> bool {
+        self.graph_nodes.contains_key(id)
+    }
+
+    /// Positions in `agents` in spawn order (by spawn time, then id).
+    pub fn spawn_order(&self) -> &[usize] {
+        &self.by_spawn
+    }
+
+    pub fn agent_index_has(&self, id: &AgentId) -> bool {
+        self.agent_index.contains_key(id)
+    }
+
+    /// An agent's position in `agents` (join order), in O(1).
+    pub fn position(&self, id: &AgentId) -> Option<usize> {
+        self.agent_index.get(id).copied()
+    }
+
+    /// An agent by id, in O(1).
+    pub fn by_id(&self, id: &AgentId) -> Option<&AgentRecord> {
+        self.agent_index.get(id).map(|&i| &self.agents[i])
+    }
+
     pub fn status_of(&self, id: &AgentId) -> Option<AgentStatus> {
         self.agent_index.get(id).map(|&i| self.status(&self.agents[i]))
     }
 
-    /// Agents that may carry traffic: every agent that is not failed.
+    /// Agents that may carry traffic: every agent that is not failed or offline, i.e. every agent
+    /// whose liveness lease runs ([`health::status`] is `Failed` or `Offline` exactly without it).
     pub fn live(&self) -> impl Fn(&AgentId) -> bool + '_ {
-        move |id| self.status_of(id).is_some_and(AgentStatus::is_live)
+        move |id| self.agent_index.contains_key(id) && self.liveness.contains_key(id)
+    }
+
+    /// Each agent's neighbours, computed once per graph ([`swarm::derived::Links`]).
+    pub fn links(&self) -> &swarm::derived::Links {
+        self.links.get_or_init(|| swarm::derived::Links::of(&self.graph))
+    }
+
+    /// The groups of live agents, computed once per graph and liveness ([`swarm::derived::Parts`]).
+    pub fn parts(&self) -> &swarm::derived::Parts {
+        self.parts
+            .get_or_init(|| swarm::derived::Parts::of(&self.graph, self.agents.iter().map(|a| &a.id), self.live()))
     }
 
     /// Find an agent by id or by name.
     pub fn agent(&self, reference: &str) -> Option<&AgentRecord> {
         let by_id = self.agent_index.get(&AgentId::new(reference)).map(|&i| &self.agents[i]);
-        by_id.or_else(|| self.agents.iter().find(|a| a.name == reference))
+        by_id.or_else(|| self.agent_names.get(reference).map(|&i| &self.agents[i]))
     }
 
     pub fn heartbeat_age_ms(&self, id: &AgentId) -> Option<i64> {
@@ -182,6 +243,7 @@ impl Engine {
             metrics: metrics.clone(),
             boards: Arc::default(),
             registries: Arc::default(),
+            swarms: Arc::default(),
             monitors: Arc::new(tokio::sync::Semaphore::new(crate::config::MAX_CONCURRENT_MONITORS)),
         }
         .with_metrics(metrics)
@@ -243,6 +305,11 @@ impl Engine {
     /// revision, from this process's cache ([`swarm::registry`]).
     pub(crate) async fn load_swarm(&self, id: &SwarmId) -> Result<SwarmView> {
         self.registries.view(&*self.store, id, self.now_ms()).await
+    }
+
+    /// Every swarm in the store with its heartbeat interval (seconds), from this process's cache.
+    pub(crate) async fn swarm_intervals(&self) -> Result<Vec<(SwarmId, f64)>> {
+        self.swarms.list(&*self.store).await
     }
 
     /// Check an agent's token. A valid token is the agent's proof of identity; the caller then

@@ -238,6 +238,71 @@ impl Graph {
     }
 }
 
+/// What a join does, computed without changing the graph: [`Graph::join_plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinPlan {
+    pub change: LinkChange,
+    /// The anchor after the join.
+    pub root: Option<AgentId>,
+    /// The joiner's neighbours, in join order.
+    pub neighbours: Vec<AgentId>,
+}
+
+impl Graph {
+    /// What [`Graph::join`] would do, for the shapes whose rule looks at a few nodes only (star
+    /// and ring), without changing or copying the graph: a join into 10,000 agents then costs
+    /// what it costs into 10. `is_node` must answer membership of the graph (the registry keeps
+    /// the node set). `None` for mesh and hierarchical, whose rules read the whole graph: join a
+    /// copy there. The joiner must not be a node yet.
+    pub fn join_plan(
+        &self,
+        kind: TopologyKind,
+        id: &AgentId,
+        coordinator: bool,
+        is_node: impl Fn(&AgentId) -> bool,
+    ) -> Option<JoinPlan> {
+        let root = match self.root.as_ref().filter(|r| is_node(r)) {
+            Some(r) => r.clone(),
+            None => self.nodes.first().filter(|_| !coordinator).unwrap_or(id).clone(),
+        };
+        let mut change = LinkChange::default();
+        let add = |a: &AgentId, b: &AgentId, change: &mut LinkChange| {
+            if let Some(e) = normalise(a, b).filter(|e| self.edges.binary_search(e).is_err()) {
+                if !change.added.contains(&e) {
+                    change.added.push(e);
+                }
+            }
+        };
+        let neighbours = match kind {
+            TopologyKind::Star if &root == id => {
+                self.nodes.iter().for_each(|n| add(id, n, &mut change));
+                self.nodes.clone()
+            }
+            TopologyKind::Star => {
+                add(&root, id, &mut change);
+                vec![root.clone()]
+            }
+            TopologyKind::Ring => match (self.nodes.first(), self.nodes.last()) {
+                (Some(first), Some(last)) => {
+                    if self.nodes.len() >= 3 {
+                        change.removed.extend(normalise(last, first).filter(|e| self.edges.binary_search(e).is_ok()));
+                    }
+                    add(last, id, &mut change);
+                    add(id, first, &mut change);
+                    if first == last {
+                        vec![first.clone()]
+                    } else {
+                        vec![first.clone(), last.clone()]
+                    }
+                }
+                _ => Vec::new(),
+            },
+            TopologyKind::Mesh | TopologyKind::Hierarchical => return None,
+        };
+        Some(JoinPlan { change: change.tidy(), root: Some(root), neighbours })
+    }
+}
+
 // Changing the graph.
 impl Graph {
     /// Adds `id` and wires it in the shape of `kind`. A node already present
@@ -594,6 +659,36 @@ impl Graph {
     /// How many links have both ends usable.
     pub fn edges_among(&self, usable: impl Fn(&AgentId) -> bool) -> usize {
         self.edges.iter().filter(|(a, b)| usable(a) && usable(b)).count()
+    }
+}
+
+#[cfg(test)]
+mod join_plan_tests {
+    use super::*;
+
+    /// For star and ring, the plan is exactly what joining a copy does, from the first node on,
+    /// with a coordinator joining late and nodes leaving in between.
+    #[test]
+    fn a_join_plan_equals_the_join() {
+        for kind in [TopologyKind::Star, TopologyKind::Ring] {
+            let mut g = Graph::new();
+            for i in 0..40 {
+                let id = AgentId::new(format!("n{i:02}"));
+                let coordinator = i == 7;
+                let is_node = |x: &AgentId| g.nodes.contains(x);
+                let plan = g.join_plan(kind, &id, coordinator, is_node).expect("star and ring plan");
+                let change = g.join(kind, id.clone(), coordinator);
+                assert_eq!(plan.change, change, "{kind:?} join {i}");
+                assert_eq!(plan.root, g.root, "{kind:?} join {i}");
+                assert_eq!(plan.neighbours.iter().collect::<Vec<_>>(), g.neighbours(&id), "{kind:?} join {i}");
+                if i % 9 == 8 {
+                    let gone = g.nodes[i / 3].clone();
+                    g.leave(&gone);
+                }
+            }
+        }
+        let g = Graph::new();
+        assert!(g.join_plan(TopologyKind::Mesh, &AgentId::new("x"), false, |_| false).is_none());
     }
 }
 

@@ -72,7 +72,12 @@ pub async fn flush(store: &dyn Store, metrics: &Metrics, now_ms: i64) -> Result<
     let value = serde_json::to_vec(&sample).expect("samples serialize");
     let mut ops = vec![Op::put(key(now_ms, metrics.process_id()), value)];
     let expired = store
-        .range(RangeRequest { start: PREFIX.into(), end: Some(key(now_ms - RETENTION_MS, "")), limit: PRUNE_BATCH })
+        .range(RangeRequest {
+            start: PREFIX.into(),
+            end: Some(key(now_ms - RETENTION_MS, "")),
+            limit: PRUNE_BATCH,
+            count_cap: 0,
+        })
         .await?;
     ops.extend(expired.kvs.into_iter().map(|kv| Op::delete(kv.key)));
     store.txn(Txn::new().and_then(ops)).await?;
@@ -92,7 +97,8 @@ fn is_idle(c: &Counts) -> bool {
 /// process may write fields this one does not know; those are ignored, not errors).
 pub async fn samples(store: &dyn Store, from_ms: i64, to_ms: i64) -> Result<Vec<Sample>, StoreError> {
     let end = if to_ms >= 9_999_999_999_999 { prefix_end(PREFIX) } else { key(to_ms + 1, "") };
-    let resp = store.range(RangeRequest { start: key(from_ms.max(0), ""), end: Some(end), limit: 0 }).await?;
+    let resp =
+        store.range(RangeRequest { start: key(from_ms.max(0), ""), end: Some(end), ..Default::default() }).await?;
     Ok(resp.kvs.iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()).collect())
 }
 

@@ -205,12 +205,17 @@ async fn range_by_prefix_is_byte_ordered_with_limit(store: SharedStore, _clock: 
     let page = store.range(RangeRequest { limit: 2, ..RangeRequest::prefix("p/") }).await.unwrap();
     assert_eq!(keys(&page.kvs), &under[..2]);
     assert_eq!((page.count, page.more), (under.len(), true));
+    // A capped count says "at least the cap" and never reads past it.
+    let capped = store.range(RangeRequest { limit: 2, count_cap: 4, ..RangeRequest::prefix("p/") }).await.unwrap();
+    assert_eq!((keys(&capped.kvs), capped.count, capped.more), (under[..2].to_vec(), 4, true));
+    let roomy = store.range(RangeRequest { limit: 2, count_cap: 100, ..RangeRequest::prefix("p/") }).await.unwrap();
+    assert_eq!((roomy.count, roomy.more), (under.len(), true));
     let exact = store.range(RangeRequest { limit: under.len(), ..RangeRequest::prefix("p/") }).await.unwrap();
     assert_eq!((exact.kvs.len(), exact.count, exact.more), (under.len(), under.len(), false));
 
-    let span = RangeRequest { start: "p/a".into(), end: Some("p/c".into()), limit: 0 };
+    let span = RangeRequest { start: "p/a".into(), end: Some("p/c".into()), ..Default::default() };
     assert_eq!(keys(&store.range(span).await.unwrap().kvs), ["p/a", "p/a0", "p/b"]);
-    let backwards = RangeRequest { start: "p/c".into(), end: Some("p/a".into()), limit: 0 };
+    let backwards = RangeRequest { start: "p/c".into(), end: Some("p/a".into()), ..Default::default() };
     assert_eq!(store.range(backwards).await.unwrap().count, 0);
 }
 

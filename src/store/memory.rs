@@ -129,15 +129,18 @@ impl State {
         };
         let bounds = (Bound::Included(req.start.as_str()), Bound::Excluded(end.as_str()));
         let limit = if req.limit == 0 { usize::MAX } else { req.limit };
+        let cap = if req.count_cap == 0 { usize::MAX } else { req.count_cap.max(limit.saturating_add(1)) };
         let mut kvs = Vec::new();
         let mut count = 0;
-        for kv in self.kvs.range::<str, _>(bounds).map(|(_, kv)| kv).filter(|kv| self.visible(kv, now)) {
+        for kv in self.kvs.range::<str, _>(bounds).map(|(_, kv)| kv).filter(|kv| self.visible(kv, now)).take(cap) {
             if count < limit {
                 kvs.push(kv.clone());
             }
             count += 1;
         }
-        RangeResponse { more: count > kvs.len(), kvs, count, revision: self.revision }
+        let more = count > kvs.len();
+        let count = if req.count_cap == 0 { count } else { count.min(req.count_cap) };
+        RangeResponse { more, kvs, count, revision: self.revision }
     }
 
     /// Remove a key, detaching it from its lease.

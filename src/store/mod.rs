@@ -165,7 +165,7 @@ pub struct TxnResponse {
 pub struct RangeResponse {
     /// Keys in ascending byte order.
     pub kvs: Vec<KeyValue>,
-    /// How many keys matched before `limit` was applied.
+    /// How many keys matched before `limit` was applied (at most the request's `count_cap`).
     pub count: usize,
     /// True when `limit` cut the result.
     pub more: bool,
@@ -182,16 +182,20 @@ pub struct RangeRequest {
     pub end: Option<String>,
     /// Maximum number of keys to return; 0 means no limit.
     pub limit: usize,
+    /// Count at most this many matches (0: count them all). A `count` equal to the cap means
+    /// "at least that many": counting a long range costs a step per key, and a page of a
+    /// mailbox of 100,000 messages must not.
+    pub count_cap: usize,
 }
 
 impl RangeRequest {
     pub fn key(key: impl Into<String>) -> Self {
-        Self { start: key.into(), end: None, limit: 0 }
+        Self { start: key.into(), end: None, limit: 0, count_cap: 0 }
     }
     pub fn prefix(prefix: impl Into<String>) -> Self {
         let start = prefix.into();
         let end = prefix_end(&start);
-        Self { start, end: Some(end), limit: 0 }
+        Self { start, end: Some(end), limit: 0, count_cap: 0 }
     }
     /// Keys under `prefix`, starting after `after` (exclusive) when given: cursor pagination.
     pub fn prefix_after(prefix: &str, after: Option<&str>, limit: usize) -> Self {
@@ -200,7 +204,7 @@ impl RangeRequest {
             Some(a) if a.starts_with(prefix) => format!("{a}\0"),
             _ => prefix.to_string(),
         };
-        Self { start, end: Some(end), limit }
+        Self { start, end: Some(end), limit, count_cap: 0 }
     }
 }
 

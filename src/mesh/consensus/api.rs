@@ -96,6 +96,7 @@ pub struct ProposalView {
     /// Exactly why the proposal is or is not decided.
     pub reason: String,
     pub tally: Tally,
+    /// The first 50 voters in their fixed order (`tally.voters` counts them all).
     pub voters: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proposer: Option<String>,

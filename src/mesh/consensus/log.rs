@@ -66,7 +66,7 @@ impl Engine {
             return Ok(Vec::new());
         }
         let end = keys::decision(swarm, upto).to_string() + "\0";
-        let req = RangeRequest { start: keys::decision(swarm, after + 1), end: Some(end), limit: 0 };
+        let req = RangeRequest { start: keys::decision(swarm, after + 1), end: Some(end), ..Default::default() };
         self.store().range(req).await?.kvs.iter().map(decode).collect()
     }
 

@@ -32,7 +32,7 @@ use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, MessageId, SwarmId};
 use crate::store::{self, Op};
 pub use api::*;
-use proposal::{Context, Proposal};
+use proposal::{Context, Proposal, VoteCounts};
 use vote::VoteValue;
 
 fn required<'a, T>(field: &'static str, value: &'a Option<T>, action: &str) -> Result<&'a T> {
@@ -107,28 +107,72 @@ impl Engine {
         Ok(kvs.iter().map(|kv| AgentId::new(&kv.key[prefix.len()..])).collect())
     }
 
+    /// A proposal and the revision of its record, with its vote counts (quorum and bft).
     async fn load_proposal(&self, swarm: &SwarmId, id: &str) -> Result<(Proposal, i64)> {
         crate::mesh::validate::name("proposalId", id)?;
-        let key = keys::proposal(swarm, &crate::ids::ProposalId::new(id));
-        let kv = store::get(&**self.store(), &key).await?.ok_or_else(|| MeshError::not_found("proposal", id))?;
-        Ok((decode(&kv)?, kv.mod_revision))
+        let pid = crate::ids::ProposalId::new(id);
+        let kv = store::get(&**self.store(), &keys::proposal(swarm, &pid))
+            .await?
+            .ok_or_else(|| MeshError::not_found("proposal", id))?;
+        let mut prop: Proposal = decode(&kv)?;
+        if prop.pbft.is_none() {
+            match store::get(&**self.store(), &keys::tally(swarm, &pid)).await? {
+                Some(t) => (prop.counts, prop.counts_rev) = (decode(&t)?, t.mod_revision),
+                // A record from before votes had keys of their own holds them all.
+                None => prop.counts = VoteCounts::of(prop.votes.values()),
+            }
+        }
+        Ok((prop, kv.mod_revision))
+    }
+
+    /// Load the votes a tally must know one by one (quorum and bft): those of the voters
+    /// discounted in `ctx`, and `voter`'s own when it is about to vote. One read per such voter.
+    async fn load_votes(&self, prop: &mut Proposal, ctx: &Context, voter: Option<&AgentId>) -> Result<()> {
+        if prop.pbft.is_some() || prop.counts_rev == 0 {
+            return Ok(());
+        }
+        let wanted = prop.discounted_voters(ctx).into_iter().chain(voter.cloned());
+        for v in wanted {
+            if let Some(kv) = store::get(&**self.store(), &keys::vote(&prop.swarm_id, &prop.id, &v)).await? {
+                prop.votes.insert(v, decode(&kv)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Load every vote of a quorum or bft proposal about to be decided: the decision log keeps them.
+    async fn load_all_votes(&self, prop: &mut Proposal) -> Result<()> {
+        if prop.pbft.is_some() || prop.counts_rev == 0 {
+            return Ok(());
+        }
+        let prefix = keys::votes(&prop.swarm_id, &prop.id);
+        for kv in store::get_prefix(&**self.store(), &prefix).await? {
+            let voter = AgentId::new(&kv.key[prefix.len()..]);
+            // An equivocation being written has discarded this voter's vote already.
+            if !prop.byzantine.contains(&voter) {
+                prop.votes.entry(voter).or_insert(decode(&kv)?);
+            }
+        }
+        Ok(())
     }
 }
 
 /// The tally context: failed voters (the acting agent has just proven it is alive) and flags.
 fn context(view: &SwarmView, byzantine: BTreeSet<AgentId>, actor: Option<&AgentId>) -> Context {
+    // Only an agent that is down can be failed: look at those, not at the whole swarm.
     let failed = view
-        .agents
+        .parts()
+        .down
         .iter()
-        .filter(|a| Some(&a.id) != actor && view.status(a) == AgentStatus::Failed)
-        .map(|a| a.id.clone())
+        .filter(|id| Some(*id) != actor && view.status_of(id) == Some(AgentStatus::Failed))
+        .cloned()
         .collect();
     Context { failed, byzantine, now_ms: view.now_ms }
 }
 
 /// A proposal's voters that are gone from the swarm count as failed.
 fn with_missing_voters(mut ctx: Context, p: &Proposal, view: &SwarmView) -> Context {
-    ctx.failed.extend(p.voters.iter().filter(|v| view.agent(v.as_str()).is_none()).cloned());
+    ctx.failed.extend(p.voters.iter().filter(|v| view.by_id(v).is_none()).cloned());
     ctx
 }
 
@@ -141,9 +185,9 @@ pub(crate) fn read_only_reason(view: &SwarmView) -> Option<String> {
 
 fn check_majority(view: &SwarmView, actor: Option<&AgentId>) -> Result<()> {
     let total = view.agents.len();
-    let live = view.live();
-    let usable = |id: &AgentId| Some(id) == actor || live(id);
-    let n_live = view.agents.iter().filter(|a| usable(&a.id)).count();
+    let (live, parts) = (view.live(), view.parts());
+    let actor_down = actor.is_some_and(|a| view.agent_index_has(a) && !live(a));
+    let n_live = total - parts.down.len() + usize::from(actor_down);
     if total == 0 {
         return Err(MeshError::ReadOnly("read-only: no agents yet; decisions need a live majority of agents".into()));
     }
@@ -151,7 +195,12 @@ fn check_majority(view: &SwarmView, actor: Option<&AgentId>) -> Result<()> {
         return Err(MeshError::ReadOnly(format!("read-only: no majority ({n_live} of {total} agents live)")));
     }
     if let Some(actor) = actor {
-        let group = view.graph.components(usable).into_iter().find(|c| c.contains(actor)).map_or(1, |c| c.len());
+        let group = if live(actor) {
+            parts.group_size(actor).max(1)
+        } else {
+            let usable = |id: &AgentId| id == actor || live(id);
+            view.graph.components(usable).into_iter().find(|c| c.contains(actor)).map_or(1, |c| c.len())
+        };
         if group * 2 <= total {
             return Err(MeshError::ReadOnly(format!(
                 "read-only: this agent's partition holds {group} of {total} agents"
@@ -168,7 +217,7 @@ fn notice_op(view: &SwarmView, from: &AgentId, to: &AgentId, payload: Value, now
     let route =
         if from == to { vec![to.clone()] } else { view.graph.shortest_path(from, to, |id| id == from || live(id))? };
     let record = MessageRecord {
-        id: MessageId::generate(),
+        id: MessageId::at(now_ms),
         from: from.clone(),
         to: to.clone(),
         message_type: "consensus_request".into(),
@@ -184,7 +233,7 @@ fn notice_op(view: &SwarmView, from: &AgentId, to: &AgentId, payload: Value, now
 
 fn proposal_view(p: &Proposal, ctx: &Context) -> ProposalView {
     let eval = p.evaluate(ctx);
-    let effective = p.effective(ctx);
+    let effective = if p.pbft.is_some() { p.effective(ctx) } else { Vec::new() };
     let status = match (&p.decision, eval.outcome) {
         (Some(d), _) => d.outcome.as_str(),
         // Decided by the clock but not yet written: reconcile writes it on the next call.
@@ -198,7 +247,7 @@ fn proposal_view(p: &Proposal, ctx: &Context) -> ProposalView {
         status: status.to_string(),
         reason: eval.reason,
         tally: eval.tally,
-        voters: p.voters.iter().map(|v| v.to_string()).collect(),
+        voters: p.voters.iter().take(crate::config::MAX_PEERS_LISTED).map(|v| v.to_string()).collect(),
         proposer: p.proposer.as_ref().map(|a| a.to_string()),
         created_at_ms: p.created_at_ms,
         expires_at_ms: p.expires_at_ms(),

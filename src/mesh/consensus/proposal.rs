@@ -73,15 +73,51 @@ pub struct Proposal {
     pub proposer: Option<AgentId>,
     pub created_at_ms: i64,
     pub timeout_ms: i64,
-    /// quorum and bft votes; pbft keeps its phase messages in `pbft`.
-    #[serde(default)]
+    /// quorum and bft: the individual votes this evaluation knows, which must include every vote
+    /// of a voter that is discounted now (failed or Byzantine). The engine keeps each vote in a
+    /// record of its own and loads only those ([`Proposal::discounted_voters`]); the pure tests
+    /// hold them all. Records written before votes had their own keys carry them all here.
+    /// pbft keeps its phase messages in `pbft`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub votes: BTreeMap<AgentId, VoteValue>,
+    /// quorum and bft: how many approvals and rejections are recorded, from every voter (the
+    /// tally record beside the proposal; not part of the proposal record).
+    #[serde(skip)]
+    pub counts: VoteCounts,
+    /// Mod revision of the tally record `counts` came from (0: none yet), for compare-and-swap.
+    #[serde(skip)]
+    pub counts_rev: i64,
     /// Voters that equivocated on this proposal.
     #[serde(default)]
     pub byzantine: BTreeSet<AgentId>,
     pub pbft: Option<PbftState>,
     pub last_quorum: Option<QuorumSize>,
     pub decision: Option<Decision>,
+}
+
+/// Recorded quorum or bft votes, by value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteCounts {
+    pub approvals: usize,
+    pub rejections: usize,
+}
+
+impl VoteCounts {
+    pub fn of<'a>(votes: impl IntoIterator<Item = &'a VoteValue>) -> Self {
+        let mut c = Self::default();
+        for v in votes {
+            c.add(*v, 1);
+        }
+        c
+    }
+
+    fn add(&mut self, value: VoteValue, n: isize) {
+        let slot = match value {
+            VoteValue::Approve => &mut self.approvals,
+            VoteValue::Reject => &mut self.rejections,
+        };
+        *slot = slot.saturating_add_signed(n);
+    }
 }
 
 /// What the swarm looks like now, as far as a tally cares.
@@ -125,20 +161,34 @@ impl Proposal {
         self.byzantine.contains(v) || ctx.byzantine.contains(v)
     }
 
-    /// Record a quorum or bft vote.
+    /// Record a quorum or bft vote. `votes` must hold the voter's earlier vote, if any.
     pub fn on_vote(&mut self, voter: &AgentId, value: VoteValue) -> VoteEffect {
-        match self.votes.get(voter) {
+        match self.votes.get(voter).copied() {
             None => {
                 self.votes.insert(voter.clone(), value);
+                self.counts.add(value, 1);
                 VoteEffect::Counted
             }
-            Some(v) if *v == value => VoteEffect::Repeated,
-            Some(_) => {
+            Some(v) if v == value => VoteEffect::Repeated,
+            Some(before) => {
                 self.votes.remove(voter);
+                self.counts.add(before, -1);
                 self.byzantine.insert(voter.clone());
                 VoteEffect::Equivocated
             }
         }
+    }
+
+    /// Voters that do not count now (failed or Byzantine), in voter order. The cost follows the
+    /// flagged agents, not the voters: a vote among 1,000 voters must not look at all of them.
+    pub fn discounted_voters(&self, ctx: &Context) -> Vec<AgentId> {
+        let flagged: BTreeSet<&AgentId> = ctx.failed.iter().chain(&ctx.byzantine).chain(&self.byzantine).collect();
+        let mut found: Vec<(usize, AgentId)> = flagged
+            .into_iter()
+            .filter_map(|v| self.voters.iter().position(|x| x == v).map(|i| (i, v.clone())))
+            .collect();
+        found.sort_unstable();
+        found.into_iter().map(|(_, v)| v).collect()
     }
 
     /// Votes per voter as they stand (pbft: the latest phase each replica reached).
@@ -152,17 +202,17 @@ impl Proposal {
     /// The tally and, if it decides the proposal, the outcome; expiry counts once `now` has
     /// reached the timeout and nothing else decided it.
     pub fn evaluate(&self, ctx: &Context) -> Evaluation {
-        let effective = self.effective(ctx);
+        let discounted = self.discounted_voters(ctx);
+        let n = self.voters.len() - discounted.len();
         let mut eval = match (&self.pbft, self.protocol) {
-            (Some(p), _) => p.evaluate(&effective, self.f),
-            (None, Protocol::Bft) => self.evaluate_bft(&effective),
-            (None, _) => self.evaluate_quorum(&effective),
+            (Some(p), _) => p.evaluate(&self.effective(ctx), self.f),
+            (None, Protocol::Bft) => self.evaluate_bft(n, ctx),
+            (None, _) => self.evaluate_quorum(n, ctx),
         };
         eval.tally.voters = self.voters.len();
-        eval.tally.effective_voters = effective.len();
-        eval.tally.byzantine =
-            self.voters.iter().filter(|v| self.is_byzantine(v, ctx)).map(|v| v.to_string()).collect();
-        eval.tally.failed = self.voters.iter().filter(|v| ctx.failed.contains(*v)).map(|v| v.to_string()).collect();
+        eval.tally.effective_voters = n;
+        eval.tally.byzantine = discounted.iter().filter(|v| self.is_byzantine(v, ctx)).map(|v| v.to_string()).collect();
+        eval.tally.failed = discounted.iter().filter(|v| ctx.failed.contains(*v)).map(|v| v.to_string()).collect();
         if self.protocol != Protocol::Quorum {
             eval.tally.f = Some(self.f);
         }
@@ -187,15 +237,21 @@ impl Proposal {
         eval
     }
 
-    fn counts(&self, effective: &[AgentId]) -> (usize, usize) {
-        let count = |want| effective.iter().filter(|v| self.votes.get(*v) == Some(&want)).count();
-        (count(VoteValue::Approve), count(VoteValue::Reject))
+    /// Approvals and rejections of effective voters: the recorded counts less the votes of
+    /// voters discounted now, so the cost follows the discounted voters, not all of them.
+    fn counts(&self, ctx: &Context) -> (usize, usize) {
+        let mut c = self.counts;
+        for (voter, value) in &self.votes {
+            if self.discounted(voter, ctx) {
+                c.add(*value, -1);
+            }
+        }
+        (c.approvals, c.rejections)
     }
 
-    fn evaluate_quorum(&self, effective: &[AgentId]) -> Evaluation {
-        let n = effective.len();
+    fn evaluate_quorum(&self, n: usize, ctx: &Context) -> Evaluation {
         let needed = share_of(self.threshold, n);
-        let (approvals, rejections) = self.counts(effective);
+        let (approvals, rejections) = self.counts(ctx);
         let outstanding = n - approvals - rejections;
         let rule = format!("ceil({} × {n} effective voters) = {needed}", self.threshold);
         let (outcome, reason) = if n == 0 {
@@ -217,10 +273,10 @@ impl Proposal {
         Evaluation { tally, outcome, reason }
     }
 
-    fn evaluate_bft(&self, effective: &[AgentId]) -> Evaluation {
+    fn evaluate_bft(&self, n: usize, ctx: &Context) -> Evaluation {
         let needed = 2 * self.f + 1;
-        let (approvals, rejections) = self.counts(effective);
-        let outstanding = effective.len() - approvals - rejections;
+        let (approvals, rejections) = self.counts(ctx);
+        let outstanding = n - approvals - rejections;
         let rule = format!("2f+1 = {needed} matching votes (f = {} of {} voters)", self.f, self.voters.len());
         let (outcome, reason) = if approvals >= needed {
             (Some(Outcome::Approved), format!("{approvals} approvals reached {rule}"))
@@ -228,8 +284,7 @@ impl Proposal {
             (Some(Outcome::Rejected), format!("{rejections} rejections reached {rule}"))
         } else if approvals + outstanding < needed {
             (Some(Outcome::Rejected), format!(
-                "approval is impossible: {approvals} approvals + {outstanding} outstanding among {} effective voters < {rule}",
-                effective.len()
+                "approval is impossible: {approvals} approvals + {outstanding} outstanding among {n} effective voters < {rule}"
             ))
         } else {
             (None, format!("{approvals} approvals and {rejections} rejections; a decision needs {rule}; {outstanding} outstanding"))
@@ -257,6 +312,8 @@ pub(crate) mod tests {
             created_at_ms: 0,
             timeout_ms: 10_000,
             votes: BTreeMap::new(),
+            counts: VoteCounts::default(),
+            counts_rev: 0,
             byzantine: BTreeSet::new(),
             pbft: None,
             last_quorum: None,

@@ -77,9 +77,11 @@ impl Engine {
             let now = self.now_ms();
             let mut ctx = with_missing_voters(context(view, self.byzantine_flags(swarm).await?, None), &prop, view);
             ctx.now_ms = now;
+            self.load_votes(&mut prop, &ctx, None).await?;
             let mut pass = Pass::default();
             let mut ops = Vec::new();
-            let effective = prop.effective(&ctx);
+            // Listed for pbft only; a quorum or bft tally counts them without a list.
+            let effective = if prop.pbft.is_some() { prop.effective(&ctx) } else { Vec::new() };
             let view_timeout_ms = (view.swarm.settings.message_timeout * 1000.0).round() as i64;
             if let Some(state) = prop.pbft.as_mut() {
                 let reason = if !effective.contains(&state.primary) {
@@ -125,6 +127,9 @@ impl Engine {
             if eval.outcome.is_none() && pass.quorum.is_none() && pass.view.is_none() {
                 return Ok(Some(pass));
             }
+            if eval.outcome.is_some() {
+                self.load_all_votes(&mut prop).await?;
+            }
             let head = self.log_head(swarm).await?;
             let mut compares = Vec::new();
             let seq = write_proposal(&mut prop, rev, &eval, &head, now, &mut compares, &mut ops);
@@ -154,6 +159,8 @@ impl Engine {
             let open_for_ms = view.now_ms - prop.created_at_ms;
             if open_for_ms * 2 > prop.timeout_ms {
                 let ctx = with_missing_voters(context(view, byzantine.clone(), None), prop, view);
+                let mut prop = prop.clone();
+                self.load_votes(&mut prop, &ctx, None).await?;
                 stuck.push(StuckProposal {
                     proposal_id: prop.id.to_string(),
                     open_for_ms,

@@ -82,8 +82,37 @@ pub(super) fn write_proposal(
             None
         }
     };
+    // quorum and bft votes live in their own records and the tally beside the proposal; the
+    // votes a record from before that carried move out to their records now.
+    let votes = std::mem::take(&mut p.votes);
+    if p.pbft.is_none() {
+        compares.push(Compare::mod_revision(keys::tally(&swarm, &p.id), CompareOp::Equal, p.counts_rev));
+        ops.push(Op::put(keys::tally(&swarm, &p.id), encode(&p.counts)));
+        if p.counts_rev == 0 {
+            ops.extend(votes.iter().map(|(v, value)| Op::put(keys::vote(&swarm, &p.id, v), encode(value))));
+        }
+    }
     ops.push(Op::put(keys::proposal(&swarm, &p.id), encode(&*p)));
+    p.votes = votes;
     seq
+}
+
+/// The writes of a quorum or bft vote that decides nothing: its own record and the tally, under
+/// compares on the tally and the proposal record (a decision or an equivocation rewrites it).
+/// O(1): the proposal record, which names every voter, is not rewritten.
+fn write_vote(
+    p: &Proposal,
+    rev: i64,
+    voter: &AgentId,
+    value: VoteValue,
+    compares: &mut Vec<Compare>,
+    ops: &mut Vec<Op>,
+) {
+    let swarm = &p.swarm_id;
+    compares.push(Compare::mod_revision(keys::proposal(swarm, &p.id), CompareOp::Equal, rev));
+    compares.push(Compare::mod_revision(keys::tally(swarm, &p.id), CompareOp::Equal, p.counts_rev));
+    ops.push(Op::put(keys::vote(swarm, &p.id, voter), encode(&value)));
+    ops.push(Op::put(keys::tally(swarm, &p.id), encode(&p.counts)));
 }
 
 /// The checked arguments of `propose`: the proposal, its protocol and its timeout in seconds.
@@ -196,6 +225,8 @@ impl Engine {
             created_at_ms: 0,
             timeout_ms: (timeout_secs * 1000.0).round() as i64,
             votes: Default::default(),
+            counts: Default::default(),
+            counts_rev: 0,
             byzantine: Default::default(),
             pbft: None,
             last_quorum: None,
@@ -274,7 +305,8 @@ impl Engine {
                 let fence = self.fence(&view, Some(&agent), p.term).await?;
                 let now = view.now_ms;
                 let mut ops = view.heartbeat_ops(&agent);
-                let effective = prop.effective(&ctx);
+                // Only pbft needs the effective voters listed; a tally counts them (O(flagged)).
+                let effective = if prop.pbft.is_some() { prop.effective(&ctx) } else { Vec::new() };
                 let (effect, phase) = match prop.pbft.as_mut() {
                     Some(state) => {
                         let phase = p.phase.unwrap_or_else(|| state.next_phase(&agent.id));
@@ -302,7 +334,12 @@ impl Engine {
                             return Err(MeshError::invalid("phase", "only pbft proposals have phases"));
                         }
                         let value = *required("vote", &p.vote, "vote")?;
-                        (prop.on_vote(&agent.id, value), None)
+                        self.load_votes(&mut prop, &ctx, Some(&agent.id)).await?;
+                        let effect = prop.on_vote(&agent.id, value);
+                        if effect == VoteEffect::Equivocated {
+                            ops.push(Op::delete(keys::vote(swarm, &prop.id, &agent.id)));
+                        }
+                        (effect, None)
                     }
                 };
                 if effect == VoteEffect::Equivocated {
@@ -311,14 +348,9 @@ impl Engine {
                         ByzantineFlag { agent_id: agent.id.clone(), proposal_id: prop.id.clone(), flagged_at_ms: now };
                     ops.push(Op::put(keys::byzantine(swarm, &agent.id), encode(&flag)));
                 }
-                let eval = prop.evaluate(&ctx);
                 let mut compares: Vec<Compare> = fence.into_iter().collect();
-                let seq = if effect == VoteEffect::Repeated && eval.outcome.is_none() {
-                    None
-                } else {
-                    let head = self.log_head(swarm).await?;
-                    write_proposal(&mut prop, rev, &eval, &head, now, &mut compares, &mut ops)
-                };
+                let write = VoteWrite { rev, voter: &agent.id, value: p.vote, effect, now };
+                let seq = self.vote_writes(&mut prop, &ctx, write, &mut compares, &mut ops).await?;
                 let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
                 Ok(resp.succeeded.then_some((prop, ctx, effect, phase, seq, resp.revision)))
             })
@@ -326,17 +358,42 @@ impl Engine {
         let mut out = ConsensusOutput::new(ConsensusAction::Vote, swarm, revision);
         out.effect = Some(effect);
         out.phase = phase;
-        out.note = match effect {
-            VoteEffect::Counted => None,
-            VoteEffect::Repeated => Some("the same vote again: nothing changed".into()),
-            VoteEffect::Equivocated => Some(format!(
-                "`{}` voted differently before: it is flagged Byzantine, its votes are discarded and it no longer counts toward quorums",
-                agent.name
-            )),
-        };
+        out.note = vote_note(effect, &agent.name);
         out.checkpoint = self.after_decision(swarm, seq).await?;
         out.proposal = Some(proposal_view(&prop, &ctx));
         Ok(out)
+    }
+
+    /// The writes of a vote, added to the transaction: none for a repeat that decides nothing;
+    /// for a quorum or bft vote that decides nothing, the vote's record and the tally (O(1));
+    /// otherwise the proposal record, with the decision and every vote when it decides.
+    /// Returns the decision's sequence.
+    async fn vote_writes(
+        &self,
+        prop: &mut Proposal,
+        ctx: &Context,
+        w: VoteWrite<'_>,
+        compares: &mut Vec<Compare>,
+        ops: &mut Vec<Op>,
+    ) -> Result<Option<i64>> {
+        let eval = prop.evaluate(ctx);
+        let ballot = prop.pbft.is_none() && w.effect == VoteEffect::Counted;
+        let value = || w.value.expect("a counted quorum or bft vote has a value");
+        if eval.outcome.is_none() && w.effect == VoteEffect::Repeated {
+            return Ok(None);
+        }
+        if eval.outcome.is_none() && ballot {
+            write_vote(prop, w.rev, w.voter, value(), compares, ops);
+            return Ok(None);
+        }
+        if ballot {
+            ops.push(Op::put(keys::vote(&prop.swarm_id, &prop.id, w.voter), encode(&value())));
+        }
+        if eval.outcome.is_some() {
+            self.load_all_votes(prop).await?;
+        }
+        let head = self.log_head(&prop.swarm_id).await?;
+        Ok(write_proposal(prop, w.rev, &eval, &head, w.now, compares, ops))
     }
 
     /// The checks every voter's write passes; returns the tally context.
@@ -419,8 +476,9 @@ impl Engine {
     pub(super) async fn proposal_status(&self, swarm: &SwarmId, p: &ConsensusParams) -> Result<ConsensusOutput> {
         let id = required("proposalId", &p.proposal_id, "status")?;
         let view = self.load_swarm(swarm).await?;
-        let (prop, _) = self.load_proposal(swarm, id).await?;
+        let (mut prop, _) = self.load_proposal(swarm, id).await?;
         let ctx = with_missing_voters(context(&view, self.byzantine_flags(swarm).await?, None), &prop, &view);
+        self.load_votes(&mut prop, &ctx, None).await?;
         let mut out = ConsensusOutput::new(ConsensusAction::Status, swarm, view.revision);
         out.proposal = Some(proposal_view(&prop, &ctx));
         Ok(out)
@@ -463,7 +521,9 @@ impl Engine {
         let mut open = Vec::new();
         for (prop, _) in all_open.iter().take(limit) {
             let ctx = with_missing_voters(context(view, byzantine.clone(), None), prop, view);
-            let shown = proposal_view(prop, &ctx);
+            let mut prop = prop.clone();
+            self.load_votes(&mut prop, &ctx, None).await?;
+            let shown = proposal_view(&prop, &ctx);
             if !budget.admit(&shown) {
                 break;
             }
@@ -523,6 +583,27 @@ impl Engine {
         })
         .await
     }
+}
+
+/// What a vote's reply says of its effect.
+fn vote_note(effect: VoteEffect, voter: &str) -> Option<String> {
+    match effect {
+        VoteEffect::Counted => None,
+        VoteEffect::Repeated => Some("the same vote again: nothing changed".into()),
+        VoteEffect::Equivocated => Some(format!(
+            "`{voter}` voted differently before: it is flagged Byzantine, its votes are discarded and it no longer counts toward quorums"
+        )),
+    }
+}
+
+/// One vote, as its writes need it.
+struct VoteWrite<'a> {
+    /// The proposal record's revision.
+    rev: i64,
+    voter: &'a AgentId,
+    value: Option<VoteValue>,
+    effect: VoteEffect,
+    now: i64,
 }
 
 /// The body of a pBFT phase message in a voter's mailbox.

@@ -124,14 +124,14 @@ impl Engine {
         mail: &MailboxFigures,
         agreement_rate: Option<f64>,
     ) -> HealthFigures {
-        let live = view.live();
-        let failed = view.agents.iter().filter(|a| !live(&a.id)).count();
+        let parts = view.parts();
+        let failed = parts.down.len();
         HealthFigures {
-            connectivity: view.graph.pair_connectivity(&live),
+            connectivity: parts.pair_connectivity(),
             node_failure_rate: (!view.agents.is_empty()).then(|| failed as f64 / view.agents.len() as f64),
             message_latency_ms: mail.latency_ms,
             agreement_rate,
-            topology_health: (!view.graph.nodes.is_empty()).then(|| view.graph.connected_fraction(&live)),
+            topology_health: (!view.graph.nodes.is_empty()).then(|| parts.connected_fraction()),
         }
     }
 }
@@ -161,7 +161,7 @@ pub(crate) fn mailbox_findings(view: &SwarmView, mail: &MailboxFigures, only: Op
         if only.is_some_and(|o| o != agent) {
             continue;
         }
-        let name = view.agents.iter().find(|a| &a.id == agent).map_or(agent.as_str(), |a| a.name.as_str());
+        let name = view.by_id(agent).map_or(agent.as_str(), |a| a.name.as_str());
         if *n >= BACKLOG_FINDING {
             out.push(Finding::new(
                 Area::Performance,

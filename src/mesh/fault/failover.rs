@@ -18,6 +18,8 @@ use super::super::{health, keys, Engine, SwarmView};
 use super::FailedAgent;
 use crate::error::Result;
 use crate::ids::{AgentId, SwarmId};
+use crate::mesh::swarm::graph::{graph_ops, NodeChange};
+use crate::mesh::topology::{Graph, LinkChange};
 use crate::store::{Compare, CompareOp, Op, StoreError, Txn};
 
 /// The peers whose word counts about `agent`: live, and members since before its last heartbeat
@@ -29,13 +31,11 @@ fn witnesses<'v>(view: &'v SwarmView, agent: &AgentId) -> impl Fn(&AgentId) -> b
         .get(agent)
         .map(|hb| hb.last_ms)
         .into_iter()
-        .chain(view.agents.iter().find(|a| &a.id == agent).map(|a| a.spawned_at_ms))
+        .chain(view.by_id(agent).map(|a| a.spawned_at_ms))
         .max()
         .unwrap_or(i64::MIN);
-    let joined: std::collections::HashMap<&AgentId, i64> =
-        view.agents.iter().map(|a| (&a.id, a.spawned_at_ms)).collect();
     let agent = agent.clone();
-    move |peer| *peer != agent && live(peer) && joined.get(peer).is_some_and(|at| *at <= last_seen)
+    move |peer| *peer != agent && live(peer) && view.by_id(peer).is_some_and(|p| p.spawned_at_ms <= last_seen)
 }
 
 /// Witnesses' reports needed to declare an agent failed: a majority of its witnesses.
@@ -53,10 +53,17 @@ pub(crate) fn live_reports(view: &SwarmView, agent: &AgentId) -> Vec<AgentId> {
         .unwrap_or_default()
 }
 
-/// The agents that need failover now, and why.
+/// The agents that need failover now, and why, in join order. Only agents that are down or
+/// reported unreachable are looked at: a sweep over 10,000 idle agents reads none of them.
 fn pending(view: &SwarmView) -> Vec<(&AgentRecord, FailureCause)> {
-    view.agents
-        .iter()
+    let reported = view.faults.iter().filter(|(_, (f, _))| !f.unreachable.is_empty()).map(|(id, _)| id);
+    let mut candidates: Vec<usize> =
+        view.parts().down.iter().chain(reported).filter_map(|id| view.position(id)).collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    candidates
+        .into_iter()
+        .map(|i| &view.agents[i])
         .filter(|a| view.fault(&a.id).is_none_or(|f| f.failed.is_none()))
         .filter_map(|a| {
             if !view.liveness.contains_key(&a.id) {
@@ -82,7 +89,7 @@ impl Engine {
                 }
                 let mut revoke = Vec::new();
                 let ttl = view.swarm.settings.lease_ttl_ms();
-                let mut graph = crate::mesh::topology::Graph::clone(&view.graph);
+                let mut dropped_links = crate::mesh::topology::LinkChange::default();
                 let mut compares = vec![Compare::mod_revision(keys::graph(swarm), CompareOp::Equal, view.graph_rev)];
                 let mut ops = Vec::new();
                 let mut failed = Vec::new();
@@ -94,7 +101,7 @@ impl Engine {
                         // (`pending` never yields SessionClosed: a clean close is not a failure.)
                         FailureCause::PeerQuorum | FailureCause::SessionClosed => view.now_ms,
                     };
-                    let dropped = graph.isolate(&agent.id);
+                    let dropped = isolate(&view, &agent.id, &mut dropped_links);
                     let failure = Failure {
                         cause,
                         last_heartbeat_ms: last,
@@ -127,7 +134,8 @@ impl Engine {
                     ops.push(Op::put(keys::fault(swarm, &agent.id), encode(&record)));
                     failed.push(FailedAgent::new(agent, &failure));
                 }
-                ops.push(Op::put(keys::graph(swarm), encode(&graph)));
+                let graph = Graph { root: view.graph.root.clone(), ..Graph::default() };
+                ops.extend(graph_ops(swarm, view.graph_head, &graph, NodeChange::None, &dropped_links));
                 let resp = self.store().txn(Txn::new().when(compares).and_then(ops)).await?;
                 Ok(resp.succeeded.then_some((failed, revoke)))
             })
@@ -167,4 +175,20 @@ pub(crate) fn degraded_reasons(view: &SwarmView, agent: &AgentId) -> Vec<String>
         }
     }
     why
+}
+
+/// Drop every link of `id` (it stays a node, its place kept for its return): the links go into
+/// `change`; returns the neighbours it lost, in join order.
+/// (Links already in `change`, dropped with an agent isolated before in the same pass, are not
+/// lost again, as isolating one agent after the other in a graph would find.)
+pub(crate) fn isolate(view: &SwarmView, id: &AgentId, change: &mut LinkChange) -> Vec<AgentId> {
+    let mut lost = Vec::new();
+    for n in view.links().neighbours(id) {
+        let edge = if id < n { (id.clone(), n.clone()) } else { (n.clone(), id.clone()) };
+        if !change.removed.contains(&edge) {
+            change.removed.push(edge);
+            lost.push(n.clone());
+        }
+    }
+    lost
 }

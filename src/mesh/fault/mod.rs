@@ -99,7 +99,7 @@ fn agent_findings(view: &SwarmView, only: Option<&AgentId>) -> Vec<Finding> {
                 ),
             )),
         }
-        if live(&agent.id) && view.graph.degree(&agent.id) == 0 && view.agents.len() > 1 {
+        if live(&agent.id) && view.links().degree(&agent.id) == 0 && view.agents.len() > 1 {
             findings.push(Finding::new(
                 Area::Topology,
                 Severity::Warning,
@@ -114,9 +114,9 @@ fn agent_findings(view: &SwarmView, only: Option<&AgentId>) -> Vec<Finding> {
 /// Swarm-wide findings: no majority of live agents, live agents split into groups.
 fn swarm_findings(view: &SwarmView) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let live = view.live();
+    let parts = view.parts();
     let total = view.agents.len();
-    let live_count = view.agents.iter().filter(|a| live(&a.id)).count();
+    let live_count = total - parts.down.len();
     if total > 0 {
         if live_count * 2 <= total {
             findings.push(Finding::new(
@@ -126,14 +126,13 @@ fn swarm_findings(view: &SwarmView) -> Vec<Finding> {
                 format!("read-only: no majority ({live_count} of {total} agents live); new decisions are refused"),
             ));
         }
-        let parts = view.graph.components(&live);
-        if parts.len() > 1 {
-            let sizes: Vec<String> = parts.iter().map(|p| p.len().to_string()).collect();
+        if parts.partitions() > 1 {
+            let sizes: Vec<String> = parts.sizes().iter().map(usize::to_string).collect();
             findings.push(Finding::new(
                 Area::Topology,
                 Severity::Warning,
                 None,
-                format!("partitioned into {} groups of live agents ({})", parts.len(), sizes.join(", ")),
+                format!("partitioned into {} groups of live agents ({})", parts.partitions(), sizes.join(", ")),
             ));
         }
     }
@@ -190,7 +189,7 @@ fn required<'a>(field: &'static str, value: &'a Option<String>, strategy: &str) 
 
 /// One agent's liveness, from a view.
 pub(crate) fn liveness(view: &SwarmView, id: &AgentId) -> Option<Liveness> {
-    let agent = view.agents.iter().find(|a| &a.id == id)?;
+    let agent = view.by_id(id)?;
     let settings = &view.swarm.settings;
     let hb = view.heartbeats.get(id);
     let fault = view.fault(id);
@@ -218,6 +217,30 @@ pub(crate) fn liveness(view: &SwarmView, id: &AgentId) -> Option<Liveness> {
         failures: fault.map_or(0, |f| f.failures),
         recoveries: fault.map_or(0, |f| f.recoveries),
     })
+}
+
+/// The `max` agents that most need a look (the most urgent status, then the highest phi) and how
+/// many were left out; agent_list pages through all. Only those `max` are described.
+fn most_urgent(view: &SwarmView, max: usize) -> (Vec<Liveness>, usize) {
+    let settings = &view.swarm.settings;
+    let mut ranked: Vec<(u8, f64, usize)> = view
+        .agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let phi = health::phi(view.heartbeats.get(&a.id), view.now_ms, settings).unwrap_or(0.0);
+            (view.status(a).urgency(), (phi * 100.0).round() / 100.0, i)
+        })
+        .collect();
+    let order =
+        |a: &(u8, f64, usize), b: &(u8, f64, usize)| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2));
+    let omitted = ranked.len().saturating_sub(max);
+    if omitted > 0 {
+        ranked.select_nth_unstable_by(max, order);
+        ranked.truncate(max);
+    }
+    ranked.sort_by(order);
+    (ranked.iter().filter_map(|&(_, _, i)| liveness(view, &view.agents[i].id)).collect(), omitted)
 }
 
 /// Everything a reconcile pass did.
@@ -251,8 +274,7 @@ impl Engine {
         // Every agent failed (or offline) now, not only those just failed over, so a pass that
         // lost a race is finished by the next one.
         let view = self.load_swarm(swarm).await?;
-        let failed_ids: Vec<AgentId> =
-            view.agents.iter().filter(|a| !view.status(a).is_live()).map(|a| a.id.clone()).collect();
+        let failed_ids: Vec<AgentId> = view.parts().down.clone();
         let tasks = self.release_tasks_of(swarm, &failed_ids).await?;
         Ok(Reconciled { failed, consensus, tasks })
     }
@@ -262,16 +284,10 @@ impl Engine {
     /// follows a lease's end within half an interval, clamped to the configured bounds. Sweeping
     /// no more often than that keeps its reads out of the way of requests (see BENCHMARKS.md).
     pub async fn sweep(&self) -> Result<std::time::Duration> {
-        let all = self.store().range(crate::store::RangeRequest::prefix("swarm/")).await?;
-        let mut swarms = Vec::new();
         let mut next_ms = crate::config::SWEEP_MAX_INTERVAL_MS as f64;
-        for kv in &all.kvs {
-            let Some(id) = kv.key.strip_prefix("swarm/").and_then(|k| k.strip_suffix("/config")) else { continue };
-            let record: super::model::SwarmRecord = super::model::decode(kv)?;
-            next_ms = next_ms.min(record.settings.heartbeat_interval * 500.0);
-            swarms.push(SwarmId::new(id));
-        }
-        for swarm in swarms {
+        let swarms = self.swarm_intervals().await?;
+        for (swarm, interval_secs) in swarms {
+            next_ms = next_ms.min(interval_secs * 500.0);
             let reconciled = match self.reconcile(&swarm).await {
                 Ok(r) => r,
                 Err(MeshError::NotFound { .. }) => continue, // destroyed meanwhile
@@ -332,18 +348,11 @@ impl Engine {
         };
         match p.strategy {
             FaultStrategy::HeartbeatMonitor => {
-                let ids: Vec<AgentId> = match &target {
-                    Some(a) => vec![a.id.clone()],
-                    None => view.agents.iter().map(|a| a.id.clone()).collect(),
+                let (agents, omitted) = match &target {
+                    Some(a) => (liveness(&view, &a.id).into_iter().collect(), 0),
+                    None => most_urgent(&view, crate::config::MAX_AGENT_DETAIL),
                 };
-                let mut agents: Vec<Liveness> = ids.iter().filter_map(|id| liveness(&view, id)).collect();
-                // The agents that most need a look, at most 20; agent_list pages through all.
-                agents.sort_by(|a, b| {
-                    let phi = |l: &Liveness| l.phi.unwrap_or(0.0);
-                    a.status.urgency().cmp(&b.status.urgency()).then(phi(b).total_cmp(&phi(a)))
-                });
-                out.agents_omitted = agents.len().saturating_sub(crate::config::MAX_AGENT_DETAIL);
-                agents.truncate(crate::config::MAX_AGENT_DETAIL);
+                out.agents_omitted = omitted;
                 out.agents = Some(agents);
             }
             FaultStrategy::Heartbeat | FaultStrategy::Recover => {

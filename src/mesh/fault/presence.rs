@@ -17,6 +17,7 @@ use crate::error::{MeshError, Result};
 use crate::ids::AgentId;
 use crate::ids::SwarmId;
 use crate::mesh::model::{encode, AgentRecord, Failure, FailureCause, LivenessRecord, PresenceRecord};
+use crate::mesh::swarm::graph::{graph_ops, NodeChange};
 use crate::mesh::{keys, Engine, SwarmView};
 use crate::store::{Compare, CompareOp, Op, StoreError, Txn};
 
@@ -101,19 +102,21 @@ impl Engine {
                 if view.presence.get(&record.id).is_none_or(|p| p.session != session) {
                     return Ok(Some(None));
                 }
-                let mut graph = crate::mesh::topology::Graph::clone(&view.graph);
+                let mut dropped = crate::mesh::topology::LinkChange::default();
                 let hb = view.heartbeats.get(&record.id);
                 let closed = Failure {
                     cause: FailureCause::SessionClosed,
                     last_heartbeat_ms: hb.map(|h| h.last_ms),
                     lease_ended_at_ms: view.now_ms,
                     detected_at_ms: view.now_ms,
-                    links_dropped: graph.isolate(&record.id),
+                    links_dropped: super::failover::isolate(&view, &record.id, &mut dropped),
                     seen_revision: hb.map_or(0, |h| h.seen_revision),
                 };
                 let mut fault = view.fault(&record.id).cloned().unwrap_or_default();
                 fault.failed = Some(closed);
                 fault.recovering_since_ms = None;
+                let anchor = crate::mesh::topology::Graph { root: view.graph.root.clone(), ..Default::default() };
+                let graph_writes = graph_ops(&id, view.graph_head, &anchor, NodeChange::None, &dropped);
                 let txn = Txn::new()
                     .when([
                         Compare::mod_revision(keys::graph(&id), CompareOp::Equal, view.graph_rev),
@@ -127,8 +130,8 @@ impl Engine {
                         Op::delete(keys::presence(&id, &record.id)),
                         Op::delete(keys::liveness(&id, &record.id)),
                         Op::put(keys::fault(&id, &record.id), encode(&fault)),
-                        Op::put(keys::graph(&id), encode(&graph)),
-                    ]);
+                    ])
+                    .and_then(graph_writes);
                 let resp = self.store().txn(txn).await?;
                 Ok(resp.succeeded.then(|| view.liveness.get(&record.id).map(|l| l.lease)))
             })

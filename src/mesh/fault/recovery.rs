@@ -15,6 +15,8 @@ use super::super::{keys, Engine, SwarmView};
 use super::{FailedAgent, MailboxSync, Recovery, StateSync, TopologySync};
 use crate::error::{MeshError, Result};
 use crate::ids::AgentId;
+use crate::mesh::swarm::graph::{graph_ops, NodeChange};
+use crate::mesh::topology::LinkChange;
 use crate::store::{Compare, CompareOp, Op, RangeRequest, Txn};
 
 /// Most items of each kind listed in a sync; counts are always complete.
@@ -24,7 +26,7 @@ impl Engine {
     /// Bring a failed (or half-recovered) agent back. The caller has checked its token.
     pub(crate) async fn recover(&self, view: SwarmView, agent_id: &AgentId) -> Result<Recovery> {
         let swarm = view.swarm.id.clone();
-        let agent = view.agents.iter().find(|a| &a.id == agent_id).cloned().expect("caller found the agent");
+        let agent = view.by_id(agent_id).cloned().expect("caller found the agent");
         let mut view = view;
         let mut transitions = Vec::new();
         if !view.liveness.contains_key(agent_id) && view.fault(agent_id).is_none_or(|f| f.failed.is_none()) {
@@ -155,8 +157,9 @@ fn check_recoverable(view: &SwarmView, agent: &AgentRecord) -> Result<()> {
 fn rejoin(view: &SwarmView, agent: &AgentRecord) -> (Txn, Vec<String>) {
     let (swarm, agent_id) = (&view.swarm.id, &agent.id);
     let mut graph = crate::mesh::topology::Graph::clone(&view.graph);
-    graph.leave(agent_id);
-    graph.join(view.swarm.topology, agent_id.clone(), agent.agent_type == "coordinator");
+    let left = graph.leave(agent_id);
+    let joined = graph.join(view.swarm.topology, agent_id.clone(), agent.agent_type == "coordinator");
+    let change = LinkChange { added: joined.added, removed: left.removed };
     let mut record = view.fault(agent_id).cloned().unwrap_or_default();
     record.failed = None;
     record.recovering_since_ms = None;
@@ -164,7 +167,7 @@ fn rejoin(view: &SwarmView, agent: &AgentRecord) -> (Txn, Vec<String>) {
     record.breaker.on_success();
     record.recoveries += 1;
     let mut ops = view.heartbeat_ops(agent);
-    ops.push(Op::put(keys::graph(swarm), encode(&graph)));
+    ops.extend(graph_ops(swarm, view.graph_head, &graph, NodeChange::Joined(agent_id), &change));
     ops.push(Op::put(keys::fault(swarm, agent_id), encode(&record)));
     let txn = Txn::new()
         .when([

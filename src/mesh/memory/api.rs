@@ -86,6 +86,9 @@ pub struct MemoryOutput {
     /// list: entries under the prefix from this page on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<usize>,
+    /// list: true when `total` is a floor: keys are counted up to 1,000 a page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_at_least: Option<bool>,
     /// list: pass as cursor to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,

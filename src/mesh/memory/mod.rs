@@ -119,7 +119,9 @@ impl Engine {
         }
         let store_prefix = keys::memory(namespace, prefix);
         let after = p.cursor.as_deref().map(|c| keys::memory(namespace, c));
-        let resp = self.store().range(RangeRequest::prefix_after(&store_prefix, after.as_deref(), limit)).await?;
+        let mut req = RangeRequest::prefix_after(&store_prefix, after.as_deref(), limit);
+        req.count_cap = config::MAX_COUNTED;
+        let resp = self.store().range(req).await?;
         let mut budget = Budget::default();
         let mut entries = Vec::new();
         for kv in &resp.kvs {
@@ -136,6 +138,7 @@ impl Engine {
             next_cursor: more.then(|| entries.last().map(|e| e.key.clone())).flatten(),
             truncated: budget.truncated(),
             total: Some(resp.count),
+            total_at_least: (resp.count >= config::MAX_COUNTED).then_some(true),
             entries: Some(entries),
             revision: resp.revision,
             ..Default::default()

@@ -143,6 +143,9 @@ pub struct InboxView {
     pub swarm_id: String,
     pub agent_id: String,
     pub unread: usize,
+    /// True when `unread` is a floor: the mailbox was counted only this far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread_at_least: Option<bool>,
     /// The oldest, at most 10 and 16 KiB.
     pub messages: Vec<ReceivedMessage>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -169,6 +172,9 @@ pub struct CommunicationOutput {
     /// receive/ack: unacknowledged messages left in the mailbox (not counting those just returned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remaining: Option<usize>,
+    /// receive/ack: true when `remaining` is a floor: the mailbox was counted only this far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_at_least: Option<bool>,
     /// receive: true when the page stopped at the 16 KiB reply budget; ack to reach the rest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,

@@ -13,8 +13,8 @@ impl Engine {
     pub async fn inbox(&self, swarm: &str, agent: &str) -> Result<InboxView> {
         let view = self.load_swarm(&SwarmId::new(swarm)).await?;
         let record = view.agent(agent).cloned().ok_or_else(|| MeshError::not_found("agent", agent))?;
-        let mailbox = self.mailbox(&record).await?;
-        let shown = &mailbox[..mailbox.len().min(config::DEFAULT_RECEIVE_LIMIT)];
+        let mailbox = self.mailbox(&record, config::DEFAULT_RECEIVE_LIMIT).await?;
+        let shown = &mailbox.page;
         let deliveries = self.deliveries(&keys::mailbox(&record.swarm_id, &record.id), shown, true).await?;
         let mut budget = Budget::default();
         let mut messages = Vec::new();
@@ -28,7 +28,8 @@ impl Engine {
         Ok(InboxView {
             swarm_id: record.swarm_id.to_string(),
             agent_id: record.id.to_string(),
-            unread: mailbox.len(),
+            unread: mailbox.count,
+            unread_at_least: mailbox.capped(),
             messages,
             truncated: budget.truncated(),
         })
@@ -45,8 +46,10 @@ impl Engine {
     ) -> Result<Vec<(i64, ReceivedMessage)>> {
         let view = self.load_swarm(&SwarmId::new(swarm)).await?;
         let record = view.agent(agent).cloned().ok_or_else(|| MeshError::not_found("agent", agent))?;
-        let mailbox = self.mailbox(&record).await?;
-        let new: Vec<_> = mailbox.into_iter().filter(|kv| kv.create_revision > after).take(limit).collect();
+        // Everything, as arrivals are found by revision, not by key. (Channels push what a
+        // watch saw arrive, so the mailbox is short in practice.)
+        let mailbox = self.mailbox(&record, 0).await?;
+        let new: Vec<_> = mailbox.page.into_iter().filter(|kv| kv.create_revision > after).take(limit).collect();
         let deliveries = self.deliveries(&keys::mailbox(&record.swarm_id, &record.id), &new, true).await?;
         new.iter().map(|kv| Ok((kv.create_revision, ReceivedMessage::of(&deliveries.message(kv)?)))).collect()
     }

@@ -21,7 +21,7 @@ use crate::mesh::call::CallContext;
 use crate::mesh::fault::breaker::Admission;
 use crate::mesh::model::{encode, AgentRecord, DeliveryRecord, FaultRecord, MessageRecord};
 use crate::mesh::{keys, validate, Engine, SwarmView};
-use crate::store::{Compare, CompareOp, KeyValue, Op, RangeRequest, Txn};
+use crate::store::{self, Compare, CompareOp, KeyValue, Op, RangeRequest, Txn};
 
 fn required<'a, T>(field: &'static str, value: &'a Option<T>, action: &str) -> Result<&'a T> {
     value.as_ref().ok_or_else(|| MeshError::invalid(field, format!("is required for action {action}")))
@@ -91,10 +91,16 @@ impl Engine {
     }
 
     /// The mailbox in delivery order: commit order of the sends.
-    async fn mailbox(&self, agent: &AgentRecord) -> Result<Vec<KeyValue>> {
-        let mut kvs = self.store().range(RangeRequest::prefix(keys::mailbox(&agent.swarm_id, &agent.id))).await?.kvs;
-        kvs.sort_by(|a, b| a.create_revision.cmp(&b.create_revision).then_with(|| a.key.cmp(&b.key)));
-        Ok(kvs)
+    /// The agent's `limit` oldest messages (ids sort in send order: [`MessageId::at`]) and how
+    /// many it holds, counted up to [`config::MAX_COUNTED`]: one bounded read, whatever waits.
+    async fn mailbox(&self, agent: &AgentRecord, limit: usize) -> Result<Mailbox> {
+        let mut req = RangeRequest::prefix(keys::mailbox(&agent.swarm_id, &agent.id));
+        (req.limit, req.count_cap) = (limit, config::MAX_COUNTED);
+        let resp = self.store().range(req).await?;
+        let mut page = resp.kvs;
+        // Within a page, commit order breaks ties of one millisecond.
+        page.sort_by(|a, b| a.create_revision.cmp(&b.create_revision).then_with(|| a.key.cmp(&b.key)));
+        Ok(Mailbox { page, count: resp.count })
     }
 
     async fn receive(&self, p: &CommunicationParams) -> Result<CommunicationOutput> {
@@ -102,8 +108,8 @@ impl Engine {
         let limit = validate::limit("limit", p.limit, config::DEFAULT_RECEIVE_LIMIT)?;
         let (view, agent) = self.acting_agent(owner, p).await?;
         self.with_retry(|| async {
-            let mailbox = self.mailbox(&agent).await?;
-            let deliveries = self.deliveries(&keys::mailbox(&agent.swarm_id, &agent.id), &mailbox, false).await?;
+            let mailbox = self.mailbox(&agent, limit).await?;
+            let deliveries = self.deliveries(&keys::mailbox(&agent.swarm_id, &agent.id), &mailbox.page, false).await?;
             let now = self.now_ms();
             let mut compares = Vec::new();
             let mut ops = view.heartbeat_ops(&agent);
@@ -118,7 +124,7 @@ impl Engine {
             }
             let mut messages = Vec::new();
             let mut budget = Budget::default();
-            for kv in mailbox.iter().take(limit) {
+            for kv in &mailbox.page {
                 let mut m = deliveries.message(kv)?;
                 m.deliveries += 1;
                 let first_ms = *m.first_delivered_at_ms.get_or_insert(now);
@@ -144,7 +150,8 @@ impl Engine {
             }
             Ok(resp.succeeded.then(|| CommunicationOutput {
                 action: CommAction::Receive,
-                remaining: Some(mailbox.len() - messages.len()),
+                remaining: Some(mailbox.count.saturating_sub(messages.len())),
+                remaining_at_least: mailbox.capped(),
                 messages: Some(messages),
                 truncated: budget.truncated(),
                 revision: resp.revision,
@@ -161,7 +168,7 @@ impl Engine {
             return Err(MeshError::invalid("messageIds", "must name at least one message"));
         }
         let (view, agent) = self.acting_agent(owner, p).await?;
-        let mailbox = self.mailbox(&agent).await?;
+        let mailbox = self.mailbox(&agent, 0).await?;
         let mut ops = view.heartbeat_ops(&agent);
         let mut compares = Vec::new();
         let mut unique: Vec<&String> = ids.iter().collect();
@@ -170,7 +177,7 @@ impl Engine {
         for id in &unique {
             validate::name("messageIds", id)?;
             let key = keys::message(&agent.swarm_id, &agent.id, &MessageId::new(id.as_str()));
-            if !mailbox.iter().any(|kv| kv.key == key) {
+            if store::get(&**self.store(), &key).await?.is_none() {
                 return Err(MeshError::not_found("message", format!("{id} (in the mailbox of `{}`)", agent.name)));
             }
             compares.push(Compare::version(key.clone(), CompareOp::Greater, 0));
@@ -189,7 +196,8 @@ impl Engine {
         Ok(CommunicationOutput {
             action: CommAction::Ack,
             acknowledged: Some(unique.len()),
-            remaining: Some(mailbox.len() - unique.len()),
+            remaining: Some(mailbox.count.saturating_sub(unique.len())),
+            remaining_at_least: mailbox.capped(),
             revision: resp.revision,
             ..Default::default()
         })
@@ -288,7 +296,7 @@ fn plan_send(
             plan.breaker_updates.push((r.id.clone(), fault));
         }
         plan.messages.push(MessageRecord {
-            id: MessageId::generate(),
+            id: MessageId::at(view.now_ms),
             from: sender.id.clone(),
             to: r.id.clone(),
             message_type: message_type.as_str().to_string(),
@@ -310,4 +318,17 @@ fn plan_send(
         });
     }
     Ok(plan)
+}
+
+/// The oldest messages of a mailbox and its size, counted up to [`config::MAX_COUNTED`].
+pub(crate) struct Mailbox {
+    pub page: Vec<KeyValue>,
+    pub count: usize,
+}
+
+impl Mailbox {
+    /// `Some(true)` when the count reached the cap: the mailbox holds at least that many.
+    pub fn capped(&self) -> Option<bool> {
+        (self.count >= config::MAX_COUNTED).then_some(true)
+    }
 }

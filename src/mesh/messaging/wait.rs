@@ -47,7 +47,7 @@ impl Engine {
         loop {
             let new: Vec<String> = self.offered(&agent).await?.difference(&offered_before).cloned().collect();
             let new = (!new.is_empty()).then_some(new);
-            if !self.mailbox(&agent).await?.is_empty() {
+            if self.mailbox(&agent, 1).await?.count > 0 {
                 // (A task placed on the agent also sends it a task_assignment message.)
                 let mut out = self.receive(p).await?;
                 out.woke = Some(Woke::Message);

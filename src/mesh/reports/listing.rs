@@ -20,7 +20,7 @@ impl Engine {
         let mut start = prefix.to_string();
         let mut names = Vec::new();
         loop {
-            let req = RangeRequest { start: start.clone(), end: Some(end.clone()), limit: 1 };
+            let req = RangeRequest { start: start.clone(), end: Some(end.clone()), limit: 1, count_cap: 0 };
             let Some(kv) = self.store().range(req).await?.kvs.into_iter().next() else { break };
             let rest = &kv.key[prefix.len()..];
             let Some((name, _)) = rest.split_once('/') else {
@@ -41,7 +41,9 @@ impl Engine {
             let id = SwarmId::new(id);
             let Some(kv) = store::get(&**self.store(), &keys::swarm(&id)).await? else { continue };
             let record: SwarmRecord = decode(&kv)?;
-            let agents = self.store().range(RangeRequest::prefix(keys::agents(&id))).await?.count;
+            // A count, not a read: one key is fetched, the rest only counted.
+            let agents =
+                self.store().range(RangeRequest { limit: 1, ..RangeRequest::prefix(keys::agents(&id)) }).await?.count;
             swarms.push(SwarmSummary {
                 swarm_id: id.to_string(),
                 topology: record.topology,

@@ -46,7 +46,8 @@ impl Engine {
 
     /// Messages waiting in mailboxes (sent, not yet acknowledged).
     pub(crate) async fn pending_messages(&self, scope: Scope<'_>) -> Result<usize> {
-        Ok(self.store().range(RangeRequest::prefix(scope.prefix("mbox"))).await?.count)
+        // A count, not a read: one message is fetched, the rest only counted.
+        Ok(self.store().range(RangeRequest { limit: 1, ..RangeRequest::prefix(scope.prefix("mbox")) }).await?.count)
     }
 }
 

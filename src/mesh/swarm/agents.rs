@@ -1,12 +1,14 @@
 //! Agents: `agent_spawn` (register, wire links, hand out a token) and `agent_list`. Their params
 //! and outputs are in the swarm's `api.rs` (re-exported by [`super`]).
 
+use super::graph;
 use super::{AgentListOutput, AgentListParams, AgentSpawnOutput, AgentSpawnParams, AgentView};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
 use crate::mesh::health::AgentStatus;
 use crate::mesh::model::{encode, AgentRecord, LivenessRecord};
+use crate::mesh::topology::{Graph, LinkChange};
 use crate::mesh::workers::WorkerSpec;
 use crate::mesh::{keys, validate, Engine, SwarmView};
 use crate::secret;
@@ -108,7 +110,7 @@ impl Engine {
                 }
                 let name = match &p.name {
                     Some(n) => n.clone(),
-                    None => next_name(&p.agent_type, &view.agents),
+                    None => next_name(&p.agent_type, &view),
                 };
                 if view.agent(&name).is_some() {
                     return Err(MeshError::conflict("agent", &name, format!("already exists in swarm `{swarm_id}`")));
@@ -117,8 +119,7 @@ impl Engine {
                     token_digest: secret::digest(&token),
                     ..p.record(&id, &swarm_id, &name, &capabilities, view.now_ms)
                 };
-                let mut graph = crate::mesh::topology::Graph::clone(&view.graph);
-                let change = graph.join(view.swarm.topology, id.clone(), p.agent_type == "coordinator");
+                let (change, links, graph_writes) = join(&view, &id, p.agent_type == "coordinator");
                 let ask = worker.iter().map(|spec| Op::put(keys::worker_spec(&swarm_id, &id), encode(spec)));
                 let txn = Txn::new()
                     .when([
@@ -130,13 +131,13 @@ impl Engine {
                         Op::put(keys::agent(&swarm_id, &id), encode(&record)),
                         Op::put(keys::name(&swarm_id, &name), id.as_str()),
                         Op::put(keys::agent_index(&id), swarm_id.as_str()),
-                        Op::put(keys::graph(&swarm_id), encode(&graph)),
                         Op::put_with_lease(
                             keys::liveness(&swarm_id, &id),
                             encode(&LivenessRecord { lease, ttl_ms, since_ms: view.now_ms }),
                             lease,
                         ),
                     ])
+                    .and_then(graph_writes)
                     .and_then(ask);
                 let resp = self.store().txn(txn).await?;
                 Ok(resp.succeeded.then(|| AgentSpawnOutput {
@@ -146,7 +147,7 @@ impl Engine {
                     capabilities: capabilities.clone(),
                     swarm_id: swarm_id.to_string(),
                     agent_token: Some(token.clone()),
-                    links: graph.neighbours(&id).into_iter().map(|n| n.to_string()).collect(),
+                    links: links.iter().map(|n| n.to_string()).collect(),
                     links_removed: change.removed.iter().map(|(a, b)| [a.to_string(), b.to_string()]).collect(),
                     worker: worker.as_ref().map(|w| w.profile.clone()),
                     revision: resp.revision,
@@ -164,19 +165,27 @@ impl Engine {
         let limit = validate::limit("limit", p.limit, config::DEFAULT_LIST_LIMIT)?;
         let swarm_id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
         let view = self.load_swarm(&swarm_id).await?;
-        // Agents in spawn order; a cursor is the place of a page's last agent in it, which
-        // later spawns (and removals) do not move.
-        let place = |a: &AgentRecord| (a.spawned_at_ms, a.id.to_string());
-        let mut matching: Vec<_> =
-            view.agents.iter().map(|a| (a, view.status(a))).filter(|(_, s)| p.status.is_none_or(|w| w == *s)).collect();
-        matching.sort_by_key(|(a, _)| place(a));
-        let total = matching.len();
+        // Agents in spawn order (kept by the registry); a cursor is the place of a page's last
+        // agent in it, which later spawns (and removals) do not move. A page starts by binary
+        // search and reads its agents only: the cost follows the page, not the swarm.
+        let order = view.spawn_order();
+        let place = |i: usize| (view.agents[i].spawned_at_ms, view.agents[i].id.as_str());
         let after = p.cursor.as_deref().map(parse_cursor).transpose()?;
-        let page: Vec<_> = matching
-            .into_iter()
-            .filter(|(a, _)| after.as_ref().is_none_or(|c| place(a) > *c))
-            .take(limit + 1)
-            .collect();
+        let start = after.as_ref().map_or(0, |(ms, id)| order.partition_point(|&i| place(i) <= (*ms, id.as_str())));
+        let total = match p.status {
+            None => view.agents.len(),
+            Some(wanted) => view.agents.iter().filter(|a| view.status(a) == wanted).count(),
+        };
+        let mut page = Vec::with_capacity(limit + 1);
+        for &i in &order[start..] {
+            let (agent, status) = (&view.agents[i], view.status(&view.agents[i]));
+            if p.status.is_none_or(|w| w == status) {
+                page.push((agent, status));
+                if page.len() > limit {
+                    break;
+                }
+            }
+        }
         let more = page.len() > limit;
         let mut agents = Vec::new();
         for (agent, status) in page.into_iter().take(limit) {
@@ -198,7 +207,7 @@ impl Engine {
         status: AgentStatus,
     ) -> Result<AgentView> {
         let mut mailbox = RangeRequest::prefix(keys::mailbox(&view.swarm.id, &agent.id));
-        mailbox.limit = 1;
+        (mailbox.limit, mailbox.count_cap) = (1, config::MAX_COUNTED);
         let pending = self.store().range(mailbox).await?.count;
         Ok(AgentView {
             agent_id: agent.id.to_string(),
@@ -208,7 +217,7 @@ impl Engine {
             status,
             spawned_at_ms: agent.spawned_at_ms,
             heartbeat_age_ms: view.heartbeat_age_ms(&agent.id),
-            links: view.graph.neighbours(&agent.id).into_iter().map(|n| n.to_string()).collect(),
+            links: view.links().neighbours(&agent.id).iter().map(|n| n.to_string()).collect(),
             pending_messages: pending,
             worker: self.worker_view(&view.swarm.id, &agent.id).await?,
         })
@@ -216,11 +225,31 @@ impl Engine {
 }
 
 /// The first free `type-N` name.
-fn next_name(agent_type: &str, agents: &[AgentRecord]) -> String {
+fn next_name(agent_type: &str, view: &SwarmView) -> String {
     (1..)
         .map(|n| format!("{agent_type}-{n}"))
-        .find(|candidate| !agents.iter().any(|a| &a.name == candidate))
+        .find(|candidate| view.agent(candidate).is_none_or(|a| &a.name != candidate))
         .expect("an unbounded range always yields a free name")
+}
+
+/// A new agent's place in the topology: the links that change, its neighbours, and the writes.
+/// Star and ring joins are planned on the shared graph ([`Graph::join_plan`]); mesh and
+/// hierarchical joins, whose rules read the whole graph, on a copy.
+fn join(view: &SwarmView, id: &AgentId, coordinator: bool) -> (LinkChange, Vec<AgentId>, Vec<Op>) {
+    let kind = view.swarm.topology;
+    let (change, root, links) = match view.graph.join_plan(kind, id, coordinator, |n| view.is_graph_node(n)) {
+        Some(plan) => (plan.change, plan.root, plan.neighbours),
+        None => {
+            let mut g = Graph::clone(&view.graph);
+            let change = g.join(kind, id.clone(), coordinator);
+            let links = g.neighbours(id).into_iter().cloned().collect();
+            (change, g.root, links)
+        }
+    };
+    // What graph_ops reads of the graph after the join: its anchor (nodes are not renumbered).
+    let after = Graph { root, ..Graph::default() };
+    let ops = graph::graph_ops(&view.swarm.id, view.graph_head, &after, graph::NodeChange::Joined(id), &change);
+    (change, links, ops)
 }
 
 /// An `agent_list` cursor: `<spawnedAtMs>.<agentId>` of the last agent of a page.

@@ -15,7 +15,7 @@ use crate::mesh::topology::TopologyKind;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SwarmInitParams {
     pub topology: TopologyKind,
-    /// 1-1000, default 8.
+    /// 1-10000, default 8.
     pub max_agents: Option<u32>,
     pub strategy: Option<Strategy>,
     pub swarm_id: Option<String>,
@@ -106,6 +106,20 @@ pub struct StatusCounts {
     /// Their bound session closed cleanly: not live, not failed.
     pub offline: usize,
     pub failed: usize,
+}
+
+impl StatusCounts {
+    pub fn of_mut(&mut self, status: AgentStatus) -> &mut usize {
+        match status {
+            AgentStatus::Initializing => &mut self.initializing,
+            AgentStatus::Active => &mut self.active,
+            AgentStatus::Idle => &mut self.idle,
+            AgentStatus::Offline => &mut self.offline,
+            AgentStatus::Degraded => &mut self.degraded,
+            AgentStatus::Recovering => &mut self.recovering,
+            AgentStatus::Failed => &mut self.failed,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -290,7 +304,7 @@ pub struct AgentView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat_age_ms: Option<i64>,
     pub links: Vec<String>,
-    /// Unacknowledged messages in its mailbox.
+    /// Unacknowledged messages in its mailbox, counted up to 1,000 (1,000 means at least that).
     pub pending_messages: usize,
     /// Its worker process, when one was asked for (agent_spawn with a profile).
     #[serde(skip_serializing_if = "Option::is_none")]

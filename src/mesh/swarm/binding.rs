@@ -92,7 +92,7 @@ impl Engine {
                 capabilities: agent.capabilities.clone(),
                 swarm_id: swarm_id.to_string(),
                 agent_token: Some(token.clone()),
-                links: view.graph.neighbours(&agent.id).into_iter().map(|n| n.to_string()).collect(),
+                links: view.links().neighbours(&agent.id).iter().map(|n| n.to_string()).collect(),
                 links_removed: Vec::new(),
                 worker: None,
                 revision: resp.revision,

@@ -7,8 +7,12 @@ mod access;
 pub mod agents;
 mod api;
 mod binding;
+pub(crate) mod derived;
+pub(crate) mod directory;
+pub(crate) mod graph;
 pub(crate) mod registry;
 mod resolve;
+pub(crate) mod statuses;
 
 pub use api::*;
 pub use binding::PresenceTiming;
@@ -24,6 +28,7 @@ use crate::mesh::topology::{Graph, LinkChange};
 use crate::mesh::{keys, validate, Engine, SwarmView};
 use crate::secret;
 use crate::store::{Compare, CompareOp, Op, Txn};
+use statuses::StatusIndex;
 
 impl SwarmInitParams {
     fn settings(&self) -> Result<SwarmSettings> {
@@ -105,7 +110,7 @@ impl Engine {
         // keys behind; a new swarm of the same id must not adopt them.
         let mut ops: Vec<Op> = keys::swarm_state(&id).into_iter().map(Op::delete_prefix).collect();
         ops.push(Op::put(keys::swarm(&id), encode(&record)));
-        ops.push(Op::put(keys::graph(&id), encode(&Graph::default())));
+        ops.push(Op::put(keys::graph(&id), encode(&graph::GraphHead::default())));
         if !budget.is_empty() {
             let record = crate::mesh::workers::BudgetRecord { limits: budget, ..Default::default() };
             ops.push(Op::put(keys::worker_budget(&id), encode(&record)));
@@ -188,10 +193,12 @@ impl Engine {
             for node in view.graph.nodes.iter().filter(|n| !live(n)) {
                 rebuilt.nodes.push(node.clone());
             }
-            let LinkChange { added, removed } = view.graph.diff(&rebuilt);
+            let change = view.graph.diff(&rebuilt);
+            let ops = graph::graph_ops(&id, view.graph_head, &rebuilt, graph::NodeChange::Renumbered, &change);
+            let LinkChange { added, removed } = change;
             let txn = Txn::new()
                 .when([Compare::mod_revision(keys::graph(&id), CompareOp::Equal, view.graph_rev)])
-                .and_then([Op::put(keys::graph(&id), encode(&rebuilt))]);
+                .and_then(ops);
             let resp = if added.is_empty() && removed.is_empty() {
                 // Nothing to change: report without a write.
                 crate::store::TxnResponse { succeeded: true, revision: view.revision }
@@ -216,30 +223,24 @@ impl Engine {
 }
 
 fn status_of(view: &SwarmView, figures: HealthFigures) -> SwarmStatusOutput {
-    let mut counts = StatusCounts { total: view.agents.len(), ..Default::default() };
-    let mut agent_health = Vec::with_capacity(view.agents.len());
-    for agent in view.agents.iter() {
-        let status = view.status(agent);
-        match status {
-            AgentStatus::Initializing => counts.initializing += 1,
-            AgentStatus::Active => counts.active += 1,
-            AgentStatus::Idle => counts.idle += 1,
-            AgentStatus::Offline => counts.offline += 1,
-            AgentStatus::Degraded => counts.degraded += 1,
-            AgentStatus::Recovering => counts.recovering += 1,
-            AgentStatus::Failed => counts.failed += 1,
-        }
-        agent_health.push(AgentHealth {
-            agent_id: agent.id.to_string(),
-            name: agent.name.clone(),
-            status,
-            heartbeat_age_ms: view.heartbeat_age_ms(&agent.id),
-            links: view.graph.degree(&agent.id),
-        });
-    }
-    let agent_health_omitted = keep_worst(&mut agent_health, config::MAX_AGENT_DETAIL);
-    let live = view.live();
-    let c = connectivity(&view.graph, &live);
+    let (counts, ranked, agent_health_omitted) = match view.statuses() {
+        Some(index) => indexed_summary(view, index, config::MAX_AGENT_DETAIL),
+        None => scanned_summary(view, config::MAX_AGENT_DETAIL),
+    };
+    let agent_health = ranked
+        .into_iter()
+        .map(|(status, i)| {
+            let agent = &view.agents[i];
+            AgentHealth {
+                agent_id: agent.id.to_string(),
+                name: agent.name.clone(),
+                status,
+                heartbeat_age_ms: view.heartbeat_age_ms(&agent.id),
+                links: view.links().degree(&agent.id),
+            }
+        })
+        .collect();
+    let parts = view.parts();
     SwarmStatusOutput {
         swarm_id: view.swarm.id.to_string(),
         topology: view.swarm.topology,
@@ -248,10 +249,10 @@ fn status_of(view: &SwarmView, figures: HealthFigures) -> SwarmStatusOutput {
         settings: view.swarm.settings.clone(),
         membership: view.swarm.membership,
         agents: counts,
-        links: LinkCounts { total: c.links, healthy: view.graph.edges_among(&live) },
+        links: LinkCounts { total: view.graph.edges.len(), healthy: parts.healthy_links() },
         alerts: alerts(&figures),
         figures,
-        partitions: c.partitions,
+        partitions: parts.partitions(),
         agent_health,
         agent_health_omitted,
         read_only: None,
@@ -278,12 +279,55 @@ fn spend_alert(budget: &crate::mesh::workers::BudgetView) -> Option<Alert> {
 /// Keep the `max` agents that most need a look (failed first, then degraded, recovering,
 /// initializing, active; the longest silent first within each), in that order. Returns how many
 /// were left out.
-fn keep_worst(health: &mut Vec<AgentHealth>, max: usize) -> usize {
+/// Counts by status, the `max` agents that most need a look (status, position in the view) and
+/// how many were left out, read from the registry's status index: O(max), whatever the swarm.
+/// A swarm of at most `max` agents lists them all in join order.
+fn indexed_summary(
+    view: &SwarmView,
+    index: &StatusIndex,
+    max: usize,
+) -> (StatusCounts, Vec<(AgentStatus, usize)>, usize) {
+    let counts = StatusCounts {
+        total: view.agents.len(),
+        initializing: index.count(AgentStatus::Initializing),
+        active: index.count(AgentStatus::Active),
+        idle: index.count(AgentStatus::Idle),
+        offline: index.count(AgentStatus::Offline),
+        degraded: index.count(AgentStatus::Degraded),
+        recovering: index.count(AgentStatus::Recovering),
+        failed: index.count(AgentStatus::Failed),
+    };
+    let mut ranked: Vec<(AgentStatus, usize)> =
+        index.worst().take(max).filter_map(|(id, s)| Some((s, view.position(id)?))).collect();
+    if view.agents.len() <= max {
+        ranked.sort_by_key(|(_, i)| *i);
+    }
+    (counts, ranked, view.agents.len().saturating_sub(max))
+}
+
+/// The same by looking at every agent: for a view of an instant the index has moved past.
+fn scanned_summary(view: &SwarmView, max: usize) -> (StatusCounts, Vec<(AgentStatus, usize)>, usize) {
+    let mut counts = StatusCounts { total: view.agents.len(), ..Default::default() };
+    let mut ranked = Vec::with_capacity(view.agents.len());
+    for (i, agent) in view.agents.iter().enumerate() {
+        let status = view.status(agent);
+        *counts.of_mut(status) += 1;
+        ranked.push((status, view.heartbeat_age_ms(&agent.id), i));
+    }
+    let omitted = keep_worst(&mut ranked, max);
+    (counts, ranked.into_iter().map(|(s, _, i)| (s, i)).collect(), omitted)
+}
+
+/// Entries are (status, heartbeat age, position in the view): the `max` worst are chosen in
+/// linear time and only they are sorted.
+fn keep_worst(health: &mut Vec<(AgentStatus, Option<i64>, usize)>, max: usize) -> usize {
     if health.len() <= max {
         return 0;
     }
-    health.sort_by_key(|h| (h.status.urgency(), std::cmp::Reverse(h.heartbeat_age_ms.unwrap_or(i64::MAX))));
+    let rank = |h: &(AgentStatus, Option<i64>, usize)| (h.0.urgency(), std::cmp::Reverse(h.1.unwrap_or(i64::MAX)), h.2);
     let omitted = health.len() - max;
+    health.select_nth_unstable_by_key(max, rank);
     health.truncate(max);
+    health.sort_by_key(rank);
     omitted
 }

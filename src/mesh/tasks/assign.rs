@@ -431,7 +431,7 @@ fn notice(view: &SwarmView, to: &AgentId, t: &TaskRecord, kind: &str) -> Op {
         "bid with task_orchestrate {action: \"bid\", taskId, agentId, agentToken}"
     };
     let record = MessageRecord {
-        id: MessageId::generate(),
+        id: MessageId::at(view.now_ms),
         from: to.clone(),
         to: to.clone(),
         message_type: kind.into(),

@@ -151,9 +151,7 @@ fn rehash(view: &SwarmView, board: &mut Board) -> Vec<Moved> {
 /// coldest capable live agent below the cold score, until the hot agent cools.
 fn cool_hot_agents(view: &SwarmView, board: &mut Board) -> Vec<Moved> {
     let live = view.live();
-    let score_of = |board: &Board, id: &AgentId| {
-        view.agents.iter().find(|a| &a.id == id).map_or(0.0, |a| score::load_score(&board.load(a)))
-    };
+    let score_of = |board: &Board, id: &AgentId| view.by_id(id).map_or(0.0, |a| score::load_score(&board.load(a)));
     let mut moved = Vec::new();
     let mut hot: Vec<&crate::mesh::model::AgentRecord> =
         view.agents.iter().filter(|a| live(&a.id) && score_of(board, &a.id) > config::LOAD_HOT).collect();

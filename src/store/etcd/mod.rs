@@ -343,7 +343,11 @@ impl Store for EtcdStore {
             })
             .await?;
         let revision = ours(resp.header().map_or(0, |h| h.revision()));
-        let count = resp.count() as usize;
+        // etcd counts from its in-memory index whatever the cap; the cap is applied for the same answer.
+        let count = match req.count_cap {
+            0 => resp.count() as usize,
+            cap => (resp.count() as usize).min(cap),
+        };
         let kvs: Vec<KeyValue> = resp.take_kvs().iter().map(|kv| self.kv(kv)).collect();
         Ok(RangeResponse { more: resp.more(), count, kvs, revision })
     }

@@ -320,19 +320,24 @@ fn range_at(conn: &Connection, req: &RangeRequest, now: i64) -> Result<RangeResp
     let more = req.limit > 0 && kvs.len() > req.limit;
     let count = if more {
         kvs.truncate(req.limit);
-        count_range(conn, &req.start, end, now)?
+        count_range(conn, &req.start, end, now, req.count_cap)?
+    } else if req.count_cap > 0 {
+        kvs.len().min(req.count_cap)
     } else {
         kvs.len()
     };
     Ok(RangeResponse { kvs, count, more, revision })
 }
 
-fn count_range(conn: &Connection, start: &str, end: &str, now: i64) -> Result<usize, Fail> {
+/// Matches in `[start, end)`, at most `cap` of them (0: no cap; -1 is SQLite's "no limit").
+fn count_range(conn: &Connection, start: &str, end: &str, now: i64, cap: usize) -> Result<usize, Fail> {
+    let cap = if cap == 0 { -1 } else { i64::try_from(cap).unwrap_or(-1) };
     let mut stmt = conn.prepare_cached(
-        "SELECT count(*) FROM kv WHERE key >= ?1 AND key < ?2 AND \
-         (lease = 0 OR EXISTS (SELECT 1 FROM leases WHERE leases.id = kv.lease AND leases.expires_at_ms > ?3))",
+        "SELECT count(*) FROM (SELECT 1 FROM kv WHERE key >= ?1 AND key < ?2 AND \
+         (lease = 0 OR EXISTS (SELECT 1 FROM leases WHERE leases.id = kv.lease AND leases.expires_at_ms > ?3)) \
+         LIMIT ?4)",
     )?;
-    Ok(stmt.query_row(params![start, end, now], |r| r.get::<_, i64>(0))? as usize)
+    Ok(stmt.query_row(params![start, end, now, cap], |r| r.get::<_, i64>(0))? as usize)
 }
 
 /// The change-log events under `prefix` from `cursor`, and the cursor to continue from.

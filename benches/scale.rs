@@ -1,0 +1,208 @@
+//! How per-call costs grow with the mesh (issue 18): votes, status, listings, spawns, receives
+//! and memory pages at growing sizes.
+//!
+//! The engine runs in this process on a real SQLite file (WAL, the default durability), called
+//! through the same tool table as the MCP server, so what is timed is the engine's work per call
+//! (read, decide, commit), not the transport: `benches/stdio.rs` measures the transport floor.
+//!
+//! `cargo bench --bench scale`. `MESH_BENCH_SIZES` (default `10,100,1000,10000`) picks the swarm
+//! sizes, `MESH_BENCH_VOTERS` (default `10,100,1000`) the proposal sizes, `MESH_BENCH_MESSAGES`
+//! (default `1000,100000`) the mailbox sizes and `MESH_BENCH_KEYS` (default `100000`) the memory
+//! size. Without `--bench` (as `cargo test` runs it) it is a smoke test at small sizes.
+//! Output: markdown tables on stdout, progress on stderr.
+
+use std::time::{Duration, Instant};
+
+use mesh_mcp::mesh::Engine;
+use mesh_mcp::server::tools;
+use serde_json::{json, Value};
+
+fn sizes(name: &str, default: &str, smoke: &str, bench: bool) -> Vec<usize> {
+    let text = if bench { std::env::var(name).unwrap_or_else(|_| default.into()) } else { smoke.into() };
+    text.split(',').map(|s| s.trim().parse().expect("a comma-separated list of sizes")).collect()
+}
+
+async fn call(engine: &Engine, tool: &str, args: Value) -> Value {
+    let text = tools::call(engine, tool, args).await.expect("known tool").unwrap_or_else(|e| panic!("{tool}: {e}"));
+    serde_json::from_str(&text).expect("tool output is JSON")
+}
+
+/// Time `reps` calls of one tool; the median.
+async fn p50(engine: &Engine, tool: &str, args: Value, reps: usize) -> Duration {
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let start = Instant::now();
+        call(engine, tool, args.clone()).await;
+        times.push(start.elapsed());
+    }
+    median(times)
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1e3)
+}
+
+struct Agent {
+    id: String,
+    token: String,
+}
+
+/// A star swarm of `n` agents whose liveness outlasts the bench; the median of the last 50 spawns.
+async fn swarm(engine: &Engine, swarm: &str, n: usize) -> (Vec<Agent>, Duration) {
+    let init = json!({"topology": "star", "swarmId": swarm, "maxAgents": n, "membership": "open", "heartbeatInterval": 3600, "messageTimeout": 7200});
+    call(engine, "swarm_init", init).await;
+    let mut agents = Vec::with_capacity(n);
+    let mut last = Vec::new();
+    for i in 0..n {
+        let start = Instant::now();
+        let a = call(engine, "agent_spawn", json!({"type": "coder", "name": format!("a{i}"), "swarmId": swarm})).await;
+        if i + 50 >= n {
+            last.push(start.elapsed());
+        }
+        if (i + 1) % 1000 == 0 {
+            eprintln!("  {swarm}: {} agents", i + 1);
+        }
+        agents
+            .push(Agent { id: a["agentId"].as_str().unwrap().into(), token: a["agentToken"].as_str().unwrap().into() });
+    }
+    (agents, median(last))
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok());
+    kb.unwrap_or(0.0) / 1024.0
+}
+
+fn db_mib(dir: &std::path::Path) -> f64 {
+    let bytes: u64 = std::fs::read_dir(dir).unwrap().flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+async fn registry_table(sizes: &[usize]) {
+    println!("### Registry: per-call p50 (ms) by swarm size\n");
+    println!("| agents | agent_spawn (last 50) | swarm_status | agent_list page | heartbeat_monitor | RSS MiB | database MiB |");
+    println!("|---|---|---|---|---|---|---|");
+    for &n in sizes {
+        // One database per size, so each size's file holds that swarm alone.
+        let dir = tempfile::tempdir().unwrap();
+        let engine = mesh_mcp::open_engine(dir.path().join("scale.db").to_str().unwrap(), Default::default()).unwrap();
+        let id = format!("s{n}");
+        let (_, spawn) = swarm(&engine, &id, n).await;
+        let status = p50(&engine, "swarm_status", json!({"swarmId": id}), 20).await;
+        let list = p50(&engine, "agent_list", json!({"swarmId": id}), 20).await;
+        let monitor =
+            p50(&engine, "daa_fault_tolerance", json!({"strategy": "heartbeat_monitor", "swarmId": id}), 20).await;
+        println!(
+            "| {n} | {} | {} | {} | {} | {:.0} | {:.1} |",
+            ms(spawn),
+            ms(status),
+            ms(list),
+            ms(monitor),
+            rss_mib(),
+            db_mib(dir.path())
+        );
+    }
+}
+
+async fn vote_table(voters: &[usize]) {
+    println!("\n### Votes: a quorum proposal of all voters, threshold 1.0 (every vote needed)\n");
+    println!("| voters | vote p50 (ms) | last vote (ms) | decision: propose to deciding vote (ms) |");
+    println!("|---|---|---|---|");
+    for &n in voters {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = mesh_mcp::open_engine(dir.path().join("votes.db").to_str().unwrap(), Default::default()).unwrap();
+        let id = format!("v{n}");
+        let (agents, _) = swarm(&engine, &id, n).await;
+        let start = Instant::now();
+        let p = json!({"swarmId": id, "agents": "all", "proposal": "bench", "threshold": 1.0});
+        let out = call(&engine, "daa_consensus", p).await;
+        let pid = out["proposal"]["proposalId"].as_str().unwrap().to_string();
+        let (mut times, mut status) = (Vec::new(), Value::Null);
+        for a in &agents {
+            let vote = json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": a.id, "agentToken": a.token, "swarmId": id});
+            let t = Instant::now();
+            let out = call(&engine, "daa_consensus", vote).await;
+            times.push(t.elapsed());
+            status = out["proposal"]["status"].clone();
+        }
+        let decision = start.elapsed();
+        assert_eq!(status, "approved", "the last vote decides");
+        let last = *times.last().unwrap();
+        println!("| {n} | {} | {} | {} |", ms(median(times)), ms(last), ms(decision));
+    }
+}
+
+async fn receive_table(sizes: &[usize]) {
+    println!("\n### receive of 10 messages (nothing acknowledged) with a full mailbox\n");
+    println!("| waiting messages | receive p50 (ms) |");
+    println!("|---|---|");
+    for &n in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = mesh_mcp::open_engine(dir.path().join("mail.db").to_str().unwrap(), Default::default()).unwrap();
+        let id = format!("m{n}");
+        let (agents, _) = swarm(&engine, &id, 2).await;
+        let (from, to) = (&agents[0], &agents[1]);
+        for i in 0..n {
+            let send =
+                json!({"from": from.id, "to": to.id, "message": {"n": i}, "agentToken": from.token, "swarmId": id});
+            call(&engine, "daa_communication", send).await;
+            if (i + 1) % 10_000 == 0 {
+                eprintln!("  {id}: {} messages", i + 1);
+            }
+        }
+        let receive =
+            json!({"action": "receive", "agentId": to.id, "agentToken": to.token, "limit": 10, "swarmId": id});
+        println!("| {n} | {} |", ms(p50(&engine, "daa_communication", receive, 20).await));
+    }
+}
+
+async fn memory_table(sizes: &[usize]) {
+    println!("\n### Memory: a list page and a search with many keys in one namespace\n");
+    println!("| keys | list page p50 (ms) | list page after a cursor p50 (ms) | search p50 (ms) |");
+    println!("|---|---|---|---|");
+    for &n in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = mesh_mcp::open_engine(dir.path().join("memory.db").to_str().unwrap(), Default::default()).unwrap();
+        for i in 0..n {
+            let store = json!({"action": "store", "key": format!("k{i:06}"), "value": format!("note {i} about the parser and the store"), "namespace": "bench"});
+            call(&engine, "memory_usage", store).await;
+            if (i + 1) % 10_000 == 0 {
+                eprintln!("  memory: {} keys", i + 1);
+            }
+        }
+        let list = p50(&engine, "memory_usage", json!({"action": "list", "namespace": "bench"}), 20).await;
+        let cursor = format!("k{:06}", n / 2);
+        let later =
+            p50(&engine, "memory_usage", json!({"action": "list", "namespace": "bench", "cursor": cursor}), 20).await;
+        let search = p50(&engine, "memory_search", json!({"pattern": "parser store", "namespace": "bench"}), 5).await;
+        println!("| {n} | {} | {} | {} |", ms(list), ms(later), ms(search));
+    }
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let only = std::env::var("MESH_BENCH_ONLY").unwrap_or_default();
+    let wanted = |part: &str| only.is_empty() || only.split(',').any(|o| o == part);
+    if wanted("registry") {
+        rt.block_on(registry_table(&sizes("MESH_BENCH_SIZES", "10,100,1000,10000", "10,30", bench)));
+    }
+    if wanted("votes") {
+        rt.block_on(vote_table(&sizes("MESH_BENCH_VOTERS", "10,100,1000", "4,10", bench)));
+    }
+    if wanted("receive") {
+        rt.block_on(receive_table(&sizes("MESH_BENCH_MESSAGES", "1000,100000", "20", bench)));
+    }
+    if wanted("memory") {
+        rt.block_on(memory_table(&sizes("MESH_BENCH_KEYS", "100000", "50", bench)));
+    }
+}
