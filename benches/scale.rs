@@ -8,7 +8,7 @@
 //! `cargo bench --bench scale`. `MESH_BENCH_SIZES` (default `10,100,1000,10000`) picks the swarm
 //! sizes, `MESH_BENCH_VOTERS` (default `10,100,1000`) the proposal sizes, `MESH_BENCH_MESSAGES`
 //! (default `1000,100000`) the mailbox sizes and `MESH_BENCH_KEYS` (default `100000`) the memory
-//! size. Without `--bench` (as `cargo test` runs it) it is a smoke test at small sizes.
+//! size; `MESH_BENCH_REPS` (default 20) the calls timed per registry figure. Without `--bench` (as `cargo test` runs it) it is a smoke test at small sizes.
 //! Output: markdown tables on stdout, progress on stderr.
 
 use std::time::{Duration, Instant};
@@ -82,14 +82,23 @@ fn rss_mib() -> f64 {
     kb.unwrap_or(0.0) / 1024.0
 }
 
-fn db_mib(dir: &std::path::Path) -> f64 {
-    let bytes: u64 = std::fs::read_dir(dir).unwrap().flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum();
-    bytes as f64 / (1024.0 * 1024.0)
+/// The database's files in `dir`: all of them, and the write-ahead log alone (MiB).
+fn db_mib(dir: &std::path::Path) -> (f64, f64) {
+    let (mut all, mut wal) = (0, 0);
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let len = e.metadata().map_or(0, |m| m.len());
+        all += len;
+        if e.file_name().to_string_lossy().ends_with("-wal") {
+            wal += len;
+        }
+    }
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    (mib(all), mib(wal))
 }
 
 async fn registry_table(sizes: &[usize]) {
     println!("### Registry: per-call p50 (ms) by swarm size\n");
-    println!("| agents | agent_spawn (last 50) | swarm_status | agent_list page | heartbeat_monitor | RSS MiB | database MiB |");
+    println!("| agents | agent_spawn (last 50) | swarm_status | agent_list page | heartbeat_monitor | RSS MiB | database MiB (of which WAL) |");
     println!("|---|---|---|---|---|---|---|");
     for &n in sizes {
         // One database per size, so each size's file holds that swarm alone.
@@ -97,18 +106,19 @@ async fn registry_table(sizes: &[usize]) {
         let engine = mesh_mcp::open_engine(dir.path().join("scale.db").to_str().unwrap(), Default::default()).unwrap();
         let id = format!("s{n}");
         let (_, spawn) = swarm(&engine, &id, n).await;
-        let status = p50(&engine, "swarm_status", json!({"swarmId": id}), 20).await;
-        let list = p50(&engine, "agent_list", json!({"swarmId": id}), 20).await;
+        let reps = std::env::var("MESH_BENCH_REPS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
+        let status = p50(&engine, "swarm_status", json!({"swarmId": id}), reps).await;
+        let list = p50(&engine, "agent_list", json!({"swarmId": id}), reps).await;
         let monitor =
-            p50(&engine, "daa_fault_tolerance", json!({"strategy": "heartbeat_monitor", "swarmId": id}), 20).await;
+            p50(&engine, "daa_fault_tolerance", json!({"strategy": "heartbeat_monitor", "swarmId": id}), reps).await;
+        let (db, wal) = db_mib(dir.path());
         println!(
-            "| {n} | {} | {} | {} | {} | {:.0} | {:.1} |",
+            "| {n} | {} | {} | {} | {} | {:.0} | {db:.1} ({wal:.1}) |",
             ms(spawn),
             ms(status),
             ms(list),
             ms(monitor),
-            rss_mib(),
-            db_mib(dir.path())
+            rss_mib()
         );
     }
 }

@@ -100,18 +100,21 @@ pub async fn read(engine: &Engine, swarm_id: &str) -> Result<Snapshot> {
     })
 }
 
-/// The links of the agents' neighbour lists, each pair once.
+/// The links of the agents' neighbour lists, each pair once. A list names at most 50 links (a
+/// star's hub has one per agent), so a pair is taken from whichever end lists it.
 fn edges(agents: &[AgentView]) -> Vec<Edge> {
-    let failed = |id: &str| agents.iter().any(|a| a.agent_id == id && a.status == AgentStatus::Failed);
-    let mut edges = Vec::new();
+    let failed: std::collections::HashSet<&str> =
+        agents.iter().filter(|a| a.status == AgentStatus::Failed).map(|a| a.agent_id.as_str()).collect();
+    let mut pairs = std::collections::BTreeSet::new();
     for agent in agents {
-        for other in agent.links.iter().filter(|other| agent.agent_id.as_str() < other.as_str()) {
-            edges.push(Edge {
-                from: agent.agent_id.clone(),
-                to: other.clone(),
-                live: !failed(&agent.agent_id) && !failed(other),
-            });
+        for other in &agent.links {
+            let (a, b) = (agent.agent_id.as_str(), other.as_str());
+            pairs.insert(if a < b { (a, b) } else { (b, a) });
         }
+    }
+    let mut edges = Vec::new();
+    for (a, b) in pairs {
+        edges.push(Edge { from: a.to_string(), to: b.to_string(), live: !failed.contains(a) && !failed.contains(b) });
     }
     edges
 }
@@ -130,6 +133,7 @@ mod tests {
             spawned_at_ms: 0,
             heartbeat_age_ms: None,
             links: links.iter().map(|l| l.to_string()).collect(),
+            links_omitted: 0,
             pending_messages: 0,
             worker: None,
         }

@@ -65,6 +65,8 @@ pub struct Engine {
     registries: Arc<swarm::registry::RegistryCache>,
     /// The swarms the sweep visits ([`swarm::directory`]).
     swarms: Arc<swarm::directory::SwarmDirectory>,
+    /// Proposal records decoded once per revision ([`consensus`]).
+    proposals: Arc<consensus::ProposalCache>,
     /// Permits for concurrent `swarm_monitor` calls ([`config::MAX_CONCURRENT_MONITORS`]).
     monitors: Arc<tokio::sync::Semaphore>,
 }
@@ -102,6 +104,9 @@ pub(crate) struct SwarmView {
     parts: swarm::derived::Memo<swarm::derived::Parts>,
     /// Each agent's status, kept by the registry ([`swarm::statuses`]).
     statuses: Arc<swarm::statuses::StatusIndex>,
+    /// Changes whenever an agent leaves (or the registry is read afresh): while it is the same,
+    /// no agent of an earlier view has gone.
+    pub agents_epoch: u64,
     pub now_ms: i64,
     /// The store revision the view was read at.
     pub revision: Revision,
@@ -244,6 +249,7 @@ impl Engine {
             boards: Arc::default(),
             registries: Arc::default(),
             swarms: Arc::default(),
+            proposals: Arc::default(),
             monitors: Arc::new(tokio::sync::Semaphore::new(crate::config::MAX_CONCURRENT_MONITORS)),
         }
         .with_metrics(metrics)

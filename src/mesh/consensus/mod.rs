@@ -114,7 +114,7 @@ impl Engine {
         let kv = store::get(&**self.store(), &keys::proposal(swarm, &pid))
             .await?
             .ok_or_else(|| MeshError::not_found("proposal", id))?;
-        let mut prop: Proposal = decode(&kv)?;
+        let mut prop = self.decoded_proposal(&kv)?;
         if prop.pbft.is_none() {
             match store::get(&**self.store(), &keys::tally(swarm, &pid)).await? {
                 Some(t) => (prop.counts, prop.counts_rev) = (decode(&t)?, t.mod_revision),
@@ -123,6 +123,23 @@ impl Engine {
             }
         }
         Ok((prop, kv.mod_revision))
+    }
+
+    /// The proposal a record holds, decoded once per revision: a vote no longer rewrites the
+    /// record, so each vote of a 1,000-voter proposal would decode its voters again otherwise.
+    fn decoded_proposal(&self, kv: &crate::store::KeyValue) -> Result<Proposal> {
+        let mut cache = self.proposals.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((rev, p)) = cache.get(&kv.key) {
+            if *rev == kv.mod_revision {
+                return Ok(p.clone());
+            }
+        }
+        let p: Proposal = decode(kv)?;
+        if cache.len() >= PROPOSALS_KEPT {
+            cache.clear();
+        }
+        cache.insert(kv.key.clone(), (kv.mod_revision, p.clone()));
+        Ok(p)
     }
 
     /// Load the votes a tally must know one by one (quorum and bft): those of the voters
@@ -157,6 +174,13 @@ impl Engine {
     }
 }
 
+/// Decoded proposals kept per process ([`Engine::decoded_proposal`]); past this many the
+/// cache starts again.
+const PROPOSALS_KEPT: usize = 256;
+
+/// Decoded proposal records by key, with the revision they were decoded at.
+pub(crate) type ProposalCache = std::sync::Mutex<std::collections::HashMap<String, (i64, Proposal)>>;
+
 /// The tally context: failed voters (the acting agent has just proven it is alive) and flags.
 fn context(view: &SwarmView, byzantine: BTreeSet<AgentId>, actor: Option<&AgentId>) -> Context {
     // Only an agent that is down can be failed: look at those, not at the whole swarm.
@@ -170,11 +194,30 @@ fn context(view: &SwarmView, byzantine: BTreeSet<AgentId>, actor: Option<&AgentI
     Context { failed, byzantine, now_ms: view.now_ms }
 }
 
-/// A proposal's voters that are gone from the swarm count as failed.
+/// A proposal's voters that are gone from the swarm count as failed. Looking for them is a pass
+/// over the voters, done once per proposal and registry epoch: agents only leave when the epoch
+/// changes, so voters present before are present still.
 fn with_missing_voters(mut ctx: Context, p: &Proposal, view: &SwarmView) -> Context {
-    ctx.failed.extend(p.voters.iter().filter(|v| view.by_id(v).is_none()).cloned());
+    let key = (p.id.clone(), view.agents_epoch);
+    let mut cache = MISSING.lock().unwrap_or_else(|e| e.into_inner());
+    let missing = match cache.get(&key) {
+        Some(m) => m.clone(),
+        None => {
+            let m: Vec<AgentId> = p.voters.iter().filter(|v| view.by_id(v).is_none()).cloned().collect();
+            if cache.len() >= PROPOSALS_KEPT {
+                cache.clear();
+            }
+            cache.insert(key, m.clone());
+            m
+        }
+    };
+    ctx.failed.extend(missing);
     ctx
 }
+
+/// Missing voters by proposal and registry epoch ([`with_missing_voters`]).
+type MissingVoters = std::collections::HashMap<(crate::ids::ProposalId, u64), Vec<AgentId>>;
+static MISSING: std::sync::LazyLock<std::sync::Mutex<MissingVoters>> = std::sync::LazyLock::new(Default::default);
 
 /// Refuse decisions unless a majority of the swarm is live and, for an acting agent, its
 /// connected group of live agents holds a majority.

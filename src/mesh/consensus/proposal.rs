@@ -67,7 +67,8 @@ pub struct Proposal {
     pub protocol: Protocol,
     pub threshold: f64,
     /// Fixed at proposal time, in order (for pbft, the primary of view v is `voters[v mod n]`).
-    pub voters: Vec<AgentId>,
+    /// Shared, so that a proposal kept decoded between votes is copied without them.
+    pub voters: std::sync::Arc<[AgentId]>,
     /// Faults tolerated (bft, pbft), fixed from the voter count at proposal time.
     pub f: usize,
     pub proposer: Option<AgentId>,
@@ -306,7 +307,7 @@ pub(crate) mod tests {
             proposal: Value::from("x"),
             protocol,
             threshold,
-            voters: ids(n),
+            voters: ids(n).into(),
             f: faults_tolerated(n),
             proposer: None,
             created_at_ms: 0,

@@ -220,7 +220,7 @@ impl Engine {
             protocol,
             threshold: 0.0,
             f: faults_tolerated(voters.len()),
-            voters,
+            voters: voters.into(),
             proposer: proposer_id.clone(),
             created_at_ms: 0,
             timeout_ms: (timeout_secs * 1000.0).round() as i64,

@@ -269,8 +269,11 @@ pub struct AgentSpawnOutput {
     /// Never shown to a session bound to the agent (`join`): the session keeps it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_token: Option<String>,
-    /// Agents this one is linked to.
+    /// Agents this one is linked to: at most the first 50, in join order.
     pub links: Vec<String>,
+    /// Links left out of `links`.
+    #[serde(skip_serializing_if = "crate::mesh::is_zero")]
+    pub links_omitted: usize,
     /// The runner profile of the worker asked for, which a supervisor starts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
@@ -303,7 +306,11 @@ pub struct AgentView {
     /// Milliseconds since its last token-bearing call; absent if it never made one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat_age_ms: Option<i64>,
+    /// Agents it is linked to: at most the first 50, in join order.
     pub links: Vec<String>,
+    /// Links left out of `links`.
+    #[serde(skip_serializing_if = "crate::mesh::is_zero")]
+    pub links_omitted: usize,
     /// Unacknowledged messages in its mailbox, counted up to 1,000 (1,000 means at least that).
     pub pending_messages: usize,
     /// Its worker process, when one was asked for (agent_spawn with a profile).

@@ -71,6 +71,16 @@ fn connectivity(graph: &Graph, live: &dyn Fn(&crate::ids::AgentId) -> bool) -> C
     }
 }
 
+/// The first links of an agent as a reply lists them: a star's hub has one per agent.
+pub(crate) fn listed(links: &[crate::ids::AgentId]) -> Vec<String> {
+    links.iter().take(config::MAX_PEERS_LISTED).map(|n| n.to_string()).collect()
+}
+
+/// How many links [`listed`] leaves out.
+pub(crate) fn omitted(links: &[crate::ids::AgentId]) -> usize {
+    links.len().saturating_sub(config::MAX_PEERS_LISTED)
+}
+
 fn pairs(links: &[(crate::ids::AgentId, crate::ids::AgentId)]) -> Vec<[String; 2]> {
     links.iter().map(|(a, b)| [a.to_string(), b.to_string()]).collect()
 }

@@ -115,6 +115,16 @@ struct Registry {
     status_dirty: HashSet<AgentId>,
     /// Every status must be recomputed (a first read, new settings).
     status_stale: bool,
+    /// Changes whenever an agent leaves the registry (and for every fresh read): what was
+    /// computed about the agents present stays true while it holds ([`SwarmView::agents_epoch`]).
+    epoch: u64,
+}
+
+/// A process-wide source of registry epochs.
+static EPOCHS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_epoch() -> u64 {
+    EPOCHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Registry {
@@ -135,7 +145,7 @@ impl Registry {
                 self.status_dirty.insert(AgentId::new(id));
             }
             // New settings move every agent's thresholds.
-            None if rest == "config" || rest == "graph" => self.status_stale = true,
+            None if rest == "config" => self.status_stale = true,
             _ => {}
         }
     }
@@ -148,6 +158,8 @@ impl Registry {
             None if rest == "graph" => {
                 let whole = self.graph.head.whole;
                 self.graph.put_head(decode(kv)?, kv.mod_revision);
+                // A whole graph (an earlier version's) renumbers every node: rank them again.
+                self.status_stale |= self.graph.head.whole;
                 // A head changes the anchor only, unless it holds (or held) a whole graph.
                 self.touched(whole || self.graph.head.whole, whole || self.graph.head.whole);
             }
@@ -205,6 +217,7 @@ impl Registry {
             }
             Some(("agent", id)) => {
                 self.agents.remove(&AgentId::new(id));
+                self.epoch = next_epoch();
                 self.ordered = None;
                 self.touched(false, true);
             }
@@ -292,6 +305,7 @@ impl Registry {
             links: self.links.clone(),
             parts: self.parts.clone(),
             statuses: self.statuses.clone(),
+            agents_epoch: self.epoch,
             now_ms,
             revision: self.revision,
         })
@@ -329,7 +343,7 @@ impl RegistryCache {
 /// The swarm's keys with one range read, so they are consistent: all as of one revision.
 async fn read(store: &dyn Store, prefix: &str) -> Result<Registry> {
     let resp = store.range(RangeRequest::prefix(prefix)).await?;
-    let mut r = Registry { revision: resp.revision, ..Registry::default() };
+    let mut r = Registry { revision: resp.revision, epoch: next_epoch(), ..Registry::default() };
     for kv in &resp.kvs {
         r.put(prefix, kv)?;
     }

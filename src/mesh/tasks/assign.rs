@@ -184,6 +184,13 @@ impl Board {
         self.active.get(agent).into_iter().flatten().filter_map(|id| self.tasks.get(id))
     }
 
+    /// Agents that have active tasks or reported their resources: every other agent's load
+    /// score is 0 ([`score::load_score`] of nothing).
+    pub fn loaded(&self) -> impl Iterator<Item = &AgentId> + '_ {
+        let busy = self.active.iter().filter(|(_, tasks)| !tasks.is_empty()).map(|(a, _)| a);
+        busy.chain(self.resources.keys())
+    }
+
     /// An agent's load score inputs, from the tasks on it.
     pub fn load(&self, agent: &AgentRecord) -> LoadInputs {
         let (_, max_concurrent) = score::specialist(&agent.agent_type);

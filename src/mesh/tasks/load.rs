@@ -2,12 +2,14 @@
 //! utilisation, the swarm's load variance and hotspots, and `load_balance`, which moves queued
 //! tasks from hot agents (> 0.8) to cold ones (< 0.3).
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::api::{AgentLoad, LoadBalanceOutput, LoadSummary, Moved, Placement};
 use super::assign::Board;
 use super::record::TaskState;
-use super::score;
+use super::score::{self, LoadInputs};
 use crate::config;
 use crate::error::Result;
 use crate::ids::AgentId;
@@ -26,48 +28,73 @@ fn round(x: f64) -> f64 {
     (x * 1e4).round() / 1e4
 }
 
-/// Load scores of the live agents, by the tasks on the board.
-/// The load of the live agents, listing at most `max` of them (the most loaded).
+/// The load of the live agents, listing at most `max` of them (the most loaded). Only agents
+/// with tasks or a resource report are scored: every other live agent's score is 0, so the
+/// summary costs what the loaded agents and the listed ones cost, not the whole swarm.
 pub(crate) fn summary(view: &SwarmView, board: &Board, max: usize) -> LoadSummary {
     let live = view.live();
-    let agents: Vec<AgentLoad> = view
-        .agents
-        .iter()
-        .filter(|a| live(&a.id))
-        .map(|a| {
-            let inputs = board.load(a);
-            AgentLoad {
-                agent_id: a.id.to_string(),
-                name: a.name.clone(),
-                load_score: round(score::load_score(&inputs)),
-                tasks: inputs.tasks,
-                max_concurrent: inputs.max_concurrent,
-                resource_utilization: inputs.resources,
-            }
+    let n = view.agents.len() - view.parts().down.len();
+    // The loaded live agents, by position, with their inputs and scores.
+    let mut loaded: Vec<usize> = board.loaded().filter(|a| live(a)).filter_map(|a| view.position(a)).collect();
+    loaded.sort_unstable();
+    loaded.dedup();
+    let scored: Vec<(usize, LoadInputs, f64)> = loaded
+        .into_iter()
+        .map(|i| {
+            let inputs = board.load(&view.agents[i]);
+            (i, inputs, round(score::load_score(&inputs)))
         })
         .collect();
-    let n = agents.len() as f64;
-    let variance = (!agents.is_empty()).then(|| {
-        let mean = agents.iter().map(|a| a.load_score).sum::<f64>() / n;
-        round(agents.iter().map(|a| (a.load_score - mean).powi(2)).sum::<f64>() / n)
+    let variance = (n > 0).then(|| {
+        let mean = scored.iter().map(|a| a.2).sum::<f64>() / n as f64;
+        let idle = (n - scored.len()) as f64 * mean * mean;
+        round((scored.iter().map(|a| (a.2 - mean).powi(2)).sum::<f64>() + idle) / n as f64)
     });
-    let hot: Vec<String> =
-        agents.iter().filter(|a| a.load_score > config::LOAD_HOT).map(|a| a.agent_id.clone()).collect();
-    let unreported: Vec<String> =
-        agents.iter().filter(|a| a.resource_utilization.is_none()).map(|a| a.agent_id.clone()).take(max).collect();
-    let mut agents = agents;
-    // The most loaded first; stable, so equal scores keep the swarm's order.
-    agents.sort_by(|a, b| b.load_score.total_cmp(&a.load_score));
-    let agents_omitted = agents.len().saturating_sub(max);
-    agents.truncate(max);
+    let id = |i: usize| view.agents[i].id.to_string();
+    let hot = scored.iter().filter(|a| a.2 > config::LOAD_HOT);
+    let (hotspot_count, hotspots) = (hot.clone().count(), hot.take(max).map(|a| id(a.0)).collect());
+    let reported: HashSet<usize> = scored.iter().filter(|a| a.1.resources.is_some()).map(|a| a.0).collect();
+    let unreported = live_in_order(view, |i| !reported.contains(&i)).take(max).map(id).collect();
+    let agents = most_loaded(view, board, &scored, max).into_iter().map(|(i, inputs, load_score)| AgentLoad {
+        agent_id: id(i),
+        name: view.agents[i].name.clone(),
+        load_score,
+        tasks: inputs.tasks,
+        max_concurrent: inputs.max_concurrent,
+        resource_utilization: inputs.resources,
+    });
     LoadSummary {
-        hotspot_count: hot.len(),
-        hotspots: hot.into_iter().take(max).collect(),
+        hotspot_count,
+        hotspots,
         unreported,
         variance,
-        agents,
-        agents_omitted,
+        agents: agents.collect(),
+        agents_omitted: n.saturating_sub(max),
     }
+}
+
+/// Positions of the live agents that `keep` accepts, in the swarm's order.
+fn live_in_order<'v>(view: &'v SwarmView, keep: impl Fn(usize) -> bool + 'v) -> impl Iterator<Item = usize> + 'v {
+    let live = view.live();
+    (0..view.agents.len()).filter(move |&i| live(&view.agents[i].id) && keep(i))
+}
+
+/// The `max` most loaded live agents, the most loaded first, equal scores in the swarm's order:
+/// those scored above 0, then agents at 0 (scored or not) in the swarm's order.
+fn most_loaded(
+    view: &SwarmView,
+    board: &Board,
+    scored: &[(usize, LoadInputs, f64)],
+    max: usize,
+) -> Vec<(usize, LoadInputs, f64)> {
+    let mut top: Vec<_> = scored.iter().filter(|a| a.2 > 0.0).copied().collect();
+    top.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+    top.truncate(max);
+    let above: HashSet<usize> = top.iter().map(|a| a.0).collect();
+    let zeros = live_in_order(view, |i| !above.contains(&i)).take(max - top.len());
+    let zeros: Vec<_> = zeros.map(|i| (i, board.load(&view.agents[i]), 0.0)).collect();
+    top.extend(zeros);
+    top
 }
 
 impl Engine {
