@@ -98,8 +98,8 @@ fn db_mib(dir: &std::path::Path) -> (f64, f64) {
 
 async fn registry_table(sizes: &[usize]) {
     println!("### Registry: per-call p50 (ms) by swarm size\n");
-    println!("| agents | agent_spawn (last 50) | swarm_status | agent_list page | heartbeat_monitor | RSS MiB | database MiB (of which WAL) |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| agents | agent_spawn (last 50) | swarm_status | agent_list page (50) | agent_list page of 10 | heartbeat_monitor | RSS MiB | database MiB (of which WAL) |");
+    println!("|---|---|---|---|---|---|---|---|");
     for &n in sizes {
         // One database per size, so each size's file holds that swarm alone.
         let dir = tempfile::tempdir().unwrap();
@@ -109,14 +109,17 @@ async fn registry_table(sizes: &[usize]) {
         let reps = std::env::var("MESH_BENCH_REPS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
         let status = p50(&engine, "swarm_status", json!({"swarmId": id}), reps).await;
         let list = p50(&engine, "agent_list", json!({"swarmId": id}), reps).await;
+        // A page of the same size at every swarm size: a listed agent costs two reads of its own.
+        let list10 = p50(&engine, "agent_list", json!({"swarmId": id, "limit": 10}), reps).await;
         let monitor =
             p50(&engine, "daa_fault_tolerance", json!({"strategy": "heartbeat_monitor", "swarmId": id}), reps).await;
         let (db, wal) = db_mib(dir.path());
         println!(
-            "| {n} | {} | {} | {} | {} | {:.0} | {db:.1} ({wal:.1}) |",
+            "| {n} | {} | {} | {} | {} | {} | {:.0} | {db:.1} ({wal:.1}) |",
             ms(spawn),
             ms(status),
             ms(list),
+            ms(list10),
             ms(monitor),
             rss_mib()
         );
