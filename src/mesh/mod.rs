@@ -67,6 +67,8 @@ pub struct Engine {
     swarms: Arc<swarm::directory::SwarmDirectory>,
     /// Proposal records decoded once per revision ([`consensus`]).
     proposals: Arc<consensus::ProposalCache>,
+    /// What keyword searches read of each namespace ([`memory`]).
+    memory_index: Arc<memory::SearchIndex>,
     /// Permits for concurrent `swarm_monitor` calls ([`config::MAX_CONCURRENT_MONITORS`]).
     monitors: Arc<tokio::sync::Semaphore>,
 }
@@ -250,6 +252,7 @@ impl Engine {
             registries: Arc::default(),
             swarms: Arc::default(),
             proposals: Arc::default(),
+            memory_index: Arc::default(),
             monitors: Arc::new(tokio::sync::Semaphore::new(crate::config::MAX_CONCURRENT_MONITORS)),
         }
         .with_metrics(metrics)
@@ -311,6 +314,11 @@ impl Engine {
     /// revision, from this process's cache ([`swarm::registry`]).
     pub(crate) async fn load_swarm(&self, id: &SwarmId) -> Result<SwarmView> {
         self.registries.view(&*self.store, id, self.now_ms()).await
+    }
+
+    /// What keyword searches keep of each memory namespace.
+    pub(crate) fn memory_index(&self) -> &memory::SearchIndex {
+        &self.memory_index
     }
 
     /// Every swarm in the store with its heartbeat interval (seconds), from this process's cache.

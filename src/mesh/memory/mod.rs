@@ -4,9 +4,11 @@
 //! entries, outputs) is in `api.rs`, re-exported here.
 
 mod api;
+mod index;
 pub mod search;
 
 pub use api::*;
+pub(crate) use index::SearchIndex;
 
 use crate::attention::EmbedderInfo;
 use crate::config;
@@ -191,7 +193,11 @@ impl Engine {
 /// Share of query terms found, counting a term in the key twice as much as in the value, plus a
 /// small bonus per extra occurrence so that denser matches rank first.
 pub(super) fn keyword_score(terms: &[String], key: &str, value: &str) -> f64 {
-    let (key, value) = (key.to_lowercase(), value.to_lowercase());
+    keyword_score_lower(terms, &key.to_lowercase(), &value.to_lowercase())
+}
+
+/// [`keyword_score`] of a key and value already lowercased (terms are).
+pub(super) fn keyword_score_lower(terms: &[String], key: &str, value: &str) -> f64 {
     let mut score = 0.0;
     for t in terms {
         let in_key = key.matches(t.as_str()).count();

@@ -17,7 +17,9 @@
 //!
 //! The tool's params and output are in the memory area's `api.rs` (re-exported by [`super`]).
 
-use super::{entry, keyword_score, MemoryEntry, MemorySearchOutput, MemorySearchParams, SearchMethod};
+use super::{
+    entry, keyword_score, keyword_score_lower, MemoryEntry, MemorySearchOutput, MemorySearchParams, SearchMethod,
+};
 use crate::attention::{cosine, EmbedderInfo, EmbedderKind};
 use crate::config;
 use crate::error::{MeshError, Result};
@@ -78,12 +80,14 @@ impl Engine {
         if query.len() > QUERY_MAX_BYTES {
             return Err(MeshError::TooLarge { what: "query", size: query.len(), limit: QUERY_MAX_BYTES });
         }
-        let resp = self.store().range(RangeRequest::prefix(keys::memory_namespace(namespace))).await?;
         let embedder = self.embedder();
         let hybrid = embedder.kind() == EmbedderKind::Semantic;
         let mut hits = Vec::new();
         let mut embedded_on_search = None;
+        let revision;
         if hybrid {
+            let resp = self.store().range(RangeRequest::prefix(keys::memory_namespace(namespace))).await?;
+            revision = resp.revision;
             let records = resp.kvs.iter().map(decode::<MemoryRecord>).collect::<Result<Vec<_>>>()?;
             let mut entries = resp.kvs.iter().map(|kv| entry(namespace, kv)).collect::<Result<Vec<_>>>()?;
             let stored: Vec<Option<&StoredEmbedding>> = records.iter().map(|r| r.embedding.as_ref()).collect();
@@ -104,13 +108,22 @@ impl Engine {
             hits.extend(entries.into_iter().filter(|e| e.score.is_some()));
             embedded_on_search = Some(resolved.embedded_now);
         } else {
-            for kv in &resp.kvs {
-                let mut e = entry(namespace, kv)?;
-                let score = keyword_score(&terms, &e.key, &e.value);
-                if score > 0.0 {
-                    e.score = Some(score);
-                    hits.push(e);
-                }
+            // Scored from the kept lowercase text; only the entries returned are decoded.
+            let space = self.memory_index().namespace(&**self.store(), namespace).await?;
+            revision = space.revision;
+            let mut scored: Vec<(f64, &super::index::Doc)> = space
+                .docs
+                .values()
+                .map(|d| (keyword_score_lower(&terms, &d.key_lower, &d.value_lower), d))
+                .filter(|(score, _)| *score > 0.0)
+                .collect();
+            // Best first, then by key (store keys of one namespace sort as their entry keys).
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.kv.key.cmp(&b.1.kv.key)));
+            scored.truncate(limit);
+            for (score, d) in scored {
+                let mut e = entry(namespace, &d.kv)?;
+                e.score = Some(score);
+                hits.push(e);
             }
         }
         for e in &mut hits {
@@ -125,13 +138,7 @@ impl Engine {
         let mut budget = Budget::default();
         hits.retain(|e| budget.admit(e));
         let method = if hybrid { SearchMethod::Hybrid } else { SearchMethod::Keyword };
-        Ok(Ranking {
-            entries: hits,
-            method,
-            embedded_on_search,
-            truncated: budget.truncated(),
-            revision: resp.revision,
-        })
+        Ok(Ranking { entries: hits, method, embedded_on_search, truncated: budget.truncated(), revision })
     }
 
     pub async fn memory_search(&self, p: MemorySearchParams) -> Result<MemorySearchOutput> {
