@@ -190,34 +190,57 @@ impl Engine {
     }
 }
 
-/// Share of query terms found, counting a term in the key twice as much as in the value, plus a
-/// small bonus per extra occurrence so that denser matches rank first.
-pub(super) fn keyword_score(terms: &[String], key: &str, value: &str) -> f64 {
-    keyword_score_lower(terms, &key.to_lowercase(), &value.to_lowercase())
+/// Lowercased query terms ready to be searched for many times: a search of 100,000 entries
+/// looks for each term in each one (memchr's substring search, counting non-overlapping
+/// occurrences as `str::matches` does).
+pub(super) struct Keywords {
+    finders: Vec<memchr::memmem::Finder<'static>>,
 }
 
-/// [`keyword_score`] of a key and value already lowercased (terms are).
-pub(super) fn keyword_score_lower(terms: &[String], key: &str, value: &str) -> f64 {
-    let mut score = 0.0;
-    for t in terms {
-        let in_key = key.matches(t.as_str()).count();
-        let in_value = value.matches(t.as_str()).count();
-        if in_key + in_value > 0 {
-            score += 2.0 * (in_key > 0) as u8 as f64 + (in_value > 0) as u8 as f64;
-            score += 0.01 * ((in_key + in_value - 1).min(50)) as f64;
-        }
+impl Keywords {
+    pub fn new(terms: &[String]) -> Self {
+        Self { finders: terms.iter().map(|t| memchr::memmem::Finder::new(t.as_bytes()).into_owned()).collect() }
     }
-    (score / (3.0 * terms.len() as f64) * 1000.0).round() / 1000.0
+
+    /// The keyword score of a key and value already lowercased: the share of query terms found,
+    /// a term in the key counting twice as much as in the value, plus a small bonus per extra
+    /// occurrence so that denser matches rank first.
+    pub fn score_lower(&self, key: &str, value: &str) -> f64 {
+        let mut score = 0.0;
+        for f in &self.finders {
+            let in_key = f.find_iter(key.as_bytes()).count();
+            let in_value = f.find_iter(value.as_bytes()).count();
+            if in_key + in_value > 0 {
+                score += 2.0 * (in_key > 0) as u8 as f64 + (in_value > 0) as u8 as f64;
+                score += 0.01 * ((in_key + in_value - 1).min(50)) as f64;
+            }
+        }
+        (score / (3.0 * self.finders.len() as f64) * 1000.0).round() / 1000.0
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::keyword_score;
+    use super::Keywords;
 
     #[test]
     fn keyword_score_ranks_key_matches_above_value_matches_and_ignores_misses() {
-        let t = vec!["deploy".to_string()];
-        assert!(keyword_score(&t, "deploy:plan", "x") > keyword_score(&t, "plan", "deploy now"));
-        assert_eq!(keyword_score(&t, "plan", "nothing"), 0.0);
+        let k = Keywords::new(&["deploy".to_string()]);
+        assert!(k.score_lower("deploy:plan", "x") > k.score_lower("plan", "deploy now"));
+        assert_eq!(k.score_lower("plan", "nothing"), 0.0);
+    }
+
+    /// Occurrences are counted as `str::matches` counts them: without overlaps.
+    #[test]
+    fn repeated_terms_count_without_overlap_like_str_matches() {
+        let k = Keywords::new(&["aa".to_string(), "b".to_string()]);
+        let (key, value) = ("aaaa-b", "aaa bb");
+        let expected = {
+            let count = |t: &str| key.matches(t).count() + value.matches(t).count();
+            // Both terms in key and value: 3 points each, plus 0.01 per extra occurrence.
+            let score = 3.0 + 0.01 * (count("aa") - 1) as f64 + 3.0 + 0.01 * (count("b") - 1) as f64;
+            (score / 6.0 * 1000.0).round() / 1000.0
+        };
+        assert_eq!(k.score_lower(key, value), expected);
     }
 }

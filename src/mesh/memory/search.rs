@@ -6,7 +6,7 @@
 //!
 //! `score = w · min(keyword, 1) + (1 − w) · max(cosine, 0)`, `w` = [`config::MEMORY_HYBRID_KEYWORD_WEIGHT`],
 //!
-//! where `keyword` is [`super::keyword_score`] (share of query words found, key matches
+//! where `keyword` is [`super::Keywords`]'s score (share of query words found, key matches
 //! counting double) and `cosine` compares the query's vector with the entry's. An entry is listed
 //! when some query word matches or its cosine reaches [`config::MEMORY_HYBRID_MIN_SIMILARITY`].
 //!
@@ -17,9 +17,7 @@
 //!
 //! The tool's params and output are in the memory area's `api.rs` (re-exported by [`super`]).
 
-use super::{
-    entry, keyword_score, keyword_score_lower, MemoryEntry, MemorySearchOutput, MemorySearchParams, SearchMethod,
-};
+use super::{entry, Keywords, MemoryEntry, MemorySearchOutput, MemorySearchParams, SearchMethod};
 use crate::attention::{cosine, EmbedderInfo, EmbedderKind};
 use crate::config;
 use crate::error::{MeshError, Result};
@@ -80,6 +78,7 @@ impl Engine {
         if query.len() > QUERY_MAX_BYTES {
             return Err(MeshError::TooLarge { what: "query", size: query.len(), limit: QUERY_MAX_BYTES });
         }
+        let keywords = Keywords::new(&terms);
         let embedder = self.embedder();
         let hybrid = embedder.kind() == EmbedderKind::Semantic;
         let mut hits = Vec::new();
@@ -97,7 +96,7 @@ impl Engine {
                 .await?
                 .remove(0);
             for (e, v) in entries.iter_mut().zip(&resolved.vectors) {
-                let keyword = keyword_score(&terms, &e.key, &e.value);
+                let keyword = keywords.score_lower(&e.key.to_lowercase(), &e.value.to_lowercase());
                 let similarity = cosine(&q, v) as f64;
                 if keyword > 0.0 || similarity >= config::MEMORY_HYBRID_MIN_SIMILARITY {
                     e.score = Some(round(hybrid_score(keyword, similarity)));
@@ -114,7 +113,7 @@ impl Engine {
             let mut scored: Vec<(f64, &super::index::Doc)> = space
                 .docs
                 .values()
-                .map(|d| (keyword_score_lower(&terms, &d.key_lower, &d.value_lower), d))
+                .map(|d| (keywords.score_lower(&d.key_lower, &d.value_lower), d))
                 .filter(|(score, _)| *score > 0.0)
                 .collect();
             // Best first, then by key (store keys of one namespace sort as their entry keys).
