@@ -116,9 +116,16 @@ impl Engine {
                 .map(|d| (keywords.score_lower(&d.key_lower, &d.value_lower), d))
                 .filter(|(score, _)| *score > 0.0)
                 .collect();
-            // Best first, then by key (store keys of one namespace sort as their entry keys).
-            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.kv.key.cmp(&b.1.kv.key)));
-            scored.truncate(limit);
+            // Best first, then by key (store keys of one namespace sort as their entry keys): the
+            // best `limit` chosen in linear time, only they sorted.
+            let order = |a: &(f64, &super::index::Doc), b: &(f64, &super::index::Doc)| {
+                b.0.total_cmp(&a.0).then_with(|| a.1.kv.key.cmp(&b.1.kv.key))
+            };
+            if scored.len() > limit {
+                scored.select_nth_unstable_by(limit, order);
+                scored.truncate(limit);
+            }
+            scored.sort_by(order);
             for (score, d) in scored {
                 let mut e = entry(namespace, &d.kv)?;
                 e.score = Some(score);
