@@ -18,6 +18,7 @@ use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreErro
 const NAMESPACES_KEPT: usize = 64;
 
 /// One entry as a keyword search scores it.
+#[derive(Clone)]
 pub(crate) struct Doc {
     pub kv: KeyValue,
     pub key_lower: String,
@@ -25,7 +26,7 @@ pub(crate) struct Doc {
 }
 
 /// A namespace's entries by store key (the order of a range read), as of `revision`.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Namespace {
     pub revision: Revision,
     pub docs: BTreeMap<String, Doc>,
@@ -78,7 +79,7 @@ async fn read(store: &dyn Store, namespace: &str) -> Result<Namespace> {
 /// `space` brought up to date; shared with a search still running, it is copied first.
 async fn catch_up(store: &dyn Store, namespace: &str, space: Arc<Namespace>) -> Result<Namespace> {
     let (events, revision) = store.changes(&keys::memory_namespace(namespace), space.revision).await?;
-    let mut space = Arc::try_unwrap(space).unwrap_or_else(|shared| copy(&shared));
+    let mut space = Arc::unwrap_or_clone(space);
     for e in &events {
         match e.kind {
             EventKind::Put => space.put(namespace, &e.kv)?,
@@ -89,17 +90,6 @@ async fn catch_up(store: &dyn Store, namespace: &str, space: Arc<Namespace>) -> 
     }
     space.revision = revision;
     Ok(space)
-}
-
-fn copy(space: &Namespace) -> Namespace {
-    let docs = space
-        .docs
-        .iter()
-        .map(|(k, d)| {
-            (k.clone(), Doc { kv: d.kv.clone(), key_lower: d.key_lower.clone(), value_lower: d.value_lower.clone() })
-        })
-        .collect();
-    Namespace { revision: space.revision, docs }
 }
 
 #[cfg(test)]
