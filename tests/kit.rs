@@ -64,8 +64,10 @@ fn init_claude_writes_claude_codes_files_once_and_keeps_what_was_there() {
 
     let (_, codex, _) = in_project(root, &["init", "codex"], "");
     assert!(codex.contains("[mcp_servers.mesh]") && !root.join(".codex").exists(), "{codex}");
+    assert!(codex.contains("tool_timeout_sec = 660"), "room for a 10-minute wait: {codex}");
     assert_eq!(in_project(root, &["init", "gemini"], "").0, 0);
-    assert_eq!(read_json(&root.join(".gemini/settings.json"))["mcpServers"]["mesh"]["args"], json!(["serve"]));
+    let gemini = read_json(&root.join(".gemini/settings.json"))["mcpServers"]["mesh"].clone();
+    assert_eq!((&gemini["args"], &gemini["timeout"]), (&json!(["serve"]), &json!(660_000)), "{gemini}");
 }
 
 const SESSION: &str = "3f2a9c1e-77b0-4c1d-9e1f-0a1b2c3d4e5f";

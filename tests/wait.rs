@@ -99,9 +99,9 @@ fn a_wait_times_out_with_progress_and_keeps_the_agent_alive() {
     assert_ne!(a["status"], "failed", "6 s of waiting renewed a 2 s lease: {a}");
     let (is_error, body) = server.call(
         "daa_communication",
-        json!({"action": "wait", "agentId": "a", "agentToken": a_token.trim(), "swarmId": "w", "timeoutSecs": 600}),
+        json!({"action": "wait", "agentId": "a", "agentToken": a_token.trim(), "swarmId": "w", "timeoutSecs": 601}),
     );
-    assert!(is_error && body["error"]["code"] == "invalid_argument", "capped below clients' watchdogs: {body}");
+    assert!(is_error && body["error"]["code"] == "invalid_argument", "capped at 10 minutes: {body}");
 }
 
 /// A wait also wakes when a proposal the agent voted on is decided, by a vote cast in another

@@ -47,6 +47,10 @@ on its own as `<type>-<id>`, and tells the coordinator `lead` by message when it
 - `swarm_status` shows who is active, silent or failed.
 ";
 
+/// The per-call limit written for clients that end a call at a fixed time, progress or not
+/// (Gemini CLI, Codex): the longest `wait` and a minute to spare.
+const CALL_LIMIT_SECS: u64 = crate::mesh::messaging::MAX_WAIT_SECS as u64 + 60;
+
 pub fn run(args: InitArgs) -> anyhow::Result<Finished> {
     let root = project::current_root();
     let server = json!({"command": command(), "args": ["serve"]});
@@ -57,10 +61,17 @@ pub fn run(args: InitArgs) -> anyhow::Result<Finished> {
             report.push(merge_json(&root.join(".claude/settings.json"), claude_settings)?);
             report.push(write_once(&root.join(".claude/agents/mesh-coordinator.md"), AGENT_FILE)?);
         }
-        "gemini" => report.push(merge_json(&root.join(".gemini/settings.json"), |v| set_server(v, &server))?),
+        "gemini" => {
+            // Gemini CLI ends a call after `timeout` ms whatever its progress: room for a longest wait.
+            let server = json!({"command": command(), "args": ["serve"], "timeout": CALL_LIMIT_SECS * 1000});
+            report.push(merge_json(&root.join(".gemini/settings.json"), |v| set_server(v, &server))?);
+        }
         _ => {
             report.push("Codex reads its servers from ~/.codex/config.toml (user scope); add:".into());
-            report.push(format!("\n[mcp_servers.mesh]\ncommand = {}\nargs = [\"serve\"]", json!(command())));
+            let (program, limit) = (json!(command()), CALL_LIMIT_SECS);
+            report.push(format!(
+                "\n[mcp_servers.mesh]\ncommand = {program}\nargs = [\"serve\"]\ntool_timeout_sec = {limit}"
+            ));
         }
     }
     Ok(Finished::with_output(ExitCode::SUCCESS, report.join("\n")))

@@ -6,7 +6,8 @@ at once for a parallel step), whose arguments may cite fields of earlier results
 (`{{name.field}}`), then a final text. It records every tool result Claude Code sends back,
 and the test asserts on those: what the client really handed its model.
 
-Scenarios: the server over stdio, streamable HTTP and legacy SSE (every tool called, every step
+Scenarios: a bound session's `wait` woken by another process, and one outliving the client's
+idle watchdog through its progress; the server over stdio, streamable HTTP and legacy SSE (every tool called, every step
 a success but one deliberate bad call), and the agent kit (`mesh-mcp init claude`) loaded by Claude Code in a
 project, whose hooks must leave the session's swarm in the store. Two more run Claude Code
 interactively in a pseudo-terminal, as a user at a terminal does: a session bound to an agent
@@ -185,10 +186,11 @@ def text_of(content) -> str:
 # --- running Claude Code ------------------------------------------------------------------------
 
 def run_claude(claude: str, model: Model, cwd: Path, home: Path, extra: list[str],
-               path: str | None = None) -> subprocess.CompletedProcess:
+               path: str | None = None, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PATH=path or os.environ.get("PATH", ""), HOME=str(home), ANTHROPIC_BASE_URL=model.url, ANTHROPIC_API_KEY="sk-test",
-               CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_AUTOUPDATER="1", CLAUDE_PROJECT_DIR=str(cwd))
+               CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_AUTOUPDATER="1", CLAUDE_PROJECT_DIR=str(cwd),
+               **(env_extra or {}))
     env.pop("MESH_MCP_DB", None)
     cmd = [claude, "-p", "run the mesh script", "--output-format", "json", "--model", "claude-sonnet-4-5",
            "--allowedTools", "mcp__mesh__*"] + extra
@@ -342,6 +344,37 @@ def scenario_wake(claude: str, binary: str, work: Path) -> None:
             check(out.returncode == 0, f"{label}: claude -p exits 0", out.stderr[-2000:])
             waker.check(model, label)
         model.close()
+
+
+# Claude Code aborts a remote tool call that sends neither a result nor progress for its idle
+# timeout (5 min by default, checked every 30 s); here it is 10 s, and the wait lasts 75 s.
+IDLE_TIMEOUT_MS, LONG_WAIT_SECS = 10_000, 75
+
+
+def scenario_watchdog(claude: str, binary: str, work: Path) -> None:
+    """A wait many times longer than the client's idle watchdog lives to its end, because it
+    reports progress every 5 s: Claude Code over HTTP, bound by header, with nothing arriving."""
+    label = "wait-watchdog"
+    print(f"== claude-code: {label} ==", flush=True)
+    waker = Waker(binary, str(work / f"{label}.db"))
+    model = Model([[{"tool": "daa_communication", "input": {"action": "wait", "timeoutSecs": LONG_WAIT_SECS}}]])
+    with http_server(binary, work, label) as base:
+        if base is None:
+            return
+        entry = {"type": "http", "url": f"{base}/mcp", "headers": {"Mesh-Agent-Token": waker.token}}
+        (work / f"{label}.json").write_text(json.dumps({"mcpServers": {"mesh": entry}}))
+        out = run_claude(claude, model, work, work / "home", ["--mcp-config", str(work / f"{label}.json"),
+                                                              "--strict-mcp-config"],
+                         env_extra={"CLAUDE_CODE_MCP_TOOL_IDLE_TIMEOUT": str(IDLE_TIMEOUT_MS)})
+        check(out.returncode == 0, f"{label}: claude -p exits 0", out.stderr[-2000:])
+        r = model.result(0) or {}
+        try:
+            body = json.loads(r.get("content", ""))
+        except ValueError:
+            body = {}
+        lived = not r.get("is_error") and body.get("woke") == "timeout" and body.get("waitedMs", 0) >= LONG_WAIT_SECS * 1000
+        check(lived, f"{label}: a {LONG_WAIT_SECS} s wait outlived a {IDLE_TIMEOUT_MS // 1000} s idle watchdog", r)
+    model.close()
 
 
 @contextlib.contextmanager
@@ -699,14 +732,17 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--claude", required=True)
     ap.add_argument("--bin", required=True)
+    ap.add_argument("--only", help="run only the scenarios whose name contains this (by hand; CI runs all)")
     opts = ap.parse_args()
     opts.bin = str(Path(opts.bin).resolve())
     version = subprocess.run([opts.claude, "--version"], capture_output=True, text=True)
     print(f"claude-code: {version.stdout.strip()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="mesh-claude-code.") as tmp:
         work = Path(tmp)
-        for scenario in (scenario_stdio, scenario_http, scenario_wake, scenario_kit, scenario_worker, scenario_channel,
-                         scenario_compact):
+        for scenario in (scenario_stdio, scenario_http, scenario_wake, scenario_watchdog, scenario_kit, scenario_worker,
+                         scenario_channel, scenario_compact):
+            if opts.only and opts.only not in scenario.__name__:
+                continue
             try:
                 scenario(opts.claude, opts.bin, work)
             except Exception as e:  # a scenario that crashes is a failure, never a skip

@@ -83,7 +83,7 @@ pub struct CommunicationParams {
     pub message_ids: Option<Vec<String>>,
     /// receive: default 10.
     pub limit: Option<usize>,
-    /// wait: default 60, max 240.
+    /// wait: default 60, max 600.
     pub timeout_secs: Option<f64>,
     pub swarm_id: Option<String>,
 }

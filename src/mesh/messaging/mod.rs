@@ -12,6 +12,7 @@ mod inbox;
 mod wait;
 
 pub use api::*;
+pub use wait::MAX_WAIT_SECS;
 
 use crate::config;
 use crate::error::{MeshError, Result};

@@ -5,8 +5,10 @@
 //! It returns at once if a message already waits. Otherwise it follows the store's change feed
 //! (every process's commits; no polling) and looks again only when a commit touched the agent's
 //! mailbox, its swarm's tasks or its decision log. While it waits it renews the agent's lease without counting a
-//! call and reports progress every few seconds, which keeps a client's idle watchdog from
-//! aborting the call; the wait is capped below those watchdogs (Claude Code's is about 5 min).
+//! call and reports progress every few seconds. Progress resets a client's idle watchdog (Claude
+//! Code aborts a remote call silent for 5 min), so a wait may last up to 10 min; a client with a
+//! hard per-call limit (Codex's `tool_timeout_sec`, Gemini CLI's `timeout`) needs it above the
+//! wait, which `mesh-mcp init` writes.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -22,7 +24,7 @@ use crate::mesh::{keys, Engine};
 
 /// Default and longest wait, in seconds.
 pub const DEFAULT_WAIT_SECS: f64 = 60.0;
-pub const MAX_WAIT_SECS: f64 = 240.0;
+pub const MAX_WAIT_SECS: f64 = 600.0;
 /// How often a waiting call reports progress (and renews the agent's lease).
 const TICK: Duration = Duration::from_secs(5);
 
