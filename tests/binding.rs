@@ -131,7 +131,7 @@ fn a_cleanly_closed_session_leaves_its_agent_offline_not_failed() {
 }
 
 /// A bound session reads itself (`mesh://self`: who it is, its swarm, links, unread count, its
-/// tasks) and its inbox (`mesh://inbox`: messages read, not received); an unbound session has
+/// tasks, its lease, the proposals it votes on and its vote) and its inbox (`mesh://inbox`: messages read, not received); an unbound session has
 /// neither.
 #[test]
 fn a_bound_session_reads_itself_and_its_inbox() {
@@ -146,6 +146,9 @@ fn a_bound_session_reads_itself_and_its_inbox() {
     let create =
         ["task_orchestrate", "--task=review it", "--requiredCapabilities=review", "--taskId=r1", "--swarmId=team"];
     assert_eq!(cli(&db, &create).0, 0);
+    let propose = ["daa_consensus", "--proposal={\"adopt\":\"x\"}", "--agents=all", "--threshold=1", "--swarmId=team"];
+    let (code, proposed) = cli(&db, &propose);
+    assert_eq!(code, 0, "{proposed}");
 
     let read = |server: &mut RawServer, uri: &str| -> serde_json::Value {
         let resp = server.request("resources/read", json!({"uri": uri}));
@@ -156,6 +159,13 @@ fn a_bound_session_reads_itself_and_its_inbox() {
     assert_eq!((&me["name"], &me["swarmId"]), (&json!("b"), &json!("team")), "{me}");
     assert_eq!(me["pendingMessages"], 2, "the message and the task's assignment: {me}");
     assert_eq!(me["tasks"][0]["taskId"], "r1", "{me}");
+    assert_eq!((&me["lease"]["keptBy"], &me["lease"]["ttlMs"]), (&json!("session"), &json!(600_000)), "{me}");
+    let ballot = &me["ballots"][0];
+    assert_eq!(ballot["proposalId"], proposed["proposal"]["proposalId"], "{me}");
+    assert!(ballot.get("voted").is_none() && me["ballotsTotal"] == 1, "not voted yet: {me}");
+    let vote = json!({"action": "vote", "proposalId": ballot["proposalId"], "vote": "approve"});
+    server.ok("daa_consensus", vote);
+    assert_eq!(read(&mut server, "mesh://self")["ballots"][0]["voted"], "approve");
     let inbox = read(&mut server, "mesh://inbox");
     assert_eq!(inbox["unread"], 2, "{inbox}");
     assert_eq!(inbox["messages"][0]["message"], json!({"n": 7}));

@@ -13,6 +13,7 @@
 //! (`read_only`), and they resume when the majority returns.
 
 mod api;
+mod ballots;
 pub mod election;
 pub mod log;
 pub mod pbft;
@@ -32,6 +33,7 @@ use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, MessageId, SwarmId};
 use crate::store::{self, Op};
 pub use api::*;
+pub use ballots::Ballot;
 use proposal::{Context, Proposal, VoteCounts};
 use vote::VoteValue;
 
