@@ -69,6 +69,16 @@ fn a_bound_session_keeps_a_silent_agent_alive_and_a_killed_one_fails() {
     // A call makes it active again.
     server.ok("daa_communication", json!({"action": "receive"}));
     assert_eq!(status_of(&db, "b"), "active");
+    // b takes a review task; c, another reviewer in a session of its own, is alive to take it over.
+    let create =
+        ["task_orchestrate", "--task=review", "--requiredCapabilities=review", "--taskId=r1", "--swarmId=team"];
+    assert_eq!(cli(&db, &create).0, 0);
+    assert_eq!(assignee(&db, "r1"), agent_id(&db, "b"));
+    let (code, c) = cli(&db, &["agent_spawn", "reviewer", "--name=c", "--capabilities=review", "--swarmId=team"]);
+    assert_eq!(code, 0, "{c}");
+    let c_token = c["agentToken"].as_str().unwrap();
+    let mut c_session = RawServer::spawn_with(db.to_str().unwrap(), &[("MESH_AGENT_TOKEN", c_token)]);
+    c_session.ok("swarm_status", json!({}));
 
     server.child.kill().unwrap();
     server.child.wait().unwrap();
@@ -80,6 +90,17 @@ fn a_bound_session_keeps_a_silent_agent_alive_and_a_killed_one_fails() {
     // Within the message timeout (2 s) plus a sweep (at most half an interval), and the CLI's own
     // start-up: bounded loosely, as timing on a shared machine is noisy.
     assert!(killed.elapsed() < Duration::from_secs(20), "failed after {:?}", killed.elapsed());
+    let c_id = agent_id(&db, "c");
+    wait_until("the killed agent's task to move to the live one", || match assignee(&db, "r1") {
+        a if a == c_id => Ok(()),
+        other => Err(other.to_string()),
+    });
+}
+
+fn assignee(db: &std::path::Path, task: &str) -> serde_json::Value {
+    let (code, status) = cli(db, &["task_status", &format!("--taskId={task}"), "--swarmId=team"]);
+    assert_eq!(code, 0, "{status}");
+    status["task"]["assignee"].clone()
 }
 
 #[test]

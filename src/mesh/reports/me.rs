@@ -9,12 +9,12 @@ use serde::Serialize;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
 use crate::mesh::consensus::Ballot;
+use crate::mesh::keys;
 use crate::mesh::model::{decode, LivenessRecord};
 use crate::mesh::swarm::AgentView;
-use crate::mesh::keys;
-use crate::store;
 use crate::mesh::tasks::TaskState;
 use crate::mesh::Engine;
+use crate::store;
 
 /// Tasks `mesh://self` lists at most.
 const TASKS_LISTED: usize = 20;
