@@ -6,9 +6,14 @@
 //! its store operations (from its own `/metrics`), with no session and with N, and checks that
 //! every agent is live (idle) at the end.
 //!
-//! `cargo bench --bench presence`; `MESH_BENCH_SESSIONS` sets N (default 1,000) and
-//! `MESH_BENCH_WINDOW_SECS` the window (default 30). Prints a markdown table. Without `--bench`
-//! (`cargo test --benches`) it is a smoke test of 20 sessions over 3 s.
+//! Then, on a fresh server, what holding M idle agents costs with no session at all (issue 18:
+//! agents spawned in a star swarm with an hour's heartbeat; nobody calls, so only the server's
+//! own sweep and reconcile work shows).
+//!
+//! `cargo bench --bench presence`; `MESH_BENCH_SESSIONS` sets N (default 1,000),
+//! `MESH_BENCH_AGENTS` M (default 10,000) and `MESH_BENCH_WINDOW_SECS` the window (default 30).
+//! Prints markdown tables. Without `--bench` (`cargo test --benches`) it is a smoke test of 20
+//! sessions and 50 agents over 3 s.
 
 #[path = "../tests/common/keepalive.rs"]
 mod keepalive;
@@ -26,6 +31,7 @@ struct Sample {
     at: Instant,
     rss_kb: u64,
     cpu_secs: f64,
+    reads: f64,
     writes: f64,
     lease_ops: f64,
 }
@@ -33,8 +39,11 @@ struct Sample {
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let (n, window) =
-        if bench { (env("MESH_BENCH_SESSIONS", 1000), env("MESH_BENCH_WINDOW_SECS", 30)) } else { (20, 3) };
+    let (n, m, window) = if bench {
+        (env("MESH_BENCH_SESSIONS", 1000), env("MESH_BENCH_AGENTS", 10_000), env("MESH_BENCH_WINDOW_SECS", 30))
+    } else {
+        (20, 50, 3)
+    };
     let window = Duration::from_secs(window);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("presence.db");
@@ -82,6 +91,37 @@ fn main() {
         );
     }
     drop(sessions);
+    let _ = server.kill();
+    let _ = server.wait();
+    idle_agents(m, window, bench);
+}
+
+/// A fresh server holding `m` agents nobody calls, in a star swarm with an hour's heartbeat.
+fn idle_agents(m: u64, window: Duration, bench: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, port) = serve(dir.path().join("idle.db").to_str().unwrap());
+    let mut admin = KeepAlive::connect(&port);
+    let init = json!({"topology": "star", "swarmId": "still", "maxAgents": m.max(8),
+                      "heartbeatInterval": 3600, "messageTimeout": 7200});
+    let owner = admin.call("swarm_init", init)["ownerToken"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    for i in 0..m {
+        admin.call("agent_spawn", json!({"type": "worker", "name": format!("w{i}"), "ownerToken": owner}));
+    }
+    let spawned = started.elapsed();
+    drop(admin);
+    std::thread::sleep(Duration::from_secs(if bench { 10 } else { 1 }));
+    let (first, last) = measure(server.id(), &port, window);
+    let secs = last.at.duration_since(first.at).as_secs_f64();
+    println!("\n{m} agents spawned in {:.1} s", spawned.as_secs_f64());
+    println!("\n| idle agents, no session | RSS MiB | CPU, % of one core | store reads/s | store writes/s |\n|---|---|---|---|---|");
+    println!(
+        "| {m} | {:.1} | {:.2} | {:.1} | {:.1} |",
+        last.rss_kb as f64 / 1024.0,
+        100.0 * (last.cpu_secs - first.cpu_secs) / secs,
+        (last.reads - first.reads) / secs,
+        (last.writes - first.writes) / secs,
+    );
     let _ = server.kill();
     let _ = server.wait();
 }
@@ -137,6 +177,7 @@ fn sample(pid: u32, port: &str) -> Sample {
         at: Instant::now(),
         rss_kb,
         cpu_secs: ticks / per_sec,
+        reads: counter("read"),
         writes: counter("write"),
         lease_ops: counter("lease"),
     }

@@ -98,8 +98,8 @@ fn db_mib(dir: &std::path::Path) -> (f64, f64) {
 
 async fn registry_table(sizes: &[usize]) {
     println!("### Registry: per-call p50 (ms) by swarm size\n");
-    println!("| agents | agent_spawn (last 50) | swarm_status | agent_list page (50) | agent_list page of 10 | heartbeat_monitor | RSS MiB | database MiB (of which WAL) |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| agents | agent_spawn (last 50) | swarm_status | agent_list page (50) | agent_list page of 10 | heartbeat_monitor | RSS MiB | database MiB (of which WAL) | at rest MiB (WAL) |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &n in sizes {
         // One database per size, so each size's file holds that swarm alone.
         let dir = tempfile::tempdir().unwrap();
@@ -114,8 +114,11 @@ async fn registry_table(sizes: &[usize]) {
         let monitor =
             p50(&engine, "daa_fault_tolerance", json!({"strategy": "heartbeat_monitor", "swarmId": id}), reps).await;
         let (db, wal) = db_mib(dir.path());
+        // At rest: once writes pause, the store's checkpoint thread empties the WAL.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let (rest, rest_wal) = db_mib(dir.path());
         println!(
-            "| {n} | {} | {} | {} | {} | {} | {:.0} | {db:.1} ({wal:.1}) |",
+            "| {n} | {} | {} | {} | {} | {} | {:.0} | {db:.1} ({wal:.1}) | {rest:.1} ({rest_wal:.1}) |",
             ms(spawn),
             ms(status),
             ms(list),
