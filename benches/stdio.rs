@@ -385,12 +385,14 @@ impl Mesh {
     fn setup(c: &mut impl Caller) -> Self {
         // heartbeatInterval/messageTimeout: nobody heartbeats during the bench, and an agent
         // that went failed would make every send fail.
-        c.call(
+        let (_, swarm) = c.call(
             "swarm_init",
             &json!({"topology": "mesh", "swarmId": "bench", "heartbeatInterval": 3600, "messageTimeout": 7200}),
         );
-        let (_, lead) = c.call("agent_spawn", &json!({"type": "coordinator", "name": "lead"}));
-        let (_, dev) = c.call("agent_spawn", &json!({"type": "coder", "name": "dev"}));
+        // A stdio session keeps the owner token itself; the engine called in-process needs it passed.
+        let owner = &swarm["ownerToken"];
+        let (_, lead) = c.call("agent_spawn", &json!({"type": "coordinator", "name": "lead", "ownerToken": owner}));
+        let (_, dev) = c.call("agent_spawn", &json!({"type": "coder", "name": "dev", "ownerToken": owner}));
         let pair = |a: &Value| {
             let f = |k: &str| a[k].as_str().unwrap_or_else(|| panic!("agent_spawn result lacks {k}: {a}")).to_string();
             (f("agentId"), f("agentToken"))
