@@ -20,7 +20,8 @@ impl Engine {
         let mut start = prefix.to_string();
         let mut names = Vec::new();
         loop {
-            let req = RangeRequest { start: start.clone(), end: Some(end.clone()), limit: 1, count_cap: 0 };
+            // The first key alone: counting what follows it would read the whole prefix.
+            let req = RangeRequest { start: start.clone(), end: Some(end.clone()), limit: 1, count_cap: 1 };
             let Some(kv) = self.store().range(req).await?.kvs.into_iter().next() else { break };
             let rest = &kv.key[prefix.len()..];
             let Some((name, _)) = rest.split_once('/') else {
@@ -68,7 +69,7 @@ impl Engine {
     /// Whether a memory namespace holds at least one live entry.
     pub async fn namespace_exists(&self, namespace: &str) -> Result<bool> {
         let mut req = RangeRequest::prefix(keys::memory_namespace(namespace));
-        req.limit = 1;
+        (req.limit, req.count_cap) = (1, 1);
         Ok(!self.store().range(req).await?.kvs.is_empty())
     }
 
