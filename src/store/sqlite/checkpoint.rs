@@ -2,11 +2,16 @@
 //! `wal_autocheckpoint`, and that commit (with every call queued behind it) waits tens of
 //! milliseconds: under 32 concurrent writers it set the write p99 (117-143 ms; 13.6 ms with no
 //! checkpoint at all, BENCHMARKS.md). A thread of the writing process checkpoints instead, on its
-//! own connection, every [`EVERY`] while commits come: passively, so it never blocks a writer or
-//! a reader (it copies what no reader still needs and leaves the rest for the next round). The
-//! WAL then stays at about what a quarter of a second of writes fills, and is truncated back to
-//! [`super::WAL_SIZE_LIMIT_BYTES`] when the next commit restarts it. The automatic checkpoint
-//! stays as the backstop for a burst the thread cannot keep up with.
+//! own connection, every [`EVERY`]:
+//! - while commits come, passively: it never blocks a writer or a reader, and copies into the
+//!   database what no reader still needs, so that little is left for any other checkpoint;
+//! - at the first quiet round after that, it truncates the WAL to nothing (`TRUNCATE` needs the
+//!   write lock for a moment; with no wait allowed, a busy round is simply tried again).
+//!
+//! So at rest the WAL is empty. Under a steady stream of commits it cannot restart (SQLite
+//! restarts it only when a commit finds it wholly copied) and grows until the quiet round; the
+//! automatic checkpoint stays the backstop for a stream that never pauses. Commits never truncate
+//! the WAL: a 42 ms `ftruncate` was measured on the commit that did.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
