@@ -7,13 +7,13 @@
 //! medians. `MESH_BENCH_OPS` sets the calls per op (default 500). Without `--bench`
 //! (`cargo test --benches`) it is a smoke test of 10 calls.
 
+#[path = "../tests/common/bench_server.rs"]
+mod bench_server;
 #[path = "../tests/common/keepalive.rs"]
 mod keepalive;
 #[path = "../tests/common/rpc.rs"]
 mod rpc;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keepalive::KeepAlive;
@@ -54,21 +54,8 @@ fn main() {
     let n = if bench { std::env::var("MESH_BENCH_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(500) } else { 10 };
     let dir = tempfile::tempdir().unwrap();
     let http_db = dir.path().join("http.db");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--http", "127.0.0.1:0", "--db"])
-        .arg(&http_db)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mesh-mcp serve --http");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "the server exited before listening");
-        if let Some(addr) = line.trim().strip_prefix("mesh-mcp: listening on http://") {
-            break addr.to_string();
-        }
-    };
-    let mut http = KeepAlive::connect(addr.rsplit(':').next().unwrap());
+    let (mut child, port) = bench_server::serve_http(BIN, &http_db);
+    let mut http = KeepAlive::connect(&port);
     let mut stdio = RawServer::spawn(dir.path().join("stdio.db").to_str().unwrap());
     let setup = json!({"topology": "star", "swarmId": "b"});
     http.call("swarm_init", setup.clone());

@@ -15,12 +15,13 @@
 //! Prints markdown tables. Without `--bench` (`cargo test --benches`) it is a smoke test of 20
 //! sessions and 50 agents over 3 s.
 
+#[path = "../tests/common/bench_server.rs"]
+mod bench_server;
 #[path = "../tests/common/keepalive.rs"]
 mod keepalive;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keepalive::KeepAlive;
@@ -47,7 +48,7 @@ fn main() {
     let window = Duration::from_secs(window);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("presence.db");
-    let (mut server, port) = serve(db.to_str().unwrap());
+    let (mut server, port) = bench_server::serve_http(env!("CARGO_BIN_EXE_mesh-mcp"), &db);
 
     let init = json!({"topology": "mesh", "swarmId": "idle", "maxAgents": n.max(8)});
     let owner = KeepAlive::connect(&port).call("swarm_init", init)["ownerToken"].as_str().unwrap().to_string();
@@ -81,14 +82,7 @@ fn main() {
         "\n| bound idle sessions | RSS MiB | CPU, % of one core | store writes/s | lease ops/s |\n|---|---|---|---|---|"
     );
     for (label, (first, last)) in [("0".to_string(), empty), (n.to_string(), held)] {
-        let secs = last.at.duration_since(first.at).as_secs_f64();
-        println!(
-            "| {label} | {:.1} | {:.2} | {:.1} | {:.1} |",
-            last.rss_kb as f64 / 1024.0,
-            100.0 * (last.cpu_secs - first.cpu_secs) / secs,
-            (last.writes - first.writes) / secs,
-            (last.lease_ops - first.lease_ops) / secs,
-        );
+        println!("{}", row(&label, &first, &last, [|s| s.writes, |s| s.lease_ops]));
     }
     drop(sessions);
     let _ = server.kill();
@@ -99,7 +93,7 @@ fn main() {
 /// A fresh server holding `m` agents nobody calls, in a star swarm with an hour's heartbeat.
 fn idle_agents(m: u64, window: Duration, bench: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, port) = serve(dir.path().join("idle.db").to_str().unwrap());
+    let (mut server, port) = bench_server::serve_http(env!("CARGO_BIN_EXE_mesh-mcp"), &dir.path().join("idle.db"));
     let mut admin = KeepAlive::connect(&port);
     let init = json!({"topology": "star", "swarmId": "still", "maxAgents": m.max(8),
                       "heartbeatInterval": 3600, "messageTimeout": 7200});
@@ -112,39 +106,19 @@ fn idle_agents(m: u64, window: Duration, bench: bool) {
     drop(admin);
     std::thread::sleep(Duration::from_secs(if bench { 10 } else { 1 }));
     let (first, last) = measure(server.id(), &port, window);
-    let secs = last.at.duration_since(first.at).as_secs_f64();
     println!("\n{m} agents spawned in {:.1} s", spawned.as_secs_f64());
     println!("\n| idle agents, no session | RSS MiB | CPU, % of one core | store reads/s | store writes/s |\n|---|---|---|---|---|");
-    println!(
-        "| {m} | {:.1} | {:.2} | {:.1} | {:.1} |",
-        last.rss_kb as f64 / 1024.0,
-        100.0 * (last.cpu_secs - first.cpu_secs) / secs,
-        (last.reads - first.reads) / secs,
-        (last.writes - first.writes) / secs,
-    );
+    println!("{}", row(&m.to_string(), &first, &last, [|s| s.reads, |s| s.writes]));
     let _ = server.kill();
     let _ = server.wait();
 }
 
-/// Start `mesh-mcp serve --http 127.0.0.1:0` on `db`; the child and its port.
-fn serve(db: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-mcp"))
-        .args(["serve", "--http", "127.0.0.1:0", "--db", db])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mesh-mcp");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = loop {
-        let line = lines.next().expect("the server announces its address").unwrap();
-        if let Some(addr) = line.strip_prefix("mesh-mcp: listening on http://") {
-            break addr.rsplit(':').next().unwrap().trim_end_matches('/').to_string();
-        }
-    };
-    // Keep draining stderr, so that the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, port)
+/// A table row: RSS at the end, then CPU and each counter's rate between the two samples.
+fn row(label: &str, first: &Sample, last: &Sample, counters: [fn(&Sample) -> f64; 2]) -> String {
+    let secs = last.at.duration_since(first.at).as_secs_f64();
+    let [a, b] = counters.map(|c| (c(last) - c(first)) / secs);
+    let cpu = 100.0 * (last.cpu_secs - first.cpu_secs) / secs;
+    format!("| {label} | {:.1} | {cpu:.2} | {a:.1} | {b:.1} |", last.rss_kb as f64 / 1024.0)
 }
 
 /// Two samples `window` apart.
@@ -162,12 +136,6 @@ fn sample(pid: u32, port: &str) -> Sample {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    // SAFETY: sysconf reads a constant of the system.
-    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let metrics = get(port, "/metrics");
     let counter = |kind: &str| {
         let prefix = format!("mesh_store_operations_total{{kind=\"{kind}\"}} ");
@@ -176,7 +144,7 @@ fn sample(pid: u32, port: &str) -> Sample {
     Sample {
         at: Instant::now(),
         rss_kb,
-        cpu_secs: ticks / per_sec,
+        cpu_secs: bench_server::cpu_secs(pid),
         reads: counter("read"),
         writes: counter("write"),
         lease_ops: counter("lease"),

@@ -10,11 +10,12 @@
 //! machine with the server, which the last column makes visible. Without `--bench` (`cargo test
 //! --benches`) it is a smoke test: 1 and 4 sessions for half a second.
 
+#[path = "../tests/common/bench_server.rs"]
+mod bench_server;
 #[path = "../tests/common/keepalive.rs"]
 mod keepalive;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -48,32 +49,13 @@ struct Server {
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--http", "127.0.0.1:0", "--db"])
-            .arg(dir.path().join("sessions.db"))
-            .env("MESH_LOG_LEVEL", "warn")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mesh-mcp serve --http");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let port = loop {
-            let mut line = String::new();
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "the server exited before listening");
-            if let Some(addr) = line.trim().strip_prefix("mesh-mcp: listening on http://") {
-                break addr.rsplit(':').next().unwrap().to_string();
-            }
-        };
-        // Keep draining its log so that it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in stderr.lines() {});
+        let (child, port) = bench_server::serve_http(BIN, &dir.path().join("sessions.db"));
         Server { child, port, _dir: dir }
     }
 
-    /// User + system CPU time of the server so far (/proc/<pid>/stat, clock ticks of 10 ms).
+    /// User + system CPU time of the server so far.
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        Duration::from_millis(ticks * 10)
+        Duration::from_secs_f64(bench_server::cpu_secs(self.child.id()))
     }
 }
 
