@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         Command::Init(args) => cli::init::run(args),
         Command::Supervise(args) => cli::supervise::run(&global, args).map(Finished::from),
         Command::Budget(args) => cli::budget::run(&global, args),
+        Command::Guard(args) => cli::guard::run(&global, args),
     };
     match result {
         Ok(Finished { code, stdout }) => {

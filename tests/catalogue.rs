@@ -112,8 +112,9 @@ async fn tools_list_serves_the_catalogue_and_stays_under_its_size_budget() {
     eprintln!("tools/list result: {whole} bytes of compact JSON, {size} read by a model");
     assert!(whole < size + 9 * 1024, "titles, annotations and output schemas take {} bytes", whole - size);
     // 22 KB before issue 14 asked for 12 KB with all 19 tools: descriptions say what to call and
-    // its caps; the long explanations moved to each catalogue file's details.
-    assert!(size <= 12 * 1024, "tools/list is {size} bytes");
+    // its caps; the long explanations moved to each catalogue file's details. Issue 19's
+    // `reservations`, the 20th tool, adds its 0.96 KB (one description, thirteen short arguments).
+    assert!(size <= 13 * 1024, "tools/list is {size} bytes");
     // The README states the size; keep it true.
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let stated = readme

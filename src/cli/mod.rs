@@ -12,6 +12,7 @@ pub mod budget;
 pub mod call;
 pub mod dashboard;
 pub mod doctor;
+pub mod guard;
 pub mod hook;
 pub mod init;
 pub mod project;
@@ -135,6 +136,10 @@ pub enum Command {
     /// project's runner profiles (.mesh/runners.toml, and the built-in claude, codex, gemini),
     /// restarting and stopping them as asked, until SIGTERM/SIGINT.
     Supervise(supervise::SuperviseArgs),
+    /// Enforce path reservations in git: `install` adds pre-commit and pre-push hooks (chaining
+    /// any already there) that refuse a commit touching a path another live agent reserved
+    /// exclusively; `check` is what they run. MESH_GUARD=off bypasses it.
+    Guard(guard::GuardArgs),
     /// Read or change a swarm's worker budget: workers at once, restarts and wall time per
     /// worker, and a spend cap; prints the limits and what its workers spent.
     Budget(budget::BudgetArgs),

@@ -32,6 +32,8 @@ pub enum Watched {
     Mailbox(SwarmId, AgentId),
     /// One agent's worker (its request and what its supervisor reports).
     Worker(SwarmId, AgentId),
+    /// A swarm's path reservations (and the liveness of their holders).
+    Reservations(SwarmId),
 }
 
 impl Watched {
@@ -55,7 +57,12 @@ impl Watched {
             }
             Self::Decisions(s) => key.starts_with(&keys::decision_log(s)) || key == keys::swarm(s),
             Self::Memory(ns) => key.starts_with(&keys::memory_namespace(ns)),
-            Self::Agent(s) => Self::Agents(s.clone()).touched_by(key) || key.starts_with(&keys::tasks(s)),
+            Self::Agent(s) => {
+                Self::Agents(s.clone()).touched_by(key)
+                    || key.starts_with(&keys::tasks(s))
+                    || key.starts_with(&keys::reservations(s))
+            }
+            Self::Reservations(s) => key.starts_with(&keys::reservations(s)) || key.starts_with(&keys::swarm_prefix(s)),
             Self::Mailbox(s, a) => key.starts_with(&keys::mailbox(s, a)),
             Self::Worker(s, a) => key == keys::worker_spec(s, a) || key == keys::worker_status(s, a),
         }

@@ -34,6 +34,10 @@
 //! workers/<swarm>/budget              the swarm's worker limits and what its workers spent so far
 //! workers/<swarm>/slot/<n>            one of maxWorkers places to run, held with a claim under the
 //!                                     same lease, so the cap holds across supervisors
+//! resv/<swarm>/held/<agent>/<id>    a path reservation of the agent (counts while the agent is live
+//!                                     and its expiry has not passed)
+//! resv/<swarm>/head                   rewritten by every reservation write (its CAS unit)
+//! resv/<swarm>/log/<newest-first>     an ended reservation, under a 24-hour lease
 //! patterns/<namespace>/pattern/<id>   a ReasoningBank pattern with its embedding
 //! patterns/<namespace>/outcome/<id>   an operation outcome recorded by `neural_patterns learn`
 //! ```
@@ -110,8 +114,32 @@ pub fn deliveries(id: &SwarmId) -> String {
     format!("dlv/{id}/")
 }
 /// Every prefix that holds a swarm's state: what destroying it deletes.
-pub fn swarm_state(id: &SwarmId) -> [String; 6] {
-    [swarm_prefix(id), mailboxes(id), deliveries(id), consensus(id), tasks(id), workers(id)]
+pub fn swarm_state(id: &SwarmId) -> [String; 7] {
+    [swarm_prefix(id), mailboxes(id), deliveries(id), consensus(id), tasks(id), workers(id), reservations(id)]
+}
+
+/// Everything about a swarm's path reservations.
+pub fn reservations(id: &SwarmId) -> String {
+    format!("resv/{id}/")
+}
+pub fn held_reservations(id: &SwarmId) -> String {
+    format!("resv/{id}/held/")
+}
+pub fn agent_reservations(id: &SwarmId, agent: &AgentId) -> String {
+    format!("resv/{id}/held/{agent}/")
+}
+pub fn reservation(id: &SwarmId, agent: &AgentId, reservation: &str) -> String {
+    format!("resv/{id}/held/{agent}/{reservation}")
+}
+pub fn reservation_head(id: &SwarmId) -> String {
+    format!("resv/{id}/head")
+}
+pub fn reservation_history(id: &SwarmId) -> String {
+    format!("resv/{id}/log/")
+}
+/// An ended reservation: newest first in key order (the end time counts down).
+pub fn ended_reservation(id: &SwarmId, ended_at_ms: i64, reservation: &str) -> String {
+    format!("resv/{id}/log/{:016x}-{reservation}", i64::MAX - ended_at_ms.max(0))
 }
 pub fn memory_namespace(namespace: &str) -> String {
     format!("memory/{namespace}/")

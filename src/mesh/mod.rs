@@ -25,6 +25,7 @@ pub mod messaging;
 pub mod model;
 pub mod patterns;
 pub mod reports;
+pub mod reservations;
 pub mod swarm;
 pub mod tasks;
 #[cfg(test)]

@@ -27,6 +27,19 @@ pub const ENV_AGENT_TOKEN_FILE: &str = "MESH_AGENT_TOKEN_FILE";
 pub const HEADER_AGENT_TOKEN: &str = "mesh-agent-token";
 pub const HEADER_SWARM_ID: &str = "mesh-swarm-id";
 
+/// The agent token the environment names (`MESH_AGENT_TOKEN`, else the file
+/// `MESH_AGENT_TOKEN_FILE` names), with the swarm `MESH_SWARM_ID` narrows the search to.
+pub fn env_credentials() -> Result<Option<(String, Option<String>)>> {
+    let token = match (std::env::var(config::ENV_AGENT_TOKEN), std::env::var(ENV_AGENT_TOKEN_FILE)) {
+        (Ok(token), _) => token,
+        (Err(_), Ok(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| MeshError::invalid("MESH_AGENT_TOKEN_FILE", format!("cannot read `{path}`: {e}")))?,
+        _ => return Ok(None),
+    };
+    let swarm = std::env::var(config::ENV_SWARM_ID).ok().filter(|s| !s.is_empty());
+    Ok(Some((token.trim().to_string(), swarm)))
+}
+
 /// The agent a session acts as. Its token never leaves this struct except into the calls the
 /// session makes (and `Debug` leaves it out).
 pub struct Binding {
@@ -45,14 +58,8 @@ impl std::fmt::Debug for Binding {
 impl Binding {
     /// The binding the environment asks for, if any: the agent its token belongs to.
     pub async fn from_env(engine: &Engine) -> Result<Option<Self>> {
-        let token = match (std::env::var(config::ENV_AGENT_TOKEN), std::env::var(ENV_AGENT_TOKEN_FILE)) {
-            (Ok(token), _) => token,
-            (Err(_), Ok(path)) => std::fs::read_to_string(&path)
-                .map_err(|e| MeshError::invalid("MESH_AGENT_TOKEN_FILE", format!("cannot read `{path}`: {e}")))?,
-            _ => return Ok(None),
-        };
-        let swarm = std::env::var(config::ENV_SWARM_ID).ok().filter(|s| !s.is_empty());
-        Self::for_token(engine, token.trim(), swarm.as_deref()).await.map(Some)
+        let Some((token, swarm)) = env_credentials()? else { return Ok(None) };
+        Self::for_token(engine, &token, swarm.as_deref()).await.map(Some)
     }
 
     /// The binding an HTTP request's headers ask for, if any.
@@ -196,6 +203,9 @@ fn acting_field(tool: &str, args: &Map<String, Value>) -> Option<&'static str> {
         ("daa_consensus" | "task_orchestrate", _) => Some("agentId"),
         ("daa_fault_tolerance", Some("heartbeat") | Some("recover")) => Some("agentId"),
         ("daa_fault_tolerance", Some("report_unreachable")) => Some("reporterId"),
+        // list and history (the default) show the whole swarm's.
+        ("reservations", None | Some("list") | Some("history")) => None,
+        ("reservations", _) => Some("agentId"),
         _ => None,
     }
 }

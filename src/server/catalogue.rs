@@ -76,6 +76,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("memory_search", include_str!("../../tools/memory_search.json")),
     ("performance_report", include_str!("../../tools/performance_report.json")),
     ("swarm_monitor", include_str!("../../tools/swarm_monitor.json")),
+    ("reservations", include_str!("../../tools/reservations.json")),
     ("attention_consensus", include_str!("../../tools/attention_consensus.json")),
 ];
 

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use super::tools::TOOLS;
 
-/// What an agent taking part in a team uses: its swarm, its agents, messages, memory, tasks and
-/// votes. The rest (fault handling, reports, attention, patterns, topology) is for coordinators.
+/// What an agent taking part in a team uses: its swarm, its agents, messages, memory, tasks,
+/// votes and path reservations. The rest (fault handling, reports, attention, patterns, topology) is for coordinators.
 pub const CORE: &[&str] = &[
     "swarm_init",
     "swarm_status",
@@ -21,6 +21,7 @@ pub const CORE: &[&str] = &[
     "task_orchestrate",
     "task_status",
     "task_results",
+    "reservations",
 ];
 
 /// The tools a server offers.

@@ -7,6 +7,7 @@
 //! | `mesh://swarm/{id}`          | the swarm's status (what `swarm_status` returns) |
 //! | `mesh://swarm/{id}/agents`   | its agents (what `agent_list` returns)           |
 //! | `mesh://swarm/{id}/decisions`| its consensus decision log, newest first         |
+//! | `mesh://swarm/{id}/reservations`| its live path reservations (`reservations` list) |
 //! | `mesh://swarm/{id}/worker/{agent}` | the agent's worker and the end of its output |
 //! | `mesh://memory/{namespace}`  | the namespace's entries (`memory_usage` list)    |
 //! | `mesh://self`                | a bound session's agent, swarm and tasks         |
@@ -22,6 +23,7 @@ use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
 use crate::mesh::changes::Watched;
 use crate::mesh::memory::{MemoryAction, MemoryParams};
+use crate::mesh::reservations::api::ReservationsParams;
 use crate::mesh::swarm::{AgentListParams, SwarmIdParams};
 use crate::mesh::{validate, Engine};
 
@@ -36,6 +38,7 @@ pub enum MeshResource {
     Swarm(String),
     Agents(String),
     Decisions(String),
+    Reservations(String),
     Memory(String),
     /// An agent's worker process (swarm, agent id).
     Worker(String, String),
@@ -61,13 +64,14 @@ impl MeshResource {
             ["swarm", id] => Self::Swarm(id.to_string()),
             ["swarm", id, "agents"] => Self::Agents(id.to_string()),
             ["swarm", id, "decisions"] => Self::Decisions(id.to_string()),
+            ["swarm", id, "reservations"] => Self::Reservations(id.to_string()),
             ["swarm", id, "worker", agent] => Self::Worker(id.to_string(), agent.to_string()),
             ["memory", namespace] => Self::Memory(namespace.to_string()),
             _ => return None,
         };
         let name_ok = match &resource {
             Self::Swarms => true,
-            Self::Swarm(n) | Self::Agents(n) | Self::Decisions(n) | Self::Memory(n) => {
+            Self::Swarm(n) | Self::Agents(n) | Self::Decisions(n) | Self::Reservations(n) | Self::Memory(n) => {
                 validate::name("name", n).is_ok()
             }
             Self::Worker(id, agent) => validate::name("name", id).is_ok() && validate::name("name", agent).is_ok(),
@@ -98,6 +102,7 @@ impl MeshResource {
             Self::Swarm(id) => format!("{SCHEME}swarm/{id}"),
             Self::Agents(id) => format!("{SCHEME}swarm/{id}/agents"),
             Self::Decisions(id) => format!("{SCHEME}swarm/{id}/decisions"),
+            Self::Reservations(id) => format!("{SCHEME}swarm/{id}/reservations"),
             Self::Memory(ns) => format!("{SCHEME}memory/{ns}"),
             Self::Worker(id, agent) => format!("{SCHEME}swarm/{id}/worker/{agent}"),
         }
@@ -121,6 +126,7 @@ impl MeshResource {
                     .await?,
             ),
             Self::Decisions(id) => serde_json::to_string(&engine.decision_log(id, config::MAX_LIST_LIMIT).await?),
+            Self::Reservations(id) => serde_json::to_string(&engine.reservations(reservation_list(id)).await?),
             Self::Memory(ns) => serde_json::to_string(&engine.memory_usage(memory_list(ns)).await?),
             Self::Worker(id, agent) => {
                 engine.swarm_settings(&SwarmId::new(id.as_str())).await?; // an unknown swarm is NotFound
@@ -139,6 +145,7 @@ impl MeshResource {
             Self::Swarm(id) => Watched::Swarm(SwarmId::new(id)),
             Self::Agents(id) => Watched::Agents(SwarmId::new(id)),
             Self::Decisions(id) => Watched::Decisions(SwarmId::new(id)),
+            Self::Reservations(id) => Watched::Reservations(SwarmId::new(id)),
             Self::Memory(ns) => Watched::Memory(ns.clone()),
             Self::Worker(id, agent) => Watched::Worker(SwarmId::new(id), AgentId::new(agent)),
             Self::Me { swarm, .. } => Watched::Agent(SwarmId::new(swarm)),
@@ -158,6 +165,7 @@ impl MeshResource {
                 (format!("agents of {id}"), "The swarm's agents with status, heartbeat age, links and pending messages")
             }
             Self::Decisions(id) => (format!("decisions of {id}"), "The swarm's consensus decision log, newest first"),
+            Self::Reservations(id) => (format!("reservations of {id}"), RESERVATIONS_DESCRIPTION),
             Self::Memory(ns) => (format!("memory {ns}"), "The entries of a shared memory namespace"),
             Self::Worker(_, agent) => (format!("worker of {agent}"), WORKER_DESCRIPTION),
             Self::Me { .. } => ("self".into(), "This session's agent: status, swarm, links, unread count, tasks"),
@@ -176,6 +184,16 @@ impl MeshResource {
 const WORKER_DESCRIPTION: &str =
     "An agent's worker process (state, host, pid, restarts, spend) and the last 2 KiB of its output";
 
+const RESERVATIONS_DESCRIPTION: &str = "The swarm's live path reservations: pattern, mode, holder, reason, expiry";
+
+/// `reservations {action: list}` of a swarm, as large a page as a list returns.
+fn reservation_list(swarm: &str) -> ReservationsParams {
+    let mut params: ReservationsParams = serde_json::from_value(serde_json::json!({})).expect("no arguments parse");
+    params.swarm_id = Some(swarm.to_string());
+    params.limit = Some(config::MAX_LIST_LIMIT);
+    params
+}
+
 /// `memory_usage {action: list}` over a whole namespace, as large a page as a list returns.
 fn memory_list(namespace: &str) -> MemoryParams {
     MemoryParams {
@@ -190,7 +208,7 @@ fn memory_list(namespace: &str) -> MemoryParams {
     }
 }
 
-/// The concrete resources that exist now: the swarm list, three per swarm, one per non-empty
+/// The concrete resources that exist now: the swarm list, four per swarm, one per non-empty
 /// memory namespace, and for a session bound to an agent (`(swarm, agent id)`) its self and inbox.
 pub async fn list(engine: &Engine, bound: Option<(&str, &str)>) -> Result<Vec<Resource>> {
     let mut resources = vec![MeshResource::Swarms];
@@ -204,7 +222,8 @@ pub async fn list(engine: &Engine, bound: Option<(&str, &str)>) -> Result<Vec<Re
         resources.extend([
             MeshResource::Swarm(id.clone()),
             MeshResource::Agents(id.clone()),
-            MeshResource::Decisions(id),
+            MeshResource::Decisions(id.clone()),
+            MeshResource::Reservations(id),
         ]);
     }
     resources.extend(engine.memory_namespaces().await?.into_iter().map(MeshResource::Memory));
@@ -224,6 +243,7 @@ pub fn templates() -> Vec<ResourceTemplate> {
         ),
         template("mesh://swarm/{id}/agents", "swarm agents", "A swarm's agents with status, heartbeat age and links"),
         template("mesh://swarm/{id}/decisions", "decision log", "A swarm's consensus decision log, newest first"),
+        template("mesh://swarm/{id}/reservations", "path reservations", RESERVATIONS_DESCRIPTION),
         template("mesh://memory/{namespace}", "memory namespace", "The entries of a shared memory namespace"),
         template("mesh://swarm/{id}/worker/{agent}", "agent worker", WORKER_DESCRIPTION),
     ]
@@ -240,6 +260,7 @@ mod tests {
             MeshResource::Swarm("s-1".into()),
             MeshResource::Agents("a:b".into()),
             MeshResource::Decisions("x.y".into()),
+            MeshResource::Reservations("s".into()),
             MeshResource::Memory("default".into()),
             MeshResource::Worker("s".into(), "coder-1".into()),
         ] {

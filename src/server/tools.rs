@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::{catalogue, lenient, schema};
 use crate::error::{MeshError, Result};
 use crate::mesh::call::CallContext;
-use crate::mesh::{attend, consensus, fault, memory, messaging, patterns, reports, swarm, tasks, Engine};
+use crate::mesh::{attend, consensus, fault, memory, messaging, patterns, reports, reservations, swarm, tasks, Engine};
 
 /// A handler returns its result already serialized: the JSON text is what goes on the wire. The
 /// context matters only to long tools (progress, cancellation); the others ignore it.
@@ -101,6 +101,7 @@ pub static TOOLS: &[ToolDef] = &[
     tool!("memory_search", memory::MemorySearchParams, memory::MemorySearchOutput, memory_search),
     tool!("performance_report", reports::PerformanceReportParams, reports::PerformanceReportOutput, performance_report),
     tool!("swarm_monitor", reports::SwarmMonitorParams, reports::SwarmMonitorOutput, swarm_monitor, context),
+    tool!("reservations", reservations::api::ReservationsParams, reservations::api::ReservationsOutput, reservations),
     tool!(
         "attention_consensus",
         attend::AttentionConsensusParams,

@@ -18,6 +18,7 @@ use super::super::{health, keys, Engine, SwarmView};
 use super::FailedAgent;
 use crate::error::Result;
 use crate::ids::{AgentId, SwarmId};
+use crate::mesh::reservations::api::ReleaseCause;
 use crate::mesh::swarm::graph::{graph_ops, NodeChange};
 use crate::mesh::topology::{Graph, LinkChange};
 use crate::store::{Compare, CompareOp, Op, StoreError, Txn};
@@ -141,6 +142,11 @@ impl Engine {
             })
             .await?;
         self.metrics().add(&self.metrics().failures, done.len() as u64);
+        // Their path reservations end with them (readers stopped counting them with the lease).
+        for failed in &done {
+            let agent = AgentId::new(failed.agent_id.as_str());
+            self.end_reservations_of(swarm, &agent, ReleaseCause::HolderFailed).await?;
+        }
         // Leases of agents failed by their peers go too, so they stop renewing anything.
         for lease in revoke {
             match self.store().lease_revoke(lease).await {

@@ -17,6 +17,7 @@ use crate::error::{MeshError, Result};
 use crate::ids::AgentId;
 use crate::ids::SwarmId;
 use crate::mesh::model::{encode, AgentRecord, Failure, FailureCause, LivenessRecord, PresenceRecord};
+use crate::mesh::reservations::api::ReleaseCause;
 use crate::mesh::swarm::graph::{graph_ops, NodeChange};
 use crate::mesh::{keys, Engine, SwarmView};
 use crate::store::{Compare, CompareOp, Op, StoreError, Txn};
@@ -96,7 +97,7 @@ impl Engine {
     /// longer the one on record (another bound the agent since) changes nothing.
     pub async fn presence_close(&self, swarm: &str, agent: &str, token: &str, session: &str) -> Result<()> {
         let id = SwarmId::new(swarm);
-        let lease = self
+        let closed = self
             .with_retry(|| async {
                 let (view, record) = self.present(&id, agent, token).await?;
                 if view.presence.get(&record.id).is_none_or(|p| p.session != session) {
@@ -133,13 +134,16 @@ impl Engine {
                     ])
                     .and_then(graph_writes);
                 let resp = self.store().txn(txn).await?;
-                Ok(resp.succeeded.then(|| view.liveness.get(&record.id).map(|l| l.lease)))
+                Ok(resp.succeeded.then(|| Some((view.liveness.get(&record.id).map(|l| l.lease), record.id.clone()))))
             })
             .await?;
-        if let Some(lease) = lease {
-            match self.store().lease_revoke(lease).await {
-                Ok(()) | Err(StoreError::LeaseNotFound(_)) => {}
-                Err(e) => return Err(e.into()),
+        if let Some((lease, agent_id)) = closed {
+            self.end_reservations_of(&id, &agent_id, ReleaseCause::HolderOffline).await?;
+            if let Some(lease) = lease {
+                match self.store().lease_revoke(lease).await {
+                    Ok(()) | Err(StoreError::LeaseNotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         // Its tasks go to live agents, and the quorums follow, as after a failure.

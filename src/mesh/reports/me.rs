@@ -11,12 +11,13 @@ use crate::ids::{AgentId, SwarmId};
 use crate::mesh::consensus::Ballot;
 use crate::mesh::keys;
 use crate::mesh::model::{decode, LivenessRecord};
+use crate::mesh::reservations::api::ReservationView;
 use crate::mesh::swarm::AgentView;
 use crate::mesh::tasks::TaskState;
 use crate::mesh::Engine;
 use crate::store;
 
-/// Tasks `mesh://self` lists at most.
+/// Tasks (and reservations) `mesh://self` lists at most.
 const TASKS_LISTED: usize = 20;
 /// Characters of a task's text shown.
 const TASK_CHARS: usize = 200;
@@ -36,6 +37,9 @@ pub struct SelfView {
     /// Open proposals it is a voter of, oldest first (at most 20), with its vote so far.
     pub ballots: Vec<Ballot>,
     pub ballots_total: usize,
+    /// Its live path reservations, oldest first (at most 20).
+    pub reservations: Vec<ReservationView>,
+    pub reservations_total: usize,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -79,7 +83,20 @@ impl Engine {
         tasks.truncate(TASKS_LISTED);
         let lease = self.lease_view(&id, &record.id).await?;
         let (ballots, ballots_total) = self.ballots(&id, &record.id).await?;
-        Ok(SelfView { swarm_id: id.to_string(), agent: shown, tasks, tasks_total, lease, ballots, ballots_total })
+        let mut reservations = self.reservations_of(&view, &record.id).await?;
+        let reservations_total = reservations.len();
+        reservations.truncate(TASKS_LISTED);
+        Ok(SelfView {
+            swarm_id: id.to_string(),
+            agent: shown,
+            tasks,
+            tasks_total,
+            lease,
+            ballots,
+            ballots_total,
+            reservations,
+            reservations_total,
+        })
     }
 
     async fn lease_view(&self, swarm: &SwarmId, agent: &AgentId) -> Result<Option<LeaseView>> {
