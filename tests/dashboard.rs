@@ -83,6 +83,9 @@ async fn the_snapshot_shows_agents_links_tasks_messages_and_decisions() {
     for (i, name) in ["a1", "a2", "a3"].iter().enumerate() {
         call(&client, "daa_consensus", json!({"action": "vote", "proposalId": proposal_id, "agentId": name, "agentToken": tokens[i], "vote": "approve"})).await;
     }
+    let reserve =
+        json!({"action": "reserve", "agentId": "a2", "agentToken": tokens[1], "paths": ["src/**"], "reason": "dash"});
+    call(&client, "reservations", reserve).await;
 
     let swarms = get_json(&server, "/api/swarms").await;
     assert_eq!(swarms["defaultSwarm"], "dash");
@@ -108,14 +111,19 @@ async fn the_snapshot_shows_agents_links_tasks_messages_and_decisions() {
     assert_eq!(snap["proposals"]["decisions"][0]["proposalId"], proposal_id);
     assert_eq!(snap["proposals"]["decisions"][0]["outcome"], "approved");
     assert_eq!(snap["status"]["agents"]["total"], 3);
-    // The metrics charts count the ten tool calls above (this server's part not yet written).
+    let held = &snap["reservations"];
+    assert_eq!(
+        (&held[0]["path"], &held[0]["agentName"], &held[0]["reason"]),
+        (&json!("src/**"), &json!("a2"), &json!("dash"))
+    );
+    // The metrics charts count the eleven tool calls above (this server's part not yet written).
     let series = snap["metrics"]["series"].as_array().unwrap();
     let calls = series
         .iter()
         .find(|s| s["name"] == "tool_calls")
         .unwrap_or_else(|| panic!("no tool_calls series: {}", snap["metrics"]));
     let total: f64 = calls["points"].as_array().unwrap().iter().map(|p| p[1].as_f64().unwrap()).sum();
-    assert_eq!(total, 10.0, "{calls}");
+    assert_eq!(total, 11.0, "{calls}");
     assert!(series.iter().any(|s| s["name"] == "rss"), "this process's resources are charted: {}", snap["metrics"]);
 
     let missing = get(&server, "/api/swarm/nope", None).await;

@@ -142,6 +142,13 @@ fn the_hooks_restate_the_team_and_nudge_only_on_news() {
     assert!(compacting.contains(SWARM) && compacting.contains("tester-feedbeef (") && compacting.contains("1 unread"));
     let after = context(&hook(root, "SessionStart", json!({"source": "compact"})));
     assert_eq!(after, compacting, "the same team after the compaction");
+    // And the path reservations held in the swarm.
+    assert!(started.contains(&format!("No path reservations in swarm `{SWARM}`")), "{started}");
+    let reserve = ["reservations", "reserve", "--paths=[\"src/**\"]", "--reason=parser", "--agentId=lead"];
+    let (code, out) = cli_with(&db(root), &[&reserve[..], &[&format!("--swarmId={SWARM}")]].concat(), &[], b"");
+    assert_eq!(code, 0, "{out}");
+    let restated = context(&hook(root, "SessionStart", json!({"source": "compact"})));
+    assert!(restated.contains("`src/**` exclusive by `lead`, parser, 59 min left"), "{restated}");
 }
 
 /// A coordinator that stayed quiet past its lease does not fail the session: the next hook

@@ -134,6 +134,7 @@ async fn lists_reads_and_templates(transport: Transport) {
             "mesh://swarm/res",
             "mesh://swarm/res/agents",
             "mesh://swarm/res/decisions",
+            "mesh://swarm/res/reservations",
             "mesh://memory/notes"
         ]
     );
@@ -145,6 +146,7 @@ async fn lists_reads_and_templates(transport: Transport) {
             "mesh://swarm/{id}",
             "mesh://swarm/{id}/agents",
             "mesh://swarm/{id}/decisions",
+            "mesh://swarm/{id}/reservations",
             "mesh://memory/{namespace}",
             "mesh://swarm/{id}/worker/{agent}"
         ]
@@ -163,6 +165,8 @@ async fn lists_reads_and_templates(transport: Transport) {
     let names: Vec<&str> = agents["agents"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(agents["count"], 2);
     assert!(names.contains(&"lead") && names.contains(&"dev"), "{agents}");
+    let reservations = s.read("mesh://swarm/res/reservations").await.unwrap();
+    assert_eq!(reservations["reservations"], json!([]), "{reservations}");
     let decisions = s.read("mesh://swarm/res/decisions").await.unwrap();
     assert_eq!(decisions, json!({"swarmId": "res", "total": 0, "decisions": [], "revision": decisions["revision"]}));
     let memory = s.read("mesh://memory/notes").await.unwrap();

@@ -78,7 +78,7 @@ pub async fn run_tool(
     tool: &str,
     mut args: Map<String, Value>,
 ) -> std::io::Result<crate::error::Result<String>> {
-    attach_token(db, engine, &mut args).await;
+    attach_token(db, engine, tool, &mut args).await;
     attach_owner_token(db, engine, tool, &mut args).await;
     let result = tools::call(engine, tool, Value::Object(args)).await.expect("a tool of this server");
     if let Ok(json) = &result {
@@ -214,7 +214,7 @@ fn token_file(db: &str, swarm: &str, agent: &str) -> Option<PathBuf> {
 /// Fill in `agentToken` for calls that act as an agent, when the caller gave none: from
 /// `MESH_AGENT_TOKEN`, else from the token file of that agent in the swarm the call will act in
 /// (see `Engine::resolve_agent_swarm`: never another team's swarm).
-pub async fn attach_token(db: &str, engine: &Engine, args: &mut Map<String, Value>) {
+pub async fn attach_token(db: &str, engine: &Engine, tool: &str, args: &mut Map<String, Value>) {
     if args.contains_key("agentToken") {
         return;
     }
@@ -222,9 +222,11 @@ pub async fn attach_token(db: &str, engine: &Engine, args: &mut Map<String, Valu
         args.insert("agentToken".into(), Value::String(token));
         return;
     }
-    let acting = match args.get("action").and_then(Value::as_str) {
-        Some("receive") | Some("ack") => args.get("agentId"),
-        _ => args.get("from"),
+    // The acting agent's argument, as a bound session fills it; the other tools act as no agent,
+    // or as `agentId` with a token the caller gives (heartbeats, votes).
+    let acting = match crate::server::binding::acting_field(tool, args) {
+        Some(field @ ("from" | "agentId")) if matches!(tool, "daa_communication" | "reservations") => args.get(field),
+        _ => None,
     };
     let Some(agent) = acting.and_then(Value::as_str) else { return };
     let swarm_id = args.get("swarmId").and_then(Value::as_str);

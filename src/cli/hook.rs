@@ -42,6 +42,8 @@ struct HookInput {
 const LEAD: &str = "lead";
 /// Agents a restated context names at most (it counts the rest).
 const TEAM_LISTED: usize = 12;
+/// Reservations a restated context names at most.
+const RESERVATIONS_LISTED: usize = 8;
 
 /// What the hooks restate of the team: a few hundred bytes.
 struct Team {
@@ -125,7 +127,8 @@ impl Hook<'_> {
                 self.ensure_lead().await?;
                 let team = self.team().await?;
                 self.remember_unread(team.unread).await?;
-                Ok(Some(context_output(&input.hook_event_name, &team.context(&self.swarm))))
+                let text = format!("{} {}", team.context(&self.swarm), self.reservations_brief().await?);
+                Ok(Some(context_output(&input.hook_event_name, &text)))
             }
             // A one-line nudge, only when messages came for `lead` since the last one.
             "UserPromptSubmit" | "PostToolUse" => {
@@ -183,6 +186,47 @@ impl Hook<'_> {
         }
         let total = list["total"].as_u64().unwrap_or(agents.len() as u64);
         Ok(Team { agents, total, unread })
+    }
+
+    /// The live path reservations the session should know of: those of the swarm of the agent
+    /// its environment binds (`MESH_AGENT_TOKEN`), its own marked, else of the session's swarm.
+    async fn reservations_brief(&self) -> Result<String, String> {
+        let bound = match crate::server::binding::env_credentials().map_err(|e| e.to_string())? {
+            Some((token, swarm)) => {
+                Some(self.engine.agent_by_token(&token, swarm.as_deref()).await.map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
+        let swarm = bound.as_ref().map_or(self.swarm.clone(), |a| a.swarm_id.to_string());
+        let list = json!({"action": "list", "swarmId": swarm, "limit": RESERVATIONS_LISTED});
+        let params = serde_json::from_value(list).map_err(|e| e.to_string())?;
+        let page = self.engine.reservations(params).await.map_err(|e| e.to_string())?;
+        let now = self.engine.now_ms();
+        let held: Vec<String> = page
+            .reservations
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                let who = match &bound {
+                    Some(a) if a.id.as_str() == r.agent_id => "you".to_string(),
+                    _ => format!("`{}`", r.agent_name),
+                };
+                let why = r.reason.as_deref().map(|w| format!(", {w}")).unwrap_or_default();
+                let left = (r.expires_at_ms - now).max(0) / 60_000;
+                format!("`{}` {} by {who}{why}, {left} min left", r.path, r.mode.as_str())
+            })
+            .collect();
+        let more = if page.next_cursor.is_some() { " and more (reservations list)" } else { "" };
+        Ok(match held.is_empty() {
+            true => format!(
+                "No path reservations in swarm `{swarm}`: reserve paths before editing them (reservations tool)."
+            ),
+            false => format!(
+                "Path reservations in swarm `{swarm}` (reserve before editing, release when done; commits touching \
+                 another agent's exclusive ones are refused): {}{more}.",
+                held.join("; ")
+            ),
+        })
     }
 
     /// The unread count the model was last told of (kept in memory, namespace `mesh`).

@@ -13,6 +13,7 @@ use crate::mesh::consensus::log::LogEntry;
 use crate::mesh::consensus::{ConsensusParams, ProposalView};
 use crate::mesh::health::AgentStatus;
 use crate::mesh::reports::{MailboxActivity, TaskQueues};
+use crate::mesh::reservations::api::{ReservationView, ReservationsParams};
 use crate::mesh::swarm::{AgentListParams, AgentView, SwarmIdParams, SwarmStatusOutput};
 use crate::mesh::workers::WorkerLog;
 use crate::mesh::Engine;
@@ -21,6 +22,8 @@ use crate::mesh::Engine;
 const DECISIONS: usize = 20;
 /// Waiting messages shown, newest first.
 const MESSAGES: usize = 12;
+/// Path reservations shown.
+const RESERVATIONS: usize = 50;
 /// Workers shown with the ends of their output, by agent id.
 const WORKERS: usize = 50;
 
@@ -35,6 +38,8 @@ pub struct Snapshot {
     /// Each topology link once; `live` when neither end has failed.
     pub edges: Vec<Edge>,
     pub proposals: Proposals,
+    /// Live path reservations, by holder (at most 50).
+    pub reservations: Vec<ReservationView>,
     pub tasks: TaskQueues,
     pub messages: MailboxActivity,
     /// The swarm's worker processes with the ends of their output (at most 50), and how many
@@ -85,10 +90,15 @@ pub async fn read(engine: &Engine, swarm_id: &str) -> Result<Snapshot> {
         .map_err(|e| MeshError::BadArguments(e.to_string()))?;
     let list = engine.proposal_list(&swarm, &params).await?;
     let (workers, workers_omitted) = engine.worker_logs(&swarm, WORKERS).await?;
+    let reserved: ReservationsParams =
+        serde_json::from_value(json!({ "swarmId": swarm.as_str(), "limit": RESERVATIONS }))
+            .map_err(|e| MeshError::BadArguments(e.to_string()))?;
+    let reservations = engine.reservations(reserved).await?.reservations.unwrap_or_default();
     Ok(Snapshot {
         swarm_id: status.swarm_id.clone(),
         edges: edges(&agents),
         proposals: Proposals { open: list.open.unwrap_or_default(), decisions: list.decisions.unwrap_or_default() },
+        reservations,
         tasks: engine.task_queues(&swarm).await?,
         messages: engine.mailbox_activity(&swarm, MESSAGES).await?,
         metrics: super::charts::read(engine).await?,

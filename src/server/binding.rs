@@ -195,7 +195,7 @@ fn secs(s: f64) -> Duration {
 }
 
 /// The argument that names the agent a call acts as (whose token it needs), if it acts as one.
-fn acting_field(tool: &str, args: &Map<String, Value>) -> Option<&'static str> {
+pub fn acting_field(tool: &str, args: &Map<String, Value>) -> Option<&'static str> {
     let action = args.get("action").or_else(|| args.get("strategy")).and_then(Value::as_str);
     match (tool, action) {
         ("daa_communication", Some("receive") | Some("ack") | Some("wait")) => Some("agentId"),

@@ -151,7 +151,7 @@ function render(snap) {
   document.body.dataset.revision = snap ? snap.status.revision : '';
   if (!snap) {
     fill('summary', 'no swarm yet: call swarm_init');
-    for (const id of ['alerts', 'figures', 'agents', 'workers', 'proposals', 'decisions', 'tasks', 'messages', 'metrics']) fill(id, empty());
+    for (const id of ['alerts', 'figures', 'agents', 'workers', 'proposals', 'decisions', 'reservations', 'tasks', 'messages', 'metrics']) fill(id, empty());
     fill('graph');
     return;
   }
@@ -165,6 +165,7 @@ function render(snap) {
   renderAgents(snap);
   renderWorkers(snap);
   renderProposals(snap);
+  renderReservations(snap);
   renderTasks(snap);
   renderMessages(snap);
   renderMetrics(snap);
@@ -317,6 +318,18 @@ function renderProposals(snap) {
       el('td', {}, Object.keys(d.votes).length),
       el('td', {}, new Date(d.decidedAtMs).toLocaleTimeString()))))
     : empty('no decisions yet'));
+}
+
+function renderReservations(snap) {
+  const held = snap.reservations;
+  fill('reservations', held.length
+    ? table(['path', 'mode', 'holder', 'reason', 'expires'], held.map(r => el('tr', {},
+      el('td', { title: r.reservationId }, short(r.path, 48)),
+      el('td', {}, el('span', { class: 'badge ' + r.mode }, r.mode)),
+      el('td', { title: r.agentId }, r.agentName),
+      el('td', {}, r.reason ? short(r.reason, 40) : ''),
+      el('td', {}, new Date(r.expiresAtMs).toLocaleTimeString()))))
+    : empty('no path reservations'));
 }
 
 function renderTasks(snap) {

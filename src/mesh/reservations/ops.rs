@@ -356,8 +356,13 @@ fn refuse_conflicts(
             let why = r.reason.as_deref().map(|w| format!(", reason: {w}")).unwrap_or_default();
             let left = (r.expires_at_ms - view.now_ms).max(0) / 1000;
             format!(
-                "`{}` clashes with {:?} `{}` ({}) held by `{}`{why}, expiring at {} ms (in {left} s)",
-                patterns[*i].text, r.mode, r.path, r.reservation_id, r.agent_name, r.expires_at_ms
+                "`{}` clashes with {} `{}` ({}) held by `{}`{why}, expiring at {} ms (in {left} s)",
+                patterns[*i].text,
+                r.mode.as_str(),
+                r.path,
+                r.reservation_id,
+                r.agent_name,
+                r.expires_at_ms
             )
         })
         .collect();
