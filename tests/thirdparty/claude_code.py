@@ -12,7 +12,9 @@ a success but one deliberate bad call), and the agent kit (`mesh-mcp init claude
 project, whose hooks must leave the session's swarm in the store. Two more run Claude Code
 interactively in a pseudo-terminal, as a user at a terminal does: a session bound to an agent
 with the server as a development channel, which must show the model a message another process
-sends the agent; and the kit's hooks restating the team after `/compact`.
+sends the agent; and the kit's hooks restating the team after `/compact`. And two bound sessions
+sharing a git repository: one's reservation refuses the other's reserve and, through the git
+guard, its `git commit` (Claude Code's Bash tool), until a message asks it to release.
 
 Usage: claude_code.py --claude PATH --bin PATH. Prints `claude-code: N passed, M failed`.
 """
@@ -149,8 +151,8 @@ class Model(Scripted):
                 return [{"type": "text", "text": "done"}], "end_turn"
             blocks = []
             for i, call in enumerate(self.calls(step)):
-                blocks.append({"type": "tool_use", "id": f"toolu_{step}_{i}", "name": "mcp__mesh__" + call["tool"],
-                               "input": call["input"]})
+                name = call["tool"] if call.get("builtin") else "mcp__mesh__" + call["tool"]
+                blocks.append({"type": "tool_use", "id": f"toolu_{step}_{i}", "name": name, "input": call["input"]})
             return blocks, "tool_use"
 
     def message(self, blocks, stop):
@@ -224,7 +226,8 @@ def session_script() -> list[list[dict]]:
         [{"tool": "topology_optimize", "input": s}, {"tool": "load_balance", "input": s},
          {"tool": "daa_fault_tolerance", "input": {"strategy": "heartbeat", **a}}],
         [{"tool": "daa_consensus", "input": {"agents": "all", "proposal": "ship the parser", **a}, "save": "p"},
-         {"tool": "task_orchestrate", "input": {"taskId": "t1", "task": "write the docs", **a}}],
+         {"tool": "task_orchestrate", "input": {"taskId": "t1", "task": "write the docs", **a}},
+         {"tool": "reservations", "input": {"action": "reserve", "paths": ["src/parser/**"], "reason": "review", **a}}],
         [{"tool": "daa_consensus", "input": {"action": "status", "proposalId": "{{p.proposal.proposalId}}", **s}},
          {"tool": "task_status", "input": {"taskId": "t1", **s}}, {"tool": "task_results", "input": {"taskId": "t1", **s}}],
         [{"tool": "neural_patterns", "input": {"action": "store", "task": "review a parser", "input": "diff",
@@ -728,6 +731,76 @@ def scenario_compact(claude: str, binary: str, work: Path) -> None:
         model.close()
 
 
+# --- two bound sessions share a repository through reservations and the git guard -----------------
+
+def scenario_reservations(claude: str, binary: str, work: Path) -> None:
+    """Sessions A and B, bound to agents a and b of one swarm, work in one git repository with
+    the guard installed. A reserves src/store/** and waits; B's reserve of a file in it is
+    refused, its `git commit` (Claude Code's Bash tool, in the session's environment) is refused
+    by the guard naming a, and it asks a to release; A wakes, releases and answers; B's commit
+    then goes through."""
+    print("== claude-code: reservations and the git guard, two sessions ==", flush=True)
+    project, db = work / "resv", str(work / "resv.db")
+    (project / "src" / "store").mkdir(parents=True)
+    (project / "src" / "store" / "sqlite.rs").write_text("fn main() {}\n")
+    for args in (["init", "-q", "."], ["config", "user.email", "t@example.com"], ["config", "user.name", "t"],
+                 ["add", "."], ["commit", "-qm", "start"]):
+        subprocess.run(["git", *args], cwd=project, check=True, capture_output=True)
+    installed = subprocess.run([binary, "--db", db, "guard", "install", "--repo", str(project)], capture_output=True, text=True)
+    check(installed.returncode == 0, "mesh-mcp guard install", installed.stderr)
+    mesh(binary, db, "swarm_init", "mesh", "--swarmId=repo", "--heartbeatInterval=600", "--messageTimeout=3600")
+    tokens = {n: mesh(binary, db, "agent_spawn", "coder", f"--name={n}", "--swarmId=repo").get("agentToken", "") for n in "ab"}
+    (project / "src" / "store" / "sqlite.rs").write_text("fn main() { wal() }\n")
+    commit = {"command": "git add -A && git commit -qm 'b edits the store'", "description": "commit b's change"}
+    a_model = Model([
+        [{"tool": "reservations", "input": {"action": "reserve", "paths": ["src/store/**"], "reason": "WAL rework"}}],
+        [{"tool": "daa_communication", "input": {"action": "wait", "timeoutSecs": 120}}],
+        [{"tool": "reservations", "input": {"action": "release"}},
+         {"tool": "daa_communication", "input": {"to": "b", "message": {"released": "src/store/**"}}}],
+    ])
+    b_model = Model([
+        [{"tool": "reservations", "input": {"action": "reserve", "paths": ["src/store/sqlite.rs"]}}],
+        [{"tool": "Bash", "builtin": True, "input": commit}],
+        [{"tool": "daa_communication", "input": {"to": "a", "message": {"please": "release src/store/**"}}}],
+        [{"tool": "daa_communication", "input": {"action": "wait", "timeoutSecs": 120}}],
+        [{"tool": "Bash", "builtin": True, "input": commit}],
+    ])
+    config = {"mcpServers": {"mesh": {"command": binary, "args": ["serve", "--db", db]}}}
+    (work / "resv.json").write_text(json.dumps(config))
+    extra = ["--mcp-config", str(work / "resv.json"), "--strict-mcp-config", "--allowedTools", "Bash"]
+    outs = {}
+
+    def run(name, model):
+        outs[name] = run_claude(claude, model, project, work / f"resv-home-{name}", extra,
+                                env_extra={"MESH_AGENT_TOKEN": tokens[name]})
+    a_thread = threading.Thread(target=run, args=("a", a_model), daemon=True)
+    a_thread.start()
+    deadline = time.monotonic() + 120
+    while 1 not in a_model.asked and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run("b", b_model)
+    a_thread.join(timeout=240)
+    for name in "ab":
+        out = outs.get(name)
+        check(out is not None and out.returncode == 0, f"session {name}: claude -p exits 0", out and out.stderr[-1500:])
+    refused = b_model.result(0) or {}
+    check(refused.get("is_error") and "held by `a`" in refused.get("content", "") and "WAL rework" in refused.get("content", ""),
+          "B's reserve inside A's glob is refused, naming a and its reason", refused)
+    blocked = b_model.result(1) or {}
+    check("pre-commit refused" in blocked.get("content", "") and "src/store/sqlite.rs: reserved by `a`" in blocked.get("content", ""),
+          "B's git commit is refused by the guard, naming a", blocked)
+    woke = a_model.result(1) or {}
+    check('"woke":"message"' in woke.get("content", ""), "A's wait woke on B's request", woke)
+    released = a_model.result(2, 0) or {}
+    check('"path":"src/store/**"' in released.get("content", "") and not released.get("is_error"),
+          "A's release says what it released", released)
+    done = b_model.result(4) or {}
+    log = subprocess.run(["git", "log", "--format=%s"], cwd=project, capture_output=True, text=True).stdout
+    check(not done.get("is_error") and "b edits the store" in log, "B's commit goes through after the release", (done, log))
+    for m in (a_model, b_model):
+        m.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--claude", required=True)
@@ -740,7 +813,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mesh-claude-code.") as tmp:
         work = Path(tmp)
         for scenario in (scenario_stdio, scenario_http, scenario_wake, scenario_watchdog, scenario_kit, scenario_worker,
-                         scenario_channel, scenario_compact):
+                         scenario_channel, scenario_compact, scenario_reservations):
             if opts.only and opts.only not in scenario.__name__:
                 continue
             try:

@@ -111,7 +111,9 @@ impl Engine {
             let record: ReservationRecord = decode(kv)?;
             ends.push((kv.key.clone(), ended_record(record.view, cause, now, None)));
         }
-        let ops = self.ending_ops(swarm, ends).await?;
+        let mut ops = self.ending_ops(swarm, ends).await?;
+        // A reservation write that read these records in the meantime retries without them.
+        ops.push(Op::put(keys::reservation_head(swarm), now.to_string()));
         self.store().txn(crate::store::Txn::new().and_then(ops)).await?;
         Ok(())
     }
