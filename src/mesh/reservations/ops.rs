@@ -73,66 +73,31 @@ impl Engine {
     }
 
     async fn reserve(&self, p: &Params) -> Result<Output> {
-        let patterns = patterns(p.paths.as_deref())?;
-        let ttl_ms = ttl_ms(p.ttl_secs)?;
-        let reason = bounded("reason", p.reason.as_deref(), MAX_REASON_BYTES)?;
-        let key = bounded("idempotencyKey", p.idempotency_key.as_deref(), MAX_IDEMPOTENCY_KEY_BYTES)?;
-        let mode = p.mode.unwrap_or_default();
+        let ask = Ask {
+            patterns: patterns(p.paths.as_deref())?,
+            ttl_ms: ttl_ms(p.ttl_secs)?,
+            reason: bounded("reason", p.reason.as_deref(), MAX_REASON_BYTES)?,
+            key: bounded("idempotencyKey", p.idempotency_key.as_deref(), MAX_IDEMPOTENCY_KEY_BYTES)?,
+            mode: p.mode.unwrap_or_default(),
+        };
         self.with_retry(|| async {
             let (view, agent) = self.reserving_agent(p).await?;
             let board = self.reservation_board(&view).await?;
-            let mine = |h: &&Held| h.view().agent_id == agent.id.as_str();
-            if let Some(key) = &key {
-                let earlier: Vec<_> =
-                    board.live.iter().filter(mine).filter(|h| h.record.idempotency_key.as_ref() == Some(key)).collect();
-                if !earlier.is_empty() {
-                    let reserved = earlier.iter().map(|h| h.view().clone()).collect();
-                    let revision = view.revision;
-                    return Ok(Some(Output {
-                        action: Action::Reserve,
-                        reserved: Some(reserved),
-                        replayed: true,
-                        revision,
-                        ..Default::default()
-                    }));
-                }
+            if let Some(earlier) = ask.replayed(&board, &agent) {
+                let out =
+                    Output { action: Action::Reserve, reserved: Some(earlier), replayed: true, ..Default::default() };
+                return Ok(Some(Output { revision: view.revision, ..out }));
             }
-            refuse_conflicts(&board, &agent, &patterns, mode, &view)?;
-            let mut reserved = Vec::with_capacity(patterns.len());
-            let mut ops = Vec::with_capacity(patterns.len());
-            for pattern in &patterns {
-                let same = board.live.iter().filter(mine).find(|h| h.pattern.text == pattern.text);
-                let view_of = ReservationView {
-                    reservation_id: same.map_or_else(|| new_id(view.now_ms), |h| h.view().reservation_id.clone()),
-                    path: pattern.text.clone(),
-                    mode,
-                    agent_id: agent.id.to_string(),
-                    agent_name: agent.name.clone(),
-                    reason: reason.clone(),
-                    created_at_ms: same.map_or(view.now_ms, |h| h.view().created_at_ms),
-                    expires_at_ms: view.now_ms + ttl_ms,
-                };
-                let record =
-                    ReservationRecord { view: view_of.clone(), idempotency_key: key.clone(), ttl_ms: Some(ttl_ms) };
-                let k = keys::reservation(&view.swarm.id, &agent.id, &view_of.reservation_id);
-                ops.push(Op::put(k, encode(&record)));
-                reserved.push(view_of);
-            }
+            refuse_conflicts(&board, &agent, &ask.patterns, ask.mode, &view)?;
+            let (reserved, ops) = ask.plan(&board, &agent, &view);
             let added = reserved.iter().filter(|r| board.find(&r.reservation_id).is_none()).count();
             if board.live.len() + added > MAX_PER_SWARM {
-                return Err(MeshError::conflict(
-                    "swarm",
-                    &view.swarm.id,
-                    format!("holds {MAX_PER_SWARM} reservations, the most it may"),
-                ));
+                let why = format!("holds {MAX_PER_SWARM} reservations, the most it may");
+                return Err(MeshError::conflict("swarm", &view.swarm.id, why));
             }
             let revision = self.commit(&view, &agent, &board, ops).await?;
-            Ok(revision.map(|revision| Output {
-                action: Action::Reserve,
-                reserved: Some(reserved),
-                revision,
-                ..Default::default()
-            }))
+            let out = Output { action: Action::Reserve, reserved: Some(reserved), ..Default::default() };
+            Ok(revision.map(|revision| Output { revision, ..out }))
         })
         .await
     }
@@ -272,6 +237,55 @@ impl Engine {
             revision: view.revision,
             ..Default::default()
         })
+    }
+}
+
+/// A checked `reserve` request.
+struct Ask {
+    patterns: Vec<Pattern>,
+    ttl_ms: i64,
+    reason: Option<String>,
+    key: Option<String>,
+    mode: ReservationMode,
+}
+
+impl Ask {
+    /// What an earlier call with the same idempotency key reserved, if it still holds.
+    fn replayed(&self, board: &Board, agent: &AgentRecord) -> Option<Vec<ReservationView>> {
+        let key = self.key.as_ref()?;
+        let earlier: Vec<ReservationView> = board
+            .live
+            .iter()
+            .filter(|h| h.view().agent_id == agent.id.as_str() && h.record.idempotency_key.as_ref() == Some(key))
+            .map(|h| h.view().clone())
+            .collect();
+        (!earlier.is_empty()).then_some(earlier)
+    }
+
+    /// The reservations to write, and their puts: a pattern the agent holds already is updated
+    /// in place (same id, same creation time), the others are new.
+    fn plan(&self, board: &Board, agent: &AgentRecord, view: &SwarmView) -> (Vec<ReservationView>, Vec<Op>) {
+        let mut reserved = Vec::with_capacity(self.patterns.len());
+        let mut ops = Vec::with_capacity(self.patterns.len());
+        for pattern in &self.patterns {
+            let same =
+                board.live.iter().find(|h| h.view().agent_id == agent.id.as_str() && h.pattern.text == pattern.text);
+            let shown = ReservationView {
+                reservation_id: same.map_or_else(|| new_id(view.now_ms), |h| h.view().reservation_id.clone()),
+                path: pattern.text.clone(),
+                mode: self.mode,
+                agent_id: agent.id.to_string(),
+                agent_name: agent.name.clone(),
+                reason: self.reason.clone(),
+                created_at_ms: same.map_or(view.now_ms, |h| h.view().created_at_ms),
+                expires_at_ms: view.now_ms + self.ttl_ms,
+            };
+            let record =
+                ReservationRecord { view: shown.clone(), idempotency_key: self.key.clone(), ttl_ms: Some(self.ttl_ms) };
+            ops.push(Op::put(keys::reservation(&view.swarm.id, &agent.id, &shown.reservation_id), encode(&record)));
+            reserved.push(shown);
+        }
+        (reserved, ops)
     }
 }
 
