@@ -12,7 +12,10 @@
 //!
 //! What runs, all in one process tree and one run:
 //! - floors: a bare pipe round trip (`cat` echoing a request-sized line); a 4 KiB overwrite +
-//!   `fdatasync` in the database directory (no durable commit can beat it on this disk); an
+//!   `fdatasync` in the database directory (no durable commit can beat it on this disk); bare
+//!   SQLite in this process, opened as the server opens its file (WAL, `synchronous=NORMAL`): a
+//!   read transaction of one key and a commit of one row, what any read or write of the store
+//!   pays before the engine does anything; an
 //!   rmcp 3.9 server with one `#[tool]` that does nothing, on the multi-thread and on the
 //!   current-thread runtime, over `stdio_pipes()` and over `stdio()`. That server is this very
 //!   binary re-executed with `MESH_BENCH_NOOP=<mode>`, so no extra target is needed and it is
@@ -469,6 +472,9 @@ enum Driver {
 enum Kind {
     Pipe(Client),
     Disk(File),
+    /// Bare SQLite in this process, WAL and `synchronous=NORMAL` as the server opens it: a read
+    /// transaction of one key (op 0) and a commit of one small row (op 1).
+    Sqlite(rusqlite::Connection),
     Noop(Client),
     Mesh(Driver, Mesh),
 }
@@ -551,6 +557,16 @@ impl Target {
                     f.sync_data().expect("fdatasync the fsync probe");
                     if i >= warm {
                         samples[0].push(t0.elapsed());
+                    }
+                }
+            }
+            Kind::Sqlite(conn) => {
+                for i in 0..warm + count {
+                    pause();
+                    let (read, commit) = sqlite_floor(conn, done + i);
+                    if i >= warm {
+                        samples[0].push(read);
+                        samples[1].push(commit);
                     }
                 }
             }
@@ -763,6 +779,12 @@ fn build_targets(cfg: &Config, dir: &Path) -> Vec<Target> {
         f.sync_all().expect("sync the fsync probe");
         targets.push(Target::new(label, Kind::Disk(f), cfg.n.min(2000), &["4 KiB pwrite + fdatasync"], None));
     }
+    let label = "floor: sqlite";
+    if cfg.selected(label) {
+        let conn = sqlite_floor_db(&dir.join("sqlite-floor.db"));
+        let ops = ["read txn of 1 key", "commit of 1 row"];
+        targets.push(Target::new(label, Kind::Sqlite(conn), cfg.n.min(2000), &ops, None));
+    }
     for (mode, label) in NOOP_MODES {
         if cfg.selected(label) {
             let mut c = Client::spawn(noop_command(cfg, mode), label, None);
@@ -810,6 +832,36 @@ fn build_targets(cfg: &Config, dir: &Path) -> Vec<Target> {
         }
     }
     targets
+}
+
+/// A database shaped like the store's key table, opened as the server opens its own.
+fn sqlite_floor_db(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).expect("open the sqlite floor database");
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)).expect("WAL");
+    conn.pragma_update(None, "synchronous", "NORMAL").expect("synchronous=NORMAL");
+    conn.execute_batch(
+        "CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, mod_rev INTEGER NOT NULL) WITHOUT ROWID;
+         INSERT INTO kv VALUES ('memory/bench/k', x'7b2276223a2268656c6c6f227d', 1);",
+    )
+    .expect("create the sqlite floor table");
+    conn
+}
+
+/// One read transaction of one key, then one commit of one row.
+fn sqlite_floor(conn: &rusqlite::Connection, i: usize) -> (Duration, Duration) {
+    let t0 = Instant::now();
+    conn.execute_batch("BEGIN").expect("begin");
+    let mut read = conn.prepare_cached("SELECT value, mod_rev FROM kv WHERE key = ?1").expect("prepare the read");
+    let row: (Vec<u8>, i64) = read.query_row(["memory/bench/k"], |r| Ok((r.get(0)?, r.get(1)?))).expect("read");
+    conn.execute_batch("COMMIT").expect("end the read");
+    let read_took = t0.elapsed();
+    std::hint::black_box(row);
+    let t1 = Instant::now();
+    conn.execute_batch("BEGIN IMMEDIATE").expect("begin the write");
+    let mut write = conn.prepare_cached("INSERT OR REPLACE INTO kv VALUES (?1, ?2, ?3)").expect("prepare the write");
+    write.execute(rusqlite::params!["memory/bench/w", b"{\"v\":1}".as_slice(), i as i64]).expect("write");
+    conn.execute_batch("COMMIT").expect("commit");
+    (read_took, t1.elapsed())
 }
 
 // ---------------------------------------------------------------------------------------------
