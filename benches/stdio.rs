@@ -88,6 +88,8 @@ fn main() {
         noop::serve(&mode);
         return;
     }
+    // The in-process engine and the SQLite floor with the allocator settings the server runs with.
+    mesh_mcp::alloc::tune();
     let cfg = Config::from_env();
     let tmp = tempfile::Builder::new()
         .prefix("mesh-bench-")

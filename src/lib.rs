@@ -44,6 +44,7 @@
 
 #![warn(clippy::too_many_lines)]
 
+pub mod alloc;
 pub mod attention;
 pub mod cli;
 pub mod config;

@@ -22,6 +22,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    mesh_mcp::alloc::tune();
     mesh_mcp::logging::init();
     let Args { mut global, command } = Args::parse();
     global.resolve_db();

@@ -1,5 +1,6 @@
 //! The change log's bounds. Every write appends its events to `changes`; after each commit the
-//! oldest revisions go once the log holds more than [`LogBounds::revisions`] revisions, more than
+//! oldest revisions go once the log holds more than [`LogBounds::revisions`] revisions (plus a
+//! hundredth of them, so that pruning by count runs once in many commits), more than
 //! [`LogBounds::bytes`] of keys and values, or revisions older than [`LogBounds::age_ms`].
 //! Readers that fall behind the pruning point are told the log was compacted and read afresh.
 
@@ -23,9 +24,17 @@ impl LogBounds {
         conn.prepare_cached("INSERT OR REPLACE INTO log_times (rev, at_ms) VALUES (?1, ?2)")?.execute([rev, now])?;
         let mut stmt = conn.prepare_cached("UPDATE log_size SET bytes = bytes + ?1 WHERE id = 0 RETURNING bytes")?;
         let bytes: i64 = stmt.query_row([added], |r| r.get(0))?;
-        let mut horizon = rev - self.revisions;
-        if let Some(old) = self.too_old(conn, now)? {
-            horizon = horizon.max(old);
+        let oldest: Option<(Revision, i64)> = conn
+            .prepare_cached("SELECT rev, at_ms FROM log_times ORDER BY rev LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((first, first_at)) = oldest else { return Ok(0) };
+        // By count, in batches of a hundredth of the bound: deleting one revision's rows on
+        // every commit was a fifth of a write's time.
+        let by_count = rev - self.revisions;
+        let mut horizon = if by_count - first + 1 >= (self.revisions / 100).max(1) { by_count } else { 0 };
+        if now - first_at > self.age_ms {
+            horizon = horizon.max(self.aged(conn, now)?);
         }
         if bytes > self.bytes {
             // Down to 90% of the bound, so that pruning by size runs once in many writes.
@@ -41,19 +50,12 @@ impl LogBounds {
         Ok(horizon)
     }
 
-    /// The last revision to prune for age, when the oldest one has outlived the bound. Pruning
-    /// then goes down to 90% of the age, so that the scan runs once in many writes.
-    fn too_old(&self, conn: &Connection, now: i64) -> Result<Option<Revision>, Fail> {
-        let oldest: Option<i64> = conn
-            .prepare_cached("SELECT at_ms FROM log_times ORDER BY rev LIMIT 1")?
-            .query_row([], |r| r.get(0))
-            .optional()?;
-        if oldest.is_none_or(|at| now - at <= self.age_ms) {
-            return Ok(None);
-        }
+    /// The last revision to prune for age, once the oldest one has outlived the bound: down to
+    /// 90% of the age, so that the scan runs once in many writes.
+    fn aged(&self, conn: &Connection, now: i64) -> Result<Revision, Fail> {
         let cutoff = now - self.age_ms / 10 * 9;
         let mut stmt = conn.prepare_cached("SELECT max(rev) FROM log_times WHERE at_ms < ?1")?;
-        Ok(stmt.query_row([cutoff], |r| r.get(0))?)
+        Ok(stmt.query_row([cutoff], |r| r.get::<_, Option<Revision>>(0))?.unwrap_or(0))
     }
 }
 

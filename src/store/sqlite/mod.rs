@@ -1012,6 +1012,28 @@ mod tests {
         conflicts
     }
 
+    /// Pruning by count runs in batches of a hundredth of the bound: the log always keeps the
+    /// bound, and never more than a batch beyond it.
+    #[tokio::test]
+    async fn the_log_keeps_its_bound_and_prunes_in_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_000));
+        let options = SqliteOptions { retain_revisions: 200, ..SqliteOptions::default() };
+        let store = SqliteStore::open_with_options(&dir.path().join("mesh.db"), clock, options).unwrap();
+        let mut kept = std::collections::BTreeSet::new();
+        for i in 0..450 {
+            store.txn(put_txn("k", &i.to_string())).await.unwrap();
+            let head = store.revision().await.unwrap();
+            assert!(store.watch("", head - 199).await.is_ok(), "200 revisions kept at {head}");
+            let oldest = match store.watch("", 1).await {
+                Err(StoreError::Compacted { oldest, .. }) => oldest,
+                _ => 1,
+            };
+            kept.insert(head - oldest + 1);
+        }
+        assert_eq!(kept.range(200..).copied().collect::<Vec<_>>(), [200, 201], "{kept:?}");
+    }
+
     #[tokio::test]
     async fn data_and_compaction_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
