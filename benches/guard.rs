@@ -6,7 +6,8 @@
 //! 10% globs (`src/m7/*.rs`, `**/*.lock`-like); a temporary git repository with the guard
 //! installed and `MESH_BENCH_FILES` (default 1,000) staged files, none of them reserved (the
 //! commit must pass, so every path is looked up in full). Timed, as medians of `MESH_BENCH_REPS`
-//! (default 15) runs: the whole `mesh-mcp guard check` process as the hook runs it (git diff,
+//! (default 15) runs: a whole `git commit` with the guard's hook installed and with
+//! `--no-verify`; the `mesh-mcp guard check` process alone as the hook runs it (git diff,
 //! opening the store, the lookup), the same with the paths given on its command line, a `git
 //! commit --dry-run` floor without hooks, and `guard_blocks` in process. Without `--bench` (as
 //! `cargo test` runs it) a smoke test at 50 × 50.
@@ -91,6 +92,9 @@ fn main() {
     let repo = dir.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
     git(&repo, &["init", "-q", "."]);
+    git(&repo, &["config", "user.email", "bench@example.com"]);
+    git(&repo, &["config", "user.name", "bench"]);
+    git(&repo, &["commit", "-qm", "base", "--allow-empty"]);
     let paths: Vec<String> = (0..files).map(|i| format!("src/m{}/file_{i}.rs", i % 50)).collect();
     for p in &paths {
         std::fs::create_dir_all(repo.join(p).parent().unwrap()).unwrap();
@@ -111,6 +115,29 @@ fn main() {
             .unwrap();
         assert!(out.status.success(), "the guard refused: {}", String::from_utf8_lossy(&out.stderr));
     };
+    // A whole `git commit` of the staged files, with the guard's hook and without any
+    // (`--no-verify`), undone after each run (untimed) so that every run commits the same files.
+    let install =
+        Command::new(bin).arg("--db").arg(&db).args(["guard", "install", "--repo"]).arg(&repo).output().unwrap();
+    assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
+    let commit = |verify: bool| {
+        let mut times = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let mut cmd = Command::new("git");
+            cmd.arg("-C").arg(&repo).args(["commit", "-qm", "bench"]).env("MESH_AGENT_TOKEN", &token);
+            if !verify {
+                cmd.arg("--no-verify");
+            }
+            let start = Instant::now();
+            let out = cmd.output().unwrap();
+            times.push(start.elapsed());
+            assert!(out.status.success(), "git commit: {}", String::from_utf8_lossy(&out.stderr));
+            git(&repo, &["reset", "-q", "--soft", "HEAD~1"]);
+        }
+        median(times)
+    };
+    let with_hook = commit(true);
+    let without = commit(false);
     let hook = timed(reps, || check(&[]));
     let given = timed(reps, || check(&paths));
     let floor = timed(reps, || git(&repo, &["diff", "--cached", "--name-only", "-z", "--no-renames"]));
@@ -126,10 +153,12 @@ fn main() {
         assert_eq!(blocked.len(), reserved.len());
     });
     let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1e3);
-    println!("| files × reservations | `guard check` as the hook runs it | with the paths as arguments | `git diff --cached` alone | lookup in process (allowed) | lookup in process (all {} refused) |", reserved.len());
-    println!("|---|---|---|---|---|---|");
+    println!("| files × reservations | `git commit` with the guard | `git commit --no-verify` | `guard check` as the hook runs it | with the paths as arguments | `git diff --cached` alone | lookup in process (allowed) | lookup in process (all {} refused) |", reserved.len());
+    println!("|---|---|---|---|---|---|---|---|");
     println!(
-        "| {files} × {reservations} | {} ms | {} ms | {} ms | {} ms | {} ms |",
+        "| {files} × {reservations} | {} ms | {} ms | {} ms | {} ms | {} ms | {} ms | {} ms |",
+        ms(with_hook),
+        ms(without),
         ms(hook),
         ms(given),
         ms(floor),
