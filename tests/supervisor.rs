@@ -289,7 +289,7 @@ fn adopted_once(project: &Project) {
         Some(&pid) => Ok(pid),
         None => Err("not yet".to_string()),
     });
-    assert!(!alive(p1) && alive(p2), "one copy at a time");
+    assert!(!alive(p1) && alive(p2), "one copy at a time: {:?}", project.starts());
     let destroyed = project.call(&["swarm_destroy", "--swarmId=s"]);
     assert!(destroyed.get("error").is_none(), "{destroyed}");
     wait_until("the destroyed swarm's worker to stop", || match alive(p2) {

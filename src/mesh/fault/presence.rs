@@ -100,9 +100,12 @@ impl Engine {
         let closed = self
             .with_retry(|| async {
                 let (view, record) = self.present(&id, agent, token).await?;
-                if view.presence.get(&record.id).is_none_or(|p| p.session != session) {
+                let Some(ours) = view.presence.get(&record.id).filter(|p| p.session == session) else {
                     return Ok(Some(None));
-                }
+                };
+                // Still this session's record at commit: a session that bound the agent in the
+                // meantime (a restarted worker) must not be taken offline by the old one's close.
+                let still_ours = Compare::value(keys::presence(&id, &record.id), CompareOp::Equal, encode(ours));
                 let mut dropped = crate::mesh::topology::LinkChange::default();
                 let hb = view.heartbeats.get(&record.id);
                 let closed = Failure {
@@ -120,6 +123,7 @@ impl Engine {
                 let graph_writes = graph_ops(&id, view.graph_head, &anchor, NodeChange::None, &dropped);
                 let txn = Txn::new()
                     .when([
+                        still_ours,
                         Compare::mod_revision(keys::graph(&id), CompareOp::Equal, view.graph_rev),
                         Compare::mod_revision(
                             keys::fault(&id, &record.id),
