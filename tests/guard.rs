@@ -10,7 +10,10 @@ use std::process::{Command, Output};
 use common::team::team;
 use common::{bin, cli_with, temp_db};
 
-fn git(repo: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+/// Environment variables for a git run.
+type Env = Vec<(&'static str, String)>;
+
+fn git(repo: &Path, args: &[&str], env: &[(&'static str, String)]) -> Output {
     let mut cmd = Command::new("git");
     cmd.arg("-C").arg(repo).args(args).env_remove("MESH_AGENT_TOKEN").env_remove("MESH_GUARD");
     for (k, v) in env {
@@ -73,18 +76,28 @@ fn repository(db: &Path) -> tempfile::TempDir {
     dir
 }
 
+/// A team `a`, `b` on a fresh database, a repository with the guard, and `b`'s environment.
+fn setup() -> (tempfile::TempDir, std::path::PathBuf, tempfile::TempDir, Env) {
+    let (dir, db) = temp_db();
+    team(&db, "600");
+    let repo = repository(&db);
+    let b = as_agent(&db, "b");
+    (dir, db, repo, b)
+}
+
+/// The environment of a shell in agent `name`'s bound session.
+fn as_agent(db: &Path, name: &str) -> Env {
+    vec![("MESH_AGENT_TOKEN", token(db, name))]
+}
+
 fn hook_runs(repo: &Path) -> usize {
     std::fs::read_to_string(repo.join(".git/existing-hook-runs")).unwrap_or_default().lines().count()
 }
 
 #[test]
 fn the_guard_refuses_another_agents_reserved_paths_and_allows_them_after_release() {
-    let (_dir, db) = temp_db();
-    team(&db, "600");
-    let dir = repository(&db);
+    let (_dir, db, dir, b) = setup();
     let repo = dir.path();
-    let b = [("MESH_AGENT_TOKEN", token(&db, "b"))];
-    let b: Vec<(&str, &str)> = b.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let id = reserve(&db, "a", r#"["src/store/**"]"#);
 
     std::fs::write(repo.join("src/store/sqlite.rs"), "changed by b").unwrap();
@@ -95,8 +108,7 @@ fn the_guard_refuses_another_agents_reserved_paths_and_allows_them_after_release
     assert!(why.contains("reason: in progress"), "{why}");
     assert_eq!(hook_runs(repo), before + 1, "the hook that was there still runs, first");
     // The holder itself commits its own reserved paths.
-    let a = [("MESH_AGENT_TOKEN", token(&db, "a"))];
-    let a: Vec<(&str, &str)> = a.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = as_agent(&db, "a");
     ok(&git(repo, &["commit", "-qm", "a edits the store"], &a));
 
     // After the release, b's commit goes through.
@@ -109,12 +121,8 @@ fn the_guard_refuses_another_agents_reserved_paths_and_allows_them_after_release
 
 #[test]
 fn renames_deletions_spaces_and_non_utf8_names_are_all_checked() {
-    let (_dir, db) = temp_db();
-    team(&db, "600");
-    let dir = repository(&db);
+    let (_dir, db, dir, b) = setup();
     let repo = dir.path();
-    let b = [("MESH_AGENT_TOKEN", token(&db, "b"))];
-    let b: Vec<(&str, &str)> = b.iter().map(|(k, v)| (*k, v.as_str())).collect();
     reserve(&db, "a", r#"["data", "src/lib.rs", "bin/*"]"#);
 
     // A rename out of a reserved folder: the old name is reserved.
@@ -136,7 +144,7 @@ fn renames_deletions_spaces_and_non_utf8_names_are_all_checked() {
     assert!(why.contains("bin/tool-\u{fffd}.dat: reserved by `a`"), "{why}");
     // MESH_GUARD=off lets it through, saying so.
     let mut off = b.clone();
-    off.push(("MESH_GUARD", "off"));
+    off.push(("MESH_GUARD", "off".into()));
     let said = ok(&git(repo, &["commit", "-qm", "binary name"], &off));
     assert!(said.contains("NOT checked"), "{said}");
     // A path nobody reserved commits.
@@ -146,16 +154,12 @@ fn renames_deletions_spaces_and_non_utf8_names_are_all_checked() {
 
 #[test]
 fn a_push_of_commits_touching_another_agents_reservation_is_refused() {
-    let (_dir, db) = temp_db();
-    team(&db, "600");
-    let dir = repository(&db);
+    let (_dir, db, dir, b) = setup();
     let repo = dir.path();
     let remote = tempfile::tempdir().unwrap();
     ok(&git(remote.path(), &["init", "-q", "--bare", "."], &[]));
     ok(&git(repo, &["remote", "add", "origin", remote.path().to_str().unwrap()], &[]));
     ok(&git(repo, &["push", "-q", "origin", "main"], &[]));
-    let b = [("MESH_AGENT_TOKEN", token(&db, "b"))];
-    let b: Vec<(&str, &str)> = b.iter().map(|(k, v)| (*k, v.as_str())).collect();
     // Committed before the reservation existed (or with the guard off), pushed after.
     std::fs::write(repo.join("src/lib.rs"), "b's change").unwrap();
     ok(&git(repo, &["commit", "-qam", "b edits lib"], &b));
