@@ -45,6 +45,9 @@ on its own as `<type>-<id>`, and tells the coordinator `lead` by message when it
 - Read the coordinator's mailbox with `daa_communication` (receive, then ack).
 - Keep shared notes in `memory_usage` under the `mesh` namespace.
 - `swarm_status` shows who is active, silent or failed.
+- Before agents edit files, have each reserve what it will change with `reservations` (reserve
+  `src/store/**`, exclusive; release when done), so that two never edit the same file;
+  `mesh-mcp guard install` makes git refuse commits that touch another agent's reservation.
 ";
 
 /// The per-call limit written for clients that end a call at a fixed time, progress or not
