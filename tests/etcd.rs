@@ -1,6 +1,6 @@
 //! One mesh across hosts (issue 17): two `mesh-mcp serve --http` processes, each using a
 //! different member of one real three-member etcd cluster, are one mesh. An agent on one sees the
-//! agents, messages, memory and tasks of the other at once; a `wait` on one wakes on a message
+//! agents, messages, memory, tasks and path reservations of the other at once; a `wait` on one wakes on a message
 //! sent through the other; and when the member a server was using is killed, that server goes
 //! on through another member. Under a load of sends through both servers, members (a follower,
 //! then the leader) and a server are killed: no acknowledged write is lost or stored twice.
@@ -91,6 +91,22 @@ async fn two_servers_on_different_members_are_one_mesh_and_survive_a_member() {
     ok(&on_a, "task_orchestrate", json!({"task": "review", "taskId": "t1", "swarmId": "x", "ownerToken": owner})).await;
     let task = ok(&on_b, "task_status", json!({"taskId": "t1", "swarmId": "x"})).await;
     assert_eq!(task["taskId"], "t1", "{task}");
+
+    // A path reserved through A is refused to an agent reserving through B, until released.
+    let as_lead = json!({"agentId": "lead", "agentToken": lead["agentToken"], "swarmId": "x"});
+    let as_dev = json!({"agentId": "dev", "agentToken": dev["agentToken"], "swarmId": "x"});
+    let with = |who: &Value, extra: Value| {
+        let mut args = who.clone();
+        args.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        args
+    };
+    ok(&on_a, "reservations", with(&as_lead, json!({"action": "reserve", "paths": ["src/**"], "reason": "refactor"})))
+        .await;
+    let (refused, body) =
+        call(&on_b, "reservations", with(&as_dev, json!({"action": "reserve", "paths": ["src/lib.rs"]}))).await;
+    assert!(refused && body["error"]["message"].as_str().unwrap().contains("held by `lead`"), "{body}");
+    ok(&on_a, "reservations", with(&as_lead, json!({"action": "release"}))).await;
+    ok(&on_b, "reservations", with(&as_dev, json!({"action": "reserve", "paths": ["src/lib.rs"]}))).await;
 
     // The member A was using dies: A goes on through another one, and B sees what A writes.
     cluster.kill(0);
