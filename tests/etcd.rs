@@ -1,8 +1,8 @@
 //! One mesh across hosts (issue 17): two `mesh-mcp serve --http` processes, each using a
 //! different member of one real three-member etcd cluster, are one mesh. An agent on one sees the
-//! agents, messages, memory, tasks and path reservations of the other at once; a `wait` on one wakes on a message
-//! sent through the other; and when the member a server was using is killed, that server goes
-//! on through another member. Under a load of sends through both servers, members (a follower,
+//! agents, messages, memory, tasks and path reservations of the other at once; a `wait` on one
+//! wakes on a message sent through the other; and when the member a server was using is killed,
+//! that server goes on through another member. Under a load of sends through both servers, members (a follower,
 //! then the leader) and a server are killed: no acknowledged write is lost or stored twice.
 
 mod common;
