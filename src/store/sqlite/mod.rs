@@ -793,16 +793,24 @@ impl Shared {
         done.out
     }
 
-    /// Reap expired leases now if any are due and the lock is free (a watch poll must not wait).
-    fn reap_if_due(&self) -> Result<(), StoreError> {
-        let due = self.read(|conn, now| {
+    /// Read the change log with `body`, expired leases reaped first: in the same read
+    /// transaction as the check for a due lease, so that a poll with nothing due (nearly every
+    /// one) is one transaction, not two. When one is due and the lock is free (a poll must not
+    /// wait), it is reaped and the log read again, so the expiry's deletions are in the answer.
+    fn read_reaped<T>(&self, mut body: impl FnMut(&Connection) -> Result<T, Fail>) -> Result<T, StoreError> {
+        let (due, out) = self.read(|conn, now| {
             let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM leases WHERE expires_at_ms <= ?1)")?;
-            Ok(stmt.query_row([now], |r| r.get::<_, bool>(0))?)
+            let due = stmt.query_row([now], |r| r.get::<_, bool>(0))?;
+            Ok((due, body(conn)?))
         })?;
-        if due && self.read_only.is_none() {
-            self.try_write_now(&mut |_: &mut Writer<'_>| Ok(Ok(())), false).transpose()?;
+        if !due || self.read_only.is_some() {
+            return Ok(out);
         }
-        Ok(())
+        match self.try_write_now(&mut |_: &mut Writer<'_>| Ok(Ok(())), false) {
+            Some(reaped) => reaped?,
+            None => return Ok(out),
+        }
+        self.read(|conn, _| body(conn))
     }
 }
 
@@ -812,8 +820,8 @@ impl WatchSource for Shared {
     }
 
     fn poll(&self, prefix: &str, cursor: &mut Revision) -> Result<Vec<WatchEvent>, StoreError> {
-        self.reap_if_due()?;
-        let (events, next) = self.read(|conn, _| changes_from(conn, prefix, *cursor))?;
+        let from = *cursor;
+        let (events, next) = self.read_reaped(|conn| changes_from(conn, prefix, from))?;
         *cursor = next;
         Ok(events)
     }
@@ -886,8 +894,7 @@ impl Store for SqliteStore {
     }
 
     async fn changes(&self, prefix: &str, after: Revision) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
-        self.shared.reap_if_due()?;
-        self.shared.read(|conn, _| changes_after(conn, prefix, after))
+        self.shared.read_reaped(|conn| changes_after(conn, prefix, after))
     }
 
     async fn revision(&self) -> Result<Revision, StoreError> {
