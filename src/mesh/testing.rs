@@ -1,10 +1,15 @@
 //! Fixtures for the engine's unit tests.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
 
 use super::Engine;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{ManualClock, SharedStore};
+use crate::store::{
+    LeaseId, LeaseInfo, ManualClock, RangeRequest, RangeResponse, Revision, SharedStore, Store, StoreError, Txn,
+    TxnResponse, Watch, WatchEvent,
+};
 
 /// A tool's parameters from JSON, as a client would send them.
 pub fn params<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
@@ -28,4 +33,52 @@ pub fn two_processes() -> (tempfile::TempDir, Arc<ManualClock>, Engine, Engine) 
 /// `n` agent ids, `a0` to `a{n-1}`, for the pure cores' tests.
 pub fn ids(n: usize) -> Vec<crate::ids::AgentId> {
     (0..n).map(|i| crate::ids::AgentId::new(format!("a{i}"))).collect()
+}
+
+/// A store that runs `before_txn` (another process's write) just before its next
+/// transaction: the interleaving a read-then-commit must survive.
+pub struct Interleaved {
+    pub inner: SharedStore,
+    pub before_txn: Mutex<Option<BoxFuture<'static, ()>>>,
+}
+
+#[async_trait::async_trait]
+impl Store for Interleaved {
+    async fn range(&self, req: RangeRequest) -> Result<RangeResponse, StoreError> {
+        self.inner.range(req).await
+    }
+    async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
+        let before = self.before_txn.lock().unwrap().take();
+        if let Some(write) = before {
+            write.await;
+        }
+        self.inner.txn(txn).await
+    }
+    async fn lease_grant(&self, ttl_ms: i64) -> Result<LeaseId, StoreError> {
+        self.inner.lease_grant(ttl_ms).await
+    }
+    async fn lease_keepalive(&self, id: LeaseId) -> Result<i64, StoreError> {
+        self.inner.lease_keepalive(id).await
+    }
+    async fn lease_revoke(&self, id: LeaseId) -> Result<(), StoreError> {
+        self.inner.lease_revoke(id).await
+    }
+    async fn lease_info(&self, id: LeaseId) -> Result<LeaseInfo, StoreError> {
+        self.inner.lease_info(id).await
+    }
+    async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<Watch, StoreError> {
+        self.inner.watch(prefix, from_revision).await
+    }
+    async fn changes(&self, prefix: &str, after: Revision) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
+        self.inner.changes(prefix, after).await
+    }
+    async fn revision(&self) -> Result<Revision, StoreError> {
+        self.inner.revision().await
+    }
+    fn stalled_since(&self) -> Option<i64> {
+        self.inner.stalled_since()
+    }
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
 }

@@ -154,3 +154,44 @@ impl Engine {
         self.reconcile(&id).await.map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::json;
+
+    use crate::mesh::testing::{params, Interleaved};
+    use crate::mesh::Engine;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{ManualClock, SharedStore};
+
+    /// A worker's old session closes while a new session (another process) binds the same live
+    /// agent between the close's read and its commit: the agent stays bound to the new session.
+    #[tokio::test]
+    async fn a_close_racing_a_new_binding_leaves_the_agent_to_the_new_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mesh.db");
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let open = || -> SharedStore { Arc::new(SqliteStore::open(&path, clock.clone()).unwrap()) };
+        let old = Arc::new(Interleaved { inner: open(), before_txn: Mutex::new(None) });
+        let old_engine = Engine::new(old.clone(), clock.clone());
+        let new_engine = Engine::new(open(), clock.clone());
+        let init = json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 1, "messageTimeout": 60, "membership": "open"});
+        old_engine.swarm_init(params(init)).await.unwrap();
+        let spawned = old_engine.agent_spawn(params(json!({"type": "coder", "name": "w"}))).await.unwrap();
+        let token = spawned.agent_token.unwrap();
+        old_engine.presence_bind("s", "w", &token, "old").await.unwrap();
+
+        let (binder, t) = (new_engine.clone(), token.clone());
+        *old.before_txn.lock().unwrap() = Some(Box::pin(async move {
+            binder.presence_bind("s", "w", &t, "new").await.unwrap();
+        }));
+        old_engine.presence_close("s", "w", &token, "old").await.unwrap();
+
+        let view = new_engine.load_swarm(&crate::ids::SwarmId::new("s")).await.unwrap();
+        let agent = view.agent("w").unwrap().id.clone();
+        assert_eq!(view.presence.get(&agent).map(|p| p.session.as_str()), Some("new"));
+        assert!(view.liveness.contains_key(&agent), "the newly bound agent is live, not offline");
+    }
+}
