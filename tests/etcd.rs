@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::{eventually, EtcdCluster, HttpServer};
-use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::model::{
+    CallToolRequestParams, ClientConfig, NumberOrString, ProgressNotificationParam, ProgressToken, RequestMetaObject,
+};
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{RoleClient, ServiceExt};
@@ -36,17 +38,34 @@ async fn ok(client: &Client, tool: &str, args: Value) -> Value {
     body
 }
 
-/// A `wait` of `agent` through `server`, started (its answer comes with the task's result).
+/// A client that says when the server reports progress: a `wait` reports once as it starts to
+/// block, with its change feed open.
+struct Progress(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl rmcp::ClientHandler for Progress {
+    async fn on_progress(&self, _: ProgressNotificationParam, _: rmcp::service::NotificationContext<RoleClient>) {
+        let _ = self.0.send(());
+    }
+}
+
+/// A `wait` of `agent` through `server`, under way: returned once the server reports that it
+/// waits, so that what is sent next wakes it (its answer comes with the task's result).
 async fn start_wait(server: &HttpServer, agent: &str, token: &Value) -> tokio::task::JoinHandle<Value> {
-    let client = connect(server).await;
+    let (said, mut waiting_now) = tokio::sync::mpsc::unbounded_channel();
+    let transport = StreamableHttpClientTransport::from_uri(server.url("/mcp"));
+    let client = Progress(said).serve(transport).await.expect("initialize");
     let args = json!({"action": "wait", "agentId": agent, "agentToken": token, "swarmId": "x", "timeoutSecs": 30});
+    let Value::Object(args) = args else { unreachable!() };
+    let mut params = CallToolRequestParams::new("daa_communication").with_arguments(args);
+    params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(NumberOrString::String("w".into()))));
     let waiting = tokio::spawn(async move {
-        let woke = ok(&client, "daa_communication", args).await;
+        let (is_error, woke) = common::decode(&client.call_tool(params).await.unwrap());
+        assert!(!is_error, "wait failed: {woke}");
         client.cancel().await.unwrap();
         woke
     });
-    // Give the wait time to reach the server before anything is sent.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let started = tokio::time::timeout(std::time::Duration::from_secs(20), waiting_now.recv()).await;
+    started.expect("the wait reported that it waits").expect("a progress notification");
     waiting
 }
 
@@ -133,8 +152,9 @@ async fn two_servers_on_different_members_are_one_mesh_and_survive_a_member() {
         json!({"from": "dev", "to": "ops", "agentToken": dev["agentToken"], "swarmId": "x", "message": {"done": true}});
     ok(&on_b, "daa_communication", send).await;
     let woke = tokio::time::timeout(std::time::Duration::from_secs(20), waiting).await.expect("the wait woke").unwrap();
-    assert_eq!(woke["messages"][0]["message"], json!({"done": true}), "{woke}");
-    assert!(woke["waitedMs"].as_u64().unwrap() >= 300, "it waited for the message: {woke}");
+    // Woken by it, not finding it there: the wait had reported that it waits, which it does
+    // only after finding its mailbox empty, before the message was sent.
+    assert_eq!((&woke["woke"], &woke["messages"][0]["message"]), (&json!("message"), &json!({"done": true})), "{woke}");
     on_a.cancel().await.unwrap();
     on_b.cancel().await.unwrap();
 }

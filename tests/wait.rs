@@ -126,7 +126,8 @@ fn a_wait_wakes_when_a_proposal_it_voted_on_is_decided() {
     }
 
     let wait = start_wait(&mut b, json!({"action": "wait", "timeoutSecs": 60}));
-    // The wait is under way once it reports progress (every 5 s); only then is the deciding vote cast.
+    // The wait is under way once it reports progress (it does as it starts to block); only then is
+    // the deciding vote cast.
     while b.read()["method"] != "notifications/progress" {}
     let vote = ["daa_consensus", "--action=vote", &format!("--proposalId={id}"), "--vote=approve", "--agentId=a"];
     let (code, voted) = cli(&db, &[&vote[..], &["--swarmId=d", &a_token]].concat());

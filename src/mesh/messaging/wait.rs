@@ -46,6 +46,7 @@ impl Engine {
         let deadline = started + Duration::from_secs_f64(secs);
         let mut tick = tokio::time::interval_at(started + TICK, TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut announced = false;
         loop {
             let new: Vec<String> = self.offered(&agent).await?.difference(&offered_before).cloned().collect();
             let new = (!new.is_empty()).then_some(new);
@@ -64,6 +65,12 @@ impl Engine {
                 let mut out = woken(Woke::Decision, None, self.store().revision().await?);
                 out.decisions = Some(decided);
                 return Ok(out.waited(started));
+            }
+            // Said once, as the wait starts to block with its change feed open: a client (or a
+            // test) then knows that anything sent from now on wakes it.
+            if !std::mem::replace(&mut announced, true) {
+                let waited = started.elapsed().as_secs_f64();
+                ctx.report(waited, Some(secs), format!("waiting for {}", agent.name)).await;
             }
             // Until a commit touches the mailbox or the tasks, the deadline, or cancellation.
             loop {
