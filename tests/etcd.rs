@@ -176,6 +176,9 @@ async fn leader(cluster: &EtcdCluster) -> usize {
     panic!("no member leads")
 }
 
+/// How long a sender pauses after a failed send before the next (a retry, not a wait for a state).
+const RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Sends `n`, `n + 1`, ... from `from` to `sink` through `client` until `stop`; which were
 /// acknowledged (and when), how many failed, and the longest run of failures (ms).
 async fn load(
@@ -203,7 +206,7 @@ async fn load(
             _ => {
                 failed += 1;
                 since.get_or_insert_with(std::time::Instant::now);
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(RETRY_BACKOFF).await;
             }
         }
         n += 1;

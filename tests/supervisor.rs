@@ -64,14 +64,27 @@ impl Project {
     }
 
     fn supervise_up_to(&self, capacity: usize) -> Child {
-        Command::new(bin())
-            .args(["--db", &self.db, "supervise", "--capacity", &capacity.to_string(), "--project"])
-            .arg(&self.root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+        self.supervise_command(capacity).stderr(Stdio::null()).spawn().unwrap()
+    }
+
+    /// A supervisor whose log, at debug level, goes to `supervisor.log` in the project: what it
+    /// decided about each worker can be waited for.
+    fn supervise_logged(&self) -> Child {
+        let log = std::fs::File::create(self.root.join("supervisor.log")).unwrap();
+        self.supervise_command(4).env("MESH_LOG_LEVEL", "debug").stderr(log).spawn().unwrap()
+    }
+
+    fn supervise_command(&self, capacity: usize) -> Command {
+        let mut command = Command::new(bin());
+        command.args(["--db", &self.db, "supervise", "--capacity", &capacity.to_string(), "--project"]);
+        command.arg(&self.root).stdin(Stdio::null()).stdout(Stdio::null());
+        command
+    }
+
+    /// The supervisor's log lines (see [`Project::supervise_logged`]).
+    fn supervisor_log(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.root.join("supervisor.log")).unwrap_or_default();
+        text.lines().map(str::to_string).collect()
     }
 
     /// The lines of the workers' start/exit log.
@@ -363,7 +376,7 @@ fn a_spend_cap_stops_running_workers_and_starts_nothing_new() {
     let project = Project::new();
     let set = project.budget(&["--spend-cap-usd", "1"]);
     assert_eq!(set["limits"]["spendCapUsd"], 1.0, "{set}");
-    let _supervisor = Killed(project.supervise());
+    let _supervisor = Killed(project.supervise_logged());
     project.call(&["agent_spawn", "worker", "--name=stayer", "--swarmId=s", "--profile=py", "--prompt=stay"]);
     wait_until("the staying worker to start", || project.events("start").first().cloned().ok_or("none"));
     for (name, exits) in [("p1", 1), ("p2", 2)] {
@@ -391,10 +404,15 @@ fn a_spend_cap_stops_running_workers_and_starts_nothing_new() {
     let log = project.call(&["daa_fault_tolerance", "--strategy=worker_log", "--agentId=p2", "--swarmId=s"]);
     assert!(log["worker"]["logTail"].as_str().unwrap().contains("\"total_cost_usd\": 0.6"), "{log}");
 
-    project.call(&["agent_spawn", "worker", "--name=late", "--swarmId=s", "--profile=py", "--prompt=stay"]);
+    let late = project.call(&["agent_spawn", "worker", "--name=late", "--swarmId=s", "--profile=py", "--prompt=stay"]);
+    let late = late["agentId"].as_str().unwrap_or_else(|| panic!("{late}")).to_string();
     let waiting = project.call(&["swarm_status", "--swarmId=s"]);
     assert_eq!(waiting["workers"]["requested"], 1, "{waiting}");
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // The supervisor looked at the late worker and held it back for the cap: nothing started.
+    wait_until("the supervisor to hold the late worker back", || {
+        let held = project.supervisor_log().into_iter().find(|l| l.contains("the worker waits") && l.contains(&late));
+        held.ok_or("not yet")
+    });
     assert_eq!(project.events("start").len(), 3, "nothing starts over the cap: {:?}", project.starts());
     project.budget(&["--spend-cap-usd", "5"]);
     wait_until("the late worker to start once the cap is raised", || match project.events("start").len() {
