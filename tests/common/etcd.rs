@@ -5,6 +5,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How often a starting member's health is asked (this file is also a bench's, so it keeps its
+/// own interval rather than the tests' polling helper).
+const HEALTH_POLL: Duration = Duration::from_millis(200);
+
 pub struct EtcdCluster {
     members: Vec<Option<Child>>,
     /// Each member's client address, `127.0.0.1:PORT`.
@@ -77,6 +81,7 @@ impl EtcdCluster {
         self.members[i].is_some()
     }
 
+    /// Poll `client`'s health until it is healthy (30 s at most).
     fn wait_healthy(&self, client: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -84,7 +89,7 @@ impl EtcdCluster {
                 return;
             }
             assert!(Instant::now() < deadline, "etcd member {client} never became healthy");
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(HEALTH_POLL);
         }
     }
 
