@@ -82,15 +82,14 @@ impl Engine {
 
     /// The live reservations of one agent (for `mesh://self` and the hooks), oldest first.
     pub(crate) async fn reservations_of(&self, view: &SwarmView, agent: &AgentId) -> Result<Vec<ReservationView>> {
-        let kvs = self.store().range(RangeRequest::prefix(keys::agent_reservations(&view.swarm.id, agent))).await?.kvs;
-        let mut out = Vec::with_capacity(kvs.len());
-        for kv in &kvs {
-            let record: ReservationRecord = decode(kv)?;
-            if is_live(view, &record.view) {
-                out.push(record.view);
-            }
-        }
-        Ok(out)
+        let records = self.agent_records(&view.swarm.id, agent).await?;
+        Ok(records.into_iter().map(|(_, r)| r.view).filter(|r| is_live(view, r)).collect())
+    }
+
+    /// An agent's reservation records, live or not, with their keys: one prefix read.
+    async fn agent_records(&self, swarm: &SwarmId, agent: &AgentId) -> Result<Vec<(String, ReservationRecord)>> {
+        let kvs = self.store().range(RangeRequest::prefix(keys::agent_reservations(swarm, agent))).await?.kvs;
+        kvs.iter().map(|kv| Ok((kv.key.clone(), decode(kv)?))).collect()
     }
 
     /// Delete an agent's reservations and record why they ended: it failed, or its session
@@ -101,16 +100,12 @@ impl Engine {
         agent: &AgentId,
         cause: ReleaseCause,
     ) -> Result<()> {
-        let kvs = self.store().range(RangeRequest::prefix(keys::agent_reservations(swarm, agent))).await?.kvs;
-        if kvs.is_empty() {
+        let records = self.agent_records(swarm, agent).await?;
+        if records.is_empty() {
             return Ok(());
         }
         let now = self.now_ms();
-        let mut ends = Vec::with_capacity(kvs.len());
-        for kv in &kvs {
-            let record: ReservationRecord = decode(kv)?;
-            ends.push((kv.key.clone(), ended_record(record.view, cause, now, None)));
-        }
+        let ends = records.into_iter().map(|(key, r)| (key, ended_record(r.view, cause, now, None))).collect();
         let mut ops = self.ending_ops(swarm, ends).await?;
         // A reservation write that read these records in the meantime retries without them.
         ops.push(Op::put(keys::reservation_head(swarm), now.to_string()));

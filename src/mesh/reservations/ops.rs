@@ -1,7 +1,7 @@
 //! The `reservations` tool's actions over the engine's reservation board ([`super`]).
 
 use super::api::{
-    ReleaseCause, ReservationAction as Action, ReservationConflict, ReservationMode, ReservationView,
+    EndedReservation, ReleaseCause, ReservationAction as Action, ReservationConflict, ReservationMode, ReservationView,
     ReservationsOutput as Output, ReservationsParams as Params,
 };
 use super::held::{conflicts, Held, ReservationRecord};
@@ -52,19 +52,24 @@ impl Engine {
         Ok((view, agent))
     }
 
-    /// Commit `ops` with the head compared and bumped, the agent's heartbeat, and the deletion
-    /// of every dead reservation `board` found (recorded in the history). `None`: lost a race.
+    /// Commit `ops` with the head compared and bumped, the agent's heartbeat, and the ends in
+    /// `ended` together with every other dead reservation `board` found, each deleted and
+    /// recorded in the history (one lease for them all). `None`: lost a race.
     async fn commit(
         &self,
         view: &SwarmView,
         agent: &AgentRecord,
         board: &Board,
         mut ops: Vec<Op>,
+        mut ended: Vec<(String, EndedReservation)>,
     ) -> Result<Option<i64>> {
         let swarm = &view.swarm.id;
-        let dead = board.dead.iter().filter(|(h, _, _)| !ops.iter().any(|op| deletes(op, &h.key)));
-        let ends = dead.map(|(h, cause, at)| (h.key.clone(), ended_record(h.view().clone(), *cause, *at, None)));
-        ops.extend(self.ending_ops(swarm, ends.collect()).await?);
+        for (h, cause, at) in &board.dead {
+            if !ended.iter().any(|(key, _)| *key == h.key) {
+                ended.push((h.key.clone(), ended_record(h.view().clone(), *cause, *at, None)));
+            }
+        }
+        ops.extend(self.ending_ops(swarm, ended).await?);
         ops.extend(view.heartbeat_ops(agent));
         ops.push(Op::put(keys::reservation_head(swarm), view.now_ms.to_string()));
         let head = Compare::mod_revision(keys::reservation_head(swarm), CompareOp::Equal, board.head_rev);
@@ -95,7 +100,7 @@ impl Engine {
                 let why = format!("holds {MAX_PER_SWARM} reservations, the most it may");
                 return Err(MeshError::conflict("swarm", &view.swarm.id, why));
             }
-            let revision = self.commit(&view, &agent, &board, ops).await?;
+            let revision = self.commit(&view, &agent, &board, ops, Vec::new()).await?;
             let out = Output { action: Action::Reserve, reserved: Some(reserved), ..Default::default() };
             Ok(revision.map(|revision| Output { revision, ..out }))
         })
@@ -145,7 +150,7 @@ impl Engine {
                 ops.push(Op::put(h.key.clone(), encode(&record)));
                 renewed.push(record.view);
             }
-            let revision = self.commit(&view, &agent, &board, ops).await?;
+            let revision = self.commit(&view, &agent, &board, ops, Vec::new()).await?;
             Ok(revision.map(|revision| Output {
                 action: Action::Renew,
                 renewed: Some(renewed),
@@ -177,7 +182,7 @@ impl Engine {
             let by = forced.then(|| agent.name.clone());
             let ends =
                 chosen.iter().map(|h| (h.key.clone(), ended_record(h.view().clone(), cause, view.now_ms, by.clone())));
-            let mut ops = self.ending_ops(&view.swarm.id, ends.collect()).await?;
+            let mut ops = Vec::new();
             if forced {
                 for (holder, ids) in by_holder(chosen.iter().copied()) {
                     let holder = crate::ids::AgentId::new(holder);
@@ -188,7 +193,7 @@ impl Engine {
                 }
             }
             let released: Vec<_> = chosen.iter().map(|h| h.view().clone()).collect();
-            let revision = self.commit(&view, &agent, &board, ops).await?;
+            let revision = self.commit(&view, &agent, &board, ops, ends.collect()).await?;
             let action = if forced { Action::ForceRelease } else { Action::Release };
             Ok(revision.map(|revision| Output { action, released: Some(released), revision, ..Default::default() }))
         })
@@ -287,10 +292,6 @@ impl Ask {
         }
         (reserved, ops)
     }
-}
-
-fn deletes(op: &Op, key: &str) -> bool {
-    matches!(op, Op::Delete { key: k, .. } if k == key)
 }
 
 fn new_id(now_ms: i64) -> String {
