@@ -12,6 +12,7 @@ mod conformance;
 pub mod etcd;
 pub mod memory;
 mod rules;
+mod scope;
 pub mod sqlite;
 mod stall;
 mod watch;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 pub use clock::{Clock, HostClock, ManualClock, SystemClock};
+pub use scope::read_scope;
 
 /// A store revision. Every committed write transaction advances it by exactly one.
 pub type Revision = i64;

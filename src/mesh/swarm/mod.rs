@@ -168,6 +168,11 @@ impl Engine {
     }
 
     pub async fn swarm_status(&self, p: SwarmIdParams) -> Result<SwarmStatusOutput> {
+        // A report: its dozen reads share one snapshot.
+        crate::store::read_scope(self.swarm_status_now(p)).await
+    }
+
+    async fn swarm_status_now(&self, p: SwarmIdParams) -> Result<SwarmStatusOutput> {
         let id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
         let view = self.load_swarm(&id).await?;
         let mail = self.mailbox_figures(&view).await?;

@@ -1,8 +1,9 @@
 //! The SQLite backend ([`SqliteStore`]): one database file shared by every server process and
 //! CLI invocation on the machine, with the same semantics as the memory backend.
 //!
-//! Concurrency: a process has two connections, each behind a mutex: one for reads, one for
-//! writes. Across processes SQLite's own locking arbitrates (WAL mode: readers never block the
+//! Concurrency: a process has one connection for writes, behind a mutex, and a pool of
+//! connections for reads ([`readers`]), so that a read scope (`store::read_scope`) can keep a
+//! snapshot open on one of them while other reads go on. Across processes SQLite's own locking arbitrates (WAL mode: readers never block the
 //! single writer, nor it them). Every write is one `BEGIN IMMEDIATE` transaction, so it takes the
 //! write lock up front and can never fail half-way on a lock upgrade. Reads, and a write that
 //! finds the lock free, run inline on the caller's task (a few microseconds, less than a
@@ -35,10 +36,12 @@ use tokio::sync::Notify;
 use super::clock::{anchor_for, boot_id, boot_ms, wall_ms, Anchor, HostClock};
 use super::memory::DEFAULT_HISTORY;
 use super::rules::check_ttl;
+use super::scope::{self, Slot};
 use super::stall::Stall;
 
 mod checkpoint;
 mod log;
+mod readers;
 mod reserve;
 mod writer;
 use super::watch::{spawn_watch, WatchSource};
@@ -47,6 +50,7 @@ use super::{
     StoreError, Txn, TxnResponse, Watch, WatchEvent,
 };
 use log::LogBounds;
+use readers::{Pooled, Readers};
 use reserve::Reserve;
 use writer::Writer;
 
@@ -174,7 +178,7 @@ struct Shared {
     read_only: Option<String>,
     /// Space that deletes may use on a full disk (none when this process only reads).
     reserve: Option<Reserve>,
-    reader: Mutex<Connection>,
+    readers: Arc<Readers>,
     writer: Mutex<Connection>,
     /// Commits, for the checkpoint thread of a store that writes.
     checkpoints: Arc<checkpoint::Checkpoints>,
@@ -449,7 +453,8 @@ impl SqliteStore {
         };
         let clock = Arc::new(clock);
         let writer = connect_read_only(path)?;
-        let mut shared = Self::shared(path, writer, reader, clock.clone(), options);
+        let readers = Readers::new(path.to_path_buf(), true, reader);
+        let mut shared = Self::shared(path, writer, readers, clock.clone(), options);
         shared.read_only = Some(path.display().to_string());
         tracing::warn!(path = %path.display(), "the database is read-only for this process: writes will be refused");
         Ok((Self { shared: Arc::new(shared) }, clock))
@@ -463,7 +468,8 @@ impl SqliteStore {
     ) -> Result<Self, StoreError> {
         let reader = connect(path)?;
         reader.pragma_update(None, "query_only", true).map_err(backend)?;
-        let mut shared = Self::shared(path, writer, reader, clock, options);
+        let readers = Readers::new(path.to_path_buf(), false, reader);
+        let mut shared = Self::shared(path, writer, readers, clock, options);
         shared.reserve = Some(Reserve::for_database(path));
         checkpoint::spawn(path, &shared.checkpoints)?;
         Ok(Self { shared: Arc::new(shared) })
@@ -472,7 +478,7 @@ impl SqliteStore {
     fn shared(
         path: &Path,
         writer: Connection,
-        reader: Connection,
+        readers: Arc<Readers>,
         clock: Arc<dyn Clock>,
         options: &SqliteOptions,
     ) -> Shared {
@@ -480,7 +486,7 @@ impl SqliteStore {
             path: path.display().to_string(),
             read_only: None,
             reserve: None,
-            reader: Mutex::new(reader),
+            readers,
             writer: Mutex::new(writer),
             checkpoints: Arc::default(),
             stall: Stall::for_database(path),
@@ -669,10 +675,47 @@ impl Shared {
         self.stall.since(now, false).map_or(now, |since| since.min(now))
     }
 
-    /// A consistent read (one snapshot) with busy retries.
+    /// A consistent read (one snapshot) with busy retries. Inside a read scope, in the scope's
+    /// snapshot: opened by its first read and kept until the scope ends or a write.
     fn read<T>(&self, mut body: impl FnMut(&Connection, i64) -> Result<T, Fail>) -> Result<T, StoreError> {
-        let conn = lock(&self.reader);
-        with_retry(|| in_txn(&conn, "BEGIN", || body(&conn, self.read_now())))
+        if let Some(out) = scope::with_slot(|slot| self.read_scoped(slot, &mut body)) {
+            return out;
+        }
+        self.read_alone(&mut body)
+    }
+
+    /// A read in a transaction of its own.
+    fn read_alone<T>(&self, body: &mut impl FnMut(&Connection, i64) -> Result<T, Fail>) -> Result<T, StoreError> {
+        let conn = self.readers.take()?;
+        with_retry(|| in_txn(conn.conn(), "BEGIN", || body(conn.conn(), self.read_now())))
+    }
+
+    /// A read in the scope's snapshot, opening it if the scope has none yet.
+    fn read_scoped<T>(
+        &self,
+        slot: &mut Slot,
+        body: &mut impl FnMut(&Connection, i64) -> Result<T, Fail>,
+    ) -> Result<T, StoreError> {
+        match slot.as_ref().and_then(|held| held.downcast_ref::<Pooled>()) {
+            Some(snapshot) if snapshot.of(&self.readers) => match body(snapshot.conn(), self.read_now()) {
+                Ok(out) => return Ok(out),
+                Err(Fail::Store(e)) => return Err(e),
+                // Busy or broken: drop this snapshot and begin again.
+                Err(Fail::Sql(_)) => *slot = None,
+            },
+            // Another store's scope: read on our own.
+            Some(_) => return self.read_alone(body),
+            None => {}
+        }
+        let snapshot = self.readers.take()?;
+        let conn = snapshot.conn();
+        let out = with_retry(|| {
+            rollback(conn);
+            conn.prepare_cached("BEGIN")?.execute([])?;
+            body(conn, self.read_now()).inspect_err(|_| rollback(conn))
+        })?;
+        *slot = Some(Box::new(snapshot));
+        Ok(out)
     }
 
     /// A write transaction: credit a stall, reap expired leases (their own revision), then
@@ -705,6 +748,8 @@ impl Shared {
         body: &mut impl FnMut(&mut Writer<'_>) -> Outcome<T>,
         frees: bool,
     ) -> Option<Result<T, StoreError>> {
+        // Reads after this write must see it.
+        scope::end_snapshot();
         let conn = match self.writer.try_lock() {
             Ok(conn) => conn,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
