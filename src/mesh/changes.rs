@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{keys, Engine};
 use crate::error::Result;
 use crate::ids::{AgentId, SwarmId};
-use crate::store::{StoreError, Watch, WatchEvent};
+use crate::store::{EventKind, StoreError, Watch, WatchEvent};
 
 /// What a live view reads, as far as its changes go: each MCP resource names one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,24 +96,33 @@ impl ChangeFeed {
 pub struct ChangeBatch {
     revision: i64,
     keys: Vec<String>,
+    /// The keys among them that were deleted (by a delete or a lease's end).
+    deleted: Vec<String>,
 }
 
 impl ChangeBatch {
     /// A batch of these keys, the newest at `revision`.
     pub fn new(revision: i64, keys: Vec<String>) -> Self {
-        Self { revision, keys }
+        Self { revision, keys, deleted: Vec::new() }
     }
 
     fn from_events(events: &[WatchEvent]) -> Self {
+        let deleted = events.iter().filter(|e| e.kind == EventKind::Delete);
         Self {
             revision: events.iter().map(|e| e.kv.mod_revision).max().unwrap_or(0),
             keys: events.iter().map(|e| e.kv.key.clone()).collect(),
+            deleted: deleted.map(|e| e.kv.key.clone()).collect(),
         }
     }
 
     /// The keys written or deleted, in commit order.
     pub fn keys(&self) -> &[String] {
         &self.keys
+    }
+
+    /// The keys the batch deleted (also in [`Self::keys`]): a batch of writes only adds.
+    pub fn deleted(&self) -> &[String] {
+        &self.deleted
     }
 
     /// Whether any change in the batch can change what `watched` reads.
@@ -181,7 +190,7 @@ async fn next_batch(watch: &mut Watch) -> std::result::Result<Vec<WatchEvent>, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EventKind, KeyValue};
+    use crate::store::KeyValue;
 
     fn put(key: &str, rev: i64) -> WatchEvent {
         let kv =

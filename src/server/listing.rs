@@ -35,18 +35,34 @@ impl Listed {
     }
 
     /// Bring the list up to date with `batch`: only the swarms and namespaces it touched are
-    /// looked at again (a key read each). Returns whether the list changed.
+    /// looked at, and read again (a key each) only where the batch deleted something: a write
+    /// alone means the swarm or namespace is there. Returns whether the list changed.
     async fn update(&mut self, engine: &Engine, batch: &ChangeBatch) -> Result<bool> {
+        let (swarms, swarms_deleted) = touched(batch, swarm_of_config);
+        let (namespaces, namespaces_deleted) = touched(batch, namespace_of);
         let mut changed = false;
-        for id in batch.keys().iter().filter_map(|k| k.strip_prefix("swarm/")?.strip_suffix("/config")) {
-            changed |= set(&mut self.swarms, id, engine.swarm_exists(id).await?);
+        for id in swarms {
+            let present = !swarms_deleted.contains(id) || engine.swarm_exists(id).await?;
+            changed |= set(&mut self.swarms, id, present);
         }
-        let namespaces: BTreeSet<&str> = batch.keys().iter().filter_map(|k| namespace_of(k)).collect();
         for ns in namespaces {
-            changed |= set(&mut self.namespaces, ns, engine.namespace_exists(ns).await?);
+            let present = !namespaces_deleted.contains(ns) || engine.namespace_exists(ns).await?;
+            changed |= set(&mut self.namespaces, ns, present);
         }
         Ok(changed)
     }
+}
+
+/// The names (by `name_of`) that `batch` touched, and those of them it deleted a key of.
+fn touched(batch: &ChangeBatch, name_of: fn(&str) -> Option<&str>) -> (BTreeSet<&str>, BTreeSet<&str>) {
+    let all = batch.keys().iter().filter_map(|k| name_of(k)).collect();
+    let deleted = batch.deleted().iter().filter_map(|k| name_of(k)).collect();
+    (all, deleted)
+}
+
+/// The swarm whose record `key` is.
+fn swarm_of_config(key: &str) -> Option<&str> {
+    key.strip_prefix("swarm/")?.strip_suffix("/config")
 }
 
 /// Make `name`'s membership in `names` be `present`; whether that changed it.
@@ -159,18 +175,26 @@ mod tests {
     use crate::mesh::testing::params;
     use crate::store::{memory::MemoryStore, ManualClock};
 
-    /// Apply the changes made by `write` to `listed`; whether the list changed.
+    /// Apply the changes made by `write` to `listed`; whether the list changed. A batch that
+    /// only wrote must be applied without a read.
     async fn after(engine: &Engine, listed: &mut Listed, write: impl std::future::Future<Output = ()>) -> bool {
         let mut feed = engine.changes().await.unwrap();
         write.await;
         let batch = feed.next_batch().await.unwrap();
-        listed.update(engine, &batch).await.unwrap()
+        let reads = || engine.metrics().counts().store_reads;
+        let before = reads();
+        let changed = listed.update(engine, &batch).await.unwrap();
+        if batch.deleted().is_empty() {
+            assert_eq!(reads(), before, "a batch of writes is applied without reading the store");
+        }
+        changed
     }
 
     #[tokio::test]
     async fn only_swarms_and_namespaces_appearing_or_going_change_the_list() {
         let clock = Arc::new(ManualClock::new(1_000));
-        let engine = Engine::new(Arc::new(MemoryStore::new(clock.clone())), clock);
+        let engine = Engine::new(Arc::new(MemoryStore::new(clock.clone())), clock)
+            .with_metrics(Arc::new(crate::metrics::Metrics::new(true, 0)));
         let mut listed = Listed::load(&engine).await.unwrap();
         let store = |key: &'static str| {
             let engine = engine.clone();
