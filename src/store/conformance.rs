@@ -188,6 +188,26 @@ async fn duplicate_keys_in_one_txn_apply_in_order(store: SharedStore, _clock: Ar
     assert!(get_kv(&store, "j").await.is_none());
 }
 
+async fn puts_report_what_they_wrote(store: SharedStore, _clock: Arc<ManualClock>) {
+    put(&store, "a", "0").await;
+    let txn = Txn::new().and_then([Op::put("a", "1"), Op::delete("gone"), Op::put("b", "2"), Op::put("a", "3")]);
+    let resp = txn_ok(&store, txn).await;
+    if store.backend() == "etcd" {
+        assert!(resp.puts.is_empty(), "etcd does not report its puts: {resp:?}");
+        return;
+    }
+    let (a, b) = (get_kv(&store, "a").await.unwrap(), get_kv(&store, "b").await.unwrap());
+    assert_eq!((a.version, b.version, resp.revision), (3, 1, 2));
+    let expected = [
+        PutResult { create_revision: 1, mod_revision: 2, version: 2 },
+        PutResult::of(&b),
+        PutResult::of(&a),
+    ];
+    assert_eq!(resp.puts, expected, "every put of the applied branch, in order");
+    let failed = Txn::new().when([Compare::absent("a")]).and_then([Op::put("x", "1")]).or_else([Op::delete("b")]);
+    assert!(txn_ok(&store, failed).await.puts.is_empty(), "the branch that ran put nothing");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Ranges
 // ---------------------------------------------------------------------------------------------
@@ -537,6 +557,7 @@ conformance_etcd!(
     failed_txn_changes_nothing,
     noop_txns_keep_the_revision,
     delete_then_recreate_resets_create_revision,
+    puts_report_what_they_wrote,
     range_by_prefix_is_byte_ordered_with_limit,
     prefix_after_paginates,
     delete_prefix_removes_exactly_the_prefix,
@@ -555,6 +576,7 @@ conformance!(
     noop_txns_keep_the_revision,
     delete_then_recreate_resets_create_revision,
     duplicate_keys_in_one_txn_apply_in_order,
+    puts_report_what_they_wrote,
     range_by_prefix_is_byte_ordered_with_limit,
     prefix_after_paginates,
     delete_prefix_removes_exactly_the_prefix,

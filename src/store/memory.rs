@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use super::{
-    prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo, Op, RangeRequest, RangeResponse, Revision, Store,
+    prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo, Op, PutResult, RangeRequest, RangeResponse, Revision, Store,
     StoreError, Txn, TxnResponse, Watch, WatchEvent,
 };
 
@@ -257,8 +257,9 @@ impl State {
             return Err(StoreError::LeaseNotFound(missing));
         }
         let events = self.apply(ops, self.revision + 1, now);
+        let puts = events.iter().filter(|e| e.kind == EventKind::Put).map(|e| PutResult::of(&e.kv)).collect();
         self.commit(events);
-        Ok(TxnResponse { succeeded, revision: self.revision })
+        Ok(TxnResponse { succeeded, revision: self.revision, puts })
     }
 
     fn live_lease_mut(&mut self, id: LeaseId, now: i64) -> Result<&mut Lease, StoreError> {

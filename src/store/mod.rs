@@ -160,6 +160,37 @@ pub struct TxnResponse {
     pub succeeded: bool,
     /// The store revision after the transaction. It advances only when the transaction wrote.
     pub revision: Revision,
+    /// What each put of the applied branch made of its key, in the branch's order, so that a
+    /// caller need not read back what it wrote. Empty where the backend does not say (etcd
+    /// answers a put with its revision only): read the key then.
+    pub puts: Vec<PutResult>,
+}
+
+/// A key as a put left it (its value and lease are the put's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutResult {
+    pub create_revision: Revision,
+    pub mod_revision: Revision,
+    pub version: i64,
+}
+
+impl PutResult {
+    /// What a put left, from the key it left.
+    pub fn of(kv: &KeyValue) -> Self {
+        Self { create_revision: kv.create_revision, mod_revision: kv.mod_revision, version: kv.version }
+    }
+
+    /// The key-value the put wrote.
+    pub fn kv(&self, key: impl Into<String>, value: impl Into<Vec<u8>>, lease: LeaseId) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: value.into(),
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+            version: self.version,
+            lease,
+        }
+    }
 }
 
 /// A page of a range read.

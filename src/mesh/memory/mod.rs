@@ -84,11 +84,13 @@ impl Engine {
             expires_at_ms: p.ttl.map(|t| now + t as i64 * 1000),
             embedding,
         };
-        let resp = self
-            .store()
-            .txn(Txn::new().and_then([Op::put_with_lease(keys::memory(namespace, key), encode(&record), lease)]))
-            .await?;
-        let kv = store::get(&**self.store(), &keys::memory(namespace, key)).await?;
+        let (stored_key, value) = (keys::memory(namespace, key), encode(&record));
+        let resp = self.store().txn(Txn::new().and_then([Op::put_with_lease(&stored_key, value.clone(), lease)])).await?;
+        // The entry as the put left it, read back only where the backend does not say.
+        let kv = match resp.puts.first() {
+            Some(put) => Some(put.kv(stored_key, value, lease)),
+            None => store::get(&**self.store(), &stored_key).await?,
+        };
         Ok(MemoryOutput {
             action: MemoryAction::Store,
             namespace: namespace.to_string(),

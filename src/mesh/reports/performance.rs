@@ -40,6 +40,11 @@ fn calls(calls: u64, errors: u64, latency: &HistCounts) -> CallFigures {
 
 impl Engine {
     pub async fn performance_report(&self, p: PerformanceReportParams) -> Result<PerformanceReportOutput> {
+        // A report: its reads share one snapshot.
+        crate::store::read_scope(self.performance_report_now(p)).await
+    }
+
+    async fn performance_report_now(&self, p: PerformanceReportParams) -> Result<PerformanceReportOutput> {
         let timeframe = p.timeframe.unwrap_or_default();
         let format = p.format.unwrap_or_default();
         let to_ms = self.now_ms();

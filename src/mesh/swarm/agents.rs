@@ -163,6 +163,11 @@ impl Engine {
     }
 
     pub async fn agent_list(&self, p: AgentListParams) -> Result<AgentListOutput> {
+        // A report: its reads share one snapshot.
+        crate::store::read_scope(self.agent_list_now(p)).await
+    }
+
+    async fn agent_list_now(&self, p: AgentListParams) -> Result<AgentListOutput> {
         let limit = validate::limit("limit", p.limit, config::DEFAULT_LIST_LIMIT)?;
         let swarm_id = self.resolve_swarm(p.swarm_id.as_deref()).await?;
         let view = self.load_swarm(&swarm_id).await?;

@@ -216,7 +216,7 @@ impl Engine {
                 .and_then(ops);
             let resp = if added.is_empty() && removed.is_empty() {
                 // Nothing to change: report without a write.
-                crate::store::TxnResponse { succeeded: true, revision: view.revision }
+                crate::store::TxnResponse { succeeded: true, revision: view.revision, puts: Vec::new() }
             } else {
                 self.store().txn(txn).await?
             };

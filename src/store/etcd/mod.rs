@@ -377,7 +377,8 @@ impl Store for EtcdStore {
                 Err(e) => tracing::warn!(lease, error = %e, "a lease renewal after a committed transaction failed"),
             }
         }
-        Ok(TxnResponse { succeeded, revision: ours(resp.header().map_or(0, |h| h.revision())) })
+        let revision = ours(resp.header().map_or(0, |h| h.revision()));
+        Ok(TxnResponse { succeeded, revision, puts: Vec::new() })
     }
 
     async fn lease_grant(&self, ttl_ms: i64) -> Result<LeaseId, StoreError> {

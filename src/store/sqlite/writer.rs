@@ -7,7 +7,9 @@ use rusqlite::{params, Connection};
 use super::log::LogBounds;
 use super::{get_visible, Fail, KIND_DELETE, KIND_PUT, ROW_OVERHEAD};
 use crate::store::rules::{compare_holds, delete_event, leases_used};
-use crate::store::{prefix_end, EventKind, KeyValue, LeaseId, Op, Revision, StoreError, Txn, TxnResponse, WatchEvent};
+use crate::store::{
+    prefix_end, EventKind, LeaseId, Op, PutResult, Revision, StoreError, Txn, TxnResponse, WatchEvent,
+};
 
 /// One write transaction in progress. Events are stamped with `rev + 1` until
 /// [`Writer::close_revision`] makes that the current revision (only if anything was recorded,
@@ -72,7 +74,7 @@ impl<'c> Writer<'c> {
         Ok(())
     }
 
-    fn put(&mut self, key: &str, value: &[u8], lease: LeaseId) -> Result<(), Fail> {
+    fn put(&mut self, key: &str, value: &[u8], lease: LeaseId) -> Result<PutResult, Fail> {
         let rev = self.next_rev();
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO kv (key, value, create_rev, mod_rev, version, lease) VALUES (?1, ?2, ?3, ?3, 1, ?4) \
@@ -81,15 +83,9 @@ impl<'c> Writer<'c> {
         )?;
         let (create_revision, version) =
             stmt.query_row(params![key, value, rev, lease], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let kv = KeyValue {
-            key: key.to_string(),
-            value: value.to_vec(),
-            create_revision,
-            mod_revision: rev,
-            version,
-            lease,
-        };
-        self.record(&WatchEvent { kind: EventKind::Put, kv })
+        let put = PutResult { create_revision, mod_revision: rev, version };
+        self.record(&WatchEvent { kind: EventKind::Put, kv: put.kv(key, value, lease) })?;
+        Ok(put)
     }
 
     fn delete(&mut self, key: &str) -> Result<(), Fail> {
@@ -153,13 +149,15 @@ impl<'c> Writer<'c> {
         Ok(())
     }
 
-    fn apply(&mut self, op: &Op) -> Result<(), Fail> {
+    /// Apply one op; what a put made of its key.
+    fn apply(&mut self, op: &Op) -> Result<Option<PutResult>, Fail> {
         match op {
-            Op::Put { key, value, lease } => self.put(key, value, *lease),
+            Op::Put { key, value, lease } => return self.put(key, value, *lease).map(Some),
             Op::Delete { key } => self.delete(key),
             Op::DeletePrefix { prefix } => self.delete_prefix(prefix),
             Op::KeepAlive { lease } => self.keepalive(*lease),
-        }
+        }?;
+        Ok(None)
     }
 
     /// The transaction proper. A missing lease is a committed outcome (the reap done before it
@@ -178,11 +176,12 @@ impl<'c> Writer<'c> {
                 return Ok(Err(StoreError::LeaseNotFound(id)));
             }
         }
+        let mut puts = Vec::new();
         for op in ops {
-            self.apply(op)?;
+            puts.extend(self.apply(op)?);
         }
         self.close_revision();
-        Ok(Ok(TxnResponse { succeeded, revision: self.rev }))
+        Ok(Ok(TxnResponse { succeeded, revision: self.rev, puts }))
     }
 
     /// Persist the new revision and prune the change log to its bounds.
