@@ -269,7 +269,7 @@ async fn receiving_again_and_again_does_not_copy_messages_into_the_log() {
         let args = json!({"from": "a", "to": "b", "message": {"blob": blob}, "agentToken": a["agentToken"]});
         mcp.ok("daa_communication", args).await;
     }
-    let log_bytes = "SELECT bytes FROM log_size";
+    let log_bytes = "SELECT log_bytes FROM meta";
     let before = db_number(&db, log_bytes);
     let receive = json!({"action": "receive", "agentId": "b", "agentToken": b["agentToken"], "limit": 20});
     let mut last = json!(null);

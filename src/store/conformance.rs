@@ -198,11 +198,8 @@ async fn puts_report_what_they_wrote(store: SharedStore, _clock: Arc<ManualClock
     }
     let (a, b) = (get_kv(&store, "a").await.unwrap(), get_kv(&store, "b").await.unwrap());
     assert_eq!((a.version, b.version, resp.revision), (3, 1, 2));
-    let expected = [
-        PutResult { create_revision: 1, mod_revision: 2, version: 2 },
-        PutResult::of(&b),
-        PutResult::of(&a),
-    ];
+    let expected =
+        [PutResult { create_revision: 1, mod_revision: 2, version: 2 }, PutResult::of(&b), PutResult::of(&a)];
     assert_eq!(resp.puts, expected, "every put of the applied branch, in order");
     let failed = Txn::new().when([Compare::absent("a")]).and_then([Op::put("x", "1")]).or_else([Op::delete("b")]);
     assert!(txn_ok(&store, failed).await.puts.is_empty(), "the branch that ran put nothing");

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use super::{
-    prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo, Op, PutResult, RangeRequest, RangeResponse, Revision, Store,
-    StoreError, Txn, TxnResponse, Watch, WatchEvent,
+    prefix_end, Clock, EventKind, KeyValue, LeaseId, LeaseInfo, Op, PutResult, RangeRequest, RangeResponse, Revision,
+    Store, StoreError, Txn, TxnResponse, Watch, WatchEvent,
 };
 
 /// Revisions of events kept for `watch(from_revision)` replay unless told otherwise.

@@ -85,7 +85,8 @@ impl Engine {
             embedding,
         };
         let (stored_key, value) = (keys::memory(namespace, key), encode(&record));
-        let resp = self.store().txn(Txn::new().and_then([Op::put_with_lease(&stored_key, value.clone(), lease)])).await?;
+        let resp =
+            self.store().txn(Txn::new().and_then([Op::put_with_lease(&stored_key, value.clone(), lease)])).await?;
         // The entry as the put left it, read back only where the backend does not say.
         let kv = match resp.puts.first() {
             Some(put) => Some(put.kv(stored_key, value, lease)),

@@ -3,11 +3,19 @@
 //! hundredth of them, so that pruning by count runs once in many commits), more than
 //! [`LogBounds::bytes`] of keys and values, or revisions older than [`LogBounds::age_ms`].
 //! Readers that fall behind the pruning point are told the log was compacted and read afresh.
+//!
+//! The log's size is kept in `meta`, the page every commit writes anyway. Commit times are kept
+//! in `log_times` one per [`TIME_GRAIN_MS`] at most (the first revision committed in it), not
+//! one per revision: a row there is one more page for the commit to write, and an age bound of
+//! an hour needs no finer clock.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Fail, ROW_OVERHEAD};
 use crate::store::Revision;
+
+/// The finest grain of the commit times recorded for the age bound.
+const TIME_GRAIN_MS: i64 = 1_000;
 
 /// How much history the change log keeps.
 #[derive(Debug, Clone, Copy)]
@@ -21,8 +29,13 @@ impl LogBounds {
     /// Record that revision `rev` committed at `now` having added `added` bytes to the log, and
     /// prune what the bounds no longer allow. Returns the revision the log is pruned through.
     pub fn commit(&self, conn: &Connection, rev: Revision, now: i64, added: i64) -> Result<Revision, Fail> {
-        conn.prepare_cached("INSERT OR REPLACE INTO log_times (rev, at_ms) VALUES (?1, ?2)")?.execute([rev, now])?;
-        let mut stmt = conn.prepare_cached("UPDATE log_size SET bytes = bytes + ?1 WHERE id = 0 RETURNING bytes")?;
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO log_times (rev, at_ms) SELECT ?1, ?2 WHERE NOT EXISTS \
+             (SELECT 1 FROM log_times WHERE rev = (SELECT max(rev) FROM log_times) AND at_ms > ?2 - ?3)",
+        )?
+        .execute([rev, now, TIME_GRAIN_MS])?;
+        let mut stmt =
+            conn.prepare_cached("UPDATE meta SET log_bytes = log_bytes + ?1 WHERE id = 0 RETURNING log_bytes")?;
         let bytes: i64 = stmt.query_row([added], |r| r.get(0))?;
         let oldest: Option<(Revision, i64)> = conn
             .prepare_cached("SELECT rev, at_ms FROM log_times ORDER BY rev LIMIT 1")?
@@ -45,17 +58,20 @@ impl LogBounds {
         let horizon = horizon.min(rev - 1);
         if horizon > 0 {
             let freed = prune_through(conn, horizon)?;
-            conn.prepare_cached("UPDATE log_size SET bytes = max(bytes - ?1, 0) WHERE id = 0")?.execute([freed])?;
+            conn.prepare_cached("UPDATE meta SET log_bytes = max(log_bytes - ?1, 0) WHERE id = 0")?.execute([freed])?;
         }
         Ok(horizon)
     }
 
     /// The last revision to prune for age, once the oldest one has outlived the bound: down to
-    /// 90% of the age, so that the scan runs once in many writes.
+    /// 90% of the age, so that the scan runs once in many writes. Revisions between two recorded
+    /// times committed within a grain of the first, so this prunes nothing younger than the
+    /// cutoff by more than a grain.
     fn aged(&self, conn: &Connection, now: i64) -> Result<Revision, Fail> {
         let cutoff = now - self.age_ms / 10 * 9;
-        let mut stmt = conn.prepare_cached("SELECT max(rev) FROM log_times WHERE at_ms < ?1")?;
-        Ok(stmt.query_row([cutoff], |r| r.get::<_, Option<Revision>>(0))?.unwrap_or(0))
+        let mut stmt = conn.prepare_cached("SELECT min(rev) FROM log_times WHERE at_ms >= ?1")?;
+        let first_young = stmt.query_row([cutoff], |r| r.get::<_, Option<Revision>>(0))?;
+        Ok(first_young.map_or(0, |rev| rev - 1))
     }
 }
 
@@ -78,8 +94,15 @@ fn revisions_holding(conn: &Connection, current: Revision, bytes: i64) -> Result
     Ok(last)
 }
 
-/// Delete the change log through revision `horizon`; the bytes it freed.
+/// Delete the change log through revision `horizon`; the bytes it freed. The first revision
+/// kept keeps a recorded time: that of the grain it was committed in, when the cut falls
+/// inside one (the age check reads the oldest time recorded).
 fn prune_through(conn: &Connection, horizon: Revision) -> Result<i64, Fail> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO log_times (rev, at_ms) \
+         SELECT ?1 + 1, at_ms FROM log_times WHERE rev <= ?1 ORDER BY rev DESC LIMIT 1",
+    )?
+    .execute([horizon])?;
     conn.prepare_cached("DELETE FROM log_times WHERE rev <= ?1")?.execute([horizon])?;
     let mut stmt = conn.prepare_cached("DELETE FROM changes WHERE rev <= ?1 RETURNING length(key) + length(value)")?;
     let freed = stmt
@@ -87,4 +110,41 @@ fn prune_through(conn: &Connection, horizon: Revision) -> Result<i64, Fail> {
         .map(|n| n.map(|n| n + ROW_OVERHEAD))
         .sum::<Result<i64, _>>()?;
     Ok(freed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::store::sqlite::{SqliteOptions, SqliteStore};
+    use crate::store::{ManualClock, Op, Store, Txn};
+
+    /// Pruning by count can cut a grain of recorded time in two; the revisions it keeps must
+    /// still age out with their grain, not with the next recorded time, however much later.
+    #[tokio::test]
+    async fn revisions_kept_from_a_cut_grain_still_age_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_000));
+        let options = SqliteOptions { retain_revisions: 10, max_log_age_ms: 60_000, ..SqliteOptions::default() };
+        let store = SqliteStore::open_with_options(&dir.path().join("mesh.db"), clock.clone(), options).unwrap();
+        let put = |key: &'static str| store.txn(Txn::new().and_then([Op::put(key, "v")]));
+        for _ in 0..15 {
+            put("old").await.unwrap();
+        }
+        clock.advance(50_000);
+        for _ in 0..15 {
+            put("mid").await.unwrap();
+        }
+        clock.advance(20_000);
+        put("new").await.unwrap();
+        let logged: Vec<String> = super::super::lock(&store.shared.writer)
+            .prepare("SELECT key FROM changes ORDER BY rev")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!logged.contains(&"old".to_string()), "70 s old revisions are gone: {logged:?}");
+        assert_eq!(logged.len(), 10, "the count bound keeps the ten latest: {logged:?}");
+    }
 }

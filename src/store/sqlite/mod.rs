@@ -55,7 +55,7 @@ use reserve::Reserve;
 use writer::Writer;
 
 /// Bumped (with a migration) whenever the schema below changes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
@@ -66,7 +66,6 @@ CREATE TABLE IF NOT EXISTS kv (
     version    INTEGER NOT NULL,
     lease      INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS kv_by_lease ON kv(lease);
 CREATE TABLE IF NOT EXISTS meta (
     id        INTEGER PRIMARY KEY CHECK (id = 0),
     revision  INTEGER NOT NULL,
@@ -117,7 +116,15 @@ CREATE TABLE IF NOT EXISTS log_times (
     rev   INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL
 );
-PRAGMA user_version = 5;
+-- Version 6: fewer pages written per commit, each page being a frame of the WAL (most of a
+-- write's cost): the log's size moves into `meta`, which every commit writes anyway, and only
+-- leased keys are indexed by lease, so a write of a key without a lease leaves the index alone.
+ALTER TABLE meta ADD COLUMN log_bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE meta SET log_bytes = coalesce((SELECT bytes FROM log_size WHERE id = 0), 0) WHERE id = 0;
+DROP TABLE IF EXISTS log_size;
+DROP INDEX IF EXISTS kv_by_lease;
+CREATE INDEX IF NOT EXISTS kv_leased ON kv(lease) WHERE lease != 0;
+PRAGMA user_version = 6;
 ";
 
 /// Whole-transaction attempts of a read before giving up with `Busy` (each already waits in the
@@ -387,7 +394,8 @@ fn lease_info_at(conn: &Connection, id: LeaseId, now: i64) -> Result<LeaseInfo, 
         .query_row(params![id, now], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .ok_or(StoreError::LeaseNotFound(id))?;
-    let mut stmt = conn.prepare_cached("SELECT key FROM kv WHERE lease = ?1 ORDER BY key")?;
+    // `lease != 0` lets SQLite use the partial index of leased keys.
+    let mut stmt = conn.prepare_cached("SELECT key FROM kv WHERE lease = ?1 AND lease != 0 ORDER BY key")?;
     let keys = stmt.query_map([id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
     Ok(LeaseInfo { id, ttl_ms, remaining_ms: expires_at_ms - now, keys })
 }
@@ -646,8 +654,15 @@ fn migrate(conn: &Connection) -> Result<(), Fail> {
     if version == SCHEMA_VERSION {
         return Ok(());
     }
-    // Idempotent, so two processes racing to create the schema both succeed.
-    in_txn(conn, "BEGIN IMMEDIATE", || Ok(conn.execute_batch(SCHEMA)?))
+    // Under the write lock, and only if no other process migrated the file meanwhile: the
+    // schema's steps are cumulative and not all idempotent (adding a column).
+    in_txn(conn, "BEGIN IMMEDIATE", || {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < SCHEMA_VERSION {
+            conn.execute_batch(SCHEMA)?;
+        }
+        Ok(())
+    })
 }
 
 /// A write transaction's body: the outer `Result` aborts (rolls back); the inner one is
@@ -1164,7 +1179,7 @@ mod tests {
             let conn = lock(&store.shared.writer);
             let sum = "SELECT sum(length(key) + length(value) + 64) FROM changes";
             (
-                conn.query_row("SELECT bytes FROM log_size", [], |r| r.get(0)).unwrap(),
+                conn.query_row("SELECT log_bytes FROM meta", [], |r| r.get(0)).unwrap(),
                 conn.query_row(sum, [], |r| r.get(0)).unwrap(),
             )
         };
@@ -1233,5 +1248,60 @@ mod tests {
         assert_eq!((mode.as_str(), sync, version), ("wal", 2, SCHEMA_VERSION));
         let checkpoint: i64 = conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)).unwrap();
         assert_eq!(checkpoint, WAL_AUTOCHECKPOINT_PAGES);
+    }
+
+    /// A version-5 file (the log's size in a table of its own, every key indexed by lease) is
+    /// migrated in place: its keys, leases and log size kept, and a write of an unleased key
+    /// then writes three pages (the key, the log, `meta`), not six.
+    #[tokio::test]
+    async fn a_version_5_file_is_migrated_and_writes_fewer_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mesh.db");
+        let clock = Arc::new(ManualClock::new(1_000));
+        {
+            let store = SqliteStore::open(&path, clock.clone()).unwrap();
+            let lease = store.lease_grant(60_000).await.unwrap();
+            store
+                .txn(Txn::new().and_then([Op::put("plain", "1"), Op::put_with_lease("leased", "2", lease)]))
+                .await
+                .unwrap();
+            lock(&store.shared.writer)
+                .execute_batch(
+                    "CREATE TABLE log_size (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL);
+                     INSERT INTO log_size SELECT 0, log_bytes FROM meta;
+                     ALTER TABLE meta DROP COLUMN log_bytes;
+                     DROP INDEX kv_leased;
+                     CREATE INDEX kv_by_lease ON kv(lease);
+                     PRAGMA user_version = 5;",
+                )
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path, clock).unwrap();
+        let wal_frames = |conn: &Connection| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+            move |path: &Path| (std::fs::metadata(path).unwrap().len().saturating_sub(32)) / (4096 + 24)
+        };
+        let (logged, indexes) = {
+            let conn = lock(&store.shared.writer);
+            let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(version, SCHEMA_VERSION);
+            let logged: i64 = conn.query_row("SELECT log_bytes FROM meta", [], |r| r.get(0)).unwrap();
+            let indexes: String = conn
+                .query_row(
+                    "SELECT group_concat(name) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'kv'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            (logged, indexes)
+        };
+        let sum: i64 = lock(&store.shared.writer)
+            .query_row("SELECT sum(length(key) + length(value) + 64) FROM changes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((logged, indexes.as_str()), (sum, "kv_leased"));
+        assert_eq!(get(&store, "leased").await.unwrap().unwrap().value, b"2");
+        let frames = wal_frames(&lock(&store.shared.writer));
+        store.txn(put_txn("plain", "3")).await.unwrap();
+        assert_eq!(frames(&dir.path().join("mesh.db-wal")), 3, "the key's page, the log's, and meta");
     }
 }

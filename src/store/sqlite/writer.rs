@@ -7,9 +7,7 @@ use rusqlite::{params, Connection};
 use super::log::LogBounds;
 use super::{get_visible, Fail, KIND_DELETE, KIND_PUT, ROW_OVERHEAD};
 use crate::store::rules::{compare_holds, delete_event, leases_used};
-use crate::store::{
-    prefix_end, EventKind, LeaseId, Op, PutResult, Revision, StoreError, Txn, TxnResponse, WatchEvent,
-};
+use crate::store::{prefix_end, EventKind, LeaseId, Op, PutResult, Revision, StoreError, Txn, TxnResponse, WatchEvent};
 
 /// One write transaction in progress. Events are stamped with `rev + 1` until
 /// [`Writer::close_revision`] makes that the current revision (only if anything was recorded,
@@ -113,7 +111,8 @@ impl<'c> Writer<'c> {
 
     /// Delete a lease and its keys; returns the keys (deletion events not yet recorded).
     pub(super) fn drop_lease(&mut self, id: LeaseId) -> Result<Vec<String>, Fail> {
-        let mut stmt = self.conn.prepare_cached("DELETE FROM kv WHERE lease = ?1 RETURNING key")?;
+        // `lease != 0` lets SQLite use the partial index of leased keys.
+        let mut stmt = self.conn.prepare_cached("DELETE FROM kv WHERE lease = ?1 AND lease != 0 RETURNING key")?;
         let keys = stmt.query_map([id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
         self.conn.prepare_cached("DELETE FROM leases WHERE id = ?1")?.execute([id])?;
         Ok(keys)
