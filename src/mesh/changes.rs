@@ -80,6 +80,13 @@ impl Engine {
     pub async fn changes(&self) -> Result<ChangeFeed> {
         Ok(ChangeFeed { watch: self.store.watch("", 0).await? })
     }
+
+    /// A change feed that looks for commits at most once per `gap` after delivering a batch
+    /// (see [`crate::store::Store::watch_coalesced`]): for readers that need no per-commit
+    /// latency, so that a burst of writes does not cost them a read each.
+    pub async fn changes_coalesced(&self, gap: std::time::Duration) -> Result<ChangeFeed> {
+        Ok(ChangeFeed { watch: self.store.watch_coalesced("", 0, gap).await? })
+    }
 }
 
 impl ChangeFeed {

@@ -85,6 +85,14 @@ impl Store for Counted {
     async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<Watch, StoreError> {
         self.inner.watch(prefix, from_revision).await
     }
+    async fn watch_coalesced(
+        &self,
+        prefix: &str,
+        from_revision: Revision,
+        gap: std::time::Duration,
+    ) -> Result<Watch, StoreError> {
+        self.inner.watch_coalesced(prefix, from_revision, gap).await
+    }
     async fn changes(&self, prefix: &str, after: Revision) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
         let t = Instant::now();
         let r = self.inner.changes(prefix, after).await;

@@ -19,6 +19,9 @@ use crate::mesh::Engine;
 
 /// How long to wait before reopening a watch that ended with an error.
 const REOPEN_DELAY: Duration = Duration::from_millis(200);
+/// How long the list's watch waits after a batch before it looks again: a list change is told
+/// within this, and a burst of writes costs the watcher a read per gap, not one per write.
+const COALESCE: Duration = Duration::from_millis(50);
 
 /// What the resource list is made of: swarm ids and non-empty memory namespaces.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -98,7 +101,7 @@ async fn follow(engine: Engine, tx: watch::Sender<u64>) {
     let mut before: Option<Listed> = None;
     loop {
         // The feed opens before the list is read, so no change in between is missed.
-        let opened = match engine.changes().await {
+        let opened = match engine.changes_coalesced(COALESCE).await {
             Ok(feed) => Listed::load(&engine).await.map(|listed| (feed, listed)),
             Err(e) => Err(e),
         };

@@ -100,8 +100,9 @@ impl WatchSource for Shared {
         &self.changed
     }
 
-    fn poll(&self, prefix: &str, cursor: &mut Revision) -> Result<Vec<WatchEvent>, StoreError> {
-        self.write(|state, _| state.events_from(prefix, cursor))
+    fn poll(&self, prefix: &str, cursor: &mut Revision) -> Result<(Vec<WatchEvent>, bool), StoreError> {
+        // Unbatched: every revision up to the current one.
+        self.write(|state, _| state.events_from(prefix, cursor)).map(|events| (events, false))
     }
 }
 
@@ -320,6 +321,15 @@ impl Store for MemoryStore {
     }
 
     async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<Watch, StoreError> {
+        self.watch_coalesced(prefix, from_revision, std::time::Duration::ZERO).await
+    }
+
+    async fn watch_coalesced(
+        &self,
+        prefix: &str,
+        from_revision: Revision,
+        gap: std::time::Duration,
+    ) -> Result<Watch, StoreError> {
         let cursor = {
             let state = self.shared.lock();
             if from_revision <= 0 {
@@ -329,7 +339,7 @@ impl Store for MemoryStore {
                 from_revision
             }
         };
-        Ok(spawn_watch(self.shared.clone(), prefix.to_string(), cursor))
+        Ok(spawn_watch(self.shared.clone(), prefix.to_string(), cursor, gap))
     }
 
     async fn changes(&self, prefix: &str, after: Revision) -> Result<(Vec<WatchEvent>, Revision), StoreError> {

@@ -18,6 +18,7 @@ mod stall;
 mod watch;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -320,6 +321,14 @@ pub trait Store: Send + Sync + 'static {
     /// Stream changes to keys under `prefix` with revision >= `from_revision`
     /// (`0` means "changes after now").
     async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<Watch, StoreError>;
+    /// [`Store::watch`] for a reader that needs no commit-by-commit latency: after delivering
+    /// changes the backend may wait `gap` before it looks again, and deliver what accumulated
+    /// meanwhile in one go. A burst of commits then costs the watch one read per `gap`, not one
+    /// per commit; the first change after a quiet spell still comes at once.
+    async fn watch_coalesced(&self, prefix: &str, from_revision: Revision, gap: Duration) -> Result<Watch, StoreError> {
+        let _ = gap;
+        self.watch(prefix, from_revision).await
+    }
     /// The changes to keys under `prefix` after revision `after`, in order, and the store
     /// revision they bring a reader up to: how a cache of a prefix catches up without reading
     /// it all again. Expired leases are reaped first, so their deletions are included.

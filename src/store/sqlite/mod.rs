@@ -354,12 +354,13 @@ fn count_range(conn: &Connection, start: &str, end: &str, now: i64, cap: usize) 
     Ok(stmt.query_row(params![start, end, now, cap], |r| r.get::<_, i64>(0))? as usize)
 }
 
-/// The change-log events under `prefix` from `cursor`, and the cursor to continue from.
-fn changes_from(conn: &Connection, prefix: &str, cursor: Revision) -> Result<(Vec<WatchEvent>, Revision), Fail> {
+/// The change-log events under `prefix` from `cursor`, the cursor to continue from, and whether
+/// the log holds revisions past it already (the batch was bounded).
+fn changes_from(conn: &Connection, prefix: &str, cursor: Revision) -> Result<(Vec<WatchEvent>, Revision, bool), Fail> {
     let (revision, compacted) = read_meta(conn)?;
     check_retained(cursor, compacted)?;
     if revision < cursor {
-        return Ok((Vec::new(), cursor));
+        return Ok((Vec::new(), cursor, false));
     }
     let upto = revision.min(cursor + WATCH_BATCH_REVISIONS - 1);
     let mut stmt = conn.prepare_cached(
@@ -369,7 +370,7 @@ fn changes_from(conn: &Connection, prefix: &str, cursor: Revision) -> Result<(Ve
     let events = stmt
         .query_map(params![cursor, upto, prefix, prefix_end(prefix)], event_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((events, upto + 1))
+    Ok((events, upto + 1, upto < revision))
 }
 
 /// Every change-log event under `prefix` after revision `after`, and the revision they reach.
@@ -879,11 +880,11 @@ impl WatchSource for Shared {
         &self.changed
     }
 
-    fn poll(&self, prefix: &str, cursor: &mut Revision) -> Result<Vec<WatchEvent>, StoreError> {
+    fn poll(&self, prefix: &str, cursor: &mut Revision) -> Result<(Vec<WatchEvent>, bool), StoreError> {
         let from = *cursor;
-        let (events, next) = self.read_reaped(|conn| changes_from(conn, prefix, from))?;
+        let (events, next, more) = self.read_reaped(|conn| changes_from(conn, prefix, from))?;
         *cursor = next;
-        Ok(events)
+        Ok((events, more))
     }
 }
 
@@ -942,6 +943,10 @@ impl Store for SqliteStore {
     }
 
     async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<Watch, StoreError> {
+        self.watch_coalesced(prefix, from_revision, Duration::ZERO).await
+    }
+
+    async fn watch_coalesced(&self, prefix: &str, from_revision: Revision, gap: Duration) -> Result<Watch, StoreError> {
         let cursor = self.shared.read(|conn, _| {
             let (revision, compacted) = read_meta(conn)?;
             if from_revision <= 0 {
@@ -950,7 +955,7 @@ impl Store for SqliteStore {
             check_retained(from_revision, compacted)?;
             Ok(from_revision)
         })?;
-        Ok(spawn_watch(self.shared.clone(), prefix.to_string(), cursor))
+        Ok(spawn_watch(self.shared.clone(), prefix.to_string(), cursor, gap))
     }
 
     async fn changes(&self, prefix: &str, after: Revision) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
