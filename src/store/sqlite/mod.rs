@@ -701,7 +701,15 @@ impl Shared {
     }
 
     /// A read in a transaction of its own.
+    ///
+    /// On the writer's connection when it is free: a commit through another connection makes
+    /// SQLite drop a connection's whole page cache at its next transaction, so a reader
+    /// connection re-reads its pages after every write of this process, where the writer's
+    /// connection still holds them (it made the change).
     fn read_alone<T>(&self, body: &mut impl FnMut(&Connection, i64) -> Result<T, Fail>) -> Result<T, StoreError> {
+        if let Ok(conn) = self.writer.try_lock() {
+            return with_retry(|| in_txn(&conn, "BEGIN", || body(&conn, self.read_now())));
+        }
         let conn = self.readers.take()?;
         with_retry(|| in_txn(conn.conn(), "BEGIN", || body(conn.conn(), self.read_now())))
     }
