@@ -451,8 +451,9 @@ impl SqliteStore {
     /// write is refused with [`StoreError::ReadOnly`]. When SQLite cannot even set up its shared
     /// memory beside the file, the file is opened as immutable (nobody may be writing it then).
     fn open_read_only(path: &Path, options: &SqliteOptions) -> Result<(Self, Arc<HostClock>), StoreError> {
-        let reader = connect_read_only(path)?;
-        let recorded: Option<Anchor> = reader
+        // The "writer" of a read-only store is a read-only connection too.
+        let writer = connect_read_only(path)?;
+        let recorded: Option<Anchor> = writer
             .query_row("SELECT boot_id, anchor_ms FROM clock WHERE id = 0", [], |r| {
                 Ok(Anchor { boot_id: r.get(0)?, anchor_ms: r.get(1)? })
             })
@@ -463,8 +464,7 @@ impl SqliteStore {
             None => HostClock::local(),
         };
         let clock = Arc::new(clock);
-        let writer = connect_read_only(path)?;
-        let readers = Readers::new(path.to_path_buf(), true, reader);
+        let readers = Readers::open(path, true)?;
         let mut shared = Self::shared(path, writer, readers, clock.clone(), options);
         shared.read_only = Some(path.display().to_string());
         tracing::warn!(path = %path.display(), "the database is read-only for this process: writes will be refused");
@@ -477,9 +477,7 @@ impl SqliteStore {
         clock: Arc<dyn Clock>,
         options: &SqliteOptions,
     ) -> Result<Self, StoreError> {
-        let reader = connect(path)?;
-        reader.pragma_update(None, "query_only", true).map_err(backend)?;
-        let readers = Readers::new(path.to_path_buf(), false, reader);
+        let readers = Readers::open(path, false)?;
         let mut shared = Self::shared(path, writer, readers, clock, options);
         shared.reserve = Some(Reserve::for_database(path));
         checkpoint::spawn(path, &shared.checkpoints)?;

@@ -1,7 +1,7 @@
 //! The reader connections of a store: a pool, so that a read scope (`store::read_scope`) can
 //! keep one connection's snapshot open while other tasks and threads go on reading.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
@@ -20,8 +20,13 @@ pub(super) struct Readers {
 }
 
 impl Readers {
-    pub(super) fn new(path: PathBuf, read_only: bool, first: Connection) -> Arc<Self> {
-        Arc::new(Self { path, read_only, idle: Mutex::new(vec![first]) })
+    /// The pool of the store at `path`, with its first connection open (so that a file it
+    /// cannot read fails here, at start).
+    pub(super) fn open(path: &Path, read_only: bool) -> Result<Arc<Self>, StoreError> {
+        let pool = Self { path: path.to_path_buf(), read_only, idle: Mutex::new(Vec::new()) };
+        let first = pool.connect()?;
+        pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(first);
+        Ok(Arc::new(pool))
     }
 
     /// An idle connection, or a new one.
@@ -29,12 +34,12 @@ impl Readers {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match idle {
             Some(conn) => conn,
-            None => self.open()?,
+            None => self.connect()?,
         };
         Ok(Pooled { pool: Arc::clone(self), conn: Some(conn) })
     }
 
-    fn open(&self) -> Result<Connection, StoreError> {
+    fn connect(&self) -> Result<Connection, StoreError> {
         if self.read_only {
             return connect_read_only(&self.path);
         }
