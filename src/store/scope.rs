@@ -8,12 +8,17 @@
 //!
 //! A scope never hides a write: any write through the store ends the scope's snapshot first, so
 //! a read after it sees it (and a read-decide-commit loop re-reads afresh after a failed
-//! compare). It is for calls that read and answer; a call that waits for somebody else's change
-//! must not run in one, since its reads would go on seeing the snapshot.
+//! compare). Nor does it hold a connection while it waits: the snapshot also ends whenever the
+//! scope's future yields, and its next read opens a new one. So the snapshot spans the reads the
+//! scope makes without waiting (on SQLite every read runs inline, so a report's reads do), and a
+//! backend may keep it on a connection others need (SQLite's writer, whose page cache survives
+//! this process's writes) without anybody waiting on the scope. It is for calls that read and
+//! answer; a call that waits for somebody else's change gains nothing from one.
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::future::Future;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 
 /// What a backend keeps for the scope: its open snapshot, if any.
 pub(crate) type Slot = Option<Box<dyn Any + Send>>;
@@ -23,12 +28,21 @@ tokio::task_local! {
 }
 
 /// Run `f` with its store reads in one snapshot where the backend supports it. Nested scopes
-/// share the outer one. The snapshot ends when `f` does, or at the first write.
+/// share the outer one. The snapshot ends when `f` does, at the first write, and whenever `f`
+/// waits.
 pub async fn read_scope<F: Future>(f: F) -> F::Output {
     if SCOPE.try_with(|_| ()).is_ok() {
         return f.await;
     }
-    SCOPE.scope(RefCell::new(None), f).await
+    let mut f = pin!(f);
+    let ends_at_waits = poll_fn(move |cx| {
+        let polled = f.as_mut().poll(cx);
+        if polled.is_pending() {
+            end_snapshot();
+        }
+        polled
+    });
+    SCOPE.scope(RefCell::new(None), ends_at_waits).await
 }
 
 /// `f` on the current scope's slot; `None` outside a scope (and on a blocking thread).
@@ -60,5 +74,15 @@ mod tests {
         })
         .await;
         assert!(with_slot(|_| ()).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_scope_that_waits_ends_its_snapshot() {
+        read_scope(async {
+            with_slot(|slot| *slot = Some(Box::new(7u32)));
+            tokio::task::yield_now().await;
+            assert_eq!(with_slot(|slot| slot.is_none()), Some(true), "a wait ends the snapshot");
+        })
+        .await;
     }
 }

@@ -29,7 +29,7 @@
 
 use std::cell::Cell;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
@@ -52,7 +52,7 @@ use super::{
     StoreError, Txn, TxnResponse, Watch, WatchEvent,
 };
 use log::LogBounds;
-use readers::{Pooled, Readers};
+use readers::{Readers, Snapshot, WriterLock};
 use reserve::Reserve;
 use writer::Writer;
 
@@ -188,7 +188,7 @@ struct Shared {
     /// Space that deletes may use on a full disk (none when this process only reads).
     reserve: Option<Reserve>,
     readers: Arc<Readers>,
-    writer: Mutex<Connection>,
+    writer: WriterLock,
     /// Commits, for the checkpoint thread of a store that writes.
     checkpoints: Arc<checkpoint::Checkpoints>,
     stall: Stall,
@@ -496,7 +496,7 @@ impl SqliteStore {
             read_only: None,
             reserve: None,
             readers,
-            writer: Mutex::new(writer),
+            writer: Arc::new(parking_lot::Mutex::new(writer)),
             checkpoints: Arc::default(),
             stall: Stall::for_database(path),
             clock,
@@ -678,9 +678,9 @@ struct Done<T> {
     credited: Option<i64>,
 }
 
-fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+fn lock(m: &WriterLock) -> parking_lot::MutexGuard<'_, Connection> {
     // Any transaction a panic left open is rolled back by the next `in_txn`.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    m.lock()
 }
 
 impl Shared {
@@ -707,7 +707,7 @@ impl Shared {
     /// connection re-reads its pages after every write of this process, where the writer's
     /// connection still holds them (it made the change).
     fn read_alone<T>(&self, body: &mut impl FnMut(&Connection, i64) -> Result<T, Fail>) -> Result<T, StoreError> {
-        if let Ok(conn) = self.writer.try_lock() {
+        if let Some(conn) = self.writer.try_lock() {
             return with_retry(|| in_txn(&conn, "BEGIN", || body(&conn, self.read_now())));
         }
         let conn = self.readers.take()?;
@@ -720,18 +720,20 @@ impl Shared {
         slot: &mut Slot,
         body: &mut impl FnMut(&Connection, i64) -> Result<T, Fail>,
     ) -> Result<T, StoreError> {
-        match slot.as_ref().and_then(|held| held.downcast_ref::<Pooled>()) {
-            Some(snapshot) if snapshot.of(&self.readers) => match body(snapshot.conn(), self.read_now()) {
-                Ok(out) => return Ok(out),
-                Err(Fail::Store(e)) => return Err(e),
-                // Busy or broken: drop this snapshot and begin again.
-                Err(Fail::Sql(_)) => *slot = None,
-            },
+        match slot.as_ref().and_then(|held| held.downcast_ref::<Snapshot>()) {
+            Some(snapshot) if snapshot.of(&self.readers, &self.writer) => {
+                match body(snapshot.conn(), self.read_now()) {
+                    Ok(out) => return Ok(out),
+                    Err(Fail::Store(e)) => return Err(e),
+                    // Busy or broken: drop this snapshot and begin again.
+                    Err(Fail::Sql(_)) => *slot = None,
+                }
+            }
             // Another store's scope: read on our own.
             Some(_) => return self.read_alone(body),
             None => {}
         }
-        let snapshot = self.readers.take()?;
+        let snapshot = self.open_snapshot()?;
         let conn = snapshot.conn();
         let out = with_retry(|| {
             rollback(conn);
@@ -740,6 +742,20 @@ impl Shared {
         })?;
         *slot = Some(Box::new(snapshot));
         Ok(out)
+    }
+
+    /// A connection for a scope's snapshot. The writer's when it is free and the runtime runs
+    /// one thread: its page cache survives this process's writes (see [`Self::read_alone`]),
+    /// and nothing else of this process can want it while the scope runs, since a scope ends
+    /// its snapshot whenever it waits (`store::scope`). Otherwise a pooled reader's, so that a
+    /// scope on a multi-thread runtime never holds up another thread's write.
+    fn open_snapshot(&self) -> Result<Snapshot, StoreError> {
+        let one_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|rt| rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+        match one_thread.then(|| self.writer.try_lock_arc()).flatten() {
+            Some(held) => Ok(Snapshot::Writer(held)),
+            None => Ok(Snapshot::Reader(self.readers.take()?)),
+        }
     }
 
     /// A write transaction: credit a stall, reap expired leases (their own revision), then
@@ -774,11 +790,7 @@ impl Shared {
     ) -> Option<Result<T, StoreError>> {
         // Reads after this write must see it.
         scope::end_snapshot();
-        let conn = match self.writer.try_lock() {
-            Ok(conn) => conn,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => return None,
-        };
+        let conn = self.writer.try_lock()?;
         let attempt = without_waiting(|| self.attempt(&conn, body));
         drop(conn);
         match attempt {

@@ -1,9 +1,12 @@
-//! The reader connections of a store: a pool, so that a read scope (`store::read_scope`) can
-//! keep one connection's snapshot open while other tasks and threads go on reading.
+//! The connections a store reads on: a pool of readers, so that a read scope
+//! (`store::read_scope`) can keep one connection's snapshot open while other tasks and threads
+//! go on reading, and the [`Snapshot`] a scope keeps (on a pooled reader or the writer's
+//! connection).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use parking_lot::{ArcMutexGuard, RawMutex};
 use rusqlite::Connection;
 
 use super::{backend, connect, connect_read_only, rollback};
@@ -67,11 +70,6 @@ impl Pooled {
     pub(super) fn conn(&self) -> &Connection {
         self.conn.as_ref().expect("a pooled connection is held until dropped")
     }
-
-    /// Whether this connection came from `pool`.
-    pub(super) fn of(&self, pool: &Arc<Readers>) -> bool {
-        Arc::ptr_eq(&self.pool, pool)
-    }
 }
 
 impl Drop for Pooled {
@@ -82,12 +80,50 @@ impl Drop for Pooled {
     }
 }
 
+/// The writer's connection, behind a lock a scope can hold as an owned guard.
+pub(super) type WriterLock = Arc<parking_lot::Mutex<Connection>>;
+
+/// A read scope's open snapshot: a read transaction on a pooled reader, or on the writer's
+/// connection held for the scope. Dropping it ends the transaction and gives the connection
+/// back.
+pub(super) enum Snapshot {
+    Reader(Pooled),
+    Writer(ArcMutexGuard<RawMutex, Connection>),
+}
+
+impl Snapshot {
+    pub(super) fn conn(&self) -> &Connection {
+        match self {
+            Snapshot::Reader(pooled) => pooled.conn(),
+            Snapshot::Writer(held) => held,
+        }
+    }
+
+    /// Whether this snapshot is on a connection of the store with these readers and writer.
+    pub(super) fn of(&self, readers: &Arc<Readers>, writer: &WriterLock) -> bool {
+        match self {
+            Snapshot::Reader(pooled) => Arc::ptr_eq(&pooled.pool, readers),
+            Snapshot::Writer(held) => Arc::ptr_eq(ArcMutexGuard::mutex(held), writer),
+        }
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if let Snapshot::Writer(held) = self {
+            rollback(held);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::sync::Arc;
 
+    use super::Snapshot;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{get, read_scope, ManualClock, Op, SharedStore, Store, Txn};
+    use crate::store::{get, read_scope, scope, ManualClock, Op, SharedStore, Store, Txn};
 
     fn put(key: &str, value: &str) -> Txn {
         Txn::new().and_then([Op::put(key, value)])
@@ -97,29 +133,77 @@ mod tests {
         String::from_utf8(get(store, key).await.unwrap().unwrap().value).unwrap()
     }
 
+    /// Where the current scope's snapshot is: `Some(true)` on the writer's connection.
+    fn on_writer() -> Option<bool> {
+        scope::with_slot(|slot| slot.as_ref()?.downcast_ref::<Snapshot>().map(|s| matches!(s, Snapshot::Writer(_))))
+            .flatten()
+    }
+
+    /// Write `key` through another store on the same file (as another process would), while
+    /// the caller waits without yielding.
+    fn write_elsewhere(path: &Path, key: &str, value: &str) {
+        let (path, txn) = (path.to_path_buf(), put(key, value));
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let other = SqliteStore::open(&path, Arc::new(ManualClock::new(1_000))).unwrap();
+            rt.block_on(other.txn(txn)).unwrap();
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A scope's reads share its first read's snapshot while another process writes, until a
+    /// write through the store; `writer` says which connection the snapshot should be on.
+    async fn one_snapshot_until_its_own_write(writer: bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store: SharedStore = Arc::new(SqliteStore::open(&path, Arc::new(ManualClock::new(1_000))).unwrap());
+        store.txn(put("k", "1")).await.unwrap();
+        read_scope(async {
+            assert_eq!(value(&*store, "k").await, "1");
+            assert_eq!(on_writer(), Some(writer));
+            write_elsewhere(&path, "k", "2");
+            assert_eq!(value(&*store, "k").await, "1", "the scope's reads share its first read's snapshot");
+            store.txn(put("j", "x")).await.unwrap();
+            assert_eq!(on_writer(), None, "a write through the store ends the snapshot");
+            assert_eq!(value(&*store, "k").await, "2");
+        })
+        .await;
+        store.txn(put("k", "3")).await.unwrap();
+        assert_eq!(value(&*store, "k").await, "3");
+    }
+
+    /// On one thread the snapshot is on the writer's connection (nothing else of the process
+    /// can run while the scope does); on several, on a pooled reader.
     #[tokio::test]
     async fn a_scope_reads_one_snapshot_until_its_own_write() {
+        one_snapshot_until_its_own_write(true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_scope_on_several_threads_reads_one_snapshot_on_a_reader() {
+        one_snapshot_until_its_own_write(false).await;
+    }
+
+    /// A scope that waits for another task's write lets go of the writer's connection, so the
+    /// write goes through, and the scope's next read sees it.
+    #[tokio::test]
+    async fn a_scope_waiting_on_another_tasks_write_does_not_hold_it_up() {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(1_000));
         let store: SharedStore = Arc::new(SqliteStore::open(&dir.path().join("s.db"), clock).unwrap());
         store.txn(put("k", "1")).await.unwrap();
         read_scope(async {
             assert_eq!(value(&*store, "k").await, "1");
-            // Another task (outside the scope) writes, and reads while the snapshot is held.
+            assert_eq!(on_writer(), Some(true));
             let other = Arc::clone(&store);
-            let seen = tokio::spawn(async move {
-                other.txn(put("k", "2")).await.unwrap();
-                value(&*other, "k").await
-            })
-            .await
-            .unwrap();
-            assert_eq!(seen, "2");
-            assert_eq!(value(&*store, "k").await, "1", "the scope's reads share its first read's snapshot");
-            store.txn(put("j", "x")).await.unwrap();
-            assert_eq!(value(&*store, "k").await, "2", "a write through the store ends the snapshot");
+            let write = tokio::spawn(async move { other.txn(put("k", "2")).await.unwrap() });
+            tokio::time::timeout(std::time::Duration::from_secs(10), write)
+                .await
+                .expect("the other task's write is not held up by the scope")
+                .unwrap();
+            assert_eq!(value(&*store, "k").await, "2");
         })
         .await;
-        store.txn(put("k", "3")).await.unwrap();
-        assert_eq!(value(&*store, "k").await, "3");
     }
 }
