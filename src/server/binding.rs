@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::session::Watch;
-use super::tools;
+use super::tools::{self, Encoded};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::mesh::model::LivenessRecord;
@@ -114,14 +114,15 @@ impl Binding {
     /// A result as the bound session may see it: without any token it carries (the agent token
     /// of an agent it spawned, the owner token of a swarm it created: the session keeps that one
     /// and passes it on itself).
-    pub fn redact(&self, json: String) -> String {
-        if !json.contains("Token\"") {
-            return json;
+    pub fn redact(&self, out: Encoded) -> Encoded {
+        if !out.text.contains("Token\"") {
+            return out;
         }
-        let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(&json) else { return json };
+        let Value::Object(mut map) = out.value else { return out };
         map.remove("agentToken");
         map.remove("ownerToken");
-        Value::Object(map).to_string()
+        let value = Value::Object(map);
+        Encoded { text: value.to_string(), value }
     }
 
     /// Hold the agent's presence until `stop`: bind (recovering the agent if it was failed or

@@ -15,6 +15,7 @@ use rmcp::model::{CallToolResult, ContentBlock as Content};
 use rmcp::ErrorData;
 use serde_json::json;
 
+use super::tools::Encoded;
 use crate::error::MeshError;
 
 /// Whether `e` carries internals that stay in the log: the store's own errors, and corrupt
@@ -65,10 +66,9 @@ pub fn tool_error(e: &MeshError) -> CallToolResult {
 /// A tool's result: typed (`structuredContent`, which Claude Code, VS Code and Copilot hand
 /// their model) and as JSON text (which the clients that read `content` hand theirs), as the
 /// specification recommends. Each model sees one of the two.
-pub fn tool_success(json: String) -> CallToolResult {
-    let structured = serde_json::from_str(&json).ok();
-    let mut result = CallToolResult::success(vec![Content::text(json)]);
-    result.structured_content = structured;
+pub fn tool_success(out: Encoded) -> CallToolResult {
+    let mut result = CallToolResult::success(vec![Content::text(out.text)]);
+    result.structured_content = Some(out.value);
     result
 }
 

@@ -271,13 +271,13 @@ impl ServerHandler for MeshServer {
         };
         match result {
             None => Err(errors::unknown_tool(&request.name)),
-            Some(Ok(json)) => {
-                self.owners.remember(&json);
-                let json = match &binding {
-                    Some(binding) => binding.redact(json),
-                    None => json,
+            Some(Ok(out)) => {
+                self.owners.remember(&out.text);
+                let out = match &binding {
+                    Some(binding) => binding.redact(out),
+                    None => out,
                 };
-                Ok(errors::tool_success(json).into())
+                Ok(errors::tool_success(out).into())
             }
             Some(Err(e)) => Ok(errors::tool_error(&e).into()),
         }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::binding::Binding;
 use super::session::SessionAgent;
-use super::tools;
+use super::tools::{self, Encoded};
 use crate::error::{MeshError, Result};
 use crate::mesh::call::CallContext;
 use crate::mesh::Engine;
@@ -20,7 +20,7 @@ pub fn asks(tool: &str, args: &Value) -> bool {
 
 /// Join: spawn or re-attach the agent `args` name, bind `session` to it, and return the spawn's
 /// result without its token.
-pub async fn join(engine: &Engine, session: &SessionAgent, args: Value, ctx: CallContext) -> Result<String> {
+pub async fn join(engine: &Engine, session: &SessionAgent, args: Value, ctx: CallContext) -> Result<Encoded> {
     if let Some(held) = session.binding() {
         return Err(MeshError::conflict("session", "this", format!("already acts as agent `{}`", held.name)));
     }
@@ -36,7 +36,7 @@ pub async fn join(engine: &Engine, session: &SessionAgent, args: Value, ctx: Cal
         Some(out) => out,
         None => {
             let spawned = tools::call_with(engine, "agent_spawn", args, ctx).await.expect("agent_spawn is a tool")?;
-            serde_json::from_str(&spawned).expect("a result is JSON")
+            spawned.value
         }
     };
     let map = out.as_object_mut().expect("a spawn result is an object");
@@ -44,5 +44,5 @@ pub async fn join(engine: &Engine, session: &SessionAgent, args: Value, ctx: Cal
     let token = token.expect("a spawn result carries its agentToken");
     let field = |key: &str| map.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
     session.bind(Binding::new(field("swarmId"), field("agentId"), field("name"), token))?;
-    Ok(out.to_string())
+    Ok(Encoded { text: out.to_string(), value: out })
 }

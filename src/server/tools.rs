@@ -16,9 +16,17 @@ use crate::error::{MeshError, Result};
 use crate::mesh::call::CallContext;
 use crate::mesh::{attend, consensus, fault, memory, messaging, patterns, reports, reservations, swarm, tasks, Engine};
 
-/// A handler returns its result already serialized: the JSON text is what goes on the wire. The
-/// context matters only to long tools (progress, cancellation); the others ignore it.
-type Handler = for<'a> fn(&'a Engine, Value, CallContext) -> BoxFuture<'a, Result<String>>;
+/// A handler returns its result already encoded (see [`Encoded`]). The context matters only to
+/// long tools (progress, cancellation); the others ignore it.
+type Handler = for<'a> fn(&'a Engine, Value, CallContext) -> BoxFuture<'a, Result<Encoded>>;
+
+/// A tool's result, encoded both ways from its typed output: JSON text in the output's own
+/// field order (`content`, and the CLI's output) and a `Value` (`structuredContent`). Neither is
+/// parsed back from the other: parsing the text again showed in profiles.
+pub struct Encoded {
+    pub text: String,
+    pub value: Value,
+}
 
 pub struct ToolDef {
     pub name: &'static str,
@@ -41,9 +49,11 @@ fn parse<P: DeserializeOwned>(args: Value) -> Result<P> {
     })
 }
 
-/// Serialize a result straight to JSON text (no intermediate `Value`: it showed in profiles).
-fn encode<O: Serialize>(out: O) -> Result<String> {
-    Ok(serde_json::to_string(&out).expect("outputs always serialize"))
+/// Encode a result as text and as a `Value`, each straight from the output.
+fn encode<O: Serialize>(out: O) -> Result<Encoded> {
+    let text = serde_json::to_string(&out).expect("outputs always serialize");
+    let value = serde_json::to_value(&out).expect("outputs always serialize");
+    Ok(Encoded { text, value })
 }
 
 macro_rules! tool {
@@ -122,12 +132,13 @@ pub fn takes(tool: &str, argument: &str) -> bool {
 
 /// Run a tool; its result is compact JSON text. `None` when no tool has that name.
 pub async fn call(engine: &Engine, name: &str, args: Value) -> Option<Result<String>> {
-    call_with(engine, name, args, CallContext::default()).await
+    let result = call_with(engine, name, args, CallContext::default()).await?;
+    Some(result.map(|out| out.text))
 }
 
 /// [`call`] with the caller's context (progress sink, cancellation). Every call is counted and
 /// timed here, once, whichever edge (MCP or CLI) made it.
-pub async fn call_with(engine: &Engine, name: &str, args: Value, ctx: CallContext) -> Option<Result<String>> {
+pub async fn call_with(engine: &Engine, name: &str, args: Value, ctx: CallContext) -> Option<Result<Encoded>> {
     let def = find(name)?;
     let metrics = engine.metrics();
     let started = metrics.enabled().then(Instant::now);
