@@ -5,7 +5,7 @@
 mod common;
 
 use common::{temp_db, HttpServer, Mcp, RawServer};
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
@@ -272,15 +272,29 @@ async fn summaries_list_at_most_twenty_agents() {
     let mcp = Mcp::stdio(":memory:").await;
     let init = json!({"topology": "mesh", "swarmId": "wide", "maxAgents": 30, "heartbeatInterval": 600, "messageTimeout": 3600});
     mcp.ok("swarm_init", init).await;
+    let mut tokens = Vec::new();
     for i in 0..25 {
-        mcp.ok("agent_spawn", json!({"type": "coder", "name": format!("w{i:02}")})).await;
+        let spawned = mcp.ok("agent_spawn", json!({"type": "coder", "name": format!("w{i:02}")})).await;
+        tokens.push(spawned["agentToken"].clone());
     }
+    // The last agent, heard from and then reported unreachable, is degraded: it needs a look
+    // first. The reporter is active; the rest, never heard from, are initializing.
+    let heartbeat = json!({"strategy": "heartbeat", "agentId": "w24", "agentToken": tokens[24]});
+    mcp.ok("daa_fault_tolerance", heartbeat).await;
+    let report =
+        json!({"strategy": "report_unreachable", "agentId": "w24", "reporterId": "w00", "agentToken": tokens[0]});
+    mcp.ok("daa_fault_tolerance", report).await;
     let status = mcp.ok("swarm_status", json!({})).await;
     assert_eq!(status["agentHealth"].as_array().unwrap().len(), 20, "{status}");
     assert_eq!(status["agentHealthOmitted"], 5);
     assert!(status.to_string().len() < 16 * 1024, "{} bytes", status.to_string().len());
     let monitored = mcp.ok("daa_fault_tolerance", json!({})).await;
     assert_eq!((monitored["agents"].as_array().unwrap().len(), &monitored["agentsOmitted"]), (20, &json!(5)));
+    // Both list the same agents in the same order: the degraded one, then the initializing ones.
+    let names = |list: &Value| list.as_array().unwrap().iter().map(|a| a["name"].clone()).collect::<Vec<_>>();
+    let (in_status, in_monitor) = (names(&status["agentHealth"]), names(&monitored["agents"]));
+    assert_eq!(in_status, in_monitor);
+    assert_eq!((&in_status[0], &in_status[1]), (&json!("w24"), &json!("w01")), "{status}");
     let balanced = mcp.ok("load_balance", json!({})).await;
     assert_eq!(balanced["after"]["agents"].as_array().unwrap().len(), 20, "{balanced}");
     assert_eq!(balanced["after"]["agentsOmitted"], 5);

@@ -219,28 +219,12 @@ pub(crate) fn liveness(view: &SwarmView, id: &AgentId) -> Option<Liveness> {
     })
 }
 
-/// The `max` agents that most need a look (the most urgent status, then the highest phi) and how
-/// many were left out; agent_list pages through all. Only those `max` are described.
+/// The `max` agents that most need a look, in the order `swarm_status` lists them (the most
+/// urgent status, then the longest silence; O(max) from the status index), and how many were
+/// left out; agent_list pages through all. Only those `max` are described.
 fn most_urgent(view: &SwarmView, max: usize) -> (Vec<Liveness>, usize) {
-    let settings = &view.swarm.settings;
-    let mut ranked: Vec<(u8, f64, usize)> = view
-        .agents
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            let phi = health::phi(view.heartbeats.get(&a.id), view.now_ms, settings).unwrap_or(0.0);
-            (view.status(a).urgency(), (phi * 100.0).round() / 100.0, i)
-        })
-        .collect();
-    let order =
-        |a: &(u8, f64, usize), b: &(u8, f64, usize)| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2));
-    let omitted = ranked.len().saturating_sub(max);
-    if omitted > 0 {
-        ranked.select_nth_unstable_by(max, order);
-        ranked.truncate(max);
-    }
-    ranked.sort_by(order);
-    (ranked.iter().filter_map(|&(_, _, i)| liveness(view, &view.agents[i].id)).collect(), omitted)
+    let (ranked, omitted) = super::swarm::neediest(view, max);
+    (ranked.iter().filter_map(|&(_, i)| liveness(view, &view.agents[i].id)).collect(), omitted)
 }
 
 /// Everything a reconcile pass did.

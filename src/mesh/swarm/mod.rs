@@ -28,7 +28,6 @@ use crate::mesh::topology::{Graph, LinkChange};
 use crate::mesh::{keys, validate, Engine, SwarmView};
 use crate::secret;
 use crate::store::{Compare, CompareOp, Op, Txn};
-use statuses::StatusIndex;
 
 impl SwarmInitParams {
     fn settings(&self) -> Result<SwarmSettings> {
@@ -238,10 +237,12 @@ impl Engine {
 }
 
 fn status_of(view: &SwarmView, figures: HealthFigures) -> SwarmStatusOutput {
-    let (counts, ranked, agent_health_omitted) = match view.statuses() {
-        Some(index) => indexed_summary(view, index, config::MAX_AGENT_DETAIL),
-        None => scanned_summary(view, config::MAX_AGENT_DETAIL),
-    };
+    let counts = status_counts(view);
+    let (mut ranked, agent_health_omitted) = neediest(view, config::MAX_AGENT_DETAIL);
+    // A swarm small enough to list whole is listed in join order.
+    if agent_health_omitted == 0 {
+        ranked.sort_by_key(|(_, i)| *i);
+    }
     let agent_health = ranked
         .into_iter()
         .map(|(status, i)| {
@@ -291,58 +292,43 @@ fn spend_alert(budget: &crate::mesh::workers::BudgetView) -> Option<Alert> {
     })
 }
 
-/// Keep the `max` agents that most need a look (failed first, then degraded, recovering,
-/// initializing, active; the longest silent first within each), in that order. Returns how many
-/// were left out.
-/// Counts by status, the `max` agents that most need a look (status, position in the view) and
-/// how many were left out, read from the registry's status index: O(max), whatever the swarm.
-/// A swarm of at most `max` agents lists them all in join order.
-fn indexed_summary(
-    view: &SwarmView,
-    index: &StatusIndex,
-    max: usize,
-) -> (StatusCounts, Vec<(AgentStatus, usize)>, usize) {
-    let counts = StatusCounts {
-        total: view.agents.len(),
-        initializing: index.count(AgentStatus::Initializing),
-        active: index.count(AgentStatus::Active),
-        idle: index.count(AgentStatus::Idle),
-        offline: index.count(AgentStatus::Offline),
-        degraded: index.count(AgentStatus::Degraded),
-        recovering: index.count(AgentStatus::Recovering),
-        failed: index.count(AgentStatus::Failed),
-    };
-    let mut ranked: Vec<(AgentStatus, usize)> =
-        index.worst().take(max).filter_map(|(id, s)| Some((s, view.position(id)?))).collect();
-    if view.agents.len() <= max {
-        ranked.sort_by_key(|(_, i)| *i);
-    }
-    (counts, ranked, view.agents.len().saturating_sub(max))
-}
-
-/// The same by looking at every agent: for a view of an instant the index has moved past.
-fn scanned_summary(view: &SwarmView, max: usize) -> (StatusCounts, Vec<(AgentStatus, usize)>, usize) {
+/// Counts by status: from the registry's status index when it is for this view (O(1)),
+/// otherwise by looking at every agent.
+fn status_counts(view: &SwarmView) -> StatusCounts {
     let mut counts = StatusCounts { total: view.agents.len(), ..Default::default() };
-    let mut ranked = Vec::with_capacity(view.agents.len());
-    for (i, agent) in view.agents.iter().enumerate() {
-        let status = view.status(agent);
-        *counts.of_mut(status) += 1;
-        ranked.push((status, view.heartbeat_age_ms(&agent.id), i));
+    match view.statuses() {
+        Some(index) => {
+            for status in AgentStatus::ALL {
+                *counts.of_mut(status) = index.count(status);
+            }
+        }
+        None => view.agents.iter().for_each(|agent| *counts.of_mut(view.status(agent)) += 1),
     }
-    let omitted = keep_worst(&mut ranked, max);
-    (counts, ranked.into_iter().map(|(s, _, i)| (s, i)).collect(), omitted)
+    counts
 }
 
-/// Entries are (status, heartbeat age, position in the view): the `max` worst are chosen in
-/// linear time and only they are sorted.
-fn keep_worst(health: &mut Vec<(AgentStatus, Option<i64>, usize)>, max: usize) -> usize {
-    if health.len() <= max {
-        return 0;
+/// The `max` agents that most need a look, most urgent first (failed first, then degraded,
+/// recovering, initializing, active; the longest silent first within each), as (status,
+/// position in the view), and how many were left out. `swarm_status` and `heartbeat_monitor`
+/// list these. Read from the registry's status index when it is for this view: O(max),
+/// whatever the swarm; otherwise by looking at every agent.
+pub(crate) fn neediest(view: &SwarmView, max: usize) -> (Vec<(AgentStatus, usize)>, usize) {
+    let omitted = view.agents.len().saturating_sub(max);
+    if let Some(index) = view.statuses() {
+        return (index.worst().take(max).filter_map(|(id, s)| Some((s, view.position(id)?))).collect(), omitted);
     }
+    let mut ranked: Vec<_> = view
+        .agents
+        .iter()
+        .enumerate()
+        .map(|(i, agent)| (view.status(agent), view.heartbeat_age_ms(&agent.id), i))
+        .collect();
+    // The `max` worst are chosen in linear time and only they are sorted.
     let rank = |h: &(AgentStatus, Option<i64>, usize)| (h.0.urgency(), std::cmp::Reverse(h.1.unwrap_or(i64::MAX)), h.2);
-    let omitted = health.len() - max;
-    health.select_nth_unstable_by_key(max, rank);
-    health.truncate(max);
-    health.sort_by_key(rank);
-    omitted
+    if omitted > 0 {
+        ranked.select_nth_unstable_by_key(max, rank);
+        ranked.truncate(max);
+    }
+    ranked.sort_by_key(rank);
+    (ranked.into_iter().map(|(s, _, i)| (s, i)).collect(), omitted)
 }
