@@ -344,7 +344,8 @@ impl Engine {
     }
 
     /// Run `attempt` until its transaction commits, at most `CAS_ATTEMPTS` times. `attempt`
-    /// returns `Ok(Some(v))` when it committed and `Ok(None)` when a compare failed.
+    /// returns `Ok(Some(v))` when it committed and `Ok(None)` when a compare failed. Each
+    /// attempt after the first reads afresh, outside any read scope's snapshot.
     pub(crate) async fn with_retry<T, F, Fut>(&self, mut attempt: F) -> Result<T>
     where
         F: FnMut() -> Fut,
@@ -354,6 +355,7 @@ impl Engine {
             if let Some(v) = attempt().await? {
                 return Ok(v);
             }
+            crate::store::end_snapshot();
         }
         Err(MeshError::Contention(config::CAS_ATTEMPTS))
     }
@@ -362,4 +364,43 @@ impl Engine {
 /// For `skip_serializing_if` on counts that are worth saying only when not zero.
 pub(crate) fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::store::{self, ManualClock, Op, Store, Txn};
+
+    /// A retry inside a read scope sees what changed since the attempt before it: an attempt
+    /// that gives up without writing (so no write ended the scope's snapshot) must not read the
+    /// same snapshot again.
+    #[tokio::test]
+    async fn each_retry_reads_afresh_inside_a_read_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let engine = crate::open_engine(path.to_str().unwrap(), Default::default()).unwrap();
+        engine.store().txn(Txn::new().and_then([Op::put("k", "1")])).await.unwrap();
+        let seen = std::cell::RefCell::new(Vec::new());
+        store::read_scope(engine.with_retry(|| async {
+            let kv = store::get(&**engine.store(), "k").await?.expect("k is there");
+            seen.borrow_mut().push(String::from_utf8(kv.value).unwrap());
+            if seen.borrow().len() == 1 {
+                // Another process changes it, while this call does not yield.
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                    let other = store::sqlite::SqliteStore::open(&path, Arc::new(ManualClock::new(0))).unwrap();
+                    rt.block_on(other.txn(Txn::new().and_then([Op::put("k", "2")]))).unwrap();
+                })
+                .join()
+                .unwrap();
+                return Ok(None);
+            }
+            Ok(Some(()))
+        }))
+        .await
+        .unwrap();
+        assert_eq!(*seen.borrow(), ["1", "2"]);
+    }
 }

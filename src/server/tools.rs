@@ -137,13 +137,15 @@ pub async fn call(engine: &Engine, name: &str, args: Value) -> Option<Result<Str
 }
 
 /// [`call`] with the caller's context (progress sink, cancellation). Every call is counted and
-/// timed here, once, whichever edge (MCP or CLI) made it.
+/// timed here, once, whichever edge (MCP or CLI) made it, and runs in a read scope.
 pub async fn call_with(engine: &Engine, name: &str, args: Value, ctx: CallContext) -> Option<Result<Encoded>> {
     let def = find(name)?;
     let metrics = engine.metrics();
     let started = metrics.enabled().then(Instant::now);
+    // One snapshot for the reads a call makes before it writes or waits (`store::read_scope`):
+    // a mailbox call read the store in four transactions before its write.
     let result = match lenient(name, args) {
-        Ok(args) => (def.handler)(engine, args, ctx).await,
+        Ok(args) => crate::store::read_scope((def.handler)(engine, args, ctx)).await,
         Err(e) => Err(e),
     };
     if let Some(started) = started {

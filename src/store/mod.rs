@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub use clock::{Clock, HostClock, ManualClock, SystemClock};
-pub use scope::read_scope;
+pub use scope::{end_snapshot, read_scope};
 
 /// A store revision. Every committed write transaction advances it by exactly one.
 pub type Revision = i64;

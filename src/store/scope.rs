@@ -50,8 +50,9 @@ pub(crate) fn with_slot<R>(f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
     SCOPE.try_with(|cell| cell.try_borrow_mut().ok().map(|mut slot| f(&mut slot))).ok().flatten()
 }
 
-/// End the current scope's snapshot, if any: called before every write.
-pub(crate) fn end_snapshot() {
+/// End the current scope's snapshot, if any, so that the next read sees the store as it is now:
+/// called before every write, and by a loop that reads again after a failed attempt.
+pub fn end_snapshot() {
     with_slot(|slot| *slot = None);
 }
 
