@@ -52,7 +52,7 @@ use super::{
     StoreError, Txn, TxnResponse, Watch, WatchEvent,
 };
 use log::LogBounds;
-use readers::{Readers, Snapshot, WriterLock};
+use readers::{On, Readers, Snapshot, WriterLock};
 use reserve::Reserve;
 use writer::Writer;
 
@@ -300,6 +300,30 @@ fn read_meta(conn: &Connection) -> Result<(Revision, Revision), Fail> {
     Ok(stmt.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)
 }
 
+/// A snapshot's `meta` row, once read.
+type MetaCell = Cell<Option<(Revision, Revision)>>;
+
+/// What a read works with: its snapshot's connection, the time leases are judged by, and the
+/// snapshot's `meta` row, read at most once per snapshot (a scope's dozen reads share one
+/// snapshot, and each read `meta` again).
+struct Reading<'a> {
+    conn: &'a Connection,
+    now: i64,
+    meta: &'a MetaCell,
+}
+
+impl Reading<'_> {
+    /// (revision, compacted) as of this snapshot.
+    fn meta(&self) -> Result<(Revision, Revision), Fail> {
+        if let Some(meta) = self.meta.get() {
+            return Ok(meta);
+        }
+        let meta = read_meta(self.conn)?;
+        self.meta.set(Some(meta));
+        Ok(meta)
+    }
+}
+
 fn check_retained(from: Revision, compacted: Revision) -> Result<(), Fail> {
     if from <= compacted {
         return Err(StoreError::Compacted { requested: from, oldest: compacted + 1 }.into());
@@ -316,8 +340,9 @@ fn get_visible(conn: &Connection, key: &str, now: i64) -> Result<Option<KeyValue
     Ok(stmt.query_row(params![key, now], kv_from_row).optional()?)
 }
 
-fn range_at(conn: &Connection, req: &RangeRequest, now: i64) -> Result<RangeResponse, Fail> {
-    let (revision, _) = read_meta(conn)?;
+fn range_at(r: &Reading<'_>, req: &RangeRequest) -> Result<RangeResponse, Fail> {
+    let (conn, now) = (r.conn, r.now);
+    let (revision, _) = r.meta()?;
     let Some(end) = &req.end else {
         let kvs: Vec<KeyValue> = get_visible(conn, &req.start, now)?.into_iter().collect();
         return Ok(RangeResponse { count: kvs.len(), kvs, more: false, revision });
@@ -358,8 +383,8 @@ fn count_range(conn: &Connection, start: &str, end: &str, now: i64, cap: usize) 
 
 /// The change-log events under `prefix` from `cursor`, the cursor to continue from, and whether
 /// the log holds revisions past it already (the batch was bounded).
-fn changes_from(conn: &Connection, prefix: &str, cursor: Revision) -> Result<(Vec<WatchEvent>, Revision, bool), Fail> {
-    let (revision, compacted) = read_meta(conn)?;
+fn changes_from(r: &Reading<'_>, prefix: &str, cursor: Revision) -> Result<(Vec<WatchEvent>, Revision, bool), Fail> {
+    let (conn, (revision, compacted)) = (r.conn, r.meta()?);
     check_retained(cursor, compacted)?;
     if revision < cursor {
         return Ok((Vec::new(), cursor, false));
@@ -377,8 +402,8 @@ fn changes_from(conn: &Connection, prefix: &str, cursor: Revision) -> Result<(Ve
 
 /// Every change-log event under `prefix` after revision `after`, and the revision they reach.
 /// (Unlike [`changes_from`], unbatched: the history bounds it, and a cache wants one snapshot.)
-fn changes_after(conn: &Connection, prefix: &str, after: Revision) -> Result<(Vec<WatchEvent>, Revision), Fail> {
-    let (revision, compacted) = read_meta(conn)?;
+fn changes_after(r: &Reading<'_>, prefix: &str, after: Revision) -> Result<(Vec<WatchEvent>, Revision), Fail> {
+    let (conn, (revision, compacted)) = (r.conn, r.meta()?);
     check_retained(after + 1, compacted)?;
     let mut stmt = conn.prepare_cached(
         "SELECT key, value, create_rev, mod_rev, version, lease, kind FROM changes \
@@ -693,7 +718,7 @@ impl Shared {
 
     /// A consistent read (one snapshot) with busy retries. Inside a read scope, in the scope's
     /// snapshot: opened by its first read and kept until the scope ends or a write.
-    fn read<T>(&self, mut body: impl FnMut(&Connection, i64) -> Result<T, Fail>) -> Result<T, StoreError> {
+    fn read<T>(&self, mut body: impl FnMut(&Reading<'_>) -> Result<T, Fail>) -> Result<T, StoreError> {
         if let Some(out) = scope::with_slot(|slot| self.read_scoped(slot, &mut body)) {
             return out;
         }
@@ -706,23 +731,27 @@ impl Shared {
     /// SQLite drop a connection's whole page cache at its next transaction, so a reader
     /// connection re-reads its pages after every write of this process, where the writer's
     /// connection still holds them (it made the change).
-    fn read_alone<T>(&self, body: &mut impl FnMut(&Connection, i64) -> Result<T, Fail>) -> Result<T, StoreError> {
+    fn read_alone<T>(&self, body: &mut impl FnMut(&Reading<'_>) -> Result<T, Fail>) -> Result<T, StoreError> {
+        let mut read = |conn: &Connection| {
+            let meta = MetaCell::default();
+            in_txn(conn, "BEGIN", || body(&Reading { conn, now: self.read_now(), meta: &meta }))
+        };
         if let Some(conn) = self.writer.try_lock() {
-            return with_retry(|| in_txn(&conn, "BEGIN", || body(&conn, self.read_now())));
+            return with_retry(|| read(&conn));
         }
         let conn = self.readers.take()?;
-        with_retry(|| in_txn(conn.conn(), "BEGIN", || body(conn.conn(), self.read_now())))
+        with_retry(|| read(conn.conn()))
     }
 
     /// A read in the scope's snapshot, opening it if the scope has none yet.
     fn read_scoped<T>(
         &self,
         slot: &mut Slot,
-        body: &mut impl FnMut(&Connection, i64) -> Result<T, Fail>,
+        body: &mut impl FnMut(&Reading<'_>) -> Result<T, Fail>,
     ) -> Result<T, StoreError> {
         match slot.as_ref().and_then(|held| held.downcast_ref::<Snapshot>()) {
             Some(snapshot) if snapshot.of(&self.readers, &self.writer) => {
-                match body(snapshot.conn(), self.read_now()) {
+                match body(&snapshot.reading(self.read_now())) {
                     Ok(out) => return Ok(out),
                     Err(Fail::Store(e)) => return Err(e),
                     // Busy or broken: drop this snapshot and begin again.
@@ -737,8 +766,9 @@ impl Shared {
         let conn = snapshot.conn();
         let out = with_retry(|| {
             rollback(conn);
+            snapshot.meta.set(None);
             conn.prepare_cached("BEGIN")?.execute([])?;
-            body(conn, self.read_now()).inspect_err(|_| rollback(conn))
+            body(&snapshot.reading(self.read_now())).inspect_err(|_| rollback(conn))
         })?;
         *slot = Some(Box::new(snapshot));
         Ok(out)
@@ -753,8 +783,8 @@ impl Shared {
         let one_thread = tokio::runtime::Handle::try_current()
             .is_ok_and(|rt| rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
         match one_thread.then(|| self.writer.try_lock_arc()).flatten() {
-            Some(held) => Ok(Snapshot::Writer(held)),
-            None => Ok(Snapshot::Reader(self.readers.take()?)),
+            Some(held) => Ok(Snapshot::new(On::Writer(held))),
+            None => Ok(Snapshot::new(On::Reader(self.readers.take()?))),
         }
     }
 
@@ -878,11 +908,11 @@ impl Shared {
     /// transaction as the check for a due lease, so that a poll with nothing due (nearly every
     /// one) is one transaction, not two. When one is due and the lock is free (a poll must not
     /// wait), it is reaped and the log read again, so the expiry's deletions are in the answer.
-    fn read_reaped<T>(&self, mut body: impl FnMut(&Connection) -> Result<T, Fail>) -> Result<T, StoreError> {
-        let (due, out) = self.read(|conn, now| {
-            let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM leases WHERE expires_at_ms <= ?1)")?;
-            let due = stmt.query_row([now], |r| r.get::<_, bool>(0))?;
-            Ok((due, body(conn)?))
+    fn read_reaped<T>(&self, mut body: impl FnMut(&Reading<'_>) -> Result<T, Fail>) -> Result<T, StoreError> {
+        let (due, out) = self.read(|r| {
+            let mut stmt = r.conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM leases WHERE expires_at_ms <= ?1)")?;
+            let due = stmt.query_row([r.now], |row| row.get::<_, bool>(0))?;
+            Ok((due, body(r)?))
         })?;
         if !due || self.read_only.is_some() {
             return Ok(out);
@@ -891,7 +921,7 @@ impl Shared {
             Some(reaped) => reaped?,
             None => return Ok(out),
         }
-        self.read(|conn, _| body(conn))
+        self.read(body)
     }
 }
 
@@ -902,7 +932,7 @@ impl WatchSource for Shared {
 
     fn poll(&self, prefix: &str, cursor: &mut Revision) -> Result<(Vec<WatchEvent>, bool), StoreError> {
         let from = *cursor;
-        let (events, next, more) = self.read_reaped(|conn| changes_from(conn, prefix, from))?;
+        let (events, next, more) = self.read_reaped(|r| changes_from(r, prefix, from))?;
         *cursor = next;
         Ok((events, more))
     }
@@ -911,7 +941,7 @@ impl WatchSource for Shared {
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse, StoreError> {
-        self.shared.read(|conn, now| range_at(conn, &req, now))
+        self.shared.read(|r| range_at(r, &req))
     }
 
     /// Keys written twice in one transaction are applied in order (etcd would reject it): the
@@ -959,7 +989,7 @@ impl Store for SqliteStore {
     }
 
     async fn lease_info(&self, id: LeaseId) -> Result<LeaseInfo, StoreError> {
-        self.shared.read(|conn, now| lease_info_at(conn, id, now))
+        self.shared.read(|r| lease_info_at(r.conn, id, r.now))
     }
 
     async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<Watch, StoreError> {
@@ -967,8 +997,8 @@ impl Store for SqliteStore {
     }
 
     async fn watch_coalesced(&self, prefix: &str, from_revision: Revision, gap: Duration) -> Result<Watch, StoreError> {
-        let cursor = self.shared.read(|conn, _| {
-            let (revision, compacted) = read_meta(conn)?;
+        let cursor = self.shared.read(|r| {
+            let (revision, compacted) = r.meta()?;
             if from_revision <= 0 {
                 return Ok(revision + 1);
             }
@@ -979,11 +1009,11 @@ impl Store for SqliteStore {
     }
 
     async fn changes(&self, prefix: &str, after: Revision) -> Result<(Vec<WatchEvent>, Revision), StoreError> {
-        self.shared.read_reaped(|conn| changes_after(conn, prefix, after))
+        self.shared.read_reaped(|r| changes_after(r, prefix, after))
     }
 
     async fn revision(&self) -> Result<Revision, StoreError> {
-        self.shared.read(|conn, _| Ok(read_meta(conn)?.0))
+        self.shared.read(|r| Ok(r.meta()?.0))
     }
 
     fn stalled_since(&self) -> Option<i64> {

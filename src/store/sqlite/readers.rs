@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use parking_lot::{ArcMutexGuard, RawMutex};
 use rusqlite::Connection;
 
-use super::{backend, connect, connect_read_only, rollback};
+use super::{backend, connect, connect_read_only, rollback, MetaCell, Reading};
 use crate::store::StoreError;
 
 /// Idle connections kept: more than the reads a process runs at once, so the pool rarely opens
@@ -84,33 +84,54 @@ impl Drop for Pooled {
 pub(super) type WriterLock = Arc<parking_lot::Mutex<Connection>>;
 
 /// A read scope's open snapshot: a read transaction on a pooled reader, or on the writer's
-/// connection held for the scope. Dropping it ends the transaction and gives the connection
-/// back.
-pub(super) enum Snapshot {
+/// connection held for the scope, with its `meta` row once read. Dropping it ends the
+/// transaction and gives the connection back.
+pub(super) struct Snapshot {
+    on: On,
+    pub(super) meta: MetaCell,
+}
+
+/// The connection a snapshot is on.
+pub(super) enum On {
     Reader(Pooled),
     Writer(ArcMutexGuard<RawMutex, Connection>),
 }
 
 impl Snapshot {
+    pub(super) fn new(on: On) -> Self {
+        Self { on, meta: MetaCell::default() }
+    }
+
     pub(super) fn conn(&self) -> &Connection {
-        match self {
-            Snapshot::Reader(pooled) => pooled.conn(),
-            Snapshot::Writer(held) => held,
+        match &self.on {
+            On::Reader(pooled) => pooled.conn(),
+            On::Writer(held) => held,
         }
+    }
+
+    /// A read in this snapshot, judging leases as of `now`.
+    pub(super) fn reading(&self, now: i64) -> Reading<'_> {
+        Reading { conn: self.conn(), now, meta: &self.meta }
     }
 
     /// Whether this snapshot is on a connection of the store with these readers and writer.
     pub(super) fn of(&self, readers: &Arc<Readers>, writer: &WriterLock) -> bool {
-        match self {
-            Snapshot::Reader(pooled) => Arc::ptr_eq(&pooled.pool, readers),
-            Snapshot::Writer(held) => Arc::ptr_eq(ArcMutexGuard::mutex(held), writer),
+        match &self.on {
+            On::Reader(pooled) => Arc::ptr_eq(&pooled.pool, readers),
+            On::Writer(held) => Arc::ptr_eq(ArcMutexGuard::mutex(held), writer),
         }
+    }
+
+    /// Whether it is on the writer's connection.
+    #[cfg(test)]
+    fn on_writer(&self) -> bool {
+        matches!(self.on, On::Writer(_))
     }
 }
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        if let Snapshot::Writer(held) = self {
+        if let On::Writer(held) = &self.on {
             rollback(held);
         }
     }
@@ -135,8 +156,7 @@ mod tests {
 
     /// Where the current scope's snapshot is: `Some(true)` on the writer's connection.
     fn on_writer() -> Option<bool> {
-        scope::with_slot(|slot| slot.as_ref()?.downcast_ref::<Snapshot>().map(|s| matches!(s, Snapshot::Writer(_))))
-            .flatten()
+        scope::with_slot(|slot| slot.as_ref()?.downcast_ref::<Snapshot>().map(Snapshot::on_writer)).flatten()
     }
 
     /// Write `key` through another store on the same file (as another process would), while
@@ -162,10 +182,13 @@ mod tests {
         read_scope(async {
             assert_eq!(value(&*store, "k").await, "1");
             assert_eq!(on_writer(), Some(writer));
+            let revision = store.revision().await.unwrap();
             write_elsewhere(&path, "k", "2");
             assert_eq!(value(&*store, "k").await, "1", "the scope's reads share its first read's snapshot");
+            assert_eq!(store.revision().await.unwrap(), revision);
             store.txn(put("j", "x")).await.unwrap();
             assert_eq!(on_writer(), None, "a write through the store ends the snapshot");
+            assert_eq!(store.revision().await.unwrap(), revision + 2, "and its revision with it");
             assert_eq!(value(&*store, "k").await, "2");
         })
         .await;
