@@ -159,8 +159,8 @@ async fn vote_table(voters: &[usize]) {
 
 async fn receive_table(sizes: &[usize]) {
     println!("\n### receive of 10 messages (nothing acknowledged) with a full mailbox\n");
-    println!("| waiting messages | receive p50 (ms) |");
-    println!("|---|---|");
+    println!("| waiting messages | receive p50 (ms) | swarm_status p50 (ms) |");
+    println!("|---|---|---|");
     for &n in sizes {
         let dir = tempfile::tempdir().unwrap();
         let engine = mesh_mcp::open_engine(dir.path().join("mail.db").to_str().unwrap(), Default::default()).unwrap();
@@ -177,7 +177,10 @@ async fn receive_table(sizes: &[usize]) {
         }
         let receive =
             json!({"action": "receive", "agentId": to.id, "agentToken": to.token, "limit": 10, "swarmId": id});
-        println!("| {n} | {} |", ms(p50(&engine, "daa_communication", receive, 20).await));
+        let received = p50(&engine, "daa_communication", receive, 20).await;
+        // The status samples the swarm's waiting messages for its mailbox figures.
+        let status = p50(&engine, "swarm_status", json!({"swarmId": id}), 20).await;
+        println!("| {n} | {} | {} |", ms(received), ms(status));
     }
 }
 

@@ -93,10 +93,10 @@ pub(crate) struct MailboxFigures {
 impl Engine {
     pub(crate) async fn mailbox_figures(&self, view: &SwarmView) -> Result<MailboxFigures> {
         let mut req = RangeRequest::prefix(keys::mailboxes(&view.swarm.id));
-        req.limit = MAILBOX_SAMPLE;
+        // Whether more wait is all the figures need: counting them all was O(waiting messages).
+        (req.limit, req.count_cap) = (MAILBOX_SAMPLE, 1);
         let resp = self.store().range(req).await?;
-        let more = resp.count > resp.kvs.len();
-        let deliveries = self.deliveries(&keys::mailboxes(&view.swarm.id), &resp.kvs, more).await?;
+        let deliveries = self.deliveries(&keys::mailboxes(&view.swarm.id), &resp.kvs, resp.more).await?;
         let (mut total, mut n) = (0.0, 0usize);
         let mut backlog: std::collections::BTreeMap<AgentId, usize> = Default::default();
         let mut oldest: Option<i64> = None;
