@@ -101,7 +101,7 @@ impl Engine {
         let mut backlog: std::collections::BTreeMap<AgentId, usize> = Default::default();
         let mut oldest: Option<i64> = None;
         for kv in &resp.kvs {
-            let m = deliveries.message(kv)?;
+            let m = deliveries.timing(kv)?;
             let delivered = m.first_delivered_at_ms.unwrap_or(view.now_ms);
             total += (delivered - m.sent_at_ms).max(0) as f64;
             n += 1;
@@ -195,7 +195,41 @@ pub(crate) fn mailbox_findings(view: &SwarmView, mail: &MailboxFigures, only: Op
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{json, Value};
+
     use super::*;
+    use crate::ids::SwarmId;
+
+    async fn call(engine: &Engine, tool: &str, args: Value) -> Value {
+        let text = crate::server::tools::call(engine, tool, args).await.unwrap().unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Each waiting message counts from its sending to its first delivery (its delivery record),
+    /// or to now while nobody has received it.
+    #[tokio::test]
+    async fn mailbox_figures_time_each_waiting_message_to_its_first_delivery() {
+        let (_dir, clock, engine, _) = crate::mesh::testing::two_processes();
+        let init = json!({"topology": "mesh", "swarmId": "m", "heartbeatInterval": 3600, "messageTimeout": 7200});
+        let owner = call(&engine, "swarm_init", init).await["ownerToken"].clone();
+        let lead =
+            call(&engine, "agent_spawn", json!({"type": "coordinator", "name": "lead", "ownerToken": owner})).await;
+        let dev = call(&engine, "agent_spawn", json!({"type": "coder", "name": "dev", "ownerToken": owner})).await;
+        for i in 0..2 {
+            let send = json!({"from": "lead", "to": "dev", "message": {"i": i}, "agentToken": lead["agentToken"]});
+            call(&engine, "daa_communication", send).await;
+        }
+        clock.advance(2_000);
+        let receive = json!({"action": "receive", "agentId": "dev", "agentToken": dev["agentToken"], "limit": 1});
+        assert_eq!(call(&engine, "daa_communication", receive).await["messages"].as_array().unwrap().len(), 1);
+        clock.advance(2_000);
+        let view = engine.load_swarm(&SwarmId::new("m")).await.unwrap();
+        let mail = engine.mailbox_figures(&view).await.unwrap();
+        assert_eq!(mail.latency_ms, Some(3_000.0), "received after 2 s, and waiting 4 s");
+        assert_eq!(mail.oldest_undelivered_ms, Some(4_000));
+        let dev_id = crate::ids::AgentId::new(dev["agentId"].as_str().unwrap());
+        assert_eq!(mail.backlog, [(dev_id, 2)]);
+    }
 
     #[test]
     fn alerts_fire_exactly_past_the_manual_thresholds() {
