@@ -2,9 +2,10 @@
 //! CLI invocation on the machine, with the same semantics as the memory backend.
 //!
 //! Concurrency: a process has one connection for writes, behind a mutex, and a pool of
-//! connections for reads ([`readers`]), so that a read scope (`store::read_scope`) can keep a
-//! snapshot open on one of them while other reads go on; a lone read uses the writer's
-//! connection when it is free (its page cache survives this process's own writes). Across
+//! connections for reads ([`readers`]). A lone read uses the writer's connection when it is
+//! free (its page cache survives this process's own writes), and so does a read scope
+//! (`store::read_scope`) on a one-thread runtime; on several threads a scope keeps its snapshot
+//! on a pooled reader, so that other threads go on writing. Across
 //! processes SQLite's own locking arbitrates (WAL mode: readers never block the single writer,
 //! nor it them). Every write is one `BEGIN IMMEDIATE` transaction, so it takes the
 //! write lock up front and can never fail half-way on a lock upgrade. Reads, and a write that
