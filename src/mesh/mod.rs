@@ -64,6 +64,8 @@ pub struct Engine {
     boards: Arc<tasks::BoardCache>,
     /// Each swarm's decoded registry between operations ([`swarm::registry`]).
     registries: Arc<swarm::registry::RegistryCache>,
+    /// Each swarm's waiting messages, tallied for the mailbox figures ([`fault::TallyCache`]).
+    tallies: Arc<fault::TallyCache>,
     /// The swarms the sweep visits ([`swarm::directory`]).
     swarms: Arc<swarm::directory::SwarmDirectory>,
     /// Proposal records decoded once per revision ([`consensus`]).
@@ -251,6 +253,7 @@ impl Engine {
             metrics: metrics.clone(),
             boards: Arc::default(),
             registries: Arc::default(),
+            tallies: Arc::default(),
             swarms: Arc::default(),
             proposals: Arc::default(),
             memory_index: Arc::default(),

@@ -254,23 +254,13 @@ pub struct DeliveryRecord {
 }
 
 /// What the mailbox figures read of a message: its timing and recipient, decoded without the
-/// payload or the route (decoding whole messages was most of `swarm_status` with a backlog).
+/// payload or the route.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageTiming {
     pub to: AgentId,
     pub sent_at_ms: i64,
     pub first_delivered_at_ms: Option<i64>,
-}
-
-impl MessageTiming {
-    /// With the message's delivery record, when it has one (see [`MessageRecord::with_deliveries`]).
-    pub fn with_deliveries(mut self, d: Option<&DeliveryRecord>) -> Self {
-        if let Some(d) = d {
-            self.first_delivered_at_ms = Some(self.first_delivered_at_ms.map_or(d.first_ms, |f| f.min(d.first_ms)));
-        }
-        self
-    }
 }
 
 impl MessageRecord {

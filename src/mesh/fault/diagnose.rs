@@ -8,15 +8,12 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::super::{keys, Engine, SwarmView};
+use super::super::{Engine, SwarmView};
 use super::Finding;
 use crate::config;
 use crate::error::Result;
 use crate::ids::AgentId;
-use crate::store::RangeRequest;
 
-/// Mailbox messages read to measure latency and backlog; beyond it the figures are partial.
-const MAILBOX_SAMPLE: usize = 5_000;
 /// An agent with this many unacknowledged messages has a backlog worth a finding.
 const BACKLOG_FINDING: usize = 100;
 
@@ -91,31 +88,10 @@ pub(crate) struct MailboxFigures {
 }
 
 impl Engine {
+    /// The swarm's waiting messages, measured: from this process's tally of them
+    /// ([`super::TallyCache`]), brought up to date from the change log.
     pub(crate) async fn mailbox_figures(&self, view: &SwarmView) -> Result<MailboxFigures> {
-        let mut req = RangeRequest::prefix(keys::mailboxes(&view.swarm.id));
-        // Whether more wait is all the figures need: counting them all was O(waiting messages).
-        (req.limit, req.count_cap) = (MAILBOX_SAMPLE, 1);
-        let resp = self.store().range(req).await?;
-        let deliveries = self.deliveries(&keys::mailboxes(&view.swarm.id), &resp.kvs, resp.more).await?;
-        let (mut total, mut n) = (0.0, 0usize);
-        let mut backlog: std::collections::BTreeMap<AgentId, usize> = Default::default();
-        let mut oldest: Option<i64> = None;
-        for kv in &resp.kvs {
-            let m = deliveries.timing(kv)?;
-            let delivered = m.first_delivered_at_ms.unwrap_or(view.now_ms);
-            total += (delivered - m.sent_at_ms).max(0) as f64;
-            n += 1;
-            *backlog.entry(m.to.clone()).or_default() += 1;
-            if m.first_delivered_at_ms.is_none() {
-                let age = (view.now_ms - m.sent_at_ms).max(0);
-                oldest = Some(oldest.map_or(age, |o| o.max(age)));
-            }
-        }
-        Ok(MailboxFigures {
-            latency_ms: (n > 0).then(|| total / n as f64),
-            backlog: backlog.into_iter().collect(),
-            oldest_undelivered_ms: oldest,
-        })
+        self.tallies.figures(&**self.store(), &view.swarm.id, view.now_ms).await
     }
 
     /// The alert figures of a swarm, with its mailboxes measured.
@@ -206,29 +182,50 @@ mod tests {
     }
 
     /// Each waiting message counts from its sending to its first delivery (its delivery record),
-    /// or to now while nobody has received it.
+    /// or to now while nobody has received it; an acknowledged one no longer counts. The other
+    /// process tallies from scratch, this one catches up from the change log: the same figures.
     #[tokio::test]
     async fn mailbox_figures_time_each_waiting_message_to_its_first_delivery() {
-        let (_dir, clock, engine, _) = crate::mesh::testing::two_processes();
+        let (_dir, clock, engine, other) = crate::mesh::testing::two_processes();
         let init = json!({"topology": "mesh", "swarmId": "m", "heartbeatInterval": 3600, "messageTimeout": 7200});
         let owner = call(&engine, "swarm_init", init).await["ownerToken"].clone();
         let lead =
             call(&engine, "agent_spawn", json!({"type": "coordinator", "name": "lead", "ownerToken": owner})).await;
         let dev = call(&engine, "agent_spawn", json!({"type": "coder", "name": "dev", "ownerToken": owner})).await;
+        let dev_id = crate::ids::AgentId::new(dev["agentId"].as_str().unwrap());
+        let figures = |e: &Engine| {
+            let e = e.clone();
+            async move {
+                let view = e.load_swarm(&SwarmId::new("m")).await.unwrap();
+                e.mailbox_figures(&view).await.unwrap()
+            }
+        };
+        assert_eq!(figures(&engine).await.latency_ms, None, "nothing waits");
         for i in 0..2 {
             let send = json!({"from": "lead", "to": "dev", "message": {"i": i}, "agentToken": lead["agentToken"]});
             call(&engine, "daa_communication", send).await;
         }
+        // This process keeps the tally from here on, and catches it up below.
+        let sent = figures(&engine).await;
+        assert_eq!((sent.latency_ms, sent.oldest_undelivered_ms), (Some(0.0), Some(0)));
         clock.advance(2_000);
         let receive = json!({"action": "receive", "agentId": "dev", "agentToken": dev["agentToken"], "limit": 1});
-        assert_eq!(call(&engine, "daa_communication", receive).await["messages"].as_array().unwrap().len(), 1);
+        let received = call(&engine, "daa_communication", receive).await;
         clock.advance(2_000);
-        let view = engine.load_swarm(&SwarmId::new("m")).await.unwrap();
-        let mail = engine.mailbox_figures(&view).await.unwrap();
-        assert_eq!(mail.latency_ms, Some(3_000.0), "received after 2 s, and waiting 4 s");
-        assert_eq!(mail.oldest_undelivered_ms, Some(4_000));
-        let dev_id = crate::ids::AgentId::new(dev["agentId"].as_str().unwrap());
-        assert_eq!(mail.backlog, [(dev_id, 2)]);
+        for e in [&engine, &other] {
+            let mail = figures(e).await;
+            assert_eq!(mail.latency_ms, Some(3_000.0), "received after 2 s, and waiting 4 s");
+            assert_eq!(mail.oldest_undelivered_ms, Some(4_000));
+            assert_eq!(mail.backlog, [(dev_id.clone(), 2)]);
+        }
+        let id = received["messages"][0]["messageId"].clone();
+        let ack = json!({"action": "ack", "agentId": "dev", "agentToken": dev["agentToken"], "messageIds": [id]});
+        call(&other, "daa_communication", ack).await;
+        for e in [&engine, &other] {
+            let mail = figures(e).await;
+            assert_eq!((mail.latency_ms, mail.oldest_undelivered_ms), (Some(4_000.0), Some(4_000)));
+            assert_eq!(mail.backlog, [(dev_id.clone(), 1)]);
+        }
     }
 
     #[test]

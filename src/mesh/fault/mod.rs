@@ -14,6 +14,7 @@ pub mod failover;
 pub mod phi;
 pub mod presence;
 pub mod recovery;
+mod tally;
 
 use super::consensus::{ConsensusHealth, ConsensusReconcile};
 use super::health::{self, AgentStatus};
@@ -26,6 +27,7 @@ use crate::store::{Compare, CompareOp, Op, Txn};
 pub use api::*;
 use breaker::BreakerState;
 use diagnose::{Area, HealthFigures, Severity};
+pub(crate) use tally::TallyCache;
 
 /// `failover_recovery`: the failure of a failed agent; any other agent is refused.
 fn failover_view(view: &SwarmView, agent: &AgentRecord) -> Result<FailedAgent> {

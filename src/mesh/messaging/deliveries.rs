@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::error::Result;
-use crate::mesh::model::{decode, DeliveryRecord, MessageRecord, MessageTiming};
+use crate::mesh::model::{decode, DeliveryRecord, MessageRecord};
 use crate::mesh::{keys, Engine};
 use crate::store::{Compare, CompareOp, KeyValue, RangeRequest, Revision};
 
@@ -15,12 +15,6 @@ impl Deliveries {
     /// The message stored at `kv`, with its delivery counts.
     pub fn message(&self, kv: &KeyValue) -> Result<MessageRecord> {
         let m: MessageRecord = decode(kv)?;
-        Ok(m.with_deliveries(self.0.get(&keys::delivery(&kv.key)).map(|(d, _)| d)))
-    }
-
-    /// The timing of the message stored at `kv`, with its first delivery.
-    pub fn timing(&self, kv: &KeyValue) -> Result<MessageTiming> {
-        let m: MessageTiming = decode(kv)?;
         Ok(m.with_deliveries(self.0.get(&keys::delivery(&kv.key)).map(|(d, _)| d)))
     }
 
