@@ -253,12 +253,11 @@ pub struct DeliveryRecord {
     pub first_ms: i64,
 }
 
-/// What the mailbox figures read of a message: its timing and recipient, decoded without the
-/// payload or the route.
+/// What the mailbox figures read of a message: its timing, decoded without the payload or the
+/// route.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageTiming {
-    pub to: AgentId,
     pub sent_at_ms: i64,
     pub first_delivered_at_ms: Option<i64>,
 }

@@ -45,7 +45,7 @@ impl Tally {
     fn figures(&self, now_ms: i64) -> MailboxFigures {
         let n = self.waiting.len();
         // Each message counts to its first delivery, or to now.
-        let total = self.first_sum + i128::from(now_ms) * (n - self.received) as i128 - self.sent_sum;
+        let total = self.first_sum + i128::from(now_ms) * n.saturating_sub(self.received) as i128 - self.sent_sum;
         let mut backlog: Vec<(AgentId, usize)> = self.backlog.iter().map(|(a, n)| (a.clone(), *n)).collect();
         backlog.sort();
         MailboxFigures {
