@@ -18,6 +18,7 @@ pub mod call;
 pub mod changes;
 pub mod consensus;
 pub mod fault;
+mod follow;
 pub mod health;
 pub mod keys;
 pub mod memory;

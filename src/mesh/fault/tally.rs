@@ -9,11 +9,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use super::diagnose::MailboxFigures;
-use crate::error::{MeshError, Result};
+use crate::error::Result;
 use crate::ids::{AgentId, SwarmId};
+use crate::mesh::follow::caught_up;
 use crate::mesh::keys;
 use crate::mesh::model::{decode, DeliveryRecord, MessageTiming};
-use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError};
+use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store};
 
 /// A waiting message: when it was sent, the first delivery its own record kept (stores written
 /// before delivery records did) and the first delivery in effect. Its recipient is the first
@@ -143,13 +144,7 @@ impl TallyCache {
     /// The mailbox figures of swarm `id` as of now.
     pub async fn figures(&self, store: &dyn Store, id: &SwarmId, now_ms: i64) -> Result<MailboxFigures> {
         let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-        let tally = match taken {
-            Some(t) => match catch_up(store, id, t).await {
-                Err(MeshError::Store(StoreError::Compacted { .. })) => read(store, id).await?,
-                other => other?,
-            },
-            None => read(store, id).await?,
-        };
+        let tally = caught_up(taken, |t| catch_up(store, id, t), || read(store, id)).await?;
         let figures = tally.figures(now_ms);
         // An empty tally is not kept: ids a caller makes up must not grow the cache.
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());

@@ -10,9 +10,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use crate::error::{MeshError, Result};
+use crate::error::Result;
+use crate::mesh::follow::caught_up;
 use crate::mesh::keys;
-use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError};
+use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store};
 
 /// Namespaces kept at once; past this many the index starts again.
 const NAMESPACES_KEPT: usize = 64;
@@ -50,13 +51,7 @@ impl SearchIndex {
     /// The namespace as of now.
     pub async fn namespace(&self, store: &dyn Store, namespace: &str) -> Result<Arc<Namespace>> {
         let kept = self.spaces.lock().unwrap_or_else(|e| e.into_inner()).remove(namespace);
-        let space = match kept {
-            Some(space) => match catch_up(store, namespace, space).await {
-                Err(MeshError::Store(StoreError::Compacted { .. })) => read(store, namespace).await?,
-                other => other?,
-            },
-            None => read(store, namespace).await?,
-        };
+        let space = caught_up(kept, |space| catch_up(store, namespace, space), || read(store, namespace)).await?;
         let space = Arc::new(space);
         let mut spaces = self.spaces.lock().unwrap_or_else(|e| e.into_inner());
         if spaces.len() >= NAMESPACES_KEPT {

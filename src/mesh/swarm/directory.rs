@@ -6,10 +6,11 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use crate::error::{MeshError, Result};
+use crate::error::Result;
 use crate::ids::SwarmId;
+use crate::mesh::follow::caught_up;
 use crate::mesh::model::{decode, SwarmRecord};
-use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError};
+use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store};
 
 /// Each swarm's heartbeat interval in seconds, as of a revision.
 #[derive(Default, Clone)]
@@ -42,13 +43,7 @@ impl SwarmDirectory {
     /// Every swarm with its heartbeat interval (seconds), as of now.
     pub async fn list(&self, store: &dyn Store) -> Result<Vec<(SwarmId, f64)>> {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let swarms = match known {
-            Some(s) => match catch_up(store, s).await {
-                Err(MeshError::Store(StoreError::Compacted { .. })) => read(store).await?,
-                other => other?,
-            },
-            None => read(store).await?,
-        };
+        let swarms = caught_up(known, |s| catch_up(store, s), || read(store)).await?;
         let list = swarms.interval_secs.iter().map(|(id, s)| (id.clone(), *s)).collect();
         *self.known.lock().unwrap_or_else(|e| e.into_inner()) = Some(swarms);
         Ok(list)

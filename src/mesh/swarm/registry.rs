@@ -19,6 +19,7 @@ use super::graph::GraphState;
 use super::statuses::StatusIndex;
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
+use crate::mesh::follow::caught_up;
 use crate::mesh::health;
 use crate::mesh::model::SwarmSettings;
 use crate::mesh::model::{
@@ -26,7 +27,7 @@ use crate::mesh::model::{
 };
 use crate::mesh::topology::Graph;
 use crate::mesh::{keys, SwarmView};
-use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError};
+use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store};
 
 /// Agents in join order, and each one's position by id and by name.
 #[derive(Default)]
@@ -323,13 +324,7 @@ impl RegistryCache {
     pub async fn view(&self, store: &dyn Store, id: &SwarmId, now_ms: i64) -> Result<SwarmView> {
         let prefix = keys::swarm_prefix(id);
         let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-        let mut registry = match taken {
-            Some(r) => match catch_up(store, &prefix, r).await {
-                Err(MeshError::Store(StoreError::Compacted { .. })) => read(store, &prefix).await?,
-                other => other?,
-            },
-            None => read(store, &prefix).await?,
-        };
+        let mut registry = caught_up(taken, |r| catch_up(store, &prefix, r), || read(store, &prefix)).await?;
         let view = registry.view(id, now_ms);
         // A swarm that does not exist is not kept: ids a caller makes up must not grow the cache.
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());

@@ -18,9 +18,10 @@ use super::assign::Board;
 use super::load::ResourceReport;
 use crate::error::Result;
 use crate::ids::{AgentId, SwarmId, TaskId};
+use crate::mesh::follow::caught_up;
 use crate::mesh::keys;
 use crate::mesh::model::decode;
-use crate::store::{EventKind, KeyValue, RangeRequest, Store, StoreError};
+use crate::store::{EventKind, KeyValue, RangeRequest, Store};
 
 /// Boards at rest, one per swarm.
 #[derive(Default)]
@@ -50,14 +51,8 @@ impl BoardCache {
     /// full read.
     pub async fn load(self: &Arc<Self>, store: &dyn Store, swarm: &SwarmId) -> Result<BoardGuard> {
         let prefix = keys::tasks(swarm);
-        let board = match self.take(swarm) {
-            Some(board) => match catch_up(store, &prefix, board).await {
-                Ok(board) => board,
-                Err(crate::error::MeshError::Store(StoreError::Compacted { .. })) => read(store, &prefix).await?,
-                Err(e) => return Err(e),
-            },
-            None => read(store, &prefix).await?,
-        };
+        let board =
+            caught_up(self.take(swarm), |board| catch_up(store, &prefix, board), || read(store, &prefix)).await?;
         Ok(BoardGuard { board: Some(board), swarm: swarm.clone(), cache: self.clone() })
     }
 }
