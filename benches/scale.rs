@@ -8,7 +8,7 @@
 //! `cargo bench --bench scale`. `MESH_BENCH_SIZES` (default `10,100,1000,10000`) picks the swarm
 //! sizes, `MESH_BENCH_VOTERS` (default `10,100,1000`) the proposal sizes, `MESH_BENCH_MESSAGES`
 //! (default `1000,100000`) the mailbox sizes and `MESH_BENCH_KEYS` (default `100000`) the memory
-//! size; `MESH_BENCH_REPS` (default 20) the calls timed per registry figure. Without `--bench` (as `cargo test` runs it) it is a smoke test at small sizes.
+//! size, `MESH_BENCH_TASKS` (default `100,10000`) the history the reports read; `MESH_BENCH_REPS` (default 20) the calls timed per registry figure. Without `--bench` (as `cargo test` runs it) it is a smoke test at small sizes.
 //! Output: markdown tables on stdout, progress on stderr.
 
 use std::time::{Duration, Instant};
@@ -29,13 +29,7 @@ async fn call(engine: &Engine, tool: &str, args: Value) -> Value {
 
 /// Time `reps` calls of one tool; the median.
 async fn p50(engine: &Engine, tool: &str, args: Value, reps: usize) -> Duration {
-    let mut times = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let start = Instant::now();
-        call(engine, tool, args.clone()).await;
-        times.push(start.elapsed());
-    }
-    median(times)
+    p50_of(reps, || call(engine, tool, args.clone())).await
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {
@@ -207,6 +201,52 @@ async fn memory_table(sizes: &[usize]) {
     }
 }
 
+/// Reports over a swarm's history: `tasks` tasks (waiting, no agent can take them), a tenth as
+/// many proposals (open) and as many waiting messages as tasks.
+async fn reports_table(sizes: &[usize]) {
+    println!("\n### Reports over a swarm's history: tasks, a tenth as many open proposals, as many waiting messages\n");
+    println!("| tasks | performance_report p50 (ms) | Prometheus state gauges p50 (ms) | dashboard snapshot p50 (ms) | swarm_status p50 (ms) |");
+    println!("|---|---|---|---|---|");
+    for &n in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let engine =
+            mesh_mcp::open_engine(dir.path().join("reports.db").to_str().unwrap(), Default::default()).unwrap();
+        let id = format!("r{n}");
+        let (agents, _) = swarm(&engine, &id, 10).await;
+        let (from, to) = (&agents[0], &agents[1]);
+        for i in 0..n {
+            let task = json!({"task": format!("task {i}"), "requiredCapabilities": ["nobody"], "swarmId": id});
+            call(&engine, "task_orchestrate", task).await;
+            let send =
+                json!({"from": from.id, "to": to.id, "message": {"n": i}, "agentToken": from.token, "swarmId": id});
+            call(&engine, "daa_communication", send).await;
+            if i % 10 == 0 {
+                call(&engine, "daa_consensus", json!({"swarmId": id, "agents": "all", "proposal": format!("p{i}")}))
+                    .await;
+            }
+            if (i + 1) % 1000 == 0 {
+                eprintln!("  {id}: {} tasks", i + 1);
+            }
+        }
+        let report = p50(&engine, "performance_report", json!({"timeframe": "24h"}), 20).await;
+        let gauges = p50_of(20, || async { engine.state_gauges().await.unwrap() }).await;
+        let dashboard = p50_of(20, || async { mesh_mcp::dashboard::snapshot::read(&engine, &id).await.unwrap() }).await;
+        let status = p50(&engine, "swarm_status", json!({"swarmId": id}), 20).await;
+        println!("| {n} | {} | {} | {} | {} |", ms(report), ms(gauges), ms(dashboard), ms(status));
+    }
+}
+
+/// Time `reps` runs of `f`; the median.
+async fn p50_of<F: std::future::Future>(reps: usize, f: impl Fn() -> F) -> Duration {
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let start = Instant::now();
+        f().await;
+        times.push(start.elapsed());
+    }
+    median(times)
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -220,6 +260,9 @@ fn main() {
     }
     if wanted("receive") {
         rt.block_on(receive_table(&sizes("MESH_BENCH_MESSAGES", "1000,100000", "20", bench)));
+    }
+    if wanted("reports") {
+        rt.block_on(reports_table(&sizes("MESH_BENCH_TASKS", "100,10000", "30", bench)));
     }
     if wanted("memory") {
         rt.block_on(memory_table(&sizes("MESH_BENCH_KEYS", "100000", "50", bench)));

@@ -3,10 +3,13 @@
 //! kept up to date, or read it afresh when nothing is kept or the log no longer reaches back
 //! to it.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Mutex;
 
 use crate::error::{MeshError, Result};
-use crate::store::StoreError;
+use crate::ids::SwarmId;
+use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError};
 
 /// `kept` brought up to date by `catch_up`; `read` when nothing is kept or the change log was
 /// pruned past it.
@@ -26,4 +29,121 @@ where
         },
         None => read().await,
     }
+}
+
+/// Keys read under a prefix per range by [`each`] (one in the unit tests, so that their few
+/// keys take more than one page).
+const READ_PAGE: usize = if cfg!(test) { 1 } else { 1_000 };
+
+/// `f` on every key under `prefix`, read a page at a time (a whole prefix in one answer holds
+/// every value in memory at once); the revision of the first page. Were a change to land
+/// between two pages, a follower catching up from that revision replays it.
+pub(crate) async fn each(
+    store: &dyn Store,
+    prefix: &str,
+    mut f: impl FnMut(&KeyValue) -> Result<()>,
+) -> Result<Revision> {
+    let mut req = RangeRequest { limit: READ_PAGE, count_cap: 1, ..RangeRequest::prefix(prefix) };
+    let mut first = None;
+    loop {
+        let page = store.range(req.clone()).await?;
+        first.get_or_insert(page.revision);
+        page.kvs.iter().try_for_each(&mut f)?;
+        match page.kvs.last().filter(|_| page.more) {
+            Some(last) => req.start = format!("{}\0", last.key),
+            None => return Ok(first.unwrap_or(page.revision)),
+        }
+    }
+}
+
+/// What a cache of [`PerSwarm`] keeps for a swarm.
+pub(crate) trait Kept {
+    /// The store revision it is current at.
+    fn revision(&self) -> Revision;
+    /// Nothing worth keeping: reading it again costs nothing, and swarm ids a caller makes up
+    /// must not grow the cache.
+    fn is_empty(&self) -> bool;
+}
+
+/// Values kept between operations, one per swarm. An operation takes a swarm's value out, brings
+/// it up to date ([`caught_up`]), uses it and puts it back; two operations on one swarm at once:
+/// the second finds nothing and reads afresh.
+pub(crate) struct PerSwarm<T> {
+    idle: Mutex<HashMap<SwarmId, T>>,
+}
+
+impl<T> Default for PerSwarm<T> {
+    fn default() -> Self {
+        Self { idle: Mutex::default() }
+    }
+}
+
+impl<T: Kept> PerSwarm<T> {
+    pub fn take(&self, id: &SwarmId) -> Option<T> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(id)
+    }
+
+    /// Keep `value` unless it is empty or the one already back (from an operation that ran
+    /// beside this one) is newer.
+    pub fn put(&self, id: &SwarmId, value: T) {
+        if value.is_empty() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.get(id).is_none_or(|kept| kept.revision() < value.revision()) {
+            idle.insert(id.clone(), value);
+        }
+    }
+}
+
+/// A per-swarm value that follows the keys under some prefixes of the swarm's.
+pub(crate) trait Follows: Kept + Default {
+    /// The prefixes followed for swarm `id`. Changes under each are applied after the earlier
+    /// prefixes' changes.
+    fn prefixes(id: &SwarmId) -> Vec<String>;
+
+    /// A change to the key `rest` (what follows `prefixes()[which]`). Applying a change twice
+    /// must leave what applying it once does: catching up may replay some.
+    fn apply(&mut self, which: usize, rest: &str, kind: EventKind, kv: &KeyValue) -> Result<()>;
+
+    fn set_revision(&mut self, revision: Revision);
+}
+
+impl<T: Follows> PerSwarm<T> {
+    /// `f` of swarm `id`'s value brought up to date, which is then kept.
+    pub async fn with<R>(&self, store: &dyn Store, id: &SwarmId, f: impl FnOnce(&T) -> R) -> Result<R> {
+        let value = caught_up(self.take(id), |v| catch_up(store, id, v), || read(store, id)).await?;
+        let out = f(&value);
+        self.put(id, value);
+        Ok(out)
+    }
+}
+
+/// Every key under the prefixes, the value at the revision of the first read. Were a change to
+/// land between the reads, the next catch-up replays it from that revision.
+async fn read<T: Follows>(store: &dyn Store, id: &SwarmId) -> Result<T> {
+    let mut value = T::default();
+    let mut revision = None;
+    for (which, prefix) in T::prefixes(id).iter().enumerate() {
+        let first = each(store, prefix, |kv| value.apply(which, &kv.key[prefix.len()..], EventKind::Put, kv)).await?;
+        revision.get_or_insert(first);
+    }
+    value.set_revision(revision.unwrap_or_default());
+    Ok(value)
+}
+
+/// The changes since the value's revision, prefix by prefix; the value then stands at the
+/// first prefix's revision (later prefixes' changes past it are replayed next time).
+async fn catch_up<T: Follows>(store: &dyn Store, id: &SwarmId, mut value: T) -> Result<T> {
+    let since = value.revision();
+    let mut revision = None;
+    for (which, prefix) in T::prefixes(id).iter().enumerate() {
+        let (events, now) = store.changes(prefix, since).await?;
+        for e in &events {
+            value.apply(which, &e.kv.key[prefix.len()..], e.kind, &e.kv)?;
+        }
+        revision.get_or_insert(now);
+    }
+    value.set_revision(revision.unwrap_or(since));
+    Ok(value)
 }

@@ -155,6 +155,9 @@ pub fn consensus(id: &SwarmId) -> String {
 pub fn proposal(id: &SwarmId, p: &ProposalId) -> String {
     format!("consensus/{id}/proposal/{p}")
 }
+pub fn proposals(id: &SwarmId) -> String {
+    format!("consensus/{id}/proposal/")
+}
 pub fn open_proposals(id: &SwarmId) -> String {
     format!("consensus/{id}/open/")
 }
@@ -209,6 +212,9 @@ pub fn byzantine(id: &SwarmId, agent: &AgentId) -> String {
 /// Everything task distribution keeps about a swarm.
 pub fn tasks(id: &SwarmId) -> String {
     format!("tasks/{id}/")
+}
+pub fn task_records(id: &SwarmId) -> String {
+    format!("tasks/{id}/task/")
 }
 pub fn task(id: &SwarmId, t: &TaskId) -> String {
     format!("tasks/{id}/task/{t}")

@@ -67,6 +67,8 @@ pub struct Engine {
     registries: Arc<swarm::registry::RegistryCache>,
     /// Each swarm's waiting messages, tallied for the mailbox figures ([`fault::TallyCache`]).
     tallies: Arc<fault::TallyCache>,
+    /// Each swarm's tasks and proposals, reduced to what the reports count ([`reports::history`]).
+    histories: Arc<reports::history::HistoryCache>,
     /// The swarms the sweep visits ([`swarm::directory`]).
     swarms: Arc<swarm::directory::SwarmDirectory>,
     /// Proposal records decoded once per revision ([`consensus`]).
@@ -255,6 +257,7 @@ impl Engine {
             boards: Arc::default(),
             registries: Arc::default(),
             tallies: Arc::default(),
+            histories: Arc::default(),
             swarms: Arc::default(),
             proposals: Arc::default(),
             memory_index: Arc::default(),

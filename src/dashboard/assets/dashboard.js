@@ -350,7 +350,7 @@ function renderMessages(snap) {
   const byName = names(snap);
   const who = id => byName.get(id) || id;
   fill('messages',
-    el('p', {}, `${m.pending} messages waiting (not yet acknowledged)${m.sampled ? ', figures from a sample' : ''}: `,
+    el('p', {}, `${m.pending} messages waiting (not yet acknowledged): `,
       Object.entries(m.perAgent).map(([id, n]) => el('span', { class: 'chip' }, `${who(id)} ${n}`))),
     table(['from → to', 'type', 'sent', { label: 'deliveries', num: true }], m.recent.map(x => el('tr', {},
       el('td', {}, `${who(x.from)} → ${who(x.to)}${x.broadcast ? ' (broadcast)' : ''}`),

@@ -5,20 +5,21 @@
 //! one, not the mailboxes: a status with 100,000 waiting messages read (and decoded) 5,000 of
 //! them. One small entry per waiting message.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::diagnose::MailboxFigures;
 use crate::error::Result;
 use crate::ids::{AgentId, SwarmId};
-use crate::mesh::follow::caught_up;
+use crate::mesh::follow::{Follows, Kept, PerSwarm};
 use crate::mesh::keys;
 use crate::mesh::model::{decode, DeliveryRecord, MessageTiming};
-use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store};
+use crate::store::{EventKind, KeyValue, Revision, Store};
 
 /// A waiting message: when it was sent, the first delivery its own record kept (stores written
 /// before delivery records did) and the first delivery in effect. Its recipient is the first
 /// segment of its key.
+#[derive(Clone, Copy)]
 struct Waiting {
     sent_ms: i64,
     recorded_first: Option<i64>,
@@ -30,7 +31,9 @@ struct Waiting {
 #[derive(Default)]
 struct Tally {
     revision: Revision,
-    waiting: HashMap<Box<str>, Waiting>,
+    waiting: HashMap<Arc<str>, Waiting>,
+    /// The waiting messages' keys by send time, for the newest.
+    by_sent: BTreeSet<(i64, Arc<str>)>,
     /// First deliveries, from the delivery records.
     firsts: HashMap<Box<str>, i64>,
     backlog: HashMap<AgentId, usize>,
@@ -56,17 +59,25 @@ impl Tally {
         }
     }
 
+    /// The keys of the newest `n` waiting messages, newest first.
+    fn newest(&self, n: usize) -> Vec<String> {
+        self.by_sent.iter().rev().take(n).map(|(_, key)| key.to_string()).collect()
+    }
+
     fn put_message(&mut self, key: &str, m: MessageTiming) {
         self.remove_message(key);
         let first_ms = min_some(m.first_delivered_at_ms, self.firsts.get(key).copied());
         let w = Waiting { sent_ms: m.sent_at_ms, recorded_first: m.first_delivered_at_ms, first_ms };
         self.count(key, &w, 1);
-        self.waiting.insert(key.into(), w);
+        let key: Arc<str> = key.into();
+        self.by_sent.insert((w.sent_ms, key.clone()));
+        self.waiting.insert(key, w);
     }
 
     fn remove_message(&mut self, key: &str) {
-        if let Some(w) = self.waiting.remove(key) {
-            self.count(key, &w, -1);
+        if let Some((key, w)) = self.waiting.remove_entry(key) {
+            self.count(&key, &w, -1);
+            self.by_sent.remove(&(w.sent_ms, key));
         }
     }
 
@@ -76,11 +87,13 @@ impl Tally {
             Some(first) => self.firsts.insert(key.into(), first),
             None => self.firsts.remove(key),
         };
-        if let Some(mut w) = self.waiting.remove(key) {
-            self.count(key, &w, -1);
-            w.first_ms = min_some(w.recorded_first, first);
-            self.count(key, &w, 1);
-            self.waiting.insert(key.into(), w);
+        if let Some(&old) = self.waiting.get(key) {
+            self.count(key, &old, -1);
+            let new = Waiting { first_ms: min_some(old.recorded_first, first), ..old };
+            self.count(key, &new, 1);
+            if let Some(w) = self.waiting.get_mut(key) {
+                *w = new;
+            }
         }
     }
 
@@ -107,23 +120,26 @@ impl Tally {
             }
         }
     }
+}
 
-    fn apply_message(&mut self, prefix: &str, kind: EventKind, kv: &KeyValue) -> Result<()> {
-        let key = &kv.key[prefix.len()..];
-        match kind {
-            EventKind::Put => self.put_message(key, decode(kv)?),
-            EventKind::Delete => self.remove_message(key),
+impl Follows for Tally {
+    fn prefixes(id: &SwarmId) -> Vec<String> {
+        vec![keys::mailboxes(id), keys::deliveries(id)]
+    }
+
+    /// Messages first, then the delivery records that count them.
+    fn apply(&mut self, which: usize, key: &str, kind: EventKind, kv: &KeyValue) -> Result<()> {
+        match (which, kind) {
+            (0, EventKind::Put) => self.put_message(key, decode(kv)?),
+            (0, EventKind::Delete) => self.remove_message(key),
+            (_, EventKind::Put) => self.set_first(key, Some(decode::<DeliveryRecord>(kv)?.first_ms)),
+            (_, EventKind::Delete) => self.set_first(key, None),
         }
         Ok(())
     }
 
-    fn apply_delivery(&mut self, prefix: &str, kind: EventKind, kv: &KeyValue) -> Result<()> {
-        let key = &kv.key[prefix.len()..];
-        match kind {
-            EventKind::Put => self.set_first(key, Some(decode::<DeliveryRecord>(kv)?.first_ms)),
-            EventKind::Delete => self.set_first(key, None),
-        }
-        Ok(())
+    fn set_revision(&mut self, revision: Revision) {
+        self.revision = revision;
     }
 }
 
@@ -134,71 +150,49 @@ fn min_some(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
+impl Kept for Tally {
+    fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    fn is_empty(&self) -> bool {
+        self.waiting.is_empty() && self.firsts.is_empty()
+    }
+}
+
+/// A swarm's waiting messages: how many, per recipient agent id, and the keys (under the
+/// swarm's mailbox prefix) of the newest, newest first.
+pub(crate) struct Backlog {
+    pub pending: usize,
+    pub per_agent: BTreeMap<String, usize>,
+    pub newest: Vec<String>,
+}
+
 /// Tallies at rest, one per swarm with messages waiting.
 #[derive(Default)]
 pub(crate) struct TallyCache {
-    idle: Mutex<HashMap<SwarmId, Tally>>,
+    idle: PerSwarm<Tally>,
 }
 
 impl TallyCache {
     /// The mailbox figures of swarm `id` as of now.
     pub async fn figures(&self, store: &dyn Store, id: &SwarmId, now_ms: i64) -> Result<MailboxFigures> {
-        let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-        let tally = caught_up(taken, |t| catch_up(store, id, t), || read(store, id)).await?;
-        let figures = tally.figures(now_ms);
-        // An empty tally is not kept: ids a caller makes up must not grow the cache.
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if !(tally.waiting.is_empty() && tally.firsts.is_empty())
-            && idle.get(id).is_none_or(|t| t.revision < tally.revision)
-        {
-            idle.insert(id.clone(), tally);
-        }
-        Ok(figures)
+        self.idle.with(store, id, |t| t.figures(now_ms)).await
     }
-}
 
-/// The swarm's messages and delivery records, read whole, a page at a time (a whole mailbox in
-/// one answer held every message in memory at once). Were a change to land between the reads,
-/// the next catch-up replays it from the first read's revision: applying a change twice leaves
-/// what applying it once does.
-async fn read(store: &dyn Store, id: &SwarmId) -> Result<Tally> {
-    let (messages, deliveries) = (keys::mailboxes(id), keys::deliveries(id));
-    let mut t = Tally::default();
-    t.revision = each(store, &messages, |kv| t.apply_message(&messages, EventKind::Put, kv)).await?;
-    each(store, &deliveries, |kv| t.apply_delivery(&deliveries, EventKind::Put, kv)).await?;
-    Ok(t)
-}
-
-/// Keys read under `prefix` per range (one in the unit tests, so that their few messages take
-/// more than one page).
-const READ_PAGE: usize = if cfg!(test) { 1 } else { 1_000 };
-
-/// `f` on every key under `prefix`, in pages; the revision of the first page.
-async fn each(store: &dyn Store, prefix: &str, mut f: impl FnMut(&KeyValue) -> Result<()>) -> Result<Revision> {
-    let mut req = RangeRequest { limit: READ_PAGE, count_cap: 1, ..RangeRequest::prefix(prefix) };
-    let mut first = None;
-    loop {
-        let page = store.range(req.clone()).await?;
-        first.get_or_insert(page.revision);
-        page.kvs.iter().try_for_each(&mut f)?;
-        match page.kvs.last().filter(|_| page.more) {
-            Some(last) => req.start = format!("{}\0", last.key),
-            None => return Ok(first.unwrap_or(page.revision)),
-        }
+    /// How many messages wait in swarm `id`'s mailboxes now.
+    pub async fn pending(&self, store: &dyn Store, id: &SwarmId) -> Result<usize> {
+        self.idle.with(store, id, |t| t.waiting.len()).await
     }
-}
 
-async fn catch_up(store: &dyn Store, id: &SwarmId, mut t: Tally) -> Result<Tally> {
-    let (messages, deliveries) = (keys::mailboxes(id), keys::deliveries(id));
-    let (events, revision) = store.changes(&messages, t.revision).await?;
-    for e in &events {
-        t.apply_message(&messages, e.kind, &e.kv)?;
+    /// Swarm `id`'s waiting messages as of now, with the keys of the newest `newest`.
+    pub async fn backlog(&self, store: &dyn Store, id: &SwarmId, newest: usize) -> Result<Backlog> {
+        self.idle
+            .with(store, id, |t| Backlog {
+                pending: t.waiting.len(),
+                per_agent: t.backlog.iter().map(|(a, n)| (a.to_string(), *n)).collect(),
+                newest: t.newest(newest),
+            })
+            .await
     }
-    // Delivery records after the messages they count; replaying some from before `revision`
-    // next time is harmless (see [`read`]).
-    for e in &store.changes(&deliveries, t.revision).await?.0 {
-        t.apply_delivery(&deliveries, e.kind, &e.kv)?;
-    }
-    t.revision = revision;
-    Ok(t)
 }

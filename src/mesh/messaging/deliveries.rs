@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use crate::error::Result;
 use crate::mesh::model::{decode, DeliveryRecord, MessageRecord};
 use crate::mesh::{keys, Engine};
-use crate::store::{Compare, CompareOp, KeyValue, RangeRequest, Revision};
+use crate::store::{self, Compare, CompareOp, KeyValue, RangeRequest, Revision};
 
 /// The delivery records of some messages, by delivery key, with their revisions.
 #[derive(Default)]
@@ -29,6 +29,14 @@ impl Deliveries {
 }
 
 impl Engine {
+    /// The message stored at `key` with its delivery counts; `None` when there is none.
+    pub(crate) async fn message_at(&self, key: &str) -> Result<Option<MessageRecord>> {
+        let Some(kv) = store::get(&**self.store(), key).await? else { return Ok(None) };
+        let delivery = store::get(&**self.store(), &keys::delivery(key)).await?;
+        let delivery: Option<DeliveryRecord> = delivery.as_ref().map(decode).transpose()?;
+        Ok(Some(decode::<MessageRecord>(&kv)?.with_deliveries(delivery.as_ref())))
+    }
+
     /// The delivery records of `messages`, read from under `mailboxes` (a mailbox prefix, or a
     /// swarm's). `messages` is a prefix of `mailboxes` in key order when `more` says the read
     /// stopped early; then only the records up to its last key are read.

@@ -363,6 +363,4 @@ pub struct MailboxActivity {
     pub recent: Vec<PendingMessage>,
     /// Waiting messages per recipient agent id.
     pub per_agent: BTreeMap<String, usize>,
-    /// Whether there were more than could be read; the figures then cover a sample.
-    pub sampled: bool,
 }

@@ -110,11 +110,10 @@ impl Engine {
         if has(MonitorMetric::Messages) {
             s.pending_messages = Some(self.pending_messages(Scope::Swarm(swarm)).await?);
         }
-        if has(MonitorMetric::Tasks) {
-            s.tasks = Some(stats::tasks_by_state(&self.tasks_in(Scope::Swarm(swarm)).await?));
-        }
-        if has(MonitorMetric::Consensus) {
-            s.proposals = Some(stats::proposals_by_status(&self.proposals_in(Scope::Swarm(swarm)).await?));
+        if has(MonitorMetric::Tasks) || has(MonitorMetric::Consensus) {
+            let history = self.history(Scope::Swarm(swarm)).await?;
+            s.tasks = has(MonitorMetric::Tasks).then(|| stats::tasks_by_state(&history.tasks));
+            s.proposals = has(MonitorMetric::Consensus).then(|| stats::proposals_by_status(&history.proposals));
         }
         if has(MonitorMetric::Calls) && self.metrics().enabled() {
             let since = self.metrics().counts().since(base);

@@ -51,11 +51,11 @@ impl Engine {
         let from_ms = to_ms - timeframe.ms();
         let samples = series::frame(&**self.raw_store(), self.metrics(), from_ms, to_ms).await?;
         let c = series::total(&samples);
-        let proposals = self.proposals_in(Scope::All).await?;
-        let tasks = self.tasks_in(Scope::All).await?;
+        let history = self.history(Scope::All).await?;
+        let (proposals, tasks) = (&history.proposals, &history.tasks);
         let pending_now = self.pending_messages(Scope::All).await?;
 
-        let consensus = consensus_figures(&proposals, from_ms, to_ms);
+        let consensus = consensus_figures(proposals, from_ms, to_ms);
         let in_frame = |t: Option<i64>| t.is_some_and(|t| t >= from_ms && t <= to_ms);
         let tasks_fig = TaskFigures {
             created: tasks.iter().filter(|t| in_frame(Some(t.created_at_ms))).count() as u64,
@@ -67,7 +67,7 @@ impl Engine {
                 .iter()
                 .filter(|t| t.state == crate::mesh::tasks::record::TaskState::Failed && in_frame(t.finished_at_ms))
                 .count() as u64,
-            by_state_now: stats::tasks_by_state(&tasks),
+            by_state_now: stats::tasks_by_state(tasks),
         };
         // Store operations alone are not activity: the reconcile sweep reads on its own.
         let activity = c.tool_calls()
@@ -156,11 +156,7 @@ fn process_figures(samples: &[series::Sample]) -> Vec<ProcessFigures> {
 }
 
 /// Consensus over `[from, to]` from proposal records: created and decided times are in state.
-pub fn consensus_figures(
-    proposals: &[crate::mesh::consensus::proposal::Proposal],
-    from: i64,
-    to: i64,
-) -> ConsensusFigures {
+pub(crate) fn consensus_figures(proposals: &[super::history::ProposalMark], from: i64, to: i64) -> ConsensusFigures {
     let in_frame = |t: i64| t >= from && t <= to;
     let mut by = BTreeMap::<&str, u64>::new();
     let mut latencies: Vec<i64> = Vec::new();

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use super::history::{Marks, ProposalMark, TaskMark};
 use crate::error::Result;
 use crate::ids::SwarmId;
-use crate::mesh::consensus::proposal::Proposal;
-use crate::mesh::model::decode;
-use crate::mesh::tasks::record::{TaskRecord, TaskState};
+use crate::mesh::consensus::vote::Outcome;
+use crate::mesh::health::AgentStatus;
+use crate::mesh::tasks::record::TaskState;
 use crate::mesh::Engine;
-use crate::store::RangeRequest;
 
 /// Which swarms a read covers.
 #[derive(Debug, Clone, Copy)]
@@ -19,40 +19,35 @@ pub enum Scope<'a> {
     Swarm(&'a SwarmId),
 }
 
-impl Scope<'_> {
-    fn prefix(&self, root: &str) -> String {
-        match self {
-            Scope::All => format!("{root}/"),
-            Scope::Swarm(id) => format!("{root}/{id}/"),
-        }
-    }
-}
-
-/// The second path segment after the swarm id: `consensus/<swarm>/proposal/<id>` → `proposal`.
-fn kind_of(key: &str) -> Option<&str> {
-    key.split('/').nth(2)
-}
-
 impl Engine {
-    pub(crate) async fn proposals_in(&self, scope: Scope<'_>) -> Result<Vec<Proposal>> {
-        let kvs = self.store().range(RangeRequest::prefix(scope.prefix("consensus"))).await?.kvs;
-        kvs.iter().filter(|kv| kind_of(&kv.key) == Some("proposal")).map(decode).collect()
-    }
-
-    pub(crate) async fn tasks_in(&self, scope: Scope<'_>) -> Result<Vec<TaskRecord>> {
-        let kvs = self.store().range(RangeRequest::prefix(scope.prefix("tasks"))).await?.kvs;
-        kvs.iter().filter(|kv| kind_of(&kv.key) == Some("task")).map(decode).collect()
+    /// The tasks and proposals of the swarms in `scope`, reduced to what the reports count.
+    pub(crate) async fn history(&self, scope: Scope<'_>) -> Result<Marks> {
+        let mut marks = Marks::default();
+        for id in self.scoped(scope).await? {
+            self.histories.marks(&**self.store(), &id, &mut marks).await?;
+        }
+        Ok(marks)
     }
 
     /// Messages waiting in mailboxes (sent, not yet acknowledged).
     pub(crate) async fn pending_messages(&self, scope: Scope<'_>) -> Result<usize> {
-        // A count, not a read: one message is fetched, the rest only counted.
-        Ok(self.store().range(RangeRequest { limit: 1, ..RangeRequest::prefix(scope.prefix("mbox")) }).await?.count)
+        let mut pending = 0;
+        for id in self.scoped(scope).await? {
+            pending += self.tallies.pending(&**self.store(), &id).await?;
+        }
+        Ok(pending)
+    }
+
+    async fn scoped(&self, scope: Scope<'_>) -> Result<Vec<SwarmId>> {
+        match scope {
+            Scope::All => self.swarm_ids().await,
+            Scope::Swarm(id) => Ok(vec![id.clone()]),
+        }
     }
 }
 
 /// Tasks by state name, every state present (zero included) so series line up.
-pub fn tasks_by_state(tasks: &[TaskRecord]) -> BTreeMap<String, u64> {
+pub(crate) fn tasks_by_state(tasks: &[TaskMark]) -> BTreeMap<String, u64> {
     let states = [
         TaskState::Pending,
         TaskState::Ready,
@@ -62,44 +57,44 @@ pub fn tasks_by_state(tasks: &[TaskRecord]) -> BTreeMap<String, u64> {
         TaskState::Completed,
         TaskState::Failed,
     ];
-    let mut by: BTreeMap<String, u64> = states.iter().map(|s| (s.as_str().to_string(), 0)).collect();
+    let mut counts = [0u64; 7];
     for t in tasks {
-        *by.entry(t.state.as_str().to_string()).or_default() += 1;
+        counts[states.iter().position(|s| *s == t.state).unwrap_or_default()] += 1;
     }
-    by
+    states.iter().zip(counts).map(|(s, n)| (s.as_str().to_string(), n)).collect()
 }
 
 /// Proposals by status: open, or the outcome they were decided with.
-pub fn proposals_by_status(proposals: &[Proposal]) -> BTreeMap<String, u64> {
-    let mut by: BTreeMap<String, u64> =
-        ["open", "approved", "rejected", "expired"].iter().map(|s| (s.to_string(), 0)).collect();
+pub(crate) fn proposals_by_status(proposals: &[ProposalMark]) -> BTreeMap<String, u64> {
+    let statuses = [None, Some(Outcome::Approved), Some(Outcome::Rejected), Some(Outcome::Expired)];
+    let mut counts = [0u64; 4];
     for p in proposals {
-        let status = p.decision.as_ref().map_or("open", |d| d.outcome.as_str());
-        *by.entry(status.to_string()).or_default() += 1;
+        let status = p.decision.map(|d| d.outcome);
+        counts[statuses.iter().position(|s| *s == status).unwrap_or_default()] += 1;
     }
-    by
+    let name = |s: Option<Outcome>| s.map_or("open", Outcome::as_str).to_string();
+    statuses.into_iter().zip(counts).map(|(s, n)| (name(s), n)).collect()
 }
 
 impl Engine {
     /// Tasks, proposals and agents of every swarm, counted by state, for the Prometheus gauges.
     pub async fn state_gauges(&self) -> Result<crate::metrics::prometheus::StateGauges> {
         let mut agents_by_status = BTreeMap::new();
-        let index = self
-            .store()
-            .range(RangeRequest::prefix(crate::mesh::keys::agent_index(&crate::ids::AgentId::new(""))))
-            .await?;
-        let swarms: std::collections::BTreeSet<String> =
-            index.kvs.iter().map(|kv| String::from_utf8_lossy(&kv.value).into_owned()).collect();
-        for swarm in swarms {
-            // A swarm destroyed between the two reads has no agents left to count.
-            let Ok(view) = self.load_swarm(&SwarmId::new(swarm)).await else { continue };
-            for agent in view.agents.iter() {
-                *agents_by_status.entry(view.status(agent).as_str().to_string()).or_default() += 1;
+        for id in self.swarm_ids().await? {
+            // A swarm destroyed since it was listed has no agents left to count.
+            let Ok(view) = self.load_swarm(&id).await else { continue };
+            let mut counts = crate::mesh::swarm::status_counts(&view);
+            for status in AgentStatus::ALL {
+                let n = *counts.of_mut(status);
+                if n > 0 {
+                    *agents_by_status.entry(status.as_str().to_string()).or_default() += n as u64;
+                }
             }
         }
+        let history = self.history(Scope::All).await?;
         Ok(crate::metrics::prometheus::StateGauges {
-            tasks_by_state: tasks_by_state(&self.tasks_in(Scope::All).await?),
-            proposals_by_status: proposals_by_status(&self.proposals_in(Scope::All).await?),
+            tasks_by_state: tasks_by_state(&history.tasks),
+            proposals_by_status: proposals_by_status(&history.proposals),
             agents_by_status,
             workers_by_state: self.workers_by_state(None).await?,
         })

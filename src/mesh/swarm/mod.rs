@@ -294,7 +294,7 @@ fn spend_alert(budget: &crate::mesh::workers::BudgetView) -> Option<Alert> {
 
 /// Counts by status: from the registry's status index when it is for this view (O(1)),
 /// otherwise by looking at every agent.
-fn status_counts(view: &SwarmView) -> StatusCounts {
+pub(crate) fn status_counts(view: &SwarmView) -> StatusCounts {
     let mut counts = StatusCounts { total: view.agents.len(), ..Default::default() };
     match view.statuses() {
         Some(index) => {

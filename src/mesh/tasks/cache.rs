@@ -10,49 +10,41 @@
 //! operations on one swarm at once: the second finds no board and reads the swarm's tasks in
 //! full, as every operation used to. A board whose history was compacted away is read again.
 
-use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::assign::Board;
 use super::load::ResourceReport;
 use crate::error::Result;
 use crate::ids::{AgentId, SwarmId, TaskId};
-use crate::mesh::follow::caught_up;
+use crate::mesh::follow::{caught_up, Kept, PerSwarm};
 use crate::mesh::keys;
 use crate::mesh::model::decode;
-use crate::store::{EventKind, KeyValue, RangeRequest, Store};
+use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store};
 
 /// Boards at rest, one per swarm.
 #[derive(Default)]
 pub(crate) struct BoardCache {
-    idle: Mutex<HashMap<SwarmId, Board>>,
+    idle: PerSwarm<Board>,
+}
+
+impl Kept for Board {
+    fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty() && self.resources.is_empty()
+    }
 }
 
 impl BoardCache {
-    fn take(&self, swarm: &SwarmId) -> Option<Board> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(swarm)
-    }
-
-    /// Keep the newer of `board` and the one already back (from a concurrent operation). An
-    /// empty board costs nothing to read again and is not kept: swarm ids a caller makes up
-    /// must not grow the cache.
-    fn put(&self, swarm: SwarmId, board: Board) {
-        if board.tasks.is_empty() && board.resources.is_empty() {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.get(&swarm).is_none_or(|b| b.revision < board.revision) {
-            idle.insert(swarm, board);
-        }
-    }
-
     /// The swarm's tasks as of now: the cached board caught up through the change log, else a
     /// full read.
     pub async fn load(self: &Arc<Self>, store: &dyn Store, swarm: &SwarmId) -> Result<BoardGuard> {
         let prefix = keys::tasks(swarm);
         let board =
-            caught_up(self.take(swarm), |board| catch_up(store, &prefix, board), || read(store, &prefix)).await?;
+            caught_up(self.idle.take(swarm), |board| catch_up(store, &prefix, board), || read(store, &prefix)).await?;
         Ok(BoardGuard { board: Some(board), swarm: swarm.clone(), cache: self.clone() })
     }
 }
@@ -81,7 +73,7 @@ impl Drop for BoardGuard {
     fn drop(&mut self) {
         if let Some(mut board) = self.board.take() {
             board.rollback();
-            self.cache.put(self.swarm.clone(), board);
+            self.cache.idle.put(&self.swarm, board);
         }
     }
 }
