@@ -60,10 +60,12 @@ pub(crate) async fn each(
 pub(crate) trait Kept {
     /// The store revision it is current at.
     fn revision(&self) -> Revision;
-    /// Nothing worth keeping: reading it again costs nothing, and swarm ids a caller makes up
-    /// must not grow the cache.
+    /// Nothing but the revision: what a swarm id a caller made up reads ([`PerSwarm::put`]).
     fn is_empty(&self) -> bool;
 }
+
+/// Kept values past which an empty one is not kept ([`PerSwarm::put`]).
+const EMPTY_KEPT_UNTIL: usize = 1_024;
 
 /// Values kept between operations, one per swarm. An operation takes a swarm's value out, brings
 /// it up to date ([`caught_up`]), uses it and puts it back; two operations on one swarm at once:
@@ -83,13 +85,15 @@ impl<T: Kept> PerSwarm<T> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(id)
     }
 
-    /// Keep `value` unless it is empty or the one already back (from an operation that ran
-    /// beside this one) is newer.
+    /// Keep `value` unless the one already back (from an operation that ran beside this one) is
+    /// newer. An empty value is kept while fewer than [`EMPTY_KEPT_UNTIL`] swarms are: keeping
+    /// it saves reading an empty swarm afresh on every call, and the cap stops swarm ids a
+    /// caller makes up from growing the cache.
     pub fn put(&self, id: &SwarmId, value: T) {
-        if value.is_empty() {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if value.is_empty() && idle.len() >= EMPTY_KEPT_UNTIL {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.get(id).is_none_or(|kept| kept.revision() < value.revision()) {
             idle.insert(id.clone(), value);
         }
@@ -146,4 +150,37 @@ async fn catch_up<T: Follows>(store: &dyn Store, id: &SwarmId, mut value: T) -> 
     }
     value.set_revision(revision.unwrap_or(since));
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Count(Revision, usize);
+
+    impl Kept for Count {
+        fn revision(&self) -> Revision {
+            self.0
+        }
+        fn is_empty(&self) -> bool {
+            self.1 == 0
+        }
+    }
+
+    /// Empty values are kept (an empty swarm is not read afresh on every call) up to the cap,
+    /// so made-up swarm ids cannot grow the cache past it; values with something are kept
+    /// past it, and the newer of two stays.
+    #[test]
+    fn empty_values_are_kept_up_to_the_cap() {
+        let cache = PerSwarm::<Count>::default();
+        for i in 0..EMPTY_KEPT_UNTIL + 10 {
+            cache.put(&SwarmId::new(format!("s{i}")), Count(1, 0));
+        }
+        assert_eq!(cache.idle.lock().unwrap().len(), EMPTY_KEPT_UNTIL);
+        let busy = SwarmId::new("busy");
+        cache.put(&busy, Count(5, 1));
+        cache.put(&busy, Count(4, 2));
+        assert_eq!(cache.idle.lock().unwrap().len(), EMPTY_KEPT_UNTIL + 1);
+        assert_eq!(cache.take(&busy).map(|c| (c.0, c.1)), Some((5, 1)), "the newer stays");
+    }
 }

@@ -11,7 +11,7 @@
 //! | a method it serves, with params that do not fit | -32602 invalid params, its id           |
 //! | a malformed notification (no id)               | nothing (JSON-RPC never answers those) |
 
-use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage};
+use rmcp::model::{CallToolRequest, ClientJsonRpcMessage, ClientRequest, JsonRpcMessage, JsonRpcRequest};
 use serde_json::{json, Map, Value};
 
 /// serde_json's recursion limit: a frame nested deeper cannot be read, and is refused.
@@ -51,6 +51,9 @@ pub fn classify(line: &[u8]) -> Frame {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Frame::Ignore;
     }
+    if let Some(call) = tool_call(line) {
+        return Frame::Message(Box::new(call));
+    }
     match serde_json::from_slice::<ClientJsonRpcMessage>(line) {
         Ok(message) => match misread_standard_request(&message) {
             Some(reply) => Frame::Reply(reply),
@@ -58,6 +61,15 @@ pub fn classify(line: &[u8]) -> Frame {
         },
         Err(e) => unreadable(line, &e),
     }
+}
+
+/// A `tools/call` request, read as one: rmcp's own reading of a client message tries each
+/// kind of message and request in turn (4 µs a call, a tenth of a `retrieve`; this takes 1.5).
+/// Anything else, a call whose params do not fit included, is left to the general path.
+fn tool_call(line: &[u8]) -> Option<ClientJsonRpcMessage> {
+    let r: JsonRpcRequest<CallToolRequest> = serde_json::from_slice(line).ok()?;
+    let request = ClientRequest::CallToolRequest(r.request);
+    Some(JsonRpcMessage::Request(JsonRpcRequest { jsonrpc: r.jsonrpc, id: r.id, request }))
 }
 
 /// rmcp reads a standard method whose params do not fit as a custom request and would answer
@@ -194,6 +206,30 @@ mod tests {
         assert_eq!((code, id), (INVALID_PARAMS, json!(9)));
         let (code, _) = code_and_id(r#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":"x"}"#);
         assert_eq!(code, INVALID_PARAMS);
+    }
+
+    /// The `tools/call` path reads what rmcp's general reading reads, `_meta` (the progress
+    /// token) and either kind of id included, and leaves every other line to it.
+    #[test]
+    fn a_tool_call_reads_as_rmcp_reads_it() {
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"memory_usage","arguments":{"action":"retrieve","key":"k"}}}"#,
+            r#"{"jsonrpc":"2.0","id":"a-7","method":"tools/call","params":{"name":"swarm_status","_meta":{"progressToken":"p","x":1}}}"#,
+            r#"{"params":{"arguments":{},"name":"agent_list"},"method":"tools/call","id":3,"jsonrpc":"2.0"}"#,
+        ] {
+            let fast = serde_json::to_value(tool_call(line.as_bytes()).expect(line)).unwrap();
+            let general =
+                serde_json::to_value(serde_json::from_slice::<ClientJsonRpcMessage>(line.as_bytes()).unwrap());
+            assert_eq!(fast, general.unwrap(), "{line}");
+        }
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            r#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"x"}}"#,
+            r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":5}}"#,
+            r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"x"}}"#,
+        ] {
+            assert!(tool_call(line.as_bytes()).is_none(), "{line}");
+        }
     }
 
     #[test]

@@ -6,7 +6,6 @@
 
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
-use crate::mesh::model::{decode, SwarmRecord};
 use crate::mesh::{keys, validate, Engine};
 use crate::store;
 
@@ -105,17 +104,11 @@ impl Engine {
         Ok(kv.map(|kv| SwarmId::new(String::from_utf8_lossy(&kv.value).into_owned())))
     }
 
-    /// The swarms that exist (those with a swarm record), in id order.
+    /// The swarms that exist (those with a swarm record), in id order: from the directory the
+    /// sweep keeps ([`super::directory`]), so a call that names no swarm reads what changed
+    /// since the last one, not every swarm record.
     pub(crate) async fn swarm_ids(&self) -> Result<Vec<SwarmId>> {
-        let mut ids = Vec::new();
-        for id in self.segments("swarm/").await? {
-            let id = SwarmId::new(id);
-            if let Some(kv) = store::get(&**self.store(), &keys::swarm(&id)).await? {
-                decode::<SwarmRecord>(&kv)?;
-                ids.push(id);
-            }
-        }
-        Ok(ids)
+        Ok(self.swarm_intervals().await?.into_iter().map(|(id, _)| id).collect())
     }
 }
 

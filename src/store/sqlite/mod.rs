@@ -301,12 +301,24 @@ fn read_meta(conn: &Connection) -> Result<(Revision, Revision), Fail> {
     Ok(stmt.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)
 }
 
-/// A snapshot's `meta` row, once read.
-type MetaCell = Cell<Option<(Revision, Revision)>>;
+/// What a snapshot's reads look up once: its `meta` row and the first instant a lease of it
+/// runs out (`Some(None)`: no lease).
+#[derive(Default)]
+struct MetaCell {
+    meta: Cell<Option<(Revision, Revision)>>,
+    first_expiry: Cell<Option<Option<i64>>>,
+}
 
-/// What a read works with: its snapshot's connection, the time leases are judged by, and the
-/// snapshot's `meta` row, read at most once per snapshot (a scope's dozen reads share one
-/// snapshot, and each read `meta` again).
+impl MetaCell {
+    fn clear(&self) {
+        self.meta.set(None);
+        self.first_expiry.set(None);
+    }
+}
+
+/// What a read works with: its snapshot's connection, the time leases are judged by, and what
+/// the snapshot's reads look up once (a scope's dozen reads share one snapshot, and each looked
+/// up `meta` and the leases due again).
 struct Reading<'a> {
     conn: &'a Connection,
     now: i64,
@@ -316,12 +328,26 @@ struct Reading<'a> {
 impl Reading<'_> {
     /// (revision, compacted) as of this snapshot.
     fn meta(&self) -> Result<(Revision, Revision), Fail> {
-        if let Some(meta) = self.meta.get() {
+        if let Some(meta) = self.meta.meta.get() {
             return Ok(meta);
         }
         let meta = read_meta(self.conn)?;
-        self.meta.set(Some(meta));
+        self.meta.meta.set(Some(meta));
         Ok(meta)
+    }
+
+    /// Whether a lease of this snapshot has run out by the read's time.
+    fn lease_due(&self) -> Result<bool, Fail> {
+        let first = match self.meta.first_expiry.get() {
+            Some(first) => first,
+            None => {
+                let mut stmt = self.conn.prepare_cached("SELECT MIN(expires_at_ms) FROM leases")?;
+                let first = stmt.query_row([], |row| row.get::<_, Option<i64>>(0))?;
+                self.meta.first_expiry.set(Some(first));
+                first
+            }
+        };
+        Ok(first.is_some_and(|at| at <= self.now))
     }
 }
 
@@ -406,6 +432,10 @@ fn changes_from(r: &Reading<'_>, prefix: &str, cursor: Revision) -> Result<(Vec<
 fn changes_after(r: &Reading<'_>, prefix: &str, after: Revision) -> Result<(Vec<WatchEvent>, Revision), Fail> {
     let (conn, (revision, compacted)) = (r.conn, r.meta()?);
     check_retained(after + 1, compacted)?;
+    if after >= revision {
+        // Nothing was written since: a follower that is up to date costs no statement.
+        return Ok((Vec::new(), revision));
+    }
     let mut stmt = conn.prepare_cached(
         "SELECT key, value, create_rev, mod_rev, version, lease, kind FROM changes \
          WHERE rev > ?1 AND rev <= ?2 AND key >= ?3 AND key < ?4 ORDER BY rev, seq",
@@ -767,7 +797,7 @@ impl Shared {
         let conn = snapshot.conn();
         let out = with_retry(|| {
             rollback(conn);
-            snapshot.meta.set(None);
+            snapshot.meta.clear();
             conn.prepare_cached("BEGIN")?.execute([])?;
             body(&snapshot.reading(self.read_now())).inspect_err(|_| rollback(conn))
         })?;
@@ -910,11 +940,7 @@ impl Shared {
     /// one) is one transaction, not two. When one is due and the lock is free (a poll must not
     /// wait), it is reaped and the log read again, so the expiry's deletions are in the answer.
     fn read_reaped<T>(&self, mut body: impl FnMut(&Reading<'_>) -> Result<T, Fail>) -> Result<T, StoreError> {
-        let (due, out) = self.read(|r| {
-            let mut stmt = r.conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM leases WHERE expires_at_ms <= ?1)")?;
-            let due = stmt.query_row([r.now], |row| row.get::<_, bool>(0))?;
-            Ok((due, body(r)?))
-        })?;
+        let (due, out) = self.read(|r| Ok((r.lease_due()?, body(r)?)))?;
         if !due || self.read_only.is_some() {
             return Ok(out);
         }
@@ -1133,6 +1159,28 @@ mod tests {
             }
         }
         conflicts
+    }
+
+    /// A scope's reads look up the first lease expiry once, and still see a lease run out
+    /// between two of them: the change log then holds the lease's deletion. A follower that is
+    /// up to date reads nothing, and is told the same revision.
+    #[tokio::test]
+    async fn a_scope_sees_a_lease_run_out_between_its_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_000));
+        let store = SqliteStore::open(&dir.path().join("mesh.db"), clock.clone()).unwrap();
+        let lease = store.lease_grant(2_000).await.unwrap();
+        store.txn(Txn::new().and_then([Op::put_with_lease("leased", "v", lease)])).await.unwrap();
+        let head = store.revision().await.unwrap();
+        let (before, after) = crate::store::read_scope(async {
+            let before = store.changes("leased", head).await.unwrap();
+            clock.advance(3_000);
+            (before, store.changes("leased", head).await.unwrap())
+        })
+        .await;
+        assert_eq!(before, (Vec::new(), head), "nothing since");
+        assert_eq!(after.0.len(), 1, "the lease ran out: {:?}", after.0);
+        assert_eq!((after.0[0].kind, after.1), (EventKind::Delete, head + 1));
     }
 
     /// Pruning by count runs in batches of a hundredth of the bound: the log always keeps the
