@@ -126,7 +126,6 @@ mod tests {
 
     use super::*;
     use crate::mesh::consensus::proposal::Proposal;
-    use crate::mesh::reports::stats::Scope;
     use crate::mesh::tasks::record::TaskRecord;
     use crate::mesh::Engine;
     use crate::store::RangeRequest;
@@ -153,7 +152,8 @@ mod tests {
     }
 
     async fn marks(engine: &Engine, id: &SwarmId) -> (Vec<String>, Vec<String>) {
-        let m = engine.history(Scope::Swarm(id)).await.unwrap();
+        let mut m = Marks::default();
+        engine.histories.marks(&**engine.store(), id, &mut m).await.unwrap();
         let tasks = m.tasks.iter().map(|t| format!("{:?}", (t.state, t.created_at_ms, t.finished_at_ms)));
         let proposals = m
             .proposals
