@@ -62,6 +62,8 @@ pub const MAX_REPLY_BYTES: usize = 16 * 1024;
 pub const MAX_PEERS_LISTED: usize = 50;
 /// Findings a `diagnose` lists at most, the most severe first.
 pub const MAX_FINDINGS: usize = 30;
+/// Stuck proposals `swarm_status` and `diagnose` list, the longest open first.
+pub const MAX_STUCK_LISTED: usize = 10;
 
 /// `swarm_monitor` calls one process runs at once; each holds a task for up to 300 s.
 pub const MAX_CONCURRENT_MONITORS: usize = 16;

@@ -240,8 +240,10 @@ pub struct StuckProposal {
 #[serde(rename_all = "camelCase")]
 pub struct ConsensusHealth {
     pub open_proposals: usize,
-    /// Proposals open longer than half their timeout.
+    /// Proposals open longer than half their timeout, the longest open first (at most 10).
     pub stuck: Vec<StuckProposal>,
+    /// How many proposals are stuck, listed or not.
+    pub stuck_count: usize,
     /// Share of the non-Byzantine votes of the last 50 approved or rejected decisions that
     /// matched the outcome; absent without such votes.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -18,7 +18,7 @@ use super::{
     ReconciledDecision, ReconciledViewChange, StuckProposal,
 };
 use crate::config;
-use crate::error::Result;
+use crate::error::{MeshError, Result};
 use crate::ids::SwarmId;
 use crate::mesh::{keys, Engine, SwarmView};
 use crate::store::{self, Txn};
@@ -153,21 +153,29 @@ impl Engine {
     pub(crate) async fn consensus_health(&self, view: &SwarmView) -> Result<ConsensusHealth> {
         let swarm = &view.swarm.id;
         let byzantine = self.byzantine_flags(swarm).await?;
-        let open = self.open_proposals(swarm).await?;
+        // From the proposals' marks, kept from the change log: an open proposal is decoded only
+        // to say why it is stuck, for the few listed.
+        let open = self.histories.open_proposals(&**self.store(), swarm).await?;
+        let stuck_ids: Vec<&str> = open
+            .iter()
+            .filter(|(_, p)| (view.now_ms - p.created_at_ms) * 2 > p.timeout_ms)
+            .map(|(id, _)| id.as_str())
+            .collect();
         let mut stuck = Vec::new();
-        for (prop, _) in &open {
-            let open_for_ms = view.now_ms - prop.created_at_ms;
-            if open_for_ms * 2 > prop.timeout_ms {
-                let ctx = with_missing_voters(context(view, byzantine.clone(), None), prop, view);
-                let mut prop = prop.clone();
-                self.load_votes(&mut prop, &ctx, None).await?;
-                stuck.push(StuckProposal {
-                    proposal_id: prop.id.to_string(),
-                    open_for_ms,
-                    timeout_ms: prop.timeout_ms,
-                    reason: prop.evaluate(&ctx).reason,
-                });
-            }
+        for id in stuck_ids.iter().take(config::MAX_STUCK_LISTED) {
+            let mut prop = match self.load_proposal(swarm, id).await {
+                Ok((prop, _)) => prop,
+                Err(MeshError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let ctx = with_missing_voters(context(view, byzantine.clone(), None), &prop, view);
+            self.load_votes(&mut prop, &ctx, None).await?;
+            stuck.push(StuckProposal {
+                proposal_id: prop.id.to_string(),
+                open_for_ms: view.now_ms - prop.created_at_ms,
+                timeout_ms: prop.timeout_ms,
+                reason: prop.evaluate(&ctx).reason,
+            });
         }
         let head = self.log_head(swarm).await?;
         let recent =
@@ -182,6 +190,7 @@ impl Engine {
         let l = self.leadership(swarm).await?;
         Ok(ConsensusHealth {
             open_proposals: open.len(),
+            stuck_count: stuck_ids.len(),
             stuck,
             agreement_rate: (total > 0).then(|| matched as f64 / total as f64),
             decisions: head.last,
@@ -247,5 +256,34 @@ mod tests {
         assert!(engine.consensus_reconcile(&swarm).await.unwrap().is_empty(), "a second pass has nothing to do");
         let health = engine.consensus_health(&engine.load_swarm(&swarm).await.unwrap()).await.unwrap();
         assert_eq!((health.open_proposals, health.decisions, health.agreement_rate), (0, 1, Some(1.0)));
+    }
+
+    /// Every proposal open past half its timeout is counted as stuck; the 10 open longest are
+    /// listed, oldest first, each with why it is not decided.
+    #[tokio::test]
+    async fn stuck_proposals_are_counted_and_the_oldest_ten_listed() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let engine = Engine::new(Arc::new(MemoryStore::new(clock.clone())), clock.clone());
+        let init = json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 3600, "messageTimeout": 7200, "membership": "open"});
+        engine.swarm_init(params(init)).await.unwrap();
+        for i in 0..3 {
+            engine.agent_spawn(params(json!({"type": "coder", "name": format!("a{i}")}))).await.unwrap();
+        }
+        let mut ids = Vec::new();
+        for i in 0..13 {
+            let p = json!({"agents": "all", "proposal": format!("p{i}"), "timeoutSecs": 100});
+            ids.push(engine.daa_consensus(params(p)).await.unwrap().proposal.unwrap().proposal_id);
+            clock.advance(1_000);
+        }
+        // 62 s after the first: the first 12 are open longer than half their 100 s, the last
+        // (open 50 s) is not.
+        clock.advance(62_000 - 13_000);
+        let view = engine.load_swarm(&SwarmId::new("s")).await.unwrap();
+        let health = engine.consensus_health(&view).await.unwrap();
+        assert_eq!((health.open_proposals, health.stuck_count), (13, 12));
+        let listed: Vec<_> = health.stuck.iter().map(|s| s.proposal_id.clone()).collect();
+        assert_eq!(listed, ids[..10]);
+        assert_eq!(health.stuck[0].open_for_ms, 62_000);
+        assert!(health.stuck.iter().all(|s| !s.reason.is_empty()));
     }
 }

@@ -32,6 +32,7 @@ pub(crate) struct TaskMark {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ProposalMark {
     pub created_at_ms: i64,
+    pub timeout_ms: i64,
     pub decision: Option<DecisionMark>,
 }
 
@@ -109,6 +110,19 @@ pub(crate) struct HistoryCache {
 }
 
 impl HistoryCache {
+    /// Swarm `id`'s open proposals as of now, oldest first, by proposal id.
+    pub async fn open_proposals(&self, store: &dyn Store, id: &SwarmId) -> Result<Vec<(String, ProposalMark)>> {
+        let mut open = self
+            .idle
+            .with(store, id, |h| {
+                let open = h.proposals.iter().filter(|(_, p)| p.decision.is_none());
+                open.map(|(id, p)| (id.to_string(), *p)).collect::<Vec<_>>()
+            })
+            .await?;
+        open.sort_by(|a, b| a.1.created_at_ms.cmp(&b.1.created_at_ms).then_with(|| a.0.cmp(&b.0)));
+        Ok(open)
+    }
+
     /// Add swarm `id`'s marks as of now to `marks`.
     pub async fn marks(&self, store: &dyn Store, id: &SwarmId, marks: &mut Marks) -> Result<()> {
         self.idle
