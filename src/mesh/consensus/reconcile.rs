@@ -18,7 +18,7 @@ use super::{
     ReconciledDecision, ReconciledViewChange, StuckProposal,
 };
 use crate::config;
-use crate::error::{MeshError, Result};
+use crate::error::Result;
 use crate::ids::SwarmId;
 use crate::mesh::{keys, Engine, SwarmView};
 use crate::store::{self, Txn};
@@ -153,26 +153,16 @@ impl Engine {
     pub(crate) async fn consensus_health(&self, view: &SwarmView) -> Result<ConsensusHealth> {
         let swarm = &view.swarm.id;
         let byzantine = self.byzantine_flags(swarm).await?;
-        // From the proposals' marks, kept from the change log: an open proposal is decoded only
-        // to say why it is stuck, for the few listed.
-        let open = self.histories.open_proposals(&**self.store(), swarm).await?;
-        let stuck_ids: Vec<&str> = open
-            .iter()
-            .filter(|(_, p)| (view.now_ms - p.created_at_ms) * 2 > p.timeout_ms)
-            .map(|(id, _)| id.as_str())
-            .collect();
+        let now = view.now_ms;
+        let page =
+            self.open_where(swarm, config::MAX_STUCK_LISTED, |p| (now - p.created_at_ms) * 2 > p.timeout_ms).await?;
         let mut stuck = Vec::new();
-        for id in stuck_ids.iter().take(config::MAX_STUCK_LISTED) {
-            let mut prop = match self.load_proposal(swarm, id).await {
-                Ok((prop, _)) => prop,
-                Err(MeshError::NotFound { .. }) => continue,
-                Err(e) => return Err(e),
-            };
+        for mut prop in page.listed {
             let ctx = with_missing_voters(context(view, byzantine.clone(), None), &prop, view);
             self.load_votes(&mut prop, &ctx, None).await?;
             stuck.push(StuckProposal {
                 proposal_id: prop.id.to_string(),
-                open_for_ms: view.now_ms - prop.created_at_ms,
+                open_for_ms: now - prop.created_at_ms,
                 timeout_ms: prop.timeout_ms,
                 reason: prop.evaluate(&ctx).reason,
             });
@@ -189,8 +179,8 @@ impl Engine {
         }
         let l = self.leadership(swarm).await?;
         Ok(ConsensusHealth {
-            open_proposals: open.len(),
-            stuck_count: stuck_ids.len(),
+            open_proposals: page.open,
+            stuck_count: page.passing,
             stuck,
             agreement_rate: (total > 0).then(|| matched as f64 / total as f64),
             decisions: head.last,

@@ -20,6 +20,7 @@ use crate::ids::{AgentId, ProposalId, SwarmId};
 use crate::mesh::budget::Budget;
 use crate::mesh::health::AgentStatus;
 use crate::mesh::model::{decode, encode, AgentRecord};
+use crate::mesh::reports::history::ProposalMark;
 use crate::mesh::{keys, validate, Engine, SwarmView};
 use crate::secret;
 use crate::store::{self, Compare, CompareOp, Op, Txn};
@@ -517,11 +518,10 @@ impl Engine {
     ) -> Result<(Vec<ProposalView>, usize, Budget)> {
         let byzantine = self.byzantine_flags(swarm).await?;
         let mut budget = Budget::of(config::MAX_REPLY_BYTES / 2);
-        let all_open = self.open_proposals(swarm).await?;
+        let page = self.open_where(swarm, limit, |_| true).await?;
         let mut open = Vec::new();
-        for (prop, _) in all_open.iter().take(limit) {
-            let ctx = with_missing_voters(context(view, byzantine.clone(), None), prop, view);
-            let mut prop = prop.clone();
+        for mut prop in page.listed {
+            let ctx = with_missing_voters(context(view, byzantine.clone(), None), &prop, view);
             self.load_votes(&mut prop, &ctx, None).await?;
             let shown = proposal_view(&prop, &ctx);
             if !budget.admit(&shown) {
@@ -529,10 +529,33 @@ impl Engine {
             }
             open.push(shown);
         }
-        Ok((open, all_open.len(), budget))
+        Ok((open, page.open, budget))
     }
 
-    /// Open proposals, oldest first.
+    /// The open proposals whose marks (kept from the change log, [`crate::mesh::reports::history`])
+    /// pass `wanted`, oldest first: the first `limit` of them decoded, how many pass, how many
+    /// are open. Only the listed proposals are read.
+    pub(super) async fn open_where(
+        &self,
+        swarm: &SwarmId,
+        limit: usize,
+        wanted: impl Fn(&ProposalMark) -> bool,
+    ) -> Result<OpenPage> {
+        let open = self.histories.open_proposals(&**self.store(), swarm).await?;
+        let passing: Vec<&str> = open.iter().filter(|(_, p)| wanted(p)).map(|(id, _)| id.as_str()).collect();
+        let mut listed = Vec::new();
+        for id in passing.iter().take(limit) {
+            match self.load_proposal(swarm, id).await {
+                Ok((prop, _)) => listed.push(prop),
+                // Decided and gone between the marks and this read: not open any more.
+                Err(MeshError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(OpenPage { listed, passing: passing.len(), open: open.len() })
+    }
+
+    /// Open proposals, oldest first, every one decoded.
     pub(super) async fn open_proposals(&self, swarm: &SwarmId) -> Result<Vec<(Proposal, i64)>> {
         let prefix = keys::open_proposals(swarm);
         let mut out = Vec::new();
@@ -594,6 +617,13 @@ fn vote_note(effect: VoteEffect, voter: &str) -> Option<String> {
             "`{voter}` voted differently before: it is flagged Byzantine, its votes are discarded and it no longer counts toward quorums"
         )),
     }
+}
+
+/// Open proposals, as [`Engine::open_where`] reads them.
+pub(super) struct OpenPage {
+    pub listed: Vec<Proposal>,
+    pub passing: usize,
+    pub open: usize,
 }
 
 /// One vote, as its writes need it.
