@@ -16,6 +16,13 @@ pub fn params<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
     serde_json::from_value(v).unwrap()
 }
 
+/// Call a tool through the tool table, as the MCP server does; its result, which must be a
+/// success.
+pub async fn call(engine: &Engine, tool: &str, args: serde_json::Value) -> serde_json::Value {
+    let text = crate::server::tools::call(engine, tool, args).await.unwrap().unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
 /// Two engines on one SQLite file with one manual clock: two server processes sharing a
 /// database, each with its own caches. Keep the directory alive as long as the engines.
 pub fn two_processes() -> (tempfile::TempDir, Arc<ManualClock>, Engine, Engine) {

@@ -171,15 +171,11 @@ pub(crate) fn mailbox_findings(view: &SwarmView, mail: &MailboxFigures, only: Op
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{json, Value};
+    use serde_json::json;
 
     use super::*;
     use crate::ids::SwarmId;
-
-    async fn call(engine: &Engine, tool: &str, args: Value) -> Value {
-        let text = crate::server::tools::call(engine, tool, args).await.unwrap().unwrap();
-        serde_json::from_str(&text).unwrap()
-    }
+    use crate::mesh::testing::call;
 
     /// Each waiting message counts from its sending to its first delivery (its delivery record),
     /// or to now while nobody has received it; an acknowledged one no longer counts. The other

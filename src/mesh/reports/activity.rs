@@ -62,14 +62,10 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{json, Value};
+    use serde_json::json;
 
     use super::*;
-
-    async fn call(engine: &Engine, tool: &str, args: Value) -> Value {
-        let text = crate::server::tools::call(engine, tool, args).await.unwrap().unwrap();
-        serde_json::from_str(&text).unwrap()
-    }
+    use crate::mesh::testing::call;
 
     /// Who waits, how many and the newest, each with its deliveries: the same in the process
     /// that follows the change log and in one that tallies afresh, and an acknowledged message

@@ -136,18 +136,14 @@ impl HistoryCache {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{json, Value};
+    use serde_json::json;
 
     use super::*;
     use crate::mesh::consensus::proposal::Proposal;
     use crate::mesh::tasks::record::TaskRecord;
+    use crate::mesh::testing::call;
     use crate::mesh::Engine;
     use crate::store::RangeRequest;
-
-    async fn call(engine: &Engine, tool: &str, args: Value) -> Value {
-        let text = crate::server::tools::call(engine, tool, args).await.unwrap().unwrap();
-        serde_json::from_str(&text).unwrap()
-    }
 
     /// The marks of the swarm's whole records, decoded as the store holds them now.
     async fn truth(engine: &Engine, id: &SwarmId) -> (Vec<String>, Vec<String>) {
