@@ -1,7 +1,9 @@
-//! The one step the caches kept current from the change log share (the registry, the task
-//! boards, the swarm directory, the memory search index, the mailbox tallies): bring what is
-//! kept up to date, or read it afresh when nothing is kept or the log no longer reaches back
-//! to it.
+//! What the caches kept current from the change log share (the registry, the task boards, the
+//! swarm directory, the memory search index, the mailbox tallies, the report histories): the
+//! one step of bringing what is kept up to date, or reading it afresh when nothing is kept or
+//! the log no longer reaches back to it ([`caught_up`]); a value kept per swarm
+//! ([`PerSwarm`]); and, for a value that follows the keys under some prefixes of a swarm
+//! ([`Follows`]), its whole read and catch-up.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -38,11 +40,7 @@ const READ_PAGE: usize = if cfg!(test) { 1 } else { 1_000 };
 /// `f` on every key under `prefix`, read a page at a time (a whole prefix in one answer holds
 /// every value in memory at once); the revision of the first page. Were a change to land
 /// between two pages, a follower catching up from that revision replays it.
-pub(crate) async fn each(
-    store: &dyn Store,
-    prefix: &str,
-    mut f: impl FnMut(&KeyValue) -> Result<()>,
-) -> Result<Revision> {
+async fn each(store: &dyn Store, prefix: &str, mut f: impl FnMut(&KeyValue) -> Result<()>) -> Result<Revision> {
     let mut req = RangeRequest { limit: READ_PAGE, count_cap: 1, ..RangeRequest::prefix(prefix) };
     let mut first = None;
     loop {
