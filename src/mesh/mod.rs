@@ -20,6 +20,7 @@ pub mod consensus;
 pub mod fault;
 mod follow;
 pub mod health;
+pub(crate) mod history;
 pub mod keys;
 pub mod memory;
 pub mod messaging;
@@ -67,8 +68,8 @@ pub struct Engine {
     registries: Arc<swarm::registry::RegistryCache>,
     /// Each swarm's waiting messages, tallied for the mailbox figures ([`fault::TallyCache`]).
     tallies: Arc<fault::TallyCache>,
-    /// Each swarm's tasks and proposals, reduced to what the reports count ([`reports::history`]).
-    histories: Arc<reports::history::HistoryCache>,
+    /// Each swarm's tasks and proposals, reduced to what the reports count ([`history`]).
+    histories: Arc<history::HistoryCache>,
     /// The swarms the sweep visits ([`swarm::directory`]).
     swarms: Arc<swarm::directory::SwarmDirectory>,
     /// Proposal records decoded once per revision ([`consensus`]).

@@ -19,8 +19,8 @@ use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, ProposalId, SwarmId};
 use crate::mesh::budget::Budget;
 use crate::mesh::health::AgentStatus;
+use crate::mesh::history::ProposalMark;
 use crate::mesh::model::{decode, encode, AgentRecord};
-use crate::mesh::reports::history::ProposalMark;
 use crate::mesh::{keys, validate, Engine, SwarmView};
 use crate::secret;
 use crate::store::{self, Compare, CompareOp, Op, Txn};
@@ -532,7 +532,7 @@ impl Engine {
         Ok((open, page.open, budget))
     }
 
-    /// The open proposals whose marks (kept from the change log, [`crate::mesh::reports::history`])
+    /// The open proposals whose marks (kept from the change log, [`crate::mesh::history`])
     /// pass `wanted`, oldest first: the first `limit` of them decoded, how many pass, how many
     /// are open. Only the listed proposals are read.
     pub(super) async fn open_where(
@@ -541,7 +541,7 @@ impl Engine {
         limit: usize,
         wanted: impl Fn(&ProposalMark) -> bool,
     ) -> Result<OpenPage> {
-        let open = self.histories.open_proposals(&**self.store(), swarm).await?;
+        let open = self.histories.open_marks(&**self.store(), swarm).await?;
         let passing: Vec<&str> = open.iter().filter(|(_, p)| wanted(p)).map(|(id, _)| id.as_str()).collect();
         let mut listed = Vec::new();
         for id in passing.iter().take(limit) {

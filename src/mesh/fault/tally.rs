@@ -168,7 +168,7 @@ pub(crate) struct Backlog {
     pub newest: Vec<String>,
 }
 
-/// Tallies at rest, one per swarm with messages waiting.
+/// Tallies at rest, one per swarm (an empty one too, up to [`PerSwarm`]'s cap).
 #[derive(Default)]
 pub(crate) struct TallyCache {
     idle: PerSwarm<Tally>,

@@ -156,7 +156,11 @@ fn process_figures(samples: &[series::Sample]) -> Vec<ProcessFigures> {
 }
 
 /// Consensus over `[from, to]` from proposal records: created and decided times are in state.
-pub(crate) fn consensus_figures(proposals: &[super::history::ProposalMark], from: i64, to: i64) -> ConsensusFigures {
+pub(crate) fn consensus_figures(
+    proposals: &[crate::mesh::history::ProposalMark],
+    from: i64,
+    to: i64,
+) -> ConsensusFigures {
     let in_frame = |t: i64| t >= from && t <= to;
     let mut by = BTreeMap::<&str, u64>::new();
     let mut latencies: Vec<i64> = Vec::new();

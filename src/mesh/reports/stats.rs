@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use super::history::{Marks, ProposalMark, TaskMark};
 use crate::error::Result;
 use crate::ids::SwarmId;
 use crate::mesh::consensus::vote::Outcome;
 use crate::mesh::health::AgentStatus;
+use crate::mesh::history::{Marks, ProposalMark, TaskMark};
 use crate::mesh::tasks::record::TaskState;
 use crate::mesh::Engine;
 
