@@ -8,7 +8,8 @@
 //! `cargo bench --bench scale`. `MESH_BENCH_SIZES` (default `10,100,1000,10000`) picks the swarm
 //! sizes, `MESH_BENCH_VOTERS` (default `10,100,1000`) the proposal sizes, `MESH_BENCH_MESSAGES`
 //! (default `1000,100000`) the mailbox sizes and `MESH_BENCH_KEYS` (default `100000`) the memory
-//! size, `MESH_BENCH_TASKS` (default `100,10000`) the history the reports read; `MESH_BENCH_REPS` (default 20) the calls timed per registry figure. Without `--bench` (as `cargo test` runs it) it is a smoke test at small sizes.
+//! size, `MESH_BENCH_TASKS` (default `100,10000`) the history the reports read, `MESH_BENCH_OPEN`
+//! (default `10,1000`) the open proposals; `MESH_BENCH_REPS` (default 20) the calls timed per registry figure. Without `--bench` (as `cargo test` runs it) it is a smoke test at small sizes.
 //! Output: markdown tables on stdout, progress on stderr.
 
 use std::time::{Duration, Instant};
@@ -236,6 +237,39 @@ async fn reports_table(sizes: &[usize]) {
     }
 }
 
+/// Consensus with many proposals open: the calls that used to read every open proposal (any
+/// consensus call's reconcile pass, the sweep, an agent's own view with its ballots).
+async fn open_table(sizes: &[usize]) {
+    println!("\n### Consensus with many proposals open (10 voters each, none decided)\n");
+    println!("| open proposals | vote p50 (ms) | sweep p50 (ms) | mesh://self p50 (ms) |");
+    println!("|---|---|---|---|");
+    for &n in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = mesh_mcp::open_engine(dir.path().join("open.db").to_str().unwrap(), Default::default()).unwrap();
+        let id = format!("o{n}");
+        let (agents, _) = swarm(&engine, &id, 10).await;
+        let mut pids = Vec::with_capacity(n);
+        for i in 0..n {
+            let p = json!({"swarmId": id, "agents": "all", "proposal": format!("p{i}"), "threshold": 1.0, "timeoutSecs": 86400});
+            pids.push(call(&engine, "daa_consensus", p).await["proposal"]["proposalId"].as_str().unwrap().to_string());
+            if (i + 1) % 1000 == 0 {
+                eprintln!("  {id}: {} proposals", i + 1);
+            }
+        }
+        let mut times = Vec::new();
+        for (pid, a) in pids.iter().rev().zip(agents.iter().cycle()).take(20) {
+            let vote = json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": a.id, "agentToken": a.token, "swarmId": id});
+            let t = Instant::now();
+            let out = call(&engine, "daa_consensus", vote).await;
+            times.push(t.elapsed());
+            assert_eq!(out["proposal"]["status"], "open", "threshold 1.0: one vote decides nothing");
+        }
+        let sweep = p50_of(20, || async { engine.sweep().await.unwrap() }).await;
+        let me = p50_of(20, || async { engine.agent_self(&id, &agents[0].id).await.unwrap() }).await;
+        println!("| {n} | {} | {} | {} |", ms(median(times)), ms(sweep), ms(me));
+    }
+}
+
 /// Time `reps` runs of `f`; the median.
 async fn p50_of<F: std::future::Future>(reps: usize, f: impl Fn() -> F) -> Duration {
     let mut times = Vec::with_capacity(reps);
@@ -263,6 +297,9 @@ fn main() {
     }
     if wanted("reports") {
         rt.block_on(reports_table(&sizes("MESH_BENCH_TASKS", "100,10000", "30", bench)));
+    }
+    if wanted("open") {
+        rt.block_on(open_table(&sizes("MESH_BENCH_OPEN", "10,1000", "5", bench)));
     }
     if wanted("memory") {
         rt.block_on(memory_table(&sizes("MESH_BENCH_KEYS", "100000", "50", bench)));

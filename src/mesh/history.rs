@@ -28,13 +28,25 @@ pub(crate) struct TaskMark {
     pub finished_at_ms: Option<i64>,
 }
 
-/// What the reports count of a proposal.
+/// What the reports count of a proposal, and what tells the reconcile pass when it is due
+/// ([`crate::mesh::consensus::reconcile`]).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ProposalMark {
     pub created_at_ms: i64,
     pub timeout_ms: i64,
     pub decision: Option<DecisionMark>,
+    pub pbft: Option<PbftMark>,
+    /// The last revision that wrote the proposal's record or its tally (a vote).
+    #[serde(skip)]
+    pub touched: Revision,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PbftMark {
+    /// The view timeout counts from here.
+    pub last_progress_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -71,18 +83,36 @@ impl Kept for History {
 
 impl Follows for History {
     fn prefixes(id: &SwarmId) -> Vec<String> {
-        vec![keys::task_records(id), keys::proposals(id)]
+        vec![keys::task_records(id), keys::proposals(id), keys::tallies(id)]
     }
 
     fn apply(&mut self, which: usize, rest: &str, kind: EventKind, kv: &KeyValue) -> Result<()> {
         match which {
             0 => apply(&mut self.tasks, rest, kind, kv),
-            _ => apply(&mut self.proposals, rest, kind, kv),
+            1 => {
+                apply(&mut self.proposals, rest, kind, kv)?;
+                self.touch(rest, kv.mod_revision);
+                Ok(())
+            }
+            _ => {
+                self.touch(rest, kv.mod_revision);
+                Ok(())
+            }
         }
     }
 
     fn set_revision(&mut self, revision: Revision) {
         self.revision = revision;
+    }
+}
+
+impl History {
+    /// Proposal `id` (if it is kept) was written at `revision`. Its tally's changes come after
+    /// its record's ([`Follows::prefixes`]), so the record's mark is there to touch.
+    fn touch(&mut self, id: &str, revision: Revision) {
+        if let Some(mark) = self.proposals.get_mut(id) {
+            mark.touched = mark.touched.max(revision);
+        }
     }
 }
 
@@ -111,17 +141,18 @@ pub(crate) struct HistoryCache {
 }
 
 impl HistoryCache {
-    /// Swarm `id`'s open proposals as of now, oldest first, by proposal id.
-    pub async fn open_marks(&self, store: &dyn Store, id: &SwarmId) -> Result<Vec<(String, ProposalMark)>> {
-        let mut open = self
+    /// Swarm `id`'s open proposals as of now, oldest first, by proposal id, and the revision
+    /// they are current at: every change up to it is in the marks.
+    pub async fn open_marks(&self, store: &dyn Store, id: &SwarmId) -> Result<(Vec<(String, ProposalMark)>, Revision)> {
+        let (mut open, revision) = self
             .idle
             .with(store, id, |h| {
                 let open = h.proposals.iter().filter(|(_, p)| p.decision.is_none());
-                open.map(|(id, p)| (id.to_string(), *p)).collect::<Vec<_>>()
+                (open.map(|(id, p)| (id.to_string(), *p)).collect::<Vec<_>>(), h.revision)
             })
             .await?;
         open.sort_by(|a, b| a.1.created_at_ms.cmp(&b.1.created_at_ms).then_with(|| a.0.cmp(&b.0)));
-        Ok(open)
+        Ok((open, revision))
     }
 
     /// Add swarm `id`'s marks as of now to `marks`.

@@ -181,6 +181,9 @@ pub fn votes(id: &SwarmId, p: &ProposalId) -> String {
 pub fn tally(id: &SwarmId, p: &ProposalId) -> String {
     format!("consensus/{id}/tally/{p}")
 }
+pub fn tallies(id: &SwarmId) -> String {
+    format!("consensus/{id}/tally/")
+}
 pub fn decision_seq(id: &SwarmId) -> String {
     format!("consensus/{id}/seq")
 }

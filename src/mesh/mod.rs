@@ -74,6 +74,8 @@ pub struct Engine {
     swarms: Arc<swarm::directory::SwarmDirectory>,
     /// Proposal records decoded once per revision ([`consensus`]).
     proposals: Arc<consensus::ProposalCache>,
+    /// What each swarm's last consensus reconcile pass saw ([`consensus::reconcile::Passes`]).
+    passes: Arc<consensus::reconcile::Passes>,
     /// What keyword searches read of each namespace ([`memory`]).
     memory_index: Arc<memory::SearchIndex>,
     /// Permits for concurrent `swarm_monitor` calls ([`config::MAX_CONCURRENT_MONITORS`]).
@@ -261,6 +263,7 @@ impl Engine {
             histories: Arc::default(),
             swarms: Arc::default(),
             proposals: Arc::default(),
+            passes: Arc::default(),
             memory_index: Arc::default(),
             monitors: Arc::new(tokio::sync::Semaphore::new(crate::config::MAX_CONCURRENT_MONITORS)),
         }

@@ -6,7 +6,11 @@
 //! the effective set and the quorum is recomputed), changes the pBFT view when the primary is
 //! failed or the view stalled, and hands leadership to a standing candidate when the leader is
 //! failed or its lease ran out. Every write is a compare-and-swap, so several processes may run
-//! it at once; with nothing open and no leader ever elected it costs two reads.
+//! it at once; with nothing open and no leader ever elected it costs two reads, and otherwise it reads the
+//! proposals that changed or came due since the last pass ([`Passes`]).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use serde_json::json;
 
@@ -19,9 +23,10 @@ use super::{
 };
 use crate::config;
 use crate::error::Result;
-use crate::ids::SwarmId;
+use crate::ids::{AgentId, SwarmId};
+use crate::mesh::history::ProposalMark;
 use crate::mesh::{keys, Engine, SwarmView};
-use crate::store::{self, Txn};
+use crate::store::{self, Revision, Txn};
 
 /// What one proposal's pass did.
 #[derive(Default)]
@@ -31,20 +36,80 @@ struct Pass {
     view: Option<ReconciledViewChange>,
 }
 
+/// What a tally's outcome depends on besides the proposal, its votes and the clock: who is
+/// failed or Byzantine, whether a majority is live, which agents are present (the registry's
+/// epoch) and the pBFT view timeout.
+#[derive(PartialEq)]
+struct Standing {
+    failed: BTreeSet<AgentId>,
+    byzantine: BTreeSet<AgentId>,
+    majority: bool,
+    epoch: u64,
+    view_timeout_ms: i64,
+}
+
+/// Per swarm, the standing of the last complete pass and the revision its proposals' marks
+/// were current at. A proposal untouched since then (no write to its record or tally) was
+/// evaluated under that standing and left as it was; under the same standing it stays so until
+/// the clock makes it due. Kept per process: another process's writes touch what they change.
+#[derive(Default)]
+pub(crate) struct Passes(Mutex<HashMap<SwarmId, (Standing, Revision)>>);
+
+/// Swarms whose last pass is kept; past this many the memory starts again (a swarm forgotten
+/// is passed over whole once).
+const PASSES_KEPT: usize = 1_024;
+
+impl Passes {
+    fn take(&self, swarm: &SwarmId) -> Option<(Standing, Revision)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(swarm)
+    }
+
+    fn put(&self, swarm: &SwarmId, standing: Standing, revision: Revision) {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() >= PASSES_KEPT {
+            kept.clear();
+        }
+        kept.insert(swarm.clone(), (standing, revision));
+    }
+}
+
+/// Whether the clock alone may change what proposal `p` needs: its timeout has come, or its
+/// pBFT view made no progress for the view timeout.
+fn due(p: &ProposalMark, now_ms: i64, view_timeout_ms: i64) -> bool {
+    now_ms >= p.created_at_ms + p.timeout_ms || p.pbft.is_some_and(|b| now_ms - b.last_progress_ms > view_timeout_ms)
+}
+
 impl Engine {
-    /// Bring open proposals and leadership up to date; see the module docs. Idempotent.
+    /// Bring open proposals and leadership up to date; see the module docs. Idempotent. Only
+    /// the proposals written since the last pass, and those the clock made due, are read,
+    /// unless who counts has changed ([`Passes`]).
     pub(crate) async fn consensus_reconcile(&self, swarm: &SwarmId) -> Result<ConsensusReconcile> {
         let mut out = ConsensusReconcile::default();
-        let open = store::get_prefix(&**self.store(), &keys::open_proposals(swarm)).await?;
+        let (open, through) = self.histories.open_marks(&**self.store(), swarm).await?;
         let elected = store::get(&**self.store(), &keys::term(swarm)).await?.is_some();
         if open.is_empty() && !elected {
             return Ok(out);
         }
         let view = self.load_swarm(swarm).await?;
+        let ctx = context(&view, self.byzantine_flags(swarm).await?, None);
+        let standing = Standing {
+            failed: ctx.failed,
+            byzantine: ctx.byzantine,
+            majority: check_majority(&view, None).is_ok(),
+            epoch: view.agents_epoch,
+            view_timeout_ms: view_timeout_ms(&view),
+        };
+        let last = self.passes.take(swarm).filter(|(s, _)| *s == standing).map(|(_, rev)| rev);
+        let mut wanted: Vec<&str> = open
+            .iter()
+            .filter(|(_, m)| last.is_none_or(|rev| m.touched > rev) || due(m, view.now_ms, standing.view_timeout_ms))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        // Key order, as the open index lists them: decisions enter the log in this order.
+        wanted.sort_unstable();
         let mut last_seq = None;
-        let prefix = keys::open_proposals(swarm);
-        for kv in &open {
-            let pass = self.reconcile_proposal(&view, &kv.key[prefix.len()..]).await?;
+        for id in wanted {
+            let pass = self.reconcile_proposal(&view, id).await?;
             if let Some(d) = pass.decided {
                 last_seq = last_seq.max(Some(d.sequence));
                 if d.outcome == Outcome::Expired {
@@ -56,6 +121,7 @@ impl Engine {
             out.quorum_changes.extend(pass.quorum);
             out.view_changes.extend(pass.view);
         }
+        self.passes.put(swarm, standing, through);
         if elected {
             out.leader_change = self.leader_handover(&view).await?;
         }
@@ -82,7 +148,7 @@ impl Engine {
             let mut ops = Vec::new();
             // Listed for pbft only; a quorum or bft tally counts them without a list.
             let effective = if prop.pbft.is_some() { prop.effective(&ctx) } else { Vec::new() };
-            let view_timeout_ms = (view.swarm.settings.message_timeout * 1000.0).round() as i64;
+            let view_timeout_ms = view_timeout_ms(view);
             if let Some(state) = prop.pbft.as_mut() {
                 let reason = if !effective.contains(&state.primary) {
                     Some(format!("primary `{}` of view {} is failed or Byzantine", state.primary, state.view))
@@ -191,6 +257,11 @@ impl Engine {
     }
 }
 
+/// How long a pBFT view may go without progress before the reconcile pass changes it.
+fn view_timeout_ms(view: &SwarmView) -> i64 {
+    (view.swarm.settings.message_timeout * 1000.0).round() as i64
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -198,6 +269,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use crate::ids::SwarmId;
+    use crate::mesh::testing::call;
     use crate::mesh::Engine;
     use crate::store::{memory::MemoryStore, ManualClock};
 
@@ -275,5 +347,128 @@ mod tests {
         assert_eq!(listed, ids[..10]);
         assert_eq!(health.stuck[0].open_for_ms, 62_000);
         assert!(health.stuck.iter().all(|s| !s.reason.is_empty()));
+    }
+
+    /// An engine that counts its store reads, with a swarm of four agents whose heartbeat
+    /// interval and message timeout (the pBFT view timeout) are `secs`.
+    async fn counted(secs: u64) -> (Arc<ManualClock>, Engine, Vec<Value>) {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let engine = Engine::new(Arc::new(MemoryStore::new(clock.clone())), clock.clone())
+            .with_metrics(Arc::new(crate::metrics::Metrics::new(true, 0)));
+        let init = json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": secs, "messageTimeout": secs, "membership": "open"});
+        call(&engine, "swarm_init", init).await;
+        let mut agents = Vec::new();
+        for i in 0..4 {
+            agents.push(call(&engine, "agent_spawn", json!({"type": "coder", "name": format!("a{i}")})).await);
+        }
+        (clock, engine, agents)
+    }
+
+    fn reads(engine: &Engine) -> u64 {
+        engine.metrics().counts().store_reads
+    }
+
+    /// Once a pass has seen the open proposals, the next reads none of them unless it was
+    /// written or the clock made it due; the one that came due is expired all the same.
+    #[tokio::test]
+    async fn a_pass_reads_only_the_proposals_written_or_due_since_the_last() {
+        let (clock, engine, agents) = counted(3600).await;
+        let swarm = SwarmId::new("s");
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            let timeout = if i == 7 { 30 } else { 3600 };
+            let p = json!({"agents": "all", "proposal": format!("p{i}"), "threshold": 1.0, "timeoutSecs": timeout});
+            ids.push(call(&engine, "daa_consensus", p).await["proposal"]["proposalId"].clone());
+        }
+        assert!(engine.consensus_reconcile(&swarm).await.unwrap().is_empty());
+        let before = reads(&engine);
+        assert!(engine.consensus_reconcile(&swarm).await.unwrap().is_empty());
+        let quiet = reads(&engine) - before;
+        // Each proposal read is two reads (record and tally): 40 with all 20 read.
+        assert!(quiet < 10, "{quiet} reads for a pass with nothing to do");
+        let vote = json!({"action": "vote", "proposalId": ids[3], "vote": "approve", "agentId": "a0", "agentToken": agents[0]["agentToken"]});
+        call(&engine, "daa_consensus", vote).await;
+        let before = reads(&engine);
+        assert!(engine.consensus_reconcile(&swarm).await.unwrap().is_empty());
+        assert!(reads(&engine) - before < quiet + 6, "only the proposal voted on is read again");
+        clock.advance(30_000);
+        let done = engine.consensus_reconcile(&swarm).await.unwrap();
+        let expired: Vec<_> = done.expired.iter().map(|d| d.proposal_id.clone()).collect();
+        assert_eq!(expired, [ids[7].as_str().unwrap()], "untouched, but its timeout came");
+    }
+
+    /// A voter failing is a change of standing: the next pass reads every open proposal, so one
+    /// nothing has written since the last pass is decided by the smaller quorum.
+    #[tokio::test]
+    async fn a_voter_failing_decides_a_proposal_nothing_wrote_since_the_last_pass() {
+        let (clock, engine, agents) = counted(10).await;
+        let swarm = SwarmId::new("s");
+        let p = json!({"agents": "all", "proposal": "x", "threshold": 1.0});
+        let pid = call(&engine, "daa_consensus", p).await["proposal"]["proposalId"].clone();
+        for a in &agents[..3] {
+            let vote = json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": a["agentId"], "agentToken": a["agentToken"]});
+            assert_eq!(call(&engine, "daa_consensus", vote).await["proposal"]["status"], "open", "all 4 needed");
+        }
+        assert!(engine.consensus_reconcile(&swarm).await.unwrap().is_empty());
+        // a3 stays silent past its lease; the others call.
+        clock.advance(6_000);
+        for a in &agents[..3] {
+            let receive = json!({"action": "receive", "agentId": a["agentId"], "agentToken": a["agentToken"]});
+            call(&engine, "daa_communication", receive).await;
+        }
+        clock.advance(4_001);
+        let done = engine.consensus_reconcile(&swarm).await.unwrap();
+        assert_eq!(done.decided.len(), 1, "3 voters left, 3 approvals");
+        assert_eq!(done.decided[0].proposal_id, pid.as_str().unwrap());
+        assert_eq!(done.quorum_changes[0].note, "voters 4 → 3, needed 4 → 3");
+    }
+
+    /// A pBFT view that made no progress for the view timeout is changed, though nothing has
+    /// written the proposal since the last pass and no voter failed.
+    #[tokio::test]
+    async fn a_stalled_pbft_view_is_changed_though_nothing_wrote_it() {
+        let (clock, engine, agents) = counted(10).await;
+        let swarm = SwarmId::new("s");
+        let p = json!({"protocol": "pbft", "proposal": "x", "agentId": "a0", "agentToken": agents[0]["agentToken"]});
+        let pid = call(&engine, "daa_consensus", p).await["proposal"]["proposalId"].clone();
+        let first = engine.consensus_reconcile(&swarm).await.unwrap();
+        assert!(first.view_changes.is_empty(), "{:?}", first.view_changes.len());
+        // Every agent calls before its lease runs out, so none fails: only the clock changes.
+        clock.advance(6_000);
+        for a in &agents {
+            let receive = json!({"action": "receive", "agentId": a["agentId"], "agentToken": a["agentToken"]});
+            call(&engine, "daa_communication", receive).await;
+        }
+        clock.advance(4_001);
+        let done = engine.consensus_reconcile(&swarm).await.unwrap();
+        assert_eq!(done.view_changes.len(), 1, "the view timed out");
+        assert_eq!(
+            (done.view_changes[0].proposal_id.as_str(), done.view_changes[0].to_view),
+            (pid.as_str().unwrap(), 1)
+        );
+    }
+
+    /// A vote cast through another process touches the proposal's mark here, so this process's
+    /// next pass reads it again.
+    #[tokio::test]
+    async fn a_vote_in_another_process_touches_the_proposal() {
+        let (_dir, _clock, engine, other) = crate::mesh::testing::two_processes();
+        let init = json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 3600, "messageTimeout": 3600, "membership": "open"});
+        call(&engine, "swarm_init", init).await;
+        let a0 = call(&engine, "agent_spawn", json!({"type": "coder", "name": "a0"})).await;
+        call(&engine, "agent_spawn", json!({"type": "coder", "name": "a1"})).await;
+        let p = json!({"agents": "all", "proposal": "x", "threshold": 1.0});
+        let pid = call(&engine, "daa_consensus", p).await["proposal"]["proposalId"].as_str().unwrap().to_string();
+        let swarm = SwarmId::new("s");
+        let touched = || async {
+            let (open, through) = engine.histories.open_marks(&**engine.store(), &swarm).await.unwrap();
+            (open.iter().find(|(id, _)| *id == pid).unwrap().1.touched, through)
+        };
+        let (before, through) = touched().await;
+        assert!(before <= through);
+        let vote = json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": "a0", "agentToken": a0["agentToken"]});
+        assert_eq!(call(&other, "daa_consensus", vote).await["proposal"]["status"], "open");
+        let (after, _) = touched().await;
+        assert!(after > through, "the vote's tally write at {after} is past {through}");
     }
 }

@@ -541,7 +541,7 @@ impl Engine {
         limit: usize,
         wanted: impl Fn(&ProposalMark) -> bool,
     ) -> Result<OpenPage> {
-        let open = self.histories.open_marks(&**self.store(), swarm).await?;
+        let (open, _) = self.histories.open_marks(&**self.store(), swarm).await?;
         let passing: Vec<&str> = open.iter().filter(|(_, p)| wanted(p)).map(|(id, _)| id.as_str()).collect();
         let mut listed = Vec::new();
         for id in passing.iter().take(limit) {
