@@ -6,11 +6,12 @@
 //! one, and only the fields it counts. Consensus picks the open proposals it lists (stuck ones,
 //! a page) from the marks too, and decodes only those.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::error::Result;
+use crate::error::{MeshError, Result};
 use crate::ids::SwarmId;
 use crate::mesh::consensus::vote::Outcome;
 use crate::mesh::follow::{Follows, Kept, PerSwarm};
@@ -30,16 +31,26 @@ pub(crate) struct TaskMark {
 
 /// What the reports count of a proposal, and what tells the reconcile pass when it is due
 /// ([`crate::mesh::consensus::reconcile`]).
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct ProposalMark {
     pub created_at_ms: i64,
     pub timeout_ms: i64,
     pub decision: Option<DecisionMark>,
     pub pbft: Option<PbftMark>,
     /// The last revision that wrote the proposal's record or its tally (a vote).
-    #[serde(skip)]
     pub touched: Revision,
+}
+
+/// The fields of a proposal record the history reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProposalFields<'a> {
+    created_at_ms: i64,
+    timeout_ms: i64,
+    decision: Option<DecisionMark>,
+    pbft: Option<PbftMark>,
+    #[serde(borrow)]
+    voters: Vec<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -69,6 +80,11 @@ struct History {
     revision: Revision,
     tasks: HashMap<Box<str>, TaskMark>,
     proposals: HashMap<Box<str>, ProposalMark>,
+    /// Each open proposal's voters, numbered by `numbers`, sorted: an agent's ballots
+    /// ([`HistoryCache::open_for`]) are found without reading the proposals.
+    voters: HashMap<Box<str>, Box<[u32]>>,
+    /// The voters of the open proposals, numbered; forgotten whenever none is open.
+    numbers: HashMap<Box<str>, u32>,
 }
 
 impl Kept for History {
@@ -89,11 +105,7 @@ impl Follows for History {
     fn apply(&mut self, which: usize, rest: &str, kind: EventKind, kv: &KeyValue) -> Result<()> {
         match which {
             0 => apply(&mut self.tasks, rest, kind, kv),
-            1 => {
-                apply(&mut self.proposals, rest, kind, kv)?;
-                self.touch(rest, kv.mod_revision);
-                Ok(())
-            }
+            1 => self.apply_proposal(rest, kind, kv),
             _ => {
                 self.touch(rest, kv.mod_revision);
                 Ok(())
@@ -107,6 +119,36 @@ impl Follows for History {
 }
 
 impl History {
+    fn apply_proposal(&mut self, id: &str, kind: EventKind, kv: &KeyValue) -> Result<()> {
+        self.voters.remove(id);
+        if kind == EventKind::Delete {
+            self.proposals.remove(id);
+        } else {
+            let f: ProposalFields = serde_json::from_slice(&kv.value)
+                .map_err(|e| MeshError::Corrupt { key: kv.key.clone(), reason: e.to_string() })?;
+            if f.decision.is_none() {
+                let mut numbers: Vec<u32> = f.voters.iter().map(|v| self.number(v)).collect();
+                numbers.sort_unstable();
+                self.voters.insert(id.into(), numbers.into());
+            }
+            let (created_at_ms, timeout_ms, decision, pbft) = (f.created_at_ms, f.timeout_ms, f.decision, f.pbft);
+            let mark = ProposalMark { created_at_ms, timeout_ms, decision, pbft, touched: kv.mod_revision };
+            self.proposals.insert(id.into(), mark);
+        }
+        if self.voters.is_empty() {
+            self.numbers.clear();
+        }
+        Ok(())
+    }
+
+    fn number(&mut self, agent: &str) -> u32 {
+        let next = self.numbers.len() as u32;
+        match self.numbers.get(agent) {
+            Some(n) => *n,
+            None => *self.numbers.entry(agent.into()).or_insert(next),
+        }
+    }
+
     /// Proposal `id` (if it is kept) was written at `revision`. Its tally's changes come after
     /// its record's ([`Follows::prefixes`]), so the record's mark is there to touch.
     fn touch(&mut self, id: &str, revision: Revision) {
@@ -134,6 +176,11 @@ fn apply<M: for<'de> Deserialize<'de>>(
     Ok(())
 }
 
+/// Proposals by creation, then id.
+fn oldest_first(a: (&str, &ProposalMark), b: (&str, &ProposalMark)) -> std::cmp::Ordering {
+    a.1.created_at_ms.cmp(&b.1.created_at_ms).then_with(|| a.0.cmp(b.0))
+}
+
 /// Histories at rest, one per swarm (an empty one too, up to [`PerSwarm`]'s cap).
 #[derive(Default)]
 pub(crate) struct HistoryCache {
@@ -151,8 +198,32 @@ impl HistoryCache {
                 (open.map(|(id, p)| (id.to_string(), *p)).collect::<Vec<_>>(), h.revision)
             })
             .await?;
-        open.sort_by(|a, b| a.1.created_at_ms.cmp(&b.1.created_at_ms).then_with(|| a.0.cmp(&b.0)));
+        open.sort_by(|a, b| oldest_first((&a.0, &a.1), (&b.0, &b.1)));
         Ok((open, revision))
+    }
+
+    /// The open proposals of swarm `id` that `agent` votes on, oldest first: the first `limit`
+    /// proposal ids, and how many there are.
+    pub async fn open_for(
+        &self,
+        store: &dyn Store,
+        id: &SwarmId,
+        agent: &str,
+        limit: usize,
+    ) -> Result<(Vec<String>, usize)> {
+        self.idle
+            .with(store, id, |h| {
+                let Some(n) = h.numbers.get(agent) else { return (Vec::new(), 0) };
+                let mut mine: Vec<(&str, &ProposalMark)> = h
+                    .voters
+                    .iter()
+                    .filter(|(_, voters)| voters.binary_search(n).is_ok())
+                    .filter_map(|(id, _)| Some((&**id, h.proposals.get(id)?)))
+                    .collect();
+                mine.sort_by(|a, b| oldest_first((a.0, a.1), (b.0, b.1)));
+                (mine.iter().take(limit).map(|(id, _)| id.to_string()).collect(), mine.len())
+            })
+            .await
     }
 
     /// Add swarm `id`'s marks as of now to `marks`.

@@ -15,7 +15,8 @@
 //!                                     apart so that a receive rewrites a few bytes, not the message)
 //! memory/<namespace>/<key>            a memory entry (leased when it has a TTL)
 //! consensus/<swarm>/proposal/<id>     a proposal record, open or decided (CAS unit for votes)
-//! consensus/<swarm>/open/<id>         marker of an open proposal (what reconcile scans)
+//! consensus/<swarm>/vote/<id>/<agent> one quorum or bft vote
+//! consensus/<swarm>/tally/<id>        the counts of a proposal's vote records
 //! consensus/<swarm>/log/<seq>         decision log entry, seq zero-padded to 20 digits
 //! consensus/<swarm>/seq               last decision sequence (CAS, so no sequence is reused)
 //! consensus/<swarm>/pbft-seq          last pBFT sequence number given to a pre-prepare
@@ -157,12 +158,6 @@ pub fn proposal(id: &SwarmId, p: &ProposalId) -> String {
 }
 pub fn proposals(id: &SwarmId) -> String {
     format!("consensus/{id}/proposal/")
-}
-pub fn open_proposals(id: &SwarmId) -> String {
-    format!("consensus/{id}/open/")
-}
-pub fn open_proposal(id: &SwarmId, p: &ProposalId) -> String {
-    format!("consensus/{id}/open/{p}")
 }
 pub fn decision_log(id: &SwarmId) -> String {
     format!("consensus/{id}/log/")

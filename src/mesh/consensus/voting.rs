@@ -75,13 +75,9 @@ pub(super) fn write_proposal(
             let (compare, writes) = head.append(&swarm, &entry);
             compares.push(compare);
             ops.extend(writes);
-            ops.push(Op::delete(keys::open_proposal(&swarm, &p.id)));
             Some(sequence)
         }
-        _ => {
-            ops.push(Op::put(keys::open_proposal(&swarm, &p.id), Vec::new()));
-            None
-        }
+        _ => None,
     };
     // quorum and bft votes live in their own records and the tally beside the proposal; the
     // votes a record from before that carried move out to their records now.
@@ -553,22 +549,6 @@ impl Engine {
             }
         }
         Ok(OpenPage { listed, passing: passing.len(), open: open.len() })
-    }
-
-    /// Open proposals, oldest first, every one decoded.
-    pub(super) async fn open_proposals(&self, swarm: &SwarmId) -> Result<Vec<(Proposal, i64)>> {
-        let prefix = keys::open_proposals(swarm);
-        let mut out = Vec::new();
-        for kv in store::get_prefix(&**self.store(), &prefix).await? {
-            let id = &kv.key[prefix.len()..];
-            match self.load_proposal(swarm, id).await {
-                Ok(found) => out.push(found),
-                Err(MeshError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        out.sort_by_key(|(p, _)| p.created_at_ms);
-        Ok(out)
     }
 
     /// After a decision at `seq` committed: take the stable checkpoint it completes, if any.
