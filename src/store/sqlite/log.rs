@@ -29,14 +29,18 @@ impl LogBounds {
     /// Record that revision `rev` committed at `now` having added `added` bytes to the log, and
     /// prune what the bounds no longer allow. Returns the revision the log is pruned through.
     pub fn commit(&self, conn: &Connection, rev: Revision, now: i64, added: i64) -> Result<Revision, Fail> {
-        conn.prepare_cached(
-            "INSERT OR REPLACE INTO log_times (rev, at_ms) SELECT ?1, ?2 WHERE NOT EXISTS \
-             (SELECT 1 FROM log_times WHERE rev = (SELECT max(rev) FROM log_times) AND at_ms > ?2 - ?3)",
-        )?
-        .execute([rev, now, TIME_GRAIN_MS])?;
-        let mut stmt =
-            conn.prepare_cached("UPDATE meta SET log_bytes = log_bytes + ?1 WHERE id = 0 RETURNING log_bytes")?;
-        let bytes: i64 = stmt.query_row([added], |r| r.get(0))?;
+        // Plain statements: an INSERT that selects from its own table, or a RETURNING clause,
+        // makes SQLite build and drop a temporary table on every commit.
+        let newest: Option<i64> = conn
+            .prepare_cached("SELECT at_ms FROM log_times ORDER BY rev DESC LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        if newest.is_none_or(|at| at <= now - TIME_GRAIN_MS) {
+            conn.prepare_cached("INSERT OR REPLACE INTO log_times (rev, at_ms) VALUES (?1, ?2)")?
+                .execute([rev, now])?;
+        }
+        conn.prepare_cached("UPDATE meta SET log_bytes = log_bytes + ?1 WHERE id = 0")?.execute([added])?;
+        let bytes: i64 = conn.prepare_cached("SELECT log_bytes FROM meta WHERE id = 0")?.query_row([], |r| r.get(0))?;
         let oldest: Option<(Revision, i64)> = conn
             .prepare_cached("SELECT rev, at_ms FROM log_times ORDER BY rev LIMIT 1")?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))

@@ -993,11 +993,16 @@ impl Store for SqliteStore {
     async fn lease_keepalive(&self, id: LeaseId) -> Result<i64, StoreError> {
         self.shared
             .write(false, move |w| {
-                let mut stmt = w.conn.prepare_cached(
-                    "UPDATE leases SET expires_at_ms = ?2 + ttl_ms WHERE id = ?1 AND expires_at_ms > ?2 RETURNING ttl_ms",
-                )?;
-                let ttl = stmt.query_row(params![id, w.now], |r| r.get(0)).optional()?;
-                Ok(ttl.ok_or(StoreError::LeaseNotFound(id)))
+                // No RETURNING: it costs a temporary table per statement ([`writer`]).
+                let mut stmt =
+                    w.conn.prepare_cached("SELECT ttl_ms FROM leases WHERE id = ?1 AND expires_at_ms > ?2")?;
+                let Some(ttl) = stmt.query_row(params![id, w.now], |r| r.get::<_, i64>(0)).optional()? else {
+                    return Ok(Err(StoreError::LeaseNotFound(id)));
+                };
+                w.conn
+                    .prepare_cached("UPDATE leases SET expires_at_ms = ?2 + ?3 WHERE id = ?1")?
+                    .execute(params![id, w.now, ttl])?;
+                Ok(Ok(ttl))
             })
             .await
     }
