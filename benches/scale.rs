@@ -9,7 +9,8 @@
 //! sizes, `MESH_BENCH_VOTERS` (default `10,100,1000`) the proposal sizes, `MESH_BENCH_MESSAGES`
 //! (default `1000,100000`) the mailbox sizes and `MESH_BENCH_KEYS` (default `100000`) the memory
 //! size, `MESH_BENCH_TASKS` (default `100,10000`) the history the reports read, `MESH_BENCH_OPEN`
-//! (default `10,1000`) the open proposals; `MESH_BENCH_REPS` (default 20) the calls timed per registry figure. Without `--bench` (as `cargo test` runs it) it is a smoke test at small sizes.
+//! (default `10,1000`) the open proposals, `MESH_BENCH_DECIDED` (default `10,1000`) the voters of
+//! each decision behind a status; `MESH_BENCH_REPS` (default 20) the calls timed per registry figure. Without `--bench` (as `cargo test` runs it) it is a smoke test at small sizes.
 //! Output: markdown tables on stdout, progress on stderr.
 
 use std::time::{Duration, Instant};
@@ -270,6 +271,34 @@ async fn open_table(sizes: &[usize]) {
     }
 }
 
+/// `swarm_status` with a full window of decisions behind it (consensus health reports the
+/// agreement of the last 50), each of a proposal all `n` agents voted on.
+async fn decided_table(sizes: &[usize]) {
+    println!("\n### swarm_status after 50 decisions, each voted on by every agent\n");
+    println!("| agents (voters per decision) | swarm_status p50 (ms) |");
+    println!("|---|---|");
+    for &n in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let engine =
+            mesh_mcp::open_engine(dir.path().join("decided.db").to_str().unwrap(), Default::default()).unwrap();
+        let id = format!("d{n}");
+        let (agents, _) = swarm(&engine, &id, n).await;
+        for i in 0..50 {
+            let p = json!({"swarmId": id, "agents": "all", "proposal": format!("p{i}"), "threshold": 1.0});
+            let pid = call(&engine, "daa_consensus", p).await["proposal"]["proposalId"].as_str().unwrap().to_string();
+            for a in &agents {
+                let vote = json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": a.id, "agentToken": a.token, "swarmId": id});
+                call(&engine, "daa_consensus", vote).await;
+            }
+            if (i + 1) % 10 == 0 {
+                eprintln!("  {id}: {} decisions", i + 1);
+            }
+        }
+        let status = p50(&engine, "swarm_status", json!({"swarmId": id}), 20).await;
+        println!("| {n} | {} |", ms(status));
+    }
+}
+
 /// Time `reps` runs of `f`; the median.
 async fn p50_of<F: std::future::Future>(reps: usize, f: impl Fn() -> F) -> Duration {
     let mut times = Vec::with_capacity(reps);
@@ -300,6 +329,9 @@ fn main() {
     }
     if wanted("open") {
         rt.block_on(open_table(&sizes("MESH_BENCH_OPEN", "10,1000", "5", bench)));
+    }
+    if wanted("decided") {
+        rt.block_on(decided_table(&sizes("MESH_BENCH_DECIDED", "10,1000", "4", bench)));
     }
     if wanted("memory") {
         rt.block_on(memory_table(&sizes("MESH_BENCH_KEYS", "100000", "50", bench)));

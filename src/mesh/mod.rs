@@ -76,6 +76,8 @@ pub struct Engine {
     proposals: Arc<consensus::ProposalCache>,
     /// What each swarm's last consensus reconcile pass saw ([`consensus::reconcile::Passes`]).
     passes: Arc<consensus::reconcile::Passes>,
+    /// The recent decisions' agreement counts ([`consensus::agreement`]).
+    agreements: Arc<consensus::agreement::Agreements>,
     /// What keyword searches read of each namespace ([`memory`]).
     memory_index: Arc<memory::SearchIndex>,
     /// Permits for concurrent `swarm_monitor` calls ([`config::MAX_CONCURRENT_MONITORS`]).
@@ -264,6 +266,7 @@ impl Engine {
             swarms: Arc::default(),
             proposals: Arc::default(),
             passes: Arc::default(),
+            agreements: Arc::default(),
             memory_index: Arc::default(),
             monitors: Arc::new(tokio::sync::Semaphore::new(crate::config::MAX_CONCURRENT_MONITORS)),
         }

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::ids::SwarmId;
 use crate::mesh::model::{decode, encode};
 use crate::mesh::{keys, Engine};
-use crate::store::{self, Compare, CompareOp, Op, RangeRequest, Revision};
+use crate::store::{self, Compare, CompareOp, KeyValue, Op, RangeRequest, Revision};
 
 /// One decision, as the log keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -36,6 +36,8 @@ pub struct LogEntry {
 pub struct LogHead {
     pub last: i64,
     pub rev: Revision,
+    /// The revision that created the sequence key: which log of the swarm's id this is.
+    pub created: Revision,
 }
 
 impl LogHead {
@@ -55,19 +57,24 @@ impl LogHead {
 impl Engine {
     pub(crate) async fn log_head(&self, swarm: &SwarmId) -> Result<LogHead> {
         Ok(match store::get(&**self.store(), &keys::decision_seq(swarm)).await? {
-            Some(kv) => LogHead { last: decode(&kv)?, rev: kv.mod_revision },
+            Some(kv) => LogHead { last: decode(&kv)?, rev: kv.mod_revision, created: kv.create_revision },
             None => LogHead::default(),
         })
     }
 
     /// Decisions with sequence in `(after, upto]`, oldest first.
     pub(crate) async fn decisions_between(&self, swarm: &SwarmId, after: i64, upto: i64) -> Result<Vec<LogEntry>> {
+        self.decision_kvs_between(swarm, after, upto).await?.iter().map(decode).collect()
+    }
+
+    /// The records of the decisions with sequence in `(after, upto]`, oldest first.
+    pub(super) async fn decision_kvs_between(&self, swarm: &SwarmId, after: i64, upto: i64) -> Result<Vec<KeyValue>> {
         if upto <= after {
             return Ok(Vec::new());
         }
         let end = keys::decision(swarm, upto).to_string() + "\0";
         let req = RangeRequest { start: keys::decision(swarm, after + 1), end: Some(end), ..Default::default() };
-        self.store().range(req).await?.kvs.iter().map(decode).collect()
+        Ok(self.store().range(req).await?.kvs)
     }
 
     /// The newest `limit` decisions, newest first.

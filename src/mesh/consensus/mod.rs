@@ -12,6 +12,7 @@
 //! group of live agents holds a majority: otherwise `propose` and `vote` are refused
 //! (`read_only`), and they resume when the majority returns.
 
+pub(crate) mod agreement;
 mod api;
 mod ballots;
 pub mod election;

@@ -234,21 +234,13 @@ impl Engine {
             });
         }
         let head = self.log_head(swarm).await?;
-        let recent =
-            self.decisions_between(swarm, (head.last - config::AGREEMENT_WINDOW as i64).max(0), head.last).await?;
-        let (mut matched, mut total) = (0usize, 0usize);
-        for entry in recent.iter().filter(|e| e.outcome != Outcome::Expired) {
-            let want =
-                if entry.outcome == Outcome::Approved { super::VoteValue::Approve } else { super::VoteValue::Reject };
-            total += entry.votes.len();
-            matched += entry.votes.values().filter(|v| **v == want).count();
-        }
+        let agreed = self.agreement(swarm, &head).await?;
         let l = self.leadership(swarm).await?;
         Ok(ConsensusHealth {
             open_proposals: page.open,
             stuck_count: page.passing,
             stuck,
-            agreement_rate: (total > 0).then(|| matched as f64 / total as f64),
+            agreement_rate: (agreed.votes > 0).then(|| agreed.matched as f64 / agreed.votes as f64),
             decisions: head.last,
             byzantine_agents: byzantine.iter().map(|a| a.to_string()).collect(),
             leader: l.leader.as_ref().map(|(r, _)| r.agent_id.to_string()),
