@@ -62,13 +62,28 @@ impl Engine {
         })
     }
 
+    /// The sequence of the first decision committed after store revision `since` (`head.last +
+    /// 1` when none was). Entries are appended in sequence order, so their revisions grow with
+    /// it: a search reads about log2(n) entries, not the log.
+    pub(crate) async fn first_decision_after(&self, swarm: &SwarmId, since: Revision, head: &LogHead) -> Result<i64> {
+        let (mut low, mut high) = (1, head.last + 1);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            match store::get(&**self.store(), &keys::decision(swarm, mid)).await? {
+                Some(kv) if kv.mod_revision > since => high = mid,
+                _ => low = mid + 1,
+            }
+        }
+        Ok(low)
+    }
+
     /// Decisions with sequence in `(after, upto]`, oldest first.
     pub(crate) async fn decisions_between(&self, swarm: &SwarmId, after: i64, upto: i64) -> Result<Vec<LogEntry>> {
         self.decision_kvs_between(swarm, after, upto).await?.iter().map(decode).collect()
     }
 
     /// The records of the decisions with sequence in `(after, upto]`, oldest first.
-    pub(super) async fn decision_kvs_between(&self, swarm: &SwarmId, after: i64, upto: i64) -> Result<Vec<KeyValue>> {
+    pub(crate) async fn decision_kvs_between(&self, swarm: &SwarmId, after: i64, upto: i64) -> Result<Vec<KeyValue>> {
         if upto <= after {
             return Ok(Vec::new());
         }

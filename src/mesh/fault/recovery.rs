@@ -17,7 +17,7 @@ use crate::error::{MeshError, Result};
 use crate::ids::AgentId;
 use crate::mesh::swarm::graph::{graph_ops, NodeChange};
 use crate::mesh::topology::LinkChange;
-use crate::store::{Compare, CompareOp, Op, RangeRequest, Txn};
+use crate::store::{Compare, CompareOp, Op, Txn};
 
 /// Most items of each kind listed in a sync; counts are always complete.
 const SYNC_LIST_LIMIT: usize = 50;
@@ -101,18 +101,17 @@ impl Engine {
         let since = failure.map_or(0, |f| f.seen_revision);
         let last_seen_ms = failure.and_then(|f| f.last_heartbeat_ms).unwrap_or(0);
         let view = self.load_swarm(swarm).await?;
-        let mut mailbox = self.store().range(RangeRequest::prefix(keys::mailbox(swarm, agent))).await?.kvs;
-        mailbox.sort_by_key(|kv| kv.create_revision);
-        let pending = mailbox.len();
-        let message_ids = mailbox
-            .iter()
-            .take(SYNC_LIST_LIMIT)
-            .map(|kv| kv.key.rsplit('/').next().unwrap_or_default().to_string())
-            .collect();
-        let log = self.store().range(RangeRequest::prefix(keys::decision_log(swarm))).await?;
-        let missed: Vec<_> = log.kvs.iter().filter(|kv| kv.mod_revision > since).collect();
-        let decisions =
-            missed.iter().take(SYNC_LIST_LIMIT).map(|kv| decode::<serde_json::Value>(kv)).collect::<Result<_>>()?;
+        // Bounded reads: mail piles up while an agent is failed, and the log only grows.
+        let record = view.by_id(agent).ok_or_else(|| MeshError::not_found("agent", agent.as_str()))?;
+        let oldest = self.mailbox(record, SYNC_LIST_LIMIT).await?;
+        let pending = self.tallies.waiting_for(&**self.store(), swarm, agent).await?;
+        let message_ids =
+            oldest.page.iter().map(|kv| kv.key.rsplit('/').next().unwrap_or_default().to_string()).collect();
+        let head = self.log_head(swarm).await?;
+        let first = self.first_decision_after(swarm, since, &head).await?;
+        let upto = head.last.min(first - 1 + SYNC_LIST_LIMIT as i64);
+        let decisions = self.decision_kvs_between(swarm, first - 1, upto).await?;
+        let decisions = decisions.iter().map(decode::<serde_json::Value>).collect::<Result<_>>()?;
         let topology = TopologySync {
             links_dropped: failure.map(|f| f.links_dropped.iter().map(|a| a.to_string()).collect()).unwrap_or_default(),
             agents_joined: view
@@ -133,7 +132,7 @@ impl Engine {
             through_revision: view.revision,
             mailbox: MailboxSync { pending, message_ids },
             decisions,
-            decisions_missed: missed.len(),
+            decisions_missed: (head.last - first + 1).max(0) as usize,
             topology,
         })
     }
@@ -177,4 +176,79 @@ fn rejoin(view: &SwarmView, agent: &AgentRecord) -> (Txn, Vec<String>) {
         .and_then(ops);
     let links = graph.neighbours(agent_id).into_iter().map(|n| n.to_string()).collect();
     (txn, links)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{json, Value};
+
+    use crate::mesh::testing::call;
+    use crate::mesh::Engine;
+    use crate::store::{memory::MemoryStore, ManualClock};
+
+    /// A returning agent is told how many decisions it missed and messages wait for it, and the
+    /// oldest 50 of each, in order, though more than 50 of each piled up.
+    #[tokio::test]
+    async fn the_sync_counts_all_it_missed_and_lists_the_oldest() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let engine = Engine::new(Arc::new(MemoryStore::new(clock.clone())), clock.clone());
+        let init = json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 10, "messageTimeout": 10, "membership": "open"});
+        call(&engine, "swarm_init", init).await;
+        let mut a = std::collections::HashMap::new();
+        for name in ["lead", "a", "b"] {
+            a.insert(name, call(&engine, "agent_spawn", json!({"type": "coder", "name": name})).await);
+        }
+        let token = |n: &str| a[n]["agentToken"].clone();
+        let decide = |i: usize| {
+            let (engine, ta, tb) = (engine.clone(), token("a"), token("b"));
+            async move {
+                let p = json!({"agents": ["a", "b"], "proposal": format!("p{i}"), "threshold": 1.0});
+                let pid = call(&engine, "daa_consensus", p).await["proposal"]["proposalId"].clone();
+                for (n, t) in [("a", ta), ("b", tb)] {
+                    let vote =
+                        json!({"action": "vote", "proposalId": pid, "vote": "approve", "agentId": n, "agentToken": t});
+                    call(&engine, "daa_consensus", vote).await;
+                }
+            }
+        };
+        let receive = |n: &str| json!({"action": "receive", "agentId": n, "agentToken": token(n), "limit": 1});
+        for i in 0..3 {
+            decide(i).await;
+        }
+        call(&engine, "daa_communication", receive("lead")).await;
+        // Mail for lead, which it does not read: it falls silent past its lease, while a and b
+        // keep calling.
+        let mut sent = Vec::new();
+        for i in 0..70 {
+            let send = json!({"from": "a", "to": "lead", "message": {"i": i}, "agentToken": token("a")});
+            sent.push(
+                call(&engine, "daa_communication", send).await["delivered"][0]["messageId"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+            // Ids sort by their millisecond ([`crate::ids::MessageId::at`]), as receive reads them.
+            clock.advance(1);
+        }
+        clock.advance(6_000);
+        for n in ["a", "b"] {
+            call(&engine, "daa_communication", receive(n)).await;
+        }
+        clock.advance(4_001);
+        for i in 3..63 {
+            decide(i).await;
+        }
+        let back = json!({"strategy": "recover", "agentId": "lead", "agentToken": token("lead")});
+        let sync: Value = call(&engine, "daa_fault_tolerance", back).await["recovery"]["sync"].clone();
+        assert_eq!(sync["decisionsMissed"], 60, "{sync}");
+        let seqs: Vec<_> =
+            sync["decisions"].as_array().unwrap().iter().map(|d| d["sequence"].as_i64().unwrap()).collect();
+        assert_eq!(seqs, (4..54).collect::<Vec<_>>());
+        assert_eq!(sync["mailbox"]["pending"], 70);
+        let ids: Vec<_> =
+            sync["mailbox"]["messageIds"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+        assert_eq!(ids, sent[..50]);
+    }
 }

@@ -185,6 +185,11 @@ impl TallyCache {
         self.idle.with(store, id, |t| t.waiting.len()).await
     }
 
+    /// How many messages wait in agent `agent`'s mailbox of swarm `id` now.
+    pub async fn waiting_for(&self, store: &dyn Store, id: &SwarmId, agent: &AgentId) -> Result<usize> {
+        self.idle.with(store, id, |t| t.backlog.get(agent).copied().unwrap_or(0)).await
+    }
+
     /// Swarm `id`'s waiting messages as of now, with the keys of the newest `newest`.
     pub async fn backlog(&self, store: &dyn Store, id: &SwarmId, newest: usize) -> Result<Backlog> {
         self.idle

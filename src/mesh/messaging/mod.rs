@@ -94,7 +94,7 @@ impl Engine {
     /// The mailbox in delivery order: commit order of the sends.
     /// The agent's `limit` oldest messages (ids sort in send order: [`MessageId::at`]) and how
     /// many it holds, counted up to [`config::MAX_COUNTED`]: one bounded read, whatever waits.
-    async fn mailbox(&self, agent: &AgentRecord, limit: usize) -> Result<Mailbox> {
+    pub(crate) async fn mailbox(&self, agent: &AgentRecord, limit: usize) -> Result<Mailbox> {
         let mut req = RangeRequest::prefix(keys::mailbox(&agent.swarm_id, &agent.id));
         (req.limit, req.count_cap) = (limit, config::MAX_COUNTED);
         let resp = self.store().range(req).await?;
