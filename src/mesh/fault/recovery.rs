@@ -229,8 +229,6 @@ mod tests {
                     .unwrap()
                     .to_string(),
             );
-            // Ids sort by their millisecond ([`crate::ids::MessageId::at`]), as receive reads them.
-            clock.advance(1);
         }
         clock.advance(6_000);
         for n in ["a", "b"] {

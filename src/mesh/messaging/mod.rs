@@ -333,3 +333,41 @@ impl Mailbox {
         (self.count >= config::MAX_COUNTED).then_some(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use crate::mesh::testing::call;
+    use crate::mesh::Engine;
+    use crate::store::{memory::MemoryStore, ManualClock};
+
+    /// Messages sent within one millisecond are received in the order they were sent, across
+    /// pages: a page is the mailbox's first keys, so ids must sort in send order.
+    #[tokio::test]
+    async fn one_millisecond_of_messages_is_received_in_send_order_page_by_page() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let engine = Engine::new(Arc::new(MemoryStore::new(clock.clone())), clock);
+        let init = json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 3600, "messageTimeout": 3600, "membership": "open"});
+        call(&engine, "swarm_init", init).await;
+        let from = call(&engine, "agent_spawn", json!({"type": "coder", "name": "from"})).await;
+        let to = call(&engine, "agent_spawn", json!({"type": "coder", "name": "to"})).await;
+        for n in 0..40 {
+            let send = json!({"from": "from", "to": "to", "message": {"n": n}, "agentToken": from["agentToken"]});
+            call(&engine, "daa_communication", send).await;
+        }
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            let receive = json!({"action": "receive", "agentId": "to", "agentToken": to["agentToken"], "limit": 10});
+            let page = call(&engine, "daa_communication", receive).await["messages"].clone();
+            let page = page.as_array().unwrap();
+            got.extend(page.iter().map(|m| m["message"]["n"].as_i64().unwrap()));
+            let ids: Vec<_> = page.iter().map(|m| m["messageId"].clone()).collect();
+            let ack = json!({"action": "ack", "agentId": "to", "agentToken": to["agentToken"], "messageIds": ids});
+            call(&engine, "daa_communication", ack).await;
+        }
+        assert_eq!(got, (0..40).collect::<Vec<_>>());
+    }
+}
