@@ -98,6 +98,36 @@ impl<T: Kept> PerSwarm<T> {
     }
 }
 
+/// Swarms whose value a [`Remembered`] keeps; past this many it forgets them all.
+const REMEMBERED: usize = 1_024;
+
+/// A value per swarm kept between operations that does not follow the log (the last reconcile
+/// pass's standing, the recent decisions' counts): take it, use it, put it back. A swarm
+/// forgotten costs its next operation a whole read, never a wrong answer.
+pub(crate) struct Remembered<T> {
+    kept: Mutex<HashMap<SwarmId, T>>,
+}
+
+impl<T> Default for Remembered<T> {
+    fn default() -> Self {
+        Self { kept: Mutex::default() }
+    }
+}
+
+impl<T> Remembered<T> {
+    pub fn take(&self, id: &SwarmId) -> Option<T> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).remove(id)
+    }
+
+    pub fn put(&self, id: &SwarmId, value: T) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() >= REMEMBERED {
+            kept.clear();
+        }
+        kept.insert(id.clone(), value);
+    }
+}
+
 /// A per-swarm value that follows the keys under some prefixes of the swarm's.
 pub(crate) trait Follows: Kept + Default {
     /// The prefixes followed for swarm `id`. Changes under each are applied after the earlier

@@ -4,7 +4,10 @@
 //! `swarm_monitor` read every task and proposal record of the mesh, decoded whole, on every
 //! call: 35 ms per report with 10,000 tasks. Now a report decodes what changed since the last
 //! one, and only the fields it counts. Consensus picks the open proposals it lists (stuck ones,
-//! a page) from the marks too, and decodes only those.
+//! a page) from the marks too, and decodes only those. The marks also say when each proposal
+//! was last written and how far its pBFT view got, so the reconcile pass reads only what changed
+//! or came due. The open proposals' voters are kept too, so that an agent's ballots are found
+//! without reading the proposals.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -6,8 +6,7 @@
 //! sequence, and an entry is read once.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
@@ -16,6 +15,7 @@ use super::vote::{Outcome, VoteValue};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::ids::SwarmId;
+use crate::mesh::follow::Remembered;
 use crate::mesh::Engine;
 use crate::store::Revision;
 
@@ -48,30 +48,13 @@ impl EntryVotes<'_> {
 /// One swarm's counts by sequence, for the log begun at `created` (the revision that created
 /// its sequence key: a swarm destroyed and made again under the same id starts a new log).
 #[derive(Default)]
-struct Window {
+pub(crate) struct Window {
     created: Revision,
     counts: BTreeMap<i64, Agreed>,
 }
 
-/// Each swarm's recent counts, between calls. Past this many swarms the memory starts again.
-#[derive(Default)]
-pub(crate) struct Agreements(Mutex<HashMap<SwarmId, Window>>);
-
-const SWARMS_KEPT: usize = 1_024;
-
-impl Agreements {
-    fn take(&self, swarm: &SwarmId) -> Option<Window> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(swarm)
-    }
-
-    fn put(&self, swarm: &SwarmId, window: Window) {
-        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if kept.len() >= SWARMS_KEPT {
-            kept.clear();
-        }
-        kept.insert(swarm.clone(), window);
-    }
-}
+/// Each swarm's recent counts, between calls.
+pub(crate) type Agreements = Remembered<Window>;
 
 impl Engine {
     /// The counts of the last [`config::AGREEMENT_WINDOW`] decisions up to `head`, summed.

@@ -6,8 +6,7 @@ use serde::Serialize;
 
 use super::proposal::{Proposal, Protocol};
 use super::vote::VoteValue;
-use crate::error::MeshError;
-use crate::error::Result;
+use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
 use crate::mesh::model::decode;
 use crate::mesh::{keys, Engine};

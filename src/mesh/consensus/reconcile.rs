@@ -6,11 +6,10 @@
 //! the effective set and the quorum is recomputed), changes the pBFT view when the primary is
 //! failed or the view stalled, and hands leadership to a standing candidate when the leader is
 //! failed or its lease ran out. Every write is a compare-and-swap, so several processes may run
-//! it at once; with nothing open and no leader ever elected it costs two reads, and otherwise it reads the
-//! proposals that changed or came due since the last pass ([`Passes`]).
+//! it at once. With nothing open and no leader ever elected it costs two reads; otherwise it
+//! reads the proposals that changed or came due since its last pass ([`Passes`]).
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::collections::BTreeSet;
 
 use serde_json::json;
 
@@ -24,6 +23,7 @@ use super::{
 use crate::config;
 use crate::error::Result;
 use crate::ids::{AgentId, SwarmId};
+use crate::mesh::follow::Remembered;
 use crate::mesh::history::ProposalMark;
 use crate::mesh::{keys, Engine, SwarmView};
 use crate::store::{self, Revision, Txn};
@@ -40,7 +40,7 @@ struct Pass {
 /// failed or Byzantine, whether a majority is live, which agents are present (the registry's
 /// epoch) and the pBFT view timeout.
 #[derive(PartialEq)]
-struct Standing {
+pub(crate) struct Standing {
     failed: BTreeSet<AgentId>,
     byzantine: BTreeSet<AgentId>,
     majority: bool,
@@ -52,26 +52,7 @@ struct Standing {
 /// were current at. A proposal untouched since then (no write to its record or tally) was
 /// evaluated under that standing and left as it was; under the same standing it stays so until
 /// the clock makes it due. Kept per process: another process's writes touch what they change.
-#[derive(Default)]
-pub(crate) struct Passes(Mutex<HashMap<SwarmId, (Standing, Revision)>>);
-
-/// Swarms whose last pass is kept; past this many the memory starts again (a swarm forgotten
-/// is passed over whole once).
-const PASSES_KEPT: usize = 1_024;
-
-impl Passes {
-    fn take(&self, swarm: &SwarmId) -> Option<(Standing, Revision)> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(swarm)
-    }
-
-    fn put(&self, swarm: &SwarmId, standing: Standing, revision: Revision) {
-        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if kept.len() >= PASSES_KEPT {
-            kept.clear();
-        }
-        kept.insert(swarm.clone(), (standing, revision));
-    }
-}
+pub(crate) type Passes = Remembered<(Standing, Revision)>;
 
 /// Whether the clock alone may change what proposal `p` needs: its timeout has come, or its
 /// pBFT view made no progress for the view timeout.
@@ -105,7 +86,7 @@ impl Engine {
             .filter(|(_, m)| last.is_none_or(|rev| m.touched > rev) || due(m, view.now_ms, standing.view_timeout_ms))
             .map(|(id, _)| id.as_str())
             .collect();
-        // Key order, as the open index lists them: decisions enter the log in this order.
+        // By id, the order the pass has always taken them in: decisions enter the log in it.
         wanted.sort_unstable();
         let mut last_seq = None;
         for id in wanted {
@@ -121,7 +102,7 @@ impl Engine {
             out.quorum_changes.extend(pass.quorum);
             out.view_changes.extend(pass.view);
         }
-        self.passes.put(swarm, standing, through);
+        self.passes.put(swarm, (standing, through));
         if elected {
             out.leader_change = self.leader_handover(&view).await?;
         }
