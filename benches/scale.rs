@@ -10,7 +10,8 @@
 //! (default `1000,100000`) the mailbox sizes and `MESH_BENCH_KEYS` (default `100000`) the memory
 //! size, `MESH_BENCH_TASKS` (default `100,10000`) the history the reports read, `MESH_BENCH_OPEN`
 //! (default `10,1000`) the open proposals, `MESH_BENCH_DECIDED` (default `10,1000`) the voters of
-//! each decision behind a status; `MESH_BENCH_REPS` (default 20) the calls timed per registry figure. Without `--bench` (as `cargo test` runs it) it is a smoke test at small sizes.
+//! each decision behind a status, `MESH_BENCH_HYBRID_KEYS` (default `10000`) the entries of a hybrid
+//! search (`MESH_BENCH_ONLY=hybrid` with `MESH_BENCH_EMBEDDING_MODEL` only); `MESH_BENCH_REPS` (default 20) the calls timed per registry figure. Without `--bench` (as `cargo test` runs it) it is a smoke test at small sizes.
 //! Output: markdown tables on stdout, progress on stderr.
 
 use std::time::{Duration, Instant};
@@ -203,6 +204,32 @@ async fn memory_table(sizes: &[usize]) {
     }
 }
 
+/// Hybrid memory search under the real sentence model (`MESH_BENCH_EMBEDDING_MODEL`, a model
+/// directory): `n` entries stored with their vectors, a search ranking them all. Only with
+/// `MESH_BENCH_ONLY=hybrid`: storing under the model embeds every entry.
+async fn hybrid_table(sizes: &[usize]) {
+    let model = std::env::var("MESH_BENCH_EMBEDDING_MODEL")
+        .expect("MESH_BENCH_ONLY=hybrid needs MESH_BENCH_EMBEDDING_MODEL, the sentence model's directory");
+    let compute = mesh_mcp::attention::ComputeOptions { embedding_model: Some(model.into()), ..Default::default() };
+    println!("\n### Hybrid memory search (all-MiniLM-L6-v2), many keys in one namespace\n");
+    println!("| keys | memory_search p50 (ms) |");
+    println!("|---|---|");
+    for &n in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("hybrid.db");
+        let engine = mesh_mcp::open_engine_with(db.to_str().unwrap(), Default::default(), &compute).unwrap();
+        for i in 0..n {
+            let store = json!({"action": "store", "key": format!("k{i:06}"), "value": format!("note {i} about the parser and the store"), "namespace": "bench"});
+            call(&engine, "memory_usage", store).await;
+            if (i + 1) % 1_000 == 0 {
+                eprintln!("  hybrid: {} keys", i + 1);
+            }
+        }
+        let search = p50(&engine, "memory_search", json!({"pattern": "parser store", "namespace": "bench"}), 5).await;
+        println!("| {n} | {} |", ms(search));
+    }
+}
+
 /// Reports over a swarm's history: `tasks` tasks (waiting, no agent can take them), a tenth as
 /// many proposals (open) and as many waiting messages as tasks.
 async fn reports_table(sizes: &[usize]) {
@@ -332,6 +359,10 @@ fn main() {
     }
     if wanted("decided") {
         rt.block_on(decided_table(&sizes("MESH_BENCH_DECIDED", "10,1000", "4", bench)));
+    }
+    // Not in the default run: it needs the model, and embedding every entry takes minutes.
+    if only.split(',').any(|o| o == "hybrid") {
+        rt.block_on(hybrid_table(&sizes("MESH_BENCH_HYBRID_KEYS", "10000", "20", bench)));
     }
     if wanted("memory") {
         rt.block_on(memory_table(&sizes("MESH_BENCH_KEYS", "100000", "50", bench)));

@@ -97,3 +97,35 @@ async fn real_model_ranks_the_relevant_entry_first_where_keyword_search_fails() 
     assert_eq!(keys(&again["results"])[0], "auth");
     mcp.close().await;
 }
+
+/// A hybrid search ranks from the kept index of its process, which follows what another
+/// process stores, overwrites and deletes: it agrees with a process that reads the namespace
+/// afresh, and embeds nothing for entries stored under the model.
+#[tokio::test]
+async fn hybrid_search_follows_another_writer_and_agrees_with_a_fresh_read() {
+    let model = embedding_model();
+    let (_dir, db) = temp_db();
+    let db = db.to_str().unwrap();
+    let args = ["--embedding-model", model.to_str().unwrap()];
+    let (writer, searcher) = (Mcp::stdio_with(db, &args).await, Mcp::stdio_with(db, &args).await);
+    let search = json!({"pattern": QUERY, "namespace": "kb"});
+    for (k, v) in [AUTH, PREFS, LUNCH] {
+        put(&writer, k, v).await;
+    }
+    let first = searcher.ok("memory_search", search.clone()).await;
+    assert_eq!((first["method"].as_str(), first["embeddedOnSearch"].as_u64()), (Some("hybrid"), Some(0)));
+    assert_eq!(keys(&first["results"])[0], "auth", "{first}");
+    // The searcher keeps its index now; the writer changes the namespace under it.
+    put(&writer, "auth", "pizza on fridays").await;
+    put(&writer, "sso", "people sign in with single sign-on and passwords").await;
+    writer.ok("memory_usage", json!({"action": "delete", "key": "ui:prefs", "namespace": "kb"})).await;
+    let kept = searcher.ok("memory_search", search.clone()).await;
+    assert_eq!(kept["embeddedOnSearch"], 0, "{kept}");
+    assert_eq!(keys(&kept["results"])[0], "sso", "{kept}");
+    assert!(!keys(&kept["results"]).contains(&"ui:prefs"), "{kept}");
+    let fresh = Mcp::stdio_with(db, &args).await;
+    assert_eq!(fresh.ok("memory_search", search).await["results"], kept["results"]);
+    for mcp in [writer, searcher, fresh] {
+        mcp.close().await;
+    }
+}

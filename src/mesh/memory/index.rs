@@ -1,29 +1,48 @@
-//! What a keyword search reads of a namespace, kept per process between searches and brought
+//! What a memory search reads of a namespace, kept per process between searches and brought
 //! up to date from the store's change log (as the swarm registries are): each entry's key and
-//! value lowercased, and its record to show it. A search then scores text it already holds
-//! instead of reading and decoding every value of the namespace (209 ms at 100,000 keys), and
-//! decodes only the entries it returns.
-//!
-//! Only the keyword ranking (the lexical embedder's, the default) reads it; a hybrid search
-//! needs every entry's vector and still reads the namespace.
+//! value lowercased, the vector stored with it (decoded once, and kept apart from the record),
+//! and its record to show it. A search then scores what it already holds instead of reading and
+//! decoding every value of the namespace (209 ms at 100,000 keys), and decodes only the entries
+//! it returns. The keyword ranking (the lexical embedder's, the default) reads the text; a hybrid
+//! one reads the vectors too.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use crate::attention::Embedder;
 use crate::error::Result;
 use crate::mesh::follow::caught_up;
 use crate::mesh::keys;
+use crate::mesh::model::{decode, encode, MemoryRecord};
 use crate::store::{EventKind, KeyValue, RangeRequest, Revision, Store};
 
 /// Namespaces kept at once; past this many the index starts again.
 const NAMESPACES_KEPT: usize = 64;
 
-/// One entry as a keyword search scores it.
+/// One entry as a search scores it.
 #[derive(Clone)]
 pub(crate) struct Doc {
+    /// The entry's record, without its vector.
     pub kv: KeyValue,
     pub key_lower: String,
     pub value_lower: String,
+    pub vector: Option<Arc<DocVector>>,
+}
+
+/// The vector stored with an entry and the embedder that made it.
+pub(crate) struct DocVector {
+    embedder: Box<str>,
+    values: Box<[f32]>,
+}
+
+impl DocVector {
+    /// The vector if `embedder` made it (same name and dimension, every value finite).
+    pub fn usable_by(&self, embedder: &dyn Embedder) -> Option<&[f32]> {
+        let usable = *self.embedder == *embedder.name()
+            && self.values.len() == embedder.dim()
+            && self.values.iter().all(|x| x.is_finite());
+        usable.then_some(&*self.values)
+    }
 }
 
 /// A namespace's entries by store key (the order of a range read), as of `revision`.
@@ -35,8 +54,17 @@ pub(crate) struct Namespace {
 
 impl Namespace {
     fn put(&mut self, namespace: &str, kv: &KeyValue) -> Result<()> {
-        let e = super::entry(namespace, kv)?;
-        let doc = Doc { kv: kv.clone(), key_lower: e.key.to_lowercase(), value_lower: e.value.to_lowercase() };
+        let mut record: MemoryRecord = decode(kv)?;
+        let stored = record.embedding.take();
+        let vector = stored.as_ref().and_then(|e| {
+            Some(Arc::new(DocVector { embedder: e.embedder.as_str().into(), values: e.vector()?.into() }))
+        });
+        let mut kept = kv.clone();
+        if stored.is_some() {
+            kept.value = encode(&record);
+        }
+        let key_lower = kv.key[keys::memory_namespace(namespace).len()..].to_lowercase();
+        let doc = Doc { kv: kept, key_lower, value_lower: record.value.to_lowercase(), vector };
         self.docs.insert(kv.key.clone(), doc);
         Ok(())
     }

@@ -15,17 +15,23 @@
 //! another embedder) is embedded during the search and counted in `embeddedOnSearch`; the
 //! vector is not written back, so a search changes nothing.
 //!
+//! Both rankings score what the namespace's kept index holds ([`super::index`]: the lowercase
+//! text and the stored vectors, followed from the change log), and decode only the entries
+//! they return.
+//!
 //! The tool's params and output are in the memory area's `api.rs` (re-exported by [`super`]).
 
+use std::collections::HashMap;
+
+use super::index::{Doc, Namespace};
 use super::{entry, Keywords, MemoryEntry, MemorySearchOutput, MemorySearchParams, SearchMethod};
 use crate::attention::{cosine, EmbedderInfo, EmbedderKind};
 use crate::config;
 use crate::error::{MeshError, Result};
 use crate::mesh::budget::Budget;
-use crate::mesh::model::{decode, MemoryRecord};
 use crate::mesh::vectors::{self, StoredEmbedding};
-use crate::mesh::{keys, validate, Engine};
-use crate::store::{RangeRequest, Revision};
+use crate::mesh::{validate, Engine};
+use crate::store::Revision;
 
 /// Characters of a value shown in search results.
 const SHOWN_CHARS: usize = 500;
@@ -79,72 +85,68 @@ impl Engine {
             return Err(MeshError::TooLarge { what: "query", size: query.len(), limit: QUERY_MAX_BYTES });
         }
         let keywords = Keywords::new(&terms);
-        let embedder = self.embedder();
-        let hybrid = embedder.kind() == EmbedderKind::Semantic;
-        let mut hits = Vec::new();
-        let mut embedded_on_search = None;
-        let revision;
-        if hybrid {
-            let resp = self.store().range(RangeRequest::prefix(keys::memory_namespace(namespace))).await?;
-            revision = resp.revision;
-            let records = resp.kvs.iter().map(decode::<MemoryRecord>).collect::<Result<Vec<_>>>()?;
-            let mut entries = resp.kvs.iter().map(|kv| entry(namespace, kv)).collect::<Result<Vec<_>>>()?;
-            let stored: Vec<Option<&StoredEmbedding>> = records.iter().map(|r| r.embedding.as_ref()).collect();
-            let resolved =
-                vectors::resolve(embedder, &stored, |i| embedding_text(&entries[i].key, &entries[i].value)).await?;
-            let q = vectors::embed(embedder, vec![vectors::capped(query, config::EMBED_TEXT_MAX_CHARS).to_string()])
-                .await?
-                .remove(0);
-            for (e, v) in entries.iter_mut().zip(&resolved.vectors) {
-                let keyword = keywords.score_lower(&e.key.to_lowercase(), &e.value.to_lowercase());
-                let similarity = cosine(&q, v) as f64;
-                if keyword > 0.0 || similarity >= config::MEMORY_HYBRID_MIN_SIMILARITY {
-                    e.score = Some(round(hybrid_score(keyword, similarity)));
-                    e.keyword_score = Some(keyword);
-                    e.similarity = Some(round(similarity));
-                }
-            }
-            hits.extend(entries.into_iter().filter(|e| e.score.is_some()));
-            embedded_on_search = Some(resolved.embedded_now);
+        let hybrid = self.embedder().kind() == EmbedderKind::Semantic;
+        // Scored from the namespace's kept index; only the entries returned are decoded.
+        let space = self.memory_index().namespace(&**self.store(), namespace).await?;
+        let (scored, embedded_on_search) = if hybrid {
+            let (scored, embedded) = self.hybrid_scores(namespace, &space, &keywords, query).await?;
+            (scored, Some(embedded))
         } else {
-            // Scored from the kept lowercase text; only the entries returned are decoded.
-            let space = self.memory_index().namespace(&**self.store(), namespace).await?;
-            revision = space.revision;
-            let mut scored: Vec<(f64, &super::index::Doc)> = space
-                .docs
-                .values()
-                .map(|d| (keywords.score_lower(&d.key_lower, &d.value_lower), d))
-                .filter(|(score, _)| *score > 0.0)
-                .collect();
-            // Best first, then by key (store keys of one namespace sort as their entry keys): the
-            // best `limit` chosen in linear time, only they sorted.
-            let order = |a: &(f64, &super::index::Doc), b: &(f64, &super::index::Doc)| {
-                b.0.total_cmp(&a.0).then_with(|| a.1.kv.key.cmp(&b.1.kv.key))
-            };
-            if scored.len() > limit {
-                scored.select_nth_unstable_by(limit, order);
-                scored.truncate(limit);
-            }
-            scored.sort_by(order);
-            for (score, d) in scored {
-                let mut e = entry(namespace, &d.kv)?;
-                e.score = Some(score);
-                hits.push(e);
-            }
-        }
+            let scored = space.docs.values().map(|d| Scored {
+                score: keywords.score_lower(&d.key_lower, &d.value_lower),
+                keyword: None,
+                similarity: None,
+                doc: d,
+            });
+            (scored.filter(|s| s.score > 0.0).collect(), None)
+        };
+        let mut hits = best(namespace, scored, limit)?;
         for e in &mut hits {
             if e.value.chars().count() > SHOWN_CHARS {
                 e.value = e.value.chars().take(SHOWN_CHARS).collect();
             }
         }
-        hits.sort_by(|a, b| {
-            b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.key.cmp(&b.key))
-        });
-        hits.truncate(limit);
         let mut budget = Budget::default();
         hits.retain(|e| budget.admit(e));
         let method = if hybrid { SearchMethod::Hybrid } else { SearchMethod::Keyword };
+        let revision = space.revision;
         Ok(Ranking { entries: hits, method, embedded_on_search, truncated: budget.truncated(), revision })
+    }
+
+    /// The hybrid score of every entry that some query word matches or whose vector is close
+    /// enough, and how many entries had no usable vector kept and were embedded now.
+    async fn hybrid_scores<'a>(
+        &self,
+        namespace: &str,
+        space: &'a Namespace,
+        keywords: &Keywords,
+        query: &str,
+    ) -> Result<(Vec<Scored<'a>>, usize)> {
+        let embedder = self.embedder();
+        let docs: Vec<&Doc> = space.docs.values().collect();
+        let kept: Vec<Option<&[f32]>> =
+            docs.iter().map(|d| d.vector.as_ref().and_then(|v| v.usable_by(&**embedder))).collect();
+        let missing: Vec<usize> = (0..docs.len()).filter(|&i| kept[i].is_none()).collect();
+        let texts = missing
+            .iter()
+            .map(|&i| entry(namespace, &docs[i].kv).map(|e| embedding_text(&e.key, &e.value)))
+            .collect::<Result<Vec<_>>>()?;
+        let fresh: HashMap<usize, Vec<f32>> =
+            missing.iter().copied().zip(vectors::embed(embedder, texts).await?).collect();
+        let q = vectors::embed(embedder, vec![vectors::capped(query, config::EMBED_TEXT_MAX_CHARS).to_string()])
+            .await?
+            .remove(0);
+        let mut scored = Vec::new();
+        for (i, doc) in docs.into_iter().enumerate() {
+            let vector = kept[i].or(fresh.get(&i).map(Vec::as_slice)).unwrap_or_default();
+            let keyword = keywords.score_lower(&doc.key_lower, &doc.value_lower);
+            let similarity = cosine(&q, vector) as f64;
+            if keyword > 0.0 || similarity >= config::MEMORY_HYBRID_MIN_SIMILARITY {
+                let score = round(hybrid_score(keyword, similarity));
+                scored.push(Scored { score, keyword: Some(keyword), similarity: Some(round(similarity)), doc });
+            }
+        }
+        Ok((scored, missing.len()))
     }
 
     pub async fn memory_search(&self, p: MemorySearchParams) -> Result<MemorySearchOutput> {
@@ -167,6 +169,33 @@ impl Engine {
             revision: ranking.revision,
         })
     }
+}
+
+/// An entry of the index as a search scored it.
+struct Scored<'a> {
+    score: f64,
+    keyword: Option<f64>,
+    similarity: Option<f64>,
+    doc: &'a Doc,
+}
+
+/// The best `limit` of `scored`, best first, then by key (store keys of one namespace sort as
+/// their entry keys), decoded: chosen in linear time, and only they are decoded.
+fn best(namespace: &str, mut scored: Vec<Scored>, limit: usize) -> Result<Vec<MemoryEntry>> {
+    let order = |a: &Scored, b: &Scored| b.score.total_cmp(&a.score).then_with(|| a.doc.kv.key.cmp(&b.doc.kv.key));
+    if scored.len() > limit {
+        scored.select_nth_unstable_by(limit, order);
+        scored.truncate(limit);
+    }
+    scored.sort_by(order);
+    scored
+        .into_iter()
+        .map(|s| {
+            let mut e = entry(namespace, &s.doc.kv)?;
+            (e.score, e.keyword_score, e.similarity) = (Some(s.score), s.keyword, s.similarity);
+            Ok(e)
+        })
+        .collect()
 }
 
 #[cfg(test)]
