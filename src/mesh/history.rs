@@ -179,6 +179,14 @@ fn apply<M: for<'de> Deserialize<'de>>(
     Ok(())
 }
 
+/// Open proposals as [`HistoryCache::open_where`] finds them.
+pub(crate) struct OpenMarks {
+    pub listed: Vec<String>,
+    pub passing: usize,
+    pub open: usize,
+    pub revision: Revision,
+}
+
 /// Proposals by creation, then id.
 fn oldest_first(a: (&str, &ProposalMark), b: (&str, &ProposalMark)) -> std::cmp::Ordering {
     a.1.created_at_ms.cmp(&b.1.created_at_ms).then_with(|| a.0.cmp(b.0))
@@ -191,18 +199,32 @@ pub(crate) struct HistoryCache {
 }
 
 impl HistoryCache {
-    /// Swarm `id`'s open proposals as of now, oldest first, by proposal id, and the revision
-    /// they are current at: every change up to it is in the marks.
-    pub async fn open_marks(&self, store: &dyn Store, id: &SwarmId) -> Result<(Vec<(String, ProposalMark)>, Revision)> {
-        let (mut open, revision) = self
-            .idle
+    /// Swarm `id`'s open proposals as of now whose marks pass `wanted`: the ids of the oldest
+    /// `limit` of them (oldest first), how many pass, how many are open, and the revision the
+    /// marks are current at (every change up to it is in them). Only the listed ids are copied.
+    pub async fn open_where(
+        &self,
+        store: &dyn Store,
+        id: &SwarmId,
+        limit: usize,
+        wanted: impl Fn(&ProposalMark) -> bool,
+    ) -> Result<OpenMarks> {
+        self.idle
             .with(store, id, |h| {
                 let open = h.proposals.iter().filter(|(_, p)| p.decision.is_none());
-                (open.map(|(id, p)| (id.to_string(), *p)).collect::<Vec<_>>(), h.revision)
+                let open_count = open.clone().count();
+                let mut passing: Vec<(&str, &ProposalMark)> =
+                    open.filter(|(_, p)| wanted(p)).map(|(id, p)| (&**id, p)).collect();
+                let count = passing.len();
+                if count > limit {
+                    passing.select_nth_unstable_by(limit, |a, b| oldest_first(*a, *b));
+                    passing.truncate(limit);
+                }
+                passing.sort_by(|a, b| oldest_first(*a, *b));
+                let listed = passing.iter().map(|(id, _)| id.to_string()).collect();
+                OpenMarks { listed, passing: count, open: open_count, revision: h.revision }
             })
-            .await?;
-        open.sort_by(|a, b| oldest_first((&a.0, &a.1), (&b.0, &b.1)));
-        Ok((open, revision))
+            .await
     }
 
     /// The open proposals of swarm `id` that `agent` votes on, oldest first: the first `limit`

@@ -66,9 +66,9 @@ impl Engine {
     /// unless who counts has changed ([`Passes`]).
     pub(crate) async fn consensus_reconcile(&self, swarm: &SwarmId) -> Result<ConsensusReconcile> {
         let mut out = ConsensusReconcile::default();
-        let (open, through) = self.histories.open_marks(&**self.store(), swarm).await?;
+        let open = self.histories.open_where(&**self.store(), swarm, 0, |_| false).await?.open;
         let elected = store::get(&**self.store(), &keys::term(swarm)).await?.is_some();
-        if open.is_empty() && !elected {
+        if open == 0 && !elected {
             return Ok(out);
         }
         let view = self.load_swarm(swarm).await?;
@@ -81,15 +81,14 @@ impl Engine {
             view_timeout_ms: view_timeout_ms(&view),
         };
         let last = self.passes.take(swarm).filter(|(s, _)| *s == standing).map(|(_, rev)| rev);
-        let mut wanted: Vec<&str> = open
-            .iter()
-            .filter(|(_, m)| last.is_none_or(|rev| m.touched > rev) || due(m, view.now_ms, standing.view_timeout_ms))
-            .map(|(id, _)| id.as_str())
-            .collect();
+        let (now, view_timeout) = (view.now_ms, standing.view_timeout_ms);
+        let wanted = |m: &ProposalMark| last.is_none_or(|rev| m.touched > rev) || due(m, now, view_timeout);
+        let marks = self.histories.open_where(&**self.store(), swarm, usize::MAX, wanted).await?;
+        let (mut wanted, through) = (marks.listed, marks.revision);
         // By id, the order the pass has always taken them in: decisions enter the log in it.
         wanted.sort_unstable();
         let mut last_seq = None;
-        for id in wanted {
+        for id in &wanted {
             let pass = self.reconcile_proposal(&view, id).await?;
             if let Some(d) = pass.decided {
                 last_seq = last_seq.max(Some(d.sequence));
@@ -434,8 +433,14 @@ mod tests {
         let pid = call(&engine, "daa_consensus", p).await["proposal"]["proposalId"].as_str().unwrap().to_string();
         let swarm = SwarmId::new("s");
         let touched = || async {
-            let (open, through) = engine.histories.open_marks(&**engine.store(), &swarm).await.unwrap();
-            (open.iter().find(|(id, _)| *id == pid).unwrap().1.touched, through)
+            // The swarm's one open proposal.
+            let touched = std::cell::Cell::new(0);
+            let marks = engine.histories.open_where(&**engine.store(), &swarm, 0, |m| {
+                touched.set(m.touched);
+                true
+            });
+            let revision = marks.await.unwrap().revision;
+            (touched.get(), revision)
         };
         let (before, through) = touched().await;
         assert!(before <= through);

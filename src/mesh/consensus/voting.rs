@@ -537,10 +537,9 @@ impl Engine {
         limit: usize,
         wanted: impl Fn(&ProposalMark) -> bool,
     ) -> Result<OpenPage> {
-        let (open, _) = self.histories.open_marks(&**self.store(), swarm).await?;
-        let passing: Vec<&str> = open.iter().filter(|(_, p)| wanted(p)).map(|(id, _)| id.as_str()).collect();
+        let marks = self.histories.open_where(&**self.store(), swarm, limit, wanted).await?;
         let mut listed = Vec::new();
-        for id in passing.iter().take(limit) {
+        for id in &marks.listed {
             match self.load_proposal(swarm, id).await {
                 Ok((prop, _)) => listed.push(prop),
                 // Decided and gone between the marks and this read: not open any more.
@@ -548,7 +547,7 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
-        Ok(OpenPage { listed, passing: passing.len(), open: open.len() })
+        Ok(OpenPage { listed, passing: marks.passing, open: marks.open })
     }
 
     /// After a decision at `seq` committed: take the stable checkpoint it completes, if any.
