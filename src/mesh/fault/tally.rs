@@ -187,7 +187,12 @@ impl TallyCache {
 
     /// How many messages wait in agent `agent`'s mailbox of swarm `id` now.
     pub async fn waiting_for(&self, store: &dyn Store, id: &SwarmId, agent: &AgentId) -> Result<usize> {
-        self.idle.with(store, id, |t| t.backlog.get(agent).copied().unwrap_or(0)).await
+        Ok(self.waiting_for_each(store, id, &[agent]).await?[0])
+    }
+
+    /// How many messages wait in each of `agents`' mailboxes of swarm `id` now.
+    pub async fn waiting_for_each(&self, store: &dyn Store, id: &SwarmId, agents: &[&AgentId]) -> Result<Vec<usize>> {
+        self.idle.with(store, id, |t| agents.iter().map(|a| t.backlog.get(*a).copied().unwrap_or(0)).collect()).await
     }
 
     /// Swarm `id`'s waiting messages as of now, with the keys of the newest `newest`.

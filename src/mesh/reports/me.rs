@@ -66,7 +66,8 @@ impl Engine {
         let id = SwarmId::new(swarm);
         let view = self.load_swarm(&id).await?;
         let record = view.agent(agent).cloned().ok_or_else(|| MeshError::not_found("agent", agent))?;
-        let shown = self.agent_view(&view, &record, view.status(&record)).await?;
+        let pending = self.tallies.waiting_for(&**self.store(), &id, &record.id).await?;
+        let shown = self.agent_view(&view, &record, view.status(&record), pending).await?;
         let board = self.load_board(&id).await?;
         let mut tasks: Vec<TaskBrief> = board
             .tasks

@@ -12,7 +12,7 @@ use crate::mesh::topology::{Graph, LinkChange};
 use crate::mesh::workers::WorkerSpec;
 use crate::mesh::{keys, validate, Engine, SwarmView};
 use crate::secret;
-use crate::store::{Compare, CompareOp, Op, RangeRequest, Txn};
+use crate::store::{Compare, CompareOp, Op, Txn};
 
 impl AgentSpawnParams {
     fn validate(&self) -> Result<()> {
@@ -193,9 +193,12 @@ impl Engine {
             }
         }
         let more = page.len() > limit;
+        page.truncate(limit);
+        let ids: Vec<&AgentId> = page.iter().map(|(a, _)| &a.id).collect();
+        let pending = self.tallies.waiting_for_each(&**self.store(), &swarm_id, &ids).await?;
         let mut agents = Vec::new();
-        for (agent, status) in page.into_iter().take(limit) {
-            agents.push(self.agent_view(&view, agent, status).await?);
+        for ((agent, status), pending) in page.into_iter().zip(pending) {
+            agents.push(self.agent_view(&view, agent, status, pending).await?);
         }
         let count = agents.len();
         let next_cursor =
@@ -205,16 +208,15 @@ impl Engine {
 }
 
 impl Engine {
-    /// One agent as `agent_list` shows it: with its status, links and unacknowledged mail.
+    /// One agent as `agent_list` shows it: with its status, links and `pending` unacknowledged
+    /// messages (the mailbox tally's count: [`crate::mesh::fault::TallyCache`]).
     pub(crate) async fn agent_view(
         &self,
         view: &SwarmView,
         agent: &AgentRecord,
         status: AgentStatus,
+        pending: usize,
     ) -> Result<AgentView> {
-        let mut mailbox = RangeRequest::prefix(keys::mailbox(&view.swarm.id, &agent.id));
-        (mailbox.limit, mailbox.count_cap) = (1, config::MAX_COUNTED);
-        let pending = self.store().range(mailbox).await?.count;
         Ok(AgentView {
             agent_id: agent.id.to_string(),
             name: agent.name.clone(),
@@ -265,4 +267,32 @@ fn parse_cursor(cursor: &str) -> Result<(i64, String)> {
         .split_once('.')
         .and_then(|(ms, id)| Some((ms.parse().ok()?, id.to_string())))
         .ok_or_else(|| MeshError::invalid("cursor", "is not a nextCursor of agent_list"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::mesh::testing::call;
+
+    /// `agent_list` counts every waiting message, past the 1,000 a bounded count stopped at,
+    /// and counts them in another process too.
+    #[tokio::test]
+    async fn pending_messages_are_counted_exactly() {
+        let (_dir, _clock, engine, other) = crate::mesh::testing::two_processes();
+        let init = json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 3600, "messageTimeout": 3600, "membership": "open"});
+        call(&engine, "swarm_init", init).await;
+        let from = call(&engine, "agent_spawn", json!({"type": "coder", "name": "from"})).await;
+        call(&engine, "agent_spawn", json!({"type": "coder", "name": "to"})).await;
+        for n in 0..1_005 {
+            let send = json!({"from": "from", "to": "to", "message": {"n": n}, "agentToken": from["agentToken"]});
+            call(&engine, "daa_communication", send).await;
+        }
+        for e in [&engine, &other] {
+            let listed = call(e, "agent_list", json!({})).await;
+            let pending: Vec<_> =
+                listed["agents"].as_array().unwrap().iter().map(|a| a["pendingMessages"].clone()).collect();
+            assert_eq!(pending, [json!(0), json!(1_005)]);
+        }
+    }
 }

@@ -311,7 +311,7 @@ pub struct AgentView {
     /// Links left out of `links`.
     #[serde(skip_serializing_if = "crate::mesh::is_zero")]
     pub links_omitted: usize,
-    /// Unacknowledged messages in its mailbox, counted up to 1,000 (1,000 means at least that).
+    /// Unacknowledged messages in its mailbox.
     pub pending_messages: usize,
     /// Its worker process, when one was asked for (agent_spawn with a profile).
     #[serde(skip_serializing_if = "Option::is_none")]
