@@ -23,6 +23,18 @@ pub async fn call(engine: &Engine, tool: &str, args: serde_json::Value) -> serde
     serde_json::from_str(&text).unwrap()
 }
 
+/// Swarm `s` (mesh, open membership), whose heartbeat interval and message timeout are `secs`,
+/// with an agent spawned for each of `names`: the spawn results, in order.
+pub async fn swarm_of(engine: &Engine, secs: u64, names: &[&str]) -> Vec<serde_json::Value> {
+    let init = serde_json::json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": secs, "messageTimeout": secs, "membership": "open"});
+    call(engine, "swarm_init", init).await;
+    let mut agents = Vec::new();
+    for name in names {
+        agents.push(call(engine, "agent_spawn", serde_json::json!({"type": "coder", "name": name})).await);
+    }
+    agents
+}
+
 /// Two engines on one SQLite file with one manual clock: two server processes sharing a
 /// database, each with its own caches. Keep the directory alive as long as the engines.
 pub fn two_processes() -> (tempfile::TempDir, Arc<ManualClock>, Engine, Engine) {

@@ -117,13 +117,7 @@ mod tests {
     }
 
     async fn setup(engine: &Engine) -> Vec<Value> {
-        let init = json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 3600, "messageTimeout": 3600, "membership": "open"});
-        call(engine, "swarm_init", init).await;
-        let mut agents = Vec::new();
-        for i in 0..3 {
-            agents.push(call(engine, "agent_spawn", json!({"type": "coder", "name": format!("a{i}")})).await);
-        }
-        agents
+        crate::mesh::testing::swarm_of(engine, 3600, &["a0", "a1", "a2"]).await
     }
 
     /// Decide proposal `i`: every voter approves, or (odd `i`) one approves and one rejects.

@@ -80,14 +80,9 @@ mod tests {
     #[tokio::test]
     async fn ballots_are_the_open_proposals_an_agent_votes_on_oldest_first() {
         let (_dir, clock, engine, other) = crate::mesh::testing::two_processes();
-        let init = json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 3600, "messageTimeout": 3600, "membership": "open"});
-        call(&engine, "swarm_init", init).await;
-        let (mut ids, mut tokens) = (Vec::new(), Vec::new());
-        for i in 0..3 {
-            let a = call(&engine, "agent_spawn", json!({"type": "coder", "name": format!("a{i}")})).await;
-            ids.push(AgentId::new(a["agentId"].as_str().unwrap()));
-            tokens.push(a["agentToken"].clone());
-        }
+        let agents = crate::mesh::testing::swarm_of(&engine, 3600, &["a0", "a1", "a2"]).await;
+        let ids: Vec<_> = agents.iter().map(|a| AgentId::new(a["agentId"].as_str().unwrap())).collect();
+        let tokens: Vec<_> = agents.iter().map(|a| a["agentToken"].clone()).collect();
         let (swarm, a0) = (SwarmId::new("s"), ids[0].clone());
         assert_eq!(engine.ballots(&swarm, &a0).await.unwrap().1, 0, "nothing open yet");
         let mut mine = Vec::new();

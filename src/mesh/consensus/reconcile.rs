@@ -327,12 +327,7 @@ mod tests {
         let clock = Arc::new(ManualClock::new(1_000_000));
         let engine = Engine::new(Arc::new(MemoryStore::new(clock.clone())), clock.clone())
             .with_metrics(Arc::new(crate::metrics::Metrics::new(true, 0)));
-        let init = json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": secs, "messageTimeout": secs, "membership": "open"});
-        call(&engine, "swarm_init", init).await;
-        let mut agents = Vec::new();
-        for i in 0..4 {
-            agents.push(call(&engine, "agent_spawn", json!({"type": "coder", "name": format!("a{i}")})).await);
-        }
+        let agents = crate::mesh::testing::swarm_of(&engine, secs, &["a0", "a1", "a2", "a3"]).await;
         (clock, engine, agents)
     }
 
@@ -425,10 +420,7 @@ mod tests {
     #[tokio::test]
     async fn a_vote_in_another_process_touches_the_proposal() {
         let (_dir, _clock, engine, other) = crate::mesh::testing::two_processes();
-        let init = json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 3600, "messageTimeout": 3600, "membership": "open"});
-        call(&engine, "swarm_init", init).await;
-        let a0 = call(&engine, "agent_spawn", json!({"type": "coder", "name": "a0"})).await;
-        call(&engine, "agent_spawn", json!({"type": "coder", "name": "a1"})).await;
+        let a0 = crate::mesh::testing::swarm_of(&engine, 3600, &["a0", "a1"]).await.remove(0);
         let p = json!({"agents": "all", "proposal": "x", "threshold": 1.0});
         let pid = call(&engine, "daa_consensus", p).await["proposal"]["proposalId"].as_str().unwrap().to_string();
         let swarm = SwarmId::new("s");

@@ -194,12 +194,9 @@ mod tests {
     async fn the_sync_counts_all_it_missed_and_lists_the_oldest() {
         let clock = Arc::new(ManualClock::new(1_000_000));
         let engine = Engine::new(Arc::new(MemoryStore::new(clock.clone())), clock.clone());
-        let init = json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 10, "messageTimeout": 10, "membership": "open"});
-        call(&engine, "swarm_init", init).await;
-        let mut a = std::collections::HashMap::new();
-        for name in ["lead", "a", "b"] {
-            a.insert(name, call(&engine, "agent_spawn", json!({"type": "coder", "name": name})).await);
-        }
+        let names = ["lead", "a", "b"];
+        let spawned = crate::mesh::testing::swarm_of(&engine, 10, &names).await;
+        let a: std::collections::HashMap<_, _> = names.into_iter().zip(spawned).collect();
         let token = |n: &str| a[n]["agentToken"].clone();
         let decide = |i: usize| {
             let (engine, ta, tb) = (engine.clone(), token("a"), token("b"));

@@ -350,10 +350,8 @@ mod tests {
     async fn one_millisecond_of_messages_is_received_in_send_order_page_by_page() {
         let clock = Arc::new(ManualClock::new(1_000_000));
         let engine = Engine::new(Arc::new(MemoryStore::new(clock.clone())), clock);
-        let init = json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 3600, "messageTimeout": 3600, "membership": "open"});
-        call(&engine, "swarm_init", init).await;
-        let from = call(&engine, "agent_spawn", json!({"type": "coder", "name": "from"})).await;
-        let to = call(&engine, "agent_spawn", json!({"type": "coder", "name": "to"})).await;
+        let agents = crate::mesh::testing::swarm_of(&engine, 3600, &["from", "to"]).await;
+        let (from, to) = (&agents[0], &agents[1]);
         for n in 0..40 {
             let send = json!({"from": "from", "to": "to", "message": {"n": n}, "agentToken": from["agentToken"]});
             call(&engine, "daa_communication", send).await;

@@ -280,19 +280,18 @@ mod tests {
     #[tokio::test]
     async fn pending_messages_are_counted_exactly() {
         let (_dir, _clock, engine, other) = crate::mesh::testing::two_processes();
-        let init = json!({"topology": "mesh", "swarmId": "s", "heartbeatInterval": 3600, "messageTimeout": 3600, "membership": "open"});
-        call(&engine, "swarm_init", init).await;
-        let from = call(&engine, "agent_spawn", json!({"type": "coder", "name": "from"})).await;
-        call(&engine, "agent_spawn", json!({"type": "coder", "name": "to"})).await;
+        let from = crate::mesh::testing::swarm_of(&engine, 3600, &["from", "to"]).await.remove(0);
         for n in 0..1_005 {
             let send = json!({"from": "from", "to": "to", "message": {"n": n}, "agentToken": from["agentToken"]});
             call(&engine, "daa_communication", send).await;
         }
         for e in [&engine, &other] {
             let listed = call(e, "agent_list", json!({})).await;
-            let pending: Vec<_> =
-                listed["agents"].as_array().unwrap().iter().map(|a| a["pendingMessages"].clone()).collect();
-            assert_eq!(pending, [json!(0), json!(1_005)]);
+            let pending = |name: &str| {
+                let agents = listed["agents"].as_array().unwrap();
+                agents.iter().find(|a| a["name"] == name).unwrap()["pendingMessages"].clone()
+            };
+            assert_eq!((pending("from"), pending("to")), (json!(0), json!(1_005)));
         }
     }
 }
