@@ -65,39 +65,6 @@ pub(crate) trait Kept {
 /// Kept values past which an empty one is not kept ([`PerSwarm::put`]).
 const EMPTY_KEPT_UNTIL: usize = 1_024;
 
-/// Values kept between operations, one per swarm. An operation takes a swarm's value out, brings
-/// it up to date ([`caught_up`]), uses it and puts it back; two operations on one swarm at once:
-/// the second finds nothing and reads afresh.
-pub(crate) struct PerSwarm<T> {
-    idle: Mutex<HashMap<SwarmId, T>>,
-}
-
-impl<T> Default for PerSwarm<T> {
-    fn default() -> Self {
-        Self { idle: Mutex::default() }
-    }
-}
-
-impl<T: Kept> PerSwarm<T> {
-    pub fn take(&self, id: &SwarmId) -> Option<T> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(id)
-    }
-
-    /// Keep `value` unless the one already back (from an operation that ran beside this one) is
-    /// newer. An empty value is kept while fewer than [`EMPTY_KEPT_UNTIL`] swarms are: keeping
-    /// it saves reading an empty swarm afresh on every call, and the cap stops swarm ids a
-    /// caller makes up from growing the cache.
-    pub fn put(&self, id: &SwarmId, value: T) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if value.is_empty() && idle.len() >= EMPTY_KEPT_UNTIL {
-            return;
-        }
-        if idle.get(id).is_none_or(|kept| kept.revision() < value.revision()) {
-            idle.insert(id.clone(), value);
-        }
-    }
-}
-
 /// Swarms whose value a [`Remembered`] keeps; past this many it forgets them all.
 const REMEMBERED: usize = 1_024;
 
@@ -116,15 +83,53 @@ impl<T> Default for Remembered<T> {
 
 impl<T> Remembered<T> {
     pub fn take(&self, id: &SwarmId) -> Option<T> {
-        self.kept.lock().unwrap_or_else(|e| e.into_inner()).remove(id)
+        self.lock().remove(id)
     }
 
     pub fn put(&self, id: &SwarmId, value: T) {
-        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = self.lock();
         if kept.len() >= REMEMBERED {
             kept.clear();
         }
         kept.insert(id.clone(), value);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SwarmId, T>> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Values kept between operations, one per swarm. An operation takes a swarm's value out, brings
+/// it up to date ([`caught_up`]), uses it and puts it back; two operations on one swarm at once:
+/// the second finds nothing and reads afresh. Unlike [`Remembered`], it keeps the newer of two
+/// values put back, and it never forgets a swarm that has something.
+pub(crate) struct PerSwarm<T> {
+    idle: Remembered<T>,
+}
+
+impl<T> Default for PerSwarm<T> {
+    fn default() -> Self {
+        Self { idle: Remembered::default() }
+    }
+}
+
+impl<T: Kept> PerSwarm<T> {
+    pub fn take(&self, id: &SwarmId) -> Option<T> {
+        self.idle.take(id)
+    }
+
+    /// Keep `value` unless the one already back (from an operation that ran beside this one) is
+    /// newer. An empty value is kept while fewer than [`EMPTY_KEPT_UNTIL`] swarms are: keeping
+    /// it saves reading an empty swarm afresh on every call, and the cap stops swarm ids a
+    /// caller makes up from growing the cache.
+    pub fn put(&self, id: &SwarmId, value: T) {
+        let mut idle = self.idle.lock();
+        if value.is_empty() && idle.len() >= EMPTY_KEPT_UNTIL {
+            return;
+        }
+        if idle.get(id).is_none_or(|kept| kept.revision() < value.revision()) {
+            idle.insert(id.clone(), value);
+        }
     }
 }
 
@@ -204,11 +209,11 @@ mod tests {
         for i in 0..EMPTY_KEPT_UNTIL + 10 {
             cache.put(&SwarmId::new(format!("s{i}")), Count(1, 0));
         }
-        assert_eq!(cache.idle.lock().unwrap().len(), EMPTY_KEPT_UNTIL);
+        assert_eq!(cache.idle.lock().len(), EMPTY_KEPT_UNTIL);
         let busy = SwarmId::new("busy");
         cache.put(&busy, Count(5, 1));
         cache.put(&busy, Count(4, 2));
-        assert_eq!(cache.idle.lock().unwrap().len(), EMPTY_KEPT_UNTIL + 1);
+        assert_eq!(cache.idle.lock().len(), EMPTY_KEPT_UNTIL + 1);
         assert_eq!(cache.take(&busy).map(|c| (c.0, c.1)), Some((5, 1)), "the newer stays");
     }
 }
