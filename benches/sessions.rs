@@ -3,11 +3,12 @@
 //! kept-alive connection in its own thread, calling as fast as their answers come back.
 //!
 //! `cargo bench --bench sessions` (release). For each session count (`MESH_BENCH_SESSIONS`,
-//! default `1,32,256`) and op (a `ping`, which rmcp answers without our code: the floor; a `swarm_status`, a `memory_usage retrieve`, a `memory_usage
-//! store` of the session's own keys) it runs `MESH_BENCH_SECS` seconds (default 5) on a fresh
-//! server and prints calls per second, the latency p50 and p99 of one call, and the server's CPU
-//! (user + system time over wall time, from /proc: 100% is one core). The clients share the
-//! machine with the server, which the last column makes visible. Without `--bench` (`cargo test
+//! default `1,32,256`) and op (a `ping`, which rmcp answers without our code: the floor; a
+//! `swarm_status`, a `memory_usage retrieve`, a `memory_usage store` of the session's own keys) it
+//! runs `MESH_BENCH_SECS` seconds (default 5) on a fresh server (`MESH_BENCH_BIN`, if set, names
+//! another build of it) and prints calls per second, the latency p50 and p99 of one call, and the
+//! server's CPU (user + system time over wall time, from /proc: 100% is one core). The clients
+//! share the machine with the server, which the last column makes visible. Without `--bench` (`cargo test
 //! --benches`) it is a smoke test: 1 and 4 sessions for half a second.
 
 #[path = "../tests/common/bench_server.rs"]
@@ -22,7 +23,10 @@ use std::time::{Duration, Instant};
 use keepalive::KeepAlive;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mesh-mcp");
+/// The server binary: cargo's build for the bench, or `MESH_BENCH_BIN` (to compare two builds).
+fn bin() -> String {
+    std::env::var("MESH_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_mesh-mcp").to_string())
+}
 
 /// An op of the table: its label, the tool and the arguments of call `i` by session `s`.
 type Op = (&'static str, &'static str, fn(usize, usize) -> Value);
@@ -49,7 +53,7 @@ struct Server {
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let (child, port) = bench_server::serve_http(BIN, &dir.path().join("sessions.db"));
+        let (child, port) = bench_server::serve_http(&bin(), &dir.path().join("sessions.db"));
         Server { child, port, _dir: dir }
     }
 
