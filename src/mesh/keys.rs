@@ -243,6 +243,9 @@ pub const ALL_WORKERS: &str = "workers/";
 pub fn worker_spec(id: &SwarmId, agent: &AgentId) -> String {
     format!("workers/{id}/spec/{agent}")
 }
+pub fn worker_claims(id: &SwarmId) -> String {
+    format!("workers/{id}/claim/")
+}
 pub fn worker_claim(id: &SwarmId, agent: &AgentId) -> String {
     format!("workers/{id}/claim/{agent}")
 }

@@ -80,6 +80,8 @@ pub struct Engine {
     agreements: Arc<consensus::agreement::Agreements>,
     /// What keyword searches read of each namespace ([`memory`]).
     memory_index: Arc<memory::SearchIndex>,
+    /// Each swarm's worker records, as views show them ([`workers::index`]).
+    worker_index: Arc<workers::index::WorkerCache>,
     /// Permits for concurrent `swarm_monitor` calls ([`config::MAX_CONCURRENT_MONITORS`]).
     monitors: Arc<tokio::sync::Semaphore>,
 }
@@ -268,6 +270,7 @@ impl Engine {
             passes: Arc::default(),
             agreements: Arc::default(),
             memory_index: Arc::default(),
+            worker_index: Arc::default(),
             monitors: Arc::new(tokio::sync::Semaphore::new(crate::config::MAX_CONCURRENT_MONITORS)),
         }
         .with_metrics(metrics)

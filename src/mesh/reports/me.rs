@@ -67,7 +67,8 @@ impl Engine {
         let view = self.load_swarm(&id).await?;
         let record = view.agent(agent).cloned().ok_or_else(|| MeshError::not_found("agent", agent))?;
         let pending = self.tallies.waiting_for(&**self.store(), &id, &record.id).await?;
-        let shown = self.agent_view(&view, &record, view.status(&record), pending).await?;
+        let worker = self.worker_views(&id, &[&record.id]).await?.pop().flatten();
+        let shown = crate::mesh::swarm::agents::agent_view(&view, &record, view.status(&record), pending, worker);
         let board = self.load_board(&id).await?;
         let mut tasks: Vec<TaskBrief> = board
             .tasks

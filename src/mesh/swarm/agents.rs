@@ -9,7 +9,7 @@ use crate::ids::{AgentId, SwarmId};
 use crate::mesh::health::AgentStatus;
 use crate::mesh::model::{encode, AgentRecord, LivenessRecord};
 use crate::mesh::topology::{Graph, LinkChange};
-use crate::mesh::workers::WorkerSpec;
+use crate::mesh::workers::{WorkerSpec, WorkerView};
 use crate::mesh::{keys, validate, Engine, SwarmView};
 use crate::secret;
 use crate::store::{Compare, CompareOp, Op, Txn};
@@ -196,10 +196,12 @@ impl Engine {
         page.truncate(limit);
         let ids: Vec<&AgentId> = page.iter().map(|(a, _)| &a.id).collect();
         let pending = self.tallies.waiting_for_each(&**self.store(), &swarm_id, &ids).await?;
-        let mut agents = Vec::new();
-        for ((agent, status), pending) in page.into_iter().zip(pending) {
-            agents.push(self.agent_view(&view, agent, status, pending).await?);
-        }
+        let workers = self.worker_views(&swarm_id, &ids).await?;
+        let agents: Vec<AgentView> = page
+            .into_iter()
+            .zip(pending.into_iter().zip(workers))
+            .map(|((agent, status), (pending, worker))| agent_view(&view, agent, status, pending, worker))
+            .collect();
         let count = agents.len();
         let next_cursor =
             more.then(|| agents.last().map(|a: &AgentView| format!("{}.{}", a.spawned_at_ms, a.agent_id))).flatten();
@@ -207,29 +209,27 @@ impl Engine {
     }
 }
 
-impl Engine {
-    /// One agent as `agent_list` shows it: with its status, links and `pending` unacknowledged
-    /// messages (the mailbox tally's count: [`crate::mesh::fault::TallyCache`]).
-    pub(crate) async fn agent_view(
-        &self,
-        view: &SwarmView,
-        agent: &AgentRecord,
-        status: AgentStatus,
-        pending: usize,
-    ) -> Result<AgentView> {
-        Ok(AgentView {
-            agent_id: agent.id.to_string(),
-            name: agent.name.clone(),
-            agent_type: agent.agent_type.clone(),
-            capabilities: agent.capabilities.clone(),
-            status,
-            spawned_at_ms: agent.spawned_at_ms,
-            heartbeat_age_ms: view.heartbeat_age_ms(&agent.id),
-            links: super::listed(view.links().neighbours(&agent.id)),
-            links_omitted: super::omitted(view.links().neighbours(&agent.id)),
-            pending_messages: pending,
-            worker: self.worker_view(&view.swarm.id, &agent.id).await?,
-        })
+/// One agent as `agent_list` shows it: with its status, links, `pending` unacknowledged messages
+/// (the mailbox tally's count: [`crate::mesh::fault::TallyCache`]) and its worker.
+pub(crate) fn agent_view(
+    view: &SwarmView,
+    agent: &AgentRecord,
+    status: AgentStatus,
+    pending: usize,
+    worker: Option<WorkerView>,
+) -> AgentView {
+    AgentView {
+        agent_id: agent.id.to_string(),
+        name: agent.name.clone(),
+        agent_type: agent.agent_type.clone(),
+        capabilities: agent.capabilities.clone(),
+        status,
+        spawned_at_ms: agent.spawned_at_ms,
+        heartbeat_age_ms: view.heartbeat_age_ms(&agent.id),
+        links: super::listed(view.links().neighbours(&agent.id)),
+        links_omitted: super::omitted(view.links().neighbours(&agent.id)),
+        pending_messages: pending,
+        worker,
     }
 }
 

@@ -7,6 +7,7 @@
 //! worker with a valid identity.
 
 pub mod budget;
+pub(crate) mod index;
 pub mod record;
 
 pub use budget::*;
@@ -115,8 +116,10 @@ impl Engine {
     /// Every worker (of `swarm`, or of all) by its last reported state, `requested` while no
     /// supervisor has reported.
     pub async fn workers_by_state(&self, swarm: Option<&SwarmId>) -> Result<std::collections::BTreeMap<String, u64>> {
-        let prefix = swarm.map_or(keys::ALL_WORKERS.to_string(), keys::workers);
-        let kvs = self.store().range(RangeRequest::prefix(prefix)).await?.kvs;
+        if let Some(id) = swarm {
+            return self.worker_index.with(&**self.store(), id, |w| w.by_state()).await;
+        }
+        let kvs = self.store().range(RangeRequest::prefix(keys::ALL_WORKERS)).await?.kvs;
         let mut by = std::collections::BTreeMap::new();
         let mut reported = std::collections::HashSet::new();
         for kv in kvs.iter().filter(|kv| kv.key.contains("/status/")) {
@@ -213,12 +216,12 @@ impl Engine {
 
     /// The swarm's budget as `swarm_status` shows it; `None` when there is nothing to show.
     pub async fn worker_budget_view(&self, swarm: &SwarmId) -> Result<Option<BudgetView>> {
-        let budget = self.worker_budget(swarm).await?;
+        let budget = self.worker_index.with(&**self.store(), swarm, |w| w.budget()).await?;
         if budget == BudgetRecord::default() {
             return Ok(None);
         }
-        let held = self.store().range(RangeRequest::prefix(keys::workers(swarm))).await?;
-        let workers_held = held.kvs.iter().filter(|kv| kv.key.contains("/claim/")).count() as u64;
+        let claims = self.store().range(RangeRequest::prefix(keys::worker_claims(swarm))).await?;
+        let workers_held = claims.count as u64;
         Ok(Some(BudgetView { exhausted: budget.exhausted(), limits: budget.limits, spent: budget.spent, workers_held }))
     }
 
@@ -297,11 +300,9 @@ impl Engine {
         Err(claim.lost())
     }
 
-    /// The worker of `agent` as views show it: asked for, or last reported.
-    pub async fn worker_view(&self, swarm: &SwarmId, agent: &AgentId) -> Result<Option<WorkerView>> {
-        let spec: Option<WorkerSpec> = self.worker_record(keys::worker_spec(swarm, agent)).await?;
-        let status: Option<WorkerStatus> = self.worker_record(keys::worker_status(swarm, agent)).await?;
-        Ok(WorkerView::of(spec.as_ref(), status.as_ref()))
+    /// The worker of each of `agents` as views show it: asked for, or last reported.
+    pub async fn worker_views(&self, swarm: &SwarmId, agents: &[&AgentId]) -> Result<Vec<Option<WorkerView>>> {
+        self.worker_index.with(&**self.store(), swarm, |w| agents.iter().map(|a| w.view(a)).collect()).await
     }
 
     /// The worker of `agent` with the end of its output; an agent without one is refused.
@@ -455,6 +456,59 @@ mod tests {
         assert!(b.worker_spec(&second).await.unwrap().unwrap().stop);
         b.worker_release(&second, true).await.unwrap();
         assert!(b.workers_wanted().await.unwrap().is_empty());
+    }
+
+    /// One process's views of workers (`agent_list`, `mesh://self`, `swarm_status`) come from
+    /// what it keeps of the log: they follow another process's requests, reports, stops, budget
+    /// and releases, and agree with a process that reads them afresh.
+    #[tokio::test]
+    async fn worker_views_follow_another_process() {
+        let (dir, clock, a, b) = two_processes();
+        let agents = crate::mesh::testing::swarm_of(&a, 3600, &["w0", "w1", "w2"]).await;
+        let (swarm, ids) = (SwarmId::new("s"), agents.iter().map(|v| AgentId::new(v["agentId"].as_str().unwrap())));
+        let ids: Vec<AgentId> = ids.collect();
+        let refs: Vec<&AgentId> = ids.iter().collect();
+        let fresh = || {
+            let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("mesh.db"), clock.clone()).unwrap();
+            Engine::new(std::sync::Arc::new(store), clock.clone())
+        };
+        // What b shows: each agent's worker state and whether it is stopping, the count by
+        // state and the workers held under the budget; checked against a fresh reader.
+        let shown = |e: &Engine| {
+            let (swarm, refs) = (swarm.clone(), refs.clone());
+            let e = e.clone();
+            async move {
+                let views = e.worker_views(&swarm, &refs).await.unwrap();
+                let views: Vec<_> = views.iter().map(|v| v.as_ref().map(|v| (v.state, v.stopping))).collect();
+                let held = e.worker_budget_view(&swarm).await.unwrap().map(|b| b.workers_held);
+                (views, e.workers_by_state(Some(&swarm)).await.unwrap(), held)
+            }
+        };
+        assert_eq!(shown(&b).await, (vec![None, None, None], Default::default(), None));
+
+        a.worker_request(&swarm, &ids[0], &spec()).await.unwrap();
+        a.worker_request(&swarm, &ids[1], &spec()).await.unwrap();
+        a.worker_budget_set(&swarm, BudgetLimits { max_workers: Some(2), ..Default::default() }).await.unwrap();
+        let lease = a.store().lease_grant(60_000).await.unwrap();
+        let claim = held(a.worker_claim(&swarm, &ids[0], &holder("A"), lease).await.unwrap());
+        let status = WorkerStatus {
+            profile: "command".into(),
+            state: WorkerState::Running,
+            log_tail: "working\n".into(),
+            ..WorkerStatus::fresh("A", "h", claim.fence, 0)
+        };
+        a.worker_report(&claim, &status, Spend::default()).await.unwrap();
+        assert!(a.worker_stop(&swarm, &ids[1]).await.unwrap());
+        let now = shown(&b).await;
+        let by_state = [("requested".to_string(), 1), ("running".to_string(), 1)].into_iter().collect();
+        assert_eq!(now, (vec![Some((Some(WorkerState::Running), false)), Some((None, true)), None], by_state, Some(1)));
+        assert_eq!(now, shown(&fresh()).await);
+
+        a.worker_release(&claim, true).await.unwrap();
+        let now = shown(&b).await;
+        assert_eq!(now.0[0], Some((Some(WorkerState::Running), false)), "its last report stays");
+        assert_eq!(now.2, Some(0), "released");
+        assert_eq!(now, shown(&fresh()).await);
     }
 
     /// maxWorkers holds across supervisors (each claim takes a slot in its transaction), a

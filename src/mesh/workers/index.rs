@@ -1,0 +1,106 @@
+//! A swarm's workers as the views show them (`agent_list`, `mesh://self`, `swarm_status`), kept
+//! per process from the change log: each agent's request and last report, and the budget record.
+//! A page of agents read two keys per agent for its worker, although most agents have none;
+//! a status read every worker key. Now both are one catch-up of the log.
+//!
+//! Claims and slots are not kept: they hang on supervisors' leases, whose expiry a read sees at
+//! once but the log only once it is reaped, so what counts them still reads them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::error::Result;
+use crate::ids::{AgentId, SwarmId};
+use crate::mesh::follow::{Follows, Kept, PerSwarm};
+use crate::mesh::keys;
+use crate::mesh::model::decode;
+use crate::store::{EventKind, KeyValue, Revision, Store};
+
+use super::{BudgetRecord, WorkerSpec, WorkerStatus, WorkerView};
+
+/// One swarm's worker records, decoded; reports without their output's tail.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerIndex {
+    revision: Revision,
+    specs: HashMap<AgentId, WorkerSpec>,
+    statuses: HashMap<AgentId, WorkerStatus>,
+    budget: Option<BudgetRecord>,
+}
+
+impl WorkerIndex {
+    /// The worker of `agent`: asked for, or last reported.
+    pub fn view(&self, agent: &AgentId) -> Option<WorkerView> {
+        WorkerView::of(self.specs.get(agent), self.statuses.get(agent))
+    }
+
+    /// How many workers are in each state; those asked for that no supervisor reported on yet
+    /// are `requested`.
+    pub fn by_state(&self) -> BTreeMap<String, u64> {
+        let mut by = BTreeMap::new();
+        for status in self.statuses.values() {
+            *by.entry(status.state.as_str().to_string()).or_default() += 1;
+        }
+        let waiting = self.specs.keys().filter(|a| !self.statuses.contains_key(*a)).count();
+        if waiting > 0 {
+            by.insert("requested".to_string(), waiting as u64);
+        }
+        by
+    }
+
+    pub fn budget(&self) -> BudgetRecord {
+        self.budget.clone().unwrap_or_default()
+    }
+}
+
+impl Kept for WorkerIndex {
+    fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    fn is_empty(&self) -> bool {
+        self.specs.is_empty() && self.statuses.is_empty() && self.budget.is_none()
+    }
+}
+
+impl Follows for WorkerIndex {
+    fn prefixes(id: &SwarmId) -> Vec<String> {
+        vec![keys::workers(id)]
+    }
+
+    fn apply(&mut self, _which: usize, rest: &str, kind: EventKind, kv: &KeyValue) -> Result<()> {
+        let put = kind == EventKind::Put;
+        if rest == "budget" {
+            self.budget = put.then(|| decode(kv)).transpose()?;
+            return Ok(());
+        }
+        let Some((what, agent)) = rest.split_once('/') else { return Ok(()) };
+        let agent = AgentId::new(agent);
+        match (what, put) {
+            ("spec", true) => drop(self.specs.insert(agent, decode(kv)?)),
+            ("spec", false) => drop(self.specs.remove(&agent)),
+            ("status", true) => {
+                let status = WorkerStatus { log_tail: String::new(), ..decode(kv)? };
+                self.statuses.insert(agent, status);
+            }
+            ("status", false) => drop(self.statuses.remove(&agent)),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn set_revision(&mut self, revision: Revision) {
+        self.revision = revision;
+    }
+}
+
+/// Worker indexes at rest, one per swarm.
+#[derive(Default)]
+pub(crate) struct WorkerCache {
+    idle: PerSwarm<WorkerIndex>,
+}
+
+impl WorkerCache {
+    /// `f` of swarm `id`'s workers as of now.
+    pub async fn with<R>(&self, store: &dyn Store, id: &SwarmId, f: impl FnOnce(&WorkerIndex) -> R) -> Result<R> {
+        self.idle.with(store, id, f).await
+    }
+}
