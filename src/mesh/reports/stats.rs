@@ -96,7 +96,7 @@ impl Engine {
             tasks_by_state: tasks_by_state(&history.tasks),
             proposals_by_status: proposals_by_status(&history.proposals),
             agents_by_status,
-            workers_by_state: self.workers_by_state(None).await?,
+            workers_by_state: self.workers_by_state().await?,
         })
     }
 }

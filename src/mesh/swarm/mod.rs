@@ -182,8 +182,7 @@ impl Engine {
         status.leader = consensus.leader;
         status.load = Some(self.load_summary(&view, config::MAX_AGENT_DETAIL).await?);
         status.store_stalled_since_ms = self.store().stalled_since();
-        status.workers = self.workers_by_state(Some(&id)).await?;
-        status.budget = self.worker_budget_view(&id).await?;
+        (status.workers, status.budget) = self.worker_figures(&id).await?;
         if let Some(alert) = status.budget.as_ref().and_then(spend_alert) {
             status.alerts.push(alert);
         }

@@ -13,6 +13,8 @@ pub mod record;
 pub use budget::*;
 pub use record::*;
 
+use std::collections::BTreeMap;
+
 use crate::error::{MeshError, Result};
 use crate::ids::{AgentId, SwarmId};
 use crate::mesh::model::{decode, encode, AgentRecord};
@@ -113,14 +115,11 @@ impl Engine {
         Ok(wanted)
     }
 
-    /// Every worker (of `swarm`, or of all) by its last reported state, `requested` while no
-    /// supervisor has reported.
-    pub async fn workers_by_state(&self, swarm: Option<&SwarmId>) -> Result<std::collections::BTreeMap<String, u64>> {
-        if let Some(id) = swarm {
-            return self.worker_index.with(&**self.store(), id, |w| w.by_state()).await;
-        }
+    /// Every worker of every swarm by its last reported state, `requested` while no supervisor
+    /// has reported (one swarm's: [`Self::worker_figures`]).
+    pub async fn workers_by_state(&self) -> Result<BTreeMap<String, u64>> {
         let kvs = self.store().range(RangeRequest::prefix(keys::ALL_WORKERS)).await?.kvs;
-        let mut by = std::collections::BTreeMap::new();
+        let mut by = BTreeMap::new();
         let mut reported = std::collections::HashSet::new();
         for kv in kvs.iter().filter(|kv| kv.key.contains("/status/")) {
             let status: WorkerStatus = decode(kv)?;
@@ -217,6 +216,17 @@ impl Engine {
     /// The swarm's budget as `swarm_status` shows it; `None` when there is nothing to show.
     pub async fn worker_budget_view(&self, swarm: &SwarmId) -> Result<Option<BudgetView>> {
         let budget = self.worker_index.with(&**self.store(), swarm, |w| w.budget()).await?;
+        self.budget_view(swarm, budget).await
+    }
+
+    /// The swarm's workers by state and its budget, as `swarm_status` shows them: one catch-up
+    /// of the index.
+    pub async fn worker_figures(&self, swarm: &SwarmId) -> Result<(BTreeMap<String, u64>, Option<BudgetView>)> {
+        let (by_state, budget) = self.worker_index.with(&**self.store(), swarm, |w| (w.by_state(), w.budget())).await?;
+        Ok((by_state, self.budget_view(swarm, budget).await?))
+    }
+
+    async fn budget_view(&self, swarm: &SwarmId, budget: BudgetRecord) -> Result<Option<BudgetView>> {
         if budget == BudgetRecord::default() {
             return Ok(None);
         }
@@ -319,8 +329,7 @@ impl Engine {
     /// many were left out.
     pub async fn worker_logs(&self, swarm: &SwarmId, max: usize) -> Result<(Vec<WorkerLog>, usize)> {
         let kvs = self.store().range(RangeRequest::prefix(keys::workers(swarm))).await?.kvs;
-        let mut by_agent: std::collections::BTreeMap<&str, (Option<WorkerSpec>, Option<WorkerStatus>)> =
-            Default::default();
+        let mut by_agent: BTreeMap<&str, (Option<WorkerSpec>, Option<WorkerStatus>)> = Default::default();
         for kv in &kvs {
             let Some((kind, agent)) = kv.key.strip_prefix(&keys::workers(swarm)).and_then(|r| r.split_once('/')) else {
                 continue;
@@ -480,8 +489,8 @@ mod tests {
             async move {
                 let views = e.worker_views(&swarm, &refs).await.unwrap();
                 let views: Vec<_> = views.iter().map(|v| v.as_ref().map(|v| (v.state, v.stopping))).collect();
-                let held = e.worker_budget_view(&swarm).await.unwrap().map(|b| b.workers_held);
-                (views, e.workers_by_state(Some(&swarm)).await.unwrap(), held)
+                let (by_state, budget) = e.worker_figures(&swarm).await.unwrap();
+                (views, by_state, budget.map(|b| b.workers_held))
             }
         };
         assert_eq!(shown(&b).await, (vec![None, None, None], Default::default(), None));
