@@ -101,18 +101,22 @@ fn revisions_holding(conn: &Connection, current: Revision, bytes: i64) -> Result
 /// Delete the change log through revision `horizon`; the bytes it freed. The first revision
 /// kept keeps a recorded time: that of the grain it was committed in, when the cut falls
 /// inside one (the age check reads the oldest time recorded).
+///
+/// Plain look-ups, statements and deletes: an `INSERT` selecting from its own table and a
+/// `DELETE ... RETURNING` each make SQLite build a temporary table.
 fn prune_through(conn: &Connection, horizon: Revision) -> Result<i64, Fail> {
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO log_times (rev, at_ms) \
-         SELECT ?1 + 1, at_ms FROM log_times WHERE rev <= ?1 ORDER BY rev DESC LIMIT 1",
-    )?
-    .execute([horizon])?;
+    let mut last_time = conn.prepare_cached("SELECT at_ms FROM log_times WHERE rev <= ?1 ORDER BY rev DESC LIMIT 1")?;
+    if let Some(at_ms) = last_time.query_row([horizon], |r| r.get::<_, i64>(0)).optional()? {
+        conn.prepare_cached("INSERT OR IGNORE INTO log_times (rev, at_ms) VALUES (?1, ?2)")?
+            .execute(params![horizon + 1, at_ms])?;
+    }
     conn.prepare_cached("DELETE FROM log_times WHERE rev <= ?1")?.execute([horizon])?;
-    let mut stmt = conn.prepare_cached("DELETE FROM changes WHERE rev <= ?1 RETURNING length(key) + length(value)")?;
-    let freed = stmt
-        .query_map([horizon], |r| r.get::<_, i64>(0))?
-        .map(|n| n.map(|n| n + ROW_OVERHEAD))
-        .sum::<Result<i64, _>>()?;
+    let freed = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(length(key) + length(value)), 0) + count(*) * ?2 FROM changes WHERE rev <= ?1",
+        )?
+        .query_row(params![horizon, ROW_OVERHEAD], |r| r.get::<_, i64>(0))?;
+    conn.prepare_cached("DELETE FROM changes WHERE rev <= ?1")?.execute([horizon])?;
     Ok(freed)
 }
 
