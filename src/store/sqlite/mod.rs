@@ -28,7 +28,7 @@
 //! reads the log from its cursor; it is woken at once by commits made through this store, and
 //! polls the log every 50 ms for commits made by other processes.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +45,7 @@ use super::stall::Stall;
 mod checkpoint;
 mod log;
 mod readers;
+mod recent;
 mod reserve;
 mod writer;
 use super::watch::{spawn_watch, WatchSource};
@@ -301,18 +302,28 @@ fn read_meta(conn: &Connection) -> Result<(Revision, Revision), Fail> {
     Ok(stmt.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)
 }
 
-/// What a snapshot's reads look up once: its `meta` row and the first instant a lease of it
-/// runs out (`Some(None)`: no lease).
+/// What a snapshot's reads look up once: its `meta` row, the first instant a lease of it
+/// runs out (`Some(None)`: no lease) and, for a scope's snapshot, its recent changes
+/// ([`recent`]; a read alone asks the log once, so it keeps none).
 #[derive(Default)]
 struct MetaCell {
     meta: Cell<Option<(Revision, Revision)>>,
     first_expiry: Cell<Option<Option<i64>>>,
+    recent: Option<RefCell<recent::Recent>>,
 }
 
 impl MetaCell {
+    /// For a snapshot that serves a scope's reads.
+    fn shared() -> Self {
+        Self { recent: Some(RefCell::default()), ..Self::default() }
+    }
+
     fn clear(&self) {
         self.meta.set(None);
         self.first_expiry.set(None);
+        if let Some(recent) = &self.recent {
+            recent.take();
+        }
     }
 }
 
@@ -435,6 +446,11 @@ fn changes_after(r: &Reading<'_>, prefix: &str, after: Revision) -> Result<(Vec<
     if after >= revision {
         // Nothing was written since: a follower that is up to date costs no statement.
         return Ok((Vec::new(), revision));
+    }
+    if let Some(kept) = &r.meta.recent {
+        if let Some(events) = recent::changes(kept, conn, prefix, after, revision)? {
+            return Ok((events, revision));
+        }
     }
     let mut stmt = conn.prepare_cached(
         "SELECT key, value, create_rev, mod_rev, version, lease, kind FROM changes \

@@ -99,7 +99,7 @@ pub(super) enum On {
 
 impl Snapshot {
     pub(super) fn new(on: On) -> Self {
-        Self { on, meta: MetaCell::default() }
+        Self { on, meta: MetaCell::shared() }
     }
 
     pub(super) fn conn(&self) -> &Connection {
