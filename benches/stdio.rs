@@ -16,7 +16,9 @@
 //!   SQLite in this process, opened as the server opens its file (WAL, `synchronous=NORMAL`): a
 //!   read transaction of one key and a commit of one row, what any read or write of the store
 //!   pays before the engine does anything; an
-//!   rmcp 3.9 server with one `#[tool]` that does nothing, on the multi-thread and on the
+//!   rmcp 3.9 server with one `#[tool]` that does nothing and one that answers with
+//!   `swarm_status`'s result in the bench's swarm, encoded as mesh-mcp encodes it (what rmcp and
+//!   the pipes cost for an answer of that size), on the multi-thread and on the
 //!   current-thread runtime, over `stdio_pipes()` and over `stdio()`. That server is this very
 //!   binary re-executed with `MESH_BENCH_NOOP=<mode>`, so no extra target is needed and it is
 //!   built with the same profile, rmcp version and features as the real server;
@@ -59,6 +61,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 const NOOP_ENV: &str = "MESH_BENCH_NOOP";
+/// The result the do-nothing server's `sized` tool answers with (`swarm_status`'s, as JSON).
+const NOOP_RESULT_ENV: &str = "MESH_BENCH_NOOP_RESULT";
+/// The do-nothing server's two ops.
+const NOOP_OPS: [&str; 2] = ["tools/call noop", "tools/call status-sized"];
 const PROTOCOL_VERSION: &str = "2025-06-18";
 const MAIN: &str = "mesh-mcp sqlite, current-thr";
 
@@ -575,10 +581,12 @@ impl Target {
             Kind::Noop(c) => {
                 let args = json!({});
                 for i in 0..warm + count {
-                    pause();
-                    let (d, _) = c.call("noop", &args);
-                    if i >= warm {
-                        samples[0].push(d);
+                    for (k, tool) in ["noop", "sized"].into_iter().enumerate() {
+                        pause();
+                        let (d, _) = c.call(tool, &args);
+                        if i >= warm {
+                            samples[k].push(d);
+                        }
                     }
                 }
             }
@@ -711,10 +719,22 @@ const NOOP_MODES: [(&str, &str); 4] = [
     ("ct-stdio", "noop rmcp, current-thr, stdio"),
 ];
 
-fn noop_command(cfg: &Config, mode: &str) -> Command {
+/// The do-nothing server in `mode`, its `sized` tool answering `result`.
+fn noop_command(cfg: &Config, mode: &str, result: &str) -> Command {
     let mut cmd = Command::new(&cfg.me);
-    cmd.env(NOOP_ENV, mode);
+    cmd.env(NOOP_ENV, mode).env(NOOP_RESULT_ENV, result);
     cmd
+}
+
+/// `swarm_status`'s result in the bench's swarm, as JSON: what the do-nothing server's `sized`
+/// answers. From the engine in this process, on a database of its own.
+fn status_result(dir: &Path) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let db = dir.join("status-result.db").display().to_string();
+    let engine = mesh_mcp::open_engine(&db, mesh_mcp::store::Durability::default()).expect("open an engine");
+    let mut c = InProcess { rt, engine };
+    Mesh::setup(&mut c);
+    c.call("swarm_status", &json!({})).1.to_string()
 }
 
 fn mesh_command(
@@ -787,12 +807,14 @@ fn build_targets(cfg: &Config, dir: &Path) -> Vec<Target> {
         let ops = ["read txn of 1 key", "commit of 1 row"];
         targets.push(Target::new(label, Kind::Sqlite(conn), cfg.n.min(2000), &ops, None));
     }
+    let status = NOOP_MODES.iter().any(|(_, label)| cfg.selected(label)).then(|| status_result(dir));
     for (mode, label) in NOOP_MODES {
         if cfg.selected(label) {
-            let mut c = Client::spawn(noop_command(cfg, mode), label, None);
+            let result = status.as_deref().unwrap_or("{}");
+            let mut c = Client::spawn(noop_command(cfg, mode, result), label, None);
             c.initialize();
             let idle = c.rss_kib();
-            targets.push(Target::new(label, Kind::Noop(c), cfg.n, &["tools/call noop"], Some(idle)));
+            targets.push(Target::new(label, Kind::Noop(c), cfg.n, &NOOP_OPS, Some(idle)));
         }
     }
     for v in VARIANTS.iter().filter(|v| cfg.selected(v.label)) {
@@ -947,8 +969,8 @@ fn cold_starts(cfg: &Config, dir: &Path, mode: Mode) -> Vec<Cold> {
         ),
         ("mesh-mcp, existing sqlite file", Box::new(|_| mesh_command(cfg, &existing, false, None, None))),
         ("mesh-mcp, :memory:", Box::new(|_| mesh_command(cfg, ":memory:", false, None, None))),
-        ("noop rmcp, current-thr, pipes", Box::new(|_| noop_command(cfg, "ct-pipes"))),
-        ("noop rmcp, multi-thread, pipes", Box::new(|_| noop_command(cfg, "mt-pipes"))),
+        ("noop rmcp, current-thr, pipes", Box::new(|_| noop_command(cfg, "ct-pipes", "{}"))),
+        ("noop rmcp, multi-thread, pipes", Box::new(|_| noop_command(cfg, "mt-pipes", "{}"))),
     ];
     let cases: Vec<_> = cases.into_iter().filter(|(l, _)| cfg.selected(l)).collect();
     if cfg.cold == 0 {
@@ -1248,6 +1270,12 @@ fn run(cfg: &Config, dir: &Path) {
             ratio(w, &format!("  {op}"), get(m, MAIN, k), get(m, noop_ct, 0));
         }
     }
+    ratio(
+        w,
+        "swarm_status / noop rmcp answering swarm_status's own result (current-thread, stdio_pipes)",
+        get(m, MAIN, 2),
+        get(m, noop_ct, 1),
+    );
     if get(m, MAIN, 0).is_some() && get(m, "in-process engine, sqlite", 0).is_some() {
         let _ = writeln!(w, "- share of the main round trip spent in the engine (in-process p50 / stdio p50):");
         for (k, op) in OPS.iter().enumerate() {
@@ -1309,11 +1337,26 @@ mod noop {
         }
     }
 
+    /// What `sized` answers: `swarm_status`'s result in the bench's swarm, handed over by the
+    /// bench in [`super::NOOP_RESULT_ENV`].
+    static RESULT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+
     #[tool_router]
     impl Noop {
         #[tool(description = "Does nothing and returns an empty text.")]
         async fn noop(&self) -> String {
             String::new()
+        }
+
+        /// Encoded as mesh-mcp encodes a result (`content` text and `structuredContent`, each
+        /// from the value), so that what separates the two is our work, not the answer's size.
+        #[tool(description = "Returns swarm_status's result, as text and as structured content.")]
+        async fn sized(&self) -> rmcp::model::CallToolResult {
+            let value = RESULT.get().cloned().unwrap_or_default();
+            let mut result =
+                rmcp::model::CallToolResult::success(vec![rmcp::model::ContentBlock::text(value.to_string())]);
+            result.structured_content = Some(value);
+            result
         }
     }
 
@@ -1333,6 +1376,8 @@ mod noop {
             other => panic!("unknown {}={other}", super::NOOP_ENV),
         };
         let rt = builder.enable_all().build().expect("tokio runtime");
+        let result = std::env::var(super::NOOP_RESULT_ENV).unwrap_or_else(|_| "{}".into());
+        RESULT.set(serde_json::from_str(&result).expect("the status result is JSON")).expect("set once");
         rt.block_on(async {
             if mode.ends_with("pipes") {
                 let running = Noop::new().serve(rmcp::transport::stdio_pipes()).await.expect("serve");
