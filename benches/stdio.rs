@@ -1208,6 +1208,23 @@ fn run(cfg: &Config, dir: &Path) {
             "ms",
         );
     }
+    // Issue 18's targets: p50 over the pipe floor of the same run and mode, and p99 / p50.
+    let over_floor = |m: Mode, k: usize| Some(get(m, MAIN, k)?.p50 - get(m, "floor: pipe (cat)", 0)?.p50);
+    for (k, target) in [(0, 40.0), (1, 60.0), (2, 40.0)] {
+        check(w, &format!("{} p50 over the pipe floor", OPS[k]), &|m| over_floor(m, k), target, "us");
+        check(w, &format!("{} p99 / p50", OPS[k]), &|m| get(m, MAIN, k).map(|s| s.p99 / s.p50), 3.0, "x");
+    }
+    let answer = |m: Mode| Some(get(m, "noop rmcp, current-thr, pipes", 1)?.p50 - get(m, "floor: pipe (cat)", 0)?.p50);
+    let shown: Vec<String> =
+        cfg.modes.iter().filter_map(|&m| answer(m).map(|v| format!("{v:.1} us {}", m.name()))).collect();
+    if !shown.is_empty() {
+        let _ = writeln!(
+            w,
+            "- swarm_status's answer alone, over the pipe floor (rmcp returning that result and doing nothing \
+             else: noop `status-sized`, current-thread, pipes): {}",
+            shown.join("; ")
+        );
+    }
     if let Some(idle) = targets.iter().find(|t| t.label == MAIN).and_then(|t| t.idle_rss_kib) {
         let _ = writeln!(
             w,
