@@ -15,9 +15,10 @@ use crate::mesh::keys;
 use crate::mesh::model::decode;
 use crate::store::{EventKind, KeyValue, Revision, Store};
 
-use super::{BudgetRecord, WorkerSpec, WorkerStatus, WorkerView};
+use super::{BudgetRecord, WorkerSpec, WorkerState, WorkerStatus, WorkerView};
 
-/// One swarm's worker records, decoded; reports without their output's tail.
+/// One swarm's worker records, decoded; requests without their prompt and arguments, reports
+/// without their output's tail.
 #[derive(Debug, Default)]
 pub(crate) struct WorkerIndex {
     revision: Revision,
@@ -32,23 +33,28 @@ impl WorkerIndex {
         WorkerView::of(self.specs.get(agent), self.statuses.get(agent))
     }
 
-    /// How many workers are in each state; those asked for that no supervisor reported on yet
-    /// are `requested`.
+    /// How many workers are in each state ([`by_state`]).
     pub fn by_state(&self) -> BTreeMap<String, u64> {
-        let mut by = BTreeMap::new();
-        for status in self.statuses.values() {
-            *by.entry(status.state.as_str().to_string()).or_default() += 1;
-        }
-        let waiting = self.specs.keys().filter(|a| !self.statuses.contains_key(*a)).count();
-        if waiting > 0 {
-            by.insert("requested".to_string(), waiting as u64);
-        }
-        by
+        let requested = self.specs.keys().filter(|a| !self.statuses.contains_key(*a)).count();
+        by_state(self.statuses.values().map(|s| s.state), requested)
     }
 
     pub fn budget(&self) -> BudgetRecord {
         self.budget.clone().unwrap_or_default()
     }
+}
+
+/// Workers counted by their last reported state, and the `requested` ones that no supervisor
+/// has reported on yet.
+pub(super) fn by_state(states: impl IntoIterator<Item = WorkerState>, requested: usize) -> BTreeMap<String, u64> {
+    let mut by = BTreeMap::new();
+    for state in states {
+        *by.entry(state.as_str().to_string()).or_default() += 1;
+    }
+    if requested > 0 {
+        by.insert("requested".to_string(), requested as u64);
+    }
+    by
 }
 
 impl Kept for WorkerIndex {
@@ -75,7 +81,11 @@ impl Follows for WorkerIndex {
         let Some((what, agent)) = rest.split_once('/') else { return Ok(()) };
         let agent = AgentId::new(agent);
         match (what, put) {
-            ("spec", true) => drop(self.specs.insert(agent, decode(kv)?)),
+            ("spec", true) => {
+                // What views show of a request: its profile and whether it is stopping.
+                let spec = WorkerSpec { prompt: String::new(), arguments: Vec::new(), ..decode(kv)? };
+                self.specs.insert(agent, spec);
+            }
             ("spec", false) => drop(self.specs.remove(&agent)),
             ("status", true) => {
                 let status = WorkerStatus { log_tail: String::new(), ..decode(kv)? };

@@ -119,18 +119,14 @@ impl Engine {
     /// has reported (one swarm's: [`Self::worker_figures`]).
     pub async fn workers_by_state(&self) -> Result<BTreeMap<String, u64>> {
         let kvs = self.store().range(RangeRequest::prefix(keys::ALL_WORKERS)).await?.kvs;
-        let mut by = BTreeMap::new();
+        let mut states = Vec::new();
         let mut reported = std::collections::HashSet::new();
         for kv in kvs.iter().filter(|kv| kv.key.contains("/status/")) {
-            let status: WorkerStatus = decode(kv)?;
-            *by.entry(status.state.as_str().to_string()).or_default() += 1;
+            states.push(decode::<WorkerStatus>(kv)?.state);
             reported.insert(kv.key.replacen("/status/", "/spec/", 1));
         }
-        let waiting = kvs.iter().filter(|kv| kv.key.contains("/spec/") && !reported.contains(&kv.key)).count();
-        if waiting > 0 {
-            by.insert("requested".to_string(), waiting as u64);
-        }
-        Ok(by)
+        let requested = kvs.iter().filter(|kv| kv.key.contains("/spec/") && !reported.contains(&kv.key)).count();
+        Ok(index::by_state(states, requested))
     }
 
     /// Claim the worker of `agent` under `lease` (the supervisor's), if it is asked for, nobody
