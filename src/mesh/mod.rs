@@ -78,6 +78,8 @@ pub struct Engine {
     passes: Arc<consensus::reconcile::Passes>,
     /// The recent decisions' agreement counts ([`consensus::agreement`]).
     agreements: Arc<consensus::agreement::Agreements>,
+    /// Each swarm's Byzantine flags, decision log head and term ([`consensus::marks`]).
+    consensus_marks: Arc<consensus::marks::MarksCache>,
     /// What keyword searches read of each namespace ([`memory`]).
     memory_index: Arc<memory::SearchIndex>,
     /// Each swarm's worker records, as views show them ([`workers::index`]).
@@ -269,6 +271,7 @@ impl Engine {
             proposals: Arc::default(),
             passes: Arc::default(),
             agreements: Arc::default(),
+            consensus_marks: Arc::default(),
             memory_index: Arc::default(),
             worker_index: Arc::default(),
             monitors: Arc::new(tokio::sync::Semaphore::new(crate::config::MAX_CONCURRENT_MONITORS)),

@@ -17,6 +17,7 @@ mod api;
 mod ballots;
 pub mod election;
 pub mod log;
+pub(crate) mod marks;
 pub mod pbft;
 pub mod proposal;
 pub mod reconcile;

@@ -13,6 +13,8 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
+use super::election::LeaderRecord;
+use super::marks;
 use super::proposal::QuorumSize;
 use super::vote::Outcome;
 use super::voting::write_proposal;
@@ -25,6 +27,7 @@ use crate::error::Result;
 use crate::ids::{AgentId, SwarmId};
 use crate::mesh::follow::Remembered;
 use crate::mesh::history::ProposalMark;
+use crate::mesh::model::decode;
 use crate::mesh::{keys, Engine, SwarmView};
 use crate::store::{self, Revision, Txn};
 
@@ -198,7 +201,8 @@ impl Engine {
     /// serves this on every call).
     pub(crate) async fn consensus_health(&self, view: &SwarmView) -> Result<ConsensusHealth> {
         let swarm = &view.swarm.id;
-        let byzantine = self.byzantine_flags(swarm).await?;
+        let marks = |m: &marks::Marks| (m.byzantine.clone(), m.head, m.term.as_ref().map(|t| t.term));
+        let (byzantine, head, term) = self.consensus_marks.with(&**self.store(), swarm, marks).await?;
         let now = view.now_ms;
         let page =
             self.open_where(swarm, config::MAX_STUCK_LISTED, |p| (now - p.created_at_ms) * 2 > p.timeout_ms).await?;
@@ -213,9 +217,9 @@ impl Engine {
                 reason: prop.evaluate(&ctx).reason,
             });
         }
-        let head = self.log_head(swarm).await?;
         let agreed = self.agreement(swarm, &head).await?;
-        let l = self.leadership(swarm).await?;
+        let leader = store::get(&**self.store(), &keys::leader(swarm)).await?;
+        let leader = leader.map(|kv| decode::<LeaderRecord>(&kv)).transpose()?;
         Ok(ConsensusHealth {
             open_proposals: page.open,
             stuck_count: page.passing,
@@ -223,8 +227,8 @@ impl Engine {
             agreement_rate: (agreed.votes > 0).then(|| agreed.matched as f64 / agreed.votes as f64),
             decisions: head.last,
             byzantine_agents: byzantine.iter().map(|a| a.to_string()).collect(),
-            leader: l.leader.as_ref().map(|(r, _)| r.agent_id.to_string()),
-            term: l.leader.as_ref().map(|(r, _)| r.term).or(l.term.as_ref().map(|(t, _)| t.term)).unwrap_or(0),
+            leader: leader.as_ref().map(|r| r.agent_id.to_string()),
+            term: leader.as_ref().map(|r| r.term).or(term).unwrap_or(0),
         })
     }
 }
