@@ -79,11 +79,11 @@ pub struct Engine {
     /// The recent decisions' agreement counts ([`consensus::agreement`]).
     agreements: Arc<consensus::agreement::Agreements>,
     /// Each swarm's Byzantine flags, decision log head and term ([`consensus::marks`]).
-    consensus_marks: Arc<consensus::marks::MarksCache>,
+    consensus_marks: Arc<follow::PerSwarm<consensus::marks::Marks>>,
     /// What keyword searches read of each namespace ([`memory`]).
     memory_index: Arc<memory::SearchIndex>,
     /// Each swarm's worker records, as views show them ([`workers::index`]).
-    worker_index: Arc<workers::index::WorkerCache>,
+    worker_index: Arc<follow::PerSwarm<workers::index::WorkerIndex>>,
     /// Permits for concurrent `swarm_monitor` calls ([`config::MAX_CONCURRENT_MONITORS`]).
     monitors: Arc<tokio::sync::Semaphore>,
 }

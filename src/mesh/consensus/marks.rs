@@ -11,10 +11,10 @@ use super::election::TermRecord;
 use super::log::LogHead;
 use crate::error::Result;
 use crate::ids::{AgentId, SwarmId};
-use crate::mesh::follow::{Follows, Kept, PerSwarm};
+use crate::mesh::follow::{Follows, Kept};
 use crate::mesh::keys;
 use crate::mesh::model::decode;
-use crate::store::{EventKind, KeyValue, Revision, Store};
+use crate::store::{EventKind, KeyValue, Revision};
 
 /// One swarm's consensus marks.
 #[derive(Debug, Default)]
@@ -60,19 +60,6 @@ impl Follows for Marks {
 
     fn set_revision(&mut self, revision: Revision) {
         self.revision = revision;
-    }
-}
-
-/// Consensus marks at rest, one per swarm.
-#[derive(Default)]
-pub(crate) struct MarksCache {
-    idle: PerSwarm<Marks>,
-}
-
-impl MarksCache {
-    /// `f` of swarm `id`'s marks as of now.
-    pub async fn with<R>(&self, store: &dyn Store, id: &SwarmId, f: impl FnOnce(&Marks) -> R) -> Result<R> {
-        self.idle.with(store, id, f).await
     }
 }
 

@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::Result;
 use crate::ids::{AgentId, SwarmId};
-use crate::mesh::follow::{Follows, Kept, PerSwarm};
+use crate::mesh::follow::{Follows, Kept};
 use crate::mesh::keys;
 use crate::mesh::model::decode;
-use crate::store::{EventKind, KeyValue, Revision, Store};
+use crate::store::{EventKind, KeyValue, Revision};
 
 use super::{BudgetRecord, WorkerSpec, WorkerState, WorkerStatus, WorkerView};
 
@@ -99,18 +99,5 @@ impl Follows for WorkerIndex {
 
     fn set_revision(&mut self, revision: Revision) {
         self.revision = revision;
-    }
-}
-
-/// Worker indexes at rest, one per swarm.
-#[derive(Default)]
-pub(crate) struct WorkerCache {
-    idle: PerSwarm<WorkerIndex>,
-}
-
-impl WorkerCache {
-    /// `f` of swarm `id`'s workers as of now.
-    pub async fn with<R>(&self, store: &dyn Store, id: &SwarmId, f: impl FnOnce(&WorkerIndex) -> R) -> Result<R> {
-        self.idle.with(store, id, f).await
     }
 }
