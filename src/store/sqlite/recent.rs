@@ -36,7 +36,8 @@ pub(super) enum Recent {
 }
 
 /// The changes under `prefix` after `after`, up to the snapshot's `revision`, from what the
-/// snapshot read of the log; `None` when there are too many to keep (the caller reads them).
+/// snapshot read of the log; `None` when the caller is to read them itself (the snapshot's first
+/// ask, or too many to keep).
 pub(super) fn changes(
     kept: &RefCell<Recent>,
     conn: &Connection,
@@ -44,29 +45,18 @@ pub(super) fn changes(
     after: Revision,
     revision: Revision,
 ) -> Result<Option<Vec<WatchEvent>>, Fail> {
-    let covered = match &*kept.borrow() {
-        Recent::Unread => None,
-        Recent::All { after: from, .. } => Some(after >= *from),
+    let answered = match &*kept.borrow() {
+        Recent::All { after: from, .. } => after >= *from,
         Recent::TooMany { after: from } if after <= *from => return Ok(None),
-        _ => Some(false),
+        _ => false,
     };
-    let Some(covered) = covered else {
-        *kept.borrow_mut() = Recent::Once;
-        return Ok(None);
-    };
-    if !covered {
-        *kept.borrow_mut() = read(conn, after, revision)?;
+    if !answered {
+        let first = matches!(*kept.borrow(), Recent::Unread);
+        *kept.borrow_mut() = if first { Recent::Once } else { read(conn, after, revision)? };
     }
-    Ok(match &*kept.borrow() {
-        Recent::All { events, .. } => Some(
-            events
-                .iter()
-                .filter(|(rev, e)| *rev > after && e.kv.key.starts_with(prefix))
-                .map(|(_, e)| e.clone())
-                .collect(),
-        ),
-        _ => None,
-    })
+    let Recent::All { events, .. } = &*kept.borrow() else { return Ok(None) };
+    let under = events.iter().filter(|(rev, e)| *rev > after && e.kv.key.starts_with(prefix));
+    Ok(Some(under.map(|(_, e)| e.clone()).collect()))
 }
 
 /// Every change after `after` up to `revision`, if within the bounds.
