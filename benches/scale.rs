@@ -188,19 +188,25 @@ async fn memory_table(sizes: &[usize]) {
     for &n in sizes {
         let dir = tempfile::tempdir().unwrap();
         let engine = mesh_mcp::open_engine(dir.path().join("memory.db").to_str().unwrap(), Default::default()).unwrap();
-        for i in 0..n {
-            let store = json!({"action": "store", "key": format!("k{i:06}"), "value": format!("note {i} about the parser and the store"), "namespace": "bench"});
-            call(&engine, "memory_usage", store).await;
-            if (i + 1) % 10_000 == 0 {
-                eprintln!("  memory: {} keys", i + 1);
-            }
-        }
+        store_notes(&engine, n, "memory", 10_000).await;
         let list = p50(&engine, "memory_usage", json!({"action": "list", "namespace": "bench"}), 20).await;
         let cursor = format!("k{:06}", n / 2);
         let later =
             p50(&engine, "memory_usage", json!({"action": "list", "namespace": "bench", "cursor": cursor}), 20).await;
         let search = p50(&engine, "memory_search", json!({"pattern": "parser store", "namespace": "bench"}), 5).await;
         println!("| {n} | {} | {} | {} |", ms(list), ms(later), ms(search));
+    }
+}
+
+/// `n` notes `k000000`, `k000001`, ... in namespace `bench`, with progress on stderr every
+/// `every` (the memory and hybrid tables search them).
+async fn store_notes(engine: &Engine, n: usize, table: &str, every: usize) {
+    for i in 0..n {
+        let store = json!({"action": "store", "key": format!("k{i:06}"), "value": format!("note {i} about the parser and the store"), "namespace": "bench"});
+        call(engine, "memory_usage", store).await;
+        if (i + 1) % every == 0 {
+            eprintln!("  {table}: {} keys", i + 1);
+        }
     }
 }
 
@@ -218,13 +224,7 @@ async fn hybrid_table(sizes: &[usize]) {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("hybrid.db");
         let engine = mesh_mcp::open_engine_with(db.to_str().unwrap(), Default::default(), &compute).unwrap();
-        for i in 0..n {
-            let store = json!({"action": "store", "key": format!("k{i:06}"), "value": format!("note {i} about the parser and the store"), "namespace": "bench"});
-            call(&engine, "memory_usage", store).await;
-            if (i + 1) % 1_000 == 0 {
-                eprintln!("  hybrid: {} keys", i + 1);
-            }
-        }
+        store_notes(&engine, n, "hybrid", 1_000).await;
         let search = p50(&engine, "memory_search", json!({"pattern": "parser store", "namespace": "bench"}), 5).await;
         println!("| {n} | {} |", ms(search));
     }
