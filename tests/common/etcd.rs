@@ -33,22 +33,27 @@ fn free_port() -> u16 {
 }
 
 impl EtcdCluster {
-    /// Start `n` members and wait until every one answers.
+    /// Start `n` members and wait until every one answers. A port [`free_port`] found free can
+    /// be taken by another test's process before etcd binds it; the member then exits, and the
+    /// cluster is started again on fresh ports (three tries).
     pub fn start(n: usize) -> EtcdCluster {
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let mut cluster = EtcdCluster {
-            members: (0..n).map(|_| None).collect(),
-            clients: ports.iter().map(|(client, _)| format!("127.0.0.1:{client}")).collect(),
-            peers: ports.iter().map(|(_, peer)| format!("127.0.0.1:{peer}")).collect(),
-            dir: tempfile::tempdir().unwrap(),
-        };
-        for i in 0..n {
-            cluster.launch(i, "new");
+        for _ in 0..3 {
+            let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+            let mut cluster = EtcdCluster {
+                members: (0..n).map(|_| None).collect(),
+                clients: ports.iter().map(|(client, _)| format!("127.0.0.1:{client}")).collect(),
+                peers: ports.iter().map(|(_, peer)| format!("127.0.0.1:{peer}")).collect(),
+                dir: tempfile::tempdir().unwrap(),
+            };
+            for i in 0..n {
+                cluster.launch(i, "new");
+            }
+            if (0..n).all(|i| cluster.came_up(i)) {
+                return cluster;
+            }
+            eprintln!("etcd: a member exited while starting (a port taken?); starting again on fresh ports");
         }
-        for client in &cluster.clients {
-            cluster.wait_healthy(client);
-        }
-        cluster
+        panic!("an etcd cluster of {n} did not come up in three tries");
     }
 
     fn launch(&mut self, i: usize, state: &str) {
@@ -91,6 +96,21 @@ impl EtcdCluster {
             assert!(Instant::now() < deadline, "etcd member {client} never became healthy");
             std::thread::sleep(HEALTH_POLL);
         }
+    }
+
+    /// Whether member `i` becomes healthy within 30 s; false as soon as its process exits.
+    fn came_up(&mut self, i: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if health(&self.clients[i]).is_some_and(|body| body.contains("\"true\"")) {
+                return true;
+            }
+            if self.members[i].as_mut().is_none_or(|c| c.try_wait().is_ok_and(|exited| exited.is_some())) {
+                return false;
+            }
+            std::thread::sleep(HEALTH_POLL);
+        }
+        false
     }
 
     /// `etcd://` address of the members in this order (the first is the one a server uses
